@@ -1,0 +1,46 @@
+# Every target installs what it needs into .venv first, so a fresh clone works with
+# nothing but python3, pip and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck pytest bench docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	rm -rf ./agent-data
+	$(BIN)/python examples/flight_agent.py --data-dir ./agent-data
+	$(BIN)/agentstore --data-dir ./agent-data sessions
+	$(BIN)/agentstore --data-dir ./agent-data replay "$$($(BIN)/python examples/flight_agent.py --data-dir ./agent-data --last-id)"
+	$(BIN)/agentstore --data-dir ./agent-data stats "$$($(BIN)/python examples/flight_agent.py --data-dir ./agent-data --last-id)"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+docs: install
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache agent-data

@@ -1,0 +1,790 @@
+"""The file backend (the default): a data directory readable with `cat`, `grep` and `jq`.
+
+Layout (the Go original's, so both can share a data directory)::
+
+    <data dir>/
+      sessions/<id>.json     the session: id, name, created_at, labels, ...
+      events/<id>.jsonl      its log: one JSON event per line, sequence numbers 1..N
+      snapshots/<id>.json    the latest snapshot of its state, and the reducer that made it
+
+Appends are O(1): a session's last sequence number and timestamp are read from the tail of
+its log once, when the session is first touched, and kept. An append writes its lines with
+one `write` and (durability "fsync") one `fdatasync`, in one worker-thread hop, holding an
+advisory `flock` on the log so that several processes can share a data directory: if the
+log grew since this process last saw it, the new tail is read before sequence numbers are
+assigned. Session and snapshot files are written to a temporary file, synced and renamed
+(sessions are linked, so that two processes creating the same id cannot both succeed).
+
+A torn last line (a crash mid-append) is moved to `events/<id>.jsonl.torn-<time>` and cut
+from the log the next time the session is opened for writing; any other line that is not a
+valid event raises `CorruptLogError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiofiles
+import anyio
+import orjson
+
+from agentstore.backends.base import (
+    AppendResult,
+    Backend,
+    EventFilter,
+    PendingEvent,
+    SnapshotRecord,
+    plan_append,
+)
+from agentstore.errors import (
+    ConcurrencyError,
+    CorruptLogError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StorageError,
+    StoreLockedError,
+)
+from agentstore.events import Event, decode_event, format_timestamp, parse_timestamp
+from agentstore.session import Session
+
+__all__ = ["Durability", "FileBackend"]
+
+logger = logging.getLogger("agentstore")
+
+Durability = Literal["fsync", "flush"]
+"""`"fsync"`: an append returns once its lines are on disk. `"flush"`: once the OS has them."""
+
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+_TAIL_CHUNK = 64 * 1024
+_READ_CHUNK = 1024 * 1024
+_CHECKPOINT_EVERY = 1024
+_MAX_OPEN_LOGS = 256
+
+
+# The OS calls an append makes, as module functions so that fault-injection tests can
+# replace them (ENOSPC, EIO) without touching the `os` module.
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _sync(fd: int) -> None:
+    os.fdatasync(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(slots=True)
+class _Log:
+    """What this process knows of one session's log."""
+
+    session_id: str
+    path: Path
+    fd: int | None
+    ino: int
+    size: int
+    """End of the last complete line."""
+    last_seq: int
+    last_ts: datetime | None
+    ids: dict[str, int] | None = None
+    """Event id -> sequence number, built on the first append (for idempotent retries)."""
+    checkpoints: dict[int, int] = field(default_factory=dict)
+    """Sequence number -> byte offset of its line, every `_CHECKPOINT_EVERY` lines."""
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def _decode_line(line: bytes, path: Path, lineno: int) -> Event:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptLogError(f"not valid JSON ({exc})", path=str(path), line=lineno) from exc
+    if not isinstance(obj, dict):
+        raise CorruptLogError("not a JSON object", path=str(path), line=lineno)
+    try:
+        event = decode_event(obj)
+    except CorruptLogError as exc:
+        raise CorruptLogError(str(exc), path=str(path), line=lineno) from exc
+    if event.sequence_number != lineno:
+        raise CorruptLogError(
+            f"sequence number {event.sequence_number} where {lineno} was expected",
+            path=str(path),
+            line=lineno,
+        )
+    return event
+
+
+def _last_line(fd: int, size: int) -> tuple[int, bytes]:
+    """Return (start offset, bytes) of the last newline-terminated line ending at `size`."""
+    end = size
+    buf = b""
+    pos = end
+    while pos > 0:
+        step = min(_TAIL_CHUNK, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+        nl = buf.rfind(b"\n", 0, len(buf) - 1)
+        if nl >= 0:
+            return pos + nl + 1, buf[nl + 1 :]
+    return 0, buf
+
+
+class FileBackend(Backend):
+    """Stores sessions as files in a data directory (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "fsync",
+        read_only: bool = False,
+    ) -> None:
+        if durability not in ("fsync", "flush"):
+            raise ValueError(f"durability must be 'fsync' or 'flush', not {durability!r}")
+        self.root = Path(path)
+        self.durability: Durability = durability
+        self.read_only = read_only
+        self._sessions_dir = self.root / "sessions"
+        self._events_dir = self.root / "events"
+        self._snapshots_dir = self.root / "snapshots"
+        self._logs: OrderedDict[str, _Log] = OrderedDict()
+
+    # --- paths and lifecycle ------------------------------------------------------------
+
+    def session_path(self, session_id: str) -> Path:
+        """Path of a session's file."""
+        return self._sessions_dir / f"{session_id}.json"
+
+    def log_path(self, session_id: str) -> Path:
+        """Path of a session's event log."""
+        return self._events_dir / f"{session_id}.jsonl"
+
+    def snapshot_path(self, session_id: str) -> Path:
+        """Path of a session's snapshot."""
+        return self._snapshots_dir / f"{session_id}.json"
+
+    async def open(self) -> None:
+        await anyio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> None:
+        if self.read_only:
+            if not self.root.is_dir():
+                raise StorageError(f"no data directory at {self.root}")
+            return
+        try:
+            for directory in (self.root, self._sessions_dir, self._events_dir):
+                directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            self._snapshots_dir.mkdir(mode=_DIR_MODE, exist_ok=True)
+        except OSError as exc:
+            raise StoreLockedError(f"cannot create data directory {self.root}: {exc}") from exc
+        if not os.access(self._events_dir, os.W_OK):
+            raise StoreLockedError(
+                f"data directory {self.root} is not writable; open it with read_only=True"
+            )
+        self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Delete temp files left by crashed writers (their pid no longer runs)."""
+        for directory in (self._sessions_dir, self._snapshots_dir):
+            for entry in os.scandir(directory):
+                name = entry.name
+                if ".tmp-" not in name:
+                    continue
+                try:
+                    pid = int(name.rsplit(".tmp-", 1)[1].split("-", 1)[0])
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                except (ValueError, IndexError, PermissionError):
+                    continue
+
+    async def close(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreLockedError("this store was opened read-only")
+
+    # --- atomic small files ---------------------------------------------------------------
+
+    def _write_file_atomic(self, path: Path, data: bytes, *, exclusive: bool) -> None:
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if exclusive:
+                os.link(tmp, path)  # fails if the name exists: atomic across processes
+            else:
+                os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _fsync_dir(path.parent)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def create_session(self, session: Session) -> None:
+        self._writable()
+        await anyio.to_thread.run_sync(self._create_session_sync, session)
+
+    def _create_session_sync(self, session: Session) -> None:
+        data = orjson.dumps(session.to_dict(), option=orjson.OPT_INDENT_2)
+        try:
+            self._write_file_atomic(self.session_path(session.id), data, exclusive=True)
+        except FileExistsError as exc:
+            raise SessionExistsError(session.id) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot create session {session.id!r}: {exc}") from exc
+        # Start an empty log. Replacing (not truncating) any leftover log of a deleted
+        # session of the same id means a crash between the two steps cannot resurrect it.
+        log_path = self.log_path(session.id)
+        tmp = log_path.with_name(f".{log_path.name}.tmp-{os.getpid()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)
+            os.close(fd)
+            os.replace(tmp, log_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.snapshot_path(session.id))
+            _fsync_dir(self._events_dir)
+        except OSError as exc:
+            raise StorageError(f"cannot create the log of {session.id!r}: {exc}") from exc
+        self._forget(session.id)
+
+    def _read_session_file(self, session_id: str) -> dict[str, Any]:
+        path = self.session_path(session_id)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise SessionNotFoundError(session_id) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}") from exc
+        try:
+            obj = orjson.loads(raw)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise StorageError(f"{path}: not a valid session file ({exc})") from exc
+        return obj
+
+    def _session_from(self, obj: dict[str, Any], path: Path) -> Session:
+        try:
+            session = Session.model_validate(obj)
+        except ValueError as exc:
+            raise StorageError(f"{path}: not a valid session file ({exc})") from exc
+        log = self._log_sync(session.id, create=False)
+        session.event_count = log.last_seq if log is not None else 0
+        if log is not None and log.last_ts is not None:
+            session.updated_at = log.last_ts
+        else:
+            session.updated_at = session.created_at
+        return session
+
+    async def get_session(self, session_id: str) -> Session:
+        return await anyio.to_thread.run_sync(self._get_session_sync, session_id)
+
+    def _get_session_sync(self, session_id: str) -> Session:
+        obj = self._read_session_file(session_id)
+        return self._session_from(obj, self.session_path(session_id))
+
+    async def list_sessions(
+        self, *, limit: int, offset: int, labels: dict[str, str] | None
+    ) -> list[Session]:
+        return await anyio.to_thread.run_sync(self._list_sessions_sync, limit, offset, labels)
+
+    def _list_sessions_sync(
+        self, limit: int, offset: int, labels: dict[str, str] | None
+    ) -> list[Session]:
+        if not self._sessions_dir.is_dir():
+            return []
+        found: list[tuple[str, str, dict[str, Any]]] = []
+        for entry in os.scandir(self._sessions_dir):
+            name = entry.name
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            try:
+                obj = orjson.loads(Path(entry.path).read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue  # being deleted, or not ours: listing must not fail on it
+            if not isinstance(obj, dict):
+                continue
+            if labels:
+                have = obj.get("labels") or {}
+                if not all(have.get(k) == v for k, v in labels.items()):
+                    continue
+            created = obj.get("created_at")
+            # ISO timestamps sort as strings only at equal precision: normalise.
+            try:
+                key = format_timestamp(parse_timestamp(created))
+            except ValueError:
+                continue
+            found.append((key, str(obj.get("id", "")), obj))
+        found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return [
+            self._session_from(obj, self.session_path(sid))
+            for _, sid, obj in found[offset : offset + limit]
+        ]
+
+    async def delete_session(self, session_id: str) -> None:
+        self._writable()
+        await anyio.to_thread.run_sync(self._delete_session_sync, session_id)
+
+    def _delete_session_sync(self, session_id: str) -> None:
+        self._forget(session_id)
+        try:
+            # The session file goes first: once it is gone the session is gone, and a
+            # crash before the rest is cleaned up leaves only invisible files behind.
+            os.unlink(self.session_path(session_id))
+        except FileNotFoundError as exc:
+            raise SessionNotFoundError(session_id) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot delete session {session_id!r}: {exc}") from exc
+        for path in (self.log_path(session_id), self.snapshot_path(session_id)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        for directory in (self._sessions_dir, self._events_dir):
+            _fsync_dir(directory)
+
+    # --- logs -----------------------------------------------------------------------------
+
+    def _forget(self, session_id: str) -> None:
+        log = self._logs.pop(session_id, None)
+        if log is not None:
+            log.close()
+
+    def _log_sync(self, session_id: str, *, create: bool = True) -> _Log | None:
+        """Return this process's view of a log, opening it on first touch.
+
+        Raises `SessionNotFoundError` if `create` and the session does not exist;
+        returns None if not `create` and there is no log.
+        """
+        log = self._logs.get(session_id)
+        if log is not None:
+            self._logs.move_to_end(session_id)
+            self._catch_up(log)
+            return log
+        path = self.log_path(session_id)
+        if not self.session_path(session_id).exists():
+            if create:
+                raise SessionNotFoundError(session_id)
+            if not path.exists():
+                return None
+        flags = os.O_RDONLY if self.read_only else os.O_RDWR | os.O_APPEND | os.O_CREAT
+        try:
+            fd = os.open(path, flags | os.O_CLOEXEC, _FILE_MODE)
+        except FileNotFoundError:
+            if create and not self.read_only:
+                raise
+            return _Log(session_id, path, None, 0, 0, 0, None) if create else None
+        except OSError as exc:
+            raise StorageError(f"cannot open {path}: {exc}") from exc
+        log = _Log(session_id, path, fd, os.fstat(fd).st_ino, 0, 0, None)
+        try:
+            self._load_tail(log)
+        except BaseException:
+            log.close()
+            raise
+        self._logs[session_id] = log
+        while len(self._logs) > _MAX_OPEN_LOGS:
+            _, old = self._logs.popitem(last=False)
+            old.close()
+        return log
+
+    def _require_log(self, session_id: str) -> _Log:
+        log = self._log_sync(session_id, create=True)
+        if log is None:  # pragma: no cover - create=True raises instead
+            raise SessionNotFoundError(session_id)
+        return log
+
+    def _load_tail(self, log: _Log) -> None:
+        """Read the last complete line of a freshly opened log (repairing a torn tail)."""
+        assert log.fd is not None
+        size = os.fstat(log.fd).st_size
+        if size == 0:
+            return
+        if not self.read_only:
+            fcntl.flock(log.fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(log.fd).st_size
+            end = self._complete_end(log.fd, size)
+            if end != size and not self.read_only:
+                self._quarantine(log, end, size)
+            log.size = end
+            if end:
+                start, line = _last_line(log.fd, end)
+                event = self._parse_tail_line(log, line)
+                log.last_seq = event.sequence_number
+                log.last_ts = event.timestamp
+                log.checkpoints[event.sequence_number] = start
+        finally:
+            if not self.read_only:
+                fcntl.flock(log.fd, fcntl.LOCK_UN)
+
+    def _parse_tail_line(self, log: _Log, line: bytes) -> Event:
+        try:
+            obj = orjson.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            return decode_event(obj)
+        except (ValueError, CorruptLogError) as exc:
+            raise CorruptLogError(
+                f"the last line is not a valid event ({exc})", path=str(log.path)
+            ) from exc
+
+    def _complete_end(self, fd: int, size: int) -> int:
+        """Return the end of the last complete line (a valid JSON object ending in newline)."""
+        end = size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # No newline at the end: the bytes after the last newline are torn.
+            end, _ = _last_line(fd, size)
+        if end:
+            start, line = _last_line(fd, end)
+            try:
+                obj = orjson.loads(line)
+                if not isinstance(obj, dict) or "sequence_number" not in obj:
+                    raise ValueError("not an event")
+            except ValueError:
+                # A newline-terminated but unparsable last line is torn too (a crash can
+                # leave zeros where the line should be); earlier lines are never cut.
+                end = start
+        return end
+
+    def _quarantine(self, log: _Log, end: int, size: int) -> None:
+        assert log.fd is not None
+        torn = os.pread(log.fd, size - end, end)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = log.path.with_name(f"{log.path.name}.torn-{stamp}")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            _write_all(fd, torn)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.ftruncate(log.fd, end)
+        os.fsync(log.fd)
+        _fsync_dir(log.path.parent)
+        logger.warning(
+            "%s: moved a torn last line (%d bytes, from an interrupted append) to %s",
+            log.path,
+            size - end,
+            target.name,
+        )
+
+    def _catch_up(self, log: _Log) -> None:
+        """Read lines another process appended since this process last looked."""
+        if log.fd is None:
+            return
+        size = os.fstat(log.fd).st_size
+        if size == log.size:
+            return
+        if size < log.size:
+            self._forget(log.session_id)
+            raise StorageError(
+                f"{log.path} shrank from {log.size} to {size} bytes under a running store"
+            )
+        data = os.pread(log.fd, size - log.size, log.size)
+        end = data.rfind(b"\n") + 1
+        offset = log.size
+        for raw in data[:end].splitlines(keepends=True):
+            event = _decode_line(raw[:-1], log.path, log.last_seq + 1)
+            log.last_seq = event.sequence_number
+            log.last_ts = event.timestamp
+            if log.ids is not None:
+                log.ids[event.id] = event.sequence_number
+            if event.sequence_number % _CHECKPOINT_EVERY == 0:
+                log.checkpoints[event.sequence_number] = offset
+            offset += len(raw)
+        log.size += end
+
+    def _check_not_replaced(self, log: _Log) -> None:
+        try:
+            st = os.stat(log.path)
+        except FileNotFoundError:
+            self._forget(log.session_id)
+            if not self.session_path(log.session_id).exists():
+                raise SessionNotFoundError(log.session_id) from None
+            raise StorageError(f"{log.path} was deleted under a running store") from None
+        if st.st_ino != log.ino:
+            self._forget(log.session_id)
+            raise StorageError(f"{log.path} was replaced under a running store; retry to reopen it")
+
+    def _build_ids(self, log: _Log) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for event in self._scan(log.path, 1, log.size, {}):
+            ids[event.id] = event.sequence_number
+        return ids
+
+    async def last_seq(self, session_id: str) -> int:
+        log = self._logs.get(session_id)
+        if log is not None and log.fd is not None and os.fstat(log.fd).st_size == log.size:
+            return log.last_seq
+        return await anyio.to_thread.run_sync(self._last_seq_sync, session_id)
+
+    def _last_seq_sync(self, session_id: str) -> int:
+        return self._require_log(session_id).last_seq
+
+    async def append(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        self._writable()
+        return await anyio.to_thread.run_sync(self._append_sync, session_id, batch, expected_seq)
+
+    def _append_sync(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        log = self._require_log(session_id)
+        if log.fd is None:  # opened when its file was missing: open it again
+            self._forget(session_id)
+            log = self._require_log(session_id)
+        fd = log.fd
+        if fd is None:
+            raise StorageError(f"cannot open {log.path} for appending")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            self._check_not_replaced(log)
+            if os.fstat(fd).st_size != log.size:
+                self._repair_or_catch_up(log)
+            previous = log.last_seq
+            if expected_seq is not None and expected_seq != previous:
+                raise ConcurrencyError(session_id, expected_seq, previous)
+            if log.ids is None:
+                log.ids = self._build_ids(log)
+            plan = plan_append(
+                session_id,
+                batch,
+                last_seq=previous,
+                last_ts=log.last_ts,
+                known_ids=log.ids,
+                now=datetime.now(UTC),
+            )
+            if plan.lines:
+                self._write_lines(log, b"".join(plan.lines))
+                offset = log.size
+                for seq, line in zip(
+                    range(previous + 1, plan.last_seq + 1), plan.lines, strict=True
+                ):
+                    if seq % _CHECKPOINT_EVERY == 0:
+                        log.checkpoints[seq] = offset
+                    offset += len(line)
+                log.size = offset
+                log.last_seq = plan.last_seq
+                log.last_ts = plan.last_ts
+                log.ids.update(plan.new_ids)
+        finally:
+            if log.fd is not None:
+                fcntl.flock(log.fd, fcntl.LOCK_UN)
+        events: list[Event] = []
+        for index, event in enumerate(plan.events):
+            if event is None:
+                seq = plan.duplicates[index]
+                event = self._scan_one(log, seq)
+            events.append(event)
+        return AppendResult(events, len(plan.lines), previous)
+
+    def _repair_or_catch_up(self, log: _Log) -> None:
+        assert log.fd is not None
+        size = os.fstat(log.fd).st_size
+        end = self._complete_end(log.fd, size)
+        if end != size:
+            self._quarantine(log, end, size)
+        self._catch_up(log)
+
+    def _write_lines(self, log: _Log, data: bytes) -> None:
+        assert log.fd is not None
+        try:
+            _write_all(log.fd, data)
+            if self.durability == "fsync":
+                _sync(log.fd)
+        except OSError as exc:
+            self._undo_failed_write(log)
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
+            raise StorageError(
+                f"could not write to {log.path}: {reason}; nothing was appended"
+            ) from exc
+
+    def _undo_failed_write(self, log: _Log) -> None:
+        """Cut a failed append back out of the log and reopen the file.
+
+        After a failed fsync the kernel may have dropped the dirty pages, so the file
+        descriptor is never trusted again (PostgreSQL's "fsyncgate").
+        """
+        assert log.fd is not None
+        try:
+            os.ftruncate(log.fd, log.size)
+            os.fsync(log.fd)
+        except OSError:
+            logger.exception("%s: could not cut back a failed append", log.path)
+        fcntl.flock(log.fd, fcntl.LOCK_UN)
+        self._forget(log.session_id)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _scan(
+        self, path: Path, from_seq: int, end: int | None, checkpoints: dict[int, int]
+    ) -> Iterator[Event]:
+        """Yield every event from `from_seq` on, up to byte `end` (None: all)."""
+        yield from self._scan_filtered(path, EventFilter(from_seq=from_seq), end, checkpoints)
+
+    def _scan_one(self, log: _Log, seq: int) -> Event:
+        for event in self._scan_filtered(
+            log.path, EventFilter(from_seq=seq, to_seq=seq), log.size, log.checkpoints
+        ):
+            return event
+        raise CorruptLogError(f"event {seq} is missing", path=str(log.path), line=seq)
+
+    def _scan_filtered(
+        self, path: Path, flt: EventFilter, end: int | None, checkpoints: dict[int, int]
+    ) -> Iterator[Event]:
+        start_seq, offset = 1, 0
+        target = max(flt.from_seq, 1)
+        for seq, off in checkpoints.items():
+            if start_seq < seq <= target:
+                start_seq, offset = seq, off
+        patterns = (
+            tuple(f'"type":"{t}"'.encode() for t in flt.types) if flt.types is not None else None
+        )
+        count = 0
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below; a generator owns it
+        except FileNotFoundError:
+            return
+        with handle:
+            handle.seek(offset)
+            seq = start_seq - 1
+            remaining = None if end is None else end - offset
+            rest = b""
+            data_base = offset  # file offset of data[0]
+            while remaining is None or remaining > 0:
+                chunk = handle.read(
+                    _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+                )
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                data = rest + chunk if rest else chunk
+                last_nl = data.rfind(b"\n")
+                if last_nl < 0:
+                    rest = data
+                    continue
+                rest = data[last_nl + 1 :]
+                pos = 0
+                while pos <= last_nl:
+                    nl = data.index(b"\n", pos)
+                    seq += 1
+                    line_start, pos = pos, nl + 1
+                    if seq < target:
+                        continue
+                    if flt.to_seq is not None and seq > flt.to_seq:
+                        return
+                    line = data[line_start:nl]
+                    if (
+                        patterns is not None
+                        and not any(p in line for p in patterns)
+                        and b'"type":"' in line
+                    ):
+                        continue
+                    if seq % _CHECKPOINT_EVERY == 0:
+                        checkpoints.setdefault(seq, data_base + line_start)
+                    event = _decode_line(line, path, seq)
+                    if (
+                        flt.until is not None
+                        and event.timestamp is not None
+                        and event.timestamp > flt.until
+                    ):
+                        return  # timestamps never go backwards
+                    if not flt.matches(event):
+                        continue
+                    yield event
+                    count += 1
+                    if flt.limit is not None and count >= flt.limit:
+                        return
+                data_base += last_nl + 1
+            # Bytes after the last newline are a torn or in-progress line: not an event.
+
+    async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
+        return await anyio.to_thread.run_sync(self._read_sync, session_id, flt)
+
+    def _read_sync(self, session_id: str, flt: EventFilter) -> list[Event]:
+        log = self._require_log(session_id)
+        return list(self._scan_filtered(log.path, flt, log.size, log.checkpoints))
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        if self.read_only:
+            return
+        data = orjson.dumps(
+            {
+                "session_id": snapshot.session_id,
+                "version": snapshot.version,
+                "state": snapshot.state,
+                "created_at": format_timestamp(snapshot.created_at),
+                "event_count": snapshot.version,
+                "reducer": snapshot.reducer,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+        path = self.snapshot_path(snapshot.session_id)
+        try:
+            await anyio.to_thread.run_sync(self._write_snapshot_sync, path, data)
+        except OSError as exc:
+            logger.warning("%s: could not save a snapshot (%s); state is unaffected", path, exc)
+
+    def _write_snapshot_sync(self, path: Path, data: bytes) -> None:
+        if self.session_path(path.stem).exists():
+            self._write_file_atomic(path, data, exclusive=False)
+
+    async def load_snapshot(self, session_id: str) -> SnapshotRecord | None:
+        path = self.snapshot_path(session_id)
+        try:
+            async with aiofiles.open(path, "rb") as handle:
+                raw = await handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            logger.warning("%s: cannot read the snapshot (%s); rebuilding state", path, exc)
+            return None
+        try:
+            obj = orjson.loads(raw)
+            state = obj["state"]
+            version = obj["version"]
+            if not isinstance(state, dict) or not isinstance(version, int):
+                raise ValueError("bad types")
+            reducer = obj.get("reducer")
+            created = parse_timestamp(obj.get("created_at"))
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("%s: the snapshot is unreadable (%s); rebuilding state", path, exc)
+            return None
+        return SnapshotRecord(
+            session_id, version, state, reducer if isinstance(reducer, str) else None, created
+        )

@@ -1,0 +1,389 @@
+"""Events: the immutable records of an agent session, and how they are written as JSON.
+
+One event is one line of JSON in a session's log (`events/<session id>.jsonl`), with the
+field names of the Go original, plus `id`::
+
+    {"id":"…","session_id":"…","sequence_number":3,"type":"tool_called",
+     "payload":{"tool":"search_flights"},"timestamp":"2026-11-27T16:46:51.227142Z",
+     "metadata":{"tool_name":"search_flights"}}
+
+`metadata` leaves out fields that are not set. Lines written by the Go original have no
+`id` (one is derived from the session id and sequence number when they are read) and carry
+nanosecond timestamps (read with microsecond precision).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agentstore.errors import CorruptLogError, InvalidEventError
+
+__all__ = ["Event", "EventType", "Metadata", "new_event"]
+
+
+class EventType(StrEnum):
+    """The built-in, agent-native event types.
+
+    Any other lower-case identifier (`"cache_hit"`) is a valid user-defined type.
+    """
+
+    USER_MESSAGE = "user_message"
+    PLAN_CREATED = "plan_created"
+    TOOL_CALLED = "tool_called"
+    TOOL_RESULT = "tool_result"
+    LLM_REQUEST = "llm_request"
+    LLM_RESPONSE = "llm_response"
+    STATE_UPDATED = "state_updated"
+    ERROR = "error"
+    CUSTOM = "custom"
+
+
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# Validated type names, so the append path pays for the regex once per name.
+_KNOWN_TYPES: dict[str, str] = {t.value: t for t in EventType}
+
+
+def check_event_type(value: object) -> str:
+    """Return `value` as an event type name, or raise `InvalidEventError`."""
+    if isinstance(value, str):
+        known = _KNOWN_TYPES.get(value)
+        if known is not None:
+            return known
+        if _TYPE_NAME.fullmatch(value):
+            if len(_KNOWN_TYPES) < 10_000:
+                _KNOWN_TYPES[value] = value
+            return value
+    raise InvalidEventError(
+        f"invalid event type {value!r}: use an EventType or a lower-case identifier "
+        "such as 'cache_hit' (a-z, 0-9, _; at most 64 characters, starting with a letter)"
+    )
+
+
+class Metadata(BaseModel):
+    """Optional observability data attached to an event. Every field may be left unset."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    worker_id: str | None = None
+    """Which worker or process produced the event."""
+    tokens_in: int | None = Field(default=None, ge=0)
+    """Input (prompt) tokens of an LLM call."""
+    tokens_out: int | None = Field(default=None, ge=0)
+    """Output (completion) tokens of an LLM call."""
+    model: str | None = None
+    """Model name, e.g. `"gpt-4o"`."""
+    tool_name: str | None = None
+    """Tool name for `tool_called` / `tool_result`."""
+    duration_ms: int | None = Field(default=None, ge=0)
+    """How long the operation took, in milliseconds."""
+    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """Cost of the call in US dollars."""
+    call_id: str | None = None
+    """Pairs a call (`tool_called`, `llm_request`) with its result."""
+    cache_read_tokens: int | None = Field(default=None, ge=0)
+    """Input tokens served from the provider's prompt cache."""
+    cache_write_tokens: int | None = Field(default=None, ge=0)
+    """Input tokens written to the provider's prompt cache."""
+    reasoning_tokens: int | None = Field(default=None, ge=0)
+    """Output tokens spent on reasoning."""
+    provider: str | None = None
+    """Model provider, e.g. `"openai"`."""
+    extra: dict[str, str] | None = None
+    """Free-form string key/value pairs."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the set fields as a JSON-ready dict (unset fields are left out)."""
+        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.__pydantic_extra__:
+            out.update(self.__pydantic_extra__)
+        if "extra" in out:
+            out["extra"] = dict(out["extra"])
+        return out
+
+
+_UNSET_METADATA: dict[str, Any] = dict.fromkeys(Metadata.model_fields)
+
+
+def empty_metadata() -> Metadata:
+    """Return a new, empty `Metadata` without running validation (hot path)."""
+    meta = Metadata.__new__(Metadata)
+    object.__setattr__(meta, "__dict__", dict(_UNSET_METADATA))
+    object.__setattr__(meta, "__pydantic_fields_set__", set())
+    object.__setattr__(meta, "__pydantic_extra__", {})
+    object.__setattr__(meta, "__pydantic_private__", None)
+    return meta
+
+
+def new_event_id() -> str:
+    """Return a random UUID4 string (faster than `str(uuid.uuid4())`, same format)."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+
+
+def legacy_event_id(session_id: str, sequence_number: int) -> str:
+    """Derive a stable id for an event written without one (the Go original)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentstore:{session_id}/{sequence_number}"))
+
+
+class Event(BaseModel):
+    """One immutable record in a session's log.
+
+    Build one with `new_event()`; the store assigns `session_id`, `sequence_number` and
+    `timestamp` when it is appended, and returns the stored copy.
+    """
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    id: str = Field(default_factory=new_event_id, min_length=1, max_length=128)
+    """Unique id (UUID string); appending an id already in the session writes nothing."""
+    session_id: str = ""
+    """The session this event belongs to (set by the store)."""
+    sequence_number: int = 0
+    """Position in the session: 1, 2, 3 … (set by the store)."""
+    type: str
+    """An `EventType` or a user-defined lower-case name."""
+    payload: Any = None
+    """Any JSON value."""
+    timestamp: datetime | None = None
+    """When the event was stored, in UTC (set by the store)."""
+    metadata: Metadata = Field(default_factory=lambda: empty_metadata())
+    """Tokens, cost, model, tool name, timing."""
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _check_type(cls, value: object) -> str:
+        return check_event_type(value)
+
+    def with_metadata(self, metadata: Metadata | None = None, **fields: Any) -> Self:
+        """Set this event's metadata in place and return the event, for chaining.
+
+        Pass a `Metadata`, or its fields as keywords (`with_metadata(model="gpt-4o")`).
+        """
+        if metadata is None:
+            try:
+                metadata = Metadata(**fields)
+            except ValidationError as exc:
+                raise InvalidEventError(f"invalid metadata: {exc}") from exc
+        elif fields:
+            metadata = metadata.model_copy(update=fields)
+        self.metadata = metadata
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as the JSON object of its on-disk line."""
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "sequence_number": self.sequence_number,
+            "type": str(self.type),
+            "payload": self.payload,
+            "timestamp": format_timestamp(self.timestamp) if self.timestamp else None,
+            "metadata": self.metadata.to_dict(),
+        }
+
+    def to_json(self) -> bytes:
+        """Return the event as one line of JSON (no trailing newline), as stored on disk."""
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, data: bytes | str | dict[str, Any]) -> Event:
+        """Parse an event from its on-disk JSON (a line or an already-decoded object)."""
+        try:
+            obj = orjson.loads(data) if isinstance(data, bytes | str) else data
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEventError(f"not valid JSON: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise InvalidEventError("an event must be a JSON object")
+        try:
+            return decode_event(obj)
+        except CorruptLogError as exc:
+            raise InvalidEventError(str(exc)) from exc
+
+
+def build_event(
+    event_id: str,
+    session_id: str,
+    sequence_number: int,
+    type_name: str,
+    payload: Any,
+    timestamp: datetime | None,
+    metadata: Metadata,
+) -> Event:
+    """Assemble an `Event` from values that are already valid, skipping validation.
+
+    `pydantic.BaseModel.model_construct` does the same but costs about 3 µs; this is the
+    store's hot path for every event it reads or writes.
+    """
+    event = Event.__new__(Event)
+    object.__setattr__(
+        event,
+        "__dict__",
+        {
+            "id": event_id,
+            "session_id": session_id,
+            "sequence_number": sequence_number,
+            "type": type_name,
+            "payload": payload,
+            "timestamp": timestamp,
+            "metadata": metadata,
+        },
+    )
+    object.__setattr__(event, "__pydantic_fields_set__", {"id", "type", "payload", "metadata"})
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
+
+
+def new_event(
+    type: EventType | str,
+    payload: Any = None,
+    metadata: Metadata | None = None,
+) -> Event:
+    """Create an event ready for `Store.append`.
+
+    ```python
+    event = new_event(EventType.TOOL_CALLED, {"tool": "search_flights"})
+    stored = await store.append(session.id, event)
+    ```
+
+    `payload` is any JSON value; it is checked when the event is appended.
+    """
+    return build_event(
+        new_event_id(),
+        "",
+        0,
+        check_event_type(type),
+        payload,
+        None,
+        metadata if metadata is not None else empty_metadata(),
+    )
+
+
+# --- encoding -------------------------------------------------------------------------
+
+_DUMPS_OPTIONS = orjson.OPT_UTC_Z
+
+
+def format_timestamp(ts: datetime) -> str:
+    """Format a UTC timestamp as RFC 3339 with a `Z`, as written on disk."""
+    return orjson.dumps(ts, option=_DUMPS_OPTIONS)[1:-1].decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def encode_payload(payload: Any) -> bytes:
+    """Serialise a payload to JSON bytes, or raise `InvalidEventError`.
+
+    NaN and Infinity are refused: JSON has no such numbers and orjson would silently
+    write them as `null`, which loses data.
+    """
+    try:
+        blob = orjson.dumps(payload)
+    except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
+        raise InvalidEventError(f"payload is not JSON-serialisable: {exc}") from exc
+    # orjson writes NaN/Infinity as null, so only a payload whose JSON has a null can
+    # hold one: a cheap scan spares the walk for almost every payload.
+    if b"null" in blob and _has_non_finite(payload):
+        raise InvalidEventError("payload holds NaN or Infinity, which JSON cannot represent")
+    return blob
+
+
+def encode_metadata(metadata: Metadata) -> bytes:
+    """Serialise metadata (set fields only) to JSON bytes."""
+    fields = metadata.__dict__
+    if metadata.__pydantic_extra__ or any(v is not None for v in fields.values()):
+        try:
+            return orjson.dumps(metadata.to_dict())
+        except TypeError as exc:
+            raise InvalidEventError(f"metadata is not JSON-serialisable: {exc}") from exc
+    return b"{}"
+
+
+def encode_line(
+    event_id: str,
+    session_id: str,
+    sequence_number: int,
+    type_name: str,
+    payload_json: bytes,
+    timestamp: datetime,
+    metadata_json: bytes,
+) -> bytes:
+    """Build one on-disk line (with its trailing newline) from pre-encoded parts."""
+    return b"".join(
+        (
+            b'{"id":',
+            orjson.dumps(event_id),
+            b',"session_id":',
+            orjson.dumps(session_id),
+            b',"sequence_number":',
+            str(sequence_number).encode(),
+            b',"type":"',
+            type_name.encode(),
+            b'","payload":',
+            payload_json,
+            b',"timestamp":',
+            orjson.dumps(timestamp, option=_DUMPS_OPTIONS),
+            b',"metadata":',
+            metadata_json,
+            b"}\n",
+        )
+    )
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds) as UTC."""
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be a string, not {type(value).__name__}")
+    ts = datetime.fromisoformat(value)
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts if ts.utcoffset() == UTC.utcoffset(None) else ts.astimezone(UTC)
+
+
+def decode_event(obj: dict[str, Any]) -> Event:
+    """Build an `Event` from a decoded log line; raise `CorruptLogError` if it is not one."""
+    try:
+        seq = obj["sequence_number"]
+        session_id = obj["session_id"]
+        type_name = obj["type"]
+        if not isinstance(seq, int) or not isinstance(session_id, str):
+            raise ValueError("sequence_number must be an integer and session_id a string")
+        if not isinstance(type_name, str) or (
+            type_name not in _KNOWN_TYPES and not _TYPE_NAME.fullmatch(type_name)
+        ):
+            raise ValueError(f"invalid type {type_name!r}")
+        ts = parse_timestamp(obj["timestamp"])
+        raw_meta = obj.get("metadata")
+        meta = Metadata.model_validate(raw_meta) if raw_meta else empty_metadata()
+        event_id = obj.get("id") or legacy_event_id(session_id, seq)
+        if not isinstance(event_id, str):
+            raise ValueError("id must be a string")
+    except (KeyError, ValueError, TypeError, ValidationError) as exc:
+        raise CorruptLogError(f"not a valid event: {exc}") from exc
+    return build_event(
+        event_id,
+        session_id,
+        seq,
+        _KNOWN_TYPES.get(type_name, type_name),
+        obj.get("payload"),
+        ts,
+        meta,
+    )
