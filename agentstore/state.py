@@ -13,7 +13,42 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from agentstore.events import Event, EventType
 
-__all__ = ["Reducer", "State", "TokenUsage", "default_reducer"]
+__all__ = [
+    "Budget",
+    "BudgetRemaining",
+    "OpenCall",
+    "Reducer",
+    "State",
+    "TokenUsage",
+    "default_reducer",
+]
+
+
+class Budget(BaseModel):
+    """Spending limits of a session, checked before each `llm_request` is recorded."""
+
+    max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """Refuse new LLM requests once the session has cost this many dollars."""
+    max_tokens: int | None = Field(default=None, ge=0)
+    """Refuse new LLM requests once the session has used this many tokens (in + out)."""
+
+
+class BudgetRemaining(BaseModel):
+    """What is left of a session's budget (None where the budget sets no limit)."""
+
+    cost_usd: float | None = None
+    tokens: int | None = None
+
+
+class OpenCall(BaseModel):
+    """A `tool_called` or `llm_request` whose result has not been recorded yet."""
+
+    sequence_number: int
+    """The sequence number of the call event."""
+    type: str
+    """`tool_called` or `llm_request`."""
+    name: str | None = None
+    """The tool name or the model."""
 
 
 class TokenUsage(BaseModel):
@@ -59,6 +94,34 @@ class State(BaseModel):
     """How many `tool_called` events."""
     errors: int = 0
     """How many `error` events."""
+    open_calls: dict[str, OpenCall] = Field(default_factory=dict)
+    """Calls without a result yet, by `metadata.call_id`: after a crash, the work to redo."""
+    budget: Budget | None = None
+    """The session's budget, if it has one."""
+
+    @property
+    def budget_remaining(self) -> BudgetRemaining | None:
+        """What is left of the budget (never below zero), or None without a budget."""
+        budget = self.budget
+        if budget is None:
+            return None
+        return BudgetRemaining(
+            cost_usd=None
+            if budget.max_cost_usd is None
+            else max(budget.max_cost_usd - self.tokens.cost_usd, 0.0),
+            tokens=None
+            if budget.max_tokens is None
+            else max(budget.max_tokens - self.tokens.total, 0),
+        )
+
+    def over_budget(self) -> bool:
+        """Tell whether the session is at or over its budget."""
+        budget = self.budget
+        if budget is None:
+            return False
+        if budget.max_cost_usd is not None and self.tokens.cost_usd >= budget.max_cost_usd:
+            return True
+        return budget.max_tokens is not None and self.tokens.total >= budget.max_tokens
 
 
 Reducer = Callable[[State, Event], State]
@@ -66,6 +129,8 @@ Reducer = Callable[[State, Event], State]
 
 
 _LLM_TYPES = frozenset((EventType.LLM_REQUEST, EventType.LLM_RESPONSE))
+_CALL_TYPES = frozenset((EventType.TOOL_CALLED, EventType.LLM_REQUEST))
+_RESULT_TYPES = frozenset((EventType.TOOL_RESULT, EventType.LLM_RESPONSE, EventType.ERROR))
 
 
 def default_reducer(state: State, event: Event) -> State:
@@ -74,6 +139,10 @@ def default_reducer(state: State, event: Event) -> State:
     Counts events, tool calls and errors; adds `tokens_in`, `tokens_out` and `cost_usd`
     from the metadata of `llm_request` and `llm_response` events; keeps each type's
     latest payload in `state.data[type]`. Modifies `state` in place and returns it.
+
+    Beyond the Go original, it tracks open calls: a `tool_called` or `llm_request` with a
+    `metadata.call_id` is open until a `tool_result`, `llm_response` or `error` with the
+    same `call_id` is folded in.
     """
     state.version = event.sequence_number
     state.last_event_at = event.timestamp
@@ -89,6 +158,17 @@ def default_reducer(state: State, event: Event) -> State:
         state.tool_calls += 1
     elif kind == EventType.ERROR:
         state.errors += 1
+    call_id = event.metadata.call_id
+    if call_id is not None:
+        if kind in _CALL_TYPES:
+            meta = event.metadata
+            state.open_calls[call_id] = OpenCall(
+                sequence_number=event.sequence_number,
+                type=kind,
+                name=meta.tool_name if kind == EventType.TOOL_CALLED else meta.model,
+            )
+        elif kind in _RESULT_TYPES:
+            state.open_calls.pop(call_id, None)
     state.data[kind] = event.payload
     return state
 
@@ -110,6 +190,12 @@ def copy_state(state: State) -> State:
     fields = dict(state.__dict__)
     fields["data"] = _copy_value(fields["data"])
     fields["tokens"] = state.tokens.model_copy()
+    if fields["open_calls"]:
+        fields["open_calls"] = {k: v.model_copy() for k, v in fields["open_calls"].items()}
+    else:
+        fields["open_calls"] = {}
+    if fields["budget"] is not None:
+        fields["budget"] = fields["budget"].model_copy()
     object.__setattr__(out, "__dict__", fields)
     object.__setattr__(out, "__pydantic_fields_set__", set(state.__pydantic_fields_set__))
     extra = state.__pydantic_extra__
