@@ -15,6 +15,7 @@ from agentstore._open import open
 from agentstore.backends.base import Backend
 from agentstore.errors import (
     AgentStoreError,
+    AmbiguousSessionError,
     BudgetExceededError,
     ConcurrencyError,
     CorruptLogError,
@@ -29,15 +30,26 @@ from agentstore.errors import (
     StoreLockedError,
 )
 from agentstore.events import Event, EventType, Metadata, new_event
-from agentstore.session import Session
-from agentstore.state import Reducer, State, TokenUsage, default_reducer
+from agentstore.session import PrunedSession, Session
+from agentstore.state import (
+    Budget,
+    BudgetRemaining,
+    OpenCall,
+    Reducer,
+    State,
+    TokenUsage,
+    default_reducer,
+)
 from agentstore.store import Store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AgentStoreError",
+    "AmbiguousSessionError",
     "Backend",
+    "Budget",
+    "BudgetRemaining",
     "BudgetExceededError",
     "ConcurrencyError",
     "CorruptLogError",
@@ -47,6 +59,8 @@ __all__ = [
     "InvalidInputError",
     "InvalidSessionIdError",
     "Metadata",
+    "OpenCall",
+    "PrunedSession",
     "Reducer",
     "ReducerError",
     "Session",

@@ -7,7 +7,8 @@ boundary and re-raised as the most specific class below, chained with `from exc`
     AgentStoreError
     ├── InvalidInputError (also ValueError)
     │   ├── InvalidSessionIdError
-    │   └── InvalidEventError
+    │   ├── InvalidEventError
+    │   └── AmbiguousSessionError
     ├── SessionNotFoundError (also LookupError)
     ├── SessionExistsError
     ├── ConcurrencyError
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentStoreError",
+    "AmbiguousSessionError",
     "BudgetExceededError",
     "ConcurrencyError",
     "CorruptLogError",
@@ -52,6 +54,19 @@ class InvalidSessionIdError(InvalidInputError):
 
 class InvalidEventError(InvalidInputError):
     """An event cannot be stored: bad type name, payload not JSON, bad metadata."""
+
+
+class AmbiguousSessionError(InvalidInputError):
+    """A session id prefix matches more than one session; `candidates` lists them."""
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        shown = ", ".join(candidates[:10]) + (" ..." if len(candidates) > 10 else "")
+        super().__init__(
+            f"session prefix {prefix!r} is ambiguous: it matches {len(candidates)} sessions "
+            f"({shown}); give more characters"
+        )
+        self.prefix = prefix
+        self.candidates = candidates
 
 
 class SessionNotFoundError(AgentStoreError, LookupError):

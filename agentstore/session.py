@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentstore.errors import InvalidSessionIdError
+from agentstore.state import Budget
 
-__all__ = ["Session", "validate_session_id"]
+__all__ = ["PrunedSession", "Session", "validate_session_id"]
 
 MAX_SESSION_ID_LENGTH = 128
 # Session ids name files, so only characters that are safe in a file name on every
@@ -62,6 +63,8 @@ class Session(BaseModel):
     """For a fork: the session it was forked from."""
     forked_at: int | None = None
     """For a fork: the sequence number of the source it was forked at."""
+    budget: Budget | None = None
+    """Spending limits checked before each `llm_request` (see `Budget`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the session as the JSON object of its on-disk file."""
@@ -69,3 +72,12 @@ class Session(BaseModel):
         if not out.get("labels"):
             out.pop("labels", None)
         return out
+
+
+class PrunedSession(BaseModel):
+    """A session that `Store.prune` deleted (or, with `dry_run`, would delete)."""
+
+    session: Session
+    """The session as it was before deletion."""
+    bytes: int
+    """How many bytes of storage it took."""

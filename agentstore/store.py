@@ -33,9 +33,13 @@ from agentstore.backends.base import (
 )
 from agentstore.errors import (
     AgentStoreError,
+    AmbiguousSessionError,
+    BudgetExceededError,
+    ConcurrencyError,
     InvalidEventError,
     InvalidInputError,
     ReducerError,
+    SessionNotFoundError,
     StoreClosedError,
 )
 from agentstore.events import (
@@ -47,8 +51,15 @@ from agentstore.events import (
     encode_metadata,
     encode_payload,
 )
-from agentstore.session import Session, validate_session_id
-from agentstore.state import Reducer, State, copy_state, default_reducer, reducer_fingerprint
+from agentstore.session import PrunedSession, Session, validate_session_id
+from agentstore.state import (
+    Budget,
+    Reducer,
+    State,
+    copy_state,
+    default_reducer,
+    reducer_fingerprint,
+)
 
 __all__ = ["Store"]
 
@@ -109,6 +120,7 @@ class Store:
         self._needs_locks = not getattr(backend, "never_suspends", False)
         self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         self._appended: dict[str, anyio.Event] = {}
+        self._budgets: OrderedDict[str, Budget | None] = OrderedDict()
         self._last_created: datetime | None = None
         self._opened = False
         self._closed = False
@@ -194,14 +206,19 @@ class Store:
         name: str | None = None,
         session_id: str | None = None,
         labels: Mapping[str, str] | None = None,
+        budget: Budget | None = None,
     ) -> Session:
         """Create a session (an id is generated unless `session_id` is given).
 
-        Raises `SessionExistsError` if `session_id` is taken.
+        With a `budget`, appending an `llm_request` to the session once it is at or over
+        the budget raises `BudgetExceededError`. Raises `SessionExistsError` if
+        `session_id` is taken.
         """
         self._check_open()
         sid = validate_session_id(session_id) if session_id is not None else str(uuid.uuid4())
-        session = self._new_session(sid, name=name, labels=labels)
+        if budget is not None and not isinstance(budget, Budget):
+            raise InvalidInputError("budget must be an agentstore.Budget")
+        session = self._new_session(sid, name=name, labels=labels, budget=budget)
         await self._backend.create_session(session)
         return session
 
@@ -256,8 +273,107 @@ class Store:
         sid = validate_session_id(session_id)
         async with self._lock(sid):
             self._cache.pop(sid, None)
+            self._budgets.pop(sid, None)
             await self._backend.delete_session(sid)
         self._notify(sid)
+
+    async def resolve_session_id(self, prefix: str) -> str:
+        """Return the id of the one session whose id is `prefix` or starts with it.
+
+        Raises `SessionNotFoundError` if none matches and `AmbiguousSessionError` (with
+        the `candidates`) if several do, like git's abbreviated commit ids.
+        """
+        self._check_open()
+        if not isinstance(prefix, str) or not prefix:
+            raise InvalidInputError("a session id or prefix must be a non-empty string")
+        validate_session_id(prefix.rstrip(".") or "x")
+        candidates = await self._backend.session_ids(prefix)
+        if prefix in candidates:
+            return prefix
+        if not candidates:
+            raise SessionNotFoundError(prefix)
+        if len(candidates) > 1:
+            raise AmbiguousSessionError(prefix, candidates)
+        return candidates[0]
+
+    async def prune(
+        self,
+        *,
+        older_than: timedelta,
+        labels: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> list[PrunedSession]:
+        """Delete the sessions whose last event (or creation) is older than `older_than`.
+
+        `labels` restricts it to sessions with all those labels; `dry_run` deletes
+        nothing and reports what would go. Returns the sessions with their sizes.
+        """
+        self._check_open()
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInputError("older_than must be a timedelta >= 0")
+        cutoff = (_aware("now", now) or datetime.now(UTC)) - older_than
+        clean = _check_labels(labels) or None
+        doomed: list[Session] = []
+        offset, page = 0, 1000
+        while True:
+            sessions = await self._backend.list_sessions(limit=page, offset=offset, labels=clean)
+            doomed.extend(s for s in sessions if s.updated_at < cutoff)
+            if len(sessions) < page:
+                break
+            offset += page
+        pruned: list[PrunedSession] = []
+        for session in doomed:
+            try:
+                size = await self._backend.session_size(session.id)
+                if not dry_run:
+                    await self.delete_session(session.id)
+            except SessionNotFoundError:
+                continue  # deleted meanwhile by someone else
+            pruned.append(PrunedSession(session=session, bytes=size))
+        return pruned
+
+    async def import_session(
+        self, session: Session | Mapping[str, Any], events: Sequence[Event]
+    ) -> Session:
+        """Re-create a session from an export, keeping its ids, sequence numbers and times.
+
+        `events` must be the session's events 1..N in order. Raises `SessionExistsError`
+        if the session exists; nothing is kept if any event is invalid.
+        """
+        self._check_open()
+        try:
+            target = session if isinstance(session, Session) else Session.model_validate(session)
+        except ValidationError as exc:
+            raise InvalidInputError(f"not a valid session: {exc}") from exc
+        sid = validate_session_id(target.id)
+        batch: list[PendingEvent] = []
+        previous: datetime | None = None
+        for expected, event in enumerate(events, start=1):
+            pending = _prepare(event)
+            where = f"event {expected} of the import"
+            if event.sequence_number != expected:
+                raise InvalidInputError(
+                    f"{where} has sequence number {event.sequence_number}: "
+                    "events must be numbered 1..N in order"
+                )
+            if event.session_id not in ("", sid):
+                raise InvalidInputError(f"{where} belongs to session {event.session_id!r}")
+            ts = _aware("timestamp", event.timestamp)
+            if ts is None or (previous is not None and ts < previous):
+                raise InvalidInputError(f"{where} has no timestamp or goes back in time")
+            previous = pending.timestamp = ts
+            batch.append(pending)
+        fresh = target.model_copy(update={"event_count": 0, "updated_at": target.created_at})
+        await self._backend.create_session(fresh)
+        if batch:
+            try:
+                await self._backend.append(sid, batch, 0)
+            except BaseException:
+                with contextlib.suppress(AgentStoreError):
+                    await self._backend.delete_session(sid)
+                raise
+        return await self._backend.get_session(sid)
 
     # --- appending ------------------------------------------------------------------------
 
@@ -303,8 +419,6 @@ class Store:
         return (await self._append(sid, batch, expected_seq)).events
 
     async def _check_expected(self, sid: str, expected_seq: int) -> None:
-        from agentstore.errors import ConcurrencyError
-
         actual = await self._backend.last_seq(sid)
         if actual != expected_seq:
             raise ConcurrencyError(sid, expected_seq, actual)
@@ -312,7 +426,10 @@ class Store:
     async def _append(
         self, sid: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
+        paid = any(p.type == EventType.LLM_REQUEST for p in batch)
         async with self._lock(sid):
+            if paid:
+                await self._check_budget(sid)
             result = await self._backend.append(sid, batch, expected_seq)
             if result.written:
                 self._fold_appended(sid, result)
@@ -323,6 +440,27 @@ class Store:
         if result.written:
             self._notify(sid)
         return result
+
+    async def _budget(self, sid: str) -> Budget | None:
+        if sid in self._budgets:
+            return self._budgets[sid]
+        budget = (await self._backend.get_session(sid)).budget
+        self._budgets[sid] = budget
+        while len(self._budgets) > max(self._cache_size, 1):
+            self._budgets.popitem(last=False)
+        return budget
+
+    async def _check_budget(self, sid: str) -> None:
+        """Refuse a paid call once the session is at or over its budget."""
+        if await self._budget(sid) is None:
+            return
+        state = await self._current_locked(sid)
+        if state.over_budget():
+            raise BudgetExceededError(
+                f"session {sid!r} is at or over its budget ({state.budget}); spent "
+                f"${state.tokens.cost_usd:.6f} and {state.tokens.total} tokens. "
+                "The llm_request was not recorded"
+            )
 
     def _fold_appended(self, sid: str, result: AppendResult) -> None:
         cached = self._cache.get(sid)
@@ -417,7 +555,7 @@ class Store:
         return state
 
     async def _base_from_snapshot(self, sid: str, max_version: int) -> State:
-        empty = State(session_id=sid)
+        empty = State(session_id=sid, budget=await self._budget(sid))
         if not self._snapshot_interval:
             return empty
         snap = await self._backend.load_snapshot(sid)
@@ -432,6 +570,7 @@ class Store:
             return empty
         if state.session_id != sid or state.version != snap.version:
             return empty
+        state.budget = empty.budget
         return state
 
     async def _snapshot_locked(self, sid: str) -> None:

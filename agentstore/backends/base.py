@@ -117,6 +117,14 @@ class Backend(ABC):
         """Remove a session, its log and its snapshot."""
 
     @abstractmethod
+    async def session_ids(self, prefix: str = "") -> list[str]:
+        """Return the ids of every session whose id starts with `prefix`, sorted."""
+
+    @abstractmethod
+    async def session_size(self, session_id: str) -> int:
+        """Return how many bytes the session takes in storage (log, session, snapshot)."""
+
+    @abstractmethod
     async def last_seq(self, session_id: str) -> int:
         """Return the session's last sequence number (0 if empty)."""
 

@@ -374,6 +374,38 @@ class FileBackend(Backend):
         for directory in (self._sessions_dir, self._events_dir):
             _fsync_dir(directory)
 
+    async def session_ids(self, prefix: str = "") -> list[str]:
+        return await anyio.to_thread.run_sync(self._session_ids_sync, prefix)
+
+    def _session_ids_sync(self, prefix: str) -> list[str]:
+        if not self._sessions_dir.is_dir():
+            return []
+        return sorted(
+            entry.name[:-5]
+            for entry in os.scandir(self._sessions_dir)
+            if entry.name.endswith(".json")
+            and entry.name.startswith(prefix)
+            and not entry.name.startswith(".")
+        )
+
+    async def session_size(self, session_id: str) -> int:
+        return await anyio.to_thread.run_sync(self._session_size_sync, session_id)
+
+    def _session_size_sync(self, session_id: str) -> int:
+        total = 0
+        paths = (
+            self.session_path(session_id),
+            self.log_path(session_id),
+            self.snapshot_path(session_id),
+        )
+        for index, path in enumerate(paths):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                if index == 0:
+                    raise SessionNotFoundError(session_id) from None
+        return total
+
     # --- logs -----------------------------------------------------------------------------
 
     def _forget(self, session_id: str) -> None:

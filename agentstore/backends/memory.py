@@ -86,6 +86,13 @@ class MemoryBackend(Backend):
         if self._logs.pop(session_id, None) is None:
             raise SessionNotFoundError(session_id)
 
+    async def session_ids(self, prefix: str = "") -> list[str]:
+        return sorted(sid for sid in self._logs if sid.startswith(prefix))
+
+    async def session_size(self, session_id: str) -> int:
+        log = self._log(session_id)
+        return sum(map(len, log.lines)) + len(orjson.dumps(log.session.to_dict()))
+
     async def last_seq(self, session_id: str) -> int:
         return len(self._log(session_id).lines)
 
