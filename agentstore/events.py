@@ -100,6 +100,12 @@ class Metadata(BaseModel):
     extra: dict[str, str] | None = None
     """Free-form string key/value pairs."""
 
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidEventError(f"invalid metadata: {exc}") from exc
+
     def to_dict(self) -> dict[str, Any]:
         """Return the set fields as a JSON-ready dict (unset fields are left out)."""
         out = {k: v for k, v in self.__dict__.items() if v is not None}
@@ -158,6 +164,12 @@ class Event(BaseModel):
     """When the event was stored, in UTC (set by the store)."""
     metadata: Metadata = Field(default_factory=lambda: empty_metadata())
     """Tokens, cost, model, tool name, timing."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidEventError(f"invalid event: {exc}") from exc
 
     @field_validator("type", mode="before")
     @classmethod

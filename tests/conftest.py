@@ -1,0 +1,21 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GO_DATA = FIXTURES / "go-agent-data"
+GO_SHORT = "d7c07711-e173-4dad-94ca-e73c7e84552b"
+GO_LONG = "cad4e0ba-27ab-47d6-8db5-e400ab6031be"
+
+
+@pytest.fixture
+def go_data(tmp_path: Path) -> Path:
+    """A writable copy of the data directory written by the Go original."""
+    target = tmp_path / "go-agent-data"
+    shutil.copytree(GO_DATA, target)
+    return target
