@@ -615,9 +615,11 @@ class Store:
         """
         self._check_open()
         sid = validate_session_id(session_id)
-        return await self._backend.read(
-            sid, _make_filter(types, since, until, from_seq, to_seq, limit)
-        )
+        flt = _make_filter(types, since, until, from_seq, to_seq, limit)
+        if flt.limit == 0:
+            await self._backend.last_seq(sid)  # still raise for an unknown session
+            return []
+        return await self._backend.read(sid, flt)
 
     async def stream(
         self, session_id: str, *, from_seq: int = 0, follow: bool = False

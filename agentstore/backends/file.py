@@ -27,6 +27,7 @@ import errno
 import fcntl
 import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ class _Log:
     """Event id -> sequence number, built on the first append (for idempotent retries)."""
     checkpoints: dict[int, int] = field(default_factory=dict)
     """Sequence number -> byte offset of its line, every `_CHECKPOINT_EVERY` lines."""
+    mutex: threading.RLock = field(default_factory=threading.RLock)
+    """Held by a worker thread while it reads or changes the fields above."""
 
     def close(self) -> None:
         if self.fd is not None:
@@ -171,6 +174,9 @@ class FileBackend(Backend):
         self._events_dir = self.root / "events"
         self._snapshots_dir = self.root / "snapshots"
         self._logs: OrderedDict[str, _Log] = OrderedDict()
+        # Appends and reads run in worker threads, several at once: this guards the
+        # dict; each log's own mutex guards the log.
+        self._logs_lock = threading.Lock()
 
     # --- paths and lifecycle ------------------------------------------------------------
 
@@ -223,9 +229,12 @@ class FileBackend(Backend):
                     continue
 
     async def close(self) -> None:
-        for log in self._logs.values():
-            log.close()
-        self._logs.clear()
+        with self._logs_lock:
+            logs = list(self._logs.values())
+            self._logs.clear()
+        for log in logs:
+            with log.mutex:
+                log.close()
 
     def _writable(self) -> None:
         if self.read_only:
@@ -302,11 +311,12 @@ class FileBackend(Backend):
         except ValueError as exc:
             raise StorageError(f"{path}: not a valid session file ({exc})") from exc
         log = self._log_sync(session.id, create=False)
-        session.event_count = log.last_seq if log is not None else 0
-        if log is not None and log.last_ts is not None:
-            session.updated_at = log.last_ts
-        else:
-            session.updated_at = session.created_at
+        last_seq, last_ts = 0, None
+        if log is not None:
+            with log.mutex:
+                last_seq, last_ts = log.last_seq, log.last_ts
+        session.event_count = last_seq
+        session.updated_at = last_ts if last_ts is not None else session.created_at
         return session
 
     async def get_session(self, session_id: str) -> Session:
@@ -408,9 +418,14 @@ class FileBackend(Backend):
 
     # --- logs -----------------------------------------------------------------------------
 
-    def _forget(self, session_id: str) -> None:
-        log = self._logs.pop(session_id, None)
-        if log is not None:
+    def _forget(self, session_id: str, only: _Log | None = None) -> None:
+        """Drop this process's view of a log (only if it is `only`, when given)."""
+        with self._logs_lock:
+            log = self._logs.get(session_id)
+            if log is None or (only is not None and log is not only):
+                return
+            del self._logs[session_id]
+        with log.mutex:
             log.close()
 
     def _log_sync(self, session_id: str, *, create: bool = True) -> _Log | None:
@@ -419,10 +434,13 @@ class FileBackend(Backend):
         Raises `SessionNotFoundError` if `create` and the session does not exist;
         returns None if not `create` and there is no log.
         """
-        log = self._logs.get(session_id)
+        with self._logs_lock:
+            log = self._logs.get(session_id)
+            if log is not None:
+                self._logs.move_to_end(session_id)
         if log is not None:
-            self._logs.move_to_end(session_id)
-            self._catch_up(log)
+            with log.mutex:
+                self._catch_up(log)
             return log
         path = self.log_path(session_id)
         if not self.session_path(session_id).exists():
@@ -445,11 +463,29 @@ class FileBackend(Backend):
         except BaseException:
             log.close()
             raise
-        self._logs[session_id] = log
-        while len(self._logs) > _MAX_OPEN_LOGS:
-            _, old = self._logs.popitem(last=False)
-            old.close()
+        with self._logs_lock:
+            existing = self._logs.get(session_id)
+            if existing is not None:  # another thread opened it meanwhile
+                log.close()
+                return existing
+            self._logs[session_id] = log
+            self._evict_locked()
         return log
+
+    def _evict_locked(self) -> None:
+        """Close the least recently used logs beyond the limit (not those in use)."""
+        excess = len(self._logs) - _MAX_OPEN_LOGS
+        for session_id in list(self._logs)[:-1]:
+            if excess <= 0:
+                break
+            old = self._logs[session_id]
+            if old.mutex.acquire(blocking=False):
+                try:
+                    del self._logs[session_id]
+                    old.close()
+                    excess -= 1
+                finally:
+                    old.mutex.release()
 
     def _require_log(self, session_id: str) -> _Log:
         log = self._log_sync(session_id, create=True)
@@ -582,7 +618,9 @@ class FileBackend(Backend):
         return await anyio.to_thread.run_sync(self._last_seq_sync, session_id)
 
     def _last_seq_sync(self, session_id: str) -> int:
-        return self._require_log(session_id).last_seq
+        log = self._require_log(session_id)
+        with log.mutex:
+            return log.last_seq
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
@@ -593,13 +631,24 @@ class FileBackend(Backend):
     def _append_sync(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
-        log = self._require_log(session_id)
-        if log.fd is None:  # opened when its file was missing: open it again
-            self._forget(session_id)
+        for _ in range(3):
             log = self._require_log(session_id)
+            with log.mutex:
+                if log.fd is None:  # closed (evicted) meanwhile, or its file was missing
+                    self._forget(session_id, only=log)
+                    continue
+                return self._append_locked(log, session_id, batch, expected_seq)
+        raise StorageError(f"cannot open {self.log_path(session_id)} for appending")
+
+    def _append_locked(
+        self,
+        log: _Log,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+    ) -> AppendResult:
         fd = log.fd
-        if fd is None:
-            raise StorageError(f"cannot open {log.path} for appending")
+        assert fd is not None
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             self._check_not_replaced(log)
@@ -627,9 +676,10 @@ class FileBackend(Backend):
                     if seq % _CHECKPOINT_EVERY == 0:
                         log.checkpoints[seq] = offset
                     offset += len(line)
-                log.size = offset
+                # last_seq before size: `last_seq()` trusts last_seq once size matches.
                 log.last_seq = plan.last_seq
                 log.last_ts = plan.last_ts
+                log.size = offset
                 log.ids.update(plan.new_ids)
         finally:
             if log.fd is not None:
@@ -768,7 +818,12 @@ class FileBackend(Backend):
 
     def _read_sync(self, session_id: str, flt: EventFilter) -> list[Event]:
         log = self._require_log(session_id)
-        return list(self._scan_filtered(log.path, flt, log.size, log.checkpoints))
+        with log.mutex:
+            size, checkpoints = log.size, dict(log.checkpoints)
+        events = list(self._scan_filtered(log.path, flt, size, checkpoints))
+        with log.mutex:
+            log.checkpoints.update(checkpoints)
+        return events
 
     # --- snapshots ------------------------------------------------------------------------
 
