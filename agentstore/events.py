@@ -216,6 +216,10 @@ class Event(BaseModel):
             raise InvalidEventError(f"not valid JSON: {exc}") from exc
         if not isinstance(obj, dict):
             raise InvalidEventError("an event must be a JSON object")
+        if obj.get("timestamp") is None:  # not stored yet
+            fields = {k: v for k, v in obj.items() if v is not None or k == "payload"}
+            fields.setdefault("metadata", {})
+            return cls(**fields)
         try:
             return decode_event(obj)
         except CorruptLogError as exc:

@@ -1,0 +1,125 @@
+"""File-backend specifics: layout, permissions, corrupt lines, read-only, durability."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import agentstore
+from agentstore import CorruptLogError, StoreLockedError, new_event
+
+
+async def test_layout_and_private_permissions(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    async with agentstore.open(root, snapshot_interval=2) as store:
+        session = await store.create_session(name="n")
+        await store.append_many(session.id, [new_event("custom", i) for i in range(3)])
+    for directory in (root, root / "sessions", root / "events", root / "snapshots"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    files = [
+        root / "sessions" / f"{session.id}.json",
+        root / "events" / f"{session.id}.jsonl",
+        root / "snapshots" / f"{session.id}.json",
+    ]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    on_disk = json.loads(files[0].read_text())
+    assert on_disk["id"] == session.id and on_disk["name"] == "n"
+    lines = files[1].read_text().splitlines()
+    assert [json.loads(line)["sequence_number"] for line in lines] == [1, 2, 3]
+    snapshot = json.loads(files[2].read_text())
+    assert snapshot["version"] == 3  # the batch crossed 2: snapshot at its end
+    assert snapshot["reducer"].startswith("agentstore.state.default_reducer:")
+    assert snapshot["state"]["tokens"] == {"in": 0, "out": 0, "cost_usd": 0.0, "total": 0}
+    assert not [p for p in root.rglob("*") if ".tmp" in p.name]
+
+
+async def test_corrupt_line_in_the_middle_is_reported(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        session = await store.create_session()
+        await store.append_many(session.id, [new_event("custom", i) for i in range(5)])
+    log = tmp_path / "events" / f"{session.id}.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[2] = b'{"this is": not json}\n'
+    log.write_bytes(b"".join(lines))
+    async with agentstore.open(tmp_path, read_only=True) as store:
+        with pytest.raises(CorruptLogError) as info:
+            await store.get_events(session.id)
+        assert info.value.path == str(log) and info.value.line == 3
+        assert f"{log}:3:" in str(info.value)
+        with pytest.raises(CorruptLogError):
+            await store.get_state(session.id)
+        # Events before the bad line are still readable, and nothing was skipped silently.
+        assert len(await store.replay(session.id, to_seq=2)) == 2
+
+
+async def test_wrong_sequence_number_is_corruption(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        session = await store.create_session()
+        await store.append_many(session.id, [new_event("custom", i) for i in range(3)])
+    log = tmp_path / "events" / f"{session.id}.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    del lines[1]  # a gap: 1, 3
+    log.write_text("".join(lines))
+    async with agentstore.open(tmp_path, read_only=True) as store:
+        with pytest.raises(CorruptLogError, match="sequence number 3 where 2 was expected"):
+            await store.get_events(session.id)
+
+
+async def test_read_only_store_writes_nothing(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        session = await store.create_session()
+        await store.append(session.id, new_event("custom", 1))
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    async with agentstore.open(tmp_path, read_only=True) as store:
+        assert (await store.get_state(session.id)).event_count == 1
+        with pytest.raises(StoreLockedError):
+            await store.append(session.id, new_event("custom", 2))
+        with pytest.raises(StoreLockedError):
+            await store.create_session()
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+async def test_read_only_needs_an_existing_dir(tmp_path: Path) -> None:
+    store = agentstore.open(tmp_path / "missing", read_only=True)
+    with pytest.raises(agentstore.StorageError, match="no data directory"):
+        await store
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+async def test_unwritable_dir_is_a_clear_error(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StoreLockedError):
+            await agentstore.open(tmp_path / "data")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+@pytest.mark.parametrize("durability", ["fsync", "flush"])
+async def test_durability_modes_persist(tmp_path: Path, durability: str) -> None:
+    async with agentstore.open(tmp_path, durability=durability) as store:  # type: ignore[arg-type]
+        session = await store.create_session()
+        await store.append(session.id, new_event("custom", 1))
+    async with agentstore.open(tmp_path) as store:
+        assert len(await store.get_events(session.id)) == 1
+
+
+async def test_bad_durability(tmp_path: Path) -> None:
+    with pytest.raises(agentstore.InvalidInputError):
+        agentstore.open(tmp_path, durability="sometimes")  # type: ignore[arg-type]
+
+
+async def test_many_sessions_beyond_the_open_file_limit(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        ids = [(await store.create_session()).id for _ in range(300)]
+        for sid in ids:
+            await store.append(sid, new_event("custom", sid))
+        for sid in ids[:5]:
+            await store.append(sid, new_event("custom", 2))
+            assert len(await store.get_events(sid)) == 2
