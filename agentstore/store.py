@@ -15,7 +15,7 @@ import uuid
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -24,6 +24,7 @@ import anyio
 import orjson
 from pydantic import ValidationError
 
+from agentstore import tracking
 from agentstore.backends.base import (
     AppendResult,
     Backend,
@@ -51,6 +52,7 @@ from agentstore.events import (
     encode_metadata,
     encode_payload,
 )
+from agentstore.pricing import Pricer, apply_price, resolve_pricer
 from agentstore.session import PrunedSession, Session, validate_session_id
 from agentstore.state import (
     Budget,
@@ -105,6 +107,7 @@ class Store:
         reducer: Reducer | None = None,
         snapshot_interval: int = 100,
         cache_size: int = 1024,
+        pricing: bool | Pricer = True,
     ) -> None:
         if not isinstance(snapshot_interval, int) or snapshot_interval < 0:
             raise InvalidInputError("snapshot_interval must be an integer >= 0 (0 disables)")
@@ -124,6 +127,8 @@ class Store:
         self._last_created: datetime | None = None
         self._opened = False
         self._closed = False
+        # Prices LLM events that have a model and tokens but no cost (agentstore.pricing).
+        self._pricer = resolve_pricer(pricing)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -388,7 +393,7 @@ class Store:
         """
         self._check_open()
         sid = validate_session_id(session_id)
-        pending = _prepare(event)
+        pending = _prepare(event, self._pricer)
         if expected_seq is not None:
             _check_count("expected_seq", expected_seq)
         return (await self._append(sid, [pending], expected_seq)).events[0]
@@ -407,7 +412,7 @@ class Store:
         """
         self._check_open()
         sid = validate_session_id(session_id)
-        batch = [_prepare(event) for event in events]
+        batch = [_prepare(event, self._pricer) for event in events]
         if expected_seq is not None:
             _check_count("expected_seq", expected_seq)
         if not batch:
@@ -720,12 +725,71 @@ class Store:
                 raise
         return await self._backend.get_session(new_id)
 
+    # --- tracking (agentstore.tracking) ---------------------------------------------------
+
+    def track_tool(
+        self,
+        session_id: str,
+        tool: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        call_id: str | None = None,
+    ) -> tracking.AsyncTracker[tracking.ToolCall]:
+        """Record a tool call around an `async with` block.
+
+        ```python
+        async with store.track_tool(session.id, "search_flights", {"to": "MUC"}) as call:
+            call.result = await search_flights(to="MUC")
+        ```
+
+        Appends `tool_called` on entry and `tool_result` (with `duration_ms` and the same
+        `call_id`) on exit; if the block raises, an `error` event instead, and re-raises.
+        """
+        return tracking.track_tool(self, session_id, tool, args, call_id=call_id)
+
+    def track_llm(
+        self,
+        session_id: str,
+        model: str,
+        messages: Sequence[Any] | None = None,
+        *,
+        prompt: str | None = None,
+        provider: str | None = None,
+        call_id: str | None = None,
+    ) -> tracking.AsyncTracker[tracking.LlmCall]:
+        """Record an LLM call around an `async with` block; call `respond()` in it.
+
+        ```python
+        async with store.track_llm(session.id, "gpt-4o", messages) as llm:
+            llm.respond(text, tokens_in=812, tokens_out=95)
+        ```
+        """
+        return tracking.track_llm(
+            self, session_id, model, messages, prompt=prompt, provider=provider, call_id=call_id
+        )
+
+    def tool(self, session_id: str, *, name: str | None = None) -> Callable[[Any], Any]:
+        """Decorate a function so that each call is recorded as a tool call.
+
+        ```python
+        @store.tool(session.id)
+        async def search_flights(to: str) -> list[str]: ...
+        ```
+
+        See `agentstore.tool`.
+        """
+        return tracking.tool(self, session_id, name=name)
+
 
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _prepare(event: Event) -> PendingEvent:
-    """Validate and encode an event before anything is written."""
+def _prepare(event: Event, pricer: Pricer | None = None) -> PendingEvent:
+    """Validate and encode an event before anything is written.
+
+    With a `pricer`, an LLM event with a model and tokens but no cost is priced first
+    (the caller's metadata is left as it is; the priced copy is stored).
+    """
     if not isinstance(event, Event):
         raise InvalidEventError(
             f"expected an Event (from agentstore.new_event), not {type(event).__name__}"
@@ -737,6 +801,8 @@ def _prepare(event: Event) -> PendingEvent:
     metadata = fields["metadata"]
     if not isinstance(metadata, Metadata):
         raise InvalidEventError("event metadata must be an agentstore.Metadata")
+    if pricer is not None:
+        metadata = apply_price(fields["type"], metadata, pricer)
     payload = fields["payload"]
     return PendingEvent(
         id=event_id,

@@ -1,0 +1,303 @@
+"""Automatic pricing of LLM calls with `genai-prices`, at append time and after the fact.
+
+When an `llm_request` or `llm_response` has a `model` and token counts but no
+`cost_usd`, the store asks its pricer for the cost before the event is written, and
+records the result in the event's metadata:
+
+| outcome | `metadata.cost_usd` | `metadata.extra` |
+| --- | --- | --- |
+| priced | the cost | `price="genai-prices/<version>"`, `price_model`, `price_provider` |
+| model not in the price data | `0.0` | `price="unknown-model"` |
+| token counts the price data rejects (cache > input) | unset | `price="invalid-usage"` |
+| `genai-prices` not installed | unset | `price="unavailable"` |
+
+A `cost_usd` given by the caller is never touched. Token semantics are genai-prices':
+`tokens_in` counts every input token, cached ones included (`cache_read_tokens` and
+`cache_write_tokens` are parts of it), and `reasoning_tokens` is part of `tokens_out`.
+
+`genai-prices` is an optional dependency (`pip install 'agentstore[pricing]'`): it brings
+about 5 MB and an HTTP client stack the store never uses, and takes ~150 ms to import, so
+it is imported on the first event that needs a price, not with `agentstore`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from agentstore.errors import InvalidInputError
+from agentstore.events import Event, EventType, Metadata
+
+if TYPE_CHECKING:
+    from agentstore.store import Store
+
+__all__ = [
+    "PRICED_TYPES",
+    "GenaiPricer",
+    "ModelCost",
+    "Price",
+    "Pricer",
+    "RepriceReport",
+    "apply_price",
+    "reprice_events",
+    "reprice_session",
+    "resolve_pricer",
+]
+
+logger = logging.getLogger("agentstore.pricing")
+
+PRICED_TYPES = frozenset((EventType.LLM_REQUEST, EventType.LLM_RESPONSE))
+"""The event types the store prices."""
+
+INSTALL_HINT = "pip install 'agentstore[pricing]'"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What a pricer says a call cost.
+
+    `cost_usd` is None when no price could be computed; `source` is what goes into
+    `metadata.extra["price"]` (`"genai-prices/0.2.3"`, `"unknown-model"`, ...).
+    """
+
+    cost_usd: float | None
+    source: str
+    model: str | None = None
+    """The model the price data matched (`"gpt-4o"` for `"gpt-4o-2024-08-06"`)."""
+    provider: str | None = None
+    """The provider whose prices were used."""
+
+
+Pricer = Callable[[Metadata, datetime | None], Price]
+"""Prices a call from its metadata (model, provider, tokens) at a time (None: now)."""
+
+
+class GenaiPricer:
+    """Price calls with pydantic's `genai-prices` database (bundled with the package).
+
+    Thread-safe; `genai-prices` is imported on first use. Raises nothing for unknown
+    models or inconsistent token counts: the returned `Price` says what happened.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._module: Any = None
+        self._source = "genai-prices"
+        self._missing = False
+
+    @staticmethod
+    def available() -> bool:
+        """Tell whether `genai-prices` can be imported."""
+        import importlib.util
+
+        return importlib.util.find_spec("genai_prices") is not None
+
+    def _load(self) -> Any:
+        if self._module is None and not self._missing:
+            with self._lock:
+                if self._module is None and not self._missing:
+                    try:
+                        import genai_prices
+                    except ImportError:
+                        self._missing = True
+                        logger.warning(
+                            "genai-prices is not installed: LLM calls are recorded without "
+                            "a cost (metadata.extra['price'] = 'unavailable'); %s",
+                            INSTALL_HINT,
+                        )
+                    else:
+                        self._source = f"genai-prices/{genai_prices.__version__}"
+                        self._module = genai_prices
+        return self._module
+
+    def __call__(self, metadata: Metadata, at: datetime | None = None) -> Price:
+        """Return the price of the call `metadata` describes."""
+        module = self._load()
+        if module is None:
+            return Price(None, "unavailable")
+        usage: dict[str, int] = {}
+        for key, value in (
+            ("input_tokens", metadata.tokens_in),
+            ("output_tokens", metadata.tokens_out),
+            ("cache_read_tokens", metadata.cache_read_tokens),
+            ("cache_write_tokens", metadata.cache_write_tokens),
+            ("output_reasoning_tokens", metadata.reasoning_tokens),
+        ):
+            if value:
+                usage[key] = value
+        try:
+            calc = module.calc_price(
+                module.Usage(**usage),
+                model_ref=metadata.model or "",
+                provider_id=metadata.provider,
+                genai_request_timestamp=at,
+            )
+        except LookupError:
+            return Price(0.0, "unknown-model")
+        except ValueError as exc:
+            logger.warning("cannot price %s: %s", metadata.model, exc)
+            return Price(None, "invalid-usage")
+        total: Decimal = calc.total_price
+        return Price(float(total), self._source, calc.model.id, calc.provider.id)
+
+
+def resolve_pricer(pricing: bool | Pricer | None) -> Pricer | None:
+    """Turn `open(pricing=...)` into a pricer: True (the default) or None -> genai-prices.
+
+    `False` turns pricing off; a callable is used as it is. `True` does not require
+    `genai-prices`: without it, calls are flagged `price="unavailable"` and a warning
+    naming `agentstore[pricing]` is logged once.
+    """
+    if pricing is None or pricing is True:
+        return GenaiPricer()
+    if pricing is False:
+        return None
+    if callable(pricing):
+        return pricing
+    raise InvalidInputError(
+        f"pricing must be True, False or a callable (metadata, at) -> Price, not {pricing!r}"
+    )
+
+
+def needs_price(metadata: Metadata) -> bool:
+    """Tell whether a call's metadata has a model and tokens but no cost."""
+    return (
+        metadata.cost_usd is None
+        and metadata.model is not None
+        and (metadata.tokens_in is not None or metadata.tokens_out is not None)
+    )
+
+
+def apply_price(type_name: str, metadata: Metadata, pricer: Pricer) -> Metadata:
+    """Return `metadata` with its cost and price source filled in, if it needs pricing.
+
+    Called by the store before an event is encoded; the caller's metadata is not
+    changed (a priced copy is returned). Metadata that needs no price is returned as is.
+    """
+    if type_name not in PRICED_TYPES or not needs_price(metadata):
+        return metadata
+    try:
+        price = pricer(metadata, None)
+    except Exception as exc:  # a user's pricer must not lose the event
+        logger.warning("pricer %r failed on model %s: %r", pricer, metadata.model, exc)
+        price = Price(None, "error")
+    extra = dict(metadata.extra or {})
+    extra["price"] = price.source
+    if price.model is not None:
+        extra["price_model"] = price.model
+    if price.provider is not None:
+        extra["price_provider"] = price.provider
+    update: dict[str, Any] = {"extra": extra}
+    if price.cost_usd is not None:
+        update["cost_usd"] = price.cost_usd
+    return metadata.model_copy(update=update)
+
+
+# --- repricing --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ModelCost:
+    """Old and new cost of one model's calls in a session."""
+
+    model: str
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    old_cost_usd: float = 0.0
+    new_cost_usd: float = 0.0
+    unpriced: int = 0
+    """Calls the current price data cannot price (unknown model, bad token counts)."""
+
+
+@dataclass(slots=True)
+class RepriceReport:
+    """What a session's LLM calls cost as recorded, and with the current price data."""
+
+    session_id: str
+    models: list[ModelCost] = field(default_factory=list)
+    source: str = ""
+    """The price data used, e.g. `"genai-prices/0.2.3"`."""
+
+    @property
+    def old_cost_usd(self) -> float:
+        """Total recorded cost."""
+        return sum(m.old_cost_usd for m in self.models)
+
+    @property
+    def new_cost_usd(self) -> float:
+        """Total cost with the current price data."""
+        return sum(m.new_cost_usd for m in self.models)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as a JSON-ready dict."""
+        return {
+            "session_id": self.session_id,
+            "source": self.source,
+            "old_cost_usd": self.old_cost_usd,
+            "new_cost_usd": self.new_cost_usd,
+            "models": [
+                {
+                    "model": m.model,
+                    "calls": m.calls,
+                    "tokens_in": m.tokens_in,
+                    "tokens_out": m.tokens_out,
+                    "old_cost_usd": m.old_cost_usd,
+                    "new_cost_usd": m.new_cost_usd,
+                    "unpriced": m.unpriced,
+                }
+                for m in self.models
+            ],
+        }
+
+
+def reprice_events(
+    session_id: str, events: Iterable[Event], pricer: Pricer | None = None
+) -> RepriceReport:
+    """Recompute the cost of every priced LLM event with `pricer` (default: genai-prices).
+
+    Each call is priced at its own timestamp (so historic prices apply) and whether or
+    not it had a cost; nothing is written.
+    """
+    pricer = pricer if pricer is not None else GenaiPricer()
+    report = RepriceReport(session_id)
+    by_model: dict[str, ModelCost] = {}
+    for event in events:
+        meta = event.metadata
+        if event.type not in PRICED_TYPES or meta.model is None:
+            continue
+        if meta.tokens_in is None and meta.tokens_out is None and meta.cost_usd is None:
+            continue
+        row = by_model.get(meta.model)
+        if row is None:
+            row = by_model[meta.model] = ModelCost(meta.model)
+        row.calls += 1
+        row.tokens_in += meta.tokens_in or 0
+        row.tokens_out += meta.tokens_out or 0
+        row.old_cost_usd += meta.cost_usd or 0.0
+        if meta.tokens_in is None and meta.tokens_out is None:
+            row.unpriced += 1
+            continue
+        price = pricer(meta.model_copy(update={"cost_usd": None}), event.timestamp)
+        if price.source.startswith("genai-prices") or price.model is not None:
+            report.source = price.source
+        if price.cost_usd is None or price.source == "unknown-model":
+            row.unpriced += 1
+        row.new_cost_usd += price.cost_usd or 0.0
+    report.models = sorted(by_model.values(), key=lambda m: m.model)
+    if not report.source:
+        report.source = "genai-prices" if isinstance(pricer, GenaiPricer) else repr(pricer)
+    return report
+
+
+async def reprice_session(
+    store: Store, session_id: str, pricer: Pricer | None = None
+) -> RepriceReport:
+    """Reprice a stored session's LLM calls with the current price data; write nothing."""
+    events = await store.replay(session_id, types=sorted(PRICED_TYPES))
+    return reprice_events(session_id, events, pricer)
