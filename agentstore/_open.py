@@ -8,6 +8,7 @@ from agentstore.backends.base import Backend
 from agentstore.backends.file import Durability, FileBackend
 from agentstore.backends.memory import MemoryBackend
 from agentstore.errors import InvalidInputError
+from agentstore.pricing import Pricer
 from agentstore.state import Reducer
 from agentstore.store import Store
 
@@ -25,6 +26,7 @@ def open(
     durability: Durability = "fsync",
     read_only: bool = False,
     cache_size: int = 1024,
+    pricing: bool | Pricer = True,
 ) -> Store:
     """Open an event store: a data directory (the default) or memory.
 
@@ -42,6 +44,9 @@ def open(
       (once the OS has it: survives a crash of the process, not of the machine).
     - `read_only`: never write to the data directory (works on one you cannot write to).
     - `cache_size`: how many sessions' states to keep in memory.
+    - `pricing`: price LLM events that have a model and tokens but no cost, with
+      `genai-prices` (`True`, the default), not at all (`False`), or with your own
+      callable (see `agentstore.pricing`).
     """
     backend: Backend
     if in_memory:
@@ -51,5 +56,9 @@ def open(
             raise InvalidInputError(f"durability must be 'fsync' or 'flush', not {durability!r}")
         backend = FileBackend(path, durability=durability, read_only=read_only)
     return Store(
-        backend, reducer=reducer, snapshot_interval=snapshot_interval, cache_size=cache_size
+        backend,
+        reducer=reducer,
+        snapshot_interval=snapshot_interval,
+        cache_size=cache_size,
+        pricing=pricing,
     )
