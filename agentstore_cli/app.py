@@ -1,0 +1,221 @@
+"""The `agentstore` command line: a Typer app over the same `Store` as the library.
+
+Each command lives in its own module and is registered by one line in `COMMANDS`
+below. Errors never reach the user as tracebacks: `AgentstoreGroup.main` turns them into
+one line on stderr (exit 2 for usage errors, 1 for the rest); `--debug` shows the
+traceback too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+import agentstore
+from agentstore import AgentStoreError, AmbiguousSessionError, InvalidInputError
+from agentstore_cli.common import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
+    CliError,
+    GlobalOptions,
+)
+from agentstore_cli.sanitize import clean
+
+__all__ = ["COMMANDS", "app", "main"]
+
+# --- commands: one module each, registered by one line ("name", "module:function") -------
+COMMANDS: list[tuple[str, str]] = [
+    ("sessions", "agentstore_cli.sessions:sessions"),
+    # ("replay", "agentstore_cli.replay:replay"),
+    # ("stats", "agentstore_cli.stats:stats"),
+    # ("export", "agentstore_cli.export:export"),
+    # ("import", "agentstore_cli.export:import_"),
+    # ("fork", "agentstore_cli.fork:fork"),
+    # ("prune", "agentstore_cli.prune:prune"),
+]
+
+DEBUG_ENV = "AGENTSTORE_DEBUG"
+
+_HELP = """Inspect and replay agentstore sessions: what your agent did, step by step.
+
+\b
+Examples:
+  agentstore sessions                              newest sessions first
+  agentstore replay 3f2a                           timeline of a session (any unique id prefix)
+  agentstore replay 3f2a --type tool_called,error  only tool calls and errors
+  agentstore replay 3f2a --since 10m --follow      live view while the agent runs
+  agentstore replay 3f2a --format json | jq '.[].type'
+  agentstore replay 3f2a --step                    step through events and state
+  agentstore stats 3f2a                            tokens, cost, tools, errors
+  agentstore --data-dir ./other sessions           another data directory
+
+The data directory is --data-dir (before or after the command name), else
+$AGENTSTORE_DATA_DIR, else ./agent-data. Only import, fork and prune write to it.
+"""
+
+
+class AgentstoreGroup(TyperGroup):
+    """The root group: turns every error into one clear line on stderr."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; exit with 0, 1 (failure), 2 (usage error) or 130 (Ctrl-C)."""
+        _DEBUG[0] = _env_flag(DEBUG_ENV)
+        try:
+            code = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except BaseException as exc:  # the one place errors are reported
+            code = _report(exc)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+_DEBUG = [False]
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _error_line(message: str) -> None:
+    """Print `error: <message>` as one line on stderr (red on a colour terminal)."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    line = Text("error: ", style="bold red")
+    line.append(clean(message))
+    console.print(line)
+
+
+def _report(exc: BaseException) -> int:
+    """Print an exception as one line (plus a traceback with --debug); return the exit code."""
+    from typer._click import exceptions as click_exc  # Typer vendors Click
+
+    if isinstance(exc, SystemExit):
+        raise exc
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code
+    if isinstance(exc, click_exc.NoArgsIsHelpError):
+        return exc.exit_code  # the help was printed already
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if _DEBUG[0] and not isinstance(exc, click_exc.ClickException):
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, click_exc.UsageError):
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _error_line(f"{exc.format_message()}{hint}")
+        return 2
+    if isinstance(exc, click_exc.ClickException):
+        _error_line(exc.format_message())
+        return exc.exit_code
+    if isinstance(exc, typer.Abort):
+        _error_line("aborted")
+        return 1
+    if isinstance(exc, CliError):
+        _error_line(exc.message)
+        return exc.exit_code
+    if isinstance(exc, AmbiguousSessionError):
+        _error_line(str(exc))
+        return 1
+    if isinstance(exc, InvalidInputError):
+        _error_line(str(exc))
+        return 2
+    if isinstance(exc, AgentStoreError):
+        _error_line(str(exc))
+        return 1
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`agentstore replay X | head`): not an error of ours.
+        # Point stdout at /dev/null so that the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    if isinstance(exc, OSError):
+        _error_line(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return 1
+    if isinstance(exc, Exception):
+        _error_line(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for details")
+        return 1
+    raise exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agentstore {agentstore.__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    cls=AgentstoreGroup,
+    name="agentstore",
+    help=_HELP,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            envvar=DATA_DIR_ENV,
+            help="Data directory of the store.",
+        ),
+    ] = Path(DEFAULT_DATA_DIR),
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar=DEBUG_ENV, help="Show a traceback when a command fails."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    _DEBUG[0] = debug
+    ctx.obj = GlobalOptions(data_dir=data_dir, debug=debug)
+
+
+def _load(target: str) -> Callable[..., Any]:
+    module_name, _, attr = target.partition(":")
+    func: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+    return func
+
+
+for _name, _target in COMMANDS:
+    app.command(_name)(_load(_target))
+
+
+def main() -> NoReturn:
+    """Entry point of the `agentstore` console script."""
+    app(prog_name="agentstore")
+    sys.exit(0)  # pragma: no cover - app() always exits

@@ -1,0 +1,152 @@
+"""What every command shares: the data directory, opening the store, errors, output.
+
+A command module uses it like this (see `stats.py` for a full example)::
+
+    def my_command(ctx: typer.Context, session: SessionArg, data_dir: DataDirOption = None):
+        '''One line of help.'''
+
+        async def main() -> None:
+            async with open_store(ctx, data_dir) as store:          # read-only
+                sid = await store.resolve_session_id(session)
+                ...
+
+        run(main)
+
+Errors: raise `CliError(message)` (exit 1) or `UsageError(message)` (exit 2) from anywhere,
+sync or async; any `AgentStoreError` becomes one line on stderr and exit 1 (2 for
+`InvalidInputError`). `agentstore_cli.app.main` prints them; nothing prints a traceback
+unless `--debug` (or `AGENTSTORE_DEBUG=1`) is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import anyio
+import typer
+
+import agentstore
+from agentstore import Store
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "DEFAULT_DATA_DIR",
+    "CliError",
+    "DataDirOption",
+    "GlobalOptions",
+    "UsageError",
+    "data_dir_of",
+    "open_store",
+    "parse_labels",
+    "run",
+    "write_bytes",
+]
+
+T = TypeVar("T")
+
+DATA_DIR_ENV = "AGENTSTORE_DATA_DIR"
+DEFAULT_DATA_DIR = "./agent-data"
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        help=f"Data directory (overrides the global --data-dir and ${DATA_DIR_ENV}).",
+        show_default=False,
+    ),
+]
+"""The `--data-dir` option every command takes, so it works after the command name too."""
+
+
+class CliError(Exception):
+    """An error to show as one line on stderr, exiting with `exit_code` (default 1)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+class UsageError(CliError):
+    """Bad command-line input (a malformed option value): exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
+@dataclass(slots=True)
+class GlobalOptions:
+    """The options given before the command name (kept in `ctx.obj`)."""
+
+    data_dir: Path
+    debug: bool = False
+
+
+def _globals(ctx: typer.Context) -> GlobalOptions:
+    root = ctx.find_root()
+    obj = root.obj
+    if isinstance(obj, GlobalOptions):
+        return obj
+    # A command invoked without the app's callback (only in unusual embeddings).
+    return GlobalOptions(Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR))
+
+
+def data_dir_of(ctx: typer.Context, data_dir: Path | None) -> Path:
+    """Return the data directory: the command's `--data-dir`, else the global one."""
+    return data_dir if data_dir is not None else _globals(ctx).data_dir
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    ctx: typer.Context, data_dir: Path | None, *, writable: bool = False
+) -> AsyncIterator[Store]:
+    """Open the store of the data directory; read-only unless `writable`.
+
+    A read-only store never writes, so read-only commands work on a data directory the
+    user cannot write to; a missing directory is an error rather than created.
+    """
+    path = data_dir_of(ctx, data_dir)
+    if not writable and not path.is_dir():
+        raise CliError(f"no data directory at {path}: pass --data-dir DIR or set {DATA_DIR_ENV}")
+    async with agentstore.open(path, read_only=not writable) as store:
+        yield store
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run a command's async body on a fresh event loop and return its result."""
+    return anyio.run(main)
+
+
+def parse_labels(values: list[str] | None) -> dict[str, str] | None:
+    """Parse repeated `--label k=v` values; raise `UsageError` on a malformed one."""
+    if not values:
+        return None
+    labels: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid --label {value!r}: use KEY=VALUE, e.g. --label env=prod")
+        labels[key] = val
+    return labels
+
+
+def write_bytes(data: bytes, *, flush: bool = False) -> None:
+    """Write raw bytes to stdout (JSON output), flushing if asked (line-by-line output)."""
+    stream = sys.stdout
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        buffer.write(data)
+        if flush:
+            buffer.flush()
+    else:  # a text-only stream (rare: some embeddings)
+        stream.write(data.decode())
+        if flush:
+            stream.flush()

@@ -1,0 +1,417 @@
+"""Rich renderers: the replay timeline, one-line event summaries and number formats.
+
+Everything taken from a store (payloads, names, labels, tool and model names) goes
+through `sanitize.clean` and into `rich.text.Text` objects, which never interpret markup,
+so a payload holding `[red]` or an ESC sequence is shown as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.text import Text
+
+from agentstore import Event, EventType
+from agentstore_cli.sanitize import clean
+
+__all__ = [
+    "TYPE_STYLES",
+    "Timeline",
+    "fmt_bytes",
+    "fmt_cost",
+    "fmt_duration",
+    "fmt_ago",
+    "fmt_elapsed",
+    "fmt_int",
+    "fmt_time",
+    "make_console",
+    "preview",
+    "safe",
+]
+
+TYPE_STYLES: dict[str, str] = {
+    EventType.USER_MESSAGE: "bold cyan",
+    EventType.PLAN_CREATED: "blue",
+    EventType.TOOL_CALLED: "yellow",
+    EventType.TOOL_RESULT: "green",
+    EventType.LLM_REQUEST: "magenta",
+    EventType.LLM_RESPONSE: "bold magenta",
+    EventType.STATE_UPDATED: "dim",
+    EventType.ERROR: "bold white on red",
+    EventType.CUSTOM: "white",
+}
+"""Colour of each built-in event type in the timeline (user types: `white`)."""
+
+_TYPE_WIDTH = 13  # len("state_updated"), the longest built-in type
+_PREVIEW_CHARS = 400  # longer than any terminal line: the console cuts the rest
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """Return a console for command output.
+
+    Markup, emoji codes and highlighting are off (output is built from `Text`); Rich
+    itself leaves colour out when `NO_COLOR` is set or the output is not a terminal, and
+    takes the width from the terminal (or `COLUMNS`, 80 in a pipe).
+    """
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
+def safe(value: object, style: str = "") -> Text:
+    """Return `value` as a `Text` with control characters escaped and no markup."""
+    return Text(clean(value if isinstance(value, str) else str(value)), style=style)
+
+
+# --- number and time formats ---------------------------------------------------------------
+
+
+def fmt_int(value: int) -> str:
+    """Format an integer with thousands separators: 12,345."""
+    return f"{value:,}"
+
+
+def fmt_cost(value: float) -> str:
+    """Format dollars: $1.25, $0.0180, $0.000012."""
+    if value >= 1:
+        return f"${value:,.2f}"
+    if value == 0 or value >= 0.0001:
+        return f"${value:.4f}"
+    return f"${value:.6f}"
+
+
+def fmt_duration(ms: float) -> str:
+    """Format a duration in milliseconds: 850ms, 1.20s, 2m03s, 1h02m."""
+    if ms < 1000:
+        return f"{ms:.0f}ms" if ms >= 1 or ms == 0 else f"{ms:.2f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def fmt_elapsed(seconds: float) -> str:
+    """Format time since the first shown event: +0.004s, +12.34s, +3m07s, +1h02m."""
+    if seconds < 10:
+        return f"+{seconds:.3f}s"
+    if seconds < 60:
+        return f"+{seconds:.2f}s"
+    return "+" + fmt_duration(seconds * 1000)
+
+
+def fmt_bytes(size: int) -> str:
+    """Format a size: 98 B, 1.2 KB, 3.4 MB (powers of 1024)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fmt_time(ts: datetime | None, *, seconds: bool = True) -> str:
+    """Format a UTC timestamp: 2026-11-27 16:46:51 (or 2026-11-27 16:46)."""
+    if ts is None:
+        return "-"
+    return ts.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def fmt_ago(ts: datetime, now: datetime) -> str:
+    """Format how long ago `ts` was: 12s ago, 5m ago, 3h ago, 2d ago."""
+    seconds = max((now - ts).total_seconds(), 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+# --- payload summaries ---------------------------------------------------------------------
+
+
+def preview(value: Any, limit: int = _PREVIEW_CHARS) -> str:
+    """Return a one-line, cleaned preview of a JSON value (strings without quotes)."""
+    if isinstance(value, str):
+        text = value[: limit * 2]
+    else:
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:
+            text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return clean(text)
+
+
+def _first(payload: Any, *keys: str) -> Any:
+    if isinstance(payload, Mapping):
+        for key in keys:
+            value = payload.get(key)
+            if value is not None and value != "":
+                return value
+    return None
+
+
+def _text_of(payload: Any, *keys: str) -> str:
+    """The payload's main text: itself if a string, else the first key present."""
+    if isinstance(payload, str):
+        return preview(payload)
+    found = _first(payload, *keys)
+    if found is None:
+        return preview(payload) if payload is not None else ""
+    if isinstance(found, list) and found and isinstance(found[-1], Mapping):
+        # chat messages: show the last one's content
+        inner = _first(found[-1], "content", "text")
+        return preview(inner if inner is not None else found[-1])
+    return preview(found)
+
+
+def _tool_name(event: Event) -> str | None:
+    name = event.metadata.tool_name or _first(event.payload, "tool", "tool_name", "name")
+    return str(name) if name is not None else None
+
+
+def _model_name(event: Event) -> str | None:
+    name = event.metadata.model or _first(event.payload, "model")
+    return str(name) if name is not None else None
+
+
+def _call_args(payload: Any) -> str:
+    args = _first(payload, "args", "arguments", "input", "parameters", "params")
+    if args is None and isinstance(payload, Mapping):
+        args = {k: v for k, v in payload.items() if k not in ("tool", "tool_name", "name")}
+    if isinstance(args, Mapping):
+        return ", ".join(f"{clean(str(k))}={preview(v, 80)}" for k, v in args.items())
+    if args is None:
+        return ""
+    return preview(args, 160)
+
+
+def _result_shape(payload: Any) -> str | None:
+    """Describe a result's size in items: '2 flights', '5 items'."""
+    result = _first(payload, "result", "results", "output", "data")
+    if result is None:
+        result = payload
+    if isinstance(result, list):
+        return f"{len(result)} item{'s' if len(result) != 1 else ''}"
+    if isinstance(result, Mapping):
+        lists = [(k, v) for k, v in result.items() if isinstance(v, list)]
+        if len(lists) == 1:
+            key, items = lists[0]
+            return f"{len(items)} {clean(str(key))}"
+    return None
+
+
+@dataclass(slots=True)
+class _Call:
+    seq: int
+    ts: datetime | None
+    name: str | None
+
+
+@dataclass
+class Timeline:
+    """Renders events as one-line rows and keeps the totals for the footer.
+
+    Rows show the sequence number, the time since the first shown event, the type and a
+    summary of what matters for that type. A result's duration comes from
+    `metadata.duration_ms`, else from the time since the call with the same
+    `metadata.call_id`.
+    """
+
+    seq_width: int = 3
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    events: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    tool_calls: int = 0
+    errors: int = 0
+    _calls: dict[str, _Call] = field(default_factory=dict)
+
+    def row(self, event: Event) -> Text:
+        """Return the row of one event (and count it in the totals)."""
+        ts = event.timestamp
+        if self.first_ts is None:
+            self.first_ts = ts
+        if ts is not None:
+            self.last_ts = ts
+        self._count(event)
+        elapsed = (
+            (ts - self.first_ts).total_seconds()
+            if ts is not None and self.first_ts is not None
+            else 0.0
+        )
+        kind = str(event.type)
+        style = TYPE_STYLES.get(kind, "white")
+        shown_type = kind if len(kind) <= _TYPE_WIDTH else kind[: _TYPE_WIDTH - 1] + "…"
+        text = Text(no_wrap=True, overflow="ellipsis", end="\n")
+        text.append(f"{event.sequence_number:>{self.seq_width}}  ", style="dim")
+        text.append(f"{fmt_elapsed(max(elapsed, 0.0)):>8}  ", style="dim")
+        text.append(f"{shown_type:<{_TYPE_WIDTH}}", style=style)
+        text.append("  ")
+        text.append_text(self.summary(event))
+        return text
+
+    def _count(self, event: Event) -> None:
+        self.events += 1
+        kind = event.type
+        meta = event.metadata
+        if kind in (EventType.LLM_REQUEST, EventType.LLM_RESPONSE):
+            self.tokens_in += meta.tokens_in or 0
+            self.tokens_out += meta.tokens_out or 0
+            self.cost_usd += meta.cost_usd or 0.0
+        elif kind == EventType.TOOL_CALLED:
+            self.tool_calls += 1
+        elif kind == EventType.ERROR:
+            self.errors += 1
+
+    def _pair(self, event: Event) -> tuple[_Call | None, float | None]:
+        """Match a result with its call by call_id; return the call and the duration."""
+        call_id = event.metadata.call_id
+        call = self._calls.pop(call_id, None) if call_id is not None else None
+        if event.metadata.duration_ms is not None:
+            return call, float(event.metadata.duration_ms)
+        if call is not None and call.ts is not None and event.timestamp is not None:
+            return call, (event.timestamp - call.ts).total_seconds() * 1000
+        return call, None
+
+    def summary(self, event: Event) -> Text:
+        """Return the one-line summary of an event's payload and metadata."""
+        kind = event.type
+        payload = event.payload
+        meta = event.metadata
+        out = Text()
+        if kind in (EventType.TOOL_CALLED, EventType.LLM_REQUEST) and meta.call_id is not None:
+            name = _tool_name(event) if kind == EventType.TOOL_CALLED else _model_name(event)
+            self._calls[meta.call_id] = _Call(event.sequence_number, event.timestamp, name)
+            if len(self._calls) > 10_000:  # calls never answered must not grow without end
+                self._calls.pop(next(iter(self._calls)))
+        if kind == EventType.USER_MESSAGE:
+            out.append(_text_of(payload, "content", "message", "text", "prompt"))
+        elif kind == EventType.PLAN_CREATED:
+            self._plan(out, payload)
+        elif kind == EventType.TOOL_CALLED:
+            out.append(clean(_tool_name(event) or "?"), style="bold")
+            out.append(f"({_call_args(payload)})")
+        elif kind == EventType.TOOL_RESULT:
+            self._tool_result(out, event)
+        elif kind == EventType.LLM_REQUEST:
+            self._llm(out, event, _text_of(payload, "prompt", "messages", "input", "content"))
+        elif kind == EventType.LLM_RESPONSE:
+            self._llm(out, event, _text_of(payload, "content", "text", "output", "message"))
+        elif kind == EventType.ERROR:
+            self._error(out, event)
+        else:
+            out.append(preview(payload) if payload is not None else "")
+        return out
+
+    def _plan(self, out: Text, payload: Any) -> None:
+        goal = _first(payload, "goal", "objective")
+        steps = _first(payload, "steps", "plan")
+        if goal is not None:
+            out.append("goal: ", style="dim")
+            out.append(preview(goal, 120))
+            out.append(" · ", style="dim")
+        if isinstance(steps, list):
+            names = []
+            for step in steps:
+                label = _first(step, "name", "tool", "title", "description", "step")
+                names.append(preview(label if label is not None else step, 60))
+            out.append(f"{len(steps)} step{'s' if len(steps) != 1 else ''}: ")
+            out.append(" → ".join(names))
+        elif goal is None:
+            out.append(preview(payload))
+
+    def _tool_result(self, out: Text, event: Event) -> None:
+        call, duration = self._pair(event)
+        name = _tool_name(event) or (call.name if call is not None else None)
+        out.append(clean(name or "?"), style="bold")
+        out.append(" → ")
+        payload = event.payload
+        error = _first(payload, "error")
+        parts: list[str] = []
+        shape = _result_shape(payload)
+        if shape is not None:
+            parts.append(shape)
+        parts.append(fmt_bytes(len(orjson.dumps(payload))))
+        if duration is not None:
+            parts.append(f"in {fmt_duration(duration)}")
+        if call is not None:
+            parts.append(f"call #{call.seq}")
+        out.append(", ".join(parts))
+        if error is not None:
+            out.append(" · error: ", style="bold red")
+            out.append(preview(error, 200), style="red")
+        else:
+            out.append(" · ", style="dim")
+            out.append(preview(payload), style="dim")
+
+    def _llm(self, out: Text, event: Event, text: str) -> None:
+        meta = event.metadata
+        call, duration = self._pair(event) if event.type == EventType.LLM_RESPONSE else (None, None)
+        model = _model_name(event) or (call.name if call is not None else None)
+        parts: list[str] = []
+        if meta.tokens_in is not None:
+            parts.append(f"{fmt_int(meta.tokens_in)} in")
+        if meta.tokens_out is not None:
+            parts.append(f"{fmt_int(meta.tokens_out)} out")
+        if meta.cost_usd is not None:
+            parts.append(fmt_cost(meta.cost_usd))
+        if duration is not None:
+            parts.append(f"in {fmt_duration(duration)}")
+        if model is not None:
+            out.append(clean(model), style="bold")
+            if parts:
+                out.append(" · ", style="dim")
+        out.append(" · ".join(parts), style="cyan")
+        if text:
+            out.append(" · " if parts or model else "", style="dim")
+            out.append(text)
+
+    def _error(self, out: Text, event: Event) -> None:
+        payload = event.payload
+        kind = _first(payload, "type", "error_type", "kind", "code")
+        if kind is not None:
+            out.append(preview(kind, 60) + ": ", style="bold red")
+        out.append(_text_of(payload, "message", "error", "detail", "reason"), style="red")
+        if _first(payload, "recoverable") is True:
+            out.append(" (recoverable)", style="dim")
+        call_id = event.metadata.call_id
+        call = self._calls.pop(call_id, None) if call_id is not None else None
+        if call is not None:
+            out.append(f" · call #{call.seq}", style="dim")
+
+    def footer(self, total_events: int | None = None) -> Text:
+        """Return the totals line for the events shown so far."""
+        wall = (
+            (self.last_ts - self.first_ts).total_seconds() * 1000
+            if self.first_ts is not None and self.last_ts is not None
+            else 0.0
+        )
+        shown = fmt_int(self.events)
+        if total_events is not None and total_events != self.events:
+            shown += f" of {fmt_int(total_events)}"
+        parts: Iterable[str] = (
+            f"{shown} event{'s' if total_events != 1 and self.events != 1 else ''}",
+            f"{fmt_int(self.tokens_in + self.tokens_out)} tokens "
+            f"({fmt_int(self.tokens_in)} in / {fmt_int(self.tokens_out)} out)",
+            fmt_cost(self.cost_usd),
+            f"{fmt_int(self.tool_calls)} tool call{'s' if self.tool_calls != 1 else ''}",
+            f"{fmt_int(self.errors)} error{'s' if self.errors != 1 else ''}",
+            f"{fmt_duration(wall)} wall time",
+        )
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, part in enumerate(parts):
+            if index:
+                text.append(" · ", style="dim")
+            style = "bold red" if part.endswith(("error", "errors")) and self.errors else "bold"
+            text.append(part, style=style)
+        return text

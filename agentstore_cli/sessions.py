@@ -1,0 +1,121 @@
+"""`agentstore sessions`: list sessions, newest first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import orjson
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from agentstore import Session, State
+from agentstore_cli.common import DataDirOption, open_store, parse_labels, run, write_bytes
+from agentstore_cli.render import fmt_ago, fmt_cost, fmt_int, fmt_time, make_console, safe
+
+__all__ = ["SessionsFormat", "sessions"]
+
+
+_FULL_ID_WIDTH = 110
+
+
+class SessionsFormat(StrEnum):
+    """Output formats of `sessions`."""
+
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
+def sessions(
+    ctx: typer.Context,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            "-l",
+            metavar="KEY=VALUE",
+            help="Only sessions with this label (repeatable; all must match).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Show at most this many sessions.")
+    ] = 50,
+    offset: Annotated[
+        int, typer.Option("--offset", min=0, help="Skip this many of the newest sessions.")
+    ] = 0,
+    fmt: Annotated[
+        SessionsFormat,
+        typer.Option("--format", "-f", help="table for people; json (one array) or jsonl for jq."),
+    ] = SessionsFormat.table,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List sessions, newest first.
+
+    \b
+    Examples:
+      agentstore sessions --label env=prod --limit 10
+      agentstore sessions --format json | jq -r '.[].id'
+
+    On a terminal narrower than 110 columns, ids are cut to 8 characters; any unique
+    prefix of an id works with the other commands. Times are UTC. json and jsonl print
+    each session's on-disk fields (id, name, created_at, updated_at, event_count,
+    labels, ...); the table adds tokens and cost.
+    """
+    labels = parse_labels(label)
+
+    async def main() -> None:
+        async with open_store(ctx, data_dir) as store:
+            found = await store.list_sessions(limit=limit, offset=offset, labels=labels)
+            if fmt is SessionsFormat.json:
+                body = b",\n".join(orjson.dumps(s.to_dict()) for s in found)
+                write_bytes(b"[\n" + body + b"\n]\n" if found else b"[]\n")
+                return
+            if fmt is SessionsFormat.jsonl:
+                for s in found:
+                    write_bytes(orjson.dumps(s.to_dict()) + b"\n", flush=True)
+                return
+            states = [await store.get_state(s.id) for s in found]
+            _print_table(found, states)
+
+    run(main)
+
+
+def _print_table(found: list[Session], states: list[State]) -> None:
+    console = make_console()
+    if not found:
+        console.print(Text("No sessions.", style="dim"))
+        return
+    # Full ids need ~125 columns; on a narrower terminal show 8 characters, like git's
+    # short hashes (any unique prefix works with the other commands).
+    short = console.width < _FULL_ID_WIDTH
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+    )
+    table.add_column("ID", no_wrap=True, style="cyan")
+    table.add_column("NAME", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column("EVENTS", justify="right", no_wrap=True)
+    table.add_column("TOKENS", justify="right", no_wrap=True)
+    table.add_column("COST", justify="right", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    table.add_column("LAST EVENT", no_wrap=True)
+    now = datetime.now(UTC)
+    for session, state in zip(found, states, strict=True):
+        last = fmt_ago(session.updated_at, now) if session.event_count else "-"
+        table.add_row(
+            safe(session.id[:8] if short else session.id),
+            safe(session.name) if session.name else Text("(unnamed)", style="dim"),
+            Text(fmt_int(session.event_count)),
+            Text(fmt_int(state.tokens.total)),
+            Text(fmt_cost(state.tokens.cost_usd)),
+            Text(fmt_time(session.created_at, seconds=False)),
+            Text(last),
+        )
+    console.print(table)
