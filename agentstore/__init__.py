@@ -30,6 +30,28 @@ from agentstore.errors import (
     StoreLockedError,
 )
 from agentstore.events import Event, EventType, Metadata, new_event
+from agentstore.helpers import (
+    error,
+    llm_request,
+    llm_response,
+    new_call_id,
+    plan_created,
+    state_updated,
+    tool_called,
+    tool_result,
+    user_message,
+)
+from agentstore.payloads import (
+    ErrorPayload,
+    LlmRequest,
+    LlmResponse,
+    PlanCreated,
+    StateUpdated,
+    ToolCalled,
+    ToolResult,
+    UserMessage,
+)
+from agentstore.pricing import GenaiPricer, Price, Pricer
 from agentstore.session import PrunedSession, Session
 from agentstore.state import (
     Budget,
@@ -41,6 +63,8 @@ from agentstore.state import (
     default_reducer,
 )
 from agentstore.store import Store
+from agentstore.sync import SyncStore, open_sync
+from agentstore.tracking import LlmCall, ToolCall, tool
 
 __version__ = "0.1.0"
 
@@ -53,13 +77,21 @@ __all__ = [
     "BudgetRemaining",
     "ConcurrencyError",
     "CorruptLogError",
+    "ErrorPayload",
     "Event",
     "EventType",
+    "GenaiPricer",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidSessionIdError",
+    "LlmCall",
+    "LlmRequest",
+    "LlmResponse",
     "Metadata",
     "OpenCall",
+    "PlanCreated",
+    "Price",
+    "Pricer",
     "PrunedSession",
     "Reducer",
     "ReducerError",
@@ -67,13 +99,30 @@ __all__ = [
     "SessionExistsError",
     "SessionNotFoundError",
     "State",
+    "StateUpdated",
     "StorageError",
     "Store",
     "StoreClosedError",
     "StoreLockedError",
+    "SyncStore",
     "TokenUsage",
+    "ToolCall",
+    "ToolCalled",
+    "ToolResult",
+    "UserMessage",
     "default_reducer",
+    "error",
+    "llm_request",
+    "llm_response",
+    "new_call_id",
     "new_event",
     "open",
+    "open_sync",
+    "plan_created",
+    "state_updated",
+    "tool",
+    "tool_called",
+    "tool_result",
+    "user_message",
     "__version__",
 ]

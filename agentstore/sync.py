@@ -1,0 +1,348 @@
+"""`SyncStore`: the async `Store`, blocking, for sync agent frameworks and scripts.
+
+```python
+import agentstore
+
+with agentstore.open_sync("./agent-data") as store:
+    session = store.create_session(name="my-agent")
+    store.append(session.id, agentstore.user_message("hi"))
+    with store.track_tool(session.id, "search_flights", {"to": "MUC"}) as call:
+        call.result = search_flights(to="MUC")
+    print(store.get_state(session.id).tool_calls)
+```
+
+Each `SyncStore` runs its `Store` on an event loop in a thread of its own (anyio's
+blocking portal); every method hands its call to that loop and waits for the result.
+That makes a `SyncStore` safe to use from many threads at once: the calls are queued on
+one loop, where the store keeps sequence numbers in order exactly as it does for tasks.
+Do not call a `SyncStore` from async code (it would block that event loop): use `Store`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+import warnings
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, ParamSpec, Self, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from agentstore import tracking
+from agentstore._open import DEFAULT_DATA_DIR
+from agentstore._open import open as _open_async
+from agentstore.backends.base import Backend
+from agentstore.backends.file import Durability
+from agentstore.errors import StoreClosedError
+from agentstore.events import Event, EventType
+from agentstore.pricing import Pricer
+from agentstore.session import PrunedSession, Session
+from agentstore.state import Budget, Reducer, State
+from agentstore.store import Store
+
+__all__ = ["SyncStore", "open_sync"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class SyncStore:
+    """A blocking twin of `Store`, safe to call from many threads at once.
+
+    Make one with `agentstore.open_sync(...)` (same arguments as `agentstore.open`) or
+    from a `Store` that is not used elsewhere: `SyncStore(agentstore.open(...))`. Use it
+    as a context manager or call `close()`. The methods are those of `Store`, blocking.
+    """
+
+    def __init__(self, store: Store) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"SyncStore wraps an agentstore.Store, not {type(store).__name__}")
+        self._store = store
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self._exit = contextlib.ExitStack()
+        self._portal: BlockingPortal = self._exit.enter_context(
+            start_blocking_portal(name="agentstore-sync")
+        )
+        try:
+            self._portal.call(store.__aenter__)
+        except BaseException:
+            self._closed = True
+            self._exit.close()
+            raise
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _call(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._closed:
+            raise StoreClosedError("this store was closed; open a new one")
+        try:
+            return self._portal.call(functools.partial(func, *args, **kwargs))
+        except RuntimeError as exc:
+            if self._closed and "not running" in str(exc):
+                raise StoreClosedError("this store was closed; open a new one") from exc
+            raise
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The storage backend the store writes to."""
+        return self._store.backend
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the store and stop its event-loop thread. Closing twice is harmless."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._portal.call(self._store.close)
+            finally:
+                self._exit.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if not getattr(self, "_closed", True):
+            _warn(
+                f"agentstore.SyncStore {self!r} was never closed; use `with` or `store.close()`",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def create_session(
+        self,
+        *,
+        name: str | None = None,
+        session_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        budget: Budget | None = None,
+    ) -> Session:
+        """Create a session (see `Store.create_session`)."""
+        return self._call(
+            self._store.create_session,
+            name=name,
+            session_id=session_id,
+            labels=labels,
+            budget=budget,
+        )
+
+    def get_session(self, session_id: str) -> Session:
+        """Return a session (see `Store.get_session`)."""
+        return self._call(self._store.get_session, session_id)
+
+    def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Session]:
+        """Return sessions newest first (see `Store.list_sessions`)."""
+        return self._call(self._store.list_sessions, limit=limit, offset=offset, labels=labels)
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete a session for good (see `Store.delete_session`)."""
+        return self._call(self._store.delete_session, session_id)
+
+    def resolve_session_id(self, prefix: str) -> str:
+        """Return the one session id starting with `prefix` (see `Store.resolve_session_id`)."""
+        return self._call(self._store.resolve_session_id, prefix)
+
+    def prune(
+        self,
+        *,
+        older_than: timedelta,
+        labels: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> list[PrunedSession]:
+        """Delete sessions older than `older_than` (see `Store.prune`)."""
+        return self._call(
+            self._store.prune, older_than=older_than, labels=labels, dry_run=dry_run, now=now
+        )
+
+    def import_session(
+        self, session: Session | Mapping[str, Any], events: Sequence[Event]
+    ) -> Session:
+        """Re-create a session from an export (see `Store.import_session`)."""
+        return self._call(self._store.import_session, session, events)
+
+    # --- appending ------------------------------------------------------------------------
+
+    def append(self, session_id: str, event: Event, *, expected_seq: int | None = None) -> Event:
+        """Append one event; return the stored event (see `Store.append`)."""
+        return self._call(self._store.append, session_id, event, expected_seq=expected_seq)
+
+    def append_many(
+        self,
+        session_id: str,
+        events: Iterable[Event],
+        *,
+        expected_seq: int | None = None,
+    ) -> list[Event]:
+        """Append several events atomically (see `Store.append_many`)."""
+        # Materialise here: a generator must not be consumed in the loop thread.
+        return self._call(
+            self._store.append_many, session_id, list(events), expected_seq=expected_seq
+        )
+
+    # --- reading --------------------------------------------------------------------------
+
+    def get_state(self, session_id: str, *, at_seq: int | None = None) -> State:
+        """Return the session's state (see `Store.get_state`)."""
+        return self._call(self._store.get_state, session_id, at_seq=at_seq)
+
+    def get_events(self, session_id: str, from_seq: int = 0) -> list[Event]:
+        """Return the session's events from `from_seq` on (see `Store.get_events`)."""
+        return self._call(self._store.get_events, session_id, from_seq)
+
+    def replay(
+        self,
+        session_id: str,
+        *,
+        types: Iterable[EventType | str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        from_seq: int | None = None,
+        to_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Return the events that match every filter (see `Store.replay`)."""
+        return self._call(
+            self._store.replay,
+            session_id,
+            types=list(types) if types is not None and not isinstance(types, str) else types,
+            since=since,
+            until=until,
+            from_seq=from_seq,
+            to_seq=to_seq,
+            limit=limit,
+        )
+
+    def stream(
+        self, session_id: str, *, from_seq: int = 0, follow: bool = False
+    ) -> Iterator[Event]:
+        """Yield the session's events in order (see `Store.stream`).
+
+        With `follow=True` it blocks waiting for new events until you stop iterating
+        or the store is closed.
+        """
+        agen = self._call(_start_stream, self._store, session_id, from_seq, follow)
+        try:
+            while True:
+                try:
+                    event = self._call(agen.__anext__)
+                except StopAsyncIteration:
+                    return
+                except StoreClosedError:
+                    return
+                yield event
+        finally:
+            if not self._closed:
+                with contextlib.suppress(RuntimeError, StoreClosedError):
+                    self._call(agen.aclose)
+
+    def fork(
+        self,
+        session_id: str,
+        *,
+        at_seq: int,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Session:
+        """Copy the first `at_seq` events into a new session (see `Store.fork`)."""
+        return self._call(self._store.fork, session_id, at_seq=at_seq, name=name, labels=labels)
+
+    # --- tracking -------------------------------------------------------------------------
+
+    def track_tool(
+        self,
+        session_id: str,
+        tool: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        call_id: str | None = None,
+    ) -> tracking.SyncTracker[tracking.ToolCall]:
+        """Record a tool call around a `with` block (see `Store.track_tool`)."""
+        return tracking.track_tool_sync(self, session_id, tool, args, call_id=call_id)
+
+    def track_llm(
+        self,
+        session_id: str,
+        model: str,
+        messages: Sequence[Any] | None = None,
+        *,
+        prompt: str | None = None,
+        provider: str | None = None,
+        call_id: str | None = None,
+    ) -> tracking.SyncTracker[tracking.LlmCall]:
+        """Record an LLM call around a `with` block (see `Store.track_llm`)."""
+        return tracking.track_llm_sync(
+            self, session_id, model, messages, prompt=prompt, provider=provider, call_id=call_id
+        )
+
+    def tool(self, session_id: str, *, name: str | None = None) -> Callable[[Any], Any]:
+        """Decorate a function so that each call is recorded (see `agentstore.tool`).
+
+        A sync function stays sync; an async one records through a worker thread.
+        """
+        return tracking.tool(self, session_id, name=name)
+
+
+async def _start_stream(store: Store, session_id: str, from_seq: int, follow: bool) -> Any:
+    # Created in the loop thread, so the generator's first checks run where it lives.
+    return store.stream(session_id, from_seq=from_seq, follow=follow)
+
+
+def open_sync(
+    path: str | os.PathLike[str] = DEFAULT_DATA_DIR,
+    *,
+    in_memory: bool = False,
+    reducer: Reducer | None = None,
+    snapshot_interval: int = 100,
+    durability: Durability = "fsync",
+    read_only: bool = False,
+    cache_size: int = 1024,
+    pricing: bool | Pricer = True,
+) -> SyncStore:
+    """Open a blocking event store; the arguments are those of `agentstore.open()`.
+
+    ```python
+    with agentstore.open_sync("./agent-data") as store:
+        session = store.create_session(name="my-agent")
+    ```
+    """
+    return SyncStore(
+        _open_async(
+            path,
+            in_memory=in_memory,
+            reducer=reducer,
+            snapshot_interval=snapshot_interval,
+            durability=durability,
+            read_only=read_only,
+            cache_size=cache_size,
+            pricing=pricing,
+        )
+    )
