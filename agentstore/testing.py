@@ -28,9 +28,9 @@ distribution; disable it with `pytest -p no:agentstore`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, cast, overload
 
 import pytest
 
@@ -47,12 +47,15 @@ __all__ = [
     "sync_agent_store",
 ]
 
-try:  # pytest-asyncio in strict mode only runs async fixtures declared with its decorator
-    import pytest_asyncio
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-    _async_fixture: Any = pytest_asyncio.fixture
-except ImportError:  # anyio's pytest plugin (part of anyio) runs plain async fixtures
-    _async_fixture = pytest.fixture
+
+def _async_fixture(fn: _F) -> _F:
+    try:  # pytest-asyncio in strict mode only runs async fixtures made with its decorator
+        import pytest_asyncio
+    except ImportError:  # anyio's pytest plugin (part of anyio) runs plain async fixtures
+        return cast(_F, pytest.fixture(fn))
+    return cast(_F, pytest_asyncio.fixture(fn))
 
 
 @_async_fixture
