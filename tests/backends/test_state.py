@@ -27,7 +27,7 @@ async def test_default_reducer(store: Store) -> None:
     await store.append(
         session.id,
         new_event(EventType.LLM_REQUEST, {"prompt": "p"}).with_metadata(
-            Metadata(tokens_in=850, model="gpt-4")
+            Metadata(tokens_in=850, model="gpt-4", cost_usd=0.0)  # given: not priced
         ),
     )
     await store.append(session.id, llm(tokens_in=0, tokens_out=320, cost=0.018))
