@@ -36,8 +36,8 @@ __all__ = ["COMMANDS", "app", "main"]
 # --- commands: one module each, registered by one line ("name", "module:function") -------
 COMMANDS: list[tuple[str, str]] = [
     ("sessions", "agentstore_cli.sessions:sessions"),
-    # ("replay", "agentstore_cli.replay:replay"),
-    # ("stats", "agentstore_cli.stats:stats"),
+    ("replay", "agentstore_cli.replay:replay"),
+    ("stats", "agentstore_cli.stats:stats"),
     # ("export", "agentstore_cli.export:export"),
     # ("import", "agentstore_cli.export:import_"),
     # ("fork", "agentstore_cli.fork:fork"),

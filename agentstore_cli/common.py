@@ -44,6 +44,7 @@ __all__ = [
     "data_dir_of",
     "open_store",
     "parse_labels",
+    "resolve_session",
     "run",
     "write_bytes",
 ]
@@ -150,3 +151,12 @@ def write_bytes(data: bytes, *, flush: bool = False) -> None:
         stream.write(data.decode())
         if flush:
             stream.flush()
+
+
+async def resolve_session(store: Store, prefix: str) -> str:
+    """Return the full id of the session `prefix` names (an id or a unique prefix).
+
+    Raises `SessionNotFoundError`, or `AmbiguousSessionError` listing the candidates;
+    both become one line on stderr. A session's name is not an id.
+    """
+    return await store.resolve_session_id(prefix)

@@ -31,6 +31,7 @@ __all__ = [
     "fmt_time",
     "make_console",
     "preview",
+    "print_line",
     "safe",
 ]
 
@@ -59,6 +60,11 @@ def make_console(*, stderr: bool = False) -> Console:
     takes the width from the terminal (or `COLUMNS`, 80 in a pipe).
     """
     return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
+def print_line(console: Console, text: Text) -> None:
+    """Print `text` as exactly one line, cut with an ellipsis at the console's width."""
+    console.print(text, no_wrap=True, overflow="ellipsis", crop=True)
 
 
 def safe(value: object, style: str = "") -> Text:
@@ -149,6 +155,11 @@ def preview(value: Any, limit: int = _PREVIEW_CHARS) -> str:
     return clean(text)
 
 
+def _json_preview(value: Any, limit: int) -> str:
+    """Like `preview`, but strings keep their quotes (for arguments: `to="MUC"`)."""
+    return preview(value if not isinstance(value, str) else orjson.dumps(value).decode(), limit)
+
+
 def _first(payload: Any, *keys: str) -> Any:
     if isinstance(payload, Mapping):
         for key in keys:
@@ -187,7 +198,7 @@ def _call_args(payload: Any) -> str:
     if args is None and isinstance(payload, Mapping):
         args = {k: v for k, v in payload.items() if k not in ("tool", "tool_name", "name")}
     if isinstance(args, Mapping):
-        return ", ".join(f"{clean(str(k))}={preview(v, 80)}" for k, v in args.items())
+        return ", ".join(f"{clean(str(k))}={_json_preview(v, 80)}" for k, v in args.items())
     if args is None:
         return ""
     return preview(args, 160)

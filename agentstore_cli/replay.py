@@ -1,0 +1,205 @@
+"""`agentstore replay`: a session's events as a timeline, JSON, JSON lines, or step by step."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.rule import Rule
+from rich.text import Text
+
+from agentstore import Event, Session, Store
+from agentstore_cli.common import (
+    DataDirOption,
+    UsageError,
+    open_store,
+    resolve_session,
+    run,
+    write_bytes,
+)
+from agentstore_cli.events_iter import EventQuery, follow_events, iter_events, parse_types
+from agentstore_cli.render import Timeline, fmt_time, make_console, print_line, safe
+from agentstore_cli.timeparse import parse_time
+
+__all__ = ["ReplayFormat", "replay", "session_header", "write_json_array"]
+
+
+class ReplayFormat(StrEnum):
+    """Output formats of `replay`."""
+
+    timeline = "timeline"
+    json = "json"
+    jsonl = "jsonl"
+
+
+def replay(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    type_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            "-t",
+            metavar="TYPES",
+            help="Only these event types, comma-separated (e.g. tool_called,error).",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME", help="Only events at or after TIME: ISO-8601, or ago like 10m, 2h."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME", help="Only events at or before TIME: ISO-8601, or ago like 10m."
+        ),
+    ] = None,
+    from_seq: Annotated[
+        int | None, typer.Option("--from-seq", min=1, help="First sequence number to show.")
+    ] = None,
+    to_seq: Annotated[
+        int | None, typer.Option("--to-seq", min=1, help="Last sequence number to show.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Show at most N events.")
+    ] = None,
+    fmt: Annotated[
+        ReplayFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="timeline for people (no colour in a pipe); json (one array) or jsonl "
+            "(one event per line) with exactly the on-disk fields.",
+        ),
+    ] = ReplayFormat.timeline,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-F",
+            help="Keep printing new events as they are appended (by any process) "
+            "until Ctrl-C. Timeline or jsonl.",
+        ),
+    ] = False,
+    step: Annotated[
+        bool,
+        typer.Option(
+            "--step",
+            help="Step through events one at a time with the state after each "
+            "(Enter/n next, p previous, q quit). Needs a terminal.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show what happened in a session, event by event.
+
+    \b
+    Examples:
+      agentstore replay 3f2a
+      agentstore replay 3f2a --type tool_called,tool_result --since 2h
+      agentstore replay 3f2a --from-seq 40 --to-seq 60
+      agentstore replay 3f2a --format json | jq '.[] | select(.type == "error")'
+      agentstore replay 3f2a --follow --format jsonl | jq -c .payload
+      agentstore replay 3f2a --step
+
+    The timeline shows each event's sequence number, time since the first shown event,
+    type and a one-line summary, cut to the terminal width, then the totals. Times given
+    without a zone are UTC.
+    """
+    query = EventQuery(
+        types=parse_types(type_),
+        since=parse_time(since, option="--since") if since is not None else None,
+        until=parse_time(until, option="--until") if until is not None else None,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        limit=limit,
+    )
+    if from_seq is not None and to_seq is not None and to_seq < from_seq:
+        raise UsageError(f"--to-seq {to_seq} is before --from-seq {from_seq}")
+    if follow and fmt is ReplayFormat.json:
+        raise UsageError("--follow prints events as they come: use --format jsonl or timeline")
+    if step and (follow or fmt is not ReplayFormat.timeline):
+        raise UsageError("--step cannot be combined with --follow or --format")
+    if step:
+        from agentstore_cli.step import run_pager
+
+        run_pager(ctx, data_dir, session, query)
+        return
+
+    timeline = Timeline()
+    state: dict[str, Session] = {}
+
+    async def main() -> None:
+        async with open_store(ctx, data_dir) as store:
+            sid = await resolve_session(store, session)
+            info = await store.get_session(sid)
+            state["session"] = info
+            if fmt is ReplayFormat.timeline:
+                await _timeline(store, info, query, timeline, follow=follow)
+            elif fmt is ReplayFormat.json:
+                async with contextlib.aclosing(iter_events(store, sid, query)) as events:
+                    await write_json_array(events)
+            else:
+                source = follow_events if follow else iter_events
+                async with contextlib.aclosing(source(store, sid, query)) as events:
+                    async for event in events:
+                        write_bytes(event.to_json() + b"\n", flush=True)
+
+    try:
+        run(main)
+    except KeyboardInterrupt:
+        # Ctrl-C ends --follow: a normal way out, so exit 0 (after the totals).
+        if not follow:
+            raise
+        if fmt is ReplayFormat.timeline and "session" in state:
+            console = make_console()
+            console.print(Rule(style="dim"))
+            console.print(timeline.footer())
+
+
+async def write_json_array(events: AsyncIterable[Event]) -> None:
+    """Write events as one JSON array, one event per line, without holding them all."""
+    first = True
+    async for event in events:
+        write_bytes((b"[\n" if first else b",\n") + event.to_json())
+        first = False
+    write_bytes(b"[]\n" if first else b"\n]\n", flush=True)
+
+
+def session_header(info: Session) -> Text:
+    """Return the one-line header of a session: name, id, labels, creation time."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if info.name:
+        text.append_text(safe(info.name, "bold"))
+    else:
+        text.append("(unnamed)", style="dim")
+    text.append("  ")
+    text.append_text(safe(info.id, "cyan"))
+    for key, value in sorted(info.labels.items()):
+        text.append("  ")
+        text.append_text(safe(f"{key}={value}", "dim"))
+    text.append(f"  created {fmt_time(info.created_at)} UTC", style="dim")
+    return text
+
+
+async def _timeline(
+    store: Store, info: Session, query: EventQuery, timeline: Timeline, *, follow: bool
+) -> None:
+    console = make_console()
+    timeline.seq_width = max(len(str(info.event_count)), 3)
+    print_line(console, session_header(info))
+    source = follow_events if follow else iter_events
+    async with contextlib.aclosing(source(store, info.id, query)) as events:
+        event: Event
+        async for event in events:
+            print_line(console, timeline.row(event))
+            if follow:
+                console.file.flush()
+    console.print(Rule(style="dim"))
+    filtered = query != EventQuery()
+    console.print(timeline.footer(None if filtered else info.event_count))

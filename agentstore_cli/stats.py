@@ -1,0 +1,356 @@
+"""`agentstore stats`: what a session added up to: tokens, cost, tools, models, errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agentstore import Event, EventType, Session, State
+from agentstore_cli.common import DataDirOption, open_store, resolve_session, run, write_bytes
+from agentstore_cli.events_iter import EventQuery, iter_events
+from agentstore_cli.render import (
+    TYPE_STYLES,
+    fmt_cost,
+    fmt_duration,
+    fmt_int,
+    fmt_time,
+    make_console,
+    print_line,
+    safe,
+)
+from agentstore_cli.replay import session_header
+
+__all__ = ["SessionStats", "StatsFormat", "collect_stats", "stats"]
+
+
+class StatsFormat(StrEnum):
+    """Output formats of `stats`."""
+
+    text = "text"
+    json = "json"
+
+
+@dataclass
+class _Model:
+    requests: int = 0
+    responses: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class _Tool:
+    calls: int = 0
+    results: int = 0
+    failed: int = 0
+    timed: int = 0
+    total_ms: float = 0.0
+
+
+@dataclass
+class SessionStats:
+    """Per-type, per-model and per-tool figures of a session, from one pass over its log."""
+
+    types: Counter[str] = field(default_factory=Counter)
+    models: dict[str, _Model] = field(default_factory=dict)
+    tools: dict[str, _Tool] = field(default_factory=dict)
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    last_error: str | None = None
+    _calls: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
+
+    def add(self, event: Event) -> None:
+        """Count one event."""
+        kind = str(event.type)
+        meta = event.metadata
+        self.types[kind] += 1
+        if self.first_ts is None:
+            self.first_ts = event.timestamp
+        self.last_ts = event.timestamp
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        if kind in (EventType.LLM_REQUEST, EventType.LLM_RESPONSE):
+            name = meta.model or payload.get("model") or "(unknown)"
+            model = self.models.setdefault(str(name), _Model())
+            if kind == EventType.LLM_REQUEST:
+                model.requests += 1
+            else:
+                model.responses += 1
+            model.tokens_in += meta.tokens_in or 0
+            model.tokens_out += meta.tokens_out or 0
+            model.cost_usd += meta.cost_usd or 0.0
+        elif kind == EventType.TOOL_CALLED:
+            name = str(meta.tool_name or payload.get("tool") or "(unknown)")
+            self.tools.setdefault(name, _Tool()).calls += 1
+            if meta.call_id is not None:
+                self._calls[meta.call_id] = (name, event.timestamp)
+        elif kind == EventType.TOOL_RESULT:
+            self._tool_result(event, payload)
+        elif kind == EventType.ERROR:
+            message = payload.get("error") or payload.get("message") or event.payload
+            self.last_error = (
+                message if isinstance(message, str) else orjson.dumps(message).decode()
+            )
+
+    def _tool_result(self, event: Event, payload: dict[str, Any]) -> None:
+        meta = event.metadata
+        call = self._calls.pop(meta.call_id, None) if meta.call_id is not None else None
+        name = meta.tool_name or payload.get("tool") or (call[0] if call else None)
+        tool = self.tools.setdefault(str(name or "(unknown)"), _Tool())
+        tool.results += 1
+        if payload.get("error") is not None:
+            tool.failed += 1
+        duration: float | None = None
+        if meta.duration_ms is not None:
+            duration = float(meta.duration_ms)
+        elif call is not None and call[1] is not None and event.timestamp is not None:
+            duration = (event.timestamp - call[1]).total_seconds() * 1000
+        if duration is not None:
+            tool.timed += 1
+            tool.total_ms += duration
+
+    @property
+    def duration_ms(self) -> float:
+        """Wall time from the first to the last event, in milliseconds."""
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return (self.last_ts - self.first_ts).total_seconds() * 1000
+
+
+async def collect_stats(events: Any) -> SessionStats:
+    """Fold an async iterable of events into `SessionStats`."""
+    result = SessionStats()
+    async for event in events:
+        result.add(event)
+    return result
+
+
+def stats(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    at: Annotated[
+        int | None,
+        typer.Option("--at", min=0, metavar="SEQ", help="Stats as of event SEQ (time travel)."),
+    ] = None,
+    fmt: Annotated[
+        StatsFormat,
+        typer.Option("--format", "-f", help="text for people, json (one object) for jq."),
+    ] = StatsFormat.text,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Summarise a session: tokens, cost, tool calls, errors, per model and per tool.
+
+    \b
+    Examples:
+      agentstore stats 3f2a
+      agentstore stats 3f2a --at 40
+      agentstore stats 3f2a --format json | jq .tokens.cost_usd
+    """
+
+    async def main() -> None:
+        async with open_store(ctx, data_dir) as store:
+            sid = await resolve_session(store, session)
+            info = await store.get_session(sid)
+            state = await store.get_state(sid, at_seq=at)
+            query = EventQuery(to_seq=at) if at is not None else EventQuery()
+            if at == 0:
+                figures = SessionStats()
+            else:
+                async with contextlib.aclosing(iter_events(store, sid, query)) as events:
+                    figures = await collect_stats(events)
+        if fmt is StatsFormat.json:
+            write_bytes(orjson.dumps(stats_json(info, state, figures, at)) + b"\n")
+        else:
+            print_stats(make_console(), info, state, figures, at)
+
+    run(main)
+
+
+def stats_json(
+    info: Session, state: State, figures: SessionStats, at: int | None
+) -> dict[str, Any]:
+    """Return the `stats --format json` object."""
+    budget = state.budget_remaining
+    return {
+        "session": info.to_dict(),
+        "at_seq": at,
+        "events": state.event_count,
+        "first_event_at": _iso(figures.first_ts),
+        "last_event_at": _iso(figures.last_ts),
+        "duration_ms": round(figures.duration_ms, 3),
+        "tool_calls": state.tool_calls,
+        "errors": state.errors,
+        "last_error": figures.last_error,
+        "tokens": {
+            "input": state.tokens.input,
+            "output": state.tokens.output,
+            "total": state.tokens.total,
+            "cost_usd": state.tokens.cost_usd,
+        },
+        "budget": (
+            {
+                **(state.budget.model_dump() if state.budget is not None else {}),
+                "remaining_cost_usd": budget.cost_usd,
+                "remaining_tokens": budget.tokens,
+            }
+            if budget is not None
+            else None
+        ),
+        "types": dict(sorted(figures.types.items())),
+        "models": {
+            name: {
+                "calls": max(m.requests, m.responses),
+                "tokens_in": m.tokens_in,
+                "tokens_out": m.tokens_out,
+                "cost_usd": m.cost_usd,
+            }
+            for name, m in sorted(figures.models.items())
+        },
+        "tools": {
+            name: {
+                "calls": t.calls,
+                "results": t.results,
+                "failed": t.failed,
+                "total_ms": round(t.total_ms, 3),
+                "mean_ms": round(t.total_ms / t.timed, 3) if t.timed else None,
+            }
+            for name, t in sorted(figures.tools.items())
+        },
+        "open_calls": [
+            {"call_id": call_id, **call.model_dump()}
+            for call_id, call in sorted(
+                state.open_calls.items(), key=lambda kv: kv[1].sequence_number
+            )
+        ],
+    }
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
+
+
+def _table(*columns: str) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
+    )
+    for index, name in enumerate(columns):
+        table.add_column(name, justify="left" if index == 0 else "right", no_wrap=True)
+    return table
+
+
+def print_stats(
+    console: Console, info: Session, state: State, figures: SessionStats, at: int | None
+) -> None:
+    """Print the `stats` text view."""
+    print_line(console, session_header(info))
+    rows: list[tuple[str, Text]] = []
+    if at is not None:
+        rows.append(("as of", Text(f"event {at} of {fmt_int(info.event_count)}")))
+    rows.append(
+        ("first event", Text(f"{fmt_time(figures.first_ts)} UTC" if figures.first_ts else "-"))
+    )
+    rows.append(("duration", Text(fmt_duration(figures.duration_ms))))
+    rows.append(("events", Text(fmt_int(state.event_count))))
+    rows.append(("tool calls", Text(fmt_int(state.tool_calls))))
+    errors = Text(fmt_int(state.errors), style="bold red" if state.errors else "")
+    if figures.last_error is not None:
+        errors.append("  last: ", style="dim")
+        errors.append_text(safe(figures.last_error[:200], "red"))
+    rows.append(("errors", errors))
+    tokens = state.tokens
+    rows.append(
+        (
+            "tokens",
+            Text(
+                f"{fmt_int(tokens.total)} ({fmt_int(tokens.input)} in / "
+                f"{fmt_int(tokens.output)} out)"
+            ),
+        )
+    )
+    rows.append(("cost", Text(fmt_cost(tokens.cost_usd), style="bold")))
+    remaining = state.budget_remaining
+    if state.budget is not None and remaining is not None:
+        parts = []
+        if state.budget.max_cost_usd is not None and remaining.cost_usd is not None:
+            parts.append(f"{fmt_cost(remaining.cost_usd)} of {fmt_cost(state.budget.max_cost_usd)}")
+        if state.budget.max_tokens is not None and remaining.tokens is not None:
+            parts.append(
+                f"{fmt_int(remaining.tokens)} of {fmt_int(state.budget.max_tokens)} tokens"
+            )
+        over = state.over_budget()
+        rows.append(
+            (
+                "budget left",
+                Text(
+                    " · ".join(parts) + (" (exhausted)" if over else ""),
+                    style="bold red" if over else "",
+                ),
+            )
+        )
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="dim", no_wrap=True)
+    summary.add_column(overflow="ellipsis", no_wrap=True)
+    for label, value in rows:
+        summary.add_row(label, value)
+    console.print(summary)
+
+    if figures.types:
+        table = _table("TYPE", "EVENTS")
+        for kind, count in sorted(figures.types.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(safe(kind, TYPE_STYLES.get(kind, "white")), Text(fmt_int(count)))
+        console.print()
+        console.print(table)
+    if figures.models:
+        table = _table("MODEL", "CALLS", "TOKENS IN", "TOKENS OUT", "COST")
+        for name, m in sorted(figures.models.items(), key=lambda kv: -kv[1].cost_usd):
+            table.add_row(
+                safe(name, "magenta"),
+                Text(fmt_int(max(m.requests, m.responses))),
+                Text(fmt_int(m.tokens_in)),
+                Text(fmt_int(m.tokens_out)),
+                Text(fmt_cost(m.cost_usd)),
+            )
+        console.print()
+        console.print(table)
+    if figures.tools:
+        table = _table("TOOL", "CALLS", "RESULTS", "FAILED", "TOTAL TIME", "MEAN TIME")
+        for name, t in sorted(figures.tools.items(), key=lambda kv: (-kv[1].calls, kv[0])):
+            table.add_row(
+                safe(name, "yellow"),
+                Text(fmt_int(t.calls)),
+                Text(fmt_int(t.results)),
+                Text(fmt_int(t.failed), style="red" if t.failed else ""),
+                Text(fmt_duration(t.total_ms) if t.timed else "-"),
+                Text(fmt_duration(t.total_ms / t.timed) if t.timed else "-"),
+            )
+        console.print()
+        console.print(table)
+    if state.open_calls:
+        table = _table("OPEN CALL", "SEQ", "TYPE", "NAME")
+        for call_id, call in sorted(state.open_calls.items(), key=lambda kv: kv[1].sequence_number):
+            table.add_row(
+                safe(call_id),
+                Text(str(call.sequence_number)),
+                safe(call.type),
+                safe(call.name or "-"),
+            )
+        console.print()
+        console.print(
+            Text("Calls without a result (work to redo after a crash):", style="bold yellow")
+        )
+        console.print(table)
