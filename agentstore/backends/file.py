@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import aiofiles
 import anyio
@@ -67,7 +67,6 @@ Durability = Literal["fsync", "flush"]
 
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
-_TAIL_CHUNK = 64 * 1024
 _READ_CHUNK = 1024 * 1024
 _CHECKPOINT_EVERY = 1024
 _MAX_OPEN_LOGS = 256
@@ -140,19 +139,163 @@ def _decode_line(line: bytes, path: Path, lineno: int) -> Event:
     return event
 
 
-def _last_line(fd: int, size: int) -> tuple[int, bytes]:
-    """Return (start offset, bytes) of the last newline-terminated line ending at `size`."""
-    end = size
+def _lines_backwards(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Yield (start offset, bytes) of each line that ends at or before `end`, last first.
+
+    The bytes keep their newline (the first line yielded lacks one if `end` is not at a
+    line end). Reads grow from 4 KiB so that a short tail costs one small read and a
+    10 MiB line costs O(its size), not O(size squared).
+    """
     buf = b""
-    pos = end
-    while pos > 0:
-        step = min(_TAIL_CHUNK, pos)
-        pos -= step
-        buf = os.pread(fd, step, pos) + buf
-        nl = buf.rfind(b"\n", 0, len(buf) - 1)
-        if nl >= 0:
-            return pos + nl + 1, buf[nl + 1 :]
-    return 0, buf
+    base = end  # file offset of buf[0]
+    limit = 0  # buf[:limit] is not yet yielded
+    step = 4096
+    while True:
+        if limit:
+            nl = buf.rfind(b"\n", 0, limit - 1)
+            if nl >= 0:
+                yield base + nl + 1, buf[nl + 1 : limit]
+                limit = nl + 1
+                continue
+        if base == 0:
+            if limit:
+                yield 0, buf[:limit]
+            return
+        n = min(step, base)
+        base -= n
+        buf = os.pread(fd, n, base) + buf[:limit]
+        limit = len(buf)
+        step = min(step * 2, _READ_CHUNK)
+
+
+def _last_line(fd: int, size: int) -> tuple[int, bytes]:
+    """Return (start offset, bytes) of the last line ending at `size`."""
+    return next(_lines_backwards(fd, size), (0, b""))
+
+
+# Every line of a multi-event batch but its last ends with `,"batch_end":<last seq>}`, so
+# that a batch cut short by a crash is recognised and removed whole (append_many is all or
+# nothing). A complete batch, and every single append, ends with its last line unmarked.
+_BATCH_KEY = b',"batch_end":'
+
+
+def _mark_batch(lines: list[bytes], last_seq: int) -> list[bytes]:
+    """Return a batch's lines with every line but the last marked with `batch_end`."""
+    if len(lines) < 2:
+        return lines
+    mark = _BATCH_KEY + str(last_seq).encode() + b"}\n"
+    return [line[:-2] + mark for line in lines[:-1]] + [lines[-1]]
+
+
+def _batch_end(line: bytes) -> int | None:
+    """Return the `batch_end` mark of a line (with or without its newline), if any."""
+    line = line.rstrip(b"\n")
+    at = line.rfind(_BATCH_KEY, max(0, len(line) - 40))
+    if at < 0 or not line.endswith(b"}"):
+        return None
+    digits = line[at + len(_BATCH_KEY) : -1]
+    return int(digits) if digits.isdigit() else None
+
+
+def _truncate(fd: int, size: int) -> None:
+    os.ftruncate(fd, size)
+
+
+@contextlib.contextmanager
+def _flocked(fd: int, *, exclusive: bool) -> Iterator[None]:
+    """Hold the advisory lock of a log (exclusive: writers; shared: readers).
+
+    A reader whose file system has no `flock` (some network mounts) reads unlocked.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    except OSError as exc:
+        if exclusive:
+            raise StorageError(f"cannot lock a log for writing: {exc}") from exc
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _event_object(line: bytes) -> dict[str, Any] | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) and "sequence_number" in obj else None
+
+
+def committed_end(fd: int, size: int) -> int:
+    """Return where the committed part of a log ends: before its torn tail, if any.
+
+    A crash mid-append leaves at most one append's bytes at the end of a log: a last
+    line without a newline, or one that is not a JSON event (a power cut can leave zeros),
+    and, for `append_many`, the complete lines of a batch whose last line is missing.
+    Those bytes are the torn tail. A complete, valid line is never part of it, except in
+    an unfinished batch, which was never acknowledged.
+    """
+    lines = _lines_backwards(fd, size)
+    item = next(lines, None)
+    if item is None:
+        return 0
+    start, line = item
+    cut = size
+    obj = _event_object(line) if line.endswith(b"\n") else None
+    if obj is None:
+        cut = start
+        item = next(lines, None)
+        if item is None:
+            return 0
+        start, line = item
+        obj = _event_object(line)
+        if obj is None:
+            return cut  # a bad complete line: corruption for `verify`, not a torn tail
+    seq = obj.get("sequence_number")
+    mark = obj.get("batch_end")
+    if isinstance(mark, int) and isinstance(seq, int) and mark > seq:
+        cut = start
+        for start, line in lines:
+            if _batch_end(line) != mark:
+                break
+            cut = start
+    return cut
+
+
+def quarantine_tail(fd: int, path: Path, end: int, size: int) -> Path:
+    """Move bytes `end:size` of the log open as `fd` to `<path>.torn-<UTC time>`.
+
+    The copy is synced before the log is cut, so the bytes exist somewhere at every
+    moment. The caller holds the log's lock exclusively. Returns the quarantine file.
+    """
+    torn = os.pread(fd, size - end, end)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    for attempt in range(1000):
+        suffix = f"-{attempt}" if attempt else ""
+        target = path.with_name(f"{path.name}.torn-{stamp}{suffix}")
+        try:
+            out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+        except FileExistsError:
+            continue
+        break
+    else:  # pragma: no cover - 1000 quarantines in one microsecond
+        raise FileExistsError(errno.EEXIST, "no free quarantine file name", str(path))
+    try:
+        _write_all(out, torn)
+        os.fsync(out)
+    except BaseException:
+        os.close(out)
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+    os.close(out)
+    _fsync_dir(path.parent)
+    _truncate(fd, end)
+    os.fsync(fd)
+    return target
 
 
 class FileBackend(Backend):
@@ -214,7 +357,7 @@ class FileBackend(Backend):
 
     def _remove_stale_temp_files(self) -> None:
         """Delete temp files left by crashed writers (their pid no longer runs)."""
-        for directory in (self._sessions_dir, self._snapshots_dir):
+        for directory in (self._sessions_dir, self._events_dir, self._snapshots_dir):
             for entry in os.scandir(directory):
                 name = entry.name
                 if ".tmp-" not in name:
@@ -239,6 +382,28 @@ class FileBackend(Backend):
     def _writable(self) -> None:
         if self.read_only:
             raise StoreLockedError("this store was opened read-only")
+
+    @contextlib.contextmanager
+    def _directory_lock(self, *, exclusive: bool) -> Iterator[None]:
+        """Hold the data directory's lock (a `flock` on `events/`).
+
+        Creating and deleting a session take it exclusively, and a writer takes it shared
+        while it opens a log for the first time: without it, an append in one process
+        could create a log that another process's `create_session` then replaces. A
+        read-only store takes no lock.
+        """
+        if self.read_only:
+            yield
+            return
+        try:
+            fd = os.open(self._events_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StorageError(f"cannot open {self._events_dir}: {exc}") from exc
+        try:
+            with _flocked(fd, exclusive=exclusive):
+                yield
+        finally:
+            os.close(fd)
 
     # --- atomic small files ---------------------------------------------------------------
 
@@ -267,8 +432,13 @@ class FileBackend(Backend):
         await anyio.to_thread.run_sync(self._create_session_sync, session)
 
     def _create_session_sync(self, session: Session) -> None:
+        with self._directory_lock(exclusive=True):
+            self._create_session_locked(session)
+
+    def _create_session_locked(self, session: Session) -> None:
         data = orjson.dumps(session.to_dict(), option=orjson.OPT_INDENT_2)
         try:
+            # Linking is the claim: of several processes creating one id, one succeeds.
             self._write_file_atomic(self.session_path(session.id), data, exclusive=True)
         except FileExistsError as exc:
             raise SessionExistsError(session.id) from exc
@@ -369,6 +539,10 @@ class FileBackend(Backend):
         await anyio.to_thread.run_sync(self._delete_session_sync, session_id)
 
     def _delete_session_sync(self, session_id: str) -> None:
+        with self._directory_lock(exclusive=True):
+            self._delete_session_locked(session_id)
+
+    def _delete_session_locked(self, session_id: str) -> None:
         self._forget(session_id)
         try:
             # The session file goes first: once it is gone the session is gone, and a
@@ -443,20 +617,23 @@ class FileBackend(Backend):
                 self._catch_up(log)
             return log
         path = self.log_path(session_id)
-        if not self.session_path(session_id).exists():
-            if create:
-                raise SessionNotFoundError(session_id)
-            if not path.exists():
-                return None
         flags = os.O_RDONLY if self.read_only else os.O_RDWR | os.O_APPEND | os.O_CREAT
-        try:
-            fd = os.open(path, flags | os.O_CLOEXEC, _FILE_MODE)
-        except FileNotFoundError:
-            if create and not self.read_only:
-                raise
-            return _Log(session_id, path, None, 0, 0, 0, None) if create else None
-        except OSError as exc:
-            raise StorageError(f"cannot open {path}: {exc}") from exc
+        # Writers look for the session and open (or create) its log under the directory
+        # lock, so that it cannot interleave with another process creating or deleting it.
+        with self._directory_lock(exclusive=False):
+            if not self.session_path(session_id).exists():
+                if create:
+                    raise SessionNotFoundError(session_id)
+                if not path.exists():
+                    return None
+            try:
+                fd = os.open(path, flags | os.O_CLOEXEC, _FILE_MODE)
+            except FileNotFoundError:
+                if create and not self.read_only:
+                    raise
+                return _Log(session_id, path, None, 0, 0, 0, None) if create else None
+            except OSError as exc:
+                raise StorageError(f"cannot open {path}: {exc}") from exc
         log = _Log(session_id, path, fd, os.fstat(fd).st_ino, 0, 0, None)
         try:
             self._load_tail(log)
@@ -499,13 +676,19 @@ class FileBackend(Backend):
         size = os.fstat(log.fd).st_size
         if size == 0:
             return
-        if not self.read_only:
-            fcntl.flock(log.fd, fcntl.LOCK_EX)
-        try:
+        # Writers hold the lock exclusively while they write and sync, so under it a
+        # partial line can only be a crashed writer's. Readers take it shared (never
+        # blocking each other) so that they do not mistake an append in progress for one.
+        with _flocked(log.fd, exclusive=not self.read_only):
             size = os.fstat(log.fd).st_size
             end = self._complete_end(log.fd, size)
             if end != size and not self.read_only:
-                self._quarantine(log, end, size)
+                try:
+                    self._quarantine(log, end, size)
+                except OSError as exc:
+                    # Reads still work (they stop at `end`); the next append retries the
+                    # repair and raises if it fails again.
+                    logger.warning("%s: could not quarantine a torn tail: %s", log.path, exc)
             log.size = end
             if end:
                 start, line = _last_line(log.fd, end)
@@ -513,9 +696,6 @@ class FileBackend(Backend):
                 log.last_seq = event.sequence_number
                 log.last_ts = event.timestamp
                 log.checkpoints[event.sequence_number] = start
-        finally:
-            if not self.read_only:
-                fcntl.flock(log.fd, fcntl.LOCK_UN)
 
     def _parse_tail_line(self, log: _Log, line: bytes) -> Event:
         try:
@@ -529,81 +709,87 @@ class FileBackend(Backend):
             ) from exc
 
     def _complete_end(self, fd: int, size: int) -> int:
-        """Return the end of the last complete line (a valid JSON object ending in newline)."""
-        end = size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            # No newline at the end: the bytes after the last newline are torn.
-            end, _ = _last_line(fd, size)
-        if end:
-            start, line = _last_line(fd, end)
-            try:
-                obj = orjson.loads(line)
-                if not isinstance(obj, dict) or "sequence_number" not in obj:
-                    raise ValueError("not an event")
-            except ValueError:
-                # A newline-terminated but unparsable last line is torn too (a crash can
-                # leave zeros where the line should be); earlier lines are never cut.
-                end = start
-        return end
+        """Return where the log's committed part ends (see `committed_end`)."""
+        return committed_end(fd, size)
 
-    def _quarantine(self, log: _Log, end: int, size: int) -> None:
+    def _quarantine(self, log: _Log, end: int, size: int) -> Path:
+        """Move bytes `end:size` of a log to a `.torn-<time>` file beside it (hold the lock)."""
         assert log.fd is not None
-        torn = os.pread(log.fd, size - end, end)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = log.path.with_name(f"{log.path.name}.torn-{stamp}")
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
-        try:
-            _write_all(fd, torn)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.ftruncate(log.fd, end)
-        os.fsync(log.fd)
-        _fsync_dir(log.path.parent)
+        target = quarantine_tail(log.fd, log.path, end, size)
         logger.warning(
-            "%s: moved a torn last line (%d bytes, from an interrupted append) to %s",
+            "%s: moved a torn tail (%d bytes, from an interrupted append) to %s",
             log.path,
             size - end,
             target.name,
         )
+        return target
 
     def _catch_up(self, log: _Log) -> None:
-        """Read lines another process appended since this process last looked."""
-        if log.fd is None:
+        """Read lines another process appended since this process last looked.
+
+        Holds the log's lock shared while it reads, so that an append in progress in
+        another process (which holds it exclusively) is never read half-done, nor its
+        complete lines before they are synced: we see appends whole, once acknowledged.
+        Call with `log.mutex` held and without holding the flock (see `_catch_up_locked`).
+        """
+        if log.fd is None or os.fstat(log.fd).st_size == log.size:
             return
+        with _flocked(log.fd, exclusive=False):
+            self._catch_up_locked(log)
+
+    def _catch_up_locked(self, log: _Log) -> None:
+        """`_catch_up` for a caller that holds the log's flock (shared or exclusive)."""
+        assert log.fd is not None
         size = os.fstat(log.fd).st_size
         if size == log.size:
             return
         if size < log.size:
-            self._forget(log.session_id)
+            self._forget(log.session_id, only=log)
             raise StorageError(
                 f"{log.path} shrank from {log.size} to {size} bytes under a running store"
             )
         data = os.pread(log.fd, size - log.size, log.size)
         end = data.rfind(b"\n") + 1
         offset = log.size
-        for raw in data[:end].splitlines(keepends=True):
-            event = _decode_line(raw[:-1], log.path, log.last_seq + 1)
-            log.last_seq = event.sequence_number
-            log.last_ts = event.timestamp
+        seq, ts = log.last_seq, log.last_ts
+        new_ids: list[tuple[str, int]] = []
+        new_checkpoints: list[tuple[int, int]] = []
+        for raw in data[: end - 1].split(b"\n") if end else ():
+            event = _decode_line(raw, log.path, seq + 1)
+            seq, ts = event.sequence_number, event.timestamp
+            new_ids.append((event.id, seq))
+            if seq % _CHECKPOINT_EVERY == 0:
+                new_checkpoints.append((seq, offset))
+            offset += len(raw) + 1
+            mark = _batch_end(raw)
+            if mark is not None and mark > seq:
+                continue  # inside a batch: take it only once its last line is there
+            # Everything up to here is whole: commit it to this process's view.
+            log.last_seq, log.last_ts = seq, ts
             if log.ids is not None:
-                log.ids[event.id] = event.sequence_number
-            if event.sequence_number % _CHECKPOINT_EVERY == 0:
-                log.checkpoints[event.sequence_number] = offset
-            offset += len(raw)
-        log.size += end
+                log.ids.update(new_ids)
+            log.checkpoints.update(new_checkpoints)
+            new_ids.clear()
+            new_checkpoints.clear()
+            log.size = offset
 
     def _check_not_replaced(self, log: _Log) -> None:
         try:
             st = os.stat(log.path)
         except FileNotFoundError:
-            self._forget(log.session_id)
-            if not self.session_path(log.session_id).exists():
-                raise SessionNotFoundError(log.session_id) from None
-            raise StorageError(f"{log.path} was deleted under a running store") from None
+            self._raise_log_gone(log.session_id, log.path, "deleted")
         if st.st_ino != log.ino:
-            self._forget(log.session_id)
-            raise StorageError(f"{log.path} was replaced under a running store; retry to reopen it")
+            self._raise_log_gone(log.session_id, log.path, "replaced")
+
+    def _raise_log_gone(self, session_id: str, path: Path, how: str) -> NoReturn:
+        """Drop this process's view of a log that is no longer the file it opened, and raise."""
+        self._forget(session_id)
+        if not self.session_path(session_id).exists():
+            raise SessionNotFoundError(session_id) from None
+        raise StorageError(
+            f"{path} was {how} under a running store (by another program, or the session "
+            "was deleted and created again); this process's view of it was dropped: retry"
+        ) from None
 
     def _build_ids(self, log: _Log) -> dict[str, int]:
         ids: dict[str, int] = {}
@@ -613,8 +799,12 @@ class FileBackend(Backend):
 
     async def last_seq(self, session_id: str) -> int:
         log = self._logs.get(session_id)
-        if log is not None and log.fd is not None and os.fstat(log.fd).st_size == log.size:
-            return log.last_seq
+        if log is not None and log.fd is not None:
+            # Unchanged size: nothing was appended (by anyone) since we last looked. The
+            # descriptor may be closed by a worker thread meanwhile: then take the slow path.
+            with contextlib.suppress(OSError):
+                if os.fstat(log.fd).st_size == log.size:
+                    return log.last_seq
         return await anyio.to_thread.run_sync(self._last_seq_sync, session_id)
 
     def _last_seq_sync(self, session_id: str) -> int:
@@ -668,11 +858,10 @@ class FileBackend(Backend):
                 now=datetime.now(UTC),
             )
             if plan.lines:
-                self._write_lines(log, b"".join(plan.lines))
+                lines = _mark_batch(plan.lines, plan.last_seq)
+                self._write_lines(log, b"".join(lines))
                 offset = log.size
-                for seq, line in zip(
-                    range(previous + 1, plan.last_seq + 1), plan.lines, strict=True
-                ):
+                for seq, line in zip(range(previous + 1, plan.last_seq + 1), lines, strict=True):
                     if seq % _CHECKPOINT_EVERY == 0:
                         log.checkpoints[seq] = offset
                     offset += len(line)
@@ -693,12 +882,26 @@ class FileBackend(Backend):
         return AppendResult(events, len(plan.lines), previous)
 
     def _repair_or_catch_up(self, log: _Log) -> None:
+        """Quarantine a torn tail, then read what other processes appended (hold the lock)."""
         assert log.fd is not None
         size = os.fstat(log.fd).st_size
         end = self._complete_end(log.fd, size)
+        if end < log.size:
+            # Only lines this process never accepted can be cut; anything else means the
+            # file was changed by something other than an agentstore writer.
+            self._forget(log.session_id, only=log)
+            raise StorageError(
+                f"{log.path}: lines this process already read were cut by another program"
+            )
         if end != size:
-            self._quarantine(log, end, size)
-        self._catch_up(log)
+            try:
+                self._quarantine(log, end, size)
+            except OSError as exc:
+                raise StorageError(
+                    f"{log.path} ends with a torn line that could not be moved aside ({exc}); "
+                    "nothing was appended"
+                ) from exc
+        self._catch_up_locked(log)
 
     def _write_lines(self, log: _Log, data: bytes) -> None:
         assert log.fd is not None
@@ -721,12 +924,15 @@ class FileBackend(Backend):
         """
         assert log.fd is not None
         try:
-            os.ftruncate(log.fd, log.size)
+            _truncate(log.fd, log.size)
             os.fsync(log.fd)
         except OSError:
+            # The bytes stay beyond the committed end; whoever opens the log next treats
+            # a partial line or batch as torn (a whole single line would be kept: it was
+            # not acknowledged, but it was written, like an append whose reply was lost).
             logger.exception("%s: could not cut back a failed append", log.path)
-        fcntl.flock(log.fd, fcntl.LOCK_UN)
-        self._forget(log.session_id)
+        # Closing the descriptor (in `_forget`) releases the flock too.
+        self._forget(log.session_id, only=log)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -738,14 +944,29 @@ class FileBackend(Backend):
 
     def _scan_one(self, log: _Log, seq: int) -> Event:
         for event in self._scan_filtered(
-            log.path, EventFilter(from_seq=seq, to_seq=seq), log.size, log.checkpoints
+            log.path,
+            EventFilter(from_seq=seq, to_seq=seq),
+            log.size,
+            dict(log.checkpoints),
+            ino=log.ino if log.ino else None,
         ):
             return event
         raise CorruptLogError(f"event {seq} is missing", path=str(log.path), line=seq)
 
     def _scan_filtered(
-        self, path: Path, flt: EventFilter, end: int | None, checkpoints: dict[int, int]
+        self,
+        path: Path,
+        flt: EventFilter,
+        end: int | None,
+        checkpoints: dict[int, int],
+        *,
+        ino: int | None = None,
     ) -> Iterator[Event]:
+        """Yield the events of the log at `path` that pass `flt`, up to byte `end`.
+
+        With `ino`, the file must still be the one this process opened (not deleted or
+        replaced since): its byte offsets and sequence numbers are only valid for that one.
+        """
         start_seq, offset = 1, 0
         target = max(flt.from_seq, 1)
         for seq, off in checkpoints.items():
@@ -758,7 +979,14 @@ class FileBackend(Backend):
         try:
             handle = open(path, "rb")  # noqa: SIM115 - closed below; a generator owns it
         except FileNotFoundError:
-            return
+            if ino is None:
+                return
+            self._raise_log_gone(path.name.removesuffix(".jsonl"), path, "deleted")
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}") from exc
+        if ino is not None and os.fstat(handle.fileno()).st_ino != ino:
+            handle.close()
+            self._raise_log_gone(path.name.removesuffix(".jsonl"), path, "replaced")
         with handle:
             handle.seek(offset)
             seq = start_seq - 1
@@ -820,7 +1048,8 @@ class FileBackend(Backend):
         log = self._require_log(session_id)
         with log.mutex:
             size, checkpoints = log.size, dict(log.checkpoints)
-        events = list(self._scan_filtered(log.path, flt, size, checkpoints))
+        ino = log.ino if log.ino else None
+        events = list(self._scan_filtered(log.path, flt, size, checkpoints, ino=ino))
         with log.mutex:
             log.checkpoints.update(checkpoints)
         return events
