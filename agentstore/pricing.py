@@ -30,7 +30,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from agentstore.errors import InvalidInputError
+from agentstore.errors import AgentStoreError, InvalidInputError
 from agentstore.events import Event, EventType, Metadata
 
 if TYPE_CHECKING:
@@ -53,6 +53,9 @@ logger = logging.getLogger("agentstore.pricing")
 
 PRICED_TYPES = frozenset((EventType.LLM_REQUEST, EventType.LLM_RESPONSE))
 """The event types the store prices."""
+
+# `Price.source` values that mean "no price was found".
+_NOT_PRICED = frozenset(("unknown-model", "invalid-usage", "unavailable", "error"))
 
 INSTALL_HINT = "pip install 'agentstore[pricing]'"
 
@@ -206,7 +209,8 @@ class ModelCost:
     """Old and new cost of one model's calls in a session."""
 
     model: str
-    calls: int = 0
+    events: int = 0
+    """LLM events of this model with tokens or a cost (requests and responses)."""
     tokens_in: int = 0
     tokens_out: int = 0
     old_cost_usd: float = 0.0
@@ -244,7 +248,7 @@ class RepriceReport:
             "models": [
                 {
                     "model": m.model,
-                    "calls": m.calls,
+                    "events": m.events,
                     "tokens_in": m.tokens_in,
                     "tokens_out": m.tokens_out,
                     "old_cost_usd": m.old_cost_usd,
@@ -262,10 +266,15 @@ def reprice_events(
     """Recompute the cost of every priced LLM event with `pricer` (default: genai-prices).
 
     Each call is priced at its own timestamp (so historic prices apply) and whether or
-    not it had a cost; nothing is written.
+    not it had a cost; nothing is written. Raises `AgentStoreError` if no pricer is
+    given and `genai-prices` is not installed.
     """
-    pricer = pricer if pricer is not None else GenaiPricer()
+    if pricer is None:
+        if not GenaiPricer.available():
+            raise AgentStoreError(f"repricing needs genai-prices: {INSTALL_HINT}")
+        pricer = GenaiPricer()
     report = RepriceReport(session_id)
+    sources: set[str] = set()
     by_model: dict[str, ModelCost] = {}
     for event in events:
         meta = event.metadata
@@ -276,7 +285,7 @@ def reprice_events(
         row = by_model.get(meta.model)
         if row is None:
             row = by_model[meta.model] = ModelCost(meta.model)
-        row.calls += 1
+        row.events += 1
         row.tokens_in += meta.tokens_in or 0
         row.tokens_out += meta.tokens_out or 0
         row.old_cost_usd += meta.cost_usd or 0.0
@@ -284,14 +293,13 @@ def reprice_events(
             row.unpriced += 1
             continue
         price = pricer(meta.model_copy(update={"cost_usd": None}), event.timestamp)
-        if price.source.startswith("genai-prices") or price.model is not None:
-            report.source = price.source
-        if price.cost_usd is None or price.source == "unknown-model":
+        if price.cost_usd is None or price.source in _NOT_PRICED:
             row.unpriced += 1
+        else:
+            sources.add(price.source)
         row.new_cost_usd += price.cost_usd or 0.0
     report.models = sorted(by_model.values(), key=lambda m: m.model)
-    if not report.source:
-        report.source = "genai-prices" if isinstance(pricer, GenaiPricer) else repr(pricer)
+    report.source = ", ".join(sorted(sources))
     return report
 
 

@@ -38,6 +38,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("sessions", "agentstore_cli.sessions:sessions"),
     ("replay", "agentstore_cli.replay:replay"),
     ("stats", "agentstore_cli.stats:stats"),
+    ("reprice", "agentstore_cli.reprice:reprice"),
     # ("export", "agentstore_cli.export:export"),
     # ("import", "agentstore_cli.export:import_"),
     # ("fork", "agentstore_cli.fork:fork"),

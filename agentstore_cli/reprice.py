@@ -1,0 +1,105 @@
+"""`agentstore reprice`: what a session's LLM calls cost with today's price data.
+
+It reads the session, prices every LLM event that has a model and token counts with the
+current `genai-prices` data (at each event's own time, so historic prices apply), and
+shows the recorded and the recomputed cost per model and in total. It never writes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import orjson
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agentstore.pricing import RepriceReport, reprice_session
+from agentstore_cli.common import DataDirOption, open_store, resolve_session, run, write_bytes
+from agentstore_cli.render import fmt_cost, fmt_int, make_console, safe
+
+__all__ = ["RepriceFormat", "print_report", "reprice"]
+
+
+class RepriceFormat(StrEnum):
+    """Output formats of `reprice`."""
+
+    text = "text"
+    json = "json"
+
+
+def reprice(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    fmt: Annotated[
+        RepriceFormat,
+        typer.Option("--format", "-f", help="text for people, json (one object) for jq."),
+    ] = RepriceFormat.text,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Recompute a session's LLM costs with the current price data (the log is not changed).
+
+    \b
+    Examples:
+      agentstore reprice 3f2a
+      agentstore reprice 3f2a --format json | jq .new_cost_usd
+    """
+
+    async def main() -> RepriceReport:
+        async with open_store(ctx, data_dir) as store:
+            sid = await resolve_session(store, session)
+            return await reprice_session(store, sid)
+
+    report = run(main)
+    if fmt is RepriceFormat.json:
+        write_bytes(orjson.dumps(report.to_dict()) + b"\n")
+    else:
+        print_report(make_console(), report)
+
+
+def _change(old: float, new: float) -> Text:
+    diff = new - old
+    if abs(diff) < 5e-7:
+        return Text("=", style="dim")
+    sign = "+" if diff > 0 else "-"
+    return Text(f"{sign}{fmt_cost(abs(diff))}", style="red" if diff > 0 else "green")
+
+
+def print_report(console: Console, report: RepriceReport) -> None:
+    """Print the per-model table of recorded and recomputed costs."""
+    if not report.models:
+        console.print(Text(f"session {report.session_id}: no LLM events with token counts"))
+        return
+    table = Table(box=box.SIMPLE_HEAD, title=f"session {report.session_id}", title_justify="left")
+    table.add_column("model")
+    for name in ("events", "tokens in", "tokens out", "recorded", "repriced", "change"):
+        table.add_column(name, justify="right")
+    for row in report.models:
+        model = safe(row.model)
+        if row.unpriced:
+            model.append(f"  ({row.unpriced} unpriced)", style="yellow")
+        table.add_row(
+            model,
+            fmt_int(row.events),
+            fmt_int(row.tokens_in),
+            fmt_int(row.tokens_out),
+            fmt_cost(row.old_cost_usd),
+            fmt_cost(row.new_cost_usd),
+            _change(row.old_cost_usd, row.new_cost_usd),
+        )
+    table.add_section()
+    table.add_row(
+        Text("total", style="bold"),
+        fmt_int(sum(m.events for m in report.models)),
+        fmt_int(sum(m.tokens_in for m in report.models)),
+        fmt_int(sum(m.tokens_out for m in report.models)),
+        fmt_cost(report.old_cost_usd),
+        fmt_cost(report.new_cost_usd),
+        _change(report.old_cost_usd, report.new_cost_usd),
+    )
+    console.print(table)
+    source = report.source or "no price found"
+    console.print(Text(f"price data: {source}; the session's log was not changed", style="dim"))
