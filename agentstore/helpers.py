@@ -116,6 +116,10 @@ def tool_called(
     `tool_result()` (or `error()`) to link the result to the call.
     """
     _name("tool", tool)
+    if args is not None and not isinstance(args, Mapping):
+        raise InvalidEventError(
+            f"args must be a mapping of argument names to values, not {type(args).__name__}"
+        )
     payload = _payload(ToolCalled, tool=tool, args=dict(args) if args is not None else {})
     meta = _metadata(tool_name=tool, call_id=_call_id(call_id) or new_call_id())
     return new_event(EventType.TOOL_CALLED, payload, meta)

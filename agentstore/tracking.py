@@ -118,7 +118,7 @@ class ToolCall(TrackedCall):
         super().__init__(session_id, call_id)
         self.tool = tool
         """The tool's name."""
-        self.args = dict(args) if args is not None else {}
+        self.args: Any = dict(args) if isinstance(args, Mapping) else args
         """The arguments recorded in `tool_called`."""
         self.result: Any = None
         """The tool's result, recorded in `tool_result` when the block is left."""
