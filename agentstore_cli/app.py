@@ -39,10 +39,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("replay", "agentstore_cli.replay:replay"),
     ("stats", "agentstore_cli.stats:stats"),
     ("reprice", "agentstore_cli.reprice:reprice"),
-    # ("export", "agentstore_cli.export:export"),
-    # ("import", "agentstore_cli.export:import_"),
-    # ("fork", "agentstore_cli.fork:fork"),
-    # ("prune", "agentstore_cli.prune:prune"),
+    ("export", "agentstore_cli.export:export"),
+    ("import", "agentstore_cli.export:import_"),
+    ("fork", "agentstore_cli.fork:fork"),
+    ("prune", "agentstore_cli.prune:prune"),
 ]
 
 DEBUG_ENV = "AGENTSTORE_DEBUG"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -162,13 +162,22 @@ def replay(
             console.print(timeline.footer())
 
 
-async def write_json_array(events: AsyncIterable[Event]) -> None:
-    """Write events as one JSON array, one event per line, without holding them all."""
-    first = True
+async def write_json_array(
+    events: AsyncIterable[Event], write: Callable[[bytes], object] | None = None
+) -> int:
+    """Write events as one JSON array, one event per line, without holding them all.
+
+    Writes to stdout unless `write` is given; returns how many events were written.
+    """
+    out = write if write is not None else write_bytes
+    count = 0
     async for event in events:
-        write_bytes((b"[\n" if first else b",\n") + event.to_json())
-        first = False
-    write_bytes(b"[]\n" if first else b"\n]\n", flush=True)
+        out((b"[\n" if not count else b",\n") + event.to_json())
+        count += 1
+    out(b"[]\n" if not count else b"\n]\n")
+    if write is None:
+        write_bytes(b"", flush=True)
+    return count
 
 
 def session_header(info: Session) -> Text:
