@@ -18,11 +18,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: install
-	rm -rf ./agent-data
-	$(BIN)/python examples/flight_agent.py --data-dir ./agent-data
-	$(BIN)/agentstore --data-dir ./agent-data sessions
-	$(BIN)/agentstore --data-dir ./agent-data replay "$$($(BIN)/python examples/flight_agent.py --data-dir ./agent-data --last-id)"
-	$(BIN)/agentstore --data-dir ./agent-data stats "$$($(BIN)/python examples/flight_agent.py --data-dir ./agent-data --last-id)"
+	@id=$$($(BIN)/python examples/flight_agent.py --data-dir ./agent-data) && \
+	$(BIN)/agentstore --data-dir ./agent-data sessions --limit 5 && echo && \
+	$(BIN)/agentstore --data-dir ./agent-data replay "$$id" && echo && \
+	$(BIN)/agentstore --data-dir ./agent-data stats "$$id"
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,7 +35,15 @@ pytest: install
 
 test: lint typecheck pytest
 
-bench: install
+# The peers run in their own venv, so nothing they pull in touches the project's.
+PEERS := bench/.venv-peers
+$(PEERS)/.installed: bench/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	touch $@
+
+bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench
 
 docs: install

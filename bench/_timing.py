@@ -1,0 +1,142 @@
+"""Timing helpers shared by the agentstore runner and the peers' worker.
+
+This module imports nothing from agentstore: the peers' worker runs it in its own venv.
+A measurement is a plain dict (JSON-ready), so results cross the process boundary as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = [
+    "Heartbeat",
+    "measure",
+    "measure_async",
+    "result",
+]
+
+
+def result(
+    system: str,
+    *,
+    latencies_ns: list[int],
+    wall_ns: int,
+    units_per_op: int = 1,
+    unit: str = "op",
+    note: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """Summarise one run: throughput over the whole wall time, and per-op latency."""
+    ops = len(latencies_ns)
+    ordered = sorted(latencies_ns)
+    p99 = ordered[min(ops - 1, int(ops * 0.99))] if ops else 0
+    return {
+        "system": system,
+        "ops": ops,
+        "units_per_op": units_per_op,
+        "unit": unit,
+        "wall_s": wall_ns / 1e9,
+        "ops_per_s": ops / (wall_ns / 1e9) if wall_ns else 0.0,
+        "units_per_s": ops * units_per_op / (wall_ns / 1e9) if wall_ns else 0.0,
+        "median_us": statistics.median(ordered) / 1000 if ops else 0.0,
+        "p99_us": p99 / 1000,
+        "max_us": ordered[-1] / 1000 if ops else 0.0,
+        "note": note,
+        **extra,
+    }
+
+
+def measure(
+    system: str, op: Callable[[int], Any], n: int, *, warmup: int = 0, **kw: Any
+) -> dict[str, Any]:
+    """Time `op(i)` for i in range(n), one call at a time."""
+    for i in range(warmup):
+        op(-1 - i)
+    lat: list[int] = []
+    append = lat.append
+    clock = time.perf_counter_ns
+    gc.collect()
+    start = clock()
+    for i in range(n):
+        t0 = clock()
+        op(i)
+        append(clock() - t0)
+    wall = clock() - start
+    return result(system, latencies_ns=lat, wall_ns=wall, **kw)
+
+
+async def measure_async(
+    system: str,
+    op: Callable[[int], Awaitable[Any]],
+    n: int,
+    *,
+    warmup: int = 0,
+    yield_every: int = 64,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Time `await op(i)` for i in range(n), sequentially.
+
+    Every `yield_every` ops the loop is given a turn (outside the timed region), as a real
+    agent does I/O between steps: otherwise a backend whose calls never suspend would hide
+    the heartbeat for the whole run, which says nothing about any single call.
+    """
+    for i in range(warmup):
+        await op(-1 - i)
+    lat: list[int] = []
+    append = lat.append
+    clock = time.perf_counter_ns
+    gc.collect()
+    paused = 0
+    start = clock()
+    for i in range(n):
+        t0 = clock()
+        await op(i)
+        t1 = clock()
+        append(t1 - t0)
+        if yield_every and i % yield_every == yield_every - 1:
+            await asyncio.sleep(0)
+            paused += clock() - t1
+    wall = clock() - start - paused
+    return result(system, latencies_ns=lat, wall_ns=wall, **kw)
+
+
+class Heartbeat:
+    """A 1 ms heartbeat task; `longest_gap_ms` is how late its longest tick was.
+
+    A tick sleeps 1 ms; the gap is the time between ticks. A gap much longer than 1 ms
+    means something held the event loop (or, on a shared machine, the CPU) that long.
+    """
+
+    def __init__(self) -> None:
+        self.longest_gap_ms = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        clock = time.perf_counter
+        last = clock()
+        while True:
+            await asyncio.sleep(0.001)
+            now = clock()
+            gap = (now - last) * 1000
+            if gap > self.longest_gap_ms:
+                self.longest_gap_ms = gap
+            last = now
+
+    async def __aenter__(self) -> Heartbeat:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        await asyncio.sleep(0.002)
+        self.longest_gap_ms = 0.0
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        await asyncio.sleep(0.002)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -1,0 +1,131 @@
+"""Design measurements: which per-session lock, and how an append reaches a worker thread.
+
+- asyncio.Lock vs anyio.Lock(fast_acquire=True) vs anyio.Lock(): uncontended
+  acquire+release, and 16 tasks contending for one lock.
+- aiofiles (a thread hop per call: write, flush, then fdatasync through the executor) vs
+  one `anyio.to_thread.run_sync` hop that writes and syncs; and the bare hop cost of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import anyio
+import anyio.to_thread
+
+from bench._timing import result
+
+__all__ = ["hops", "locks"]
+
+
+async def _uncontended(lock: Any, n: int) -> int:
+    clock = time.perf_counter_ns
+    start = clock()
+    for _ in range(n):
+        async with lock:
+            pass
+    return clock() - start
+
+
+async def _contended(lock: Any, tasks: int, per_task: int) -> int:
+    async def worker() -> None:
+        for _ in range(per_task):
+            async with lock:
+                await asyncio.sleep(0)  # hold it across a suspension, as an append does
+
+    clock = time.perf_counter_ns
+    start = clock()
+    await asyncio.gather(*(worker() for _ in range(tasks)))
+    return clock() - start
+
+
+async def locks(n: int = 200_000, tasks: int = 16, per_task: int = 2000) -> list[dict[str, Any]]:
+    """Cost per acquire+release of each lock kind, uncontended and with 16 contenders."""
+    out = []
+    kinds = {
+        "asyncio.Lock()": asyncio.Lock,
+        "anyio.Lock(fast_acquire=True)": lambda: anyio.Lock(fast_acquire=True),
+        "anyio.Lock()": anyio.Lock,
+    }
+    for name, make in kinds.items():
+        best_u = min([await _uncontended(make(), n) for _ in range(3)])
+        best_c = min([await _contended(make(), tasks, per_task) for _ in range(3)])
+        out.append(
+            {
+                "system": name,
+                "uncontended_ns": best_u / n,
+                "contended_us": best_c / (tasks * per_task) / 1000,
+            }
+        )
+    return out
+
+
+async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
+    """A durable append of `line` the aiofiles way (3 hops) vs one to_thread hop."""
+    out = []
+    path = base / "hop.log"
+    clock = time.perf_counter_ns
+    loop = asyncio.get_running_loop()
+
+    async with aiofiles.open(path, "ab") as handle:
+        fd = handle.fileno()
+        lat = []
+        start = clock()
+        for _ in range(n):
+            t0 = clock()
+            await handle.write(line)
+            await handle.flush()
+            await loop.run_in_executor(None, os.fdatasync, fd)
+            lat.append(clock() - t0)
+        out.append(
+            result(
+                "aiofiles write + flush + fdatasync (3 hops)",
+                latencies_ns=lat,
+                wall_ns=clock() - start,
+            )
+        )
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    def write_sync() -> None:
+        os.write(fd, line)
+        os.fdatasync(fd)
+
+    try:
+        lat = []
+        start = clock()
+        for _ in range(n):
+            t0 = clock()
+            await anyio.to_thread.run_sync(write_sync)
+            lat.append(clock() - t0)
+        out.append(
+            result(
+                "anyio.to_thread.run_sync(write + fdatasync) (1 hop)",
+                latencies_ns=lat,
+                wall_ns=clock() - start,
+            )
+        )
+    finally:
+        os.close(fd)
+        path.unlink()
+
+    def noop() -> None:
+        return None
+
+    for name, hop in (
+        ("bare hop: anyio.to_thread.run_sync(noop)", lambda: anyio.to_thread.run_sync(noop)),
+        ("bare hop: loop.run_in_executor(None, noop)", lambda: loop.run_in_executor(None, noop)),
+    ):
+        lat = []
+        start = clock()
+        for _ in range(n * 5):
+            t0 = clock()
+            await hop()
+            lat.append(clock() - t0)
+        out.append(result(name, latencies_ns=lat, wall_ns=clock() - start))
+    return out
