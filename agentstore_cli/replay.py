@@ -21,7 +21,7 @@ from agentstore_cli.common import (
     write_bytes,
 )
 from agentstore_cli.events_iter import EventQuery, follow_events, iter_events, parse_types
-from agentstore_cli.render import Timeline, fmt_time, make_console, print_line, safe
+from agentstore_cli.render import Timeline, make_console, print_line, safe
 from agentstore_cli.timeparse import parse_time
 
 __all__ = ["ReplayFormat", "replay", "session_header", "write_json_array"]
@@ -181,7 +181,7 @@ async def write_json_array(
 
 
 def session_header(info: Session) -> Text:
-    """Return the one-line header of a session: name, id, labels, creation time."""
+    """Return the one-line header of a session: name, id, labels."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if info.name:
         text.append_text(safe(info.name, "bold"))
@@ -192,7 +192,6 @@ def session_header(info: Session) -> Text:
     for key, value in sorted(info.labels.items()):
         text.append("  ")
         text.append_text(safe(f"{key}={value}", "dim"))
-    text.append(f"  created {fmt_time(info.created_at)} UTC", style="dim")
     return text
 
 

@@ -98,6 +98,9 @@ class SessionStats:
         elif kind == EventType.TOOL_RESULT:
             self._tool_result(event, payload)
         elif kind == EventType.ERROR:
+            call = self._calls.pop(meta.call_id, None) if meta.call_id is not None else None
+            if call is not None:  # the error ended a tool call: that call failed
+                self.tools.setdefault(call[0], _Tool()).failed += 1
             message = payload.get("error") or payload.get("message") or event.payload
             self.last_error = (
                 message if isinstance(message, str) else orjson.dumps(message).decode()
@@ -261,6 +264,7 @@ def print_stats(
     rows: list[tuple[str, Text]] = []
     if at is not None:
         rows.append(("as of", Text(f"event {at} of {fmt_int(info.event_count)}")))
+    rows.append(("created", Text(f"{fmt_time(info.created_at)} UTC")))
     rows.append(
         ("first event", Text(f"{fmt_time(figures.first_ts)} UTC" if figures.first_ts else "-"))
     )
