@@ -65,6 +65,7 @@ from agentstore.state import (
 from agentstore.store import Store
 from agentstore.sync import SyncStore, open_sync
 from agentstore.tracking import LlmCall, ToolCall, tool
+from agentstore.verify import VerifyProblem, VerifyReport
 
 __version__ = "0.1.0"
 
@@ -110,6 +111,8 @@ __all__ = [
     "ToolCalled",
     "ToolResult",
     "UserMessage",
+    "VerifyProblem",
+    "VerifyReport",
     "default_reducer",
     "error",
     "llm_request",

@@ -62,6 +62,7 @@ from agentstore.state import (
     default_reducer,
     reducer_fingerprint,
 )
+from agentstore.verify import VerifyReport, verify_backend
 
 __all__ = ["Store"]
 
@@ -666,6 +667,30 @@ class Store:
             with anyio.move_on_after(delay):
                 await waiter.wait()
             delay = min(delay * 2, _POLL_MAX)
+
+    # --- verification -----------------------------------------------------------------------
+
+    async def verify(self, session_id: str | None = None, *, repair: bool = False) -> VerifyReport:
+        """Check every log (or one session's) and return a report of problems as file:line.
+
+        Checks JSON, sequence numbers, session ids, timestamps, torn tails and snapshots
+        against a full fold. `repair=True` only moves a torn tail aside (what a writer does
+        on its next open anyway) and lists it in `report.repairs`.
+
+        ```python
+        report = await store.verify()
+        for problem in report.problems:
+            print(problem)  # events/3f2a.jsonl:17: sequence number 18 where 17 was expected
+        ```
+        """
+        self._check_open()
+        return await verify_backend(
+            self._backend,
+            session_id,
+            reducer=self._reducer,
+            reducer_id=self._reducer_id,
+            repair=repair,
+        )
 
     # --- time travel ----------------------------------------------------------------------
 
