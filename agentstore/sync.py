@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import threading
 import warnings
@@ -43,6 +44,7 @@ from agentstore.pricing import Pricer
 from agentstore.session import PrunedSession, Session
 from agentstore.state import Budget, Reducer, State
 from agentstore.store import Store
+from agentstore.verify import VerifyReport
 
 __all__ = ["SyncStore", "open_sync"]
 
@@ -86,6 +88,20 @@ class SyncStore:
             if self._closed and "not running" in str(exc):
                 raise StoreClosedError("this store was closed; open a new one") from exc
             raise
+
+    def __getattr__(self, name: str) -> Any:
+        # A `Store` method added after this facade was written still works, blocking
+        # (tests/ergonomics/test_sync.py asks for a typed twin above).
+        member = getattr(Store, name, None) if not name.startswith("_") else None
+        if member is None or not inspect.iscoroutinefunction(member):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        method = getattr(self._store, name)
+
+        @functools.wraps(method)
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self._call(method, *args, **kwargs)
+
+        return blocking
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -263,6 +279,10 @@ class SyncStore:
             if not self._closed:
                 with contextlib.suppress(RuntimeError, StoreClosedError):
                     self._call(agen.aclose)
+
+    def verify(self, session_id: str | None = None, *, repair: bool = False) -> VerifyReport:
+        """Check every log (or one session's) and report problems (see `Store.verify`)."""
+        return self._call(self._store.verify, session_id, repair=repair)
 
     def fork(
         self,
