@@ -362,8 +362,9 @@ class Timeline:
             out.append(" · error: ", style="bold red")
             out.append(preview(error, 200), style="red")
         else:
+            result = _first(payload, "result", "results", "output")
             out.append(" · ", style="dim")
-            out.append(preview(payload), style="dim")
+            out.append(preview(result if result is not None else payload), style="dim")
 
     def _llm(self, out: Text, event: Event, text: str) -> None:
         meta = event.metadata
