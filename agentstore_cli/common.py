@@ -33,6 +33,7 @@ import typer
 
 import agentstore
 from agentstore import Store
+from agentstore_cli.sanitize import clean_json
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -139,7 +140,12 @@ def parse_labels(values: list[str] | None) -> dict[str, str] | None:
 
 
 def write_bytes(data: bytes, *, flush: bool = False) -> None:
-    """Write raw bytes to stdout (JSON output), flushing if asked (line-by-line output)."""
+    """Write JSON bytes to stdout, flushing if asked (line-by-line output).
+
+    DEL, C1 controls and bidi overrides are written as `\\uXXXX` escapes (equivalent JSON),
+    so that JSON printed straight to a terminal cannot drive it.
+    """
+    data = clean_json(data)
     stream = sys.stdout
     stream.flush()
     buffer = getattr(stream, "buffer", None)

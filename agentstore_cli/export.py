@@ -29,6 +29,7 @@ from agentstore_cli.common import (
 )
 from agentstore_cli.events_iter import EventQuery, iter_events
 from agentstore_cli.replay import write_json_array
+from agentstore_cli.sanitize import clean_json
 
 __all__ = ["export", "import_", "parse_export"]
 
@@ -85,7 +86,7 @@ def _destination(output: Path | None) -> Any:
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
-            yield handle.write
+            yield lambda data: handle.write(clean_json(data))
         os.replace(tmp, output)  # a failed export never leaves half a file behind
     except OSError as exc:
         raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc

@@ -10,7 +10,9 @@ build `rich.text.Text` objects, which never parse markup.
 
 from __future__ import annotations
 
-__all__ = ["clean"]
+import re
+
+__all__ = ["clean", "clean_json"]
 
 
 def _escape(code: int) -> str:
@@ -47,3 +49,22 @@ def clean(text: str, *, keep_newlines: bool = False) -> str:
     if text.isascii() and text.isprintable():
         return text  # the common case: nothing to do
     return text.translate(_TABLE_KEEP_NEWLINES if keep_newlines else _TABLE)
+
+
+# The same characters as `_UNSAFE` above 0x7e, as they look in UTF-8. JSON escapes only
+# C0 controls; these would reach a terminal raw when JSON output is not piped anywhere.
+_UNSAFE_UTF8 = re.compile(
+    rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+
+
+def _json_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match.group().decode())
+
+
+def clean_json(data: bytes) -> bytes:
+    """Escape DEL, C1 controls and bidi overrides in JSON text as `\\uXXXX`.
+
+    The result is equivalent JSON (it decodes to the same values), safe to print.
+    """
+    return _UNSAFE_UTF8.sub(_json_escape, data)
