@@ -14,9 +14,11 @@ nanosecond timestamps (read with microsecond precision).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
+import threading
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -119,21 +121,64 @@ class Metadata(BaseModel):
 _UNSET_METADATA: dict[str, Any] = dict.fromkeys(Metadata.model_fields)
 
 
+_setattr = object.__setattr__
+_new_metadata = Metadata.__new__
+
+
 def empty_metadata() -> Metadata:
     """Return a new, empty `Metadata` without running validation (hot path)."""
-    meta = Metadata.__new__(Metadata)
-    object.__setattr__(meta, "__dict__", dict(_UNSET_METADATA))
-    object.__setattr__(meta, "__pydantic_fields_set__", set())
-    object.__setattr__(meta, "__pydantic_extra__", {})
-    object.__setattr__(meta, "__pydantic_private__", None)
+    meta = _new_metadata(Metadata)
+    _setattr(meta, "__dict__", _UNSET_METADATA.copy())
+    _setattr(meta, "__pydantic_fields_set__", set())
+    _setattr(meta, "__pydantic_extra__", {})
+    _setattr(meta, "__pydantic_private__", None)
     return meta
+
+
+def copy_metadata(meta: Metadata) -> Metadata:
+    """Return a deep copy of `meta` (its values are scalars, or `extra`'s strings)."""
+    out = _new_metadata(Metadata)
+    fields = meta.__dict__.copy()
+    if fields.get("extra") is not None:
+        fields["extra"] = dict(fields["extra"])
+    _setattr(out, "__dict__", fields)
+    _setattr(out, "__pydantic_fields_set__", set(meta.__pydantic_fields_set__))
+    extra = meta.__pydantic_extra__
+    _setattr(out, "__pydantic_extra__", copy.deepcopy(extra) if extra else {})
+    _setattr(out, "__pydantic_private__", None)
+    return out
+
+
+# Random bytes for event ids, fetched 4 KiB at a time: one getrandom() call per 256 ids.
+# The lock keeps two threads from taking the same bytes; a forked child must not reuse
+# its parent's buffer (it would repeat its ids), nor a lock some other thread held.
+_RANDOM_CHUNK = 4096
+_random_hex = ""
+_random_pos = 0
+_random_lock = threading.Lock()
+
+
+def _reset_random() -> None:
+    global _random_hex, _random_pos, _random_lock
+    _random_hex, _random_pos, _random_lock = "", 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_random)
 
 
 def new_event_id() -> str:
     """Return a random UUID4 string (faster than `str(uuid.uuid4())`, same format)."""
-    h = os.urandom(16).hex()
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+    global _random_hex, _random_pos
+    with _random_lock:
+        pos = _random_pos
+        if pos >= len(_random_hex):
+            _random_hex, pos = os.urandom(_RANDOM_CHUNK).hex(), 0
+        _random_pos = pos + 32
+        h = _random_hex[pos : pos + 32]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def legacy_event_id(session_id: str, sequence_number: int) -> str:
@@ -240,8 +285,8 @@ def build_event(
     `pydantic.BaseModel.model_construct` does the same but costs about 3 µs; this is the
     store's hot path for every event it reads or writes.
     """
-    event = Event.__new__(Event)
-    object.__setattr__(
+    event = _new_event(Event)
+    _setattr(
         event,
         "__dict__",
         {
@@ -254,10 +299,13 @@ def build_event(
             "metadata": metadata,
         },
     )
-    object.__setattr__(event, "__pydantic_fields_set__", {"id", "type", "payload", "metadata"})
-    object.__setattr__(event, "__pydantic_extra__", None)
-    object.__setattr__(event, "__pydantic_private__", None)
+    _setattr(event, "__pydantic_fields_set__", {"id", "type", "payload", "metadata"})
+    _setattr(event, "__pydantic_extra__", None)
+    _setattr(event, "__pydantic_private__", None)
     return event
+
+
+_new_event = Event.__new__
 
 
 def new_event(
@@ -369,7 +417,10 @@ def parse_timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"timestamp must be a string, not {type(value).__name__}")
     ts = datetime.fromisoformat(value)
-    if ts.tzinfo is None:
+    tz = ts.tzinfo
+    if tz is UTC:  # what agentstore writes ("...Z")
+        return ts
+    if tz is None:
         return ts.replace(tzinfo=UTC)
     return ts if ts.utcoffset() == UTC.utcoffset(None) else ts.astimezone(UTC)
 

@@ -173,34 +173,52 @@ def default_reducer(state: State, event: Event) -> State:
     return state
 
 
+_ATOMIC = frozenset((str, int, float, bool, type(None)))
+
+
 def _copy_value(value: Any) -> Any:
     cls = type(value)
     if cls is dict:
-        return {k: _copy_value(v) for k, v in value.items()}
+        return {k: v if type(v) in _ATOMIC else _copy_value(v) for k, v in value.items()}
     if cls is list:
-        return [_copy_value(v) for v in value]
-    if cls in (str, int, float, bool) or value is None:
+        return [v if type(v) in _ATOMIC else _copy_value(v) for v in value]
+    if cls in _ATOMIC:
         return value
     return copy.deepcopy(value)
+
+
+_setattr = object.__setattr__
+
+
+def _copy_flat(model: Any) -> Any:
+    """Copy a pydantic model whose fields are all scalars (TokenUsage, OpenCall, Budget)."""
+    cls: Any = type(model)
+    out = cls.__new__(cls)
+    _setattr(out, "__dict__", model.__dict__.copy())
+    _setattr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    extra = model.__pydantic_extra__
+    _setattr(out, "__pydantic_extra__", _copy_value(extra) if extra else extra)
+    _setattr(out, "__pydantic_private__", model.__pydantic_private__)
+    return out
 
 
 def copy_state(state: State) -> State:
     """Return a deep copy of `state` (a fast path for JSON-like data)."""
     out = State.__new__(State)
-    fields = dict(state.__dict__)
+    fields = state.__dict__.copy()
     fields["data"] = _copy_value(fields["data"])
-    fields["tokens"] = state.tokens.model_copy()
+    fields["tokens"] = _copy_flat(fields["tokens"])
     if fields["open_calls"]:
-        fields["open_calls"] = {k: v.model_copy() for k, v in fields["open_calls"].items()}
+        fields["open_calls"] = {k: _copy_flat(v) for k, v in fields["open_calls"].items()}
     else:
         fields["open_calls"] = {}
     if fields["budget"] is not None:
-        fields["budget"] = fields["budget"].model_copy()
-    object.__setattr__(out, "__dict__", fields)
-    object.__setattr__(out, "__pydantic_fields_set__", set(state.__pydantic_fields_set__))
+        fields["budget"] = _copy_flat(fields["budget"])
+    _setattr(out, "__dict__", fields)
+    _setattr(out, "__pydantic_fields_set__", set(state.__pydantic_fields_set__))
     extra = state.__pydantic_extra__
-    object.__setattr__(out, "__pydantic_extra__", _copy_value(extra) if extra else extra)
-    object.__setattr__(out, "__pydantic_private__", state.__pydantic_private__)
+    _setattr(out, "__pydantic_extra__", _copy_value(extra) if extra else extra)
+    _setattr(out, "__pydantic_private__", state.__pydantic_private__)
     return out
 
 

@@ -49,6 +49,7 @@ from agentstore.events import (
     Metadata,
     build_event,
     check_event_type,
+    copy_metadata,
     encode_metadata,
     encode_payload,
 )
@@ -848,7 +849,7 @@ def _private_copy(event: Event) -> Event:
         event.type,
         orjson.loads(orjson.dumps(event.payload)),
         event.timestamp,
-        event.metadata.model_copy(deep=True),
+        copy_metadata(event.metadata),
     )
 
 

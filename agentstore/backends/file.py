@@ -39,6 +39,7 @@ import aiofiles
 import anyio
 import orjson
 
+from agentstore.backends._threads import ThreadPool
 from agentstore.backends.base import (
     AppendResult,
     Backend,
@@ -320,6 +321,8 @@ class FileBackend(Backend):
         # Appends and reads run in worker threads, several at once: this guards the
         # dict; each log's own mutex guards the log.
         self._logs_lock = threading.Lock()
+        # Appends reach a worker thread in one cheap hop (see _threads.py).
+        self._appender = ThreadPool()
 
     # --- paths and lifecycle ------------------------------------------------------------
 
@@ -372,6 +375,7 @@ class FileBackend(Backend):
                     continue
 
     async def close(self) -> None:
+        self._appender.close()
         with self._logs_lock:
             logs = list(self._logs.values())
             self._logs.clear()
@@ -816,7 +820,7 @@ class FileBackend(Backend):
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
         self._writable()
-        return await anyio.to_thread.run_sync(self._append_sync, session_id, batch, expected_seq)
+        return await self._appender.run(self._append_sync, session_id, batch, expected_seq)
 
     def _append_sync(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
