@@ -16,8 +16,9 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import ValidationError
 
-from agentstore import Event, InvalidInputError
+from agentstore import Event, InvalidInputError, Session
 from agentstore_cli.common import (
     CliError,
     DataDirOption,
@@ -121,6 +122,16 @@ def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], list[Event]]
         raise UsageError(f"{source}: expected a JSON array of events (agentstore export)")
     events: list[Event] = []
     for index, raw in enumerate(raw_events, start=1):
+        if not (
+            isinstance(raw, dict)
+            and raw.get("timestamp") is not None
+            and raw.get("sequence_number") is not None
+            and raw.get("session_id")
+        ):
+            raise UsageError(
+                f"{source}: event {index} is not a stored event (it needs session_id, "
+                "sequence_number and timestamp, as agentstore export writes them)"
+            )
         try:
             events.append(Event.from_json(raw))
         except InvalidInputError as exc:
@@ -133,6 +144,12 @@ def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], list[Event]]
             raise UsageError(f"{source}: events of {len(ids)} sessions; export one at a time")
         first = events[0].timestamp
         session = {"id": ids.pop(), "created_at": first, "updated_at": first}
+    try:
+        Session.model_validate(session)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise UsageError(f"{source}: session {where}: {problem['msg']}") from None
     return session, events
 
 
