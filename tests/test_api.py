@@ -19,9 +19,7 @@ def test_all_is_sorted_and_complete() -> None:
     for name in agentstore.__all__:
         assert hasattr(agentstore, name), name
     public = {
-        n
-        for n, v in vars(agentstore).items()
-        if not n.startswith("_") and not inspect.ismodule(v)
+        n for n, v in vars(agentstore).items() if not n.startswith("_") and not inspect.ismodule(v)
     }
     assert public <= set(agentstore.__all__)
 
@@ -65,7 +63,10 @@ def test_new_event_and_with_metadata_chain() -> None:
 
 def test_metadata_omits_unset_fields_and_checks_values() -> None:
     assert Metadata().to_dict() == {}
-    assert Metadata(tokens_in=3, extra={"k": "v"}).to_dict() == {"tokens_in": 3, "extra": {"k": "v"}}
+    assert Metadata(tokens_in=3, extra={"k": "v"}).to_dict() == {
+        "tokens_in": 3,
+        "extra": {"k": "v"},
+    }
     with pytest.raises(InvalidEventError):
         Metadata(tokens_in=-1)
     with pytest.raises(InvalidEventError):
@@ -94,11 +95,14 @@ async def test_open_is_awaitable_and_a_context_manager(tmp_path: Path) -> None:
         await file_store  # a closed store cannot be reopened
 
 
+async def _open_and_forget() -> None:
+    await agentstore.open(in_memory=True)
+    gc.collect()
+
+
 async def test_unclosed_store_warns() -> None:
-    store = await agentstore.open(in_memory=True)
     with pytest.warns(ResourceWarning, match="never closed"):
-        del store
-        gc.collect()
+        await _open_and_forget()
 
 
 async def test_every_error_is_an_agentstore_error() -> None:

@@ -20,7 +20,8 @@ WRITER = textwrap.dedent(
     async def main(path, session_id, count):
         async with agentstore.open(path) as store:
             for i in range(count):
-                await store.append(session_id, agentstore.new_event("custom", {"from": "child", "i": i}))
+                event = agentstore.new_event("custom", {"from": "child", "i": i})
+                await store.append(session_id, event)
                 # Wait for the parent's go-ahead before the next one, so the follower has to
                 # wake up for each event rather than read them all in one go.
                 if sys.stdin.readline() != "next\\n":

@@ -231,7 +231,7 @@ async def test_import_rejects_gaps(store: Store) -> None:
     stored = await store.append_many(source.id, mixed_events(4))
     session = await store.get_session(source.id)
     await store.delete_session(source.id)
-    with pytest.raises(InvalidInputError, match="numbered 1..N"):
+    with pytest.raises(InvalidInputError, match=r"numbered 1\.\.N"):
         await store.import_session(session, [stored[0], stored[2]])
     with pytest.raises(SessionNotFoundError):
         await store.get_session(source.id)

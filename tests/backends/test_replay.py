@@ -45,7 +45,9 @@ async def test_replay_time_bounds_are_inclusive(store: Store) -> None:
     assert since is not None and until is not None
     got = await store.replay(sid, since=since, until=until)
     assert [e.sequence_number for e in got] == [
-        e.sequence_number for e in stored if since <= e.timestamp <= until  # type: ignore[operator]
+        e.sequence_number
+        for e in stored
+        if since <= e.timestamp <= until  # type: ignore[operator]
     ]
     assert got[0].timestamp == since and got[-1].timestamp == until
     with pytest.raises(InvalidInputError, match="timezone-aware"):
