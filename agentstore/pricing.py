@@ -186,6 +186,8 @@ def apply_price(type_name: str, metadata: Metadata, pricer: Pricer) -> Metadata:
         return metadata
     try:
         price = pricer(metadata, None)
+        if not isinstance(price, Price):
+            raise TypeError(f"a pricer must return agentstore.Price, not {type(price).__name__}")
     except Exception as exc:  # a user's pricer must not lose the event
         logger.warning("pricer %r failed on model %s: %r", pricer, metadata.model, exc)
         price = Price(None, "error")

@@ -181,6 +181,14 @@ async def test_a_custom_pricer_and_a_failing_one() -> None:
     assert stored.metadata.cost_usd is None
     assert stored.metadata.extra == {"price": "error"}
 
+    def wrong_type(meta: Metadata, at: datetime | None) -> Any:
+        return 0.5
+
+    async with agentstore.open(in_memory=True, pricing=wrong_type) as store:
+        session = await store.create_session()
+        stored = await store.append(session.id, agentstore.llm_response("gpt-4o", "x", tokens_in=5))
+    assert stored.metadata.extra == {"price": "error"}
+
 
 def test_bad_pricing_argument() -> None:
     with pytest.raises(InvalidInputError, match="pricing must be"):
