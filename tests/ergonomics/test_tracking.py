@@ -289,3 +289,18 @@ async def test_sync_store_decorator_on_an_async_function() -> None:
         check_events(events, [EventType.TOOL_CALLED, EventType.TOOL_RESULT])
     finally:
         await anyio.to_thread.run_sync(sync_store.close)
+
+
+async def test_a_priced_call_counts_against_the_budget_and_track_llm_refuses_the_next() -> None:
+    async with agentstore.open(in_memory=True) as store:  # pricing on
+        session = await store.create_session(budget=agentstore.Budget(max_cost_usd=0.001))
+        async with store.track_llm(session.id, "gpt-4o") as llm:
+            llm.respond("long answer", tokens_in=10_000, tokens_out=1_000)  # about $0.035
+        ran = False
+        with pytest.raises(agentstore.BudgetExceededError):
+            async with store.track_llm(session.id, "gpt-4o"):
+                ran = True
+        assert not ran  # refused before the model is called
+        state = await store.get_state(session.id)
+        assert state.tokens.cost_usd > 0.001
+        assert state.open_calls == {}
