@@ -189,3 +189,36 @@ async def test_helpers_round_trip_through_the_store(tmp_path: Any) -> None:
     assert state.errors == 1
     assert (state.tokens.input, state.tokens.output) == (10, 3)
     assert state.open_calls == {}  # every call found its result through call_id
+
+
+async def test_usage_fields_survive_the_file_log(tmp_path: Any) -> None:
+    data = tmp_path / "data"
+    async with agentstore.open(data) as store:
+        session = await store.create_session()
+        await store.append(
+            session.id,
+            agentstore.llm_response(
+                "claude-sonnet-4-5",
+                "ok",
+                tokens_in=900,
+                tokens_out=100,
+                cache_read_tokens=800,
+                cache_write_tokens=50,
+                reasoning_tokens=30,
+                provider="anthropic",
+            ),
+        )
+    line = (data / "events" / f"{session.id}.jsonl").read_text()
+    for key in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "provider"):
+        assert f'"{key}":' in line
+    async with agentstore.open(data, read_only=True) as reopened:
+        [event] = await reopened.get_events(session.id)
+    meta = event.metadata
+    assert (meta.cache_read_tokens, meta.cache_write_tokens, meta.reasoning_tokens) == (
+        800,
+        50,
+        30,
+    )
+    assert meta.provider == "anthropic"
+    assert meta.cost_usd is not None
+    assert meta.cost_usd > 0
