@@ -1,8 +1,9 @@
 """The in-memory backend: dicts and lists, gone when the process ends.
 
-It is the reference implementation of the conformance suite. Events are kept as their
-encoded JSON lines (as the file backend writes them), so nothing a caller does to an
-object it passed in or got back can change what the store holds.
+It is the reference implementation of the conformance suite. Each event is kept as
+immutable parts (id, type, timestamp, its payload as JSON bytes, a private copy of its
+metadata), so nothing a caller does to an object it passed in or got back can change what
+the store holds, and a read builds events without parsing whole JSON lines.
 """
 
 from __future__ import annotations
@@ -19,23 +20,51 @@ from agentstore.backends.base import (
     EventFilter,
     PendingEvent,
     SnapshotRecord,
-    plan_append,
 )
 from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
-from agentstore.events import Event, decode_event
+from agentstore.events import Event, Metadata, build_event, copy_metadata, empty_metadata
 from agentstore.session import Session
 
 __all__ = ["MemoryBackend"]
 
 
+# The bytes of a file-backend line besides its variable parts (for `session_size`).
+_LINE_OVERHEAD = len(
+    b'{"id":"","session_id":"","sequence_number":,"type":"","payload":,'
+    b'"timestamp":"2026-01-01T00:00:00.000000Z","metadata":}\n'
+)
+
+
 @dataclass(slots=True)
 class _Log:
+    """One session's events, column by column (index = sequence number - 1)."""
+
     session: Session
-    lines: list[bytes] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     stamps: list[datetime] = field(default_factory=list)
-    ids: dict[str, int] = field(default_factory=dict)
+    payloads: list[bytes] = field(default_factory=list)
+    metas: list[Metadata | None] = field(default_factory=list)
+    """A private copy of each event's metadata; None where it is empty."""
+    index: dict[str, int] = field(default_factory=dict)
+    """Event id -> sequence number (idempotent appends)."""
+    nbytes: int = 0
+    """What the events would take as file-backend lines."""
     snapshot: SnapshotRecord | None = None
+
+    def event(self, session_id: str, seq: int) -> Event:
+        """Build a fresh `Event` (new objects throughout) for sequence number `seq`."""
+        i = seq - 1
+        meta = self.metas[i]
+        return build_event(
+            self.ids[i],
+            session_id,
+            seq,
+            self.types[i],
+            orjson.loads(self.payloads[i]),
+            self.stamps[i],
+            empty_metadata() if meta is None else copy_metadata(meta),
+        )
 
 
 class MemoryBackend(Backend):
@@ -58,7 +87,7 @@ class MemoryBackend(Backend):
 
     def _session_view(self, log: _Log) -> Session:
         session = log.session.model_copy(deep=True)
-        session.event_count = len(log.lines)
+        session.event_count = len(log.ids)
         if log.stamps:
             session.updated_at = log.stamps[-1]
         return session
@@ -91,56 +120,91 @@ class MemoryBackend(Backend):
 
     async def session_size(self, session_id: str) -> int:
         log = self._log(session_id)
-        return sum(map(len, log.lines)) + len(orjson.dumps(log.session.to_dict()))
+        return log.nbytes + len(orjson.dumps(log.session.to_dict()))
 
     async def last_seq(self, session_id: str) -> int:
-        return len(self._log(session_id).lines)
+        return len(self._log(session_id).ids)
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
         log = self._log(session_id)
-        last = len(log.lines)
+        last = len(log.ids)
         if expected_seq is not None and expected_seq != last:
             raise ConcurrencyError(session_id, expected_seq, last)
-        plan = plan_append(
-            session_id,
-            batch,
-            last_seq=last,
-            last_ts=log.stamps[-1] if log.stamps else None,
-            known_ids=log.ids,
-            now=datetime.now(UTC),
-        )
-        for line, event in zip(plan.lines, (e for e in plan.events if e is not None), strict=True):
-            log.lines.append(line)
-            log.types.append(event.type)
-            log.stamps.append(event.timestamp)  # type: ignore[arg-type]
-        log.ids.update(plan.new_ids)
-        events = [
-            event if event is not None else self._decode(log, plan.duplicates[index])
-            for index, event in enumerate(plan.events)
-        ]
-        return AppendResult(events, len(plan.lines), last)
-
-    @staticmethod
-    def _decode(log: _Log, seq: int) -> Event:
-        return decode_event(orjson.loads(log.lines[seq - 1]))
+        # The rules of `base.plan_append` (sequence numbers, idempotent ids, timestamps
+        # that never go backwards), without encoding lines that nothing here would read.
+        now = datetime.now(UTC)
+        last_ts = log.stamps[-1] if log.stamps else None
+        known = log.index
+        new_ids: dict[str, int] = {}
+        staged: list[tuple[PendingEvent, datetime]] = []
+        events: list[Event | int] = []
+        seq = last
+        for pending in batch:
+            pid = pending.id
+            earlier = known.get(pid) or new_ids.get(pid)
+            if earlier is not None:
+                events.append(earlier)
+                continue
+            seq += 1
+            ts = pending.timestamp or now
+            if last_ts is not None and ts < last_ts:
+                ts = last_ts
+            last_ts = ts
+            new_ids[pid] = seq
+            staged.append((pending, ts))
+            events.append(
+                build_event(
+                    pid, session_id, seq, pending.type, pending.payload, ts, pending.metadata
+                )
+            )
+        # Nothing above can fail half-way through the batch; commit it all at once.
+        nbytes = log.nbytes + (_LINE_OVERHEAD + len(session_id) + len(str(seq))) * len(staged)
+        for pending, ts in staged:
+            log.ids.append(pending.id)
+            log.types.append(pending.type)
+            log.stamps.append(ts)
+            log.payloads.append(pending.payload_json)
+            meta_json = pending.metadata_json
+            log.metas.append(None if meta_json == b"{}" else copy_metadata(pending.metadata))
+            nbytes += len(pending.id) + len(pending.type) + len(pending.payload_json)
+            nbytes += len(meta_json)
+        log.nbytes = nbytes
+        known.update(new_ids)
+        out = [e if type(e) is not int else log.event(session_id, e) for e in events]
+        return AppendResult(out, len(staged), last)  # type: ignore[arg-type]
 
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         log = self._log(session_id)
-        stop = len(log.lines) if flt.to_seq is None else min(flt.to_seq, len(log.lines))
+        count = len(log.ids)
+        stop = count if flt.to_seq is None else min(flt.to_seq, count)
         out: list[Event] = []
-        types, stamps = flt.types, (flt.since, flt.until)
+        types, since, until, limit = flt.types, flt.since, flt.until, flt.limit
+        log_types, stamps = log.types, log.stamps
+        ids, payloads, metas = log.ids, log.payloads, log.metas
+        loads = orjson.loads
         for index in range(max(flt.from_seq, 1) - 1, stop):
-            if types is not None and log.types[index] not in types:
+            if types is not None and log_types[index] not in types:
                 continue
-            ts = log.stamps[index]
-            if stamps[0] is not None and ts < stamps[0]:
+            ts = stamps[index]
+            if since is not None and ts < since:
                 continue
-            if stamps[1] is not None and ts > stamps[1]:
+            if until is not None and ts > until:
                 break  # timestamps never go backwards
-            out.append(decode_event(orjson.loads(log.lines[index])))
-            if flt.limit is not None and len(out) >= flt.limit:
+            meta = metas[index]
+            out.append(
+                build_event(
+                    ids[index],
+                    session_id,
+                    index + 1,
+                    log_types[index],
+                    loads(payloads[index]),
+                    ts,
+                    empty_metadata() if meta is None else copy_metadata(meta),
+                )
+            )
+            if limit is not None and len(out) >= limit:
                 break
         return out
 
