@@ -321,6 +321,9 @@ class FileBackend(Backend):
         # Appends and reads run in worker threads, several at once: this guards the
         # dict; each log's own mutex guards the log.
         self._logs_lock = threading.Lock()
+        # Sessions whose log was deleted under this store while their session file
+        # stayed: recreating an empty log would restart them at sequence number 1.
+        self._lost: set[str] = set()
         # Appends reach a worker thread in one cheap hop (see _threads.py).
         self._appender = ThreadPool()
 
@@ -621,6 +624,14 @@ class FileBackend(Backend):
                 self._catch_up(log)
             return log
         path = self.log_path(session_id)
+        if session_id in self._lost:
+            if path.exists() or not self.session_path(session_id).exists():
+                self._lost.discard(session_id)  # restored, or the session is gone
+            else:
+                raise StorageError(
+                    f"{path} was deleted under this running store; restore it, or delete "
+                    "the session"
+                )
         flags = os.O_RDONLY if self.read_only else os.O_RDWR | os.O_APPEND | os.O_CREAT
         # Writers look for the session and open (or create) its log under the directory
         # lock, so that it cannot interleave with another process creating or deleting it.
@@ -790,6 +801,13 @@ class FileBackend(Backend):
         self._forget(session_id)
         if not self.session_path(session_id).exists():
             raise SessionNotFoundError(session_id) from None
+        if how == "deleted":
+            self._lost.add(session_id)
+            raise StorageError(
+                f"{path} was deleted under a running store (its session file is still "
+                "there); this store will not recreate it: restore the log, or delete the "
+                "session"
+            ) from None
         raise StorageError(
             f"{path} was {how} under a running store (by another program, or the session "
             "was deleted and created again); this process's view of it was dropped: retry"
