@@ -119,6 +119,7 @@ class Metadata(BaseModel):
 
 
 _UNSET_METADATA: dict[str, Any] = dict.fromkeys(Metadata.model_fields)
+_NO_METADATA = tuple(_UNSET_METADATA.values())
 
 
 _setattr = object.__setattr__
@@ -372,8 +373,8 @@ def encode_payload(payload: Any) -> bytes:
 
 def encode_metadata(metadata: Metadata) -> bytes:
     """Serialise metadata (set fields only) to JSON bytes."""
-    fields = metadata.__dict__
-    if metadata.__pydantic_extra__ or any(v is not None for v in fields.values()):
+    # Comparing with an all-None tuple is one C loop (the hot case: no metadata at all).
+    if metadata.__pydantic_extra__ or tuple(metadata.__dict__.values()) != _NO_METADATA:
         try:
             return orjson.dumps(metadata.to_dict())
         except TypeError as exc:

@@ -433,7 +433,11 @@ class Store:
     async def _append(
         self, sid: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
-        paid = any(p.type == EventType.LLM_REQUEST for p in batch)
+        paid = (
+            batch[0].type == EventType.LLM_REQUEST
+            if len(batch) == 1
+            else any(p.type == EventType.LLM_REQUEST for p in batch)
+        )
         async with self._lock(sid):
             if paid:
                 await self._check_budget(sid)
