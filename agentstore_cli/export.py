@@ -37,7 +37,9 @@ __all__ = ["export", "import_", "parse_export"]
 
 def export(
     ctx: typer.Context,
-    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    session: Annotated[
+        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
+    ],
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),

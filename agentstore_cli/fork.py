@@ -13,7 +13,9 @@ __all__ = ["fork"]
 
 def fork(
     ctx: typer.Context,
-    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    session: Annotated[
+        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
+    ],
     at: Annotated[
         int,
         typer.Option("--at", min=0, metavar="SEQ", help="Copy events 1..SEQ into the fork."),

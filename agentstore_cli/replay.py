@@ -37,7 +37,9 @@ class ReplayFormat(StrEnum):
 
 def replay(
     ctx: typer.Context,
-    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    session: Annotated[
+        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
+    ],
     type_: Annotated[
         list[str] | None,
         typer.Option(
@@ -60,13 +62,15 @@ def replay(
         ),
     ] = None,
     from_seq: Annotated[
-        int | None, typer.Option("--from-seq", min=1, help="First sequence number to show.")
+        int | None,
+        typer.Option("--from-seq", min=1, metavar="N", help="First sequence number to show."),
     ] = None,
     to_seq: Annotated[
-        int | None, typer.Option("--to-seq", min=1, help="Last sequence number to show.")
+        int | None,
+        typer.Option("--to-seq", min=1, metavar="N", help="Last sequence number to show."),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", "-n", min=1, help="Show at most N events.")
+        int | None, typer.Option("--limit", "-n", min=1, metavar="N", help="Show at most N events.")
     ] = None,
     fmt: Annotated[
         ReplayFormat,

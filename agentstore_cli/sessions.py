@@ -42,10 +42,12 @@ def sessions(
         ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="Show at most this many sessions.")
+        int,
+        typer.Option("--limit", "-n", min=1, metavar="N", help="Show at most this many sessions."),
     ] = 50,
     offset: Annotated[
-        int, typer.Option("--offset", min=0, help="Skip this many of the newest sessions.")
+        int,
+        typer.Option("--offset", min=0, metavar="N", help="Skip this many of the newest sessions."),
     ] = 0,
     fmt: Annotated[
         SessionsFormat,

@@ -141,7 +141,9 @@ async def collect_stats(events: Any) -> SessionStats:
 
 def stats(
     ctx: typer.Context,
-    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    session: Annotated[
+        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
+    ],
     at: Annotated[
         int | None,
         typer.Option("--at", min=0, metavar="SEQ", help="Stats as of event SEQ (time travel)."),
