@@ -43,6 +43,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("import", "agentstore_cli.export:import_"),
     ("fork", "agentstore_cli.fork:fork"),
     ("prune", "agentstore_cli.prune:prune"),
+    ("verify", "agentstore_cli.verify:verify"),
 ]
 
 DEBUG_ENV = "AGENTSTORE_DEBUG"
