@@ -100,6 +100,10 @@ class GenaiPricer:
 
         return importlib.util.find_spec("genai_prices") is not None
 
+    def warm(self) -> None:
+        """Import the price data now (blocking), so the first priced append need not."""
+        self._load()
+
     def _load(self) -> Any:
         if self._module is None and not self._missing:
             with self._lock:

@@ -150,6 +150,11 @@ class Store:
         if not self._opened:
             await self._backend.open()
             self._opened = True
+            warm = getattr(self._pricer, "warm", None)
+            if warm is not None and not getattr(self._backend, "read_only", False):
+                # Importing the price data takes ~150 ms: do it off the event loop now,
+                # not inside the first append that needs a price.
+                await anyio.to_thread.run_sync(warm)
         return self
 
     def __await__(self) -> Generator[Any, None, Self]:
