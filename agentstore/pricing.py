@@ -101,8 +101,13 @@ class GenaiPricer:
         return importlib.util.find_spec("genai_prices") is not None
 
     def warm(self) -> None:
-        """Import the price data now (blocking), so the first priced append need not."""
-        self._load()
+        """Import the price data now (blocking), so the first priced append need not.
+
+        Without the package it does nothing: the warning waits for an event that needs
+        a price, so users who record no LLM costs never see it.
+        """
+        if self.available():
+            self._load()
 
     def _load(self) -> Any:
         if self._module is None and not self._missing:
