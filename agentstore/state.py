@@ -144,6 +144,61 @@ def default_reducer(state: State, event: Event) -> State:
     `metadata.call_id` is open until a `tool_result`, `llm_response` or `error` with the
     same `call_id` is folded in.
     """
+    if type(state) is not State or type(event) is not Event:
+        return _reduce_slow(state, event)
+    # Straight to the fields: pydantic's __setattr__ costs about 1 µs per assignment, and
+    # this runs once per event folded. State does not validate assignments, so the result
+    # is the same (fields_set included).
+    fields = state.__dict__
+    ev = event.__dict__
+    kind = ev["type"]
+    fields["version"] = ev["sequence_number"]
+    fields["last_event_at"] = ev["timestamp"]
+    fields["event_count"] += 1
+    if kind in _LLM_TYPES:
+        meta = ev["metadata"]
+        tokens = fields["tokens"]
+        counts = tokens.__dict__
+        counts["input"] += meta.tokens_in or 0
+        counts["output"] += meta.tokens_out or 0
+        counts["cost_usd"] += meta.cost_usd or 0.0
+        tokens.__pydantic_fields_set__.update(_TOKEN_FIELDS)
+        state.__pydantic_fields_set__.update(_FOLDED)
+    elif kind == EventType.TOOL_CALLED:
+        fields["tool_calls"] += 1
+        state.__pydantic_fields_set__.update(_FOLDED_TOOL)
+    elif kind == EventType.ERROR:
+        fields["errors"] += 1
+        state.__pydantic_fields_set__.update(_FOLDED_ERROR)
+    else:
+        state.__pydantic_fields_set__.update(_FOLDED)
+    call_id = ev["metadata"].call_id
+    if call_id is not None:
+        _track_call(state, event, kind, call_id)
+    fields["data"][kind] = ev["payload"]
+    return state
+
+
+_FOLDED = ("version", "last_event_at", "event_count")
+_FOLDED_TOOL = (*_FOLDED, "tool_calls")
+_FOLDED_ERROR = (*_FOLDED, "errors")
+_TOKEN_FIELDS = ("input", "output", "cost_usd")
+
+
+def _track_call(state: State, event: Event, kind: str, call_id: str) -> None:
+    if kind in _CALL_TYPES:
+        meta = event.metadata
+        state.open_calls[call_id] = OpenCall(
+            sequence_number=event.sequence_number,
+            type=kind,
+            name=meta.tool_name if kind == EventType.TOOL_CALLED else meta.model,
+        )
+    elif kind in _RESULT_TYPES:
+        state.open_calls.pop(call_id, None)
+
+
+def _reduce_slow(state: State, event: Event) -> State:
+    """`default_reducer` through attribute access (subclasses may validate assignments)."""
     state.version = event.sequence_number
     state.last_event_at = event.timestamp
     state.event_count += 1
@@ -160,15 +215,7 @@ def default_reducer(state: State, event: Event) -> State:
         state.errors += 1
     call_id = event.metadata.call_id
     if call_id is not None:
-        if kind in _CALL_TYPES:
-            meta = event.metadata
-            state.open_calls[call_id] = OpenCall(
-                sequence_number=event.sequence_number,
-                type=kind,
-                name=meta.tool_name if kind == EventType.TOOL_CALLED else meta.model,
-            )
-        elif kind in _RESULT_TYPES:
-            state.open_calls.pop(call_id, None)
+        _track_call(state, event, kind, call_id)
     state.data[kind] = event.payload
     return state
 

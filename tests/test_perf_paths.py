@@ -1,0 +1,117 @@
+"""The shortcuts the hot paths take keep the guarantees users rely on.
+
+- Event ids come from a shared random buffer: never repeated across threads or a fork.
+- Appends reach a worker thread through `ThreadPool`: a cancelled caller still waits for
+  its call to finish (so the session lock covers the write), errors come back as raised,
+  and calls to different sessions run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+
+import pytest
+
+from agentstore.backends._threads import ThreadPool
+from agentstore.events import new_event_id
+
+
+def test_event_ids_are_unique_uuid4s_across_threads() -> None:
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        mine = [new_event_id() for _ in range(5000)]
+        with lock:
+            ids.extend(mine)
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == len(ids) == 40_000
+    for value in ids[:2000]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    new_event_id()  # fill the buffer before forking
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, "".join(new_event_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as handle:
+        child = handle.read().decode()
+    parent = "".join(new_event_id() for _ in range(10))
+    child_ids = {child[i : i + 36] for i in range(0, len(child), 36)}
+    parent_ids = {parent[i : i + 36] for i in range(0, len(parent), 36)}
+    assert len(child_ids) == 10
+    assert not child_ids & parent_ids
+
+
+async def test_a_cancelled_call_finishes_before_the_caller_sees_the_cancel() -> None:
+    pool = ThreadPool()
+    started, release = threading.Event(), threading.Event()
+    finished: list[int] = []
+
+    def call() -> int:
+        started.set()
+        release.wait(10)
+        finished.append(1)
+        return 1
+
+    task = asyncio.create_task(pool.run(call))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not task.done(), "the caller must wait for the write it started"
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == [1]
+    pool.close()
+
+
+async def test_the_calls_exception_is_raised_in_the_caller() -> None:
+    pool = ThreadPool()
+
+    def fail() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        await pool.run(fail)
+    assert await pool.run(lambda: 42) == 42
+    pool.close()
+
+
+async def test_concurrent_calls_run_in_parallel_threads() -> None:
+    pool = ThreadPool(max_threads=4)
+    barrier = threading.Barrier(3, timeout=10)
+
+    def meet() -> str:
+        barrier.wait()  # only returns once three calls run at the same time
+        return threading.current_thread().name
+
+    names = await asyncio.gather(*(pool.run(meet) for _ in range(3)))
+    assert len(set(names)) == 3
+    pool.close()
+
+
+async def test_a_closed_pool_refuses_calls() -> None:
+    pool = ThreadPool()
+    assert await pool.run(lambda: 1) == 1
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await pool.run(lambda: 1)
