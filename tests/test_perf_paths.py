@@ -115,3 +115,44 @@ async def test_a_closed_pool_refuses_calls() -> None:
     pool.close()
     with pytest.raises(RuntimeError, match="closed"):
         await pool.run(lambda: 1)
+
+
+def test_default_reducer_fast_path_matches_attribute_assignment() -> None:
+    """The reducer's direct field writes give the state pydantic's setattr would."""
+    import random
+    from datetime import UTC, datetime
+
+    from agentstore import Metadata, State, default_reducer
+    from agentstore.events import build_event
+    from agentstore.state import _reduce_slow
+
+    kinds = [
+        "user_message",
+        "tool_called",
+        "tool_result",
+        "llm_request",
+        "llm_response",
+        "error",
+        "custom",
+        "cache_hit",
+    ]
+    rng = random.Random(7)
+    for _ in range(50):
+        fast, slow = State(session_id="s"), State(session_id="s")
+        for seq in range(1, 40):
+            meta = Metadata(
+                tokens_in=rng.choice([None, 0, 5]),
+                tokens_out=rng.choice([None, 3]),
+                cost_usd=rng.choice([None, 0.25]),
+                call_id=rng.choice([None, "c1", "c2"]),
+                tool_name="search",
+                model="m",
+            )
+            event = build_event(
+                f"e{seq}", "s", seq, rng.choice(kinds), {"n": seq}, datetime.now(UTC), meta
+            )
+            fast = default_reducer(fast, event)
+            slow = _reduce_slow(slow, event)
+        assert fast.model_dump() == slow.model_dump()
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.tokens.model_fields_set == slow.tokens.model_fields_set
