@@ -821,12 +821,15 @@ class FileBackend(Backend):
 
     async def last_seq(self, session_id: str) -> int:
         log = self._logs.get(session_id)
-        if log is not None and log.fd is not None:
+        fd = log.fd if log is not None else None
+        if log is not None and fd is not None:
             # Unchanged size: nothing was appended (by anyone) since we last looked. The
             # descriptor may be closed by a worker thread meanwhile: then take the slow path.
-            with contextlib.suppress(OSError):
-                if os.fstat(log.fd).st_size == log.size:
+            try:
+                if os.fstat(fd).st_size == log.size:
                     return log.last_seq
+            except OSError:
+                pass
         return await anyio.to_thread.run_sync(self._last_seq_sync, session_id)
 
     def _last_seq_sync(self, session_id: str) -> int:
