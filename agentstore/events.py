@@ -375,10 +375,14 @@ def encode_metadata(metadata: Metadata) -> bytes:
     """Serialise metadata (set fields only) to JSON bytes."""
     # Comparing with an all-None tuple is one C loop (the hot case: no metadata at all).
     if metadata.__pydantic_extra__ or tuple(metadata.__dict__.values()) != _NO_METADATA:
+        fields = metadata.to_dict()
         try:
-            return orjson.dumps(metadata.to_dict())
+            blob = orjson.dumps(fields)
         except TypeError as exc:
             raise InvalidEventError(f"metadata is not JSON-serialisable: {exc}") from exc
+        if b"null" in blob and _has_non_finite(fields):  # see encode_payload
+            raise InvalidEventError("metadata holds NaN or Infinity, which JSON cannot represent")
+        return blob
     return b"{}"
 
 

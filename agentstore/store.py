@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import anyio.lowlevel
 import orjson
 from pydantic import ValidationError
 
@@ -70,6 +71,7 @@ __all__ = ["Store"]
 logger = logging.getLogger("agentstore")
 
 _STREAM_PAGE = 1000
+_FOLD_PAGE = 1000
 _POLL_MIN = 0.01
 _POLL_MAX = 0.5
 _FORK_NAMESPACE = uuid.UUID("6f1c2d4e-8a4b-4d59-9a63-2f3c1b7e5a10")
@@ -561,9 +563,18 @@ class Store:
             base = cached
         else:
             base = await self._base_from_snapshot(sid, head)
-        events = await self._backend.read(sid, EventFilter(from_seq=base.version + 1, to_seq=head))
         self._cache.pop(sid, None)  # folded in place below: not valid until done
-        state = self._fold(base, events)
+        state = base
+        # A page at a time, with a checkpoint in between: folding a cold session of
+        # 10,000 events must not hold the event loop for the whole fold.
+        start = base.version + 1
+        while start <= head:
+            stop = min(start + _FOLD_PAGE - 1, head)
+            events = await self._backend.read(sid, EventFilter(from_seq=start, to_seq=stop))
+            state = self._fold(state, events)
+            start = stop + 1
+            if start <= head:
+                await anyio.lowlevel.checkpoint()
         if self._cache_size:
             self._cache[sid] = state
             while len(self._cache) > self._cache_size:

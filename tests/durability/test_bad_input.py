@@ -274,11 +274,6 @@ async def test_event_ids(store: agentstore.Store, tmp_path: Path) -> None:
         assert (await fresh.verify()).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="events.encode_metadata writes NaN in an extra metadata field as null (lossy); "
-    "remove this marker once it raises InvalidEventError like payloads do",
-)
 async def test_nan_in_extra_metadata_is_refused(store: agentstore.Store) -> None:
     with pytest.raises(InvalidEventError):
         await store.append("ok", new_event("custom", metadata=Metadata(**{"ratio": math.nan})))
