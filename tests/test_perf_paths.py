@@ -156,3 +156,25 @@ def test_default_reducer_fast_path_matches_attribute_assignment() -> None:
         assert fast.model_dump() == slow.model_dump()
         assert fast.model_fields_set == slow.model_fields_set
         assert fast.tokens.model_fields_set == slow.tokens.model_fields_set
+
+
+async def test_a_long_memory_read_lets_other_tasks_run_and_stays_consistent() -> None:
+    import agentstore
+    from agentstore import new_event
+
+    async with agentstore.open(in_memory=True) as store:
+        sid = (await store.create_session()).id
+        await store.append_many(sid, [new_event("custom", {"i": i}) for i in range(2500)])
+        ran: list[int] = []
+
+        async def meanwhile() -> None:
+            ran.append(1)
+            await store.append(sid, new_event("custom", {"i": "late"}))
+
+        task = asyncio.create_task(meanwhile())
+        events = await store.replay(sid)
+        assert ran, "the event loop got a turn during a 2,500-event read"
+        assert [e.sequence_number for e in events] == list(range(1, 2501))
+        await task
+        state = await store.get_state(sid)
+        assert state.event_count == 2501
