@@ -63,6 +63,33 @@ class Peers:
             self.proc.wait(timeout=60)
 
 
+Row = dict[str, Any]
+
+
+def best_of(runs: list[list[Row]]) -> list[Row]:
+    """Merge rounds: per row (system + setup), the best throughput and the worst heartbeat."""
+    merged: dict[tuple[str, str], Row] = {}
+    for rows in runs:
+        for row in rows:
+            key = (row.get("system", ""), row.get("backend", ""))
+            have = merged.get(key)
+            if have is None or "error" in have:
+                merged[key] = dict(row, rounds=1)
+                continue
+            if "error" in row:
+                continue
+            beats = {
+                k: max(have.get(k, 0.0), row.get(k, 0.0))
+                for k in ("heartbeat_ms", "loop_busy_ms")
+                if k in row
+            }
+            rounds = have["rounds"] + 1
+            if row.get("ops_per_s", 0) > have.get("ops_per_s", 0):
+                have = merged[key] = dict(row)
+            have.update(beats, rounds=rounds)
+    return list(merged.values())
+
+
 def memproc(python: Path | str, kind: str, n: int, *extra: str) -> dict[str, Any]:
     """Run one scenario-8 measurement in a fresh process."""
     proc = subprocess.run(
@@ -107,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of scenarios 1-6")
     opts = parser.parse_args()
     q = 10 if opts.quick else 1
     DATA.mkdir(exist_ok=True)
@@ -121,43 +149,56 @@ def main() -> None:
     def step(title: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {title}", file=sys.stderr, flush=True)
 
+    rounds = 1 if opts.quick else opts.rounds
     try:
-        step("baselines")
-        raw1 = raw.fdatasync_loop(base, line, 2000 // q)
-        raw16 = raw.fdatasync_threads(base, line, 200 // q, 16)
-        sqlite_full = raw.sqlite_wal_full(base, line, 1000 // q)
+        # Scenarios 1-6 run `rounds` times, agentstore, baselines and peers in turn each
+        # round; each row keeps its best round (the least disturbed by the other tenants
+        # of this machine) and its worst heartbeat.
+        def s1() -> list[Row]:
+            rows = asyncio.run(scenarios.append_memory(10_000 // q, base))
+            return rows + peers.call("append_memory", n=10_000 // q, base=str(base))
 
-        step("1: new_event + append")
-        rows = asyncio.run(scenarios.append_memory(10_000 // q, base))
-        rows += peers.call("append_memory", n=10_000 // q, base=str(base))
-        sections.append(Section.s1(rows))
+        def s2() -> list[Row]:
+            rows = asyncio.run(scenarios.append_durable(1000 // q, [1000, 100_000 // q], base))
+            rows += [raw.fdatasync_loop(base, line, 1000 // q)]
+            rows += [raw.sqlite_wal_full(base, line, 1000 // q)]
+            return rows + peers.call("append_durable", n=1000 // q, base=str(base))
 
-        step("2: durable append")
-        rows = asyncio.run(scenarios.append_durable(1000 // q, [1000, 100_000 // q], base))
-        rows += [raw1, sqlite_full]
-        rows += peers.call("append_durable", n=1000 // q, base=str(base))
-        sections.append(Section.s2(rows))
+        def s3() -> list[Row]:
+            rows = asyncio.run(scenarios.append_concurrent(200 // q, 16, base))
+            rows += [raw.fdatasync_loop(base, line, 1000 // q)]
+            rows += [raw.fdatasync_threads(base, line, 200 // q, 16)]
+            return rows + peers.call(
+                "append_concurrent", n_per_session=60 // q, sessions=16, base=str(base)
+            )
 
-        step("3: 16 sessions concurrently")
-        rows = asyncio.run(scenarios.append_concurrent(200 // q, 16, base))
-        rows += [raw1, raw16]
-        rows += peers.call("append_concurrent", n_per_session=60 // q, sessions=16, base=str(base))
-        sections.append(Section.s3(rows))
+        def s4() -> list[Row]:
+            rows = asyncio.run(scenarios.append_batch(200 // q, 100, base))
+            return rows + peers.call("append_batch", batches=50 // q, size=100, base=str(base))
 
-        step("4: append_many of 100")
-        rows = asyncio.run(scenarios.append_batch(200 // q, 100, base))
-        rows += peers.call("append_batch", batches=50 // q, size=100, base=str(base))
-        sections.append(Section.s4(rows))
+        def s5() -> list[Row]:
+            rows = asyncio.run(scenarios.get_state(4000 // q, base))
+            return rows + peers.call("get_state", events=1000, reps=100 // q, base=str(base))
 
-        step("5: get_state")
-        rows = asyncio.run(scenarios.get_state(4000 // q, base))
-        rows += peers.call("get_state", events=1000, reps=100 // q, base=str(base))
-        sections.append(Section.s5(rows))
+        def s6() -> list[Row]:
+            rows = asyncio.run(scenarios.replay(10_000, 10 // q or 2, base))
+            return rows + peers.call("replay", events=10_000, reps=10 // q or 2, base=str(base))
 
-        step("6: replay")
-        rows = asyncio.run(scenarios.replay(10_000, 10 // q or 2, base))
-        rows += peers.call("replay", events=10_000, reps=10 // q or 2, base=str(base))
-        sections.append(Section.s6(rows))
+        plan = [
+            ("1: new_event + append", s1, Section.s1),
+            ("2: durable append", s2, Section.s2),
+            ("3: 16 sessions concurrently", s3, Section.s3),
+            ("4: append_many of 100", s4, Section.s4),
+            ("5: get_state", s5, Section.s5),
+            ("6: replay", s6, Section.s6),
+        ]
+        results: list[list[list[Row]]] = [[] for _ in plan]
+        for r in range(rounds):
+            for k, (title, run, _) in enumerate(plan):
+                step(f"round {r + 1}/{rounds}, {title}")
+                results[k].append(run())
+        for k, (_, _, make) in enumerate(plan):
+            sections.append(make(best_of(results[k])))
 
         step("7: list_sessions")
         rows = asyncio.run(scenarios.list_sessions(10_000 // q, 50 // q, base))

@@ -77,17 +77,18 @@ async def measure_async(
     n: int,
     *,
     warmup: int = 0,
-    yield_every: int = 64,
+    yield_every: int = 1,
     **kw: Any,
 ) -> dict[str, Any]:
     """Time `await op(i)` for i in range(n), sequentially.
 
-    Every `yield_every` ops the loop is given a turn (outside the timed region), as a real
-    agent does I/O between steps: otherwise a backend whose calls never suspend would hide
-    the heartbeat for the whole run, which says nothing about any single call.
+    After every `yield_every` ops the loop is given a turn (outside the timed region), as
+    a real agent does I/O between steps: otherwise a backend whose calls never suspend
+    would hide the heartbeat for the whole run, which says nothing about any single call.
     """
     for i in range(warmup):
         await op(-1 - i)
+        await asyncio.sleep(0)
     lat: list[int] = []
     append = lat.append
     clock = time.perf_counter_ns
@@ -115,23 +116,29 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self.longest_gap_ms = 0.0
+        self.longest_busy_ms = 0.0
+        """The most CPU time the loop's own thread spent between two ticks: code that
+        held the loop, as opposed to the machine or another thread taking the CPU."""
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        clock = time.perf_counter
-        last = clock()
+        clock, cpu = time.perf_counter, time.thread_time
+        last, last_cpu = clock(), cpu()
         while True:
             await asyncio.sleep(0.001)
-            now = clock()
+            now, now_cpu = clock(), cpu()
             gap = (now - last) * 1000
+            busy = (now_cpu - last_cpu) * 1000
             if gap > self.longest_gap_ms:
                 self.longest_gap_ms = gap
-            last = now
+            if busy > self.longest_busy_ms:
+                self.longest_busy_ms = busy
+            last, last_cpu = now, now_cpu
 
     async def __aenter__(self) -> Heartbeat:
         self._task = asyncio.get_running_loop().create_task(self._run())
         await asyncio.sleep(0.002)
-        self.longest_gap_ms = 0.0
+        self.longest_gap_ms = self.longest_busy_ms = 0.0
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -110,7 +110,14 @@ class Section:
         head = ["System", "Backend / setup", "ops/s"]
         if units:
             head.append("events/s")
-        head += ["mean µs", "median µs", "p99 µs", "heartbeat ms", "agentstore ÷ this", "note"]
+        head += [
+            "mean µs",
+            "median µs",
+            "p99 µs",
+            "heartbeat gap ms (loop CPU)",
+            "agentstore ÷ this",
+            "note",
+        ]
         lines = [
             f"## {self.title}",
             "",
@@ -138,7 +145,11 @@ class Section:
                 _fmt(_mean_us(row), 2),
                 _fmt(row.get("median_us"), 2),
                 _fmt(row.get("p99_us"), 2),
-                _fmt(row.get("heartbeat_ms"), 2) if "heartbeat_ms" in row else "",
+                (
+                    f"{_fmt(row['heartbeat_ms'], 1)} ({_fmt(row.get('loop_busy_ms'), 1)})"
+                    if "heartbeat_ms" in row
+                    else ""
+                ),
                 ratio,
                 row.get("note", ""),
             ]
@@ -364,7 +375,9 @@ class Section:
         return sec
 
 
-def _targets(sections: list[Section], heartbeat: float) -> list[tuple[str, str, str]]:
+def _targets(
+    sections: list[Section], heartbeat: tuple[Row, Row] | None
+) -> list[tuple[str, str, str]]:
     by = {s.title.split(".")[0]: s for s in sections}
     out: list[tuple[str, str, str]] = []
 
@@ -458,12 +471,26 @@ def _targets(sections: list[Section], heartbeat: float) -> list[tuple[str, str, 
             f"{disk['units_per_s']:,.0f} events/s ({disk['units_per_s'] / GO['replay_events_per_s']:.2f}x)",
             disk["units_per_s"] >= GO["replay_events_per_s"],
         )
-    add(
-        "Nothing blocks the event loop for more than 5 ms",
-        f"longest heartbeat gap over all agentstore runs: {heartbeat:.2f} ms",
-        heartbeat <= 5,
-    )
+    if heartbeat is not None:
+        gap, busy = heartbeat
+        add(
+            "Nothing blocks the event loop for more than 5 ms: longest heartbeat gap",
+            f"{gap['heartbeat_ms']:.1f} ms ({_where(sections, gap)})",
+            gap["heartbeat_ms"] <= 5,
+        )
+        add(
+            "... the most CPU time the loop's own thread spent between two ticks",
+            f"{busy['loop_busy_ms']:.1f} ms ({_where(sections, busy)})",
+            busy["loop_busy_ms"] <= 5,
+        )
     return out
+
+
+def _where(sections: list[Section], row: Row) -> str:
+    for sec in sections:
+        if any(r is row for r in sec.rows):
+            return f"scenario {sec.title.split('.')[0]}, {row.get('backend', '')}"
+    return "?"
 
 
 def write_report(
@@ -476,8 +503,15 @@ def write_report(
     quick: bool = False,
 ) -> None:
     """Write RESULTS.md."""
-    beats = [r["heartbeat_ms"] for s in sections for r in s.rows if "heartbeat_ms" in r]
-    worst = max(beats) if beats else float("nan")
+    beats = [r for s in sections for r in s.rows if "heartbeat_ms" in r]
+    worst = (
+        (
+            max(beats, key=lambda r: r["heartbeat_ms"]),
+            max(beats, key=lambda r: r.get("loop_busy_ms", 0.0)),
+        )
+        if beats
+        else None
+    )
     out = [
         "# agentstore benchmarks",
         "",
@@ -515,11 +549,15 @@ def write_report(
     out += [
         "",
         "Columns: ops/s over the whole run; mean = 1/ops/s; median and p99 of per-call "
-        "latency; heartbeat = the longest gap between ticks of a 1 ms heartbeat task that "
-        "ran on the same event loop during that row (agentstore rows only; sequential "
-        "loops give the loop a turn every 64 calls, outside the timed region, as an agent "
-        "does between steps); agentstore ÷ this = how many times agentstore's row named "
-        "in brackets outdoes this row (above 1: agentstore is faster).",
+        "latency; heartbeat gap = the longest gap between ticks of a 1 ms heartbeat task "
+        "that ran on the same event loop during that row, and in brackets the CPU time the "
+        "loop's own thread used within that gap (code holding the loop; the rest of a gap "
+        "is the machine's other tenants, or a worker thread holding the GIL). agentstore "
+        "rows only; sequential loops give the loop a turn after every call, outside the "
+        "timed region, as an agent does between steps. agentstore ÷ this = how many times "
+        "agentstore's row named in brackets outdoes this row (above 1: agentstore is "
+        "faster). Scenarios 1-6 ran `rounds` times, interleaved with the baselines and "
+        "peers; every row shows its best round (and its worst heartbeat).",
         "",
     ]
     for sec in sections:

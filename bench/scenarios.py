@@ -61,7 +61,13 @@ async def _beat(
 ) -> dict[str, Any]:
     async with Heartbeat() as hb:
         res = await run()
-    res.update(system=system, backend=backend, heartbeat_ms=hb.longest_gap_ms, **extra)
+    res.update(
+        system=system,
+        backend=backend,
+        heartbeat_ms=hb.longest_gap_ms,
+        loop_busy_ms=hb.longest_busy_ms,
+        **extra,
+    )
     return res
 
 
