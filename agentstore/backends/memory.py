@@ -169,7 +169,8 @@ class MemoryBackend(Backend):
             log.ids.append(pending.id)
             log.types.append(pending.type)
             log.stamps.append(ts)
-            log.payloads.append(pending.payload_json)
+            # orjson's bytes keep their 4 KiB working buffer: copy to the exact size.
+            log.payloads.append(bytes(memoryview(pending.payload_json)))
             meta_json = pending.metadata_json
             log.metas.append(None if meta_json == b"{}" else copy_metadata(pending.metadata))
             nbytes += len(pending.id) + len(pending.type) + len(pending.payload_json)
