@@ -15,6 +15,7 @@ import signal
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -24,6 +25,7 @@ from tests.durability.conftest import expect_line, finish, start_worker
 from tests.durability.worker import payload, plan
 
 KILLS = 32
+SMALL = 64 * 1024
 
 
 @pytest.mark.slow
@@ -120,3 +122,74 @@ def _wait_for_growth(path: Path, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while path.stat().st_size == size and time.monotonic() < deadline:
         pass
+
+
+@pytest.mark.slow
+async def test_sigkill_among_concurrent_writers(tmp_path: Path) -> None:
+    """Three processes append to one session; one after another is killed and replaced."""
+    data = tmp_path / "data"
+    async with agentstore.open(data) as store:
+        session = await store.create_session(session_id="shared")
+    rng = random.Random(int.from_bytes(os.urandom(4)))
+    next_seed = iter(range(100, 10_000, 2))  # even: mostly small payloads (see plan)
+    acks: dict[int, list[str]] = {}
+    running: dict[int, Any] = {}
+
+    def spawn() -> None:
+        seed = next(next_seed)
+        proc = start_worker("kill", str(data), session.id, str(seed), "fsync", str(SMALL))
+        expect_line(proc, "ready")
+        running[seed] = proc
+
+    def reap(seed: int) -> None:
+        proc = running.pop(seed)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.stdout is not None
+        acks[seed] = [
+            line for line in proc.stdout.read().splitlines(keepends=True) if line.endswith("\n")
+        ]
+        finish(proc)
+
+    try:
+        for _ in range(3):
+            spawn()
+        for _ in range(8):
+            await anyio.sleep(rng.random() * 0.05)
+            reap(rng.choice(sorted(running)))
+            spawn()
+        for seed in sorted(running):
+            reap(seed)
+    finally:
+        for proc in running.values():
+            finish(proc)
+    async with agentstore.open(data) as store:
+        events = await store.get_events(session.id)
+        assert [e.sequence_number for e in events] == list(range(1, len(events) + 1))
+        by_seed: dict[int, list[agentstore.Event]] = defaultdict(list)
+        for event in events:
+            by_seed[event.payload["seed"]].append(event)
+        for seed, lines in acks.items():
+            acked = {int(a.split()[1]): (int(a.split()[2]), int(a.split()[3])) for a in lines}
+            mine = by_seed.get(seed, [])
+            by_op: dict[int, list[agentstore.Event]] = defaultdict(list)
+            for event in mine:
+                by_op[event.payload["op"]].append(event)
+            assert list(by_op) == list(range(len(by_op)))
+            assert set(acked) <= set(by_op)
+            assert len(by_op) - len(acked) <= 1
+            ops = plan(seed, SMALL)
+            for _ in range(len(by_op)):
+                op = next(ops)
+                stored = by_op[op.index]
+                assert [e.payload for e in stored] == [
+                    payload(seed, op.index, part, size) for part, size in enumerate(op.sizes)
+                ]
+                # A batch is contiguous even with other writers appending at the same time.
+                seqs = [e.sequence_number for e in stored]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+                if op.index in acked:
+                    assert acked[op.index] == (seqs[0], seqs[-1])
+        assert sum(len(v) for v in by_seed.values()) == len(events)
+        report = await store.verify()
+        assert report.ok, [str(p) for p in report.problems]

@@ -3,7 +3,8 @@
 Run as `python worker.py MODE ...`; it talks to the test over stdin/stdout, one line per
 message, so the test can start several at once and kill them at any moment.
 
-- `kill DATA_DIR SESSION SEED DURABILITY`: append the operations of `plan(SEED)` forever,
+- `kill DATA_DIR SESSION SEED DURABILITY [MAX_SIZE]`: append the operations of
+  `plan(SEED, MAX_SIZE)` forever,
   printing `ack I FIRST LAST` once operation I (events FIRST..LAST) is acknowledged.
 - `multi DATA_DIR SESSION NAME COUNT`: wait for `go`, append COUNT events, print `done`,
   wait for `check`, print the event count the process now sees through `get_state`.
@@ -34,7 +35,7 @@ class Op:
     sizes: tuple[int, ...]
 
 
-def plan(seed: int) -> Iterator[Op]:
+def plan(seed: int, max_size: int = MAX_PAYLOAD) -> Iterator[Op]:
     """Yield the same operations for the same seed, forever (the test replays them).
 
     An odd seed gives large payloads only (256 KiB to 1 MiB), so that a kill is likely to
@@ -49,7 +50,7 @@ def plan(seed: int) -> Iterator[Op]:
             sizes = tuple(rng.randint(MAX_PAYLOAD // 4, MAX_PAYLOAD) for _ in range(n))
         else:
             sizes = tuple(int(16 * (MAX_PAYLOAD / 16) ** rng.random()) for _ in range(n))
-        yield Op(index, sizes)
+        yield Op(index, tuple(min(size, max_size) for size in sizes))
         index += 1
 
 
@@ -64,10 +65,10 @@ def send(line: str) -> None:
     sys.stdout.flush()
 
 
-async def kill_mode(path: str, session_id: str, seed: int, durability: str) -> None:
+async def kill_mode(path: str, session_id: str, seed: int, durability: str, max_size: int) -> None:
     async with agentstore.open(path, durability=durability, snapshot_interval=7) as store:  # type: ignore[arg-type]
         send("ready")
-        for op in plan(seed):
+        for op in plan(seed, max_size):
             events = [
                 agentstore.new_event("custom", payload(seed, op.index, part, size))
                 for part, size in enumerate(op.sizes)
@@ -114,7 +115,8 @@ async def create_mode(path: str, ids: list[str]) -> None:
 def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "kill":
-        asyncio.run(kill_mode(args[0], args[1], int(args[2]), args[3]))
+        max_size = int(args[4]) if len(args) > 4 else MAX_PAYLOAD
+        asyncio.run(kill_mode(args[0], args[1], int(args[2]), args[3], max_size))
     elif mode == "multi":
         asyncio.run(multi_mode(args[0], args[1], args[2], int(args[3])))
     elif mode == "create":
