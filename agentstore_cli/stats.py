@@ -34,6 +34,9 @@ from agentstore_cli.replay import session_header
 __all__ = ["SessionStats", "StatsFormat", "collect_stats", "stats"]
 
 
+_MAX_OPEN_CALLS = 20  # the text view lists the oldest; --format json lists all
+
+
 class StatsFormat(StrEnum):
     """Output formats of `stats`."""
 
@@ -348,7 +351,8 @@ def print_stats(
         console.print(table)
     if state.open_calls:
         table = _table("OPEN CALL", "SEQ", "TYPE", "NAME")
-        for call_id, call in sorted(state.open_calls.items(), key=lambda kv: kv[1].sequence_number):
+        calls = sorted(state.open_calls.items(), key=lambda kv: kv[1].sequence_number)
+        for call_id, call in calls[:_MAX_OPEN_CALLS]:
             table.add_row(
                 safe(call_id),
                 Text(str(call.sequence_number)),
@@ -360,3 +364,8 @@ def print_stats(
             Text("Calls without a result (work to redo after a crash):", style="bold yellow")
         )
         console.print(table)
+        if len(calls) > _MAX_OPEN_CALLS:
+            more = len(calls) - _MAX_OPEN_CALLS
+            console.print(
+                Text(f"... and {fmt_int(more)} more (all of them in --format json)", style="dim")
+            )
