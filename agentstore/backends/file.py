@@ -1102,7 +1102,20 @@ class FileBackend(Backend):
             logger.warning("%s: could not save a snapshot (%s); state is unaffected", path, exc)
 
     def _write_snapshot_sync(self, path: Path, data: bytes) -> None:
-        if self.session_path(path.stem).exists():
+        session_id = path.stem
+        # Under the directory lock, so that it cannot land after another process deleted
+        # the session and created it again: the new session's log is a new file, and a
+        # snapshot of the old one would then pass for the new one's state.
+        with self._directory_lock(exclusive=False):
+            if not self.session_path(session_id).exists():
+                return
+            log = self._logs.get(session_id)
+            if log is not None and log.ino:
+                try:
+                    if os.stat(self.log_path(session_id)).st_ino != log.ino:
+                        return
+                except FileNotFoundError:
+                    return
             self._write_file_atomic(path, data, exclusive=False)
 
     async def load_snapshot(self, session_id: str) -> SnapshotRecord | None:

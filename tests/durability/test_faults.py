@@ -278,3 +278,31 @@ async def test_real_full_file_system(tmp_path: Path) -> None:
         async with agentstore.open(data) as store:
             assert len(await store.get_events("s")) == acked + 1
             assert (await store.verify()).ok
+
+
+async def test_stale_snapshot_cannot_land_on_a_recreated_session(tmp_path: Path) -> None:
+    """A snapshot computed before another process deleted and re-created the session."""
+    from datetime import UTC, datetime
+
+    from agentstore.backends.base import SnapshotRecord
+
+    async with agentstore.open(tmp_path) as one, agentstore.open(tmp_path) as two:
+        await one.create_session(session_id="s")
+        for i in range(3):
+            await one.append("s", new_event("tool_called", {"old": i}))
+        stale = await one.get_state("s")
+        await two.delete_session("s")
+        await two.create_session(session_id="s")
+        for i in range(4):
+            await two.append("s", new_event("custom", {"new": i}))
+        # `one` now writes the snapshot it made of the old session: it must not count.
+        await one.backend.save_snapshot(
+            SnapshotRecord(
+                "s", 3, stale.model_dump(mode="json"), one._reducer_id, datetime.now(UTC)
+            )
+        )
+        assert not (tmp_path / "snapshots" / "s.json").exists()
+    async with agentstore.open(tmp_path) as fresh:
+        state = await fresh.get_state("s")
+        assert (state.event_count, state.tool_calls) == (4, 0)
+        assert (await fresh.verify()).ok
