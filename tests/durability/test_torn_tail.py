@@ -212,3 +212,21 @@ def _dead_pid() -> int:
         except PermissionError:
             pass
         pid -= 1
+
+
+async def test_unfinished_first_batch_leaves_an_empty_session(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with agentstore.open(data) as store:
+        await store.create_session(session_id="s")
+        await store.append_many("s", [new_event("custom", {"batch": i}) for i in range(3)])
+    log = data / "events" / "s.jsonl"
+    whole = log.read_bytes()
+    log.write_bytes(whole[: whole.rindex(b"\n", 0, len(whole) - 1) + 1])  # two of three lines
+    async with agentstore.open(data, read_only=True) as reader:
+        assert await reader.get_events("s") == []
+        assert (await reader.get_session("s")).event_count == 0
+    async with agentstore.open(data) as store:
+        assert await store.get_events("s") == []
+        assert (await store.append("s", new_event("custom"))).sequence_number == 1
+        assert (await store.verify()).ok
+    assert log.read_bytes().count(b"\n") == 1
