@@ -66,7 +66,7 @@ class VerifyProblem:
     """1-based line of the log, or None when the problem is not on one line."""
     kind: str
     """One of `torn_tail`, `bad_line`, `sequence`, `session_id`, `duplicate_id`,
-    `timestamp`, `session_file`, `snapshot`, `unreadable`."""
+    `timestamp`, `batch`, `session_file`, `snapshot`, `unreadable`."""
     message: str
     """What is wrong, in words."""
 
@@ -147,6 +147,8 @@ class _LogChecker:
         """False once a line could not be read as an event (no fold is possible)."""
         self._reported = 0
         self._odd_one: int | None = None
+        self.open_batch: int | None = None
+        """The last sequence number of the `append_many` batch being read, if any."""
 
     def problem(self, line: int | None, kind: str, message: str) -> None:
         self._reported += 1
@@ -367,7 +369,35 @@ class _Checker:
                 checker.last_seq += 1
                 continue
             checker.check(lineno, event)
+            self._check_batch(checker, lineno, event.sequence_number, obj.get("batch_end"))
+        if checker.open_batch is not None and lineno:
+            checker.problem(
+                lineno,
+                "batch",
+                f"the log ends inside a batch that should end at event {checker.open_batch}",
+            )
         return lineno
+
+    @staticmethod
+    def _check_batch(checker: _LogChecker, lineno: int, seq: int, mark: object) -> None:
+        """Check `append_many` marks: a batch's lines carry its last sequence number."""
+        if isinstance(mark, int) and mark > seq:
+            if checker.open_batch not in (None, mark):
+                checker.problem(
+                    lineno,
+                    "batch",
+                    f"a new batch starts inside the batch that should end at event "
+                    f"{checker.open_batch}",
+                )
+            checker.open_batch = mark
+            return
+        if checker.open_batch is not None and seq != checker.open_batch:
+            checker.problem(
+                lineno,
+                "batch",
+                f"event {seq} ends a batch that should end at event {checker.open_batch}",
+            )
+        checker.open_batch = None
 
     def _check_snapshot_file(self, backend: FileBackend, sid: str, checker: _LogChecker) -> None:
         path = backend.snapshot_path(sid)

@@ -210,3 +210,19 @@ def test_cli_verify_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: session 'zzz' not found"]
+
+
+async def test_a_batch_cut_in_the_middle_is_found(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        await store.create_session(session_id="s")
+        await store.append_many("s", [new_event("custom", {"b": i}) for i in range(3)])
+        await store.append("s", new_event("custom", {"single": True}))
+    assert (await _verify(tmp_path)).ok
+    log = tmp_path / "events" / "s.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    obj = orjson.loads(lines[1])
+    del obj["batch_end"]
+    lines[1] = orjson.dumps(obj) + b"\n"
+    log.write_bytes(b"".join(lines))
+    report = await _verify(tmp_path)
+    assert [(p.kind, p.line) for p in report.problems] == [("batch", 2)]
