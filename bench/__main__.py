@@ -80,7 +80,7 @@ def best_of(runs: list[list[Row]]) -> list[Row]:
                 continue
             beats = {
                 k: max(have.get(k, 0.0), row.get(k, 0.0))
-                for k in ("heartbeat_ms", "loop_busy_ms")
+                for k in ("heartbeat_ms", "loop_busy_ms", "gc_ms")
                 if k in row
             }
             rounds = have["rounds"] + 1

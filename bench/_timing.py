@@ -117,6 +117,9 @@ class Heartbeat:
     def __init__(self) -> None:
         self.longest_gap_ms = 0.0
         self.longest_busy_ms = 0.0
+        self.longest_gc_ms = 0.0
+        """The longest pause of Python's garbage collector (any thread)."""
+        self._gc_started = 0.0
         """The most CPU time the loop's own thread spent between two ticks: code that
         held the loop, as opposed to the machine or another thread taking the CPU."""
         self._task: asyncio.Task[None] | None = None
@@ -135,14 +138,25 @@ class Heartbeat:
                 self.longest_busy_ms = busy
             last, last_cpu = now, now_cpu
 
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        # The collector's pauses, to tell them apart from code holding the loop.
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            pause = (time.perf_counter() - self._gc_started) * 1000
+            self.longest_gc_ms = max(self.longest_gc_ms, pause)
+
     async def __aenter__(self) -> Heartbeat:
         self._task = asyncio.get_running_loop().create_task(self._run())
         await asyncio.sleep(0.002)
-        self.longest_gap_ms = self.longest_busy_ms = 0.0
+        self.longest_gap_ms = self.longest_busy_ms = self.longest_gc_ms = 0.0
+        self._gc_started = 0.0
+        gc.callbacks.append(self._gc)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
+        gc.callbacks.remove(self._gc)
         await asyncio.sleep(0.002)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

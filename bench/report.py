@@ -114,7 +114,7 @@ class Section:
             "mean µs",
             "median µs",
             "p99 µs",
-            "heartbeat gap ms (loop CPU)",
+            "heartbeat gap ms (loop CPU; GC)",
             "agentstore ÷ this",
             "note",
         ]
@@ -146,7 +146,8 @@ class Section:
                 _fmt(row.get("median_us"), 2),
                 _fmt(row.get("p99_us"), 2),
                 (
-                    f"{_fmt(row['heartbeat_ms'], 1)} ({_fmt(row.get('loop_busy_ms'), 1)})"
+                    f"{_fmt(row['heartbeat_ms'], 1)} ({_fmt(row.get('loop_busy_ms'), 1)}; "
+                    f"{_fmt(row.get('gc_ms'), 1)})"
                     if "heartbeat_ms" in row
                     else ""
                 ),
@@ -480,7 +481,8 @@ def _targets(
         )
         add(
             "... the most CPU time the loop's own thread spent between two ticks",
-            f"{busy['loop_busy_ms']:.1f} ms ({_where(sections, busy)})",
+            f"{busy['loop_busy_ms']:.1f} ms ({_where(sections, busy)}; its longest GC "
+            f"pause: {busy.get('gc_ms', 0.0):.1f} ms)",
             busy["loop_busy_ms"] <= 5,
         )
     return out
@@ -552,7 +554,9 @@ def write_report(
         "latency; heartbeat gap = the longest gap between ticks of a 1 ms heartbeat task "
         "that ran on the same event loop during that row, and in brackets the CPU time the "
         "loop's own thread used within that gap (code holding the loop; the rest of a gap "
-        "is the machine's other tenants, or a worker thread holding the GIL). agentstore "
+        "is the machine's other tenants, or a worker thread holding the GIL), then the "
+        "longest pause of Python's garbage collector during the row (it runs in whichever "
+        "thread allocates, and counts in the loop's CPU time when that is the loop's). agentstore "
         "rows only; sequential loops give the loop a turn after every call, outside the "
         "timed region, as an agent does between steps. agentstore ÷ this = how many times "
         "agentstore's row named in brackets outdoes this row (above 1: agentstore is "

@@ -66,6 +66,7 @@ async def _beat(
         backend=backend,
         heartbeat_ms=hb.longest_gap_ms,
         loop_busy_ms=hb.longest_busy_ms,
+        gc_ms=hb.longest_gc_ms,
         **extra,
     )
     return res
