@@ -10,7 +10,16 @@ import typer
 from rich.text import Text
 
 from agentstore import VerifyReport
-from agentstore_cli.common import DataDirOption, open_store, resolve_session, run, write_bytes
+from agentstore_cli.common import (
+    DATA_DIR_ENV,
+    CliError,
+    DataDirOption,
+    data_dir_of,
+    open_store,
+    resolve_session,
+    run,
+    write_bytes,
+)
 from agentstore_cli.render import make_console, safe
 
 __all__ = ["VerifyFormat", "verify"]
@@ -53,6 +62,10 @@ def verify(
     their session, ids are unique, timestamps never go back, no log ends torn, and each
     snapshot equals a fold of its events.
     """
+
+    path = data_dir_of(ctx, data_dir)
+    if not path.is_dir():  # even with --repair: never create an empty data directory
+        raise CliError(f"no data directory at {path}: pass --data-dir DIR or set {DATA_DIR_ENV}")
 
     async def main() -> VerifyReport:
         async with open_store(ctx, data_dir, writable=repair) as store:

@@ -210,6 +210,15 @@ def test_cli_verify_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: session 'zzz' not found"]
+    missing = tmp_path / "missing"
+    result = subprocess.run(
+        [sys.executable, "-m", "agentstore_cli", "--data-dir", str(missing), "verify", "--repair"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1 and "no data directory" in result.stderr
+    assert not missing.exists()
 
 
 async def test_a_batch_cut_in_the_middle_is_found(tmp_path: Path) -> None:
