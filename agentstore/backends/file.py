@@ -15,9 +15,15 @@ log grew since this process last saw it, the new tail is read before sequence nu
 assigned. Session and snapshot files are written to a temporary file, synced and renamed
 (sessions are linked, so that two processes creating the same id cannot both succeed).
 
-A torn last line (a crash mid-append) is moved to `events/<id>.jsonl.torn-<time>` and cut
-from the log the next time the session is opened for writing; any other line that is not a
-valid event raises `CorruptLogError` naming the file and line.
+Every line of a multi-event batch but its last ends with `"batch_end": <last seq>`, so that
+a batch a crash cut short is recognised. A torn tail (a last line without newline or not an
+event, or the lines of an unfinished batch) is moved to `events/<id>.jsonl.torn-<time>` and
+cut from the log the next time the session is opened for writing; any other line that is
+not a valid event raises `CorruptLogError` naming the file and line. Readers take the log's
+lock shared while they read what other processes appended, so they see appends whole and
+only once synced. Creating and deleting a session, and a writer's first open of a log, hold
+a lock on `events/` so that they cannot interleave across processes. See
+docs/durability.md for the guarantees.
 """
 
 from __future__ import annotations
