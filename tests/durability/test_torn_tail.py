@@ -230,3 +230,22 @@ async def test_unfinished_first_batch_leaves_an_empty_session(tmp_path: Path) ->
         assert (await store.append("s", new_event("custom"))).sequence_number == 1
         assert (await store.verify()).ok
     assert log.read_bytes().count(b"\n") == 1
+
+
+async def test_crash_inside_create_and_delete(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    await _make(data, 2)
+    # A crash in create_session after the session file was linked, before the log existed.
+    (data / "events" / "s.jsonl").unlink()
+    async with agentstore.open(data) as store:
+        assert (await store.get_session("s")).event_count == 0
+        assert (await store.append("s", new_event("custom"))).sequence_number == 1
+    # A crash in delete_session after the session file was removed, before the log was.
+    (data / "sessions" / "s.json").unlink()
+    async with agentstore.open(data) as store:
+        assert await store.list_sessions() == []
+        report = await store.verify()
+        assert report.ok and any("without a session file" in n for n in report.notes)
+        await store.create_session(session_id="s")  # starts a new, empty log
+        assert await store.get_events("s") == []
+        assert (await store.verify()).ok
