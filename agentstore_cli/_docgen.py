@@ -47,8 +47,8 @@ $ agentstore stats 3f2a
 and after it (`agentstore sessions --data-dir D`, as in the Go original); the one after
 the command wins. Without it, `$AGENTSTORE_DATA_DIR` is used, else `./agent-data`.
 `sessions`, `replay`, `stats` and `export` open the store read-only: they never write to
-the data directory and work on one they cannot write to. Only `import`, `fork` and
-`prune` write.
+the data directory and work on one they cannot write to. Only `import`, `fork`,
+`prune` and `verify --repair` write.
 
 ## Sessions by prefix
 

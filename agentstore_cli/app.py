@@ -52,17 +52,18 @@ _HELP = """Inspect and replay agentstore sessions: what your agent did, step by 
 
 \b
 Examples:
-  agentstore sessions                              newest sessions first
-  agentstore replay 3f2a                           timeline of a session (any unique id prefix)
-  agentstore replay 3f2a --type tool_called,error  only tool calls and errors
-  agentstore replay 3f2a --since 10m --follow      live view while the agent runs
-  agentstore replay 3f2a --format json | jq '.[].type'
-  agentstore replay 3f2a --step                    step through events and state
-  agentstore stats 3f2a                            tokens, cost, tools, errors
-  agentstore --data-dir ./other sessions           another data directory
+  agentstore sessions                         newest sessions first
+  agentstore replay 3f2a                      timeline (any unique id prefix)
+  agentstore replay 3f2a -t tool_called,error only tool calls and errors
+  agentstore replay 3f2a --follow             live, while the agent runs
+  agentstore replay 3f2a --step               step through events and state
+  agentstore replay 3f2a -f json | jq '.[].type'
+  agentstore stats 3f2a                       tokens, cost, tools, errors
+  agentstore --data-dir ./other sessions      another data directory
 
-The data directory is --data-dir (before or after the command name), else
-$AGENTSTORE_DATA_DIR, else ./agent-data. Only import, fork and prune write to it.
+The data directory is --data-dir (before or after the command name), else \
+$AGENTSTORE_DATA_DIR, else ./agent-data. Only import, fork, prune and verify --repair \
+write to it.
 """
 
 

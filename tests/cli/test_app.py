@@ -27,7 +27,7 @@ def test_help_lists_commands_and_examples(cli: Cli) -> None:
     for command in ("sessions", "replay", "stats", "export", "import", "fork", "prune"):
         assert command in out
     assert "Examples:" in out
-    assert "agentstore replay 3f2a --format json | jq" in out
+    assert "agentstore replay 3f2a -f json | jq" in out
     assert "AGENTSTORE_DATA_DIR" in out
 
 
