@@ -91,9 +91,10 @@ result with the same `metadata.call_id`. The footer sums up the events shown: ev
 tokens, cost, tool calls, errors and wall time.
 
 `replay --step` shows one event per screen with its full payload and metadata and the
-session's state right after it, marking what that event changed (`+` added, `~` changed,
-`-` removed). Keys: Enter, `n`, Space or → for the next event; `p`, Backspace or ← for the
-previous one; `g` for the first; `q` or Ctrl-C to quit. It needs a terminal.
+session's state right after it, marking what changed since the previous step (`+` added,
+`~` changed, `-` removed). Keys: Enter, `n`, Space or → for the next event; `p`,
+Backspace or ← for the previous one; `g` for the first; `q` or Ctrl-C to quit. It needs
+a terminal.
 
 ## Errors and exit codes
 

@@ -1,8 +1,8 @@
 """`agentstore replay SESSION --step`: a pager through a session, one event at a time.
 
 Each screen shows one event with its full payload and metadata, and the session's state
-right after it, with what that event changed marked (`+` added, `~` changed, `-` removed)
-and highlighted. Keys: Enter, n, Space or → next; p, Backspace or ← previous; g first;
+right after it, with what changed since the previous step marked (`+` added, `~` changed,
+`-` removed) and highlighted. Keys: Enter, n, Space or → next; p, Backspace or ← previous; g first;
 q, Ctrl-C or Ctrl-D quit. It needs a terminal: keys are read one at a time.
 """
 
@@ -197,7 +197,10 @@ class _Pager:
 
     async def _show(self, index: int, note: str) -> None:
         event = self.events[index]
-        before = await self._state(event.sequence_number - 1)
+        # Changes since the previous step: with --type or other filters that is not
+        # always the previous event, and the diff covers the events skipped in between.
+        since = self.events[index - 1].sequence_number if index else event.sequence_number - 1
+        before = await self._state(since)
         after = await self._state(event.sequence_number)
         console = self.console
         console.clear()

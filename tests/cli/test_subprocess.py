@@ -233,3 +233,25 @@ def test_step_pager_highlights_changes_and_escapes_payloads(data_dir: Path) -> N
 
 def test_seed_is_the_flight_session(flight: str) -> None:
     assert flight == FLIGHT_ID
+
+
+def test_step_pager_diffs_against_the_previous_step(data_dir: Path) -> None:
+    seed_session(
+        data_dir,
+        [
+            ("tool_called", {"tool": "t"}, {"tool_name": "t"}, 0),
+            ("user_message", {"content": "skipped by the filter"}, {}, 1),
+            ("error", {"error": "boom"}, {}, 2),
+        ],
+        session_id="filtered",
+    )
+    child = _pager("replay", "filtered", "--step", "--type", "tool_called,error")
+    child.expect("Step 1 of")
+    child.send("n")
+    child.expect("Step 2 of")
+    # The user message came between the two steps: its key is new since step 1.
+    child.expect(r"\+.*data\.user_message")
+    child.send("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
