@@ -1,0 +1,1 @@
+"""The `agentstore` command line: a Typer app over the same `Store` as the library."""
