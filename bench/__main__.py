@@ -224,13 +224,14 @@ def main() -> None:
         step("design: locks and thread hops")
         lock_rows = asyncio.run(micro.locks(200_000 // q, 16, 2000 // q))
         hop_rows = asyncio.run(micro.hops(base, line, 1000 // q))
+        breakdown = asyncio.run(micro.append_breakdown(base, 800 // q))
     finally:
         peers.close()
     info["load_end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     info["runtime"] = f"{time.perf_counter() - started:.0f} s" + (
         " (--quick)" if opts.quick else ""
     )
-    write_report(opts.out, info, sections, lock_rows, hop_rows, quick=opts.quick)
+    write_report(opts.out, info, sections, lock_rows, hop_rows, breakdown, quick=opts.quick)
     step(f"wrote {opts.out}")
     _ = GO
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from pathlib import Path
@@ -129,3 +130,81 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
             lat.append(clock() - t0)
         out.append(result(name, latencies_ns=lat, wall_ns=clock() - start))
     return out
+
+
+async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
+    """Where one durable append's time goes: median µs per stage (instrumented run).
+
+    Wraps the file backend's worker call, its sync and the thread pool's dispatch with
+    timestamps (bench-only instrumentation, removed afterwards).
+    """
+    import statistics
+
+    import agentstore
+    import agentstore.backends.file as file_mod
+    from agentstore import EventType, new_event
+    from agentstore.backends import _threads
+
+    marks: list[dict[str, int]] = []
+    clock = time.perf_counter_ns
+    orig_call = file_mod.FileBackend._append_sync
+    orig_run = _threads.ThreadPool.run
+    orig_sync = file_mod._sync
+
+    def call(self: Any, *args: Any) -> Any:
+        marks[-1]["start"] = clock()
+        try:
+            return orig_call(self, *args)
+        finally:
+            marks[-1]["end"] = clock()
+
+    async def run(self: Any, fn: Any, *args: Any) -> Any:
+        marks.append({"submit": clock()})
+        value = await orig_run(self, fn, *args)
+        marks[-1]["resume"] = clock()
+        return value
+
+    def sync(fd: int) -> None:
+        t0 = clock()
+        orig_sync(fd)
+        marks[-1]["sync"] = clock() - t0
+
+    file_mod.FileBackend._append_sync = call  # type: ignore[method-assign]
+    _threads.ThreadPool.run = run  # type: ignore[method-assign]
+    file_mod._sync = sync
+    try:
+        root = base / "breakdown"
+        async with agentstore.open(root) as store:
+            sid = (await store.create_session()).id
+            payload = {"tool": "search_flights", "query": "BER -> MUC", "step": 1}
+            for _ in range(20):
+                await store.append(sid, new_event(EventType.TOOL_CALLED, payload))
+            marks.clear()
+            start = clock()
+            for _ in range(n):
+                await store.append(sid, new_event(EventType.TOOL_CALLED, payload))
+            wall = clock() - start
+    finally:
+        file_mod.FileBackend._append_sync = orig_call  # type: ignore[method-assign]
+        _threads.ThreadPool.run = orig_run  # type: ignore[method-assign]
+        file_mod._sync = orig_sync
+        import shutil
+
+        shutil.rmtree(base / "breakdown", ignore_errors=True)
+    done = [m for m in marks if {"start", "end", "resume", "sync"} <= m.keys()]
+
+    def med(values: list[int]) -> float:
+        return statistics.median(values) / 1000 if values else float("nan")
+
+    return {
+        "per append (wall / n)": wall / n / 1000,
+        "loop -> worker thread wake-up": med([m["start"] - m["submit"] for m in done]),
+        "in the worker: fdatasync": med([m["sync"] for m in done]),
+        "in the worker: everything else (flock, stat, encode, write)": med(
+            [m["end"] - m["start"] - m["sync"] for m in done]
+        ),
+        "worker -> event loop wake-up": med([m["resume"] - m["end"] for m in done]),
+        "on the loop between appends (new_event, validate, lock, fold, snapshot)": med(
+            [b["submit"] - a["resume"] for a, b in itertools.pairwise(done)]
+        ),
+    }

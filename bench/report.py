@@ -501,6 +501,7 @@ def write_report(
     sections: list[Section],
     locks: list[dict[str, Any]],
     hops: list[dict[str, Any]],
+    breakdown: dict[str, float],
     *,
     quick: bool = False,
 ) -> None:
@@ -591,5 +592,15 @@ def write_report(
             f"| {row['system']} | {row['ops_per_s']:,.0f} | {row['median_us']:,.1f} | "
             f"{row['p99_us']:,.1f} |"
         )
+    out += [
+        "",
+        "Where a durable append's time goes (one session, sequential, default settings; "
+        "median µs per stage, from an instrumented run):",
+        "",
+        "| stage | µs |",
+        "|---|---|",
+    ]
+    for stage, value in breakdown.items():
+        out.append(f"| {stage} | {_fmt(value, 1)} |")
     out.append("")
     path.write_text("\n".join(out))
