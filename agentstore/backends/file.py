@@ -748,20 +748,27 @@ class FileBackend(Backend):
     def _catch_up(self, log: _Log) -> None:
         """Read lines another process appended since this process last looked.
 
-        Holds the log's lock shared while it reads, so that an append in progress in
-        another process (which holds it exclusively) is never read half-done, nor its
-        complete lines before they are synced: we see appends whole, once acknowledged.
+        Takes the log's lock shared just long enough to find where its committed part
+        ends (an `fstat` and a read of the last line): writers hold it exclusively from
+        write to sync, so an append in progress is never read, half-done or not yet
+        synced. The committed lines never change, so they are read after the lock is
+        released: a reader never holds up writers for longer than that look at the tail.
         Call with `log.mutex` held and without holding the flock (see `_catch_up_locked`).
         """
         if log.fd is None or os.fstat(log.fd).st_size == log.size:
             return
         with _flocked(log.fd, exclusive=False):
-            self._catch_up_locked(log)
+            size = os.fstat(log.fd).st_size
+            end = committed_end(log.fd, size) if size > log.size else size
+        self._catch_up_locked(log, end)
 
-    def _catch_up_locked(self, log: _Log) -> None:
-        """`_catch_up` for a caller that holds the log's flock (shared or exclusive)."""
+    def _catch_up_locked(self, log: _Log, end: int | None = None) -> None:
+        """Read the lines appended after `log.size`, up to `end` (default: the file's end).
+
+        Without `end`, the caller holds the log's flock (shared or exclusive).
+        """
         assert log.fd is not None
-        size = os.fstat(log.fd).st_size
+        size = os.fstat(log.fd).st_size if end is None else end
         if size == log.size:
             return
         if size < log.size:
