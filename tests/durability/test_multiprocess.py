@@ -163,3 +163,37 @@ async def test_readers_never_see_a_partial_or_unacknowledged_line(tmp_path: Path
         assert final[: len(seen)] == seen
         assert (await store.verify()).ok
     assert reads > 10
+
+
+async def test_reader_never_sees_an_append_that_is_later_cut_back(tmp_path: Path) -> None:
+    """A writer has written a whole line but not yet synced it; then its sync fails."""
+    import fcntl
+    import os
+
+    async with agentstore.open(tmp_path) as store:
+        session = await store.create_session(session_id="s")
+        await store.append(session.id, agentstore.new_event("custom", {"i": 1}))
+        log = tmp_path / "events" / "s.jsonl"
+        line = log.read_bytes()
+    async with agentstore.open(tmp_path, read_only=True) as reader:
+        assert len(await reader.get_events("s")) == 1
+        # Another writer, mid-append: lock held, a complete line written, sync pending.
+        fd = os.open(log, os.O_RDWR | os.O_APPEND)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line.replace(b'"sequence_number":1', b'"sequence_number":2'))
+            result: list[int] = []
+
+            async def read() -> None:
+                result.append(len(await reader.get_events("s")))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(read)
+                await anyio.sleep(0.2)
+                assert result == []  # waiting for the append to finish
+                # The sync fails: the writer cuts its line back out, then unlocks.
+                os.ftruncate(fd, len(line))
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            assert result == [1]
+        finally:
+            os.close(fd)
