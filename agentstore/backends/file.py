@@ -648,11 +648,15 @@ class FileBackend(Backend):
                 if not path.exists():
                     return None
             try:
-                fd = os.open(path, flags | os.O_CLOEXEC, _FILE_MODE)
-            except FileNotFoundError:
-                if create and not self.read_only:
-                    raise
-                return _Log(session_id, path, None, 0, 0, 0, None) if create else None
+                try:
+                    fd = os.open(path, (flags & ~os.O_CREAT) | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    if self.read_only:
+                        return _Log(session_id, path, None, 0, 0, 0, None) if create else None
+                    # A session without a log (a crash inside create_session, or a session
+                    # of the Go original with no events yet): start one, durably.
+                    fd = os.open(path, flags | os.O_CLOEXEC, _FILE_MODE)
+                    _fsync_dir(self._events_dir)
             except OSError as exc:
                 raise StorageError(f"cannot open {path}: {exc}") from exc
         log = _Log(session_id, path, fd, os.fstat(fd).st_ino, 0, 0, None)
