@@ -161,6 +161,7 @@ def main() -> None:
         def s2() -> list[Row]:
             rows = asyncio.run(scenarios.append_durable(1000 // q, [1000, 100_000 // q], base))
             rows += [raw.fdatasync_loop(base, line, 1000 // q)]
+            rows += [raw.fdatasync_loop(base, line, 1000 // q, gap_us=200)]
             rows += [raw.sqlite_wal_full(base, line, 1000 // q)]
             return rows + peers.call("append_durable", n=1000 // q, base=str(base))
 
