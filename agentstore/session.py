@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentstore.errors import InvalidSessionIdError
 from agentstore.state import Budget
@@ -65,6 +65,14 @@ class Session(BaseModel):
     """For a fork: the sequence number of the source it was forked at."""
     budget: Budget | None = None
     """Spending limits checked before each `llm_request` (see `Budget`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _updated_defaults_to_created(cls, data: Any) -> Any:
+        # updated_at is derived from the log anyway; a session file without it is fine.
+        if isinstance(data, dict) and data.get("updated_at") is None and "created_at" in data:
+            data = {**data, "updated_at": data["created_at"]}
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         """Return the session as the JSON object of its on-disk file."""

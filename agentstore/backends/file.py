@@ -45,6 +45,7 @@ import aiofiles
 import anyio
 import orjson
 
+from agentstore.backends._session_index import SessionIndex, read_entry
 from agentstore.backends._threads import ThreadPool
 from agentstore.backends.base import (
     AppendResult,
@@ -327,6 +328,8 @@ class FileBackend(Backend):
         # Appends and reads run in worker threads, several at once: this guards the
         # dict; each log's own mutex guards the log.
         self._logs_lock = threading.Lock()
+        # Creation times and labels of every session, so listing reads one file.
+        self._index = SessionIndex(self.root, self._sessions_dir, writable=not read_only)
         # Sessions whose log was deleted under this store while their session file
         # stayed: recreating an empty log would restart them at sequence number 1.
         self._lost: set[str] = set()
@@ -471,6 +474,7 @@ class FileBackend(Backend):
         except OSError as exc:
             raise StorageError(f"cannot create the log of {session.id!r}: {exc}") from exc
         self._forget(session.id)
+        self._index.record(session.id, format_timestamp(session.created_at), dict(session.labels))
 
     def _read_session_file(self, session_id: str) -> dict[str, Any]:
         path = self.session_path(session_id)
@@ -517,35 +521,26 @@ class FileBackend(Backend):
     def _list_sessions_sync(
         self, limit: int, offset: int, labels: dict[str, str] | None
     ) -> list[Session]:
-        if not self._sessions_dir.is_dir():
-            return []
-        found: list[tuple[str, str, dict[str, Any]]] = []
-        for entry in os.scandir(self._sessions_dir):
-            name = entry.name
-            if not name.endswith(".json") or name.startswith("."):
-                continue
+        entries = self._index.entries(self._index_entry)
+        if labels:
+            entries = [e for e in entries if all(e[2].get(k) == v for k, v in labels.items())]
+        # Newest first; ISO timestamps normalised to one precision sort as strings.
+        entries.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
+        page: list[Session] = []
+        for _, session_id, _ in entries[offset : offset + limit]:
             try:
-                obj = orjson.loads(Path(entry.path).read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                continue  # being deleted, or not ours: listing must not fail on it
-            if not isinstance(obj, dict):
-                continue
-            if labels:
-                have = obj.get("labels") or {}
-                if not all(have.get(k) == v for k, v in labels.items()):
-                    continue
-            created = obj.get("created_at")
-            # ISO timestamps sort as strings only at equal precision: normalise.
-            try:
-                key = format_timestamp(parse_timestamp(created))
-            except ValueError:
-                continue
-            found.append((key, str(obj.get("id", "")), obj))
-        found.sort(key=lambda item: (item[0], item[1]), reverse=True)
-        return [
-            self._session_from(obj, self.session_path(sid))
-            for _, sid, obj in found[offset : offset + limit]
-        ]
+                page.append(self._get_session_sync(session_id))
+            except SessionNotFoundError:
+                continue  # deleted since the scan
+        return page
+
+    def _index_entry(self, session_id: str) -> tuple[str, dict[str, str]] | None:
+        """Read what the session index needs from a session file it does not describe."""
+        try:
+            obj = orjson.loads(self.session_path(session_id).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None  # being deleted, or not ours: listing must not fail on it
+        return read_entry(obj, lambda value: format_timestamp(parse_timestamp(value)))
 
     async def delete_session(self, session_id: str) -> None:
         self._writable()
@@ -565,6 +560,7 @@ class FileBackend(Backend):
             raise SessionNotFoundError(session_id) from exc
         except OSError as exc:
             raise StorageError(f"cannot delete session {session_id!r}: {exc}") from exc
+        self._index.forget(session_id)
         for path in (self.log_path(session_id), self.snapshot_path(session_id)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

@@ -1,0 +1,82 @@
+"""The file backend's session index is a cache: listing stays right whatever happens to it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import agentstore
+from agentstore.backends._session_index import INDEX_NAME
+
+
+async def _ids(path: Path, **filters: object) -> list[str]:
+    async with agentstore.open(path, read_only=True) as store:
+        return [s.id for s in await store.list_sessions(**filters)]  # type: ignore[arg-type]
+
+
+async def test_index_is_written_at_creation_and_used(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        ids = [(await store.create_session(labels={"n": str(i)})).id for i in range(5)]
+    lines = (tmp_path / INDEX_NAME).read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ids
+    assert await _ids(tmp_path) == ids[::-1]
+    assert await _ids(tmp_path, labels={"n": "3"}) == [ids[3]]
+
+
+async def test_sessions_the_index_does_not_know(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        first = await store.create_session(session_id="first")
+    # A session written by another tool (the Go original) has no index line.
+    (tmp_path / "sessions" / "go-made.json").write_text(
+        json.dumps({"id": "go-made", "created_at": "2099-01-01T00:00:00.123456789Z"})
+    )
+    assert await _ids(tmp_path) == ["go-made", first.id]
+    async with agentstore.open(tmp_path) as store:  # a writable store learns it
+        assert [s.id for s in await store.list_sessions()] == ["go-made", first.id]
+    assert "go-made" in (tmp_path / INDEX_NAME).read_text()
+
+
+async def test_a_stale_line_is_not_trusted(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        await store.create_session(session_id="s", labels={"env": "dev"})
+    # The session is replaced behind the index's back (deleted and re-created by a
+    # process that died before writing its index line): a new file, a new inode.
+    path = tmp_path / "sessions" / "s.json"
+    data = json.loads(path.read_text())
+    data["labels"] = {"env": "prod"}
+    replacement = path.with_name("replacement")
+    replacement.write_text(json.dumps(data, indent=4))
+    replacement.replace(path)
+    assert await _ids(tmp_path, labels={"env": "dev"}) == []
+    assert await _ids(tmp_path, labels={"env": "prod"}) == ["s"]
+
+
+async def test_garbage_or_missing_index(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        ids = [(await store.create_session()).id for _ in range(3)]
+    index = tmp_path / INDEX_NAME
+    index.write_bytes(b'{"id": "torn", "ino"\n\x00\x00not json\n[1,2]\n')
+    assert await _ids(tmp_path) == ids[::-1]
+    index.unlink()
+    assert await _ids(tmp_path) == ids[::-1]
+
+
+async def test_deleted_sessions_leave_the_list_and_the_index_is_compacted(
+    tmp_path: Path,
+) -> None:
+    async with agentstore.open(tmp_path) as store:
+        ids = [(await store.create_session()).id for _ in range(1100)]
+        for sid in ids[:-2]:
+            await store.delete_session(sid)
+        assert [s.id for s in await store.list_sessions()] == ids[:-3:-1]
+    lines = (tmp_path / INDEX_NAME).read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(ids[-2:])
+
+
+async def test_a_deleted_and_recreated_session_is_read_again(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path) as store:
+        await store.create_session(session_id="s", labels={"v": "1"})
+        await store.delete_session("s")
+        await store.create_session(session_id="s", labels={"v": "2"})
+        assert [s.labels for s in await store.list_sessions()] == [{"v": "2"}]
+    assert await _ids(tmp_path, labels={"v": "1"}) == []
