@@ -123,3 +123,28 @@ async def test_many_sessions_beyond_the_open_file_limit(tmp_path: Path) -> None:
         for sid in ids[:5]:
             await store.append(sid, new_event("custom", 2))
             assert len(await store.get_events(sid)) == 2
+
+
+async def test_idempotency_index_after_reopen(tmp_path: Path) -> None:
+    """The id index built on the first append after a reopen knows every stored id."""
+    async with agentstore.open(tmp_path) as store:
+        session = await store.create_session()
+        odd = new_event("custom", 0)
+        odd.id = 'we"ird\\id'
+        events = [odd] + [new_event("custom", i) for i in range(1, 2500)]
+        await store.append_many(session.id, events[:10])
+        await store.append_many(session.id, events[10:])  # a batch: marked lines
+    async with agentstore.open(tmp_path) as store:
+        again = await store.append_many(session.id, [events[0], events[1234], events[-1]])
+        assert [e.sequence_number for e in again] == [1, 1235, 2500]
+        assert len(await store.get_events(session.id)) == 2500
+
+
+async def test_go_events_appended_again_are_duplicates(go_data: Path) -> None:
+    from .conftest import GO_SHORT
+
+    async with agentstore.open(go_data) as store:
+        events = await store.get_events(GO_SHORT)
+        again = await store.append_many(GO_SHORT, events)
+        assert again == events
+        assert len(await store.get_events(GO_SHORT)) == 6

