@@ -23,7 +23,14 @@ from agentstore.backends.base import (
     SnapshotRecord,
 )
 from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
-from agentstore.events import Event, Metadata, build_event, copy_metadata, empty_metadata
+from agentstore.events import (
+    Event,
+    Metadata,
+    build_event,
+    copy_metadata,
+    empty_metadata,
+    encode_metadata,
+)
 from agentstore.session import Session
 
 __all__ = ["MemoryBackend"]
@@ -51,8 +58,6 @@ class _Log:
     """A private copy of each event's metadata; None where it is empty."""
     index: dict[str, int] = field(default_factory=dict)
     """Event id -> sequence number (idempotent appends)."""
-    nbytes: int = 0
-    """What the events would take as file-backend lines."""
     snapshot: SnapshotRecord | None = None
 
     def event(self, session_id: str, seq: int) -> Event:
@@ -124,7 +129,12 @@ class MemoryBackend(Backend):
 
     async def session_size(self, session_id: str) -> int:
         log = self._log(session_id)
-        return log.nbytes + len(orjson.dumps(log.session.to_dict()))
+        # What the events would take as file-backend lines (computed only when asked).
+        count = len(log.ids)
+        size = (_LINE_OVERHEAD + len(session_id) + len(str(count))) * count
+        size += sum(map(len, log.ids)) + sum(map(len, log.types)) + sum(map(len, log.payloads))
+        size += sum(2 if meta is None else len(encode_metadata(meta)) for meta in log.metas)
+        return size + len(orjson.dumps(log.session.to_dict()))
 
     async def last_seq(self, session_id: str) -> int:
         return len(self._log(session_id).ids)
@@ -136,6 +146,8 @@ class MemoryBackend(Backend):
         last = len(log.ids)
         if expected_seq is not None and expected_seq != last:
             raise ConcurrencyError(session_id, expected_seq, last)
+        if len(batch) == 1:
+            return self._append_one(log, session_id, batch[0], last)
         # The rules of `base.plan_append` (sequence numbers, idempotent ids, timestamps
         # that never go backwards), without encoding lines that nothing here would read.
         now = datetime.now(UTC)
@@ -164,21 +176,43 @@ class MemoryBackend(Backend):
                 )
             )
         # Nothing above can fail half-way through the batch; commit it all at once.
-        nbytes = log.nbytes + (_LINE_OVERHEAD + len(session_id) + len(str(seq))) * len(staged)
         for pending, ts in staged:
             log.ids.append(pending.id)
             log.types.append(pending.type)
             log.stamps.append(ts)
             # orjson's bytes keep their 4 KiB working buffer: copy to the exact size.
             log.payloads.append(bytes(memoryview(pending.payload_json)))
-            meta_json = pending.metadata_json
-            log.metas.append(None if meta_json == b"{}" else copy_metadata(pending.metadata))
-            nbytes += len(pending.id) + len(pending.type) + len(pending.payload_json)
-            nbytes += len(meta_json)
-        log.nbytes = nbytes
+            log.metas.append(
+                None if pending.metadata_json == b"{}" else copy_metadata(pending.metadata)
+            )
         known.update(new_ids)
         out = [e if type(e) is not int else log.event(session_id, e) for e in events]
         return AppendResult(out, len(staged), last)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _append_one(log: _Log, session_id: str, pending: PendingEvent, last: int) -> AppendResult:
+        """`append` of a single event: the same rules, without the batch bookkeeping."""
+        pid = pending.id
+        earlier = log.index.get(pid)
+        if earlier is not None:
+            return AppendResult([log.event(session_id, earlier)], 0, last)
+        ts = pending.timestamp or datetime.now(UTC)
+        stamps = log.stamps
+        if stamps and ts < stamps[-1]:
+            ts = stamps[-1]
+        seq = last + 1
+        log.ids.append(pid)
+        log.types.append(pending.type)
+        stamps.append(ts)
+        log.payloads.append(bytes(memoryview(pending.payload_json)))
+        log.metas.append(
+            None if pending.metadata_json == b"{}" else copy_metadata(pending.metadata)
+        )
+        log.index[pid] = seq
+        event = build_event(
+            pid, session_id, seq, pending.type, pending.payload, ts, pending.metadata
+        )
+        return AppendResult([event], 1, last)
 
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         log = self._log(session_id)
