@@ -584,9 +584,23 @@ def write_report(
         out.append(
             f"| {row['system']} | {row['uncontended_ns']:,.0f} | {row['contended_us']:,.2f} |"
         )
+    by_name = {row["system"]: row for row in locks}
+    fast, plain = by_name.get("anyio.Lock(fast_acquire=True)"), by_name.get("asyncio.Lock()")
+    if fast and plain:
+        out += [
+            "",
+            f"The store keeps `anyio.Lock(fast_acquire=True)` for the file backend: it costs "
+            f"{(fast['uncontended_ns'] - plain['uncontended_ns']) / 1000:.1f} µs more than "
+            "`asyncio.Lock` per uncontended append (well under 1% of a durable append), the "
+            "same under contention, and works on every anyio backend. The memory backend "
+            "takes no lock at all (its appends never suspend).",
+        ]
     out += [
         "",
-        "How a durable append reaches the disk from the event loop:",
+        "How a durable append reaches the disk from the event loop (the store itself uses "
+        "neither: `agentstore.backends._threads.ThreadPool` hands the whole append, write "
+        "and sync, to a worker thread in one hop, about half the cost of an "
+        "`anyio.to_thread` hop):",
         "",
         "| path | ops/s | median µs | p99 µs |",
         "|---|---|---|---|",
