@@ -19,6 +19,7 @@ import aiofiles
 import anyio
 import anyio.to_thread
 
+from agentstore.backends._threads import ThreadPool
 from bench._timing import result
 
 __all__ = ["hops", "locks"]
@@ -97,20 +98,22 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
         os.write(fd, line)
         os.fdatasync(fd)
 
+    pool = ThreadPool()
     try:
-        lat = []
-        start = clock()
-        for _ in range(n):
-            t0 = clock()
-            await anyio.to_thread.run_sync(write_sync)
-            lat.append(clock() - t0)
-        out.append(
-            result(
+        for name, run in (
+            (
                 "anyio.to_thread.run_sync(write + fdatasync) (1 hop)",
-                latencies_ns=lat,
-                wall_ns=clock() - start,
-            )
-        )
+                lambda: anyio.to_thread.run_sync(write_sync),
+            ),
+            ("agentstore ThreadPool.run(write + fdatasync) (1 hop)", lambda: pool.run(write_sync)),
+        ):
+            lat = []
+            start = clock()
+            for _ in range(n):
+                t0 = clock()
+                await run()
+                lat.append(clock() - t0)
+            out.append(result(name, latencies_ns=lat, wall_ns=clock() - start))
     finally:
         os.close(fd)
         path.unlink()
@@ -121,6 +124,7 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
     for name, hop in (
         ("bare hop: anyio.to_thread.run_sync(noop)", lambda: anyio.to_thread.run_sync(noop)),
         ("bare hop: loop.run_in_executor(None, noop)", lambda: loop.run_in_executor(None, noop)),
+        ("bare hop: agentstore ThreadPool.run(noop)", lambda: pool.run(noop)),
     ):
         lat = []
         start = clock()
@@ -129,6 +133,7 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
             await hop()
             lat.append(clock() - t0)
         out.append(result(name, latencies_ns=lat, wall_ns=clock() - start))
+    pool.close()
     return out
 
 
