@@ -136,6 +136,56 @@ def empty_metadata() -> Metadata:
     return meta
 
 
+_META_INTS = frozenset(
+    (
+        "tokens_in",
+        "tokens_out",
+        "duration_ms",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    )
+)
+_META_STRS = frozenset(("worker_id", "model", "tool_name", "call_id", "provider"))
+
+
+def decode_metadata(raw: dict[str, Any]) -> Metadata:
+    """Build `Metadata` from a decoded log line's `metadata` object.
+
+    Values of the expected JSON types (what agentstore and the Go original write) are
+    taken as they are, about 5x faster than pydantic validation; anything else (a
+    negative count, a string where a number belongs, an unknown key) goes through full
+    validation, which keeps unknown keys and raises on bad values.
+    """
+    fields = _UNSET_METADATA.copy()
+    for key, value in raw.items():
+        kind = type(value)
+        if key in _META_INTS:
+            if kind is not int or value < 0:
+                return Metadata.model_validate(raw)
+        elif key in _META_STRS:
+            if kind is not str:
+                return Metadata.model_validate(raw)
+        elif key == "cost_usd":
+            if (kind is not float and kind is not int) or not 0 <= value < math.inf:
+                return Metadata.model_validate(raw)
+            value = float(value)
+        elif key == "extra":
+            if kind is not dict or not all(
+                type(k) is str and type(v) is str for k, v in value.items()
+            ):
+                return Metadata.model_validate(raw)
+        else:
+            return Metadata.model_validate(raw)
+        fields[key] = value
+    meta = _new_metadata(Metadata)
+    _setattr(meta, "__dict__", fields)
+    _setattr(meta, "__pydantic_fields_set__", set(raw))
+    _setattr(meta, "__pydantic_extra__", {})
+    _setattr(meta, "__pydantic_private__", None)
+    return meta
+
+
 def copy_metadata(meta: Metadata) -> Metadata:
     """Return a deep copy of `meta` (its values are scalars, or `extra`'s strings)."""
     out = _new_metadata(Metadata)
@@ -444,7 +494,12 @@ def decode_event(obj: dict[str, Any]) -> Event:
             raise ValueError(f"invalid type {type_name!r}")
         ts = parse_timestamp(obj["timestamp"])
         raw_meta = obj.get("metadata")
-        meta = Metadata.model_validate(raw_meta) if raw_meta else empty_metadata()
+        if not raw_meta:
+            meta = empty_metadata()
+        elif type(raw_meta) is dict:
+            meta = decode_metadata(raw_meta)
+        else:
+            meta = Metadata.model_validate(raw_meta)
         event_id = obj.get("id") or legacy_event_id(session_id, seq)
         if not isinstance(event_id, str):
             raise ValueError("id must be a string")
