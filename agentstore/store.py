@@ -462,7 +462,9 @@ class Store:
     async def _budget(self, sid: str) -> Budget | None:
         if sid in self._budgets:
             return self._budgets[sid]
-        budget = (await self._backend.get_session(sid)).budget
+        return self._remember_budget(sid, (await self._backend.get_session(sid)).budget)
+
+    def _remember_budget(self, sid: str, budget: Budget | None) -> Budget | None:
         self._budgets[sid] = budget
         while len(self._budgets) > max(self._cache_size, 1):
             self._budgets.popitem(last=False)
@@ -582,10 +584,12 @@ class Store:
         return state
 
     async def _base_from_snapshot(self, sid: str, max_version: int) -> State:
-        empty = State(session_id=sid, budget=await self._budget(sid))
-        if not self._snapshot_interval:
-            return empty
-        snap = await self._backend.load_snapshot(sid)
+        if self._snapshot_interval:
+            session, snap = await self._backend.load_session_and_snapshot(sid)
+            budget = self._remember_budget(sid, session.budget)
+        else:
+            budget, snap = await self._budget(sid), None
+        empty = State(session_id=sid, budget=budget)
         if snap is None or snap.reducer != self._reducer_id:
             return empty
         if not 0 < snap.version <= max_version:

@@ -146,6 +146,16 @@ class Backend(ABC):
     async def load_snapshot(self, session_id: str) -> SnapshotRecord | None:
         """Return the session's snapshot, or None if there is none or it cannot be read."""
 
+    async def load_session_and_snapshot(
+        self, session_id: str
+    ) -> tuple[Session, SnapshotRecord | None]:
+        """Return the session and its snapshot: what a cold `get_state` starts from.
+
+        Backends that can fetch both in one round trip (one worker-thread hop, one query)
+        override this.
+        """
+        return await self.get_session(session_id), await self.load_snapshot(session_id)
+
 
 @dataclass(slots=True)
 class PlannedAppend:
