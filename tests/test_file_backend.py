@@ -148,3 +148,22 @@ async def test_go_events_appended_again_are_duplicates(go_data: Path) -> None:
         again = await store.append_many(GO_SHORT, events)
         assert again == events
         assert len(await store.get_events(GO_SHORT)) == 6
+
+
+async def test_reads_near_the_tail_of_a_reopened_log(tmp_path: Path) -> None:
+    """Reads that start near the end walk back from the last line; same events either way."""
+    async with agentstore.open(tmp_path) as store:
+        session = await store.create_session()
+        sizes = [10, 70_000, 5, 300, 0, 9_000]
+        events = [new_event("custom", {"i": i, "pad": "x" * sizes[i % 6]}) for i in range(60)]
+        await store.append_many(session.id, events[:40])
+        for event in events[40:]:
+            await store.append(session.id, event)
+    async with agentstore.open(tmp_path, read_only=True) as store:
+        everything = await store.get_events(session.id)
+    for from_seq in (60, 59, 57, 41, 40, 39, 31, 2, 1):
+        async with agentstore.open(tmp_path, read_only=True) as store:
+            got = await store.replay(session.id, from_seq=from_seq)
+            assert got == everything[from_seq - 1 :], from_seq
+            again = await store.replay(session.id, from_seq=from_seq, to_seq=from_seq)
+            assert again == [everything[from_seq - 1]]

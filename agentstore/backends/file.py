@@ -1026,6 +1026,32 @@ class FileBackend(Backend):
             return event
         raise CorruptLogError(f"event {seq} is missing", path=str(log.path), line=seq)
 
+    @staticmethod
+    def _closer_start(
+        fd: int, target: int, start_seq: int, offset: int, checkpoints: dict[int, int]
+    ) -> tuple[int, int]:
+        """Find where line `target` starts by walking back from a later checkpoint.
+
+        Checkpoints below `target` let a scan skip forward; the log's last line is always
+        a checkpoint, so reading the tail of a long log (a cold `get_state` after a
+        snapshot, `replay --from-seq`, a follow stream) walks back a few lines instead of
+        counting every line from the start.
+        """
+        above = [(seq, off) for seq, off in checkpoints.items() if seq >= target]
+        if not above:
+            return start_seq, offset
+        above_seq, above_off = min(above)
+        steps = above_seq - target
+        if steps >= target - start_seq:
+            return start_seq, offset
+        if steps == 0:
+            return target, above_off
+        for walked, (line_start, _) in enumerate(_lines_backwards(fd, above_off), start=1):
+            if walked == steps:
+                checkpoints[target] = line_start
+                return target, line_start
+        return start_seq, offset
+
     def _scan_filtered(
         self,
         path: Path,
@@ -1061,6 +1087,10 @@ class FileBackend(Backend):
             handle.close()
             self._raise_log_gone(path.name.removesuffix(".jsonl"), path, "replaced")
         with handle:
+            if target > start_seq:
+                start_seq, offset = self._closer_start(
+                    handle.fileno(), target, start_seq, offset, checkpoints
+                )
             handle.seek(offset)
             seq = start_seq - 1
             remaining = None if end is None else end - offset
