@@ -181,11 +181,13 @@ def plan_append(
     last_ts: datetime | None,
     known_ids: dict[str, int],
     now: datetime,
+    encode: bool = True,
 ) -> PlannedAppend:
     """Assign sequence numbers and timestamps to a batch, skipping ids already stored.
 
     Timestamps never go backwards within a session: an event stamped earlier than the
     session's last event (a clock step back, or an imported event) gets the last one.
+    With `encode=False` no lines are built (a backend that stores no lines).
     """
     lines: list[bytes] = []
     events: list[Event | None] = []
@@ -205,17 +207,18 @@ def plan_append(
         if last_ts is not None and ts < last_ts:
             ts = last_ts
         last_ts = ts
-        lines.append(
-            encode_line(
-                pending.id,
-                session_id,
-                seq,
-                pending.type,
-                pending.payload_json,
-                ts,
-                pending.metadata_json,
+        if encode:
+            lines.append(
+                encode_line(
+                    pending.id,
+                    session_id,
+                    seq,
+                    pending.type,
+                    pending.payload_json,
+                    ts,
+                    pending.metadata_json,
+                )
             )
-        )
         events.append(
             build_event(
                 pending.id, session_id, seq, pending.type, pending.payload, ts, pending.metadata
