@@ -64,6 +64,17 @@ DataDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+LabelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        "-l",
+        metavar="KEY=VALUE",
+        help="Only sessions with this label (repeatable; all must match).",
+    ),
+]
+"""`--label k=v`, repeatable; parse it with `parse_labels`."""
 """The `--data-dir` option every command takes, so it works after the command name too."""
 
 

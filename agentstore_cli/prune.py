@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentstore import PrunedSession
-from agentstore_cli.common import DataDirOption, open_store, parse_labels, run
+from agentstore_cli.common import DataDirOption, LabelOption, open_store, parse_labels, run
 from agentstore_cli.render import fmt_ago, fmt_bytes, fmt_int, make_console, print_line, safe
 from agentstore_cli.timeparse import parse_duration
 
@@ -29,15 +29,7 @@ def prune(
             help="Delete sessions with no event for AGE (e.g. 30d, 12h, 2w).",
         ),
     ],
-    label: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--label",
-            "-l",
-            metavar="KEY=VALUE",
-            help="Only sessions with this label (repeatable; all must match).",
-        ),
-    ] = None,
+    label: LabelOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")
     ] = False,

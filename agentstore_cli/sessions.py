@@ -13,7 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from agentstore import Session, State
-from agentstore_cli.common import DataDirOption, open_store, parse_labels, run, write_bytes
+from agentstore_cli.common import (
+    DataDirOption,
+    LabelOption,
+    open_store,
+    parse_labels,
+    run,
+    write_bytes,
+)
 from agentstore_cli.render import fmt_ago, fmt_cost, fmt_int, fmt_time, make_console, safe
 
 __all__ = ["SessionsFormat", "sessions"]
@@ -32,15 +39,7 @@ class SessionsFormat(StrEnum):
 
 def sessions(
     ctx: typer.Context,
-    label: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--label",
-            "-l",
-            metavar="KEY=VALUE",
-            help="Only sessions with this label (repeatable; all must match).",
-        ),
-    ] = None,
+    label: LabelOption = None,
     limit: Annotated[
         int,
         typer.Option("--limit", "-n", min=1, metavar="N", help="Show at most this many sessions."),
