@@ -836,7 +836,7 @@ class FileBackend(Backend):
         """Index the ids of a log's events, once, on the session's first append.
 
         Our lines start with their id, so it is sliced out of the bytes without parsing
-        the line (about 10x faster than decoding every event); a line written by the Go
+        the line (4x faster than decoding every event, measured on 100,000); a line by the Go
         original (no id) gets its derived id, and an id with escapes is parsed properly.
         """
         ids: dict[str, int] = {}
