@@ -302,6 +302,35 @@ def _check_session_id(session_id: object) -> str:
     return session_id
 
 
+def _tool_call(
+    session_id: str, tool: str, args: Mapping[str, Any] | None, call_id: str | None
+) -> ToolCall:
+    call = ToolCall(_check_session_id(session_id), tool, args, call_id)
+    call._call()  # check the arguments before the block starts
+    return call
+
+
+def _llm_call(
+    session_id: str,
+    model: str,
+    messages: Sequence[Any] | None,
+    *,
+    prompt: str | None,
+    provider: str | None,
+    call_id: str | None,
+) -> LlmCall:
+    call = LlmCall(
+        _check_session_id(session_id),
+        model,
+        messages,
+        prompt=prompt,
+        provider=provider,
+        call_id=call_id,
+    )
+    call._call()  # check the arguments before the block starts
+    return call
+
+
 def track_tool(
     store: _AsyncAppender,
     session_id: str,
@@ -311,9 +340,7 @@ def track_tool(
     call_id: str | None = None,
 ) -> AsyncTracker[ToolCall]:
     """Track a tool call in an `async with` block (see `Store.track_tool`)."""
-    call = ToolCall(_check_session_id(session_id), tool, args, call_id)
-    call._call()  # check the arguments before the block starts
-    return AsyncTracker(store, call)
+    return AsyncTracker(store, _tool_call(session_id, tool, args, call_id))
 
 
 def track_llm(
@@ -327,15 +354,7 @@ def track_llm(
     call_id: str | None = None,
 ) -> AsyncTracker[LlmCall]:
     """Track an LLM call in an `async with` block (see `Store.track_llm`)."""
-    call = LlmCall(
-        _check_session_id(session_id),
-        model,
-        messages,
-        prompt=prompt,
-        provider=provider,
-        call_id=call_id,
-    )
-    call._call()
+    call = _llm_call(session_id, model, messages, prompt=prompt, provider=provider, call_id=call_id)
     return AsyncTracker(store, call)
 
 
@@ -348,9 +367,7 @@ def track_tool_sync(
     call_id: str | None = None,
 ) -> SyncTracker[ToolCall]:
     """Track a tool call in a `with` block (see `SyncStore.track_tool`)."""
-    call = ToolCall(_check_session_id(session_id), tool, args, call_id)
-    call._call()
-    return SyncTracker(store, call)
+    return SyncTracker(store, _tool_call(session_id, tool, args, call_id))
 
 
 def track_llm_sync(
@@ -364,15 +381,7 @@ def track_llm_sync(
     call_id: str | None = None,
 ) -> SyncTracker[LlmCall]:
     """Track an LLM call in a `with` block (see `SyncStore.track_llm`)."""
-    call = LlmCall(
-        _check_session_id(session_id),
-        model,
-        messages,
-        prompt=prompt,
-        provider=provider,
-        call_id=call_id,
-    )
-    call._call()
+    call = _llm_call(session_id, model, messages, prompt=prompt, provider=provider, call_id=call_id)
     return SyncTracker(store, call)
 
 
