@@ -450,7 +450,7 @@ class Store:
                 await self._check_budget(sid)
             result = await self._backend.append(sid, batch, expected_seq)
             if result.written:
-                self._fold_appended(sid, result)
+                self._fold_appended(sid, result, batch)
                 interval = self._snapshot_interval
                 last = result.previous_seq + result.written
                 if interval and last // interval != result.previous_seq // interval:
@@ -482,7 +482,7 @@ class Store:
                 "The llm_request was not recorded"
             )
 
-    def _fold_appended(self, sid: str, result: AppendResult) -> None:
+    def _fold_appended(self, sid: str, result: AppendResult, batch: Sequence[PendingEvent]) -> None:
         cached = self._cache.get(sid)
         if cached is None:
             return
@@ -491,9 +491,10 @@ class Store:
             return
         state = cached
         try:
-            for event in result.events:
+            # One stored event per pending one, in order (duplicates give the earlier one).
+            for event, pending in zip(result.events, batch, strict=True):
                 if event.sequence_number > state.version:
-                    state = self._apply(state, _private_copy(event))
+                    state = self._apply(state, _private_copy(event, pending.payload_json))
         except ReducerError:
             self._cache.pop(sid, None)
             logger.warning("reducer failed on session %s; state will be rebuilt", sid)
@@ -864,14 +865,19 @@ def _prepare(event: Event, pricer: Pricer | None = None) -> PendingEvent:
     )
 
 
-def _private_copy(event: Event) -> Event:
-    """Copy an event for the reducer, so the cached state shares nothing with callers."""
+def _private_copy(event: Event, payload_json: bytes) -> Event:
+    """Copy an event for the reducer, so the cached state shares nothing with callers.
+
+    The payload comes from the bytes that were stored (already encoded by `_prepare`), so
+    the state folds exactly what the log holds, even if the caller changed its object
+    while the append was in flight.
+    """
     return build_event(
         event.id,
         event.session_id,
         event.sequence_number,
         event.type,
-        orjson.loads(orjson.dumps(event.payload)),
+        orjson.loads(payload_json),
         event.timestamp,
         copy_metadata(event.metadata),
     )
