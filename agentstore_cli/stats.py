@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -16,7 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agentstore import Event, EventType, Session, State
+from agentstore import Session, State
+
+# The computation lives in the library: the server returns the same JSON.
+from agentstore.stats import SessionStats, collect_stats, stats_json
 from agentstore_cli.common import DataDirOption, open_store, resolve_session, run, write_bytes
 from agentstore_cli.events_iter import EventQuery, iter_events
 from agentstore_cli.render import (
@@ -31,7 +31,7 @@ from agentstore_cli.render import (
 )
 from agentstore_cli.replay import session_header
 
-__all__ = ["SessionStats", "StatsFormat", "collect_stats", "stats"]
+__all__ = ["SessionStats", "StatsFormat", "collect_stats", "stats", "stats_json"]
 
 
 _MAX_OPEN_CALLS = 20  # the text view lists the oldest; --format json lists all
@@ -42,104 +42,6 @@ class StatsFormat(StrEnum):
 
     text = "text"
     json = "json"
-
-
-@dataclass
-class _Model:
-    requests: int = 0
-    responses: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-
-
-@dataclass
-class _Tool:
-    calls: int = 0
-    results: int = 0
-    failed: int = 0
-    timed: int = 0
-    total_ms: float = 0.0
-
-
-@dataclass
-class SessionStats:
-    """Per-type, per-model and per-tool figures of a session, from one pass over its log."""
-
-    types: Counter[str] = field(default_factory=Counter)
-    models: dict[str, _Model] = field(default_factory=dict)
-    tools: dict[str, _Tool] = field(default_factory=dict)
-    first_ts: datetime | None = None
-    last_ts: datetime | None = None
-    last_error: str | None = None
-    _calls: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
-
-    def add(self, event: Event) -> None:
-        """Count one event."""
-        kind = str(event.type)
-        meta = event.metadata
-        self.types[kind] += 1
-        if self.first_ts is None:
-            self.first_ts = event.timestamp
-        self.last_ts = event.timestamp
-        payload = event.payload if isinstance(event.payload, dict) else {}
-        if kind in (EventType.LLM_REQUEST, EventType.LLM_RESPONSE):
-            name = meta.model or payload.get("model") or "(unknown)"
-            model = self.models.setdefault(str(name), _Model())
-            if kind == EventType.LLM_REQUEST:
-                model.requests += 1
-            else:
-                model.responses += 1
-            model.tokens_in += meta.tokens_in or 0
-            model.tokens_out += meta.tokens_out or 0
-            model.cost_usd += meta.cost_usd or 0.0
-        elif kind == EventType.TOOL_CALLED:
-            name = str(meta.tool_name or payload.get("tool") or "(unknown)")
-            self.tools.setdefault(name, _Tool()).calls += 1
-            if meta.call_id is not None:
-                self._calls[meta.call_id] = (name, event.timestamp)
-        elif kind == EventType.TOOL_RESULT:
-            self._tool_result(event, payload)
-        elif kind == EventType.ERROR:
-            call = self._calls.pop(meta.call_id, None) if meta.call_id is not None else None
-            if call is not None:  # the error ended a tool call: that call failed
-                self.tools.setdefault(call[0], _Tool()).failed += 1
-            message = payload.get("error") or payload.get("message") or event.payload
-            self.last_error = (
-                message if isinstance(message, str) else orjson.dumps(message).decode()
-            )
-
-    def _tool_result(self, event: Event, payload: dict[str, Any]) -> None:
-        meta = event.metadata
-        call = self._calls.pop(meta.call_id, None) if meta.call_id is not None else None
-        name = meta.tool_name or payload.get("tool") or (call[0] if call else None)
-        tool = self.tools.setdefault(str(name or "(unknown)"), _Tool())
-        tool.results += 1
-        if payload.get("error") is not None:
-            tool.failed += 1
-        duration: float | None = None
-        if meta.duration_ms is not None:
-            duration = float(meta.duration_ms)
-        elif call is not None and call[1] is not None and event.timestamp is not None:
-            duration = (event.timestamp - call[1]).total_seconds() * 1000
-        if duration is not None:
-            tool.timed += 1
-            tool.total_ms += duration
-
-    @property
-    def duration_ms(self) -> float:
-        """Wall time from the first to the last event, in milliseconds."""
-        if self.first_ts is None or self.last_ts is None:
-            return 0.0
-        return (self.last_ts - self.first_ts).total_seconds() * 1000
-
-
-async def collect_stats(events: Any) -> SessionStats:
-    """Fold an async iterable of events into `SessionStats`."""
-    result = SessionStats()
-    async for event in events:
-        result.add(event)
-    return result
 
 
 def stats(
@@ -183,69 +85,6 @@ def stats(
             print_stats(make_console(), info, state, figures, at)
 
     run(main)
-
-
-def stats_json(
-    info: Session, state: State, figures: SessionStats, at: int | None
-) -> dict[str, Any]:
-    """Return the `stats --format json` object."""
-    budget = state.budget_remaining
-    return {
-        "session": info.to_dict(),
-        "at_seq": at,
-        "events": state.event_count,
-        "first_event_at": _iso(figures.first_ts),
-        "last_event_at": _iso(figures.last_ts),
-        "duration_ms": round(figures.duration_ms, 3),
-        "tool_calls": state.tool_calls,
-        "errors": state.errors,
-        "last_error": figures.last_error,
-        "tokens": {
-            "input": state.tokens.input,
-            "output": state.tokens.output,
-            "total": state.tokens.total,
-            "cost_usd": state.tokens.cost_usd,
-        },
-        "budget": (
-            {
-                **(state.budget.model_dump() if state.budget is not None else {}),
-                "remaining_cost_usd": budget.cost_usd,
-                "remaining_tokens": budget.tokens,
-            }
-            if budget is not None
-            else None
-        ),
-        "types": dict(sorted(figures.types.items())),
-        "models": {
-            name: {
-                "calls": max(m.requests, m.responses),
-                "tokens_in": m.tokens_in,
-                "tokens_out": m.tokens_out,
-                "cost_usd": m.cost_usd,
-            }
-            for name, m in sorted(figures.models.items())
-        },
-        "tools": {
-            name: {
-                "calls": t.calls,
-                "results": t.results,
-                "failed": t.failed,
-                "total_ms": round(t.total_ms, 3),
-                "mean_ms": round(t.total_ms / t.timed, 3) if t.timed else None,
-            }
-            for name, t in sorted(figures.tools.items())
-        },
-        "open_calls": [
-            {"call_id": call_id, **call.model_dump()}
-            for call_id, call in sorted(
-                state.open_calls.items(), key=lambda kv: kv[1].sequence_number
-            )
-        ],
-    }
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
 
 
 def _table(*columns: str) -> Table:
