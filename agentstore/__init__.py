@@ -16,6 +16,7 @@ from agentstore.backends.base import Backend
 from agentstore.errors import (
     AgentStoreError,
     AmbiguousSessionError,
+    BackendUnavailableError,
     BudgetExceededError,
     ConcurrencyError,
     CorruptLogError,
@@ -26,8 +27,10 @@ from agentstore.errors import (
     SessionExistsError,
     SessionNotFoundError,
     StorageError,
+    StorageUnavailableError,
     StoreClosedError,
     StoreLockedError,
+    error_from_code,
 )
 from agentstore.events import Event, EventType, Metadata, new_event
 from agentstore.helpers import (
@@ -73,6 +76,7 @@ __all__ = [
     "AgentStoreError",
     "AmbiguousSessionError",
     "Backend",
+    "BackendUnavailableError",
     "Budget",
     "BudgetExceededError",
     "BudgetRemaining",
@@ -102,6 +106,7 @@ __all__ = [
     "State",
     "StateUpdated",
     "StorageError",
+    "StorageUnavailableError",
     "Store",
     "StoreClosedError",
     "StoreLockedError",
@@ -115,6 +120,7 @@ __all__ = [
     "VerifyReport",
     "default_reducer",
     "error",
+    "error_from_code",
     "llm_request",
     "llm_response",
     "new_call_id",
