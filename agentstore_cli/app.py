@@ -44,6 +44,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("fork", "agentstore_cli.fork:fork"),
     ("prune", "agentstore_cli.prune:prune"),
     ("verify", "agentstore_cli.verify:verify"),
+    ("serve", "agentstore_cli.serve:serve"),
 ]
 
 DEBUG_ENV = "AGENTSTORE_DEBUG"
