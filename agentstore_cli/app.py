@@ -29,6 +29,7 @@ from agentstore_cli.common import (
     CliError,
     GlobalOptions,
 )
+from agentstore_cli.otel import otel_app
 from agentstore_cli.sanitize import clean
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -217,6 +218,7 @@ def _load(target: str) -> Callable[..., Any]:
 
 for _name, _target in COMMANDS:
     app.command(_name)(_load(_target))
+app.add_typer(otel_app, name="otel")  # a command group: `agentstore otel export`
 
 
 def main() -> NoReturn:
