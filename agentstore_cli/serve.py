@@ -76,6 +76,36 @@ def serve(
     max_batch: Annotated[
         int, typer.Option("--max-batch", min=1, help="Most events in one append.")
     ] = 1000,
+    max_streams: Annotated[
+        int, typer.Option("--max-streams", min=1, help="Most live follows open at once.")
+    ] = 256,
+    max_streams_per_client: Annotated[
+        int,
+        typer.Option(
+            "--max-streams-per-client", min=1, help="Most live follows from one client address."
+        ),
+    ] = 16,
+    stream_send_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stream-send-timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Drop a live follower that leaves events unread this long.",
+        ),
+    ] = 30.0,
+    heartbeat: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat", min=0.1, metavar="SECONDS", help="Keep-alive interval of live follows."
+        ),
+    ] = 15.0,
+    ui_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--ui-dir", metavar="DIR", help="Serve the web UI from DIR instead of the built-in one."
+        ),
+    ] = None,
 ) -> None:
     """Serve a store to other processes, languages and machines over HTTP/JSON and gRPC.
 
@@ -106,7 +136,15 @@ def serve(
         tls_key=tls_key,
         cors_origins=list(cors_origin or []),
         json_logs=log_format == "json",
-        limits=Limits(max_body_bytes=max_body_bytes, max_batch=max_batch),
+        limits=Limits(
+            max_body_bytes=max_body_bytes,
+            max_batch=max_batch,
+            max_streams=max_streams,
+            max_streams_per_client=max_streams_per_client,
+            send_timeout=stream_send_timeout,
+            heartbeat=heartbeat,
+        ),
+        ui_dir=ui_dir,
     )
 
     def announce(line: str) -> None:

@@ -10,6 +10,8 @@ become RFC 9457 problem JSON through `describe_error`, the one mapping both door
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,12 +93,32 @@ def _session_json(session: Session) -> dict[str, Any]:
 
 
 async def _read_body(request: Request) -> Any:
-    """Decode the body with orjson: no NaN, 64-bit integers, nesting depth capped."""
+    """Decode the body with orjson: no NaN or infinity, nesting depth capped, 64-bit ints."""
     raw = await request.body()
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
+    if _LONG_DIGITS.search(raw):
+        _check_integers(raw)
+    return data
+
+
+# orjson turns an integer beyond 64 bits into a float without a word, which would store a
+# number other than the one sent; a run of 19+ digits is rare, so only then look closer.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+def _check_integers(raw: bytes) -> None:
+    def parse_int(text: str) -> int:
+        value = int(text)
+        if not -(2**63) <= value < 2**64:
+            raise InvalidInputError(
+                f"the integer {text[:30]} does not fit in 64 bits; send it as a string"
+            )
+        return value
+
+    json.loads(raw, parse_int=parse_int)
 
 
 def create_app(
@@ -105,8 +127,13 @@ def create_app(
     token: str | None = None,
     cors_origins: list[str] | None = None,
     json_logs: bool = False,
+    ui_dir: Path | None = None,
 ) -> Any:
-    """Return the ASGI app of the HTTP door (with its middleware) over `service`."""
+    """Return the ASGI app of the HTTP door (with its middleware) over `service`.
+
+    The web UI's files are served at `/` from `ui_dir` (default: the built-in ones, if
+    the folder exists), every HTML page with a strict Content-Security-Policy.
+    """
     app = FastAPI(
         title="agentstore",
         version=agentstore.__version__,
@@ -152,10 +179,11 @@ def create_app(
 
     _add_routes(app, service)
     _add_openapi(app)
-    if UI_STATIC.is_dir():
+    static = ui_dir if ui_dir is not None else UI_STATIC
+    if static.is_dir():
         from starlette.staticfiles import StaticFiles
 
-        app.mount("/", StaticFiles(directory=UI_STATIC, html=True), name="ui")
+        app.mount("/", StaticFiles(directory=static, html=True), name="ui")
 
     asgi: Any = app
     if cors_origins:

@@ -8,6 +8,7 @@ included) run to completion and are answered, and only then is the store closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import ipaddress
@@ -16,6 +17,8 @@ import signal
 import socket
 import ssl
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -48,6 +51,8 @@ class ServerConfig:
     tls_key: Path | None = None
     cors_origins: list[str] = field(default_factory=list)
     json_logs: bool = False
+    ui_dir: Path | None = None
+    """Where the web UI's files are (default: the built-in ones, when installed)."""
     limits: Limits = field(default_factory=Limits)
     shutdown_timeout: float = 30.0
     """Seconds to let requests in flight finish after SIGTERM before they are cancelled."""
@@ -74,6 +79,8 @@ class ServerConfig:
                 )
             except (ssl.SSLError, OSError) as exc:
                 raise InvalidInputError(f"cannot load the TLS certificate or key: {exc}") from exc
+        if self.ui_dir is not None and not self.ui_dir.is_dir():
+            raise InvalidInputError(f"no such directory: {self.ui_dir}")
         if self.http_port is None and self.grpc_port is None:
             raise InvalidInputError("nothing to serve: give an HTTP port or a gRPC port")
 
@@ -211,6 +218,7 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 token=config.token,
                 cors_origins=config.cors_origins,
                 json_logs=config.json_logs,
+                ui_dir=config.ui_dir,
             )
             uv_config = uvicorn.Config(
                 app,
@@ -262,5 +270,20 @@ class _Server:
             def handle_exit(self, sig: int, frame: FrameType | None) -> None:
                 on_signal(sig, frame)
                 super().handle_exit(sig, frame)
+
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                # uvicorn re-raises the signal once it has stopped, which would kill the
+                # process before the store is closed; the caller exits normally instead.
+                if threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+                sigs = (signal.SIGINT, signal.SIGTERM)
+                saved = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+                try:
+                    yield
+                finally:
+                    for sig, handler in saved.items():
+                        signal.signal(sig, handler)
 
         return Server(config)
