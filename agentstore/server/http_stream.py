@@ -112,7 +112,10 @@ class SseResponse(Response):
                     await self._enqueue(queue, chunk)
             except AgentStoreError as exc:  # e.g. the session was deleted while followed
                 _, problem = problem_body(exc, None)
-                await self._enqueue(queue, b"event: error\ndata: %s\n\n" % problem)
+                with contextlib.suppress(anyio.BrokenResourceError):
+                    await self._enqueue(queue, b"event: error\ndata: %s\n\n" % problem)
+            except anyio.BrokenResourceError:
+                return  # the writer is gone (the client left or was dropped)
 
     async def _enqueue(self, queue: MemoryObjectSendStream[bytes], chunk: bytes) -> None:
         try:
