@@ -26,7 +26,14 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import agentstore
-from agentstore import AgentStoreError, Event, InvalidInputError, Session, State
+from agentstore import (
+    AgentStoreError,
+    Event,
+    InvalidInputError,
+    InvalidSessionIdError,
+    Session,
+    State,
+)
 from agentstore.server.http_middleware import (
     AccessLogMiddleware,
     AuthMiddleware,
@@ -46,6 +53,7 @@ from agentstore.server.http_schemas import (
 )
 from agentstore.server.http_stream import SseResponse, json_array_chunks, jsonl_chunks
 from agentstore.server.service import AgentStoreService
+from agentstore.session import validate_session_id
 
 __all__ = ["UI_STATIC", "create_app"]
 
@@ -71,7 +79,12 @@ _EVENT_LIST = TypeAdapter(list[Event])
 _BODY: TypeAdapter[Any] = TypeAdapter(EventIn | AppendBatch | list[EventIn])
 
 SessionId = Annotated[
-    str, PathParam(description="A session id (A-Z a-z 0-9 _ - ., at most 128 characters).")
+    str,
+    PathParam(
+        description="A session id: A-Z a-z 0-9 _ - . (no '..'), at most 128 characters.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        max_length=128,
+    ),
 ]
 
 
@@ -149,6 +162,13 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if any(tuple(err.get("loc", ())) == ("path", "session_id") for err in exc.errors()):
+            # The same error, with the same code, as the store gives for a bad id.
+            bad_id = request.path_params.get("session_id", "")
+            try:
+                validate_session_id(bad_id)
+            except InvalidSessionIdError as id_error:
+                return _problem(id_error, request)
         parts = [
             f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
             for err in exc.errors()
@@ -181,8 +201,15 @@ def create_app(
     _add_openapi(app)
     static = ui_dir if ui_dir is not None else UI_STATIC
     if static.is_dir():
+        from starlette.responses import FileResponse
         from starlette.staticfiles import StaticFiles
 
+        # The UI's own pages (/sessions/<id>, /compare) are one HTML shell; its script routes.
+        async def ui_page(request: Request) -> Response:
+            return FileResponse(static / "index.html", media_type="text/html")
+
+        for page in ("/sessions/{rest:path}", "/compare"):
+            app.add_api_route(page, ui_page, methods=["GET"], include_in_schema=False)
         app.mount("/", StaticFiles(directory=static, html=True), name="ui")
 
     asgi: Any = app
