@@ -121,9 +121,6 @@ def _server_options(service: AgentStoreService) -> list[tuple[str, Any]]:
         # its own code (payload_too_large) instead of a bare RESOURCE_EXHAUSTED.
         ("grpc.max_receive_message_length", 2 * limit + 1024),
         ("grpc.max_send_message_length", 2 * limit + 1024),
-        # Streams one HTTP/2 connection may hold at once: a bound per connection on top of
-        # the service's live-follow limits.
-        ("grpc.max_concurrent_streams", 4 * service.limits.max_streams_per_client),
         ("grpc.so_reuseport", 0),
         # Detect dead clients of long follows.
         ("grpc.keepalive_time_ms", 60_000),
