@@ -46,6 +46,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("prune", "agentstore_cli.prune:prune"),
     ("verify", "agentstore_cli.verify:verify"),
     ("serve", "agentstore_cli.serve:serve"),
+    ("ui", "agentstore_cli.ui:ui"),
 ]
 
 DEBUG_ENV = "AGENTSTORE_DEBUG"
