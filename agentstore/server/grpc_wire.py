@@ -8,6 +8,8 @@ bytes exactly as stored; errors travel as a status code plus two trailing metada
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -78,13 +80,31 @@ def parse_time(text: str, what: str = "time") -> datetime:
 
 
 def json_value(blob: bytes, what: str) -> Any:
-    """Decode JSON bytes (empty means null); raise `InvalidEventError` naming `what`."""
+    """Decode JSON bytes (empty means null); raise `InvalidEventError` naming `what`.
+
+    orjson refuses NaN, infinity and nesting deeper than 1024, but reads an integer beyond
+    64 bits as a float without a word: that would store another number than the one sent,
+    so such an integer is refused too.
+    """
     if not blob:
         return None
     try:
-        return orjson.loads(blob)
+        value = orjson.loads(blob)
     except orjson.JSONDecodeError as exc:
         raise InvalidEventError(f"{what} is not valid JSON: {exc}") from exc
+    if _LONG_DIGITS.search(blob):  # rare: only then parse again, integer by integer
+        json.loads(blob, parse_int=lambda text: _int64(text, what))
+    return value
+
+
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+def _int64(text: str, what: str) -> int:
+    number = int(text)
+    if not -(2**63) <= number < 2**64:
+        raise InvalidEventError(f"{what}: the integer {text[:30]} does not fit in 64 bits")
+    return number
 
 
 def event_to_pb(event: Event, payload_json: bytes | None = None) -> pb.Event:

@@ -209,3 +209,28 @@ async def test_update_session_changes_only_what_is_flagged() -> None:
         assert s.name == "b"
         stored = await door.service.store.get_session(sid)
         assert stored.budget == agentstore.Budget(max_tokens=100)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"n": 123456789012345678901234567890}',  # beyond 64 bits: orjson would make a float
+        b"[" * 2000 + b"]" * 2000,  # nested too deep
+        b'{"x": 1e400}',  # infinity
+        b'{"x": NaN}',
+        b'"\\ud800"',  # a lone surrogate
+        b"\xff\xfe",  # not UTF-8
+        b'{"a": 1} {"b": 2}',  # two documents
+    ],
+    ids=["bigint", "deep", "inf", "nan", "surrogate", "not-utf8", "two-docs"],
+)
+async def test_hostile_json_is_refused_before_anything_is_written(payload: bytes) -> None:
+    async with running_door() as door:
+        sid = (await door.api.CreateSession(pb.CreateSessionRequest())).id
+        request = pb.AppendRequest(
+            session_id=sid, events=[pb.NewEvent(type="custom", payload_json=payload)]
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await door.api.Append(request)
+        assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_event")
+        assert await door.service.store.replay(sid) == []
