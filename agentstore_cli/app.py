@@ -83,6 +83,10 @@ class AgentstoreGroup(TyperGroup):
     ) -> Any:
         """Run the CLI; exit with 0, 1 (failure), 2 (usage error) or 130 (Ctrl-C)."""
         _DEBUG[0] = _env_flag(DEBUG_ENV)
+        # Rich (ours and Typer's help) exits with status 1 on a closed pipe; for the
+        # length of the command it raises BrokenPipeError instead, which exits 0.
+        rich_default = Console.on_broken_pipe
+        Console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign]
         try:
             code = super().main(
                 args=args,
@@ -93,9 +97,35 @@ class AgentstoreGroup(TyperGroup):
             )
         except BaseException as exc:  # the one place errors are reported
             code = _report(exc)
+        finally:
+            Console.on_broken_pipe = rich_default  # type: ignore[method-assign]
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """Parse the arguments (this prints --help and --version)."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError as exc:
+            raise _PipeClosed from exc
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; a closed output pipe becomes `_PipeClosed` (exit 0)."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            # Click would turn EPIPE into exit status 1 before `main` sees it.
+            raise _PipeClosed from exc
+
+
+class _PipeClosed(Exception):
+    """The reader of our output went away (`agentstore replay X | head -1`)."""
+
+
+def _raise_broken_pipe(console: Console) -> None:
+    console.quiet = True
+    raise _PipeClosed
 
 
 _DEBUG = [False]
@@ -149,7 +179,7 @@ def _report(exc: BaseException) -> int:
     if isinstance(exc, AgentStoreError):
         _error_line(str(exc))
         return 1
-    if isinstance(exc, BrokenPipeError):
+    if isinstance(exc, BrokenPipeError | _PipeClosed):
         # The reader went away (`agentstore replay X | head`): not an error of ours.
         # Point stdout at /dev/null so that the interpreter's final flush stays quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)
