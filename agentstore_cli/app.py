@@ -86,7 +86,7 @@ class AgentstoreGroup(TyperGroup):
         # Rich (ours and Typer's help) exits with status 1 on a closed pipe; for the
         # length of the command it raises BrokenPipeError instead, which exits 0.
         rich_default = Console.on_broken_pipe
-        Console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign]
+        Console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign,assignment]
         try:
             code = super().main(
                 args=args,
