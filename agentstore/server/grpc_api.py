@@ -32,7 +32,7 @@ from agentstore.server.grpc_wire import (
 )
 from agentstore.server.service import AgentStoreService
 
-__all__ = ["AgentStoreServicer", "RpcErrors"]
+__all__ = ["AgentStoreServicer", "RpcErrors", "cancel_when_stopping", "follow"]
 
 _log = logging.getLogger("agentstore.server")
 _DEFAULT_PAGE = 50
@@ -258,7 +258,7 @@ async def follow(
         send, receive = anyio.create_memory_object_stream[Event](limits.stream_queue)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pump, events, send, failed)
-            tg.start_soon(_cancel_when_stopping, service, tg.cancel_scope)
+            tg.start_soon(cancel_when_stopping, service, tg.cancel_scope)
             try:
                 await _write_events(context, receive, limits.heartbeat, limits.send_timeout)
             finally:
@@ -302,6 +302,7 @@ async def _pump(
             failed.append(exc)
 
 
-async def _cancel_when_stopping(service: AgentStoreService, scope: anyio.CancelScope) -> None:
+async def cancel_when_stopping(service: AgentStoreService, scope: anyio.CancelScope) -> None:
+    """Cancel `scope` once the server begins to stop (ends a live follow at once)."""
     await service.wait_stopping()
     scope.cancel()
