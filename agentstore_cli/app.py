@@ -29,6 +29,7 @@ from agentstore_cli.common import (
     CliError,
     GlobalOptions,
 )
+from agentstore_cli.helpfmt import AgentstoreCommand, reflow
 from agentstore_cli.otel import otel_app
 from agentstore_cli.sanitize import clean
 
@@ -56,11 +57,12 @@ _HELP = """Inspect and replay agentstore sessions: what your agent did, step by 
 \b
 Examples:
   agentstore sessions                         newest sessions first
-  agentstore replay 3f2a                      timeline (any unique id prefix)
+  agentstore replay latest                    timeline of the newest session
+  agentstore replay 3f2a                      any unique id prefix, or a name
   agentstore replay 3f2a -t tool_called,error only tool calls and errors
-  agentstore replay 3f2a --follow             live, while the agent runs
+  agentstore replay 3f2a -f                   follow live, while the agent runs
   agentstore replay 3f2a --step               step through events and state
-  agentstore replay 3f2a -f json | jq '.[].type'
+  agentstore replay 3f2a -o json | jq '.[].type'
   agentstore stats 3f2a                       tokens, cost, tools, errors
   agentstore --data-dir ./other sessions      another data directory
 
@@ -248,7 +250,8 @@ def _load(target: str) -> Callable[..., Any]:
 
 
 for _name, _target in COMMANDS:
-    app.command(_name)(_load(_target))
+    _func = _load(_target)
+    app.command(_name, cls=AgentstoreCommand, help=reflow(_func.__doc__))(_func)
 app.add_typer(otel_app, name="otel")  # a command group: `agentstore otel export`
 
 

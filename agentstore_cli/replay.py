@@ -15,6 +15,7 @@ from rich.text import Text
 from agentstore import Event, Session, Store
 from agentstore_cli.common import (
     DataDirOption,
+    SessionArg,
     UsageError,
     open_store,
     resolve_session,
@@ -38,9 +39,7 @@ class ReplayFormat(StrEnum):
 
 def replay(
     ctx: typer.Context,
-    session: Annotated[
-        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
-    ],
+    session: SessionArg,
     type_: Annotated[
         list[str] | None,
         typer.Option(
@@ -77,7 +76,8 @@ def replay(
         ReplayFormat,
         typer.Option(
             "--format",
-            "-f",
+            "-o",
+            metavar="FORMAT",
             help="timeline for people (no colour in a pipe); json (one array) or jsonl "
             "(one event per line) with exactly the on-disk fields.",
         ),
@@ -86,7 +86,7 @@ def replay(
         bool,
         typer.Option(
             "--follow",
-            "-F",
+            "-f",
             help="Keep printing new events as they are appended (by any process) "
             "until Ctrl-C. Timeline or jsonl.",
         ),

@@ -50,7 +50,12 @@ def sessions(
     ] = 0,
     fmt: Annotated[
         SessionsFormat,
-        typer.Option("--format", "-f", help="table for people; json (one array) or jsonl for jq."),
+        typer.Option(
+            "--format",
+            "-o",
+            metavar="FORMAT",
+            help="table (for people), json (one array) or jsonl (one session per line).",
+        ),
     ] = SessionsFormat.table,
     data_dir: DataDirOption = None,
 ) -> None:
