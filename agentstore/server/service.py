@@ -13,8 +13,6 @@ stored = await service.append(session.id, [{"type": "user_message", "payload": "
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,23 +20,21 @@ from datetime import datetime
 from typing import Any
 
 import anyio
-import orjson
 
 from agentstore import (
     Budget,
     Event,
     InvalidInputError,
-    Metadata,
     Session,
     State,
     Store,
 )
 from agentstore.server.errors import ServerBusyError
+from agentstore.server.inputs import decode_cursor, encode_cursor, event_from_json, is_after_cursor
 from agentstore.stats import SessionStats, collect_stats, stats_json
 
 __all__ = ["AgentStoreService", "Limits", "SessionPage", "SessionSummary"]
 
-_EVENT_FIELDS = frozenset(("id", "type", "payload", "metadata"))
 _READ_PAGE = 500  # events per backend read while streaming a long replay
 _LIST_PAGE = 500  # sessions per backend read while filtering the session list
 
@@ -167,7 +163,7 @@ class AgentStoreService:
         cap = self.limits.max_summary_page if summary else self.limits.max_page
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= cap:
             raise InvalidInputError(f"limit must be between 1 and {cap}, not {limit!r}")
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         needle = query.lower() if query else None
         found: list[Session] = []
         has_more = False
@@ -177,7 +173,7 @@ class AgentStoreService:
             batch = await self.store.list_sessions(limit=_LIST_PAGE, offset=offset, labels=labels)
             for session in batch:
                 if not passed:
-                    passed = _is_older(session, after)
+                    passed = is_after_cursor(session, after)
                     if not passed:
                         continue
                 if prefix and not session.id.startswith(prefix):
@@ -193,7 +189,7 @@ class AgentStoreService:
             if len(batch) < _LIST_PAGE:
                 break
             offset += _LIST_PAGE
-        next_cursor = _encode_cursor(found[-1]) if has_more and found else None
+        next_cursor = encode_cursor(found[-1]) if has_more and found else None
         page = SessionPage(found, next_cursor)
         if summary:
             for session in found:
@@ -226,7 +222,7 @@ class AgentStoreService:
                 f"too many events in one append ({len(events)}); "
                 f"the limit is {self.limits.max_batch}: split the batch"
             )
-        batch = [_event_from_json(raw, index) for index, raw in enumerate(events)]
+        batch = [event_from_json(raw, index) for index, raw in enumerate(events)]
         if len(batch) == 1:
             return [await self.store.append(session_id, batch[0], expected_seq=expected_seq)]
         return await self.store.append_many(session_id, batch, expected_seq=expected_seq)
@@ -359,33 +355,6 @@ async def _flatten(pages: AsyncIterator[list[Event]]) -> AsyncIterator[Event]:
             yield event
 
 
-def _event_from_json(raw: object, index: int) -> Event:
-    """Build an `Event` from a decoded JSON object, or raise `InvalidEventError`-like input."""
-    where = f"event {index}"
-    if not isinstance(raw, Mapping):
-        raise InvalidInputError(f"{where}: an event must be a JSON object")
-    unknown = set(raw) - _EVENT_FIELDS
-    if unknown:
-        raise InvalidInputError(
-            f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; an event "
-            "has type, payload, metadata and an optional id (the store sets the rest)"
-        )
-    if "type" not in raw:
-        raise InvalidInputError(f"{where}: the event type is missing")
-    metadata = raw.get("metadata")
-    fields: dict[str, Any] = {"type": raw["type"], "payload": raw.get("payload")}
-    if raw.get("id") is not None:
-        fields["id"] = raw["id"]
-    if metadata is not None:
-        if not isinstance(metadata, Mapping):
-            raise InvalidInputError(f"{where}: metadata must be a JSON object")
-        try:
-            fields["metadata"] = Metadata(**metadata)
-        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-            raise InvalidInputError(f"{where}: invalid metadata: {exc}") from exc
-    return Event(**fields)
-
-
 def _summarise(session: Session, state: State) -> SessionSummary:
     return SessionSummary(
         events=state.event_count,
@@ -396,33 +365,3 @@ def _summarise(session: Session, state: State) -> SessionSummary:
         open_calls=len(state.open_calls),
         last_activity=state.last_event_at or session.updated_at,
     )
-
-
-# --- cursors: the (created_at, id) of the last session of a page, opaque to clients ------
-
-
-def _encode_cursor(session: Session) -> str:
-    raw = orjson.dumps([session.created_at.isoformat(), session.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, sid = orjson.loads(raw)
-        return datetime.fromisoformat(created), str(sid)
-    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        raise InvalidInputError(
-            "invalid cursor: pass the next_cursor of a previous page unchanged"
-        ) from exc
-
-
-def _is_older(session: Session, after: tuple[datetime, str] | None) -> bool:
-    """Tell whether `session` comes after the cursor in newest-first order."""
-    if after is None:
-        return True
-    created, sid = after
-    try:
-        return (session.created_at, session.id) < (created, sid)
-    except TypeError:  # a naive cursor time against aware session times
-        raise InvalidInputError("invalid cursor: its time has no time zone") from None
