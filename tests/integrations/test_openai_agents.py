@@ -271,3 +271,24 @@ def test_import_agentstore_imports_no_framework() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_a_streamed_run_is_recorded_too(store: Store) -> None:
+    model = ScriptedModel(
+        [
+            ModelStep(output=[function_call("add", {"a": 2, "b": 2}, call_id="s0")]),
+            ModelStep(output=[assistant_message("4")], usage=usage(7, 1)),
+        ]
+    )
+    agent = Agent(name="calc", model=model, tools=[add])
+    hooks = AgentStoreRunHooks(store, "streamed", model="gpt-4o")
+    run = Runner.run_streamed(agent, "2+2?", hooks=hooks)
+    async for _ in run.stream_events():
+        pass
+    assert run.final_output == "4"
+    events = await store.get_events("streamed")
+    kinds = [e.type for e in events]
+    assert kinds.count("llm_response") == 2 and kinds.count("tool_result") == 1
+    assert kinds[-1] == "agent_finished"
+    state = await store.get_state("streamed")
+    assert (state.tokens.input, state.tokens.output, state.open_calls) == (7, 1, {})

@@ -59,7 +59,7 @@ def collector() -> Iterator[tuple[Collector, str]]:
             pass  # keep the test output clean
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield received, f"http://127.0.0.1:{server.server_address[1]}"

@@ -240,3 +240,13 @@ async def test_bad_session_id_is_our_error(store: Store) -> None:
         AgentStoreCapability(store, "")
     with pytest.raises(agentstore.SessionNotFoundError):
         await message_history(store, "missing")
+
+
+async def test_a_streamed_run_is_recorded_too(store: Store) -> None:
+    agent = Agent(TestModel(), capabilities=[AgentStoreCapability(store, "streamed")])
+    async with agent.run_stream("hi") as run:
+        output = await run.get_output()
+    events = await store.get_events("streamed")
+    assert [e.type for e in events] == ["llm_request", "llm_response", MESSAGES_TYPE]
+    assert events[1].payload["content"] == output
+    assert events[1].metadata.tokens_out
