@@ -215,14 +215,19 @@ def test_compare_a_fork_with_its_parent(page: Page, seeded: Seeded) -> None:
     page.screenshot("compare")
 
 
-def test_export_is_the_same_json_as_the_cli(page: Page, seeded_dir: tuple[Path, Seeded]) -> None:
+def test_export_is_the_same_json_as_the_cli(
+    page: Page, seeded_dir: tuple[Path, Seeded], tmp_path: Path
+) -> None:
     data_dir, seeded = seeded_dir
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    page.driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
     _open_flight(page, seeded)
-    link = page.css("#export-json")
-    href = link.get_attribute("href")
-    assert href == f"{page.base}/v1/sessions/{seeded.flight}/export"
-    assert link.get_attribute("download") == f"{seeded.flight}.json"
-    served = httpx.get(href, timeout=10).json()
+    page.css("#export-json").click()
+    saved = downloads / f"{seeded.flight}.json"
+    page.wait(lambda d: saved.exists() and saved.stat().st_size > 0)
     cli = subprocess.run(
         [sys.executable, "-m", "agentstore_cli", "export", seeded.flight],
         capture_output=True,
@@ -230,5 +235,10 @@ def test_export_is_the_same_json_as_the_cli(page: Page, seeded_dir: tuple[Path, 
         text=True,
         env={**os.environ, "AGENTSTORE_DATA_DIR": str(data_dir)},
     )
-    assert served == json.loads(cli.stdout)
-    assert len(served) == 13
+    expected = json.loads(cli.stdout)
+    assert json.loads(saved.read_text()) == expected
+    assert len(expected["events"]) == 13
+    # "Events only" is the bare array of the same events.
+    href = page.css("#export-events").get_attribute("href")
+    assert href == f"{page.base}/v1/sessions/{seeded.flight}/export"
+    assert httpx.get(href, timeout=10).json() == expected["events"]
