@@ -19,3 +19,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         opened = agentstore.open(tmp_path / "agent-data")
     async with opened as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def _offline_frameworks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No framework may trace to a vendor's cloud or send telemetry from a test."""
+    for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING_V2"):
+        monkeypatch.setenv(name, "false")
+    for name in ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
