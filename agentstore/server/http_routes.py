@@ -24,11 +24,17 @@ from agentstore.server.http_schemas import (
     AppendOut,
     CreateSession,
     EventIn,
+    ExportOut,
     ForkRequest,
     Health,
     SessionListOut,
 )
-from agentstore.server.http_stream import SseResponse, json_array_chunks, jsonl_chunks
+from agentstore.server.http_stream import (
+    SseResponse,
+    export_chunks,
+    json_array_chunks,
+    jsonl_chunks,
+)
 from agentstore.server.service import AgentStoreService
 
 __all__ = ["APPEND_BODY", "add_routes"]
@@ -248,12 +254,17 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
         """Return the same JSON as `agentstore stats --format json`."""
         return _json(await service.stats(session_id, at_seq=at_seq))
 
-    @app.get("/v1/sessions/{session_id}/export", response_model=list[Event], tags=["events"])
-    async def export(session_id: SessionId) -> Response:
-        """Return the same JSON as `agentstore export`: every event, in order."""
-        pages = await service.read_events(session_id)
+    @app.get(
+        "/v1/sessions/{session_id}/export",
+        response_model=ExportOut | list[Event],
+        tags=["events"],
+    )
+    async def export(session_id: SessionId, bare: bool = False) -> Response:
+        """Return the same JSON as `agentstore export` (`bare=1`: `export --bare`)."""
+        info, pages = await service.export(session_id)
+        chunks = json_array_chunks(pages) if bare else export_chunks(info, pages)
         return StreamingResponse(
-            json_array_chunks(pages),
+            chunks,
             media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="{session_id}.json"'},
         )

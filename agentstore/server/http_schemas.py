@@ -19,6 +19,7 @@ __all__ = [
     "AppendOut",
     "CreateSession",
     "EventIn",
+    "ExportOut",
     "ForkRequest",
     "Health",
     "Problem",
@@ -71,6 +72,13 @@ class AppendOut(BaseModel):
 
     events: list[Event]
     last_seq: int
+
+
+class ExportOut(BaseModel):
+    """`agentstore export`: a session with its events, ready for `agentstore import`."""
+
+    session: dict[str, Any] = Field(description="The session as in its on-disk file.")
+    events: list[Event]
 
 
 class ForkRequest(BaseModel):

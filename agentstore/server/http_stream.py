@@ -14,14 +14,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.responses import Response
 
-from agentstore import AgentStoreError, Event
+from agentstore import AgentStoreError, Event, Session
 from agentstore.server.http_middleware import Receive, Scope, Send, problem_body
 from agentstore.server.service import AgentStoreService
 
-__all__ = ["SseResponse", "json_array_chunks", "jsonl_chunks"]
+__all__ = ["SseResponse", "export_chunks", "json_array_chunks", "jsonl_chunks"]
 
 _log = logging.getLogger("agentstore.server")
 
@@ -34,6 +35,16 @@ async def json_array_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[
         yield (b"[\n" if first else b",\n") + lines
         first = False
     yield b"[]\n" if first else b"\n]\n"
+
+
+async def export_chunks(
+    session: Session, pages: AsyncIterator[list[Event]]
+) -> AsyncIterator[bytes]:
+    """Encode `{"session": ..., "events": [...]}` byte for byte as `agentstore export` does."""
+    yield b'{"session":' + orjson.dumps(session.to_dict()) + b',\n"events":'
+    async for chunk in json_array_chunks(pages):
+        yield chunk.rstrip(b"\n")  # as the CLI does: the array ends without a newline
+    yield b"}\n"
 
 
 async def jsonl_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:

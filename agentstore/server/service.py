@@ -301,6 +301,11 @@ class AgentStoreService:
         """Copy the first `at_seq` events of a session into a new session."""
         return await self.store.fork(session_id, at_seq=at_seq, name=name, labels=labels)
 
+    async def export(self, session_id: str) -> tuple[Session, AsyncIterator[list[Event]]]:
+        """Return a session and its events in pages: what `agentstore export` writes."""
+        info = await self.store.get_session(session_id)
+        return info, await self.read_events(session_id, to_seq=info.event_count or None)
+
     async def stats(self, session_id: str, *, at_seq: int | None = None) -> dict[str, Any]:
         """Return the `agentstore stats --format json` object of a session."""
         info = await self.store.get_session(session_id)

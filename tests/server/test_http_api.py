@@ -225,6 +225,10 @@ def test_stats_and_export_are_the_cli_s_json(http: httpx.Client, server: ServerP
     export = http.get(f"/v1/sessions/{sid}/export")
     assert export.content == _cli(server, "export", sid)
     assert "attachment" in export.headers["content-disposition"]
+    bare = http.get(f"/v1/sessions/{sid}/export", params={"bare": 1})
+    assert bare.content == _cli(server, "export", sid, "--bare")
+    empty = new_session(http)
+    assert http.get(f"/v1/sessions/{empty}/export").content == _cli(server, "export", empty)
 
 
 def test_session_list_pages_filters_and_summaries(http: httpx.Client) -> None:
