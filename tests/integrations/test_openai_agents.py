@@ -6,6 +6,7 @@ Every run goes through the SDK's own `Runner` on its own `agents.testing.Scripte
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -292,3 +293,15 @@ async def test_a_streamed_run_is_recorded_too(store: Store) -> None:
     assert kinds[-1] == "agent_finished"
     state = await store.get_state("streamed")
     assert (state.tokens.input, state.tokens.output, state.open_calls) == (7, 1, {})
+
+
+def test_the_docs_example_runs(tmp_path: Path) -> None:
+    page = Path(__file__).parents[2] / "docs" / "integrations" / "openai-agents.md"
+    (code,) = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LH 1938 it is." in done.stdout

@@ -3,7 +3,11 @@ FunctionModel (no key, no network)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +254,15 @@ async def test_a_streamed_run_is_recorded_too(store: Store) -> None:
     assert [e.type for e in events] == ["llm_request", "llm_response", MESSAGES_TYPE]
     assert events[1].payload["content"] == output
     assert events[1].metadata.tokens_out
+
+
+def test_the_docs_example_runs(tmp_path: Path) -> None:
+    page = Path(__file__).parents[2] / "docs" / "integrations" / "pydantic-ai.md"
+    (code,) = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tool_called" in done.stdout
