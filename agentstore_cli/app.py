@@ -29,7 +29,7 @@ from agentstore_cli.common import (
     CliError,
     GlobalOptions,
 )
-from agentstore_cli.helpfmt import AgentstoreCommand, reflow
+from agentstore_cli.helpfmt import AgentstoreCommand, MetavarStyle, reflow
 from agentstore_cli.otel import otel_app
 from agentstore_cli.sanitize import clean
 
@@ -60,7 +60,7 @@ Examples:
   agentstore replay latest                    timeline of the newest session
   agentstore replay 3f2a                      any unique id prefix, or a name
   agentstore replay 3f2a -t tool_called,error only tool calls and errors
-  agentstore replay 3f2a -f                   follow live, while the agent runs
+  agentstore replay 3f2a -f                   follow, live as the agent runs
   agentstore replay 3f2a --step               step through events and state
   agentstore replay 3f2a -o json | jq '.[].type'
   agentstore stats 3f2a                       tokens, cost, tools, errors
@@ -72,7 +72,7 @@ write to it.
 """
 
 
-class AgentstoreGroup(TyperGroup):
+class AgentstoreGroup(MetavarStyle, TyperGroup):
     """The root group: turns every error into one clear line on stderr."""
 
     def main(  # type: ignore[override]

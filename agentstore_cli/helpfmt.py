@@ -15,7 +15,7 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperCommand
 
-__all__ = ["AgentstoreCommand", "reflow"]
+__all__ = ["AgentstoreCommand", "MetavarStyle", "reflow"]
 
 
 def reflow(doc: str | None) -> str | None:
@@ -35,16 +35,20 @@ def _value_label(param: Any, ctx: Any) -> str | None:
     return str(metavar) if metavar else str(param.name).upper()
 
 
-class AgentstoreCommand(TyperCommand):
-    """A Typer command whose help uses one metavar style (see the module docstring)."""
+class MetavarStyle:
+    """Mixin for a Click command or group: label each option in the one metavar style."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         """The parameters (with --help), each labelled in the one metavar style."""
-        params = super().get_params(ctx)
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
         for param in params:
             # Per parameter: Typer builds its own parameter classes, with no hook for ours.
-            param.display_type_rich = _bind(param)  # type: ignore[attr-defined]
+            param.display_type_rich = _bind(param)
         return params
+
+
+class AgentstoreCommand(MetavarStyle, TyperCommand):
+    """A Typer command whose help uses one metavar style (see the module docstring)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """The usage line: `[OPTIONS] SESSION [FILE]`."""
