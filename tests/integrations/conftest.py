@@ -26,5 +26,14 @@ def _offline_frameworks(monkeypatch: pytest.MonkeyPatch) -> None:
     """No framework may trace to a vendor's cloud or send telemetry from a test."""
     for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING_V2"):
         monkeypatch.setenv(name, "false")
-    for name in ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
+    for name in (
+        "LANGSMITH_API_KEY",
+        "LANGCHAIN_API_KEY",
+        "GOOGLE_API_KEY",
+        "GEMINI_API_KEY",
+        # ADK exports its spans only when one of these is set.
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "GOOGLE_CLOUD_AGENT_ENGINE_ENABLE_TELEMETRY",
+    ):
         monkeypatch.delenv(name, raising=False)
