@@ -51,18 +51,20 @@ def event_from_json(raw: object, index: int) -> Event:
 # --- cursors: the (created_at, id) of the last session of a page, opaque to clients ------
 
 
-def encode_cursor(session: Session) -> str:
-    """Return the opaque cursor that resumes a page after `session`."""
-    raw = orjson.dumps([session.created_at.isoformat(), session.id])
+def encode_cursor(session: Session, offset: int) -> str:
+    """Return the opaque cursor that resumes a page after `session` (at `offset` in the list)."""
+    raw = orjson.dumps([session.created_at.isoformat(), session.id, offset])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Return the (created_at, id) a cursor names, or raise `InvalidInputError`."""
+def decode_cursor(cursor: str) -> tuple[tuple[datetime, str], int]:
+    """Return the (created_at, id) a cursor names and where to start looking for it."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, sid = orjson.loads(raw)
-        return datetime.fromisoformat(created), str(sid)
+        created, sid, offset = orjson.loads(raw)
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError(offset)
+        return (datetime.fromisoformat(created), str(sid)), offset
     except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise InvalidInputError(
             "invalid cursor: pass the next_cursor of a previous page unchanged"

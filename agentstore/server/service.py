@@ -163,15 +163,22 @@ class AgentStoreService:
         cap = self.limits.max_summary_page if summary else self.limits.max_page
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= cap:
             raise InvalidInputError(f"limit must be between 1 and {cap}, not {limit!r}")
-        after = decode_cursor(cursor) if cursor else None
+        after, hint = decode_cursor(cursor) if cursor else (None, 0)
         needle = query.lower() if query else None
+        # Unfiltered pages read just what they return; the cursor remembers where its
+        # session was, so the next page starts there instead of at the newest session.
+        size = _LIST_PAGE if prefix or query else min(limit + 1, _LIST_PAGE)
         found: list[Session] = []
+        last_offset = 0
         has_more = False
-        offset = 0
+        offset = hint
         passed = after is None
         while not has_more:
-            batch = await self.store.list_sessions(limit=_LIST_PAGE, offset=offset, labels=labels)
-            for session in batch:
+            batch = await self.store.list_sessions(limit=size, offset=offset, labels=labels)
+            if offset and not passed and batch and is_after_cursor(batch[0], after):
+                offset = hint = 0  # sessions were deleted since: look from the start
+                continue
+            for index, session in enumerate(batch):
                 if not passed:
                     passed = is_after_cursor(session, after)
                     if not passed:
@@ -186,10 +193,11 @@ class AgentStoreService:
                     has_more = True
                     break
                 found.append(session)
-            if len(batch) < _LIST_PAGE:
+                last_offset = offset + index
+            if len(batch) < size:
                 break
-            offset += _LIST_PAGE
-        next_cursor = encode_cursor(found[-1]) if has_more and found else None
+            offset += size
+        next_cursor = encode_cursor(found[-1], last_offset) if has_more and found else None
         page = SessionPage(found, next_cursor)
         if summary:
             for session in found:

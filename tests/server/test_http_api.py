@@ -268,6 +268,22 @@ def test_session_list_pages_filters_and_summaries(http: httpx.Client) -> None:
     assert problem(http.get("/v1/sessions", params={"limit": 5000}))["status"] == 400
 
 
+def test_session_pages_survive_deletions(http: httpx.Client) -> None:
+    tag = {"suite": "deleting"}
+    ids = [new_session(http, labels=tag) for i in range(9)][::-1]  # newest first
+    params: dict[str, Any] = {"limit": 3, "label": "suite=deleting"}
+    first = http.get("/v1/sessions", params=params).json()
+    assert [s["id"] for s in first["sessions"]] == ids[:3]
+    for sid in ids[:2]:  # sessions before the cursor go away
+        http.delete(f"/v1/sessions/{sid}")
+    second = http.get("/v1/sessions", params={**params, "cursor": first["next_cursor"]}).json()
+    assert [s["id"] for s in second["sessions"]] == ids[3:6]
+    http.delete(f"/v1/sessions/{ids[5]}")  # the cursor's own session goes away
+    third = http.get("/v1/sessions", params={**params, "cursor": second["next_cursor"]}).json()
+    assert [s["id"] for s in third["sessions"]] == ids[6:9]
+    assert third["next_cursor"] is None
+
+
 @pytest.mark.parametrize(
     "sid",
     ["bad..id", "-leading-dash", "x" * 129, "semi;colon", "sp ace"],
