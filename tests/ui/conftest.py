@@ -9,17 +9,13 @@ records alert dialogs and any script, iframe, image or object element ever added
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.ui.browser import missing, start_chromium
+from tests.ui.browser import UiServer, missing, start_chromium
 from tests.ui.seed import Seeded, seed
 
 # Installed by the DevTools protocol before any script of the page runs.
@@ -53,45 +49,6 @@ def _need_browser() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"the web UI tests need a browser in CI: {reason}")
     pytest.skip(reason)
-
-
-class UiServer:
-    """`agentstore ui --no-browser` running in a subprocess."""
-
-    def __init__(self, data_dir: Path, *args: str) -> None:
-        self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "agentstore_cli", "ui", "--data-dir", str(data_dir)),
-                *("--port", "0", "--no-browser", *args),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # printed once the port is bound
-        if not line.startswith("agentstore ui: http://127.0.0.1:"):
-            self.proc.kill()
-            raise AssertionError(f"agentstore ui printed {line!r}")
-        self.page = line.split()[2]
-        self.url = self.page.split("/", 3)[:3]
-        self.base = "/".join(self.url)
-        httpx.get(f"{self.base}/healthz", timeout=30).raise_for_status()
-
-    def stop(self) -> int:
-        """Stop the server with SIGTERM; return its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ import anyio
 import pytest
 
 import agentstore
-from tests.ui.conftest import Page, UiServer
+from tests.ui.browser import UiServer
+from tests.ui.conftest import Page
 
 # Another process (an agent) appending to the same data directory as the server reads.
 WRITER = textwrap.dedent(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.ui.conftest import UiServer
+from tests.ui.browser import UiServer
 from tests.ui.seed import Seeded
 
 # Stands in for the user's browser: Python's webbrowser runs $BROWSER with the URL.
