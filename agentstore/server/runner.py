@@ -61,6 +61,11 @@ class ServerConfig:
         """Raise `InvalidInputError` for a configuration the server must not start with."""
         if self.data_dir is not None and self.store_url is not None:
             raise InvalidInputError("give --data-dir or --store, not both")
+        if self.store_url is not None and "://" not in self.store_url:
+            raise InvalidInputError(
+                f"--store takes a URL such as postgresql://host/db, not {self.store_url!r}; "
+                "use --data-dir for a directory"
+            )
         if not is_loopback(self.host) and not self.token:
             raise InvalidInputError(
                 f"refusing to listen on {self.host} without a token: anyone who can reach "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -96,3 +97,22 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_without_the_server_extra_the_error_names_it(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "fastapi"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ImportError(\"No module named 'fastapi'\", name='fastapi')\n"
+    )
+    done = subprocess.run(
+        serve_command("--data-dir", str(tmp_path / "d"), "--http-port", "0", "--no-grpc"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(shadow.parent)},
+    )
+    assert done.returncode == 1
+    assert "pip install 'agentstore[server]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
