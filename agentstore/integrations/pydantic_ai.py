@@ -31,15 +31,14 @@ Needs `pip install 'agentstore[pydantic-ai]'` (pydantic-ai-slim).
 from __future__ import annotations
 
 import contextlib
-import time
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentstore.errors import InvalidInputError, SessionExistsError, SessionNotFoundError
-from agentstore.events import Event, new_event
-from agentstore.helpers import error, llm_request, llm_response, new_call_id, tool_called
-from agentstore.helpers import tool_result as tool_result_event
-from agentstore.tracking import to_json_value
+from agentstore.errors import InvalidInputError
+from agentstore.events import new_event
+from agentstore.helpers import error
+from agentstore.integrations._appender import SessionAppender
+from agentstore.tracking import to_json_value, track_llm, track_tool
 
 try:
     from pydantic_ai.capabilities import AbstractCapability
@@ -104,6 +103,7 @@ class AgentStoreCapability(AbstractCapability[Any]):
     session_id: str | None = None
     _: KW_ONLY
     record_messages: bool = True
+    _appender: SessionAppender = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.session_id is not None and (
@@ -113,6 +113,7 @@ class AgentStoreCapability(AbstractCapability[Any]):
                 "AgentStoreCapability's session_id must be a non-empty string, or None "
                 "for one session per conversation"
             )
+        self._appender = SessionAppender(self.store, {"framework": "pydantic-ai"})
 
     @classmethod
     def get_serialization_name(cls) -> str | None:
@@ -125,14 +126,6 @@ class AgentStoreCapability(AbstractCapability[Any]):
             raise InvalidInputError("pydantic-ai gave the run no conversation id: pass session_id")
         return sid
 
-    async def _record(self, sid: str, event: Event) -> Event:
-        try:
-            return await self.store.append(sid, event)
-        except SessionNotFoundError:
-            with contextlib.suppress(SessionExistsError):  # another run made it meanwhile
-                await self.store.create_session(session_id=sid, labels={"framework": "pydantic-ai"})
-            return await self.store.append(sid, event)
-
     # The run ------------------------------------------------------------------
 
     async def wrap_run(self, ctx: RunContext[Any], *, handler: Any) -> Any:
@@ -142,12 +135,12 @@ class AgentStoreCapability(AbstractCapability[Any]):
             result = await handler()
         except Exception as exc:
             if not getattr(exc, _RECORDED, False):
-                await self._record(sid, error(exc))
+                await self._appender.append(sid, error(exc))
             raise
         if self.record_messages:
             messages = ModelMessagesTypeAdapter.dump_python(result.new_messages(), mode="json")
             payload = {"run_id": ctx.run_id, "messages": messages}
-            await self._record(sid, new_event(MESSAGES_TYPE, payload))
+            await self._appender.append(sid, new_event(MESSAGES_TYPE, payload))
         return result
 
     # Model requests -------------------------------------------------------------
@@ -155,44 +148,40 @@ class AgentStoreCapability(AbstractCapability[Any]):
     async def wrap_model_request(
         self, ctx: RunContext[Any], *, request_context: Any, handler: Any
     ) -> ModelResponse:
-        """Record `llm_request` before the request and `llm_response` (or `error`) after."""
+        """Record `llm_request` before the request and `llm_response` (or `error`) after.
+
+        Built on `agentstore.tracking.track_llm`: the duration is measured around the
+        wrapped request, and an exception is recorded (even on cancellation) and re-raised.
+        """
         sid = self._session(ctx)
         model = request_context.model
         model_name = str(getattr(model, "model_name", None) or type(model).__name__)
-        provider = getattr(model, "system", None)
-        provider = str(provider) if provider else None
-        call_id = new_call_id()
+        system = getattr(model, "system", None)
+        provider = str(system) if system else None
         newest: list[Any] | None = None
         if self.record_messages and request_context.messages:
             newest = ModelMessagesTypeAdapter.dump_python(
                 list(request_context.messages[-1:]), mode="json"
             )
-        await self._record(sid, llm_request(model_name, newest, call_id=call_id, provider=provider))
-        started = time.perf_counter()
+        entered = False  # past here, the tracker records an exception itself
         try:
-            response: ModelResponse = await handler(request_context)
+            async with track_llm(self._appender, sid, model_name, newest, provider=provider) as llm:
+                entered = True
+                response: ModelResponse = await handler(request_context)
+                usage = response.usage
+                llm.respond(
+                    _text(response),
+                    tokens_in=usage.input_tokens,
+                    tokens_out=usage.output_tokens,
+                    cache_read_tokens=usage.cache_read_tokens or None,
+                    cache_write_tokens=usage.cache_write_tokens or None,
+                    finish_reason=response.finish_reason,
+                    model=response.model_name,
+                )
         except Exception as exc:
-            failed = error(exc, call_id=call_id, model=model_name)
-            failed.metadata.duration_ms = _ms(started)
-            await self._record(sid, failed)
-            _mark(exc)
+            if entered:
+                _mark(exc)
             raise
-        usage = response.usage
-        event = llm_response(
-            response.model_name or model_name,
-            _text(response),
-            tokens_in=usage.input_tokens,
-            tokens_out=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens or None,
-            cache_write_tokens=usage.cache_write_tokens or None,
-            call_id=call_id,
-            provider=response.provider_name or provider,
-            finish_reason=response.finish_reason,
-            duration_ms=_ms(started),
-        )
-        if response.provider_response_id:
-            event.metadata.extra = {"response_id": str(response.provider_response_id)}
-        await self._record(sid, event)
         return response
 
     # Tool calls -------------------------------------------------------------------
@@ -202,31 +191,25 @@ class AgentStoreCapability(AbstractCapability[Any]):
     ) -> Any:
         """Record `tool_called` before the tool runs and `tool_result` (or `error`) after.
 
+        Built on `agentstore.tracking.track_tool`, linked by the model's `tool_call_id`.
         A tool that asks the model to try again (`ModelRetry`) ends its call with an
         `error` event too: the call did not produce a result.
         """
         sid = self._session(ctx)
         name = str(call.tool_name)
-        call_id = str(call.tool_call_id or new_call_id())
-        await self._record(sid, tool_called(name, _tool_args(args), call_id=call_id))
-        started = time.perf_counter()
+        call_id = str(call.tool_call_id) if call.tool_call_id else None
+        entered = False  # past here, the tracker records an exception itself
         try:
-            result = await handler(args)
+            async with track_tool(
+                self._appender, sid, name, _tool_args(args), call_id=call_id
+            ) as tracked:
+                entered = True
+                tracked.result = await handler(args)
         except Exception as exc:
-            failed = error(exc, call_id=call_id, tool=name)
-            failed.metadata.duration_ms = _ms(started)
-            await self._record(sid, failed)
-            _mark(exc)
+            if entered:
+                _mark(exc)
             raise
-        done = tool_result_event(
-            name, result=to_json_value(result), call_id=call_id, duration_ms=_ms(started)
-        )
-        await self._record(sid, done)
-        return result
-
-
-def _ms(started: float) -> int:
-    return max(0, round((time.perf_counter() - started) * 1000))
+        return tracked.result
 
 
 async def message_history(store: Store, session_id: str) -> list[ModelMessage]:

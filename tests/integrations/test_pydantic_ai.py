@@ -168,7 +168,9 @@ async def test_a_model_request_that_raises_is_recorded_and_reraised(store: Store
     assert failed.type == EventType.ERROR
     assert failed.metadata.call_id == request.metadata.call_id
     assert failed.payload["error"] == "provider down"
-    assert failed.metadata.duration_ms is not None
+    assert (
+        failed.payload["kind"] == "ConnectionError" and "Traceback" in failed.payload["traceback"]
+    )
     state = await store.get_state("s3")
     assert (state.errors, state.open_calls) == (1, {})
 
@@ -227,6 +229,8 @@ async def test_a_budget_stops_the_run_before_the_next_request(store: Store) -> N
     # The first request went out; the second was refused before it was sent.
     assert kinds.count("llm_request") == 1
     assert kinds[-1] == "error"
+    refused = (await store.get_events("capped"))[-1]
+    assert refused.payload["kind"] == "BudgetExceededError"
 
 
 async def test_without_messages_nothing_of_the_conversation_is_kept(store: Store) -> None:
