@@ -18,7 +18,8 @@ responses do not name it; input, output, cached and reasoning tokens from the us
 and `agent_started`, `agent_finished` and `agent_handoff` events. Used as
 `async with hooks:` around the run, it also records an exception that ends the run as an
 `error` event that closes the calls it interrupted (without it, they stay in
-`state.open_calls`).
+`state.open_calls`). The calls go through `agentstore.tracking`'s trackers, entered in
+a start hook and left in the matching end hook.
 
 `AgentStoreSession` is the SDK's `Session` protocol on the store: each item is an
 `openai_agents_item` event. The runner removes items with `pop_item()` and
@@ -30,23 +31,16 @@ Needs `pip install 'agentstore[openai-agents]'`.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agentstore.errors import (
-    ConcurrencyError,
-    InvalidInputError,
-    SessionExistsError,
-    SessionNotFoundError,
-)
+from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFoundError
 from agentstore.events import Event, new_event
-from agentstore.helpers import error, llm_request, llm_response, new_call_id, tool_called
-from agentstore.helpers import tool_result as tool_result_event
-from agentstore.tracking import to_json_value
+from agentstore.helpers import error
+from agentstore.integrations._appender import SessionAppender
+from agentstore.tracking import AsyncTracker, to_json_value, track_llm, track_tool
 
 try:
     from agents import RunHooks
@@ -74,15 +68,7 @@ POP_TYPE = "openai_agents_pop"
 CLEAR_TYPE = "openai_agents_clear"
 """The event type that removes every item before it."""
 
-
-async def _append(store: Store, session_id: str, event: Event) -> Event:
-    """Append `event`, creating the session on first use."""
-    try:
-        return await store.append(session_id, event)
-    except SessionNotFoundError:
-        with contextlib.suppress(SessionExistsError):  # another writer made it meanwhile
-            await store.create_session(session_id=session_id, labels={"framework": "openai-agents"})
-        return await store.append(session_id, event)
+_LABELS = {"framework": "openai-agents"}
 
 
 def _model_name(agent_model: Any, fallback: str | None) -> tuple[str, str | None]:
@@ -129,22 +115,6 @@ def _tool_args(raw: object) -> dict[str, Any]:
     return {} if raw is None else {"arguments": to_json_value(raw)}
 
 
-class _Pending:
-    """A call whose end hook has not come yet."""
-
-    __slots__ = ("call_id", "kind", "model", "name", "started")
-
-    def __init__(self, kind: str, name: str, call_id: str, model: str | None = None) -> None:
-        self.kind = kind
-        self.name = name
-        self.call_id = call_id
-        self.model = model
-        self.started = time.perf_counter()
-
-    def duration_ms(self) -> int:
-        return max(0, round((time.perf_counter() - self.started) * 1000))
-
-
 class AgentStoreRunHooks(RunHooks[Any]):
     """`RunHooks` that record a run's LLM calls, tool calls and handoffs in a session.
 
@@ -180,10 +150,12 @@ class AgentStoreRunHooks(RunHooks[Any]):
         """The session the run is recorded in."""
         self._model = model
         self._record_messages = record_messages
-        self._pending: dict[tuple[object, ...], _Pending] = {}
+        self._appender = SessionAppender(store, _LABELS)
+        # The calls between their start and end hooks, as agentstore.tracking trackers.
+        self._open: dict[tuple[object, ...], tuple[AsyncTracker[Any], Any]] = {}
 
     async def _record(self, event: Event) -> Event:
-        return await _append(self.store, self.session_id, event)
+        return await self._appender.append(self.session_id, event)
 
     # Agents -----------------------------------------------------------------
 
@@ -208,53 +180,57 @@ class AgentStoreRunHooks(RunHooks[Any]):
     ) -> None:
         """Record `llm_request`: the model, the system prompt and the input items."""
         model, provider = _model_name(agent.model, self._model)
-        pending = _Pending("llm", agent.name, new_call_id(), model)
-        messages = to_json_value(list(input_items)) if self._record_messages else None
-        event = llm_request(
-            model, messages, prompt=system_prompt, call_id=pending.call_id, provider=provider
+        messages = list(input_items) if self._record_messages else None
+        tracker = track_llm(
+            self._appender,
+            self.session_id,
+            model,
+            messages,
+            prompt=system_prompt,
+            provider=provider,
         )
+        llm = await tracker.__aenter__()
         # One LLM call at a time per agent in a run: the wrapper and the agent identify it.
-        self._pending[(id(context), id(agent))] = pending
-        await self._record(event)
+        self._open[(id(context), id(agent))] = (tracker, llm)
 
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         """Record `llm_response`: the text, tokens and duration, linked to its request."""
-        pending = self._pending.pop((id(context), id(agent)), None)
-        model, provider = _model_name(agent.model, self._model)
+        opened = self._open.pop((id(context), id(agent)), None)
+        if opened is None:  # a start this object did not see (hooks added mid-run)
+            model, provider = _model_name(agent.model, self._model)
+            tracker = track_llm(self._appender, self.session_id, model, provider=provider)
+            opened = (tracker, await tracker.__aenter__())
+        tracker, llm = opened
         usage = response.usage
         in_details = getattr(usage, "input_tokens_details", None)
         out_details = getattr(usage, "output_tokens_details", None)
-        event = llm_response(
-            pending.model if pending is not None and pending.model else model,
+        llm.respond(
             _response_text(response.output),
             tokens_in=usage.input_tokens,
             tokens_out=usage.output_tokens,
             cache_read_tokens=getattr(in_details, "cached_tokens", None) or None,
             reasoning_tokens=getattr(out_details, "reasoning_tokens", None) or None,
-            call_id=pending.call_id if pending is not None else None,
-            provider=provider,
-            duration_ms=pending.duration_ms() if pending is not None else None,
         )
-        if response.response_id:
-            event.metadata.extra = {
-                **(event.metadata.extra or {}),
-                "response_id": str(response.response_id),
-            }
-        await self._record(event)
+        await tracker.__aexit__(None, None, None)
 
     # Tool calls ---------------------------------------------------------------
 
     @staticmethod
-    def _tool_key(context: Any, tool: Any) -> tuple[int, str, str]:
+    def _tool_key(context: Any, tool: Any) -> tuple[object, ...]:
         return (id(context), str(getattr(context, "tool_call_id", "")), str(tool.name))
 
     async def on_tool_start(self, context: Any, agent: Any, tool: Any) -> None:
         """Record `tool_called` with the arguments and the SDK's `tool_call_id`."""
-        call_id = getattr(context, "tool_call_id", None) or new_call_id()
-        pending = _Pending("tool", str(tool.name), str(call_id))
-        self._pending[self._tool_key(context, tool)] = pending
+        call_id = getattr(context, "tool_call_id", None) or None
         args = _tool_args(getattr(context, "tool_arguments", None))
-        await self._record(tool_called(pending.name, args, call_id=pending.call_id))
+        tracker = track_tool(
+            self._appender,
+            self.session_id,
+            str(tool.name),
+            args,
+            call_id=str(call_id) if call_id else None,
+        )
+        self._open[self._tool_key(context, tool)] = (tracker, await tracker.__aenter__())
 
     async def on_tool_end(self, context: Any, agent: Any, tool: Any, result: object) -> None:
         """Record `tool_result`, linked to its call by the `tool_call_id`.
@@ -262,14 +238,13 @@ class AgentStoreRunHooks(RunHooks[Any]):
         A function tool that raised reaches this hook as the message the SDK gives the
         model instead (its `failure_error_function`), and is recorded as that result.
         """
-        pending = self._pending.pop(self._tool_key(context, tool), None)
-        event = tool_result_event(
-            str(tool.name),
-            result=to_json_value(result),
-            call_id=pending.call_id if pending is not None else None,
-            duration_ms=pending.duration_ms() if pending is not None else None,
-        )
-        await self._record(event)
+        opened = self._open.pop(self._tool_key(context, tool), None)
+        if opened is None:  # a start this object did not see
+            tracker = track_tool(self._appender, self.session_id, str(tool.name))
+            opened = (tracker, await tracker.__aenter__())
+        tracker, call = opened
+        call.result = result
+        await tracker.__aexit__(None, None, None)
 
     # Errors -------------------------------------------------------------------
 
@@ -278,18 +253,14 @@ class AgentStoreRunHooks(RunHooks[Any]):
 
         With no call open (the run failed between calls), one `error` event is recorded.
         """
-        pending = list(self._pending.values())
-        self._pending.clear()
-        if not pending:
+        open_calls = list(self._open.values())
+        self._open.clear()
+        if not open_calls:
             await self._record(error(exc))
             return
-        for call in pending:
-            if call.kind == "llm":
-                event = error(exc, call_id=call.call_id, model=call.model)
-            else:
-                event = error(exc, call_id=call.call_id, tool=call.name)
-            event.metadata.duration_ms = call.duration_ms()
-            await self._record(event)
+        for tracker, _ in open_calls:
+            # The tracker records the error, linked to its call, with the duration.
+            await tracker.__aexit__(type(exc), exc, exc.__traceback__)
 
     async def __aenter__(self) -> AgentStoreRunHooks:
         return self
@@ -362,14 +333,7 @@ class AgentStoreSession:
         if not items:
             return
         events = [new_event(ITEM_TYPE, _item_payload(item)) for item in items]
-        try:
-            await self.store.append_many(self.session_id, events)
-        except SessionNotFoundError:
-            with contextlib.suppress(SessionExistsError):  # another writer made it meanwhile
-                await self.store.create_session(
-                    session_id=self.session_id, labels={"framework": "openai-agents"}
-                )
-            await self.store.append_many(self.session_id, events)
+        await SessionAppender(self.store, _LABELS).append_many(self.session_id, events)
 
     async def pop_item(self) -> Any | None:
         """Remove and return the latest item (None if there is none): appends a marker."""
