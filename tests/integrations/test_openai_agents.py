@@ -266,8 +266,9 @@ async def test_bad_arguments_get_agentstore_errors(store: Store) -> None:
 
 
 def test_import_agentstore_imports_no_framework() -> None:
+    # Nor does the CLI: `agentstore otel` imports OpenTelemetry only when it runs.
     code = (
-        "import sys, agentstore, agentstore.integrations\n"
+        "import sys, agentstore, agentstore.integrations, agentstore_cli.app\n"
         "bad = [m for m in ('agents', 'pydantic_ai', 'opentelemetry') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -305,3 +306,24 @@ def test_the_docs_example_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "LH 1938 it is." in done.stdout
+
+
+async def test_a_budget_stops_the_run_before_the_next_llm_call(store: Store) -> None:
+    await store.create_session(session_id="capped", budget=agentstore.Budget(max_tokens=10))
+    model = ScriptedModel(
+        [
+            ModelStep(
+                output=[function_call("add", {"a": 1, "b": 1}, call_id="c")], usage=usage(50, 5)
+            ),
+            ModelStep(output=[assistant_message("2")]),
+        ]
+    )
+    agent = Agent(name="calc", model=model, tools=[add])
+    hooks = AgentStoreRunHooks(store, "capped", model="gpt-4o")
+    with pytest.raises(agentstore.BudgetExceededError):
+        async with hooks:
+            await Runner.run(agent, "1+1?", hooks=hooks)
+    assert model.remaining_steps == 1  # the second request was never sent
+    events = await store.get_events("capped")
+    assert [e.type for e in events].count("llm_request") == 1
+    assert events[-1].type == "error" and events[-1].payload["kind"] == "BudgetExceededError"
