@@ -45,6 +45,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("import", "agentstore_cli.export:import_"),
     ("fork", "agentstore_cli.fork:fork"),
     ("prune", "agentstore_cli.prune:prune"),
+    ("delete", "agentstore_cli.delete:delete"),
     ("verify", "agentstore_cli.verify:verify"),
     ("serve", "agentstore_cli.serve:serve"),
     ("ui", "agentstore_cli.ui:ui"),
@@ -67,8 +68,8 @@ Examples:
   agentstore --data-dir ./other sessions      another data directory
 
 The data directory is --data-dir (before or after the command name), else \
-$AGENTSTORE_DATA_DIR, else ./agent-data. Only import, fork, prune and verify --repair \
-write to it.
+$AGENTSTORE_DATA_DIR, else ./agent-data. Only import, fork, prune, delete and verify \
+--repair write to it.
 """
 
 
@@ -221,6 +222,7 @@ def _root(
         typer.Option(
             "--data-dir",
             metavar="DIR",
+            readable=False,  # checked by open_store, with a message in CLI words
             envvar=DATA_DIR_ENV,
             help="Data directory of the store.",
         ),
@@ -240,7 +242,11 @@ def _root(
     ] = False,
 ) -> None:
     _DEBUG[0] = debug
-    ctx.obj = GlobalOptions(data_dir=data_dir, debug=debug)
+    source = ctx.get_parameter_source("data_dir")
+    origin = {"COMMANDLINE": "flag", "ENVIRONMENT": "env"}.get(
+        getattr(source, "name", ""), "default"
+    )
+    ctx.obj = GlobalOptions(data_dir=data_dir, debug=debug, data_dir_from=origin)
 
 
 def _load(target: str) -> Callable[..., Any]:

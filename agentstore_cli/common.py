@@ -32,7 +32,7 @@ import anyio
 import typer
 
 import agentstore
-from agentstore import AmbiguousSessionError, InvalidInputError, Store
+from agentstore import AmbiguousSessionError, InvalidInputError, Store, StoreLockedError
 from agentstore.errors import SessionNotFoundError
 from agentstore_cli.sanitize import clean_json
 
@@ -63,6 +63,7 @@ DataDirOption = Annotated[
     typer.Option(
         "--data-dir",
         metavar="DIR",
+        readable=False,  # checked by open_store, with a message in CLI words
         help=f"Data directory (overrides the global --data-dir and ${DATA_DIR_ENV}).",
         show_default=False,
     ),
@@ -114,6 +115,8 @@ class GlobalOptions:
 
     data_dir: Path
     debug: bool = False
+    data_dir_from: str = "default"
+    """Where `data_dir` came from: `flag`, `env` or `default` (for error messages)."""
 
 
 def _globals(ctx: typer.Context) -> GlobalOptions:
@@ -130,6 +133,39 @@ def data_dir_of(ctx: typer.Context, data_dir: Path | None) -> Path:
     return data_dir if data_dir is not None else _globals(ctx).data_dir
 
 
+def _where(ctx: typer.Context, data_dir: Path | None) -> str:
+    """How the user chose the data directory, for a message: `(from --data-dir)`."""
+    source = "flag" if data_dir is not None else _globals(ctx).data_dir_from
+    if source == "flag":
+        return " (from --data-dir)"
+    if source == "env":
+        return f" (from ${DATA_DIR_ENV})"
+    return ""
+
+
+def _check_data_dir(ctx: typer.Context, data_dir: Path | None, *, writable: bool) -> Path:
+    """Fail with a message in CLI words if the data directory cannot be used."""
+    path = data_dir_of(ctx, data_dir)
+    where = _where(ctx, data_dir)
+    command = ctx.command_path
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{path}{where} is a file, not a data directory")
+    if not path.exists():
+        if writable:
+            return path  # created by the store
+        hint = "" if where else f": pass --data-dir DIR or set ${DATA_DIR_ENV}"
+        raise CliError(f"no data directory at {path}{where}{hint}")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise CliError(f"cannot read the data directory {path}{where}: permission denied")
+    events = path / "events"
+    if writable and not os.access(events if events.is_dir() else path, os.W_OK):
+        raise CliError(
+            f"'{command}' writes to the data directory, and {path}{where} is not writable "
+            "by you; read-only commands (sessions, replay, stats, export) still work"
+        )
+    return path
+
+
 @contextlib.asynccontextmanager
 async def open_store(
     ctx: typer.Context, data_dir: Path | None, *, writable: bool = False
@@ -139,10 +175,14 @@ async def open_store(
     A read-only store never writes, so read-only commands work on a data directory the
     user cannot write to; a missing directory is an error rather than created.
     """
-    path = data_dir_of(ctx, data_dir)
-    if not writable and not path.is_dir():
-        raise CliError(f"no data directory at {path}: pass --data-dir DIR or set {DATA_DIR_ENV}")
-    async with agentstore.open(path, read_only=not writable) as store:
+    path = _check_data_dir(ctx, data_dir, writable=writable)
+    try:
+        store = await agentstore.open(path, read_only=not writable)
+    except StoreLockedError as exc:
+        raise CliError(
+            f"cannot write to the data directory {path}: {exc.__cause__ or exc}"
+        ) from exc
+    async with store:
         yield store
 
 

@@ -9,6 +9,7 @@ import typer
 from agentstore_cli.common import (
     DataDirOption,
     SessionArg,
+    UsageError,
     open_store,
     parse_labels,
     resolve_session,
@@ -49,6 +50,13 @@ def fork(
     async def main() -> None:
         async with open_store(ctx, data_dir, writable=True) as store:
             sid = await resolve_session(store, session)
+            source = await store.get_session(sid)
+            if at > source.event_count:
+                raise UsageError(
+                    f"--at {at} is past the end of session {sid}: it has "
+                    f"{source.event_count} event{'s' if source.event_count != 1 else ''}, "
+                    f"so use --at 0 to {source.event_count}"
+                )
             created = await store.fork(sid, at_seq=at, name=name, labels=labels)
         typer.echo(created.id)
 

@@ -18,6 +18,9 @@ from agentstore_cli.timeparse import parse_duration
 
 __all__ = ["prune"]
 
+_HEADINGS = ("ID", "NAME", "EVENTS", "LAST EVENT", "SIZE")
+_FULL_ID_WIDTH = 110
+
 
 def prune(
     ctx: typer.Context,
@@ -55,27 +58,45 @@ def prune(
     async def main() -> None:
         console = make_console()
         now = datetime.now(UTC)
+        nothing = f"Nothing to delete: no session has been idle for {older_than}."
         if dry_run or ask:
             async with open_store(ctx, data_dir) as store:
                 doomed = await store.prune(older_than=age, labels=labels, dry_run=True, now=now)
-            _print(doomed, now, deleted=False)
-            if dry_run or not doomed:
+            if not doomed:
+                print_line(console, Text(nothing))
                 return
-            if not typer.confirm(f"Delete these {len(doomed)} sessions?", default=False):
+            _print(doomed, now, deleted=False, summary=dry_run)
+            if dry_run:
+                return
+            total = fmt_bytes(sum(item.bytes for item in doomed))
+            if not typer.confirm(f"Delete these {_count(doomed)} ({total})?", default=False):
                 console.print(Text("Nothing deleted.", style="dim"))
                 return
         async with open_store(ctx, data_dir, writable=True) as store:
             pruned = await store.prune(older_than=age, labels=labels, now=now)
+        if not pruned:
+            print_line(console, Text(nothing))
+            return
         _print(pruned, now, deleted=True, quiet_list=ask)
 
     run(main)
 
 
+def _count(items: list[PrunedSession]) -> str:
+    return f"{len(items)} session{'s' if len(items) != 1 else ''}"
+
+
 def _print(
-    pruned: list[PrunedSession], now: datetime, *, deleted: bool, quiet_list: bool = False
+    pruned: list[PrunedSession],
+    now: datetime,
+    *,
+    deleted: bool,
+    quiet_list: bool = False,
+    summary: bool = True,
 ) -> None:
     console = make_console()
     if pruned and not quiet_list:
+        short = console.width < _FULL_ID_WIDTH  # 8 characters, as `sessions` shows them
         table = Table(
             box=box.SIMPLE_HEAD,
             show_edge=False,
@@ -83,24 +104,38 @@ def _print(
             collapse_padding=True,
             header_style="bold",
         )
-        for column in ("ID", "NAME", "EVENTS", "LAST EVENT", "SIZE"):
-            table.add_column(
-                column, no_wrap=True, justify="left" if column in ("ID", "NAME") else "right"
-            )
-        for item in pruned:
-            s = item.session
-            table.add_row(
-                safe(s.id, "cyan"),
-                safe(s.name) if s.name else Text("(unnamed)", style="dim"),
-                Text(fmt_int(s.event_count)),
-                Text(fmt_ago(s.updated_at, now)),
+        rows = [
+            [
+                safe(item.session.id[:8] if short else item.session.id, "cyan"),
+                safe(item.session.name) if item.session.name else Text("(unnamed)", style="dim"),
+                Text(fmt_int(item.session.event_count)),
+                Text(fmt_ago(item.session.updated_at, now)),
                 Text(fmt_bytes(item.bytes)),
+            ]
+            for item in pruned
+        ]
+        # NAME takes what the other columns (never cut) leave; long names get an ellipsis.
+        widths = [max(len(h), *(r[i].cell_len for r in rows)) for i, h in enumerate(_HEADINGS)]
+        others = sum(widths) - widths[1] + 2 * (len(widths) - 1)
+        widths[1] = max(4, min(widths[1], console.width - others))
+        for index, column in enumerate(_HEADINGS):
+            table.add_column(
+                column,
+                width=widths[index],
+                no_wrap=True,
+                overflow="ellipsis",
+                justify="left" if column in ("ID", "NAME") else "right",
             )
+        for row in rows:
+            table.add_row(*row)
         console.print(table)
+    if not summary:
+        return
     total = sum(item.bytes for item in pruned)
-    count = f"{len(pruned)} session{'s' if len(pruned) != 1 else ''}"
     if deleted:
-        line = Text(f"Deleted {count}, freed {fmt_bytes(total)}.", style="bold")
+        line = Text(f"Deleted {_count(pruned)}, freed {fmt_bytes(total)}.", style="bold")
     else:
-        line = Text(f"Would delete {count}, freeing {fmt_bytes(total)} (dry run).", style="bold")
+        line = Text(
+            f"Would delete {_count(pruned)}, freeing {fmt_bytes(total)} (dry run).", style="bold"
+        )
     print_line(console, line)

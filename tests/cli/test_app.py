@@ -80,7 +80,7 @@ def test_missing_data_dir_is_one_line(cli: Cli, data_dir: Path) -> None:
     result = cli("sessions")
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: no data directory at {data_dir}: pass --data-dir DIR or set AGENTSTORE_DATA_DIR\n"
+        f"error: no data directory at {data_dir} (from $AGENTSTORE_DATA_DIR)\n"
     )
 
 

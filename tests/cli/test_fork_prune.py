@@ -30,7 +30,7 @@ def test_fork_prints_the_new_id(cli: Cli, flight: str) -> None:
 def test_fork_errors(cli: Cli, flight: str) -> None:
     beyond = cli("fork", flight, "--at", "99")
     assert beyond.exit_code == 2
-    assert "beyond the end" in beyond.stderr
+    assert "--at 99 is past the end" in beyond.stderr
     assert cli("fork", flight).exit_code == 2  # --at is required
     assert cli("fork", "nope", "--at", "1").exit_code == 1
 

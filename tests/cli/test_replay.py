@@ -193,7 +193,7 @@ def test_debug_shows_the_traceback(cli: Cli) -> None:
     debug = cli("--debug", "replay", "x")
     assert debug.exit_code == 1
     assert "Traceback" in debug.stderr
-    assert debug.stderr.rstrip().endswith("pass --data-dir DIR or set AGENTSTORE_DATA_DIR")
+    assert debug.stderr.rstrip().endswith("(from $AGENTSTORE_DATA_DIR)")
 
 
 def test_no_colour_in_a_pipe_colour_on_request(cli: Cli, flight: str) -> None:
