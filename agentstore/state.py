@@ -219,9 +219,18 @@ def _track_call(state: State, event: Event, kind: str, call_id: str) -> None:
 
 def _nearest_open_call(open_calls: dict[str, OpenCall], call_id: str) -> str | None:
     """Return the key of the latest open call with `call_id`, if any."""
-    only = open_calls.get(call_id)
-    if only is not None and len(open_calls) == 1 and only.call_id in (call_id, None):
-        return call_id
+    first = open_calls.get(call_id)
+    if first is not None and first.call_id in (call_id, None):
+        # The plain key is the oldest open call with this id, and repeats were added
+        # after it (dicts keep insertion order, which is sequence order): walk back from
+        # the newest entry to it. Usually one step, however many orphans are open.
+        for key in reversed(open_calls):
+            if key == call_id:
+                return key
+            if open_calls[key].call_id == call_id:
+                return key
+    # The id's plain key was taken by a repeat of another id that contains "#": look
+    # at every open call.
     nearest: str | None = None
     nearest_seq = -1
     for key, call in open_calls.items():
