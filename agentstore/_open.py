@@ -54,6 +54,8 @@ def open(
     else:
         if durability not in ("fsync", "flush"):
             raise InvalidInputError(f"durability must be 'fsync' or 'flush', not {durability!r}")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise InvalidInputError(f"{os.fspath(path)} is a file, not a data directory")
         backend = FileBackend(path, durability=durability, read_only=read_only)
     return Store(
         backend,

@@ -25,9 +25,12 @@ def validate_session_id(session_id: object) -> str:
     A valid id is 1 to 128 characters of ASCII letters, digits, `_`, `-` and `.`, starts
     with a letter or digit and holds no `..` (ids name files in the data directory).
     """
+    if not isinstance(session_id, str):
+        kind = type(session_id).__name__
+        got = "a Session: pass session.id" if kind == "Session" else kind
+        raise InvalidSessionIdError(f"expected a session id (str), got {got}")
     if (
-        isinstance(session_id, str)
-        and 0 < len(session_id) <= MAX_SESSION_ID_LENGTH
+        0 < len(session_id) <= MAX_SESSION_ID_LENGTH
         and _SESSION_ID.fullmatch(session_id)
         and ".." not in session_id
     ):
