@@ -240,5 +240,5 @@ def test_export_is_the_same_json_as_the_cli(
     assert len(expected["events"]) == 13
     # "Events only" is the bare array of the same events.
     href = page.css("#export-events").get_attribute("href")
-    assert href == f"{page.base}/v1/sessions/{seeded.flight}/export"
+    assert href == f"{page.base}/v1/sessions/{seeded.flight}/export?bare=1"
     assert httpx.get(href, timeout=10).json() == expected["events"]

@@ -74,27 +74,9 @@ export function getState(id, atSeq) {
   return getJSON(`/v1/sessions/${enc(id)}/state`, { at_seq: atSeq });
 }
 
-/** The URL of a session's events as one JSON array (`agentstore export --bare`). */
-export function exportUrl(id) {
-  return `/v1/sessions/${enc(id)}/export`;
-}
-
-/**
- * The text of `agentstore export ID`: `{"session": {...}, "events": [...]}`, the session
- * written as it is on disk (unset fields and empty labels left out).
- */
-export async function exportText(id) {
-  const session = await getSession(id);
-  const response = await fetch(url(exportUrl(id)));
-  if (!response.ok) throw new ApiError(response.status, "http_error", `export failed: ${response.status}`);
-  const events = (await response.text()).trimEnd();
-  const onDisk = {};
-  for (const [key, value] of Object.entries(session)) {
-    if (value === null || value === undefined) continue;
-    if (key === "labels" && !Object.keys(value).length) continue;
-    onDisk[key] = value;
-  }
-  return `{"session":${JSON.stringify(onDisk)},\n"events":${events}}\n`;
+/** The URL of a session's export: what `agentstore export` writes (`bare`: `--bare`). */
+export function exportUrl(id, { bare = false } = {}) {
+  return `/v1/sessions/${enc(id)}/export` + (bare ? "?bare=1" : "");
 }
 
 /** The URL of a session's live stream (Server-Sent Events) from `fromSeq` on. */

@@ -1,8 +1,8 @@
 // The session page: header with totals, export and compare; tabs for the timeline,
 // the state at any step and the charts; live updates over Server-Sent Events.
 
-import { exportText, exportUrl, readAllEvents, resolveSession, streamUrl } from "./api.js";
-import { h, pageUrl, replace, sessionUrl, showError } from "./dom.js";
+import { exportUrl, readAllEvents, resolveSession, streamUrl } from "./api.js";
+import { h, pageUrl, replace, sessionUrl } from "./dom.js";
 import { Analysis, fmtCost, fmtInt, fmtTime } from "./format.js";
 import { Timeline } from "./timeline.js";
 import { StatePanel } from "./statepanel.js";
@@ -62,25 +62,11 @@ export async function renderSession(root, crumbs, idOrPrefix) {
     const other = compareInput.value.trim();
     if (other) location.assign(pageUrl("/compare", { a: id, b: other }));
   });
-  // The same file as `agentstore export ID`, built from the API and saved from memory.
-  const exportButton = h("button", { type: "button", id: "export-json",
-    title: "Save the session as `agentstore export` writes it" }, "Export JSON");
-  exportButton.addEventListener("click", async () => {
-    exportButton.disabled = true;
-    try {
-      const blob = new Blob([await exportText(id)], { type: "application/json" });
-      const link = h("a", { href: URL.createObjectURL(blob), download: `${id}.json` });
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
-    } catch (err) {
-      showError(root, err);
-    } finally {
-      exportButton.disabled = false;
-    }
-  });
   const actions = h("div", { class: "actions" },
-    exportButton,
-    h("a", { class: "button", id: "export-events", href: exportUrl(id), download: `${id}.events.json`,
+    h("a", { class: "button", id: "export-json", href: exportUrl(id), download: `${id}.json`,
+      title: "The session and its events, as `agentstore export` writes them" }, "Export JSON"),
+    h("a", { class: "button", id: "export-events", href: exportUrl(id, { bare: true }),
+      download: `${id}.events.json`,
       title: "Only the events, as one JSON array (agentstore export --bare)" }, "Events only"),
     session.parent_id
       ? h("a", { class: "button", id: "compare-parent",
