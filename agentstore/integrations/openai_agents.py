@@ -13,9 +13,10 @@ result = await Runner.run(
 
 `AgentStoreRunHooks` records, in the session: `llm_request` / `llm_response` pairs (the
 model from the agent, or the `model=` you give for a model set in the run config, since
-responses do not name it; input, output, cached and reasoning tokens from the usage;
-`duration_ms`), `tool_called` / `tool_result` pairs linked by the SDK's `tool_call_id`,
-and `agent_started`, `agent_finished` and `agent_handoff` events. Used as
+responses do not name it and hooks cannot see the run config; input, output, cached
+and reasoning tokens from the usage; `duration_ms`), `tool_called` / `tool_result` pairs
+linked by the SDK's `tool_call_id`, and `agent_started`, `agent_finished` and
+`agent_handoff` events. Used as
 `async with hooks:` around the run, it also records an exception that ends the run as an
 `error` event that closes the calls it interrupted (without it, they stay in
 `state.open_calls`). The calls go through `agentstore.tracking`'s trackers, entered in
@@ -71,23 +72,22 @@ CLEAR_TYPE = "openai_agents_clear"
 _LABELS = {"framework": "openai-agents"}
 
 
-def _model_name(agent_model: Any, fallback: str | None) -> tuple[str, str | None]:
-    """Return (model name, provider) for an agent's `model` setting."""
+def _model_name(agent_model: Any, run_model: str | None) -> tuple[str, str | None]:
+    """Return (model name, provider): the run config's model, else the agent's."""
+    if run_model is not None:  # RunConfig.model overrides every agent's, as in the SDK
+        agent_model = run_model
     if isinstance(agent_model, str):
         # The SDK sends a bare name to OpenAI; "litellm/..." and the like go elsewhere.
         return agent_model, "openai" if "/" not in agent_model else None
-    if agent_model is not None:
-        name = getattr(agent_model, "model", None)
-        module = type(agent_model).__module__
-        provider = "openai" if module.startswith("agents.models.openai") else None
-        if isinstance(name, str) and name:
-            return name, provider
-    if fallback is not None:
-        return fallback, None
     if agent_model is None:
         from agents.models import get_default_model
 
         return get_default_model(), "openai"
+    name = getattr(agent_model, "model", None)
+    module = type(agent_model).__module__
+    provider = "openai" if module.startswith("agents.models.openai") else None
+    if isinstance(name, str) and name:
+        return name, provider
     return type(agent_model).__name__, None
 
 
@@ -125,8 +125,10 @@ class AgentStoreRunHooks(RunHooks[Any]):
 
     - `store`: an open `agentstore.Store`.
     - `session_id`: the session to record into (created on first use if it does not exist).
-    - `model`: the model name to record when the agent has none of its own (a model set
-      in `RunConfig`, which hooks cannot see); the SDK's default otherwise.
+    - `model`: the model of `RunConfig(model=...)`, if the run sets one (it overrides every
+      agent's, and hooks cannot see the run config); else each agent's own model is
+      recorded (its name, or the `model` attribute of a model object), else the SDK's
+      default.
     - `record_messages`: put each request's input items in `llm_request` (default True).
 
     Use `async with hooks:` around `Runner.run` to also record the exception that ends a

@@ -327,3 +327,14 @@ async def test_a_budget_stops_the_run_before_the_next_llm_call(store: Store) -> 
     events = await store.get_events("capped")
     assert [e.type for e in events].count("llm_request") == 1
     assert events[-1].type == "error" and events[-1].payload["kind"] == "BudgetExceededError"
+
+
+async def test_the_run_config_model_overrides_the_agents(store: Store) -> None:
+    from agents import RunConfig
+
+    model = ScriptedModel([[assistant_message("ok")]])
+    hooks = AgentStoreRunHooks(store, "rc", model="gpt-4.1-mini")
+    agent = Agent(name="a", model="gpt-4o")
+    await Runner.run(agent, "hi", hooks=hooks, run_config=RunConfig(model=model))
+    (request,) = [e for e in await store.get_events("rc") if e.type == EventType.LLM_REQUEST]
+    assert (request.metadata.model, request.metadata.provider) == ("gpt-4.1-mini", "openai")
