@@ -28,6 +28,8 @@ otel_app = typer.Typer(
 
 _DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"
 _TRACES_PATH = "/v1/traces"
+BATCH_SIZE = 512
+"""Spans per OTLP request (the SDK's default `max_export_batch_size`)."""
 
 
 def endpoint_url(endpoint: str | None) -> str:
@@ -144,12 +146,20 @@ def export(
     exporter_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
     was_disabled = exporter_logger.disabled
     exporter_logger.disabled = True
+    sent = 0
     try:
-        result = exporter.export(spans)
+        # In batches, as the SDK's BatchSpanProcessor sends them: a collector limits the
+        # size of one request.
+        for start in range(0, len(spans), BATCH_SIZE):
+            batch = spans[start : start + BATCH_SIZE]
+            if exporter.export(batch) != SpanExportResult.SUCCESS:
+                break
+            sent += len(batch)
     finally:
         exporter_logger.disabled = was_disabled
         exporter.shutdown()
         provider.shutdown()
-    if result != SpanExportResult.SUCCESS:
-        raise CliError(f"could not send the spans to {url} (is a collector listening there?)")
+    if sent < len(spans):
+        done = f" ({sent} of {len(spans)} spans were sent)" if sent else ""
+        raise CliError(f"could not send the spans to {url} (is a collector listening there?){done}")
     typer.echo(f"exported {len(spans)} spans of session {sid} to {url}")

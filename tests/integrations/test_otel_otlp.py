@@ -35,6 +35,7 @@ class Collector:
 
     def __init__(self, status: int = 200) -> None:
         self.status = status
+        self.then: list[int] = []  # statuses for the next requests, before `status`
         self.requests: list[tuple[str, str, ExportTraceServiceRequest]] = []
 
 
@@ -49,7 +50,7 @@ def collector() -> Iterator[tuple[Collector, str]]:
             request.ParseFromString(body)
             received.requests.append((self.path, self.headers["Content-Type"], request))
             reply = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(received.status)
+            self.send_response(received.then.pop(0) if received.then else received.status)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
@@ -223,3 +224,47 @@ def test_the_installed_command_exports_in_a_subprocess(
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert len(received.requests) == 1
+
+
+async def seed_many(data_dir: Path, calls: int) -> str:
+    async with agentstore.open(data_dir, pricing=False) as store:
+        session = await store.create_session()
+        events = []
+        for i in range(calls):
+            events.append(agentstore.tool_called("t", call_id=f"c{i}"))
+            events.append(agentstore.tool_result("t", result=i, call_id=f"c{i}"))
+        await store.append_many(session.id, events)
+        return session.id
+
+
+def test_a_large_session_is_sent_in_batches(
+    tmp_path: Path, collector: tuple[Collector, str]
+) -> None:
+    from agentstore_cli.otel import BATCH_SIZE
+
+    received, url = collector
+    data = tmp_path / "data"
+    sid = anyio.run(seed_many, data, BATCH_SIZE + 10)
+    result = invoke("--data-dir", str(data), "otel", "export", sid, "--endpoint", url)
+    assert result.exit_code == 0, result.output
+    sizes = [len(r.resource_spans[0].scope_spans[0].spans) for _, _, r in received.requests]
+    assert sizes == [BATCH_SIZE, 11]  # the tool spans and the session span
+    ids = {
+        s.span_id for _, _, r in received.requests for s in r.resource_spans[0].scope_spans[0].spans
+    }
+    assert len(ids) == BATCH_SIZE + 11
+
+
+def test_a_batch_refused_halfway_says_how_much_was_sent(
+    tmp_path: Path, collector: tuple[Collector, str]
+) -> None:
+    from agentstore_cli.otel import BATCH_SIZE
+
+    received, url = collector
+    received.then, received.status = [200], 400
+    data = tmp_path / "data"
+    sid = anyio.run(seed_many, data, BATCH_SIZE + 10)
+    result = invoke("--data-dir", str(data), "otel", "export", sid, "--endpoint", url)
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(f"({BATCH_SIZE} of {BATCH_SIZE + 11} spans were sent)")
+    assert len(received.requests) == 2
