@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import TYPE_CHECKING
 
-from agentstore.errors import SessionExistsError, SessionNotFoundError
+from agentstore.errors import InvalidInputError, SessionExistsError, SessionNotFoundError
 from agentstore.events import Event
 
 if TYPE_CHECKING:
@@ -23,6 +24,11 @@ class SessionAppender:
     """
 
     def __init__(self, store: Store, labels: dict[str, str]) -> None:
+        if not inspect.iscoroutinefunction(getattr(store, "append", None)):
+            raise InvalidInputError(
+                f"the framework integrations record through an async Store "
+                f"(agentstore.open()), not {type(store).__name__}"
+            )
         self.store = store
         """The store appended to."""
         self._labels = labels

@@ -299,6 +299,7 @@ class AgentStoreSession:
             raise InvalidInputError("AgentStoreSession needs a session id (a non-empty string)")
         self.store = store
         """The store holding the items."""
+        self._appender = SessionAppender(store, _LABELS)
         self.session_id = session_id
         """The agentstore session id (also the SDK's session id)."""
         self._items: list[tuple[int, Any]] = []  # (sequence number, item), in order
@@ -335,7 +336,7 @@ class AgentStoreSession:
         if not items:
             return
         events = [new_event(ITEM_TYPE, _item_payload(item)) for item in items]
-        await SessionAppender(self.store, _LABELS).append_many(self.session_id, events)
+        await self._appender.append_many(self.session_id, events)
 
     async def pop_item(self) -> Any | None:
         """Remove and return the latest item (None if there is none): appends a marker."""

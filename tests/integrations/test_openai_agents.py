@@ -338,3 +338,11 @@ async def test_the_run_config_model_overrides_the_agents(store: Store) -> None:
     await Runner.run(agent, "hi", hooks=hooks, run_config=RunConfig(model=model))
     (request,) = [e for e in await store.get_events("rc") if e.type == EventType.LLM_REQUEST]
     assert (request.metadata.model, request.metadata.provider) == ("gpt-4.1-mini", "openai")
+
+
+def test_a_sync_store_is_refused_with_our_error() -> None:
+    with agentstore.open_sync(in_memory=True) as sync_store:
+        with pytest.raises(agentstore.InvalidInputError, match="async Store"):
+            AgentStoreRunHooks(sync_store, "s")  # type: ignore[arg-type]
+        with pytest.raises(agentstore.InvalidInputError, match="async Store"):
+            AgentStoreSession(sync_store, "s")  # type: ignore[arg-type]

@@ -270,3 +270,11 @@ def test_the_docs_example_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "tool_called" in done.stdout
+
+
+def test_a_sync_store_is_refused_with_our_error() -> None:
+    with (
+        agentstore.open_sync(in_memory=True) as sync_store,
+        pytest.raises(agentstore.InvalidInputError, match="async Store"),
+    ):
+        AgentStoreCapability(sync_store)  # type: ignore[arg-type]
