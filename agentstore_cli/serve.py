@@ -67,6 +67,14 @@ def serve(
             help="Allow browser pages from this origin (repeatable); no CORS otherwise.",
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="NAME",
+            help="Without a token, also answer requests for this host name (repeatable).",
+        ),
+    ] = None,
     log_format: Annotated[
         str, typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON.")
     ] = "text",
@@ -135,6 +143,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         cors_origins=list(cors_origin or []),
+        allowed_hosts=list(allowed_host or []),
         json_logs=log_format == "json",
         limits=Limits(
             max_body_bytes=max_body_bytes,

@@ -123,7 +123,7 @@ class _Connection:
 def _post(path: str, body: dict[str, Any]) -> bytes:
     data = orjson.dumps(body)
     return (
-        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(data)}\r\n\r\n"
     ).encode() + data
 

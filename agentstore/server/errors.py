@@ -15,6 +15,7 @@ from agentstore import AgentStoreError
 
 __all__ = [
     "ErrorInfo",
+    "ForbiddenHostError",
     "PayloadTooLargeError",
     "ServerBusyError",
     "UnauthenticatedError",
@@ -39,6 +40,12 @@ class UnauthenticatedError(AgentStoreError):
     """The request carries no token, or the wrong one."""
 
     code: ClassVar[str] = "unauthenticated"
+
+
+class ForbiddenHostError(AgentStoreError):
+    """A request to a server without a token named a host other than this machine."""
+
+    code: ClassVar[str] = "forbidden_host"
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ _STATUS: dict[str, tuple[int, str]] = {
     "server_busy": (429, "RESOURCE_EXHAUSTED"),
     "payload_too_large": (413, "RESOURCE_EXHAUSTED"),
     "unauthenticated": (401, "UNAUTHENTICATED"),
+    "forbidden_host": (403, "PERMISSION_DENIED"),
     "internal_error": (500, "INTERNAL"),
 }
 

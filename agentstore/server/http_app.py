@@ -30,6 +30,7 @@ from agentstore.server.http_middleware import (
     AccessLogMiddleware,
     AuthMiddleware,
     BodyLimitMiddleware,
+    LoopbackHostMiddleware,
     SecurityHeadersMiddleware,
     problem_body,
 )
@@ -78,6 +79,7 @@ def create_app(
     cors_origins: list[str] | None = None,
     json_logs: bool = False,
     ui_dir: Path | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> Any:
     """Return the ASGI app of the HTTP door (with its middleware) over `service`.
 
@@ -161,6 +163,8 @@ def create_app(
         )
     if token is not None:
         asgi = AuthMiddleware(asgi, token)
+    else:
+        asgi = LoopbackHostMiddleware(asgi, frozenset(h.lower() for h in allowed_hosts or ()))
     asgi = BodyLimitMiddleware(asgi, service.limits.max_body_bytes)
     asgi = SecurityHeadersMiddleware(asgi)
     return AccessLogMiddleware(asgi, json_format=json_logs)

@@ -7,6 +7,7 @@ through them untouched and a too-large body is refused while it is still arrivin
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 
 from agentstore.server.errors import (
+    ForbiddenHostError,
     PayloadTooLargeError,
     UnauthenticatedError,
     describe_error,
@@ -24,6 +26,7 @@ __all__ = [
     "AccessLogMiddleware",
     "AuthMiddleware",
     "BodyLimitMiddleware",
+    "LoopbackHostMiddleware",
     "SecurityHeadersMiddleware",
     "problem_body",
 ]
@@ -103,6 +106,46 @@ class AuthMiddleware:
         await _send_problem(
             send, UnauthenticatedError(message), path, [(b"www-authenticate", b"Bearer")]
         )
+
+
+class LoopbackHostMiddleware:
+    """Without a token, answer only requests that name this machine in their Host header.
+
+    A web page cannot read a loopback server across origins, except by DNS rebinding: its
+    own name made to resolve to 127.0.0.1. Its requests then carry that name as Host, so
+    refusing hosts other than loopback names (and `allowed`) closes that door.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    def _ok(self, host: str) -> bool:
+        name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host
+        if not host.startswith("[") and host.count(":") == 1:
+            name = host.split(":", 1)[0]
+        name = name.lower()
+        if name in self.allowed or name == "localhost" or name.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse (403 forbidden_host) a request whose Host is not this machine."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = next((v for k, v in scope.get("headers", ()) if k == b"host"), b"")
+        if self._ok(host.decode("latin-1")):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            "this server has no token, so it only answers requests for localhost; "
+            "use a token (--token-file) or list the name with --allowed-host"
+        )
+        await _send_problem(send, ForbiddenHostError(message), scope.get("path", ""))
 
 
 class BodyLimitMiddleware:

@@ -52,6 +52,8 @@ class ServerConfig:
     cors_origins: list[str] = field(default_factory=list)
     json_logs: bool = False
     ui_dir: Path | None = None
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host names a server without a token answers besides loopback ones (behind a proxy)."""
     """Where the web UI's files are (default: the built-in ones, when installed)."""
     limits: Limits = field(default_factory=Limits)
     shutdown_timeout: float = 30.0
@@ -226,6 +228,7 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 cors_origins=config.cors_origins,
                 json_logs=config.json_logs,
                 ui_dir=config.ui_dir,
+                allowed_hosts=config.allowed_hosts,
             )
             uv_config = uvicorn.Config(
                 app,

@@ -186,3 +186,20 @@ def test_oversized_bodies_are_refused_and_write_nothing(tmp_path: Path) -> None:
         assert problem(streamed)["code"] == "payload_too_large"
         assert http.get(f"/v1/sessions/{sid}/events").json() == []
         assert http.post(f"/v1/sessions/{sid}/events", json={"type": "a"}).status_code == 201
+
+
+def test_without_a_token_only_loopback_host_names_are_answered(
+    tmp_path: Path, token_file: Path
+) -> None:
+    """A web page that rebinds its own name to 127.0.0.1 cannot read the store."""
+    rebound = {"host": "attacker.example"}
+    with running(tmp_path / "a", "--allowed-host", "agents.internal") as srv, srv.client() as http:
+        refused = http.get("/v1/sessions", headers=rebound)
+        assert (refused.status_code, problem(refused)["code"]) == (403, "forbidden_host")
+        assert http.post("/v1/sessions", json={}, headers=rebound).status_code == 403
+        assert list((tmp_path / "a").glob("sessions/*.json")) == []
+        for host in ("localhost:1", "127.0.0.1", "[::1]:8765", "ui.localhost", "agents.internal"):
+            assert http.get("/v1/sessions", headers={"host": host}).status_code == 200, host
+    with running(tmp_path / "b", "--token-file", str(token_file)) as srv, srv.client() as http:
+        auth = {"authorization": f"Bearer {TOKEN}", **rebound}
+        assert http.get("/v1/sessions", headers=auth).status_code == 200  # the token decides

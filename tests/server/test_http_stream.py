@@ -167,7 +167,7 @@ def test_a_follower_that_never_reads_is_dropped_with_bounded_memory(tmp_path: Pa
         stuck = socket.socket()
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.connect((host, int(port)))
-        stuck.sendall(f"GET /v1/sessions/{sid}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        stuck.sendall(f"GET /v1/sessions/{sid}/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         try:
             _wait_streams(http, 1)
             for _ in range(120):  # ~60 MB appended while the follower reads nothing
