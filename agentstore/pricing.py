@@ -9,15 +9,20 @@ records the result in the event's metadata:
 | priced | the cost | `price="genai-prices/<version>"`, `price_model`, `price_provider` |
 | model not in the price data | `0.0` | `price="unknown-model"` |
 | token counts the price data rejects (cache > input) | unset | `price="invalid-usage"` |
-| `genai-prices` not installed | unset | `price="unavailable"` |
+| `genai-prices` missing (a broken install) | unset | `price="unavailable"` |
 
 A `cost_usd` given by the caller is never touched. Token semantics are genai-prices':
 `tokens_in` counts every input token, cached ones included (`cache_read_tokens` and
 `cache_write_tokens` are parts of it), and `reasoning_tokens` is part of `tokens_out`.
 
-`genai-prices` is an optional dependency (`pip install 'agentstore[pricing]'`): it brings
-about 5 MB and an HTTP client stack the store never uses, and takes ~150 ms to import, so
-it is imported on the first event that needs a price, not with `agentstore`.
+`genai-prices` is a dependency of agentstore (cost budgets are a headline feature), but
+it is imported on the first event that needs a price, in a worker thread when a
+writable store opens, never by `import agentstore` (it takes ~150 ms to import).
+
+The rule for budgets: a call whose cost is unknown counts $0. So that a cost budget never
+passes silently, such a call is flagged (`metadata.extra["price"]` above), counted in
+`state.tokens.unpriced`, and the pricer logs a warning (logger `agentstore.pricing`) the
+first time each model cannot be priced. See docs/budgets.md.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ __all__ = [
     "Pricer",
     "RepriceReport",
     "apply_price",
+    "is_unpriced",
+    "round_usd",
     "reprice_events",
     "reprice_session",
     "resolve_pricer",
@@ -57,7 +64,31 @@ PRICED_TYPES = frozenset((EventType.LLM_REQUEST, EventType.LLM_RESPONSE))
 # `Price.source` values that mean "no price was found".
 _NOT_PRICED = frozenset(("unknown-model", "invalid-usage", "unavailable", "error"))
 
-INSTALL_HINT = "pip install 'agentstore[pricing]'"
+INSTALL_HINT = "pip install genai-prices (a dependency of agentstore: reinstall agentstore)"
+
+USD_DIGITS = 10
+"""Costs in the JSON a user sees are rounded to this many decimals (sums of floats
+otherwise show noise such as 0.08999999999999726); 1e-10 dollars is far below any price."""
+
+
+def round_usd(value: float) -> float:
+    """Round a summed cost for display: `round_usd(0.08999999999999726) == 0.09`."""
+    return round(value, USD_DIGITS)
+
+
+def is_unpriced(metadata: Metadata) -> bool:
+    """Tell whether an LLM call's cost is unknown: tokens, but no cost or a failed price.
+
+    Such a call counts $0 toward the session's cost and its cost budget.
+    """
+    if not (metadata.tokens_in or metadata.tokens_out):
+        return False
+    if metadata.cost_usd is None:
+        return True
+    if metadata.cost_usd:
+        return False
+    extra = metadata.extra
+    return extra is not None and extra.get("price") in _NOT_PRICED
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +123,7 @@ class GenaiPricer:
         self._module: Any = None
         self._source = "genai-prices"
         self._missing = False
+        self._unknown: set[str] = set()  # models already warned about
 
     @staticmethod
     def available() -> bool:
@@ -118,8 +150,9 @@ class GenaiPricer:
                     except ImportError:
                         self._missing = True
                         logger.warning(
-                            "genai-prices is not installed: LLM calls are recorded without "
-                            "a cost (metadata.extra['price'] = 'unavailable'); %s",
+                            "genai-prices cannot be imported: LLM calls are recorded without "
+                            "a cost (metadata.extra['price'] = 'unavailable') and count $0 "
+                            "toward cost budgets; %s",
                             INSTALL_HINT,
                         )
                     else:
@@ -150,6 +183,7 @@ class GenaiPricer:
                 genai_request_timestamp=at,
             )
         except LookupError:
+            self._warn_unknown(metadata.model or "")
             return Price(0.0, "unknown-model")
         except ValueError as exc:
             logger.warning("cannot price %s: %s", metadata.model, exc)
@@ -157,13 +191,26 @@ class GenaiPricer:
         total: Decimal = calc.total_price
         return Price(float(total), self._source, calc.model.id, calc.provider.id)
 
+    def _warn_unknown(self, model: str) -> None:
+        with self._lock:
+            if model in self._unknown:
+                return
+            self._unknown.add(model)
+        logger.warning(
+            "no price for model %r in %s: its calls are recorded with cost_usd=0 "
+            "(metadata.extra['price'] = 'unknown-model') and count $0 toward cost budgets; "
+            "pass cost_usd yourself or open the store with pricing=<your pricer>",
+            model,
+            self._source,
+        )
+
 
 def resolve_pricer(pricing: bool | Pricer | None) -> Pricer | None:
     """Turn `open(pricing=...)` into a pricer: True (the default) or None -> genai-prices.
 
-    `False` turns pricing off; a callable is used as it is. `True` does not require
-    `genai-prices`: without it, calls are flagged `price="unavailable"` and a warning
-    naming `agentstore[pricing]` is logged once.
+    `False` turns pricing off; a callable is used as it is. `genai-prices` is a
+    dependency; should it be missing, calls are flagged `price="unavailable"` and a
+    warning is logged once.
     """
     if pricing is None or pricing is True:
         return GenaiPricer()
@@ -254,16 +301,16 @@ class RepriceReport:
         return {
             "session_id": self.session_id,
             "source": self.source,
-            "old_cost_usd": self.old_cost_usd,
-            "new_cost_usd": self.new_cost_usd,
+            "old_cost_usd": round_usd(self.old_cost_usd),
+            "new_cost_usd": round_usd(self.new_cost_usd),
             "models": [
                 {
                     "model": m.model,
                     "events": m.events,
                     "tokens_in": m.tokens_in,
                     "tokens_out": m.tokens_out,
-                    "old_cost_usd": m.old_cost_usd,
-                    "new_cost_usd": m.new_cost_usd,
+                    "old_cost_usd": round_usd(m.old_cost_usd),
+                    "new_cost_usd": round_usd(m.new_cost_usd),
                     "unpriced": m.unpriced,
                 }
                 for m in self.models

@@ -9,7 +9,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    computed_field,
+    field_serializer,
+)
 
 from agentstore.events import Event, EventType
 
@@ -56,10 +63,13 @@ class OpenCall(BaseModel):
 class TokenUsage(BaseModel):
     """Tokens and dollars spent by a session's LLM calls.
 
-    Stored as `{"in": …, "out": …, "cost_usd": …}` (the Go original's field names).
+    Shown to users (`model_dump()`, JSON) as `{"input", "output", "cost_usd", "total"}`,
+    with `cost_usd` rounded to 1e-10 dollars (a sum of floats shows noise otherwise).
+    Snapshots on disk are written with `by_alias=True`: `{"in", "out", "cost_usd"}`, the
+    Go original's names, with the exact sum. Both forms are read back.
     """
 
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     input: int = Field(default=0, alias="in")
     """Input (prompt) tokens."""
@@ -67,6 +77,11 @@ class TokenUsage(BaseModel):
     """Output (completion) tokens."""
     cost_usd: float = 0.0
     """Cost in US dollars."""
+
+    @field_serializer("cost_usd")
+    def _round_cost(self, value: float, info: SerializationInfo) -> float:
+        # The on-disk form (by_alias) keeps the exact sum, so a snapshot folds on exactly.
+        return value if info.by_alias else round(value, 10)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from agentstore.events import Event, EventType
+from agentstore.pricing import is_unpriced, round_usd
 from agentstore.session import Session
 from agentstore.state import State
 
@@ -49,6 +50,8 @@ class SessionStats:
     first_ts: datetime | None = None
     last_ts: datetime | None = None
     last_error: str | None = None
+    unpriced: int = 0
+    """LLM calls with tokens but no known cost: they count $0 toward cost and budget."""
     _calls: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
 
     def add(self, event: Event) -> None:
@@ -70,6 +73,8 @@ class SessionStats:
             model.tokens_in += meta.tokens_in or 0
             model.tokens_out += meta.tokens_out or 0
             model.cost_usd += meta.cost_usd or 0.0
+            if is_unpriced(meta):
+                self.unpriced += 1
         elif kind == EventType.TOOL_CALLED:
             name = str(meta.tool_name or payload.get("tool") or "(unknown)")
             self.tools.setdefault(name, _Tool()).calls += 1
@@ -138,12 +143,15 @@ def stats_json(
             "input": state.tokens.input,
             "output": state.tokens.output,
             "total": state.tokens.total,
-            "cost_usd": state.tokens.cost_usd,
+            "cost_usd": round_usd(state.tokens.cost_usd),
+            "unpriced_calls": figures.unpriced,
         },
         "budget": (
             {
                 **(state.budget.model_dump() if state.budget is not None else {}),
-                "remaining_cost_usd": budget.cost_usd,
+                "remaining_cost_usd": (
+                    round_usd(budget.cost_usd) if budget.cost_usd is not None else None
+                ),
                 "remaining_tokens": budget.tokens,
             }
             if budget is not None
@@ -155,7 +163,7 @@ def stats_json(
                 "calls": max(m.requests, m.responses),
                 "tokens_in": m.tokens_in,
                 "tokens_out": m.tokens_out,
-                "cost_usd": m.cost_usd,
+                "cost_usd": round_usd(m.cost_usd),
             }
             for name, m in sorted(figures.models.items())
         },

@@ -612,7 +612,8 @@ class Store:
             logger.warning("reducer failed on session %s; no snapshot taken", sid)
             return
         try:
-            data = state.model_dump(mode="json")
+            # by_alias: the Go original's names ("in", "out") and exact sums on disk.
+            data = state.model_dump(mode="json", by_alias=True)
         except (ValueError, TypeError) as exc:
             logger.warning("state of session %s is not JSON (%s); no snapshot taken", sid, exc)
             return

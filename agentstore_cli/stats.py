@@ -137,7 +137,13 @@ def print_stats(
             ),
         )
     )
-    rows.append(("cost", Text(fmt_cost(tokens.cost_usd), style="bold")))
+    cost = Text(fmt_cost(tokens.cost_usd), style="bold")
+    if figures.unpriced:
+        # Calls without a known price count $0: say so, so that a cost (and a cost budget)
+        # never passes as complete when it is not.
+        n_calls = f"{fmt_int(figures.unpriced)} call{'s' if figures.unpriced != 1 else ''}"
+        cost.append(f"  + {n_calls} without a price (counted as $0)", style="bold yellow")
+    rows.append(("cost", cost))
     remaining = state.budget_remaining
     if state.budget is not None and remaining is not None:
         parts = []
@@ -147,6 +153,8 @@ def print_stats(
             parts.append(
                 f"{fmt_int(remaining.tokens)} of {fmt_int(state.budget.max_tokens)} tokens"
             )
+        if state.budget.max_cost_usd is not None and figures.unpriced and parts:
+            parts[0] += " (at most: some calls have no price)"
         over = state.over_budget()
         rows.append(
             (

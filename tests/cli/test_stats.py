@@ -24,7 +24,13 @@ def test_json(cli: Cli, flight: str) -> None:
     assert doc["tool_calls"] == 2
     assert doc["errors"] == 1
     assert doc["last_error"] == "flight API timed out"
-    assert doc["tokens"] == {"input": 850, "output": 320, "total": 1170, "cost_usd": 0.018}
+    assert doc["tokens"] == {
+        "input": 850,
+        "output": 320,
+        "total": 1170,
+        "cost_usd": 0.018,
+        "unpriced_calls": 1,  # the llm_request: tokens, no cost (seeded unpriced)
+    }
     assert doc["duration_ms"] == 65_000
     assert doc["types"]["tool_called"] == 2
     assert doc["types"]["cache_hit"] == 1

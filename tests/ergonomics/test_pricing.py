@@ -195,7 +195,7 @@ def test_bad_pricing_argument() -> None:
         agentstore.open(in_memory=True, pricing="yes")  # type: ignore[arg-type]
 
 
-async def test_without_genai_prices_calls_are_flagged_and_a_warning_names_the_extra(
+async def test_without_genai_prices_calls_are_flagged_and_a_warning_says_how_to_fix_it(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # None in sys.modules makes `import genai_prices` raise ImportError, as if not installed.
@@ -210,7 +210,7 @@ async def test_without_genai_prices_calls_are_flagged_and_a_warning_names_the_ex
             await store.append(session.id, agentstore.llm_response("gpt-4o", "x", tokens_in=5))
     assert first.metadata.cost_usd is None
     assert first.metadata.extra == {"price": "unavailable"}
-    warnings = [r for r in caplog.records if "agentstore[pricing]" in r.getMessage()]
+    warnings = [r for r in caplog.records if "pip install genai-prices" in r.getMessage()]
     assert len(warnings) == 1
 
 

@@ -112,7 +112,7 @@ def test_reprice_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_reprice_without_genai_prices_names_the_extra(
+def test_reprice_without_genai_prices_says_how_to_fix_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "data"
@@ -120,4 +120,4 @@ def test_reprice_without_genai_prices_names_the_extra(
     monkeypatch.setitem(sys.modules, "genai_prices", None)  # as if not installed
     result = CliRunner().invoke(app, ["--data-dir", str(data), "reprice", sid])
     assert result.exit_code == 1
-    assert "pip install 'agentstore[pricing]'" in result.stderr
+    assert "pip install genai-prices" in result.stderr

@@ -46,7 +46,7 @@ async def test_a_session_round_trip_keeps_payloads_exactly_as_sent() -> None:
         state = orjson.loads(
             (await door.api.GetState(pb.GetStateRequest(session_id=session.id))).state_json
         )
-        assert state["version"] == 2 and state["tokens"]["in"] == 7
+        assert state["version"] == 2 and state["tokens"]["input"] == 7
         at_one = orjson.loads(
             (
                 await door.api.GetState(pb.GetStateRequest(session_id=session.id, at_seq=1))

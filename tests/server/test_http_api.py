@@ -184,7 +184,7 @@ def test_state_fork_and_time_travel(http: httpx.Client) -> None:
     )
     state = http.get(f"/v1/sessions/{sid}/state").json()
     assert (state["version"], state["tool_calls"], state["errors"]) == (3, 1, 1)
-    assert state["tokens"]["in"] == 10 and state["tokens"]["out"] == 5
+    assert state["tokens"]["input"] == 10 and state["tokens"]["output"] == 5
     assert "c1" in state["open_calls"]
     early = http.get(f"/v1/sessions/{sid}/state", params={"at_seq": 1}).json()
     assert (early["version"], early["tool_calls"]) == (1, 0)
