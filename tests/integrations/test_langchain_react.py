@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -280,3 +281,116 @@ async def test_the_saver_refuses_a_config_without_thread_id(store: agentstore.St
     with pytest.raises(agentstore.InvalidInputError, match="stored checkpoint"):
         await saver.aput_writes({"configurable": {"thread_id": "t"}}, [("ch", 1)], "task")
     assert await store.list_sessions() == []
+
+
+async def test_a_tool_call_id_reused_in_a_later_turn_links_to_its_own_call(
+    store: agentstore.Store,
+) -> None:
+    # Some providers number tool calls per response: both turns ask for "call_1".
+    model = ScriptedChatModel(messages=iter([*weather_script("Rome"), *weather_script("Oslo")]))
+    graph = react_graph(model, [get_weather], AgentStoreSaver(store))
+    handler = AgentStoreCallbackHandler(store)
+    for city in ("Rome", "Oslo"):
+        await graph.ainvoke({"messages": [HumanMessage(f"{city}?")]}, config("t-6", handler))
+
+    called = await store.replay("t-6", types=[EventType.TOOL_CALLED])
+    results = await store.replay("t-6", types=[EventType.TOOL_RESULT])
+    assert [c.metadata.call_id for c in called] == ["call_1", "call_1"]
+    assert [r.payload["result"] for r in results] == ["sunny, 21 C in Rome", "sunny, 21 C in Oslo"]
+    state = await store.get_state("t-6")
+    assert state.tool_calls == 2 and state.open_calls == {}
+
+
+async def test_a_cancelled_run_records_the_cancellation_as_the_calls_error(
+    store: agentstore.Store,
+) -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    @tool
+    async def slow_weather(city: str) -> str:
+        """A weather tool that never answers."""
+        started.set()
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    call = {"name": "slow_weather", "args": {"city": "Rome"}, "id": "call_1"}
+    slow = ScriptedChatModel(messages=iter([AIMessage("", tool_calls=[call])]))
+    run = asyncio.create_task(
+        react_graph(slow, [slow_weather]).ainvoke(
+            {"messages": [HumanMessage("Rome?")]}, config("t-7", AgentStoreCallbackHandler(store))
+        )
+    )
+    with anyio.fail_after(30):  # a safety net, not a timing assumption
+        await started.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    errors = await store.replay("t-7", types=[EventType.ERROR])
+    assert [(e.payload["kind"], e.metadata.call_id) for e in errors] == [
+        ("CancelledError", "call_1")
+    ]
+    assert (await store.get_state("t-7")).open_calls == {}
+
+
+SLOW_CALL = {"name": "get_weather", "args": {"city": "Rome"}, "id": "call_1"}
+
+CRASHING_RUN = """
+import asyncio, os, sys
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.tools import tool
+import agentstore
+from agentstore.integrations.langchain import AgentStoreCallbackHandler
+from tests.integrations.test_langchain_react import (
+    SLOW_CALL, ScriptedChatModel, config, react_graph,
+)
+
+@tool
+def get_weather(city: str) -> str:
+    \"\"\"The process dies in the middle of the call.\"\"\"
+    os._exit(3)
+
+async def main():
+    async with agentstore.open(sys.argv[1]) as store:
+        model = ScriptedChatModel(messages=iter([AIMessage("", tool_calls=[SLOW_CALL])]))
+        await react_graph(model, [get_weather]).ainvoke(
+            {"messages": [HumanMessage("Rome?")]}, config("t-8", AgentStoreCallbackHandler(store))
+        )
+
+asyncio.run(main())
+"""
+
+
+async def test_a_call_cut_off_by_a_crash_stays_open_without_poisoning_the_next_run(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    data = tmp_path / "agent-data"
+    root = Path(__file__).resolve().parents[2]
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(data)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert crashed.returncode == 3, crashed.stderr
+
+    async with agentstore.open(data) as store:
+        orphan = (await store.replay("t-8", types=[EventType.TOOL_CALLED]))[0]
+        # The next run on the thread reuses the id "call_1" (the provider numbers calls
+        # per response): its result closes its own call, and the orphan stays visible.
+        fresh = ScriptedChatModel(messages=weather_script("Oslo"))
+        await react_graph(fresh, [get_weather]).ainvoke(
+            {"messages": [HumanMessage("Oslo?")]}, config("t-8", AgentStoreCallbackHandler(store))
+        )
+        state = await store.get_state("t-8")
+        assert [(c.sequence_number, c.name, c.call_id) for c in state.open_calls.values()] == [
+            (orphan.sequence_number, "get_weather", "call_1")
+        ]
+        result = (await store.replay("t-8", types=[EventType.TOOL_RESULT]))[0]
+        assert result.payload["result"] == "sunny, 21 C in Oslo"
