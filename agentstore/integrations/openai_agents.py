@@ -312,6 +312,8 @@ class AgentStoreSession:
         except SessionNotFoundError:
             return
         for event in events:
+            if event.sequence_number <= self._seen:
+                continue  # folded by a concurrent read of this object meanwhile
             self._seen = event.sequence_number
             if event.type == ITEM_TYPE:
                 self._items.append((event.sequence_number, event.payload))

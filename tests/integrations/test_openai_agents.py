@@ -346,3 +346,15 @@ def test_a_sync_store_is_refused_with_our_error() -> None:
             AgentStoreRunHooks(sync_store, "s")  # type: ignore[arg-type]
         with pytest.raises(agentstore.InvalidInputError, match="async Store"):
             AgentStoreSession(sync_store, "s")  # type: ignore[arg-type]
+
+
+async def test_concurrent_reads_of_one_session_object_see_each_item_once(tmp_path: Path) -> None:
+    import asyncio
+
+    # A file store: each read goes through a worker thread, so the reads interleave.
+    async with agentstore.open(tmp_path / "data") as s:
+        writer = AgentStoreSession(s, "c")
+        await writer.add_items([{"content": str(i)} for i in range(5)])
+        reader = AgentStoreSession(s, "c")
+        results = await asyncio.gather(*(reader.get_items() for _ in range(4)))
+    assert all(r == [{"content": str(i)} for i in range(5)] for r in results)
