@@ -20,7 +20,8 @@ tool calls, errors and open calls):
 - a chain (or LangGraph node) that raises: one `error` event per exception, at the
   innermost chain it left, unless it was already recorded as a tool or LLM error.
 
-Which session: `session_id` when given (it must exist). Otherwise the run's `thread_id`
+Which session: `session_id` when given (created on first use if it does not exist; a
+session you created keeps its name, labels and budget). Otherwise the run's `thread_id`
 (from `config["configurable"]`, which LangGraph passes to callbacks as metadata) picks
 the session `thread_session_id(thread_id)`, looked up or created on first use; that is
 the same session `AgentStoreSaver` checkpoints the thread into. A run with neither gets
@@ -114,7 +115,13 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         self, run_id: UUID, parent_run_id: UUID | None, metadata: Mapping[str, Any] | None
     ) -> str:
         if self.session_id is not None:
-            return self.session_id
+            sid, labels, name = self.session_id, {"framework": "langchain"}, "langchain"
+            if sid not in self._ready:
+                await self._on_home(
+                    lambda: ensure_session(self.store, sid, name=name, labels=labels)
+                )
+                self._ready.add(sid)
+            return sid
         parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         thread_id = (metadata or {}).get("thread_id")
         if thread_id is not None:
@@ -221,23 +228,31 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Append `llm_request` with the model, provider and messages."""
         sid = await self._session(run_id, parent_run_id, metadata)
-        meta = metadata or {}
-        params = kwargs.get("invocation_params") or {}
-        model = str(
-            meta.get("ls_model_name")
-            or params.get("model")
-            or params.get("model_name")
-            or _run_name(serialized, kwargs, "chat_model")
-        )
-        provider = meta.get("ls_provider")
+        model, provider = _model_of(serialized, metadata, kwargs)
         call_id = run_id.hex
         batch = messages[0] if len(messages) == 1 else [m for ms in messages for m in ms]
         sent = [_message_json(m) for m in batch]
-        self._runs[run_id] = _Run(
-            sid, call_id=call_id, model=model, provider=str(provider) if provider else None
-        )
+        self._runs[run_id] = _Run(sid, call_id=call_id, model=model, provider=provider)
+        await self._append(sid, llm_request(model, sent, call_id=call_id, provider=provider))
+
+    async def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Append `llm_request` for a completion (non-chat) model, with its prompt."""
+        sid = await self._session(run_id, parent_run_id, metadata)
+        model, provider = _model_of(serialized, metadata, kwargs)
+        self._runs[run_id] = _Run(sid, call_id=run_id.hex, model=model, provider=provider)
+        prompt = "\n\n".join(prompts)
         await self._append(
-            sid, llm_request(model, sent, call_id=call_id, provider=self._runs[run_id].provider)
+            sid, llm_request(model, prompt=prompt, call_id=run_id.hex, provider=provider)
         )
 
     async def on_llm_end(
@@ -370,6 +385,24 @@ def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], d
         ids = (serialized or {}).get("id")
         name = ids[-1] if isinstance(ids, Sequence) and ids else default
     return str(name)
+
+
+def _model_of(
+    serialized: Mapping[str, Any] | None,
+    metadata: Mapping[str, Any] | None,
+    kwargs: Mapping[str, Any],
+) -> tuple[str, str | None]:
+    """The model and provider of a model run, from LangChain's tracing params first."""
+    meta = metadata or {}
+    params = kwargs.get("invocation_params") or {}
+    model = (
+        meta.get("ls_model_name")
+        or params.get("model")
+        or params.get("model_name")
+        or _run_name(serialized, kwargs, "model")
+    )
+    provider = meta.get("ls_provider")
+    return str(model), str(provider) if provider else None
 
 
 def _message_json(message: BaseMessage) -> dict[str, Any]:

@@ -394,3 +394,19 @@ async def test_a_call_cut_off_by_a_crash_stays_open_without_poisoning_the_next_r
         ]
         result = (await store.replay("t-8", types=[EventType.TOOL_RESULT]))[0]
         assert result.payload["result"] == "sunny, 21 C in Oslo"
+
+
+async def test_a_completion_model_into_a_named_session_created_on_first_use(
+    store: agentstore.Store,
+) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+
+    handler = AgentStoreCallbackHandler(store, "nightly-report")
+    llm = FakeListLLM(responses=["All green."])
+    assert await llm.ainvoke("Summarise the night", {"callbacks": [handler]}) == "All green."
+
+    assert (await store.get_session("nightly-report")).labels == {"framework": "langchain"}
+    request, response = await store.get_events("nightly-report")
+    assert (request.type, request.payload["prompt"]) == ("llm_request", "Summarise the night")
+    assert (response.type, response.payload["content"]) == ("llm_response", "All green.")
+    assert response.metadata.call_id == request.metadata.call_id
