@@ -18,12 +18,13 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import anyio
 import orjson
 
 import agentstore
@@ -240,23 +241,30 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 ssl_keyfile=str(config.tls_key) if config.tls_key else None,
                 limit_concurrency=4 * config.limits.max_streams,
             )
-            server = _Server(uv_config, on_signal)
+            server = _uvicorn_server(uv_config, on_signal)
         scheme = "https" if config.tls_cert else "http"
         where = {
             "http": f"{scheme}://{_show(config.host)}:{sock.getsockname()[1]}" if sock else None,
             "grpc": f"{_show(config.host)}:{grpc_port}" if grpc_handle is not None else None,
         }
         announce(orjson.dumps({"listening": where, "auth": config.token is not None}).decode())
-        try:
-            if server is not None and sock is not None:
-                await server.serve(sockets=[sock])
-            else:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.add_signal_handler(sig, on_signal, sig)
-                await stop.wait()
-        finally:
-            service.begin_shutdown()
+
+        async def stop_grpc_when_stopping() -> None:
+            # Both doors stop accepting at once; each lets its calls in flight finish.
+            await service.wait_stopping()
             await _stop_grpc(grpc_handle, config.shutdown_timeout)
+
+        try:
+            async with anyio.create_task_group() as doors:
+                doors.start_soon(stop_grpc_when_stopping)
+                if server is not None and sock is not None:
+                    await server.serve(sockets=[sock])
+                else:
+                    for sig in (signal.SIGTERM, signal.SIGINT):
+                        loop.add_signal_handler(sig, on_signal, sig)
+                    await stop.wait()
+                service.begin_shutdown()
+        finally:
             if sock is not None:
                 sock.close()
     _log.info("agentstore serve stopped; the store is closed")
@@ -270,30 +278,31 @@ def _show(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-class _Server:
-    """uvicorn's Server, telling the service first when a signal asks it to stop."""
+def _uvicorn_server(config: Any, on_signal: Callable[[int, FrameType | None], None]) -> Any:
+    """Return uvicorn's Server, telling the service first when a signal asks it to stop.
 
-    def __new__(cls, config: Any, on_signal: Any) -> Any:
-        import uvicorn
+    (Defined here, not at module level, so that uvicorn is imported only when serving.)
+    """
+    import uvicorn
 
-        class Server(uvicorn.Server):
-            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-                on_signal(sig, frame)
-                super().handle_exit(sig, frame)
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_signal(sig, frame)
+            super().handle_exit(sig, frame)
 
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                # uvicorn re-raises the signal once it has stopped, which would kill the
-                # process before the store is closed; the caller exits normally instead.
-                if threading.current_thread() is not threading.main_thread():
-                    yield
-                    return
-                sigs = (signal.SIGINT, signal.SIGTERM)
-                saved = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
-                try:
-                    yield
-                finally:
-                    for sig, handler in saved.items():
-                        signal.signal(sig, handler)
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the signal once it has stopped, which would kill the
+            # process before the store is closed; the caller exits normally instead.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            saved = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+            try:
+                yield
+            finally:
+                for sig, handler in saved.items():
+                    signal.signal(sig, handler)
 
-        return Server(config)
+    return Server(config)
