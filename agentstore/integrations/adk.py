@@ -126,14 +126,19 @@ class AgentStoreSessionService(BaseSessionService):
                 state.update(event.payload)
         return state
 
-    async def _update_scope(self, scope_id: str, name: str, delta: dict[str, Any]) -> None:
+    async def _update_scope(
+        self, scope_id: str, name: str, delta: dict[str, Any], from_event: str = ""
+    ) -> None:
         if not delta:
             return
+        change = state_updated(**to_json_value(delta))
+        if from_event:  # a retried ADK event writes its change once
+            change.id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"adk-event:{from_event}/{scope_id}"))
         with contextlib.suppress(SessionExistsError):  # made by an earlier change
             await self.store.create_session(
                 session_id=scope_id, name=name, labels={"framework": "adk-state"}
             )
-        await self.store.append(scope_id, state_updated(**to_json_value(delta)))
+        await self.store.append(scope_id, change)
 
     async def _merged(self, app_name: str, user_id: str, state: dict[str, Any]) -> dict[str, Any]:
         out = dict(state)
@@ -292,14 +297,16 @@ class AgentStoreSessionService(BaseSessionService):
         app, user, own = _split(event.actions.state_delta if event.actions else {})
         await self.store.append_many(found.id, _store_events(event, own))
         await self._update_scope(
-            self._app_scope(session.app_name), f"adk app {session.app_name}", app
+            self._app_scope(session.app_name), f"adk app {session.app_name}", app, event.id
         )
         await self._update_scope(
             self._user_scope(session.app_name, session.user_id),
             f"adk user {session.app_name}/{session.user_id}",
             user,
+            event.id,
         )
-        self._commit_event_to_session(session, event)
+        if not any(e.id == event.id for e in session.events):
+            self._commit_event_to_session(session, event)
         session.last_update_time = event.timestamp
         return event
 
@@ -343,4 +350,9 @@ def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
         out.append(failed)
     if own_delta:
         out.append(state_updated(**to_json_value(own_delta)))
+    if event.id:
+        # Ids derived from the ADK event id: appending the same event again (a retry)
+        # writes none of them twice.
+        for index, derived in enumerate(out[1:], start=1):
+            derived.id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"adk-event:{event.id}/{index}"))
     return out

@@ -252,3 +252,26 @@ def test_adk_stays_out_of_import_agentstore_and_a_missing_extra_says_what_to_ins
     )
     assert done.returncode != 0
     assert "pip install 'agentstore[adk]'" in done.stderr
+
+
+async def test_appending_the_same_event_again_writes_nothing_twice(store: agentstore.Store) -> None:
+    from google.adk.events.event import Event, EventActions
+
+    service = AgentStoreSessionService(store)
+    session = await service.create_session(app_name=APP, user_id="ada")
+    part = types.Part(function_call=types.FunctionCall(name="get_weather", args={}, id="fc-7"))
+    event = Event(
+        author="weather_agent",
+        content=types.Content(role="model", parts=[part]),
+        usage_metadata=usage(10, 2),
+        actions=EventActions(state_delta={"step": 1, "user:seen": True}),
+    )
+    await service.append_event(session, event)
+    before = await store.get_events(session.id)
+    await service.append_event(session, event)  # a retry after, say, a timeout
+
+    assert [e.id for e in await store.get_events(session.id)] == [e.id for e in before]
+    assert [e.type for e in before] == [ADK_EVENT, "llm_response", "tool_called", "state_updated"]
+    assert len(session.events) == 1
+    user_scope = [s for s in await store.list_sessions() if s.id.startswith("adk-user-")]
+    assert [s.event_count for s in user_scope] == [1]
