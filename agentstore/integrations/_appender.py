@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from typing import TYPE_CHECKING
+
+import anyio
 
 from agentstore.errors import InvalidInputError, SessionExistsError, SessionNotFoundError
 from agentstore.events import Event
+from agentstore.helpers import error
 
 if TYPE_CHECKING:
     from agentstore import Store
 
 __all__ = ["SessionAppender"]
+
+logger = logging.getLogger("agentstore")
 
 
 class SessionAppender:
@@ -53,3 +59,18 @@ class SessionAppender:
         except SessionNotFoundError:
             await self.ensure_session(session_id)
             return await self.store.append_many(session_id, events)
+
+    async def record_error(self, session_id: str, exc: BaseException) -> None:
+        """Append `exc` as an `error` event; never raise (the caller re-raises `exc`).
+
+        Written even when the run was cancelled, as `agentstore.tracking` does; if the
+        store refuses it (closed, unreachable), the failure is logged, so the exception
+        the caller is about to re-raise is never hidden behind ours.
+        """
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.append(session_id, error(exc))
+        except Exception as failure:
+            logger.warning(
+                "could not record the error of a run in session %s: %r", session_id, failure
+            )

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 
 from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFoundError
 from agentstore.events import Event, new_event
-from agentstore.helpers import error
 from agentstore.integrations._appender import SessionAppender
 from agentstore.tracking import AsyncTracker, to_json_value, track_llm, track_tool
 
@@ -258,7 +257,7 @@ class AgentStoreRunHooks(RunHooks[Any]):
         open_calls = list(self._open.values())
         self._open.clear()
         if not open_calls:
-            await self._record(error(exc))
+            await self._appender.record_error(self.session_id, exc)
             return
         for tracker, _ in open_calls:
             # The tracker records the error, linked to its call, with the duration.

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 from agentstore.errors import InvalidInputError
 from agentstore.events import new_event
-from agentstore.helpers import error
 from agentstore.integrations._appender import SessionAppender
 from agentstore.tracking import to_json_value, track_llm, track_tool
 
@@ -135,7 +134,7 @@ class AgentStoreCapability(AbstractCapability[Any]):
             result = await handler()
         except Exception as exc:
             if not getattr(exc, _RECORDED, False):
-                await self._appender.append(sid, error(exc))
+                await self._appender.record_error(sid, exc)
             raise
         if self.record_messages:
             messages = ModelMessagesTypeAdapter.dump_python(result.new_messages(), mode="json")

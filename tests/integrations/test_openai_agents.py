@@ -358,3 +358,15 @@ async def test_concurrent_reads_of_one_session_object_see_each_item_once(tmp_pat
         reader = AgentStoreSession(s, "c")
         results = await asyncio.gather(*(reader.get_items() for _ in range(4)))
     assert all(r == [{"content": str(i)} for i in range(5)] for r in results)
+
+
+async def test_a_failed_error_record_never_hides_the_runs_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = await agentstore.open(in_memory=True)
+    hooks = AgentStoreRunHooks(s, "gone")
+    await s.close()
+    with pytest.raises(RuntimeError, match="the run's own"):
+        async with hooks:
+            raise RuntimeError("the run's own")
+    assert "could not record the error of a run in session gone" in caplog.text

@@ -278,3 +278,21 @@ def test_a_sync_store_is_refused_with_our_error() -> None:
         pytest.raises(agentstore.InvalidInputError, match="async Store"),
     ):
         AgentStoreCapability(sync_store)  # type: ignore[arg-type]
+
+
+async def test_a_failed_error_record_never_hides_the_runs_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = await agentstore.open(in_memory=True)
+    capability = AgentStoreCapability(s, "gone")
+
+    class RunFailed(Exception):
+        pass
+
+    async def failing_run() -> None:
+        raise RunFailed("the run's own")
+
+    await s.close()
+    with pytest.raises(RunFailed):
+        await capability.wrap_run(None, handler=failing_run)  # type: ignore[arg-type]
+    assert "could not record the error of a run in session gone" in caplog.text
