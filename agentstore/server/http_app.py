@@ -151,7 +151,13 @@ def create_app(
             app.add_api_route(page, ui_page, methods=["GET"], include_in_schema=False)
         app.mount("/", StaticFiles(directory=static, html=True), name="ui")
 
+    # Outermost last. CORS sits outside the token check: a browser's preflight carries
+    # no Authorization header, and an error must carry CORS headers to be readable.
     asgi: Any = app
+    if token is not None:
+        asgi = AuthMiddleware(asgi, token)
+    else:
+        asgi = LoopbackHostMiddleware(asgi, frozenset(h.lower() for h in allowed_hosts or ()))
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -161,10 +167,6 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    if token is not None:
-        asgi = AuthMiddleware(asgi, token)
-    else:
-        asgi = LoopbackHostMiddleware(asgi, frozenset(h.lower() for h in allowed_hosts or ()))
     asgi = BodyLimitMiddleware(asgi, service.limits.max_body_bytes)
     asgi = SecurityHeadersMiddleware(asgi)
     return AccessLogMiddleware(asgi, json_format=json_logs)

@@ -143,6 +143,22 @@ def test_no_cors_unless_configured(tmp_path: Path) -> None:
         assert "access-control-allow-origin" not in other.headers
 
 
+def test_cors_preflight_needs_no_token(tmp_path: Path, token_file: Path) -> None:
+    origin = {"origin": "https://ui.example"}
+    preflight = {**origin, "access-control-request-method": "GET"}
+    preflight["access-control-request-headers"] = "authorization"
+    args = ("--cors-origin", "https://ui.example", "--token-file", str(token_file))
+    with running(tmp_path / "data", *args) as srv, srv.client() as http:
+        allowed = http.options("/v1/sessions", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://ui.example"
+        denied = http.get("/v1/sessions", headers=origin)
+        assert denied.status_code == 401  # readable by the page: it carries CORS headers
+        assert denied.headers["access-control-allow-origin"] == "https://ui.example"
+        auth = {**origin, "authorization": f"Bearer {TOKEN}"}
+        assert http.get("/v1/sessions", headers=auth).status_code == 200
+
+
 def test_ui_pages_carry_a_strict_csp(tmp_path: Path) -> None:
     ui = tmp_path / "ui"
     ui.mkdir()
