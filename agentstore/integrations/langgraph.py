@@ -27,14 +27,18 @@ Needs `pip install 'agentstore[langchain]'`.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from agentstore.errors import InvalidInputError, SessionNotFoundError
-from agentstore.events import Event, new_event
+from agentstore.events import new_event
+from agentstore.integrations._langgraph_log import (
+    CHECKPOINT_EVENT,
+    WRITES_EVENT,
+    ThreadIndex,
+    encode,
+)
 from agentstore.integrations._threads import ensure_session, thread_session_id
 from agentstore.store import Store
 
@@ -57,66 +61,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = ["CHECKPOINT_EVENT", "WRITES_EVENT", "AgentStoreSaver"]
-
-CHECKPOINT_EVENT = "langgraph_checkpoint"
-"""The event type of a stored checkpoint."""
-WRITES_EVENT = "langgraph_writes"
-"""The event type of a task's pending writes against a checkpoint."""
-
-_Typed = tuple[str, bytes]
-
-
-def _encode(typed: _Typed) -> dict[str, str]:
-    return {"t": typed[0], "b": base64.b64encode(typed[1]).decode("ascii")}
-
-
-def _decode(obj: Any) -> _Typed:
-    return str(obj["t"]), base64.b64decode(obj["b"])
-
-
-@dataclass
-class _Stored:
-    checkpoint: _Typed
-    metadata: _Typed
-    parent_id: str | None
-
-
-@dataclass
-class _ThreadIndex:
-    """What one thread's session holds, folded from its events up to `last_seq`."""
-
-    last_seq: int = 0
-    # (ns, checkpoint id) -> checkpoint without channel values
-    checkpoints: dict[tuple[str, str], _Stored] = field(default_factory=dict)
-    # (ns, channel, version) -> serialized value
-    blobs: dict[tuple[str, str, str], _Typed] = field(default_factory=dict)
-    # (ns, checkpoint id) -> (task id, idx) -> (task id, channel, value, task path)
-    writes: dict[tuple[str, str], dict[tuple[str, int], tuple[str, str, _Typed, str]]] = field(
-        default_factory=dict
-    )
-
-    def fold(self, event: Event) -> None:
-        if event.sequence_number <= self.last_seq:
-            return  # already folded by a concurrent refresh
-        self.last_seq = event.sequence_number
-        p = event.payload
-        if event.type == CHECKPOINT_EVENT:
-            ns, cid = p["checkpoint_ns"], p["checkpoint_id"]
-            for channel, blob in p["blobs"].items():
-                self.blobs[(ns, channel, str(blob["version"]))] = _decode(blob)
-            self.checkpoints[(ns, cid)] = _Stored(
-                _decode(p["checkpoint"]), _decode(p["metadata"]), p.get("parent_checkpoint_id")
-            )
-        elif event.type == WRITES_EVENT:
-            key = (p["checkpoint_ns"], p["checkpoint_id"])
-            stored = self.writes.setdefault(key, {})
-            for w in p["writes"]:
-                inner = (p["task_id"], int(w["idx"]))
-                # Regular writes are kept once (a retried task writes them again);
-                # special channels (error, interrupt...) keep the latest.
-                if inner[1] >= 0 and inner in stored:
-                    continue
-                stored[inner] = (p["task_id"], w["channel"], _decode(w["value"]), p["task_path"])
 
 
 def _configurable(config: RunnableConfig | None) -> dict[str, Any]:
@@ -142,7 +86,7 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
         super().__init__(serde=serde)
         self.store = store
         """The store the threads are recorded in."""
-        self._index: dict[str, _ThreadIndex] = {}
+        self._index: dict[str, ThreadIndex] = {}
         self._known: set[str] = set()
 
     # --- helpers ---------------------------------------------------------------------
@@ -155,7 +99,7 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
             self._known.add(sid)
         return sid
 
-    async def _read(self, thread_id: Any) -> _ThreadIndex | None:
+    async def _read(self, thread_id: Any) -> ThreadIndex | None:
         """Bring the thread's index up to date; None if the thread has no session."""
         sid = thread_session_id(thread_id)
         index = self._index.get(sid)
@@ -167,12 +111,12 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
             self._known.discard(sid)
             return None
         if index is None:
-            index = self._index.setdefault(sid, _ThreadIndex())
+            index = self._index.setdefault(sid, ThreadIndex())
         for event in events:
             index.fold(event)
         return index
 
-    def _tuple(self, thread_id: Any, ns: str, cid: str, index: _ThreadIndex) -> CheckpointTuple:
+    def _tuple(self, thread_id: Any, ns: str, cid: str, index: ThreadIndex) -> CheckpointTuple:
         stored = index.checkpoints[(ns, cid)]
         checkpoint: Checkpoint = self.serde.loads_typed(stored.checkpoint)
         values: dict[str, Any] = {}
@@ -297,7 +241,7 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
         blobs = {
             channel: {
                 "version": version,
-                **_encode(
+                **encode(
                     self.serde.dumps_typed(values[channel]) if channel in values else ("empty", b"")
                 ),
             }
@@ -311,8 +255,8 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
             "parent_checkpoint_id": conf.get("checkpoint_id"),
             "step": meta.get("step"),
             "source": meta.get("source"),
-            "checkpoint": _encode(self.serde.dumps_typed(rest)),
-            "metadata": _encode(self.serde.dumps_typed(meta)),
+            "checkpoint": encode(self.serde.dumps_typed(rest)),
+            "metadata": encode(self.serde.dumps_typed(meta)),
             "blobs": blobs,
         }
         sid = await self._session_for_write(thread_id)
@@ -346,7 +290,7 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
             if key >= 0 and (task_id, key) in already:
                 continue  # a retry: the write is stored once
             encoded.append(
-                {"idx": key, "channel": channel, "value": _encode(self.serde.dumps_typed(value))}
+                {"idx": key, "channel": channel, "value": encode(self.serde.dumps_typed(value))}
             )
         if not encoded:
             return
