@@ -275,3 +275,18 @@ async def test_appending_the_same_event_again_writes_nothing_twice(store: agents
     assert len(session.events) == 1
     user_scope = [s for s in await store.list_sessions() if s.id.startswith("adk-user-")]
     assert [s.event_count for s in user_scope] == [1]
+
+
+async def test_a_model_error_is_recorded_as_an_error_event(store: agentstore.Store) -> None:
+    service = AgentStoreSessionService(store)
+    session = await service.create_session(app_name=APP, user_id="ada")
+    refused = LlmResponse(error_code="RESOURCE_EXHAUSTED", error_message="quota exceeded")
+    runner = Runner(app_name=APP, agent=agent(refused), session_service=service)
+
+    await run(runner, session.id, "Weather?")
+
+    errors = await store.replay(session.id, types=[EventType.ERROR])
+    assert [(e.payload["error"], e.payload["code"]) for e in errors] == [
+        ("quota exceeded", "RESOURCE_EXHAUSTED")
+    ]
+    assert (await store.get_state(session.id)).errors == 1
