@@ -28,7 +28,10 @@ distribution; disable it with `pytest -p no:agentstore`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+import sys
+import warnings
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast, overload
 
@@ -138,7 +141,7 @@ def assert_events(
     expected: Sequence[EventType | str],
     *,
     exact: bool = True,
-) -> Coroutine[Any, Any, list[Event]]: ...
+) -> Awaitable[list[Event]]: ...
 
 
 def assert_events(
@@ -147,20 +150,90 @@ def assert_events(
     expected: Sequence[EventType | str],
     *,
     exact: bool = True,
-) -> list[Event] | Coroutine[Any, Any, list[Event]]:
+) -> list[Event] | Awaitable[list[Event]]:
     """Assert that a session's events have the `expected` types (see `check_events`).
 
     With a `Store`, await it (`await assert_events(store, sid, [...])`); with a
-    `SyncStore`, call it. Returns the session's events.
+    `SyncStore`, call it. Returns the session's events. A check made with a `Store`
+    and never awaited checks nothing, so the plugin fails the test that forgot the
+    `await` (and, outside pytest, a `RuntimeWarning` says so).
     """
     __tracebackhide__ = True
     if isinstance(store, SyncStore):
         return check_events(store.get_events(session_id), expected, exact=exact)
     if not isinstance(store, Store):
         raise TypeError(f"assert_events needs a Store or SyncStore, not {type(store).__name__}")
+    caller = sys._getframe(1)
+    check = _PendingCheck(
+        store, session_id, expected, exact, f"{caller.f_code.co_filename}:{caller.f_lineno}"
+    )
+    _LIVE.add(check)
+    return check
 
-    async def _check() -> list[Event]:
+
+class _PendingCheck:
+    """The awaitable `assert_events` returns for a `Store`: it knows if it was awaited."""
+
+    def __init__(
+        self,
+        store: Store,
+        session_id: str,
+        expected: Sequence[EventType | str],
+        exact: bool,
+        where: str,
+    ) -> None:
+        self._args = (store, session_id, expected, exact)
+        self.where = where
+        self.awaited = False
+
+    def __await__(self) -> Generator[Any, None, list[Event]]:
+        self.awaited = True
+        return self._check().__await__()
+
+    async def _check(self) -> list[Event]:
         __tracebackhide__ = True
+        store, session_id, expected, exact = self._args
         return check_events(await store.get_events(session_id), expected, exact=exact)
 
-    return _check()
+    def __del__(self) -> None:
+        if self.awaited:
+            return
+        self.awaited = True  # said once
+        if _IN_TEST[0]:
+            _FORGOTTEN.append(self.where)  # the plugin fails the test
+        else:
+            warnings.warn(_forgotten_message([self.where]), RuntimeWarning, stacklevel=1)
+
+
+_LIVE: weakref.WeakSet[_PendingCheck] = weakref.WeakSet()
+_FORGOTTEN: list[str] = []
+_IN_TEST = [False]
+
+
+def _forgotten_message(places: Sequence[str]) -> str:
+    where = ", ".join(places)
+    return (
+        f"assert_events(...) was never awaited at {where}, so it checked nothing: "
+        "write `await assert_events(store, session_id, [...])`"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Fail a test that called `assert_events` with a `Store` and forgot to await it."""
+    _FORGOTTEN.clear()
+    _IN_TEST[0] = True
+    try:
+        result = yield
+        # Dropped unawaited (the usual case: the statement's value is discarded), or
+        # still held in a variable at the end of the test.
+        for check in list(_LIVE):
+            if not check.awaited:
+                check.awaited = True
+                _FORGOTTEN.append(check.where)
+        if _FORGOTTEN:
+            pytest.fail(_forgotten_message(_FORGOTTEN), pytrace=False)
+        return result
+    finally:
+        _IN_TEST[0] = False
+        _FORGOTTEN.clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 import pytest
@@ -121,3 +123,58 @@ def test_assert_events_needs_a_store() -> None:
 
     with pytest.raises(TypeError, match="Store or SyncStore"):
         assert_events([], "sid", [])  # type: ignore[call-overload]
+
+
+FORGETFUL_TESTS = """
+import agentstore
+from agentstore import EventType
+from agentstore.testing import assert_events
+
+
+async def test_forgot_await(agent_store):
+    session = await agent_store.create_session()
+    await agent_store.append(session.id, agentstore.user_message("hi"))
+    assert_events(agent_store, session.id, [EventType.TOOL_CALLED])  # wrong AND not awaited
+
+
+async def test_kept_but_never_awaited(agent_store):
+    session = await agent_store.create_session()
+    check = assert_events(agent_store, session.id, [])
+    assert check is not None
+
+
+async def test_awaited_is_fine(agent_store):
+    session = await agent_store.create_session()
+    await agent_store.append(session.id, agentstore.user_message("hi"))
+    await assert_events(agent_store, session.id, [EventType.USER_MESSAGE])
+"""
+
+
+def test_an_unawaited_assert_events_fails_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_forgetful=FORGETFUL_TESTS)
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*assert_events(...) was never awaited at *test_forgetful.py:9, so it checked "
+            "nothing: write `await assert_events(store, session_id, ?...?)`*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*never awaited at *test_forgetful.py:14*"])
+
+
+def test_outside_pytest_an_unawaited_check_warns() -> None:
+    code = (
+        "import gc, warnings, agentstore\n"
+        "from agentstore.testing import assert_events\n"
+        "warnings.simplefilter('always')\n"
+        "store = agentstore.open(in_memory=True)\n"
+        "assert_events(store, 's', [])\n"
+        "gc.collect()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "RuntimeWarning: assert_events(...) was never awaited" in done.stderr
