@@ -55,6 +55,7 @@ from agentstore.payloads import (
     UserMessage,
 )
 from agentstore.pricing import GenaiPricer, Price, Pricer
+from agentstore.backends.base import SessionPage
 from agentstore.session import PrunedSession, Session
 from agentstore.state import (
     Budget,
@@ -101,6 +102,7 @@ __all__ = [
     "Reducer",
     "ReducerError",
     "Session",
+    "SessionPage",
     "SessionExistsError",
     "SessionNotFoundError",
     "State",
