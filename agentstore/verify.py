@@ -235,8 +235,7 @@ async def check_snapshots(
                     where,
                     None,
                     "snapshot",
-                    f"covers {snap.version} events but the log holds {head}; the store "
-                    "ignores it",
+                    f"covers {snap.version} events but the log holds {head}; the store ignores it",
                 )
             )
             continue

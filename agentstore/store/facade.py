@@ -68,9 +68,7 @@ class Store:
         pricing: bool | Pricer = True,
     ) -> None:
         if not isinstance(backend, Backend):
-            raise InvalidInputError(
-                f"expected an agentstore Backend, not {type(backend).__name__}"
-            )
+            raise InvalidInputError(f"expected an agentstore Backend, not {type(backend).__name__}")
         if not isinstance(snapshot_interval, int) or snapshot_interval < 0:
             raise InvalidInputError("snapshot_interval must be an integer >= 0 (0 disables)")
         if not isinstance(cache_size, int) or cache_size < 0:
@@ -532,9 +530,7 @@ class Store:
         if repair and self._backend.read_only:
             raise StoreLockedError("this store was opened read-only; it cannot repair anything")
         report = await self._backend.verify(session_id, repair=repair)
-        await check_snapshots(
-            self._backend, report, self._states.reducer, self._states.reducer_id
-        )
+        await check_snapshots(self._backend, report, self._states.reducer, self._states.reducer_id)
         return report
 
     # --- time travel ----------------------------------------------------------------------

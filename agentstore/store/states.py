@@ -157,9 +157,7 @@ class StateKeeper:
         start = state.version + 1
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
-            events = await self._backend.read(
-                session_id, EventFilter(from_seq=start, to_seq=stop)
-            )
+            events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
             state = self.fold(state, events)
             start = stop + 1
             if start <= stop_at:
