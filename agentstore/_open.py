@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -82,7 +83,8 @@ def open(
         pricing=pricing,
     )
     if tracer_provider is not None:
-        from agentstore.integrations.otel import live_listener
-
-        store.add_append_listener(live_listener(tracer_provider))
+        # Imported by name: the integration needs agentstore[otel], and import agentstore
+        # must never import it.
+        otel = importlib.import_module("agentstore.integrations.otel")
+        store.add_append_listener(otel.live_listener(tracer_provider))
     return store

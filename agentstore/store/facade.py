@@ -4,39 +4,36 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 
 from agentstore import tracking
-from agentstore.backends.base import UNSET, Backend, EventFilter, SessionChanges, SessionPage
-from agentstore.backends.base import SessionQuery as _Query
+from agentstore.backends.base import UNSET, Backend
 from agentstore.errors import (
-    AmbiguousSessionError,
     ConcurrencyError,
     InvalidInputError,
-    SessionNotFoundError,
     StoreClosedError,
-    StoreLockedError,
 )
-from agentstore.events import Event, EventType
+from agentstore.events import Event
 from agentstore.pricing import Pricer, resolve_pricer
 from agentstore.session import PrunedSession, Session, validate_session_id
-from agentstore.state import Budget, Reducer, State, copy_state, default_reducer
+from agentstore.state import Budget, Reducer, default_reducer
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.lifecycle_ops import fork_batch, import_batch, prune_sessions
+from agentstore.store.reads import StoreReads
+from agentstore.store.sessions import StoreSessions
 from agentstore.store.states import StateKeeper
 from agentstore.store.validate import (
+    check_budget,
     check_count,
     check_labels,
-    make_filter,
     prepare,
 )
 from agentstore.store.writes import AppendListener, Writer
-from agentstore.verify import VerifyReport, check_snapshots
 
 __all__ = ["Store"]
 
@@ -44,7 +41,7 @@ _STREAM_PAGE = 1000
 _PREFIX_CANDIDATES = 11
 
 
-class Store:
+class Store(StoreSessions, StoreReads):
     """An event store for agent sessions. Create one with `agentstore.open()`.
 
     ```python
@@ -170,172 +167,7 @@ class Store:
             raise InvalidInputError("an append listener must be callable")
         self._writer.listeners.append(listener)
 
-    # --- sessions -------------------------------------------------------------------------
-
-    async def create_session(
-        self,
-        *,
-        name: str | None = None,
-        session_id: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        budget: Budget | None = None,
-    ) -> Session:
-        """Create a session (an id is generated unless `session_id` is given).
-
-        With a `budget`, appending an `llm_request` to the session once it is at or over
-        the budget raises `BudgetExceededError`. Raises `SessionExistsError` if
-        `session_id` is taken.
-        """
-        self._check_open()
-        sid = validate_session_id(session_id) if session_id is not None else str(uuid.uuid4())
-        _check_budget_arg(budget)
-        session = self._new_session(sid, name=name, labels=labels, budget=budget)
-        await self._backend.create_session(session)
-        return session
-
-    def _new_session(
-        self,
-        session_id: str,
-        *,
-        name: str | None,
-        labels: Mapping[str, str] | None,
-        **extra: Any,
-    ) -> Session:
-        if name is not None and not isinstance(name, str):
-            raise InvalidInputError("name must be a string")
-        clean_labels = check_labels(labels)
-        now = datetime.now(UTC)
-        # Strictly increasing creation times keep "newest first" exact within a process.
-        if self._last_created is not None and now <= self._last_created:
-            now = self._last_created + timedelta(microseconds=1)
-        self._last_created = now
-        return Session(
-            id=session_id,
-            name=name,
-            created_at=now,
-            updated_at=now,
-            event_count=0,
-            labels=clean_labels,
-            **extra,
-        )
-
-    async def get_session(self, session_id: str) -> Session:
-        """Return a session. Raises `SessionNotFoundError` if there is none."""
-        self._check_open()
-        return await self._backend.get_session(validate_session_id(session_id))
-
-    async def update_session(
-        self,
-        session_id: str,
-        *,
-        name: str | None = UNSET,
-        labels: Mapping[str, str] = UNSET,
-        budget: Budget | None = UNSET,
-    ) -> Session:
-        """Rename, relabel or re-budget a session; what is not given stays as it is.
-
-        `labels` replaces the labels whole; `budget=None` removes the budget. Returns the
-        session as it now is.
-        """
-        self._check_open()
-        sid = validate_session_id(session_id)
-        if name is not UNSET and name is not None and not isinstance(name, str):
-            raise InvalidInputError("name must be a string or None")
-        if budget is not UNSET:
-            _check_budget_arg(budget)
-        changes = SessionChanges(
-            name=name,
-            labels=check_labels(labels) if labels is not UNSET else UNSET,
-            budget=budget,
-        )
-        async with self._states.lock(sid):
-            session = await self._backend.update_session(sid, changes)
-            self._budgets.forget(sid)
-            self._states.forget(sid)  # the state carries the budget
-        return session
-
-    async def list_sessions(
-        self,
-        *,
-        limit: int = 100,
-        offset: int = 0,
-        labels: Mapping[str, str] | None = None,
-    ) -> list[Session]:
-        """Return sessions newest first; `labels` filters (all must match) before paging.
-
-        For paging through many sessions while others come and go, `list_sessions_page`
-        (a cursor) never repeats or skips one.
-        """
-        self._check_open()
-        check_count("limit", limit)
-        check_count("offset", offset)
-        clean = check_labels(labels) or None
-        out: list[Session] = []
-        cursor: str | None = None
-        skip = offset
-        while len(out) < limit:
-            want = min(skip + limit - len(out), 1000)
-            page = await self._backend.list_sessions(_Query(want, cursor, clean))
-            taken = page.sessions[skip:]
-            skip = max(skip - len(page.sessions), 0)
-            out.extend(taken[: limit - len(out)])
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        return out
-
-    async def list_sessions_page(
-        self,
-        *,
-        limit: int = 100,
-        cursor: str | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> SessionPage:
-        """Return one page of sessions, newest first, and the cursor of the next page.
-
-        ```python
-        page = await store.list_sessions_page(limit=50)
-        while page.next_cursor:
-            page = await store.list_sessions_page(limit=50, cursor=page.next_cursor)
-        ```
-        """
-        self._check_open()
-        check_count("limit", limit)
-        if cursor is not None and not isinstance(cursor, str):
-            raise InvalidInputError("cursor must be a string from a previous page")
-        clean = check_labels(labels) or None
-        return await self._backend.list_sessions(_Query(limit, cursor, clean))
-
-    async def delete_session(self, session_id: str) -> None:
-        """Delete a session, its events and its snapshots, for good."""
-        self._check_open()
-        await self._delete(validate_session_id(session_id), None)
-
-    async def _delete(self, sid: str, expected_seq: int | None) -> None:
-        async with self._states.lock(sid):
-            self._states.forget(sid)
-            self._budgets.forget(sid)
-            await self._backend.delete_session(sid, expected_seq=expected_seq)
-        self._notify(sid)
-
-    async def resolve_session_id(self, prefix: str) -> str:
-        """Return the id of the one session whose id is `prefix` or starts with it.
-
-        Raises `SessionNotFoundError` if none matches and `AmbiguousSessionError` (with
-        the `candidates`) if several do, like git's abbreviated commit ids.
-        """
-        self._check_open()
-        if not isinstance(prefix, str) or not prefix:
-            raise InvalidInputError("a session id or prefix must be a non-empty string")
-        validate_session_id(prefix.rstrip(".") or "x")
-        candidates = await self._backend.find_session_ids(prefix, _PREFIX_CANDIDATES)
-        if prefix in candidates:
-            return prefix
-        if not candidates:
-            raise SessionNotFoundError(prefix)
-        if len(candidates) > 1:
-            raise AmbiguousSessionError(prefix, candidates)
-        return candidates[0]
+    # --- whole sessions ------------------------------------------------------------------
 
     async def prune(
         self,
@@ -420,119 +252,6 @@ class Store:
     def _notify(self, sid: str) -> None:
         """In-process appends need no notice: backends wake their own followers."""
 
-    # --- state ----------------------------------------------------------------------------
-
-    async def get_state(self, session_id: str, *, at_seq: int | None = None) -> State:
-        """Return the session's state: every event folded through the reducer.
-
-        With `at_seq=N`, the state as it was right after event N (0: the empty state).
-        """
-        self._check_open()
-        sid = validate_session_id(session_id)
-        if at_seq is not None:
-            check_count("at_seq", at_seq)
-        head = await self._backend.last_seq(sid)
-        if at_seq is not None and at_seq > head:
-            raise InvalidInputError(
-                f"at_seq={at_seq} is beyond the end of session {sid!r} (last is {head})"
-            )
-        if at_seq is None or at_seq == head:
-            state = self._states.hot(sid, head)
-            if state is None:
-                async with self._states.lock(sid):
-                    state = await self._states.current_locked(sid)
-            return copy_state(state)
-        return await self._states.at(sid, at_seq)
-
-    # --- reading --------------------------------------------------------------------------
-
-    async def get_events(self, session_id: str, from_seq: int = 0) -> list[Event]:
-        """Return the session's events with sequence number >= `from_seq`, in order."""
-        self._check_open()
-        sid = validate_session_id(session_id)
-        check_count("from_seq", from_seq)
-        return await self._backend.read(sid, EventFilter(from_seq=max(from_seq, 1)))
-
-    async def replay(
-        self,
-        session_id: str,
-        *,
-        types: Iterable[EventType | str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        from_seq: int | None = None,
-        to_seq: int | None = None,
-        limit: int | None = None,
-    ) -> list[Event]:
-        """Return the session's events that match every filter given, in order.
-
-        All bounds are inclusive. `types` keeps events of those types; `since`/`until`
-        are timezone-aware datetimes; `limit` caps how many events are returned.
-        """
-        self._check_open()
-        sid = validate_session_id(session_id)
-        flt = make_filter(types, since, until, from_seq, to_seq, limit)
-        if flt.limit == 0:
-            await self._backend.last_seq(sid)  # still raise for an unknown session
-            return []
-        return await self._backend.read(sid, flt)
-
-    async def stream(
-        self, session_id: str, *, from_seq: int = 0, follow: bool = False
-    ) -> AsyncIterator[Event]:
-        """Yield the session's events in order, from `from_seq` on.
-
-        With `follow=True`, keep waiting for new events (appended through any store or
-        process on the same storage) until the consuming task is cancelled or the store is
-        closed. The backend wakes the stream (`Backend.wait_for_append`).
-        """
-        self._check_open()
-        sid = validate_session_id(session_id)
-        check_count("from_seq", from_seq)
-        next_seq = max(from_seq, 1)
-        while not self._closed:
-            page = await self._backend.read(sid, EventFilter(from_seq=next_seq, limit=_STREAM_PAGE))
-            for event in page:
-                yield event
-            if page:
-                next_seq = page[-1].sequence_number + 1
-                if len(page) == _STREAM_PAGE:
-                    continue
-            if not follow:
-                return
-            with anyio.CancelScope() as scope:
-                self._followers.add(scope)
-                try:
-                    if not self._closed:
-                        await self._backend.wait_for_append(sid, next_seq - 1)
-                finally:
-                    self._followers.discard(scope)
-
-    # --- verification -----------------------------------------------------------------------
-
-    async def verify(self, session_id: str | None = None, *, repair: bool = False) -> VerifyReport:
-        """Check every session (or one) and return a report of problems, each with where.
-
-        The backend checks what it stores (for a data directory: every line, torn tails,
-        session files); the store checks its reducer's snapshots against a full fold.
-        `repair=True` performs only the safe repairs (a torn tail is moved aside) and lists
-        them in `report.repairs`.
-
-        ```python
-        report = await store.verify()
-        for problem in report.problems:
-            print(problem)  # events/3f2a.jsonl:17: sequence number 18 where 17 was expected
-        ```
-        """
-        self._check_open()
-        if session_id is not None:
-            session_id = validate_session_id(session_id)
-        if repair and self._backend.read_only:
-            raise StoreLockedError("this store was opened read-only; it cannot repair anything")
-        report = await self._backend.verify(session_id, repair=repair)
-        await check_snapshots(self._backend, report, self._states.reducer, self._states.reducer_id)
-        return report
-
     # --- time travel ----------------------------------------------------------------------
 
     async def fork(
@@ -555,7 +274,7 @@ class Store:
         sid = validate_session_id(session_id)
         check_count("at_seq", at_seq)
         if budget is not UNSET:
-            _check_budget_arg(budget)
+            check_budget(budget)
         source = await self._backend.get_session(sid)
         if at_seq > source.event_count:
             raise InvalidInputError(
@@ -631,8 +350,3 @@ class Store:
         See `agentstore.tool`.
         """
         return tracking.tool(self, session_id, name=name)
-
-
-def _check_budget_arg(budget: object) -> None:
-    if budget is not None and not isinstance(budget, Budget):
-        raise InvalidInputError("budget must be an agentstore.Budget (or None)")

@@ -20,9 +20,11 @@ from agentstore.events import (
     encode_payload,
 )
 from agentstore.pricing import Pricer, apply_price
+from agentstore.state import Budget
 
 __all__ = [
     "aware",
+    "check_budget",
     "check_count",
     "check_labels",
     "make_filter",
@@ -145,3 +147,9 @@ def make_filter(
         until=aware("until", until),
         limit=limit,
     )
+
+
+def check_budget(budget: object) -> None:
+    """Raise `InvalidInputError` unless `budget` is a `Budget` or None."""
+    if budget is not None and not isinstance(budget, Budget):
+        raise InvalidInputError("budget must be an agentstore.Budget (or None)")

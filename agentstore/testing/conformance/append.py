@@ -19,6 +19,7 @@ from agentstore import (
     Store,
     new_event,
 )
+from agentstore.testing.conformance.fixtures import StoreFactory
 
 
 class AppendContract:
@@ -161,15 +162,15 @@ class AppendContract:
         assert len(await store.get_events(session.id)) == 2
         assert (await store.get_state(session.id)).event_count == 2
 
-    async def test_idempotent_after_reopen(self, make_store: object) -> None:
-        open_store = make_store  # type: ignore[assignment]
-        store = await open_store()  # type: ignore[operator]
+    async def test_idempotent_after_reopen(self, make_store: StoreFactory) -> None:
+        open_store = make_store
+        store = await open_store()
         session = await store.create_session()
         event = new_event("custom", {"n": 1})
         first = await store.append(session.id, event)
         await store.close()
         # Simulated crash between the write and the acknowledgement: the caller retries.
-        reopened = await open_store()  # type: ignore[operator]
+        reopened = await open_store()
         assert await reopened.append(session.id, event) == first
         assert len(await reopened.get_events(session.id)) == 1
 

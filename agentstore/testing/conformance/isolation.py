@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agentstore import Metadata, Store, new_event
 
 
@@ -10,7 +12,7 @@ class IsolationContract:
 
     async def test_mutating_inputs_and_outputs(self, store: Store) -> None:
         session = await store.create_session(labels={"env": "dev"})
-        payload = {"list": [1, 2], "inner": {"k": "v"}}
+        payload: dict[str, Any] = {"list": [1, 2], "inner": {"k": "v"}}
         meta = Metadata(tool_name="t", extra={"a": "b"})
         event = new_event("custom", payload, meta)
         stored = await store.append(session.id, event)

@@ -61,7 +61,9 @@ class ReplayContract:
 
     async def test_replay_time_window_after_the_end(self, store: Store) -> None:
         sid, stored = await _session_with(store, 5)
-        later = stored[-1].timestamp + timedelta(hours=1)  # type: ignore[operator]
+        last = stored[-1].timestamp
+        assert last is not None
+        later = last + timedelta(hours=1)
         assert await store.replay(sid, since=later) == []
 
     async def test_stream_without_follow(self, store: Store) -> None:
