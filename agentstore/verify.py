@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from agentstore.backends.types import EventFilter, SessionQuery
 from agentstore.errors import AgentStoreError, CorruptLogError
 from agentstore.events import Event
 from agentstore.state import Reducer, State
@@ -170,8 +171,6 @@ class EventChecker:
 
 async def session_ids_of(backend: Backend, session_id: str | None) -> list[str]:
     """Return the ids to check: `session_id` (which must exist) or every session, sorted."""
-    from agentstore.backends.base import SessionQuery
-
     if session_id is not None:
         await backend.get_session(session_id)  # raises SessionNotFoundError
         return [session_id]
@@ -187,8 +186,6 @@ async def session_ids_of(backend: Backend, session_id: str | None) -> list[str]:
 
 async def verify_through_reads(backend: Backend, session_id: str | None) -> VerifyReport:
     """The physical check of a backend without a format of its own: read and check."""
-    from agentstore.backends.base import EventFilter
-
     report = VerifyReport()
     for sid in await session_ids_of(backend, session_id):
         report.sessions += 1
@@ -250,8 +247,6 @@ async def check_snapshots(
 async def _compare(
     backend: Backend, sid: str, version: int, saved_obj: dict[str, object], reducer: Reducer
 ) -> str | None:
-    from agentstore.backends.base import EventFilter
-
     try:
         saved = State.model_validate(saved_obj)
     except ValidationError as exc:
