@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
         "the PostgreSQL backend needs asyncpg: pip install 'agentstore[postgres]'"
     ) from exc
 
-__all__ = ["asyncpg", "pgexc", "translate", "translated"]
+__all__ = ["CONNECTION_ERRORS", "asyncpg", "pgexc", "translate", "translated"]
 
 # Errors after which the connection (or the server behind it) is gone or refusing work for
 # now: the statement may or may not have been applied, and a retry with the same event ids
@@ -41,7 +41,17 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     pgexc.OperatorInterventionError,  # class 57: terminated, shutdown, cancelled, timeout
     pgexc.InsufficientResourcesError,  # class 53: too many connections, disk full
     pgexc.CannotConnectNowError,
+    pgexc.InternalClientError,  # a protocol left mid-message by a dropped connection
 )
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    pgexc.PostgresConnectionError,
+    pgexc.OperatorInterventionError,
+    pgexc.InternalClientError,
+)
+"""Errors after which a connection must not be used again."""
 
 
 def translate(exc: BaseException, what: str) -> AgentStoreError:

@@ -243,6 +243,9 @@ class PostgresBackend(Backend):
                 except StorageUnavailableError:
                     last = after_seq  # the server is away: wait for the listener to return
                 if last > after_seq:
+                    # Another host appended: read it from the primary until the replica
+                    # has it too (else a follower would spin on the replica's old end).
+                    self._ryw.appended(session_id, last)
                     return last
                 await fut
             finally:

@@ -17,10 +17,11 @@ Two choices measured on this workload (docs/postgres.md):
 from __future__ import annotations
 
 import asyncio
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from agentstore.backends.postgres._driver import asyncpg, translated
+from agentstore.backends.postgres._driver import CONNECTION_ERRORS, asyncpg, pgexc, translated
 from agentstore.backends.postgres.options import PostgresOptions, redact
 
 __all__ = ["Database", "connect", "create_database"]
@@ -66,10 +67,21 @@ class Database:
         self.pool = pool
         self._acquire_timeout = options.pool_timeout or None
 
-    def acquire(self) -> AbstractAsyncContextManager[Any]:
-        """Check a connection out of the pool (`async with db.acquire() as conn:`)."""
-        cm: AbstractAsyncContextManager[Any] = self.pool.acquire(timeout=self._acquire_timeout)
-        return cm
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        """Check a connection out of the pool (`async with db.acquire() as conn:`).
+
+        A connection that failed at the connection level (terminated by the server, a
+        broken socket, a protocol left mid-message) is closed rather than returned, so the
+        pool opens a fresh one instead of handing a broken one to the next caller.
+        """
+        async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+            try:
+                yield conn
+            except CONNECTION_ERRORS as exc:
+                if not isinstance(exc, pgexc.QueryCanceledError):  # that one is fine
+                    conn.terminate()
+                raise
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         """Run a query and return all its rows."""
