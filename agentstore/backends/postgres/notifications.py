@@ -130,6 +130,7 @@ class Listener:
 
     async def _run(self) -> None:
         delay = 0.05
+        reconnect = False
         while True:
             try:
                 conn = await self._connect()
@@ -145,7 +146,9 @@ class Listener:
             try:
                 await conn.add_listener(self._channel, self._on_notify)
                 self._up.set()
-                self._wake(None)  # anything committed while we were away: re-read
+                if reconnect:
+                    self._wake(None)  # anything committed while we were away: re-read
+                reconnect = True
                 while not self._lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._lost.wait(), 5.0)
