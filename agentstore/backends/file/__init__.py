@@ -10,9 +10,9 @@ Layout (the Go original's, so both can share a data directory; see `layout.py`):
 One room per job: `backend.py` (the contract, thin), `layout.py` (names), `atomic.py`
 (temp file + fsync + rename), `log.py` (open logs, locks, catch-up), `writes.py` (the
 append path), `tail.py` (torn tails), `scan.py` (the line reader), `sessions.py` (session
-files and the session index), `snapshots.py`, `notify.py` (`wait_for_append`) and
-`verify.py`. The line format is in `agentstore.codec`; the guarantees are in
-docs/durability.md.
+files and the session index), `snapshots.py`, `notify.py` (`wait_for_append`),
+`opening.py` (checks and prepares the directory) and `verify.py`. The line format is in
+`agentstore.codec`; the guarantees are in docs/durability.md.
 """
 
 from agentstore.backends.file.backend import Durability, FileBackend

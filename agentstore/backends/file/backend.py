@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -23,27 +22,24 @@ from agentstore.backends.base import (
     SessionPage,
     SessionQuery,
     SnapshotRecord,
-    parse_session_cursor,
-    plan_append,
-    session_cursor,
 )
 from agentstore.backends.file import atomic
-from agentstore.backends.file.layout import Layout, classify, temp_path, temp_pid
+from agentstore.backends.file.layout import Layout
 from agentstore.backends.file.log import Logs, flocked
 from agentstore.backends.file.notify import AppendRegistry
+from agentstore.backends.file.opening import prepare_directory
 from agentstore.backends.file.sessions import (
     SessionIndex,
     encode_session,
-    matches,
+    find_ids,
+    list_page,
     read_session,
-    sort_key,
 )
 from agentstore.backends.file.snapshots import default_fingerprint, encode_snapshot, read_snapshot
-from agentstore.backends.file.writes import append_locked, encode_batch, read_view
+from agentstore.backends.file.writes import append_locked, create_session_files, read_view
 from agentstore.errors import (
     ConcurrencyError,
     InvalidInputError,
-    SessionExistsError,
     SessionNotFoundError,
     StorageError,
     StoreClosedError,
@@ -108,69 +104,8 @@ class FileBackend(Backend):
 
     async def open(self) -> None:
         """Check (or create) the data directory; remove temp files of crashed writers."""
-        await anyio.to_thread.run_sync(self._open_sync)
-
-    def _open_sync(self) -> None:
         self.snapshot_path("x")  # compute the default reducer's fingerprint once, here
-        if self.root.exists() and not self.root.is_dir():
-            raise InvalidInputError(
-                f"{self.root} is a file, not a data directory: pass the path of a directory "
-                "(it is created if it does not exist)"
-            )
-        if self.read_only:
-            if not self.root.is_dir():
-                raise StorageError(f"no data directory at {self.root}: check the path")
-            return
-        try:
-            for directory in (
-                self.root,
-                self.layout.sessions_dir,
-                self.layout.events_dir,
-                self.layout.snapshots_dir,
-            ):
-                directory.mkdir(mode=atomic.DIR_MODE, exist_ok=True)
-                if not directory.is_dir() or directory.is_symlink():
-                    raise StorageError(
-                        f"{directory} is not a directory: move it out of the way, or pass "
-                        "another data directory"
-                    )
-        except OSError as exc:
-            raise StoreLockedError(
-                f"cannot create data directory {self.root} ({exc.strerror}): check its "
-                "permissions, or open it read-only"
-            ) from exc
-        if not os.access(self.layout.events_dir, os.W_OK):
-            raise StoreLockedError(
-                f"data directory {self.root} is not writable by this process: check its "
-                "permissions, or open it read-only"
-            )
-        self._remove_stale_temp_files()
-
-    def _remove_stale_temp_files(self) -> None:
-        """Delete temp files left by crashed writers (their pid no longer runs)."""
-        layout = self.layout
-        places = [
-            (self.root, "snapshots"),
-            (layout.sessions_dir, "sessions"),
-            (layout.events_dir, "events"),
-            (layout.snapshots_dir, "snapshots"),
-        ]
-        with contextlib.suppress(OSError), os.scandir(layout.reducers_dir) as entries:
-            places.extend((Path(e.path), "snapshots") for e in entries if e.is_dir())
-        for directory, kind in places:
-            with contextlib.suppress(OSError), os.scandir(directory) as entries:
-                for entry in entries:
-                    if classify(kind, entry.name)[0] != "temp":
-                        continue
-                    pid = temp_pid(entry.name)
-                    try:
-                        if pid is not None:
-                            os.kill(pid, 0)
-                    except ProcessLookupError:
-                        with contextlib.suppress(OSError):
-                            os.unlink(entry.path)
-                    except PermissionError:
-                        continue
+        await anyio.to_thread.run_sync(prepare_directory, self.layout, self.read_only)
 
     async def close(self) -> None:
         """Refuse new appends, let the one in progress finish, close every log."""
@@ -191,54 +126,9 @@ class FileBackend(Backend):
     ) -> AppendResult:
         """Store a session and its first events, whole or not at all (see the contract)."""
         self._writable()
-        return await anyio.to_thread.run_sync(self._create_sync, session, list(events))
-
-    def _create_sync(self, session: Session, events: list[PendingEvent]) -> AppendResult:
-        sid = session.id
-        plan = plan_append(
-            sid, events, last_seq=0, last_ts=None, known_ids={}, now=datetime.now(UTC)
+        return await anyio.to_thread.run_sync(
+            create_session_files, self._logs, self._index, session, list(events)
         )
-        data = b"".join(encode_batch(sid, plan.new))
-        layout = self.layout
-        log_path = layout.log_path(sid)
-        tmp = temp_path(log_path)
-        with self._logs.directory_lock(exclusive=True):
-            if os.path.lexists(layout.session_path(sid)):
-                raise SessionExistsError(sid)
-            try:
-                # The log first, under a temp name then renamed (replacing any log a deletion
-                # left): until the session file exists, the session does not, so a crash
-                # at any point leaves the whole session or nothing.
-                fd = os.open(
-                    tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, atomic.FILE_MODE
-                )
-                try:
-                    atomic.write_all(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, log_path)
-                atomic.fsync_dir(layout.events_dir)
-                for path in layout.snapshot_paths(sid):
-                    os.unlink(path)
-                self._logs.forget(sid)
-                # Linking is the claim: of several processes creating one id, one succeeds.
-                atomic.write_file_atomic(
-                    layout.session_path(sid), encode_session(session), exclusive=True
-                )
-            except FileExistsError as exc:
-                raise SessionExistsError(sid) from exc
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise StorageError(f"cannot create session {sid!r}: {exc}") from exc
-        self._index.record(session)
-        stored = [e for e in plan.events if e is not None]
-        result = [
-            e if e is not None else stored[plan.duplicates[i] - 1]
-            for i, e in enumerate(plan.events)
-        ]
-        return AppendResult(result, len(plan.new), 0)
 
     async def get_session(self, session_id: str) -> Session:
         """Return a session with `event_count` and `updated_at` from its log."""
@@ -283,51 +173,11 @@ class FileBackend(Backend):
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         """Return a page of sessions, newest first (see the contract)."""
-        return await anyio.to_thread.run_sync(self._list_sync, query)
-
-    def _list_sync(self, query: SessionQuery) -> SessionPage:
-        after = None
-        if query.cursor is not None:
-            created, sid = parse_session_cursor(query.cursor)
-            after = (sort_key(created), sid)
-        entries = [
-            (key, sid)
-            for key, sid, labels in self._index.entries()
-            if matches(labels, query.labels) and (after is None or (key, sid) < after)
-        ]
-        entries.sort(reverse=True)
-        page: list[Session] = []
-        more = False
-        for _, sid in entries:
-            if len(page) == query.limit:
-                more = True
-                break
-            try:
-                session = self._get_session_sync(sid)
-            except SessionNotFoundError:
-                continue  # deleted since the scan
-            except StorageError as exc:
-                # One bad session must not hide the others: say where it is, go on.
-                logger.warning("listing sessions: %s", exc)
-                continue
-            # The index is a cache: the file just read has the last word on labels.
-            if matches(session.labels, query.labels):
-                page.append(session)
-        return SessionPage(page, session_cursor(page[-1]) if more and page else None)
+        return await anyio.to_thread.run_sync(list_page, self._index, query, self._get_session_sync)
 
     async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
         """Return up to `limit` ids that start with `prefix`, sorted (an exact match first)."""
-        return await anyio.to_thread.run_sync(self._find_sync, prefix, limit)
-
-    def _find_sync(self, prefix: str, limit: int) -> list[str]:
-        ids: list[str] = []
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.layout.sessions_dir) as it:
-            for entry in it:
-                kind, sid = classify("sessions", entry.name)
-                if kind == "session" and sid is not None and sid.startswith(prefix):
-                    ids.append(sid)
-        ids.sort(key=lambda sid: (sid != prefix, sid))
-        return ids[:limit]
+        return await anyio.to_thread.run_sync(find_ids, self.layout, prefix, limit)
 
     async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
         """Remove a session, its log and its snapshots (see the contract)."""
@@ -407,12 +257,7 @@ class FileBackend(Backend):
     ) -> AppendResult:
         """Append a batch (see the contract): one worker-thread hop, one write, one sync."""
         self._writable()
-        try:
-            result = await self._appender.run(self._append_sync, session_id, batch, expected_seq)
-        except RuntimeError as exc:  # the pool was closed while this call waited
-            if self._closed:
-                raise StoreClosedError("the store was closed; nothing was appended") from exc
-            raise
+        result = await self._appender.run(self._append_sync, session_id, batch, expected_seq)
         if result.written:
             AppendRegistry.notify(self._key, session_id)
         return result

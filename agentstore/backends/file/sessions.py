@@ -23,18 +23,28 @@ import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from agentstore.backends.base import SessionPage, SessionQuery, parse_session_cursor, session_cursor
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout, classify
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 from agentstore.events import parse_timestamp
 from agentstore.session import Session
 
-__all__ = ["IndexEntry", "SessionIndex", "encode_session", "read_session", "sort_key"]
+__all__ = [
+    "IndexEntry",
+    "SessionIndex",
+    "encode_session",
+    "find_ids",
+    "list_page",
+    "read_session",
+    "sort_key",
+]
 
 logger = logging.getLogger("agentstore")
 
@@ -263,3 +273,53 @@ class SessionIndex:
 def matches(labels: dict[str, str], wanted: dict[str, str] | None) -> bool:
     """Tell whether a session with `labels` has every one of `wanted`."""
     return not wanted or all(labels.get(k) == v for k, v in wanted.items())
+
+
+def list_page(
+    index: SessionIndex, query: SessionQuery, get_session: Callable[[str], Session]
+) -> SessionPage:
+    """Return a page of sessions newest first, read from their files (see the contract).
+
+    A session file that cannot be read is logged with its path and skipped: one bad file
+    never hides the others.
+    """
+    after = None
+    if query.cursor is not None:
+        created, sid = parse_session_cursor(query.cursor)
+        after = (sort_key(created), sid)
+    entries = [
+        (key, sid)
+        for key, sid, labels in index.entries()
+        if matches(labels, query.labels) and (after is None or (key, sid) < after)
+    ]
+    entries.sort(reverse=True)
+    page: list[Session] = []
+    more = False
+    for _, sid in entries:
+        if len(page) == query.limit:
+            more = True
+            break
+        try:
+            session = get_session(sid)
+        except SessionNotFoundError:
+            continue  # deleted since the scan
+        except StorageError as exc:
+            # One bad session must not hide the others: say where it is, go on.
+            logger.warning("listing sessions: %s", exc)
+            continue
+        # The index is a cache: the file just read has the last word on labels.
+        if matches(session.labels, query.labels):
+            page.append(session)
+    return SessionPage(page, session_cursor(page[-1]) if more and page else None)
+
+
+def find_ids(layout: Layout, prefix: str, limit: int) -> list[str]:
+    """Return up to `limit` session ids that start with `prefix`, an exact match first."""
+    ids: list[str] = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(layout.sessions_dir) as it:
+        for entry in it:
+            kind, sid = classify("sessions", entry.name)
+            if kind == "session" and sid is not None and sid.startswith(prefix):
+                ids.append(sid)
+    ids.sort(key=lambda sid: (sid != prefix, sid))
+    return ids[:limit]

@@ -9,6 +9,7 @@ recognised as a torn tail and removed whole.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -17,14 +18,17 @@ from datetime import UTC, datetime
 
 from agentstore.backends.base import AppendResult, EventFilter, PendingEvent, plan_append
 from agentstore.backends.file import atomic
+from agentstore.backends.file.layout import temp_path
 from agentstore.backends.file.log import Logs, LogView, flocked
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids, scan_events
+from agentstore.backends.file.sessions import SessionIndex, encode_session
 from agentstore.backends.file.tail import committed_end
 from agentstore.codec import encode_line
-from agentstore.errors import CorruptLogError, StorageError
+from agentstore.errors import CorruptLogError, SessionExistsError, StorageError
 from agentstore.events import Event
+from agentstore.session import Session
 
-__all__ = ["append_locked", "encode_batch", "read_view"]
+__all__ = ["append_locked", "create_session_files", "encode_batch", "read_view"]
 
 logger = logging.getLogger("agentstore")
 
@@ -185,3 +189,54 @@ def _read_one(logs: Logs, view: LogView, seq: int) -> Event:
     for event in read_view(logs, view, EventFilter(from_seq=seq, to_seq=seq)):
         return event
     raise CorruptLogError(f"event {seq} is missing", path=str(view.path), line=seq)
+
+
+def create_session_files(
+    logs: Logs, index: SessionIndex, session: Session, events: list[PendingEvent]
+) -> AppendResult:
+    """Create a session with its first events: the whole session or, after a crash, nothing.
+
+    The log is written under a temp name and renamed into place first; the session exists
+    only once its file is linked after it. A crash before that leaves at most a log no
+    session file names (invisible, replaced by the next creation of that id).
+    """
+    sid = session.id
+    plan = plan_append(sid, events, last_seq=0, last_ts=None, known_ids={}, now=datetime.now(UTC))
+    data = b"".join(encode_batch(sid, plan.new))
+    layout = logs.layout
+    log_path = layout.log_path(sid)
+    tmp = temp_path(log_path)
+    with logs.directory_lock(exclusive=True):
+        if os.path.lexists(layout.session_path(sid)):
+            raise SessionExistsError(sid)
+        try:
+            # The log first, under a temp name then renamed (replacing any log a deletion
+            # left): until the session file exists, the session does not, so a crash
+            # at any point leaves the whole session or nothing.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, atomic.FILE_MODE)
+            try:
+                atomic.write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, log_path)
+            atomic.fsync_dir(layout.events_dir)
+            for path in layout.snapshot_paths(sid):
+                os.unlink(path)
+            logs.forget(sid)
+            # Linking is the claim: of several processes creating one id, one succeeds.
+            atomic.write_file_atomic(
+                layout.session_path(sid), encode_session(session), exclusive=True
+            )
+        except FileExistsError as exc:
+            raise SessionExistsError(sid) from exc
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise StorageError(f"cannot create session {sid!r}: {exc}") from exc
+    index.record(session)
+    stored = [e for e in plan.events if e is not None]
+    result = [
+        e if e is not None else stored[plan.duplicates[i] - 1] for i, e in enumerate(plan.events)
+    ]
+    return AppendResult(result, len(plan.new), 0)
