@@ -44,6 +44,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("fork", "agentstore_cli.fork:fork"),
     ("prune", "agentstore_cli.prune:prune"),
     ("verify", "agentstore_cli.verify:verify"),
+    ("migrate", "agentstore_cli.migrate:migrate"),
+    ("copy", "agentstore_cli.copy:copy"),
 ]
 
 DEBUG_ENV = "AGENTSTORE_DEBUG"
