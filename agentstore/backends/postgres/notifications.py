@@ -49,15 +49,25 @@ class Notifier:
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
 
+    def _statement(self, pending: dict[str, int]) -> str:
+        # One simple-protocol round trip. The transaction only carries notifications, so
+        # it need not wait for its commit to reach the disk (else every NOTIFY would cost
+        # an fsync of its own). Literals are safe: session ids are [A-Za-z0-9._-] and the
+        # channel [a-z0-9_] (both validated before they get here).
+        payloads = ", ".join(f"'{seq} {sid}'" for sid, seq in pending.items())
+        return (
+            "BEGIN; SET LOCAL synchronous_commit TO off; "
+            f"SELECT pg_notify('{self._channel}', p) FROM unnest(ARRAY[{payloads}]) AS p; "
+            "COMMIT"
+        )
+
     async def _run(self) -> None:
-        sql = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
         while True:
             await self._wake.wait()
             self._wake.clear()
             pending, self._pending = self._pending, {}
-            payloads = [f"{seq} {sid}" for sid, seq in pending.items()]
             try:
-                await self._pool.execute(sql, self._channel, payloads)
+                await self._pool.execute(self._statement(pending))
             except Exception as exc:
                 # Waiters elsewhere re-read on their listener's reconnect; nothing is lost
                 # from the log, only the prompt wake-up.
@@ -70,11 +80,7 @@ class Notifier:
             return
         if self._pending:
             with contextlib.suppress(Exception):
-                await self._pool.execute(
-                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                    self._channel,
-                    [f"{seq} {sid}" for sid, seq in self._pending.items()],
-                )
+                await self._pool.execute(self._statement(self._pending))
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
