@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from google_crc32c import extend as _crc32c_extend
 from google_crc32c import value as _crc32c
 
 from agentstore.errors import CorruptLogError
@@ -89,13 +90,15 @@ def encode_line(
 
 def checksum_ok(line: bytes) -> bool | None:
     """Check a line's checksum (without its newline): True, False, or None if it has none."""
-    if len(line) < _CRC_TAIL or line[-_CRC_TAIL:-10] != _CRC_KEY or line[-2:] != b'"}':
+    # A line shorter than the tail slices to something shorter than the key: no match.
+    if line[-_CRC_TAIL:-10] != _CRC_KEY or line[-2:] != b'"}':
         return None
     try:
         stored = int(line[-10:-2], 16)
     except ValueError:
         return False
-    return bool(_crc32c(line[:-_CRC_TAIL] + b"}") == stored)
+    # The CRC of `body + "}"` without building that string: one copy less per line.
+    return bool(_crc32c_extend(_crc32c(line[:-_CRC_TAIL]), b"}") == stored)
 
 
 def batch_end(line: bytes) -> int | None:

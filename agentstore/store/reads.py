@@ -8,7 +8,7 @@ from datetime import datetime
 import anyio
 
 from agentstore.backends.base import Backend, EventFilter
-from agentstore.errors import InvalidInputError, StoreLockedError
+from agentstore.errors import InvalidInputError, SessionNotFoundError, StoreLockedError
 from agentstore.events import Event, EventType
 from agentstore.session import validate_session_id
 from agentstore.state import State, copy_state
@@ -43,7 +43,11 @@ class StoreReads:
         sid = validate_session_id(session_id)
         if at_seq is not None:
             check_count("at_seq", at_seq)
-        head = await self._backend.last_seq(sid)
+        try:
+            head = await self._backend.last_seq(sid)
+        except SessionNotFoundError:
+            self._states.forget(sid)  # deleted (and maybe created again) by another store
+            raise
         if at_seq is not None and at_seq > head:
             raise InvalidInputError(
                 f"at_seq={at_seq} is beyond the end of session {sid!r} (last is {head})"

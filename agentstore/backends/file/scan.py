@@ -175,9 +175,13 @@ def scan_events(
             return
         if seq % CHECKPOINT_EVERY == 0:
             checkpoints.setdefault(seq, line_start)
-        if patterns is not None and not any(p in line for p in patterns) and b'"type":"' in line:
-            _unchecked_is_sound(line, path, seq)
-            continue
+        if patterns is not None and b'"type":"' in line:
+            for pattern in patterns:
+                if pattern in line:
+                    break
+            else:  # not of a wanted type: skip it without decoding, but never skip damage
+                _unchecked_is_sound(line, path, seq)
+                continue
         event = decode_at(line, path, seq)
         if flt.until is not None and event.timestamp is not None and event.timestamp > flt.until:
             return  # timestamps never go backwards

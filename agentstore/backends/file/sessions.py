@@ -237,11 +237,21 @@ class SessionIndex:
         path = self.layout.session_path(session_id)
         try:
             obj = orjson.loads(atomic.read_file(path))
-        except (OSError, ValueError, StorageError):
+        except FileNotFoundError:
+            return None  # deleted since the scan
+        except (OSError, ValueError, StorageError) as exc:
+            logger.warning("listing sessions: %s is not a readable session file: %s", path, exc)
             return None
-        if not isinstance(obj, dict) or obj.get("id") != session_id:
-            return None
-        return _entry_of(obj)
+        entry = _entry_of(obj) if isinstance(obj, dict) and obj.get("id") == session_id else None
+        if entry is None:
+            # One bad file must not hide the others: say where it is, and go on.
+            logger.warning(
+                "listing sessions: %s is not a valid session file for id %r; skipped (see "
+                "`agentstore verify`)",
+                path,
+                session_id,
+            )
+        return entry
 
     def _rewrite(
         self,

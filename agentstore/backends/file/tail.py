@@ -80,7 +80,15 @@ def read_tail(fd: int, path: Path, end: int) -> tuple[Event, int] | None:
         return None
     lines = lines_backwards(fd, end)
     start, line = next(lines)
-    last = _decode_tail_line(line, path, None)
+    try:
+        last = _decode_tail_line(line, path, None)
+    except CorruptLogError as exc:
+        # Say which line, as every other read does: count the lines before it (error path).
+        raise CorruptLogError(
+            str(exc).removeprefix(f"{path}: the last line: "),
+            path=str(path),
+            line=_count_lines(fd, start) + 1,
+        ) from exc
     seq = last.sequence_number
     before = next(lines, None)
     if before is None:
@@ -98,6 +106,18 @@ def read_tail(fd: int, path: Path, end: int) -> tuple[Event, int] | None:
             path=str(path),
         )
     return last, start
+
+
+def _count_lines(fd: int, end: int) -> int:
+    """Count the newlines in bytes 0..end of a file."""
+    count, offset = 0, 0
+    while offset < end:
+        chunk = os.pread(fd, min(1 << 20, end - offset), offset)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+    return count
 
 
 def _decode_tail_line(line: bytes, path: Path, lineno: int | None) -> Event:

@@ -82,7 +82,7 @@ def _check_session_file(layout: Layout, sid: str, report: VerifyReport) -> bool:
         _, has_log, _ = read_session(layout, sid)
     except (CorruptLogError, StorageError) as exc:
         report.problems.append(VerifyProblem(sid, str(path), None, "session_file", str(exc)))
-        return True
+        return False  # unknown: the one problem is the session file
     return has_log
 
 
