@@ -198,3 +198,22 @@ def test_import_agentstore_does_not_import_the_driver() -> None:
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("1", "1 error"), ("", "1 skipped")])
+def test_no_server_fails_in_ci_and_skips_elsewhere(ci: str, outcome: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["AGENTSTORE_TEST_POSTGRES_URL"] = "postgresql://postgres@127.0.0.1:9/postgres"
+    if ci:
+        env["CI"] = ci
+    test = f"{__file__}::test_open_by_url_appends_and_replays"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", test, "-q", "-p", "no:cacheprovider", "-rs"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert outcome in out.stdout, out.stdout
+    assert "no PostgreSQL server reachable at postgresql://postgres@127.0.0.1:9" in out.stdout
+    assert (out.returncode != 0) == bool(ci)
