@@ -12,7 +12,7 @@ async with agentstore.open("./agent-data") as store:
 """
 
 from agentstore._open import open
-from agentstore.backends.base import Backend
+from agentstore.backends.base import Backend, SessionPage
 from agentstore.errors import (
     AgentStoreError,
     AmbiguousSessionError,
@@ -55,7 +55,6 @@ from agentstore.payloads import (
     UserMessage,
 )
 from agentstore.pricing import GenaiPricer, Price, Pricer
-from agentstore.backends.base import SessionPage
 from agentstore.session import PrunedSession, Session
 from agentstore.state import (
     Budget,
@@ -102,9 +101,9 @@ __all__ = [
     "Reducer",
     "ReducerError",
     "Session",
-    "SessionPage",
     "SessionExistsError",
     "SessionNotFoundError",
+    "SessionPage",
     "State",
     "StateUpdated",
     "StorageError",

@@ -94,7 +94,10 @@ def test_import_agentstore_imports_no_backend() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert out == ["agentstore.backends.base,agentstore.backends.registry", "False"]
+    assert out == [
+        "agentstore.backends.base,agentstore.backends.registry,agentstore.backends.types",
+        "False",
+    ]
 
 
 class TestThinBackendContract(BackendContract):
