@@ -49,6 +49,8 @@ class OpenCall(BaseModel):
     """`tool_called` or `llm_request`."""
     name: str | None = None
     """The tool name or the model."""
+    call_id: str | None = None
+    """The call's `metadata.call_id` (the key differs when the id repeats)."""
 
 
 class TokenUsage(BaseModel):
@@ -95,7 +97,12 @@ class State(BaseModel):
     errors: int = 0
     """How many `error` events."""
     open_calls: dict[str, OpenCall] = Field(default_factory=dict)
-    """Calls without a result yet, by `metadata.call_id`: after a crash, the work to redo."""
+    """Calls without a result yet, by `metadata.call_id`: after a crash, the work to redo.
+
+    A call whose id is already open (ids repeat across responses with some providers, and
+    across runs) is keyed `"<call_id>#<sequence_number>"`; a result closes the latest open
+    call with its id.
+    """
     budget: Budget | None = None
     """The session's budget, if it has one."""
 
@@ -142,7 +149,7 @@ def default_reducer(state: State, event: Event) -> State:
 
     Beyond the Go original, it tracks open calls: a `tool_called` or `llm_request` with a
     `metadata.call_id` is open until a `tool_result`, `llm_response` or `error` with the
-    same `call_id` is folded in.
+    same `call_id` is folded in (it closes the latest open call with that id).
     """
     if type(state) is not State or type(event) is not Event:
         return _reduce_slow(state, event)
@@ -186,15 +193,43 @@ _TOKEN_FIELDS = ("input", "output", "cost_usd")
 
 
 def _track_call(state: State, event: Event, kind: str, call_id: str) -> None:
+    # Some providers reuse tool-call ids across responses ("call_0" in every turn), and an
+    # interrupted run leaves calls without results. So a call whose id is already open is
+    # kept beside it under "<call_id>#<sequence_number>", and a result closes the nearest
+    # (latest) open call with its id: an orphan of an earlier run stays in open_calls
+    # instead of swallowing the next run's result.
+    open_calls = state.open_calls
     if kind in _CALL_TYPES:
         meta = event.metadata
-        state.open_calls[call_id] = OpenCall(
-            sequence_number=event.sequence_number,
+        seq = event.sequence_number
+        key = call_id
+        while key in open_calls:
+            key = f"{key}#{seq}"
+        open_calls[key] = OpenCall(
+            sequence_number=seq,
             type=kind,
             name=meta.tool_name if kind == EventType.TOOL_CALLED else meta.model,
+            call_id=call_id,
         )
-    elif kind in _RESULT_TYPES:
-        state.open_calls.pop(call_id, None)
+    elif kind in _RESULT_TYPES and open_calls:
+        nearest = _nearest_open_call(open_calls, call_id)
+        if nearest is not None:
+            del open_calls[nearest]
+
+
+def _nearest_open_call(open_calls: dict[str, OpenCall], call_id: str) -> str | None:
+    """Return the key of the latest open call with `call_id`, if any."""
+    only = open_calls.get(call_id)
+    if only is not None and len(open_calls) == 1 and only.call_id in (call_id, None):
+        return call_id
+    nearest: str | None = None
+    nearest_seq = -1
+    for key, call in open_calls.items():
+        # Snapshots written before OpenCall had call_id: the key is the id.
+        cid = call.call_id if call.call_id is not None else key
+        if cid == call_id and call.sequence_number > nearest_seq:
+            nearest, nearest_seq = key, call.sequence_number
+    return nearest
 
 
 def _reduce_slow(state: State, event: Event) -> State:

@@ -29,6 +29,8 @@ from agentstore_cli.common import (
     CliError,
     GlobalOptions,
 )
+from agentstore_cli.helpfmt import AgentstoreCommand, MetavarStyle, reflow
+from agentstore_cli.otel import otel_app
 from agentstore_cli.sanitize import clean
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -46,6 +48,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("verify", "agentstore_cli.verify:verify"),
     ("migrate", "agentstore_cli.migrate:migrate"),
     ("copy", "agentstore_cli.copy:copy"),
+    ("serve", "agentstore_cli.serve:serve"),
+    ("ui", "agentstore_cli.ui:ui"),
 ]
 
 DEBUG_ENV = "AGENTSTORE_DEBUG"
@@ -55,11 +59,12 @@ _HELP = """Inspect and replay agentstore sessions: what your agent did, step by 
 \b
 Examples:
   agentstore sessions                         newest sessions first
-  agentstore replay 3f2a                      timeline (any unique id prefix)
+  agentstore replay latest                    timeline of the newest session
+  agentstore replay 3f2a                      any unique id prefix, or a name
   agentstore replay 3f2a -t tool_called,error only tool calls and errors
-  agentstore replay 3f2a --follow             live, while the agent runs
+  agentstore replay 3f2a -f                   follow, live as the agent runs
   agentstore replay 3f2a --step               step through events and state
-  agentstore replay 3f2a -f json | jq '.[].type'
+  agentstore replay 3f2a -o json | jq '.[].type'
   agentstore stats 3f2a                       tokens, cost, tools, errors
   agentstore --data-dir ./other sessions      another data directory
 
@@ -69,7 +74,7 @@ write to it.
 """
 
 
-class AgentstoreGroup(TyperGroup):
+class AgentstoreGroup(MetavarStyle, TyperGroup):
     """The root group: turns every error into one clear line on stderr."""
 
     def main(  # type: ignore[override]
@@ -82,6 +87,10 @@ class AgentstoreGroup(TyperGroup):
     ) -> Any:
         """Run the CLI; exit with 0, 1 (failure), 2 (usage error) or 130 (Ctrl-C)."""
         _DEBUG[0] = _env_flag(DEBUG_ENV)
+        # Rich (ours and Typer's help) exits with status 1 on a closed pipe; for the
+        # length of the command it raises BrokenPipeError instead, which exits 0.
+        rich_default = Console.on_broken_pipe
+        Console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign,assignment]
         try:
             code = super().main(
                 args=args,
@@ -92,9 +101,35 @@ class AgentstoreGroup(TyperGroup):
             )
         except BaseException as exc:  # the one place errors are reported
             code = _report(exc)
+        finally:
+            Console.on_broken_pipe = rich_default  # type: ignore[method-assign]
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """Parse the arguments (this prints --help and --version)."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError as exc:
+            raise _PipeClosed from exc
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; a closed output pipe becomes `_PipeClosed` (exit 0)."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            # Click would turn EPIPE into exit status 1 before `main` sees it.
+            raise _PipeClosed from exc
+
+
+class _PipeClosed(Exception):
+    """The reader of our output went away (`agentstore replay X | head -1`)."""
+
+
+def _raise_broken_pipe(console: Console) -> None:
+    console.quiet = True
+    raise _PipeClosed
 
 
 _DEBUG = [False]
@@ -148,7 +183,7 @@ def _report(exc: BaseException) -> int:
     if isinstance(exc, AgentStoreError):
         _error_line(str(exc))
         return 1
-    if isinstance(exc, BrokenPipeError):
+    if isinstance(exc, BrokenPipeError | _PipeClosed):
         # The reader went away (`agentstore replay X | head`): not an error of ours.
         # Point stdout at /dev/null so that the interpreter's final flush stays quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -217,7 +252,9 @@ def _load(target: str) -> Callable[..., Any]:
 
 
 for _name, _target in COMMANDS:
-    app.command(_name)(_load(_target))
+    _func = _load(_target)
+    app.command(_name, cls=AgentstoreCommand, help=reflow(_func.__doc__))(_func)
+app.add_typer(otel_app, name="otel")  # a command group: `agentstore otel export`
 
 
 def main() -> NoReturn:

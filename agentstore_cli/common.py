@@ -32,7 +32,8 @@ import anyio
 import typer
 
 import agentstore
-from agentstore import Store
+from agentstore import AmbiguousSessionError, InvalidInputError, Store
+from agentstore.errors import SessionNotFoundError
 from agentstore_cli.sanitize import clean_json
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "CliError",
     "DataDirOption",
     "GlobalOptions",
+    "LATEST",
+    "SessionArg",
     "UsageError",
     "data_dir_of",
     "open_store",
@@ -76,6 +79,17 @@ LabelOption = Annotated[
 ]
 """`--label k=v`, repeatable; parse it with `parse_labels`."""
 """The `--data-dir` option every command takes, so it works after the command name too."""
+
+
+LATEST = "latest"
+"""The session argument that names the newest session (by creation time)."""
+
+SESSION_HELP = "Session: its id, a unique id prefix, its name (if unique), or latest."
+
+SessionArg = Annotated[str, typer.Argument(metavar="SESSION", help=SESSION_HELP)]
+"""The SESSION argument of every command that takes one; resolve it with `resolve_session`."""
+
+_NAME_PAGE = 500
 
 
 class CliError(Exception):
@@ -170,10 +184,44 @@ def write_bytes(data: bytes, *, flush: bool = False) -> None:
             stream.flush()
 
 
-async def resolve_session(store: Store, prefix: str) -> str:
-    """Return the full id of the session `prefix` names (an id or a unique prefix).
+async def resolve_session(store: Store, ref: str) -> str:
+    """Return the full id of the session `ref` names, as a user types it.
 
-    Raises `SessionNotFoundError`, or `AmbiguousSessionError` listing the candidates;
-    both become one line on stderr. A session's name is not an id.
+    `ref` is `latest` (the newest session), an id, a unique id prefix, or a session's
+    name: ids win over names, and a name that several sessions share is an error that
+    lists them. Raises `SessionNotFoundError` or `AmbiguousSessionError` (one line on
+    stderr).
     """
-    return await store.resolve_session_id(prefix)
+    if ref == LATEST:
+        newest = await store.list_sessions(limit=1)
+        if not newest:
+            raise CliError("there are no sessions yet, so no latest one")
+        return newest[0].id
+    try:
+        return await store.resolve_session_id(ref)
+    except (SessionNotFoundError, InvalidInputError) as exc:
+        if isinstance(exc, AmbiguousSessionError):
+            raise
+        by_name = await _sessions_named(store, ref)
+        if len(by_name) == 1:
+            return by_name[0]
+        if len(by_name) > 1:
+            shown = ", ".join(sid[:8] for sid in by_name[:10])
+            more = f" and {len(by_name) - 10} more" if len(by_name) > 10 else ""
+            raise CliError(
+                f"{len(by_name)} sessions are named {ref!r} ({shown}{more}): "
+                "pass an id or id prefix instead"
+            ) from None
+        raise  # no session has that id or that name
+
+
+async def _sessions_named(store: Store, name: str) -> list[str]:
+    """The ids of the sessions called `name`, newest first (a scan of the listing)."""
+    found: list[str] = []
+    offset = 0
+    while True:
+        page = await store.list_sessions(limit=_NAME_PAGE, offset=offset)
+        found.extend(s.id for s in page if s.name == name)
+        if len(page) < _NAME_PAGE:
+            return found
+        offset += len(page)

@@ -1,9 +1,10 @@
 """`agentstore export` and `agentstore import`: move a session between data directories.
 
-`export` writes the same JSON array as `replay --format json` (the on-disk events), or
-with `--with-session` an object `{"session": {...}, "events": [...]}` that also keeps the
-session's name, labels and creation time. `import` reads either form, or JSON lines,
-and re-creates the session with the same id, sequence numbers and timestamps.
+`export` writes an object `{"session": {...}, "events": [...]}` that keeps the session's
+name, labels, budget and creation time with its events, so `export | import -`
+round-trips a session; with `--bare` it writes the same JSON array as `replay --format
+json` (the on-disk events only). `import` reads either form, or JSON lines, and
+re-creates the session with the same id, sequence numbers and timestamps.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agentstore import Event, InvalidInputError, Session
 from agentstore_cli.common import (
     CliError,
     DataDirOption,
+    SessionArg,
     UsageError,
     open_store,
     resolve_session,
@@ -37,40 +39,49 @@ __all__ = ["export", "import_", "parse_export"]
 
 def export(
     ctx: typer.Context,
-    session: Annotated[
-        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
-    ],
+    session: SessionArg,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout."),
+        typer.Option("--output", metavar="FILE", help="Write to FILE instead of stdout."),
     ] = None,
-    with_session: Annotated[
+    bare: Annotated[
         bool,
         typer.Option(
-            "--with-session",
-            help='Write {"session": ..., "events": [...]} to keep the name and labels too.',
+            "--bare",
+            help="Write only the events, as one JSON array (the same as replay -o json); "
+            "the session's name, labels and budget are left out.",
         ),
+    ] = False,
+    with_session: Annotated[
+        bool,
+        typer.Option("--with-session", hidden=True, help="The default now; kept for scripts."),
     ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Export a session's events as JSON (the same as replay --format json).
+    """Export a session (its name, labels, budget and events) as one JSON object.
+
+    `import` reads it back as the same session: `agentstore export 3f2a | agentstore
+    --data-dir ./copy import -` copies a session.
 
     \b
     Examples:
-      agentstore export 3f2a -o run.json
-      agentstore export 3f2a --with-session -o run.json
+      agentstore export 3f2a --output run.json
       agentstore --data-dir ./other import run.json
+      agentstore export latest --bare | jq '.[].type'
     """
+    if bare and with_session:
+        raise UsageError("--bare leaves the session out; it cannot be combined with --with-session")
+    keep_session = not bare
 
     async def main() -> None:
         async with open_store(ctx, data_dir) as store:
             sid = await resolve_session(store, session)
             info = await store.get_session(sid)
             with _destination(output) as write:
-                if with_session:
+                if keep_session:
                     write(b'{"session":' + orjson.dumps(info.to_dict()) + b',\n"events":')
                 async with contextlib.aclosing(iter_events(store, sid, EventQuery())) as events:
-                    if with_session:
+                    if keep_session:
                         await write_json_array(events, lambda b: write(b.rstrip(b"\n")))
                         write(b"}\n")
                     else:

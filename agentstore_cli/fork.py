@@ -6,16 +6,21 @@ from typing import Annotated
 
 import typer
 
-from agentstore_cli.common import DataDirOption, open_store, parse_labels, resolve_session, run
+from agentstore_cli.common import (
+    DataDirOption,
+    SessionArg,
+    open_store,
+    parse_labels,
+    resolve_session,
+    run,
+)
 
 __all__ = ["fork"]
 
 
 def fork(
     ctx: typer.Context,
-    session: Annotated[
-        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
-    ],
+    session: SessionArg,
     at: Annotated[
         int,
         typer.Option("--at", min=0, metavar="SEQ", help="Copy events 1..SEQ into the fork."),

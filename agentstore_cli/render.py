@@ -7,7 +7,7 @@ so a payload holding `[red]` or an ESC sequence is shown as text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -401,8 +401,23 @@ class Timeline:
         if call is not None:
             out.append(f" · call #{call.seq}", style="dim")
 
-    def footer(self, total_events: int | None = None) -> Text:
-        """Return the totals line for the events shown so far."""
+    def open_calls(self) -> list[tuple[int, str | None]]:
+        """The calls shown that no result or error answered: (sequence number, name)."""
+        return sorted((call.seq, call.name) for call in self._calls.values())
+
+    def footer(
+        self,
+        total_events: int | None = None,
+        *,
+        width: int | None = None,
+        open_calls: bool = False,
+    ) -> Text:
+        """Return the totals line for the events shown so far.
+
+        With `width`, the line breaks between its parts (never inside one) to fit; with
+        `open_calls`, it counts the calls that never got a result (as `stats` does):
+        only right when every event after them was shown.
+        """
         wall = (
             (self.last_ts - self.first_ts).total_seconds() * 1000
             if self.first_ts is not None and self.last_ts is not None
@@ -411,19 +426,46 @@ class Timeline:
         shown = fmt_int(self.events)
         if total_events is not None and total_events != self.events:
             shown += f" of {fmt_int(total_events)}"
-        parts: Iterable[str] = (
-            f"{shown} event{'s' if total_events != 1 and self.events != 1 else ''}",
-            f"{fmt_int(self.tokens_in + self.tokens_out)} tokens "
-            f"({fmt_int(self.tokens_in)} in / {fmt_int(self.tokens_out)} out)",
-            fmt_cost(self.cost_usd),
-            f"{fmt_int(self.tool_calls)} tool call{'s' if self.tool_calls != 1 else ''}",
-            f"{fmt_int(self.errors)} error{'s' if self.errors != 1 else ''}",
-            f"{fmt_duration(wall)} wall time",
-        )
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for index, part in enumerate(parts):
+        parts: list[tuple[str, str]] = [
+            (f"{shown} event{'s' if total_events != 1 and self.events != 1 else ''}", "bold"),
+            (
+                f"{fmt_int(self.tokens_in + self.tokens_out)} tokens "
+                f"({fmt_int(self.tokens_in)} in / {fmt_int(self.tokens_out)} out)",
+                "bold",
+            ),
+            (fmt_cost(self.cost_usd), "bold"),
+            (f"{fmt_int(self.tool_calls)} tool call{'s' if self.tool_calls != 1 else ''}", "bold"),
+            (
+                f"{fmt_int(self.errors)} error{'s' if self.errors != 1 else ''}",
+                "bold red" if self.errors else "bold",
+            ),
+        ]
+        unanswered = len(self._calls) if open_calls else 0
+        if unanswered:
+            parts.append((f"{fmt_int(unanswered)} without result", "bold yellow"))
+        parts.append((f"{fmt_duration(wall)} wall time", "bold"))
+        text = Text()
+        used = 0
+        for index, (part, style) in enumerate(parts):
             if index:
-                text.append(" · ", style="dim")
-            style = "bold red" if part.endswith(("error", "errors")) and self.errors else "bold"
+                if width is not None and used + 3 + len(part) > width:
+                    text.append("\n")
+                    used = 0
+                else:
+                    text.append(" · ", style="dim")
+                    used += 3
             text.append(part, style=style)
+            used += len(part)
+        return text
+
+    def open_calls_line(self, width: int) -> Text | None:
+        """List the calls without a result: `without result: #5 search_flights, #9 gpt-4o`."""
+        calls = self.open_calls()
+        if not calls:
+            return None
+        text = Text("without result: ", style="yellow")
+        text.append(", ".join(f"#{seq} {clean(name or '?')}" for seq, name in calls[:20]))
+        if len(calls) > 20:
+            text.append(f", and {len(calls) - 20} more")
+        text.truncate(width, overflow="ellipsis")
         return text

@@ -15,6 +15,7 @@ from rich.text import Text
 from agentstore import Event, Session, Store
 from agentstore_cli.common import (
     DataDirOption,
+    SessionArg,
     UsageError,
     open_store,
     resolve_session,
@@ -38,9 +39,7 @@ class ReplayFormat(StrEnum):
 
 def replay(
     ctx: typer.Context,
-    session: Annotated[
-        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
-    ],
+    session: SessionArg,
     type_: Annotated[
         list[str] | None,
         typer.Option(
@@ -77,7 +76,8 @@ def replay(
         ReplayFormat,
         typer.Option(
             "--format",
-            "-f",
+            "-o",
+            metavar="FORMAT",
             help="timeline for people (no colour in a pipe); json (one array) or jsonl "
             "(one event per line) with exactly the on-disk fields.",
         ),
@@ -86,7 +86,7 @@ def replay(
         bool,
         typer.Option(
             "--follow",
-            "-F",
+            "-f",
             help="Keep printing new events as they are appended (by any process) "
             "until Ctrl-C. Timeline or jsonl.",
         ),
@@ -164,7 +164,7 @@ def replay(
         if fmt is ReplayFormat.timeline and "session" in state:
             console = make_console()
             console.print(Rule(style="dim"))
-            console.print(timeline.footer())
+            console.print(timeline.footer(width=console.width))
 
 
 async def write_json_array(
@@ -241,4 +241,12 @@ async def _timeline(
         _print_rows(console, rows)
     console.print(Rule(style="dim"))
     filtered = query != EventQuery()
-    console.print(timeline.footer(None if filtered else info.event_count))
+    # Calls without a result are known only if every event after them was shown.
+    to_the_end = (
+        query.types is None and query.to_seq is None and query.until is None and query.limit is None
+    )
+    total = None if filtered else info.event_count
+    console.print(timeline.footer(total, width=console.width, open_calls=to_the_end))
+    line = timeline.open_calls_line(console.width) if to_the_end else None
+    if line is not None:
+        console.print(line)

@@ -18,7 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from agentstore.pricing import RepriceReport, reprice_session
-from agentstore_cli.common import DataDirOption, open_store, resolve_session, run, write_bytes
+from agentstore_cli.common import (
+    DataDirOption,
+    SessionArg,
+    open_store,
+    resolve_session,
+    run,
+    write_bytes,
+)
 from agentstore_cli.render import fmt_cost, fmt_int, make_console, safe
 
 __all__ = ["RepriceFormat", "print_report", "reprice"]
@@ -33,10 +40,12 @@ class RepriceFormat(StrEnum):
 
 def reprice(
     ctx: typer.Context,
-    session: Annotated[str, typer.Argument(help="Session id, or any unique prefix of one.")],
+    session: SessionArg,
     fmt: Annotated[
         RepriceFormat,
-        typer.Option("--format", "-f", help="text for people, json (one object) for jq."),
+        typer.Option(
+            "--format", "-o", metavar="FORMAT", help="text (for people) or json (one object)."
+        ),
     ] = RepriceFormat.text,
     data_dir: DataDirOption = None,
 ) -> None:

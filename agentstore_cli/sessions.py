@@ -12,8 +12,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from agentstore import Session, State
+from agentstore import AgentStoreError, Session, State
 from agentstore_cli.common import (
+    CliError,
     DataDirOption,
     LabelOption,
     open_store,
@@ -27,6 +28,8 @@ __all__ = ["SessionsFormat", "sessions"]
 
 
 _FULL_ID_WIDTH = 110
+_HEADINGS = ("ID", "NAME", "EVENTS", "TOKENS", "COST", "CREATED", "LAST EVENT")
+_NAME = 1
 
 
 class SessionsFormat(StrEnum):
@@ -50,7 +53,12 @@ def sessions(
     ] = 0,
     fmt: Annotated[
         SessionsFormat,
-        typer.Option("--format", "-f", help="table for people; json (one array) or jsonl for jq."),
+        typer.Option(
+            "--format",
+            "-o",
+            metavar="FORMAT",
+            help="table (for people), json (one array) or jsonl (one session per line).",
+        ),
     ] = SessionsFormat.table,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -79,13 +87,26 @@ def sessions(
                 for s in found:
                     write_bytes(orjson.dumps(s.to_dict()) + b"\n", flush=True)
                 return
-            states = [await store.get_state(s.id) for s in found]
+            states: list[State | None] = []
+            unreadable = 0
+            for s in found:
+                try:
+                    states.append(await store.get_state(s.id))
+                except AgentStoreError:
+                    # A corrupt log spoils its own row, not the listing.
+                    states.append(None)
+                    unreadable += 1
             _print_table(found, states)
+        if unreadable:
+            raise CliError(
+                f"{unreadable} of these sessions could not be read (marked 'unreadable'): "
+                "run 'agentstore verify' to see where"
+            )
 
     run(main)
 
 
-def _print_table(found: list[Session], states: list[State]) -> None:
+def _print_table(found: list[Session], states: list[State | None]) -> None:
     console = make_console()
     if not found:
         console.print(Text("No sessions.", style="dim"))
@@ -100,23 +121,38 @@ def _print_table(found: list[Session], states: list[State]) -> None:
         collapse_padding=True,
         header_style="bold",
     )
-    table.add_column("ID", no_wrap=True, style="cyan")
-    table.add_column("NAME", overflow="ellipsis", no_wrap=True, max_width=40)
-    table.add_column("EVENTS", justify="right", no_wrap=True)
-    table.add_column("TOKENS", justify="right", no_wrap=True)
-    table.add_column("COST", justify="right", no_wrap=True)
-    table.add_column("CREATED", no_wrap=True)
-    table.add_column("LAST EVENT", no_wrap=True)
     now = datetime.now(UTC)
+    rows: list[list[Text]] = []
     for session, state in zip(found, states, strict=True):
         last = fmt_ago(session.updated_at, now) if session.event_count else "-"
-        table.add_row(
-            safe(session.id[:8] if short else session.id),
-            safe(session.name) if session.name else Text("(unnamed)", style="dim"),
-            Text(fmt_int(session.event_count)),
-            Text(fmt_int(state.tokens.total)),
-            Text(fmt_cost(state.tokens.cost_usd)),
-            Text(fmt_time(session.created_at, seconds=False)),
-            Text(last),
+        rows.append(
+            [
+                safe(session.id[:8] if short else session.id),
+                safe(session.name) if session.name else Text("(unnamed)", style="dim"),
+                Text(fmt_int(session.event_count)),
+                Text(fmt_int(state.tokens.total))
+                if state is not None
+                else Text("unreadable", style="bold red"),
+                Text(fmt_cost(state.tokens.cost_usd)) if state is not None else Text("-"),
+                Text(fmt_time(session.created_at, seconds=False)),
+                Text(last),
+            ]
         )
+    # Every column but NAME is exactly as wide as its widest cell or heading, so no
+    # heading or number is ever cut; NAME takes what is left (at most 40) and cuts long
+    # names with an ellipsis.
+    widths = [max(len(h), *(r[i].cell_len for r in rows)) for i, h in enumerate(_HEADINGS)]
+    others = sum(w for i, w in enumerate(widths) if i != _NAME) + 2 * (len(widths) - 1)
+    widths[_NAME] = max(4, min(widths[_NAME], 40, console.width - others))
+    for index, heading in enumerate(_HEADINGS):
+        table.add_column(
+            heading,
+            width=widths[index],
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="right" if heading in ("EVENTS", "TOKENS", "COST") else "left",
+            style="cyan" if heading == "ID" else "",
+        )
+    for row in rows:
+        table.add_row(*row)
     console.print(table)

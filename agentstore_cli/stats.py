@@ -17,7 +17,14 @@ from agentstore import Session, State
 
 # The computation lives in the library: the server returns the same JSON.
 from agentstore.stats import SessionStats, collect_stats, stats_json
-from agentstore_cli.common import DataDirOption, open_store, resolve_session, run, write_bytes
+from agentstore_cli.common import (
+    DataDirOption,
+    SessionArg,
+    open_store,
+    resolve_session,
+    run,
+    write_bytes,
+)
 from agentstore_cli.events_iter import EventQuery, iter_events
 from agentstore_cli.render import (
     TYPE_STYLES,
@@ -46,16 +53,16 @@ class StatsFormat(StrEnum):
 
 def stats(
     ctx: typer.Context,
-    session: Annotated[
-        str, typer.Argument(metavar="SESSION", help="Session id, or any unique prefix of one.")
-    ],
+    session: SessionArg,
     at: Annotated[
         int | None,
         typer.Option("--at", min=0, metavar="SEQ", help="Stats as of event SEQ (time travel)."),
     ] = None,
     fmt: Annotated[
         StatsFormat,
-        typer.Option("--format", "-f", help="text for people, json (one object) for jq."),
+        typer.Option(
+            "--format", "-o", metavar="FORMAT", help="text (for people) or json (one object)."
+        ),
     ] = StatsFormat.text,
     data_dir: DataDirOption = None,
 ) -> None:

@@ -37,7 +37,7 @@ def verify(
     session: Annotated[
         str | None,
         typer.Argument(
-            metavar="[SESSION]",
+            metavar="SESSION",
             help="Check only this session (an id or a unique prefix); default: all.",
             show_default=False,
         ),
@@ -52,7 +52,9 @@ def verify(
     ] = False,
     output: Annotated[
         VerifyFormat,
-        typer.Option("--format", "-f", help="text, or one JSON object for scripts."),
+        typer.Option(
+            "--format", "-o", metavar="FORMAT", help="text, or json (one object, for scripts)."
+        ),
     ] = VerifyFormat.text,
     data_dir: DataDirOption = None,
 ) -> None:

@@ -27,7 +27,7 @@ def test_help_lists_commands_and_examples(cli: Cli) -> None:
     for command in ("sessions", "replay", "stats", "export", "import", "fork", "prune"):
         assert command in out
     assert "Examples:" in out
-    assert "agentstore replay 3f2a -f json | jq" in out
+    assert "agentstore replay 3f2a -o json | jq" in out
     assert "AGENTSTORE_DATA_DIR" in out
 
 
@@ -43,8 +43,8 @@ def test_every_command_has_help(cli: Cli, command: str) -> None:
 def test_data_dir_before_and_after_the_command(cli: Cli, tmp_path: Path) -> None:
     other = tmp_path / "other"
     shutil.copytree(GO_DATA, other)
-    before = cli("--data-dir", str(other), "sessions", "-f", "jsonl")
-    after = cli("sessions", "--data-dir", str(other), "-f", "jsonl")  # the Go original's form
+    before = cli("--data-dir", str(other), "sessions", "-o", "jsonl")
+    after = cli("sessions", "--data-dir", str(other), "-o", "jsonl")  # the Go original's form
     assert before.exit_code == after.exit_code == 0
     assert before.stdout == after.stdout
     assert GO_SHORT in before.stdout
@@ -61,7 +61,7 @@ def test_data_dir_after_the_command_wins(cli: Cli, tmp_path: Path) -> None:
 def test_data_dir_from_the_environment(cli: Cli, tmp_path: Path) -> None:
     other = tmp_path / "env-dir"
     shutil.copytree(GO_DATA, other)
-    result = cli("stats", "d7", "-f", "json", env={"AGENTSTORE_DATA_DIR": str(other)})
+    result = cli("stats", "d7", "-o", "json", env={"AGENTSTORE_DATA_DIR": str(other)})
     assert result.exit_code == 0
     assert '"name":"flight-search"' in result.stdout
     # A flag beats the environment.
@@ -113,9 +113,9 @@ def test_read_only_commands_never_write(cli: Cli, data_dir: Path) -> None:
     before = tree()
     for args in (
         ["sessions"],
-        ["sessions", "-f", "json"],
+        ["sessions", "-o", "json"],
         ["replay", "big"],
-        ["replay", "big", "-f", "json"],
+        ["replay", "big", "-o", "json"],
         ["stats", "big"],
         ["stats", "big", "--at", "120"],
         ["export", "big"],

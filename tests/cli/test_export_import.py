@@ -8,16 +8,17 @@ from pathlib import Path
 import orjson
 from typer.testing import Result
 
-from tests.cli.conftest import FLIGHT_ID
+from agentstore import Budget
+from tests.cli.conftest import FLIGHT_EVENTS, FLIGHT_ID, seed_session
 
 Cli = Callable[..., Result]
 
 
-def test_export_is_replay_json(cli: Cli, flight: str, tmp_path: Path) -> None:
-    exported = cli("export", flight).stdout
-    assert exported == cli("replay", flight, "-f", "json").stdout
+def test_bare_export_is_replay_json(cli: Cli, flight: str, tmp_path: Path) -> None:
+    exported = cli("export", flight, "--bare").stdout
+    assert exported == cli("replay", flight, "-o", "json").stdout
     out = tmp_path / "run.json"
-    assert cli("export", flight[:5], "-o", str(out)).exit_code == 0
+    assert cli("export", flight[:5], "--bare", "--output", str(out)).exit_code == 0
     assert out.read_text() == exported
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
@@ -26,38 +27,57 @@ def test_round_trip_keeps_ids_sequence_numbers_and_times(
     cli: Cli, flight: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "run.json"
-    cli("export", flight, "-o", str(out))
+    cli("export", flight, "--output", str(out))
     other = tmp_path / "other"
     result = cli("--data-dir", str(other), "import", str(out))
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{FLIGHT_ID}\n"
-    assert cli("--data-dir", str(other), "replay", flight, "-f", "json").stdout == out.read_text()
+    copied = cli("--data-dir", str(other), "replay", flight, "-o", "json").stdout
+    assert orjson.loads(copied) == orjson.loads(out.read_bytes())["events"]
 
 
-def test_with_session_keeps_name_and_labels(cli: Cli, flight: str, tmp_path: Path) -> None:
-    out = tmp_path / "run.json"
-    cli("export", flight, "--with-session", "-o", str(out))
-    doc = orjson.loads(out.read_bytes())
+def test_export_pipe_import_round_trips_the_session(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    # By default the export keeps name, labels and budget: `export | import -` copies it.
+    sid = seed_session(
+        data_dir,
+        FLIGHT_EVENTS,
+        session_id="budgeted",
+        name="flight-search",
+        labels={"agent": "travel"},
+        budget=Budget(max_tokens=5000, max_cost_usd=0.5),
+    )
+    exported = cli("export", sid).stdout
+    doc = orjson.loads(exported)
     assert doc["session"]["name"] == "flight-search"
-    assert len(doc["events"]) == 10
+    assert len(doc["events"]) == len(FLIGHT_EVENTS)
     other = tmp_path / "other"
-    assert cli("--data-dir", str(other), "import", str(out)).exit_code == 0
-    copy = orjson.loads(cli("--data-dir", str(other), "sessions", "-f", "json").stdout)[0]
-    assert copy["name"] == "flight-search"
-    assert copy["labels"] == {"agent": "travel", "env": "test"}
-    assert copy["created_at"] == "2026-01-02T03:04:05Z"
+    assert cli("--data-dir", str(other), "import", "-", input=exported).exit_code == 0
+    source = orjson.loads(cli("sessions", "-o", "json").stdout)[0]
+    copy = orjson.loads(cli("--data-dir", str(other), "sessions", "-o", "json").stdout)[0]
+    assert copy == source
+    assert copy["labels"] == {"agent": "travel"}
+    assert copy["budget"] == {"max_tokens": 5000, "max_cost_usd": 0.5}
+    assert cli("--data-dir", str(other), "export", sid).stdout == exported
+
+
+def test_bare_and_with_session_conflict(cli: Cli, flight: str) -> None:
+    result = cli("export", flight, "--bare", "--with-session")
+    assert result.exit_code == 2
+    assert "--bare" in result.stderr
 
 
 def test_import_from_stdin_as_json_lines(cli: Cli, flight: str, tmp_path: Path) -> None:
-    lines = cli("replay", flight, "-f", "jsonl").stdout
+    lines = cli("replay", flight, "-o", "jsonl").stdout
     other = tmp_path / "other"
     assert cli("--data-dir", str(other), "import", "-", input=lines).exit_code == 0
-    assert cli("--data-dir", str(other), "replay", flight, "-f", "jsonl").stdout == lines
+    assert cli("--data-dir", str(other), "replay", flight, "-o", "jsonl").stdout == lines
 
 
 def test_import_refuses_to_overwrite(cli: Cli, flight: str, tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    cli("export", flight, "-o", str(out))
+    cli("export", flight, "--output", str(out))
     result = cli("import", str(out))
     assert result.exit_code == 1
     assert result.stderr == f"error: session '{flight}' already exists\n"
@@ -88,6 +108,6 @@ def test_import_bad_files(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_export_to_an_unwritable_place(cli: Cli, flight: str, tmp_path: Path) -> None:
-    result = cli("export", flight, "-o", str(tmp_path / "no" / "such" / "dir.json"))
+    result = cli("export", flight, "--output", str(tmp_path / "no" / "such" / "dir.json"))
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot write")

@@ -19,9 +19,9 @@ def test_fork_prints_the_new_id(cli: Cli, flight: str) -> None:
     assert result.exit_code == 0
     new_id = result.stdout.strip()
     assert new_id != flight
-    events = orjson.loads(cli("replay", new_id, "-f", "json").stdout)
+    events = orjson.loads(cli("replay", new_id, "-o", "json").stdout)
     assert [e["type"] for e in events] == ["user_message", "plan_created", "tool_called", "error"]
-    info = orjson.loads(cli("stats", new_id, "-f", "json").stdout)["session"]
+    info = orjson.loads(cli("stats", new_id, "-o", "json").stdout)["session"]
     assert info["name"] == "retry"
     assert info["labels"]["forked_from"] == flight
     assert info["forked_at"] == 4
@@ -56,7 +56,7 @@ def _aged(data_dir: Path) -> None:
 
 
 def _ids(cli: Cli) -> list[str]:
-    return sorted(s["id"] for s in orjson.loads(cli("sessions", "-f", "json").stdout))
+    return sorted(s["id"] for s in orjson.loads(cli("sessions", "-o", "json").stdout))
 
 
 def test_prune_dry_run_deletes_nothing(cli: Cli, data_dir: Path) -> None:

@@ -78,13 +78,13 @@ def test_json_is_the_on_disk_events(cli: Cli, flight: str, data_dir: Path) -> No
 
 
 def test_jsonl_is_one_event_per_line(cli: Cli, flight: str) -> None:
-    lines = cli("replay", flight, "-f", "jsonl").stdout.splitlines()
+    lines = cli("replay", flight, "-o", "jsonl").stdout.splitlines()
     assert len(lines) == len(FLIGHT_EVENTS)
     assert [orjson.loads(line)["sequence_number"] for line in lines] == list(range(1, 11))
 
 
 def test_json_of_no_events_is_an_empty_array(cli: Cli, flight: str) -> None:
-    assert orjson.loads(cli("replay", flight, "-f", "json", "--type", "custom").stdout) == []
+    assert orjson.loads(cli("replay", flight, "-o", "json", "--type", "custom").stdout) == []
 
 
 def _seqs(result: Result) -> list[int]:
@@ -93,18 +93,18 @@ def _seqs(result: Result) -> list[int]:
 
 
 def test_type_filter(cli: Cli, flight: str) -> None:
-    assert _seqs(cli("replay", flight, "-f", "json", "--type", "tool_called,error")) == [3, 4, 5]
-    assert _seqs(cli("replay", flight, "-f", "json", "-t", "error", "-t", "cache_hit")) == [4, 10]
+    assert _seqs(cli("replay", flight, "-o", "json", "--type", "tool_called,error")) == [3, 4, 5]
+    assert _seqs(cli("replay", flight, "-o", "json", "-t", "error", "-t", "cache_hit")) == [4, 10]
 
 
 def test_seq_bounds_are_inclusive(cli: Cli, flight: str) -> None:
-    assert _seqs(cli("replay", flight, "-f", "json", "--from-seq", "4", "--to-seq", "6")) == [
+    assert _seqs(cli("replay", flight, "-o", "json", "--from-seq", "4", "--to-seq", "6")) == [
         4,
         5,
         6,
     ]
-    assert _seqs(cli("replay", flight, "-f", "json", "--from-seq", "9")) == [9, 10]
-    assert _seqs(cli("replay", flight, "-f", "json", "--limit", "2", "--from-seq", "3")) == [3, 4]
+    assert _seqs(cli("replay", flight, "-o", "json", "--from-seq", "9")) == [9, 10]
+    assert _seqs(cli("replay", flight, "-o", "json", "--limit", "2", "--from-seq", "3")) == [3, 4]
 
 
 def test_since_until_iso(cli: Cli, flight: str) -> None:
@@ -112,7 +112,7 @@ def test_since_until_iso(cli: Cli, flight: str) -> None:
     result = cli(
         "replay",
         flight,
-        "-f",
+        "-o",
         "json",
         "--since",
         "2026-01-02T03:04:10.030Z",
@@ -121,14 +121,14 @@ def test_since_until_iso(cli: Cli, flight: str) -> None:
     )
     assert _seqs(result) == [4, 5, 6, 7, 8, 9]
     # No zone means UTC.
-    assert _seqs(cli("replay", flight, "-f", "json", "--since", "2026-01-02T03:05:00")) == [10]
+    assert _seqs(cli("replay", flight, "-o", "json", "--since", "2026-01-02T03:05:00")) == [10]
 
 
 def test_since_relative(cli: Cli, flight: str, data_dir: Path) -> None:
     # The fixture is in 2026-01; "10m" ago is long after it, "100000d" long before.
-    assert _seqs(cli("replay", flight, "-f", "json", "--since", "10m")) == []
-    assert len(_seqs(cli("replay", flight, "-f", "json", "--since", "100000d"))) == 10
-    assert _seqs(cli("replay", flight, "-f", "json", "--until", "1h30m")) != []
+    assert _seqs(cli("replay", flight, "-o", "json", "--since", "10m")) == []
+    assert len(_seqs(cli("replay", flight, "-o", "json", "--since", "100000d"))) == 10
+    assert _seqs(cli("replay", flight, "-o", "json", "--until", "1h30m")) != []
 
 
 @pytest.mark.parametrize(
@@ -168,9 +168,6 @@ def test_prefix_resolution(cli: Cli, data_dir: Path) -> None:
     missing = cli("replay", "zzz")
     assert missing.exit_code == 1
     assert missing.stderr == "error: session 'zzz' not found\n"
-
-    # A name is not an id.
-    assert cli("replay", "one").exit_code == 1
 
 
 def test_unknown_session_in_empty_data_dir(cli: Cli, data_dir: Path) -> None:

@@ -58,34 +58,34 @@ def test_table_newest_first_with_all_columns(cli: Cli, data_dir: Path) -> None:
 
 def test_label_filter_and_limit(cli: Cli, data_dir: Path) -> None:
     _three(data_dir)
-    prod = orjson.loads(cli("sessions", "--label", "env=prod", "-f", "json").stdout)
+    prod = orjson.loads(cli("sessions", "--label", "env=prod", "-o", "json").stdout)
     assert [s["id"] for s in prod] == ["c-new", "b-mid"]
-    assert [s["id"] for s in orjson.loads(cli("sessions", "-n", "1", "-f", "json").stdout)] == [
+    assert [s["id"] for s in orjson.loads(cli("sessions", "-n", "1", "-o", "json").stdout)] == [
         "c-new"
     ]
     assert [
-        s["id"] for s in orjson.loads(cli("sessions", "--offset", "2", "-f", "json").stdout)
+        s["id"] for s in orjson.loads(cli("sessions", "--offset", "2", "-o", "json").stdout)
     ] == ["a-old"]
-    assert orjson.loads(cli("sessions", "-l", "env=prod", "-l", "x=y", "-f", "json").stdout) == []
+    assert orjson.loads(cli("sessions", "-l", "env=prod", "-l", "x=y", "-o", "json").stdout) == []
 
 
 def test_json_has_the_on_disk_fields(cli: Cli, data_dir: Path) -> None:
     _three(data_dir)
-    found = orjson.loads(cli("sessions", "-f", "json").stdout)
+    found = orjson.loads(cli("sessions", "-o", "json").stdout)
     on_disk = orjson.loads((data_dir / "sessions" / "c-new.json").read_bytes())
     assert {k: found[0][k] for k in on_disk if k not in ("updated_at", "event_count")} == {
         k: v for k, v in on_disk.items() if k not in ("updated_at", "event_count")
     }
     assert found[0]["event_count"] == 2
-    lines = cli("sessions", "-f", "jsonl").stdout.splitlines()
+    lines = cli("sessions", "-o", "jsonl").stdout.splitlines()
     assert [orjson.loads(line) for line in lines] == found
 
 
 def test_empty_data_dir(cli: Cli, data_dir: Path) -> None:
     data_dir.mkdir()
     assert cli("sessions").stdout == "No sessions.\n"
-    assert cli("sessions", "-f", "json").stdout == "[]\n"
-    assert cli("sessions", "-f", "jsonl").stdout == ""
+    assert cli("sessions", "-o", "json").stdout == "[]\n"
+    assert cli("sessions", "-o", "jsonl").stdout == ""
 
 
 def test_bad_label_is_a_usage_error(cli: Cli, data_dir: Path) -> None:

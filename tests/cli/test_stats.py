@@ -46,7 +46,7 @@ def test_json(cli: Cli, flight: str) -> None:
 
 
 def test_at_is_time_travel(cli: Cli, flight: str) -> None:
-    doc = orjson.loads(cli("stats", flight, "--at", "3", "-f", "json").stdout)
+    doc = orjson.loads(cli("stats", flight, "--at", "3", "-o", "json").stdout)
     assert doc["at_seq"] == 3
     assert doc["events"] == 3
     assert doc["tool_calls"] == 1
@@ -57,7 +57,7 @@ def test_at_is_time_travel(cli: Cli, flight: str) -> None:
     assert doc["open_calls"] == [
         {"call_id": "c1", "sequence_number": 3, "type": "tool_called", "name": "search_flights"}
     ]
-    assert orjson.loads(cli("stats", flight, "--at", "0", "-f", "json").stdout)["events"] == 0
+    assert orjson.loads(cli("stats", flight, "--at", "0", "-o", "json").stdout)["events"] == 0
 
 
 def test_at_beyond_the_end(cli: Cli, flight: str) -> None:
@@ -105,12 +105,12 @@ def test_text_shows_open_calls_and_budget(cli: Cli, data_dir: Path) -> None:
     assert "Calls without a result" in out
     assert "q1" in out
     assert "t1" in out
-    doc = orjson.loads(cli("stats", sid, "-f", "json").stdout)
+    doc = orjson.loads(cli("stats", sid, "-o", "json").stdout)
     assert doc["budget"]["remaining_cost_usd"] == 0.75
     assert [c["call_id"] for c in doc["open_calls"]] == ["q1", "t1"]
 
 
 def test_go_fixture(cli: Cli, go_data: Path) -> None:
-    doc = orjson.loads(cli("--data-dir", str(go_data), "stats", "cad4", "-f", "json").stdout)
+    doc = orjson.loads(cli("--data-dir", str(go_data), "stats", "cad4", "-o", "json").stdout)
     assert doc["events"] == 250
     assert doc["models"]["claude-3-opus"]["calls"] == 50

@@ -1,0 +1,49 @@
+"""The append protocol the integrations record through: a store that makes sessions on demand."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from agentstore.errors import SessionExistsError, SessionNotFoundError
+from agentstore.events import Event
+
+if TYPE_CHECKING:
+    from agentstore import Store
+
+__all__ = ["SessionAppender"]
+
+
+class SessionAppender:
+    """`append(session_id, event)` on a store, creating a missing session on first use.
+
+    A framework names its sessions itself (a conversation id, a session id the user
+    chose), so the first event of a run may be the first of its session. It is what
+    `agentstore.tracking`'s trackers append through.
+    """
+
+    def __init__(self, store: Store, labels: dict[str, str]) -> None:
+        self.store = store
+        """The store appended to."""
+        self._labels = labels
+
+    async def ensure_session(self, session_id: str) -> None:
+        """Create the session unless it exists (another writer may create it meanwhile)."""
+        with contextlib.suppress(SessionExistsError):
+            await self.store.create_session(session_id=session_id, labels=dict(self._labels))
+
+    async def append(self, session_id: str, event: Event) -> Event:
+        """Append `event`, creating the session first if it does not exist."""
+        try:
+            return await self.store.append(session_id, event)
+        except SessionNotFoundError:
+            await self.ensure_session(session_id)
+            return await self.store.append(session_id, event)
+
+    async def append_many(self, session_id: str, events: list[Event]) -> list[Event]:
+        """Append `events` all or nothing, creating the session first if needed."""
+        try:
+            return await self.store.append_many(session_id, events)
+        except SessionNotFoundError:
+            await self.ensure_session(session_id)
+            return await self.store.append_many(session_id, events)

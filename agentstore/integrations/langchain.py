@@ -1,0 +1,388 @@
+"""Record LangChain and LangGraph runs in agentstore with one callback handler.
+
+```python
+from agentstore.integrations.langchain import AgentStoreCallbackHandler
+
+handler = AgentStoreCallbackHandler(store)  # one session per thread_id
+await graph.ainvoke(inputs, {"configurable": {"thread_id": "t-1"}, "callbacks": [handler]})
+```
+
+What is recorded, as agentstore's own event types (so `get_state` counts tokens, cost,
+tool calls, errors and open calls):
+
+- a chat model call: `llm_request` (model, provider, the messages) when it starts and
+  `llm_response` (text, the tool calls it asked for, tokens from `usage_metadata`
+  including cache and reasoning tokens, finish reason, duration) when it ends, or an
+  `error`; both carry the LangChain run id as `call_id`;
+- a tool call: `tool_called` (name, arguments) and `tool_result` (the output's text or
+  JSON, its status) or an `error`, linked by the tool call id the model gave (a result
+  closes the nearest open call with that id in the session, see `State.open_calls`);
+- a chain (or LangGraph node) that raises: one `error` event per exception, at the
+  innermost chain it left, unless it was already recorded as a tool or LLM error.
+
+Which session: `session_id` when given (it must exist). Otherwise the run's `thread_id`
+(from `config["configurable"]`, which LangGraph passes to callbacks as metadata) picks
+the session `thread_session_id(thread_id)`, looked up or created on first use; that is
+the same session `AgentStoreSaver` checkpoints the thread into. A run with neither gets
+a new session of its own, named after its root run id.
+
+Callback errors are LangChain's business: with `raise_error=False` (its default) a failed
+append is logged by LangChain and the run goes on; pass `raise_error=True` to stop the
+run instead. Needs `pip install 'agentstore[langchain]'`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from agentstore.errors import InvalidInputError
+from agentstore.events import Event
+from agentstore.helpers import error as error_event
+from agentstore.helpers import llm_request, llm_response, tool_called, tool_result
+from agentstore.integrations._threads import ensure_session, thread_session_id
+from agentstore.session import validate_session_id
+from agentstore.store import Store
+from agentstore.tracking import to_json_value
+
+try:
+    from langchain_core.callbacks import AsyncCallbackHandler
+    from langchain_core.messages import BaseMessage, ToolMessage
+    from langchain_core.outputs import ChatGeneration, LLMResult
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "agentstore.integrations.langchain needs LangChain: pip install 'agentstore[langchain]'"
+    ) from exc
+
+__all__ = ["AgentStoreCallbackHandler", "thread_session_id"]
+
+
+class _Run:
+    """What a started run needs when it ends: its session and how to label its events."""
+
+    __slots__ = ("call_id", "model", "name", "provider", "session_id", "started")
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        name: str = "",
+        call_id: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.name = name
+        self.call_id = call_id
+        self.model = model
+        self.provider = provider
+        self.started = time.perf_counter()
+
+    def elapsed_ms(self) -> int:
+        return max(0, round((time.perf_counter() - self.started) * 1000))
+
+
+class AgentStoreCallbackHandler(AsyncCallbackHandler):
+    """A LangChain async callback handler that appends every LLM and tool call to a store."""
+
+    def __init__(
+        self, store: Store, session_id: str | None = None, *, raise_error: bool = False
+    ) -> None:
+        """Record into `session_id`, or into one session per `thread_id` when it is None."""
+        super().__init__()
+        self.store = store
+        """The store the runs are recorded in."""
+        self.session_id = validate_session_id(session_id) if session_id is not None else None
+        """The one session every run is recorded in, or None: one per thread."""
+        self.raise_error = raise_error
+        self._runs: dict[UUID, _Run] = {}
+        self._ready: set[str] = set()
+        # Exceptions already recorded, by identity, so an error climbing through nested
+        # chains (and out of the tool or model that raised it) is recorded once.
+        self._recorded: dict[int, BaseException] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # no running loop: set on first use
+            self._loop = asyncio.get_running_loop()
+
+    # --- sessions ------------------------------------------------------------------------
+
+    async def _session(
+        self, run_id: UUID, parent_run_id: UUID | None, metadata: Mapping[str, Any] | None
+    ) -> str:
+        if self.session_id is not None:
+            return self.session_id
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        thread_id = (metadata or {}).get("thread_id")
+        if thread_id is not None:
+            sid = thread_session_id(thread_id)
+            labels = {"framework": "langgraph", "thread_id": str(thread_id)}
+            name = f"langgraph {thread_id}"
+        elif parent is not None:
+            return parent.session_id
+        else:
+            sid, labels, name = str(run_id), {"framework": "langchain"}, f"langchain run {run_id}"
+        if sid not in self._ready:
+            await self._on_home(lambda: ensure_session(self.store, sid, name=name, labels=labels))
+            self._ready.add(sid)
+        return sid
+
+    async def _append(self, session_id: str, event: Event) -> None:
+        await self._on_home(lambda: self.store.append(session_id, event))
+
+    async def _on_home(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        # LangChain runs the callbacks of a sync tool (ToolNode runs those in a worker
+        # thread) in a fresh event loop of that thread; the store belongs to the loop the
+        # run started in, so the store call is sent back there.
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        if loop is self._loop:
+            return await call()
+        home = self._loop
+        if home.is_closed() or not home.is_running():
+            raise InvalidInputError(
+                "AgentStoreCallbackHandler records async runs: use ainvoke/astream, in the "
+                "event loop the store was opened in"
+            )
+
+        async def run() -> Any:
+            return await call()
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), home))
+
+    # --- chains: the run tree and chain errors --------------------------------------------
+
+    async def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the chain's session, for its children and its errors."""
+        sid = await self._session(run_id, parent_run_id, metadata)
+        self._runs[run_id] = _Run(sid, name=_run_name(serialized, kwargs, "chain"))
+
+    async def on_chain_end(
+        self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        """Forget the chain (and, at the root, the errors recorded under it)."""
+        self._forget(run_id, parent_run_id)
+
+    async def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record the exception unless it was already recorded deeper in the run."""
+        run = self._runs.get(run_id)
+        try:
+            if run is not None and not self._seen(error) and not _is_control_flow(error):
+                event = error_event(error)
+                event.payload["chain"] = run.name
+                await self._append(run.session_id, event)
+        finally:
+            self._forget(run_id, parent_run_id)
+
+    def _seen(self, exc: BaseException) -> bool:
+        if id(exc) in self._recorded:
+            return True
+        self._recorded[id(exc)] = exc
+        return False
+
+    def _forget(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+        self._runs.pop(run_id, None)
+        if parent_run_id is None:
+            self._recorded.clear()
+
+    # --- chat models ---------------------------------------------------------------------
+
+    async def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Append `llm_request` with the model, provider and messages."""
+        sid = await self._session(run_id, parent_run_id, metadata)
+        meta = metadata or {}
+        params = kwargs.get("invocation_params") or {}
+        model = str(
+            meta.get("ls_model_name")
+            or params.get("model")
+            or params.get("model_name")
+            or _run_name(serialized, kwargs, "chat_model")
+        )
+        provider = meta.get("ls_provider")
+        call_id = run_id.hex
+        batch = messages[0] if len(messages) == 1 else [m for ms in messages for m in ms]
+        sent = [_message_json(m) for m in batch]
+        self._runs[run_id] = _Run(
+            sid, call_id=call_id, model=model, provider=str(provider) if provider else None
+        )
+        await self._append(
+            sid, llm_request(model, sent, call_id=call_id, provider=self._runs[run_id].provider)
+        )
+
+    async def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Append `llm_response` with the text, tool calls, tokens and duration."""
+        run = self._runs.pop(run_id, None)
+        if run is None or run.model is None:
+            return
+        generation = response.generations[0][0] if response.generations else None
+        message = generation.message if isinstance(generation, ChatGeneration) else None
+        usage = getattr(message, "usage_metadata", None) or {}
+        meta = getattr(message, "response_metadata", None) or {}
+        info = (generation.generation_info if generation is not None else None) or {}
+        in_details = usage.get("input_token_details") or {}
+        out_details = usage.get("output_token_details") or {}
+        finish = meta.get("finish_reason") or meta.get("stop_reason") or info.get("finish_reason")
+        model = meta.get("model_name") or meta.get("model") or run.model
+        content = (
+            message.text
+            if message is not None
+            else (generation.text if generation is not None else None)
+        )
+        event = llm_response(
+            str(model),
+            content,
+            tokens_in=usage.get("input_tokens"),
+            tokens_out=usage.get("output_tokens"),
+            cache_read_tokens=in_details.get("cache_read"),
+            cache_write_tokens=in_details.get("cache_creation"),
+            reasoning_tokens=out_details.get("reasoning"),
+            call_id=run.call_id,
+            provider=run.provider,
+            finish_reason=str(finish) if finish is not None else None,
+            duration_ms=run.elapsed_ms(),
+        )
+        tool_calls = getattr(message, "tool_calls", None)
+        if tool_calls:
+            event.payload["tool_calls"] = [
+                {"id": c.get("id"), "name": c.get("name"), "args": to_json_value(c.get("args"))}
+                for c in tool_calls
+            ]
+        await self._append(run.session_id, event)
+
+    async def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Append an `error` linked to the `llm_request`."""
+        run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        self._seen(error)
+        await self._append(run.session_id, error_event(error, call_id=run.call_id, model=run.model))
+
+    # --- tools ---------------------------------------------------------------------------
+
+    async def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Append `tool_called` with the tool's name, arguments and the model's call id."""
+        sid = await self._session(run_id, parent_run_id, metadata)
+        name = _run_name(serialized, kwargs, "tool")
+        tool_call_id = kwargs.get("tool_call_id")
+        call_id = str(tool_call_id) if tool_call_id else run_id.hex
+        args = to_json_value(inputs) if isinstance(inputs, Mapping) else {"input": input_str}
+        self._runs[run_id] = _Run(sid, name=name, call_id=call_id)
+        await self._append(sid, tool_called(name, args, call_id=call_id))
+
+    async def on_tool_end(
+        self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        """Append `tool_result` with the output (a `ToolMessage`'s content and status)."""
+        run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        failed = None
+        if isinstance(output, ToolMessage):
+            if output.status == "error":
+                failed = output.text
+            output = output.content
+        await self._append(
+            run.session_id,
+            tool_result(
+                run.name,
+                result=to_json_value(output),
+                error=failed,
+                call_id=run.call_id,
+                duration_ms=run.elapsed_ms(),
+            ),
+        )
+
+    async def on_tool_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Append an `error` linked to the `tool_called`."""
+        run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        self._seen(error)
+        await self._append(run.session_id, error_event(error, call_id=run.call_id, tool=run.name))
+
+
+def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], default: str) -> str:
+    name = kwargs.get("name") or (serialized or {}).get("name")
+    if not name:
+        ids = (serialized or {}).get("id")
+        name = ids[-1] if isinstance(ids, Sequence) and ids else default
+    return str(name)
+
+
+def _message_json(message: BaseMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.type, "content": to_json_value(message.content)}
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        out["tool_calls"] = to_json_value(tool_calls)
+    tool_call_id = getattr(message, "tool_call_id", None)
+    if tool_call_id:
+        out["tool_call_id"] = tool_call_id
+    return out
+
+
+def _is_control_flow(exc: BaseException) -> bool:
+    # LangGraph interrupts and parent-graph commands travel as exceptions: not failures.
+    return type(exc).__name__ in {"GraphInterrupt", "NodeInterrupt", "ParentCommand"}

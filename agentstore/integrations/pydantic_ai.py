@@ -1,0 +1,228 @@
+"""Record pydantic-ai agent runs in agentstore: one capability on the agent.
+
+```python
+from agentstore.integrations.pydantic_ai import AgentStoreCapability, message_history
+
+agent = Agent("openai:gpt-4o", capabilities=[AgentStoreCapability(store)])
+result = await agent.run("Book BER -> MUC")
+
+# Later, or in another process: continue the conversation from the store.
+history = await message_history(store, result.conversation_id)
+await agent.run("And back on Friday?", message_history=history)
+```
+
+Each run is recorded in the session named by `session_id`, or, when none is given, in a
+session per pydantic-ai conversation (`ctx.conversation_id`: one session for every run
+that continues the same message history). Recorded:
+
+- `llm_request` / `llm_response` around each model request (timed around the wrapped
+  request; model and provider from the model that served it; input, output and
+  cache-read tokens; the request's newest message and the response text);
+- `tool_called` / `tool_result` around each tool execution, linked by the model's
+  `tool_call_id`;
+- an `error` event for a model request or tool that raised (linked to its call, so the
+  call is closed) and for a run that failed; the exception is always re-raised;
+- at the end of a run, a `pydantic_ai_messages` event holding the run's new messages
+  (pydantic-ai's own JSON form), which `message_history()` reads back to resume.
+
+Needs `pip install 'agentstore[pydantic-ai]'` (pydantic-ai-slim).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agentstore.errors import InvalidInputError
+from agentstore.events import new_event
+from agentstore.helpers import error
+from agentstore.integrations._appender import SessionAppender
+from agentstore.tracking import to_json_value, track_llm, track_tool
+
+try:
+    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelMessagesTypeAdapter,
+        ModelResponse,
+        TextPart,
+    )
+    from pydantic_ai.tools import RunContext
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(
+        "the pydantic-ai integration needs pydantic-ai-slim: pip install 'agentstore[pydantic-ai]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from agentstore import Store
+
+__all__ = ["MESSAGES_TYPE", "AgentStoreCapability", "message_history"]
+
+MESSAGES_TYPE = "pydantic_ai_messages"
+"""The event type holding a run's new messages: `{"run_id": ..., "messages": [...]}`."""
+
+_RECORDED = "_agentstore_recorded"  # marks an exception already recorded by a call
+
+
+def _mark(exc: BaseException) -> None:
+    with contextlib.suppress(AttributeError):  # a few built-in exceptions refuse attributes
+        setattr(exc, _RECORDED, True)
+
+
+def _text(response: ModelResponse) -> str | None:
+    texts = [p.content for p in response.parts if isinstance(p, TextPart)]
+    return "".join(texts) if texts else None
+
+
+def _tool_args(args: Any) -> dict[str, Any]:
+    value = to_json_value(args)
+    return value if isinstance(value, dict) else {"arguments": value}
+
+
+@dataclass
+class AgentStoreCapability(AbstractCapability[Any]):
+    """A pydantic-ai capability that records every model request, tool call and error.
+
+    ```python
+    agent = Agent(model, capabilities=[AgentStoreCapability(store)])
+    ```
+
+    - `store`: an open `agentstore.Store`.
+    - `session_id`: the session to record into (created on first use). None (the
+      default): one session per conversation, named by its `conversation_id`.
+    - `record_messages`: put the request's newest message in `llm_request` and the run's
+      new messages in `pydantic_ai_messages` (default True; without them the run cannot
+      be resumed from the store).
+
+    A budget on the session (`agentstore.Budget`) stops the run before the next model
+    request with `BudgetExceededError`.
+    """
+
+    store: Store
+    session_id: str | None = None
+    _: KW_ONLY
+    record_messages: bool = True
+    _appender: SessionAppender = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.session_id is not None and (
+            not isinstance(self.session_id, str) or not self.session_id
+        ):
+            raise InvalidInputError(
+                "AgentStoreCapability's session_id must be a non-empty string, or None "
+                "for one session per conversation"
+            )
+        self._appender = SessionAppender(self.store, {"framework": "pydantic-ai"})
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        """Not loadable from an agent spec: it holds a live store."""
+        return None
+
+    def _session(self, ctx: RunContext[Any]) -> str:
+        sid = self.session_id or ctx.conversation_id or ctx.run_id
+        if not sid:
+            raise InvalidInputError("pydantic-ai gave the run no conversation id: pass session_id")
+        return sid
+
+    # The run ------------------------------------------------------------------
+
+    async def wrap_run(self, ctx: RunContext[Any], *, handler: Any) -> Any:
+        """Record the end of the run: its new messages, or the error that ended it."""
+        sid = self._session(ctx)
+        try:
+            result = await handler()
+        except Exception as exc:
+            if not getattr(exc, _RECORDED, False):
+                await self._appender.append(sid, error(exc))
+            raise
+        if self.record_messages:
+            messages = ModelMessagesTypeAdapter.dump_python(result.new_messages(), mode="json")
+            payload = {"run_id": ctx.run_id, "messages": messages}
+            await self._appender.append(sid, new_event(MESSAGES_TYPE, payload))
+        return result
+
+    # Model requests -------------------------------------------------------------
+
+    async def wrap_model_request(
+        self, ctx: RunContext[Any], *, request_context: Any, handler: Any
+    ) -> ModelResponse:
+        """Record `llm_request` before the request and `llm_response` (or `error`) after.
+
+        Built on `agentstore.tracking.track_llm`: the duration is measured around the
+        wrapped request, and an exception is recorded (even on cancellation) and re-raised.
+        """
+        sid = self._session(ctx)
+        model = request_context.model
+        model_name = str(getattr(model, "model_name", None) or type(model).__name__)
+        system = getattr(model, "system", None)
+        provider = str(system) if system else None
+        newest: list[Any] | None = None
+        if self.record_messages and request_context.messages:
+            newest = ModelMessagesTypeAdapter.dump_python(
+                list(request_context.messages[-1:]), mode="json"
+            )
+        entered = False  # past here, the tracker records an exception itself
+        try:
+            async with track_llm(self._appender, sid, model_name, newest, provider=provider) as llm:
+                entered = True
+                response: ModelResponse = await handler(request_context)
+                usage = response.usage
+                llm.respond(
+                    _text(response),
+                    tokens_in=usage.input_tokens,
+                    tokens_out=usage.output_tokens,
+                    cache_read_tokens=usage.cache_read_tokens or None,
+                    cache_write_tokens=usage.cache_write_tokens or None,
+                    finish_reason=response.finish_reason,
+                    model=response.model_name,
+                )
+        except Exception as exc:
+            if entered:
+                _mark(exc)
+            raise
+        return response
+
+    # Tool calls -------------------------------------------------------------------
+
+    async def wrap_tool_execute(
+        self, ctx: RunContext[Any], *, call: Any, tool_def: Any, args: Any, handler: Any
+    ) -> Any:
+        """Record `tool_called` before the tool runs and `tool_result` (or `error`) after.
+
+        Built on `agentstore.tracking.track_tool`, linked by the model's `tool_call_id`.
+        A tool that asks the model to try again (`ModelRetry`) ends its call with an
+        `error` event too: the call did not produce a result.
+        """
+        sid = self._session(ctx)
+        name = str(call.tool_name)
+        call_id = str(call.tool_call_id) if call.tool_call_id else None
+        entered = False  # past here, the tracker records an exception itself
+        try:
+            async with track_tool(
+                self._appender, sid, name, _tool_args(args), call_id=call_id
+            ) as tracked:
+                entered = True
+                tracked.result = await handler(args)
+        except Exception as exc:
+            if entered:
+                _mark(exc)
+            raise
+        return tracked.result
+
+
+async def message_history(store: Store, session_id: str) -> list[ModelMessage]:
+    """Return the messages of every recorded run of a session, oldest first.
+
+    Pass them as `agent.run(..., message_history=...)` to continue the conversation
+    (pydantic-ai then keeps the same `conversation_id`, so the new run is recorded in
+    the same session). Raises `SessionNotFoundError` for an unknown session.
+    """
+    events = await store.replay(session_id, types=[MESSAGES_TYPE])
+    messages: list[Any] = []
+    for event in events:
+        payload = event.payload
+        if isinstance(payload, dict) and isinstance(payload.get("messages"), list):
+            messages.extend(payload["messages"])
+    return list(ModelMessagesTypeAdapter.validate_python(messages))

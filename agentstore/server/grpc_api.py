@@ -1,0 +1,308 @@
+"""The `AgentStore` gRPC service: each rpc decodes its message, calls `AgentStoreService`, encodes.
+
+No rule lives here: validation, limits and the error mapping belong to the service layer
+and `describe_error`, shared with the HTTP door. `RpcErrors()` turns whatever a call
+raises into a gRPC status carrying the stable agentstore code in the trailing metadata.
+The rpcs are documented in `agentstore.proto`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import grpc
+import orjson
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from agentstore import AgentStoreError, Event, InvalidInputError
+from agentstore.server import agentstore_pb2 as pb
+from agentstore.server import agentstore_pb2_grpc as pb_grpc
+from agentstore.server.errors import PayloadTooLargeError, ServerBusyError, describe_error
+from agentstore.server.grpc_wire import (
+    ERROR_CODE_KEY,
+    ERROR_DETAILS_KEY,
+    budget_from_pb,
+    event_to_pb,
+    json_value,
+    parse_time,
+    session_to_pb,
+)
+from agentstore.server.service import AgentStoreService
+
+__all__ = ["AgentStoreServicer", "RpcErrors", "cancel_when_stopping", "follow"]
+
+_log = logging.getLogger("agentstore.server")
+_DEFAULT_PAGE = 50
+
+
+class RpcErrors:
+    """End the call with the error's gRPC status and stable code; never a traceback.
+
+    With `max_bytes`, a request larger than that is refused first (the transport's own
+    limit is set higher, so this answer carries the `payload_too_large` code).
+    """
+
+    def __init__(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        request: Any = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.context = context
+        self.request = request
+        self.max_bytes = max_bytes
+
+    async def __aenter__(self) -> None:
+        size = self.request.ByteSize() if self.request is not None else 0
+        if self.max_bytes is not None and size > self.max_bytes:
+            await self._abort(
+                PayloadTooLargeError(
+                    f"the request is {size} bytes; the limit is {self.max_bytes}: split the batch"
+                )
+            )
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
+            return
+        await self._abort(exc)
+
+    async def _abort(self, exc: BaseException) -> None:
+        # A task group wraps what its tasks raise; the client wants the error itself.
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        if not isinstance(exc, AgentStoreError):
+            _log.error("internal error", exc_info=exc)
+        info = describe_error(exc)
+        self.context.set_trailing_metadata(
+            (
+                (ERROR_CODE_KEY, info.code),
+                (ERROR_DETAILS_KEY, orjson.dumps(info.details)),
+            )
+        )
+        await self.context.abort(getattr(grpc.StatusCode, info.grpc_status), info.message)
+
+
+def _opt(msg: Any, name: str) -> Any:
+    """Return an optional field's value, or None when it is not set."""
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def _events_to_pb(events: list[Event]) -> list[pb.Event]:
+    return [event_to_pb(e) for e in events]
+
+
+class AgentStoreServicer(pb_grpc.AgentStoreServicer):
+    """The API for agents in any language, over one `AgentStoreService`."""
+
+    def __init__(self, service: AgentStoreService) -> None:
+        self.service = service
+        self.max_bytes = service.limits.max_body_bytes
+
+    def _guard(self, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> RpcErrors:
+        return RpcErrors(context, request, self.max_bytes)
+
+    async def ListSessions(
+        self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListSessionsResponse:
+        async with self._guard(context, request):
+            page = await self.service.list_sessions(
+                limit=request.limit or _DEFAULT_PAGE,
+                cursor=request.cursor or None,
+                labels=dict(request.labels) or None,
+                prefix=request.prefix or None,
+            )
+            return pb.ListSessionsResponse(
+                sessions=[session_to_pb(s) for s in page.sessions],
+                next_cursor=page.next_cursor or "",
+            )
+
+    async def CreateSession(
+        self, request: pb.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Session:
+        async with self._guard(context, request):
+            session = await self.service.create_session(
+                name=_opt(request, "name"),
+                session_id=_opt(request, "session_id"),
+                labels=dict(request.labels) or None,
+            )
+            return session_to_pb(session)
+
+    async def GetSession(
+        self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Session:
+        async with self._guard(context, request):
+            return session_to_pb(await self.service.get_session(request.session_id))
+
+    async def UpdateSession(
+        self, request: pb.UpdateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Session:
+        async with self._guard(context, request):
+            changes: dict[str, Any] = {}
+            if request.set_name:
+                changes["name"] = _opt(request, "name")
+            if request.set_labels:
+                changes["labels"] = dict(request.labels)
+            if request.set_budget:
+                has = request.HasField("budget")
+                changes["budget"] = budget_from_pb(request.budget) if has else None
+            session = await self.service.store.update_session(request.session_id, **changes)
+            return session_to_pb(session)
+
+    async def DeleteSession(
+        self, request: pb.DeleteSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.DeleteSessionResponse:
+        async with self._guard(context, request):
+            if request.HasField("expected_seq"):
+                raise InvalidInputError("expected_seq on a delete is for the Storage service")
+            await self.service.delete_session(request.session_id)
+            return pb.DeleteSessionResponse()
+
+    async def FindSession(
+        self, request: pb.FindSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Session:
+        async with self._guard(context, request):
+            sid = await self.service.store.resolve_session_id(request.ref)
+            return session_to_pb(await self.service.get_session(sid))
+
+    async def Append(
+        self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.AppendResponse:
+        async with self._guard(context, request):
+            events = []
+            for index, msg in enumerate(request.events):
+                raw: dict[str, Any] = {
+                    "type": msg.type,
+                    "payload": json_value(msg.payload_json, f"event {index}: payload"),
+                }
+                if msg.id:
+                    raw["id"] = msg.id
+                if msg.metadata_json:
+                    raw["metadata"] = json_value(msg.metadata_json, f"event {index}: metadata")
+                events.append(raw)
+            stored = await self.service.append(
+                request.session_id, events, expected_seq=_opt(request, "expected_seq")
+            )
+            return pb.AppendResponse(events=_events_to_pb(stored))
+
+    async def ReadEvents(
+        self, request: pb.ReadEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.EventBatch]:
+        async with self._guard(context, request):
+            since, until = _opt(request, "since"), _opt(request, "until")
+            pages = await self.service.read_events(
+                request.session_id,
+                types=list(request.types) or None,
+                since=parse_time(since, "since") if since is not None else None,
+                until=parse_time(until, "until") if until is not None else None,
+                from_seq=_opt(request, "from_seq"),
+                to_seq=_opt(request, "to_seq"),
+                limit=_opt(request, "limit"),
+            )
+            async for page in pages:
+                yield pb.EventBatch(events=_events_to_pb(page))
+
+    # Written with `context.write` (not `yield`) so that each send can time out.
+    async def Follow(  # type: ignore[override]
+        self, request: pb.FollowRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        async with self._guard(context, request):
+            await follow(self.service, context, request.session_id, request.from_seq)
+
+    async def GetState(
+        self, request: pb.GetStateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StateResponse:
+        async with self._guard(context, request):
+            state = await self.service.get_state(request.session_id, at_seq=_opt(request, "at_seq"))
+            return pb.StateResponse(state_json=state.model_dump_json().encode())
+
+    async def Fork(
+        self, request: pb.ForkRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Session:
+        async with self._guard(context, request):
+            session = await self.service.fork(
+                request.session_id,
+                at_seq=request.at_seq,
+                name=_opt(request, "name"),
+                labels=dict(request.labels) or None,
+            )
+            return session_to_pb(session)
+
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StatsResponse:
+        async with self._guard(context, request):
+            stats = await self.service.stats(request.session_id, at_seq=_opt(request, "at_seq"))
+            return pb.StatsResponse(stats_json=orjson.dumps(stats))
+
+
+async def follow(
+    service: AgentStoreService,
+    context: grpc.aio.ServicerContext[Any, Any],
+    session_id: str,
+    from_seq: int,
+) -> None:
+    """Write a session's events to a live-follow call until the client or the server leaves.
+
+    Two tasks joined by a bounded queue: one reads the store's stream, one writes to the
+    call. A client that stops reading blocks the writer (HTTP/2 flow control); the queue
+    then fills and blocks the reader, and after `send_timeout` seconds the follower is
+    dropped with `server_busy`: a follower that never reads costs bounded memory.
+    """
+    limits = service.limits
+    failed: list[Exception] = []
+    # Each live follow is one HTTP/2 stream; the peer string names the connection.
+    async with service.follow(session_id, from_seq=from_seq, client=context.peer()) as events:
+        send, receive = anyio.create_memory_object_stream[Event](limits.stream_queue)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_pump, events, send, failed)
+            tg.start_soon(cancel_when_stopping, service, tg.cancel_scope)
+            try:
+                await _write_events(context, receive, limits.heartbeat, limits.send_timeout)
+            finally:
+                tg.cancel_scope.cancel()
+    if failed:  # e.g. the session was deleted while followed
+        raise failed[0]
+
+
+async def _write_events(
+    context: grpc.aio.ServicerContext[Any, Any],
+    receive: ObjectReceiveStream[Event],
+    heartbeat: float,
+    send_timeout: float,
+) -> None:
+    async with receive:
+        while True:
+            message = pb.FollowResponse(heartbeat=pb.Heartbeat())
+            with anyio.move_on_after(heartbeat):
+                try:
+                    message = pb.FollowResponse(event=event_to_pb(await receive.receive()))
+                except anyio.EndOfStream:
+                    return
+            with anyio.move_on_after(send_timeout) as scope:
+                await context.write(message)
+            if scope.cancelled_caught:
+                _log.warning("dropped a gRPC follow of %s: it did not read", context.peer())
+                raise ServerBusyError(
+                    f"this follower did not read for {send_timeout:g} s; it was dropped "
+                    "(reconnect with from_seq)"
+                )
+
+
+async def _pump(
+    events: AsyncIterator[Event], send: ObjectSendStream[Event], failed: list[Exception]
+) -> None:
+    async with send:
+        try:
+            async for event in events:
+                await send.send(event)
+        except Exception as exc:  # handed to the writer, which ends the call with it
+            failed.append(exc)
+
+
+async def cancel_when_stopping(service: AgentStoreService, scope: anyio.CancelScope) -> None:
+    """Cancel `scope` once the server begins to stop (ends a live follow at once)."""
+    await service.wait_stopping()
+    scope.cancel()

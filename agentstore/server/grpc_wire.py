@@ -1,0 +1,202 @@
+"""How agentstore's values travel in the gRPC messages of `agentstore.proto`, both ways.
+
+Used by the server's gRPC door and by the remote backend (the client), so the two sides
+cannot disagree. Times are RFC 3339 strings in UTC; payloads and metadata are the JSON
+bytes exactly as stored; errors travel as a status code plus two trailing metadata keys
+(`ERROR_CODE_KEY`, `ERROR_DETAILS_KEY`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from agentstore.errors import InvalidEventError, InvalidInputError
+from agentstore.events import (
+    Event,
+    build_event,
+    decode_metadata,
+    empty_metadata,
+    format_timestamp,
+)
+from agentstore.server import agentstore_pb2 as pb
+from agentstore.session import Session
+from agentstore.state import Budget
+
+__all__ = [
+    "ERROR_CODE_KEY",
+    "ERROR_DETAILS_KEY",
+    "budget_from_pb",
+    "budget_to_pb",
+    "event_from_pb",
+    "event_to_pb",
+    "format_time",
+    "json_value",
+    "parse_time",
+    "session_from_pb",
+    "session_to_pb",
+]
+
+ERROR_CODE_KEY = "agentstore-error-code"
+"""Trailing metadata: the error's stable code (`session_not_found`, ...)."""
+ERROR_DETAILS_KEY = "agentstore-error-details-bin"
+"""Trailing metadata: a JSON object of the error's fields (binary: any UTF-8 is fine)."""
+
+# Session fields the message names; anything else a session holds travels in extra_json.
+_SESSION_FIELDS = frozenset(
+    (
+        "id",
+        "name",
+        "created_at",
+        "updated_at",
+        "event_count",
+        "labels",
+        "parent_id",
+        "forked_at",
+        "budget",
+    )
+)
+
+
+def format_time(ts: datetime) -> str:
+    """Return `ts` as the RFC 3339 text agentstore writes (UTC, microseconds, `Z`)."""
+    return format_timestamp(ts)
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    """Parse an RFC 3339 time with a zone; raise `InvalidInputError` naming `what`."""
+    try:
+        ts = datetime.fromisoformat(text)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"{what} is not an RFC 3339 time: {text!r}") from exc
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise InvalidInputError(f"{what} needs a time zone (e.g. 'Z'): {text!r}")
+    return ts
+
+
+def json_value(blob: bytes, what: str) -> Any:
+    """Decode JSON bytes (empty means null); raise `InvalidEventError` naming `what`.
+
+    orjson refuses NaN, infinity and nesting deeper than 1024, but reads an integer beyond
+    64 bits as a float without a word: that would store another number than the one sent,
+    so such an integer is refused too.
+    """
+    if not blob:
+        return None
+    try:
+        value = orjson.loads(blob)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError(f"{what} is not valid JSON: {exc}") from exc
+    if _LONG_DIGITS.search(blob):  # rare: only then parse again, integer by integer
+        json.loads(blob, parse_int=lambda text: _int64(text, what))
+    return value
+
+
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+def _int64(text: str, what: str) -> int:
+    number = int(text)
+    if not -(2**63) <= number < 2**64:
+        raise InvalidEventError(f"{what}: the integer {text[:30]} does not fit in 64 bits")
+    return number
+
+
+def event_to_pb(event: Event, payload_json: bytes | None = None) -> pb.Event:
+    """Return a stored event as a message (`payload_json`: the stored bytes, if at hand)."""
+    meta = event.metadata.to_dict()
+    return pb.Event(
+        id=event.id,
+        session_id=event.session_id,
+        sequence_number=event.sequence_number,
+        type=str(event.type),
+        payload_json=payload_json if payload_json is not None else orjson.dumps(event.payload),
+        timestamp=format_time(event.timestamp) if event.timestamp is not None else "",
+        metadata_json=orjson.dumps(meta) if meta else b"",
+    )
+
+
+def event_from_pb(msg: pb.Event) -> Event:
+    """Return the `Event` a message describes (as the server stored it)."""
+    raw_meta = json_value(msg.metadata_json, "metadata")
+    return build_event(
+        msg.id,
+        msg.session_id,
+        msg.sequence_number,
+        msg.type,
+        json_value(msg.payload_json, "payload"),
+        parse_time(msg.timestamp, "timestamp"),
+        decode_metadata(raw_meta) if raw_meta else empty_metadata(),
+    )
+
+
+def budget_to_pb(budget: Budget) -> pb.Budget:
+    """Return a budget as a message (unset limits stay unset)."""
+    msg = pb.Budget()
+    if budget.max_cost_usd is not None:
+        msg.max_cost_usd = budget.max_cost_usd
+    if budget.max_tokens is not None:
+        msg.max_tokens = budget.max_tokens
+    return msg
+
+
+def budget_from_pb(msg: pb.Budget) -> Budget:
+    """Return the `Budget` a message describes; raise `InvalidInputError` if it is invalid."""
+    try:
+        return Budget(
+            max_cost_usd=msg.max_cost_usd if msg.HasField("max_cost_usd") else None,
+            max_tokens=msg.max_tokens if msg.HasField("max_tokens") else None,
+        )
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidInputError(f"invalid budget: {exc}") from exc
+
+
+def session_to_pb(session: Session) -> pb.Session:
+    """Return a session as a message; fields the message does not name go in extra_json."""
+    msg = pb.Session(
+        id=session.id,
+        created_at=format_time(session.created_at),
+        updated_at=format_time(session.updated_at),
+        event_count=session.event_count,
+        labels=session.labels,
+    )
+    if session.name is not None:
+        msg.name = session.name
+    if session.parent_id is not None:
+        msg.parent_id = session.parent_id
+    if session.forked_at is not None:
+        msg.forked_at = session.forked_at
+    if session.budget is not None:
+        msg.budget.CopyFrom(budget_to_pb(session.budget))
+    extra = session.__pydantic_extra__
+    if extra:
+        msg.extra_json = orjson.dumps({k: v for k, v in extra.items() if k not in _SESSION_FIELDS})
+    return msg
+
+
+def session_from_pb(msg: pb.Session) -> Session:
+    """Return the `Session` a message describes."""
+    fields: dict[str, Any] = {}
+    extra = json_value(msg.extra_json, "extra_json")
+    if isinstance(extra, Mapping):
+        fields.update((k, v) for k, v in extra.items() if k not in _SESSION_FIELDS)
+    fields.update(
+        id=msg.id,
+        name=msg.name if msg.HasField("name") else None,
+        created_at=parse_time(msg.created_at, "created_at"),
+        updated_at=parse_time(msg.updated_at, "updated_at") if msg.updated_at else None,
+        event_count=msg.event_count,
+        labels=dict(msg.labels),
+        parent_id=msg.parent_id if msg.HasField("parent_id") else None,
+        forked_at=msg.forked_at if msg.HasField("forked_at") else None,
+        budget=budget_from_pb(msg.budget) if msg.HasField("budget") else None,
+    )
+    try:
+        return Session(**fields)
+    except ValueError as exc:
+        raise InvalidInputError(f"invalid session: {exc}") from exc

@@ -1,0 +1,198 @@
+"""The HTTP/JSON door: FastAPI routes over `AgentStoreService`, and nothing else.
+
+FastAPI (on Starlette) was chosen over bare Starlette because `/openapi.json` is then
+generated from the same pydantic models that validate the requests, so the published
+schema cannot drift from what the server accepts, and schemathesis fuzzes exactly that.
+Each route decodes its inputs, calls one service method and encodes the result; errors
+become RFC 9457 problem JSON through `describe_error`, the one mapping both doors share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic import TypeAdapter
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import agentstore
+from agentstore import (
+    AgentStoreError,
+    InvalidInputError,
+    InvalidSessionIdError,
+)
+from agentstore.server.http_middleware import (
+    AccessLogMiddleware,
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    problem_body,
+)
+from agentstore.server.http_routes import APPEND_BODY, add_routes
+from agentstore.server.http_schemas import (
+    CreateSession,
+    ForkRequest,
+    Problem,
+)
+from agentstore.server.service import AgentStoreService
+from agentstore.session import validate_session_id
+
+__all__ = ["UI_STATIC", "create_app"]
+
+UI_STATIC = Path(__file__).parent / "ui" / "static"
+"""Where the web UI's files are; served at `/` when the folder exists."""
+
+_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, **_PROBLEM}
+    for code, text in (
+        (400, "Invalid input"),
+        (401, "Missing or wrong token"),
+        (404, "No such session"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (429, "Server busy"),
+        (500, "Server error"),
+        (503, "Storage unavailable"),
+    )
+}
+
+
+def _problem(exc: BaseException, request: Request) -> Response:
+    # A bug of ours (not an AgentStoreError) is logged with its traceback by the server;
+    # the client gets `internal_error` and no detail.
+    status, body = problem_body(exc, request.url.path)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(body, status, headers, media_type="application/problem+json")
+
+
+def create_app(
+    service: AgentStoreService,
+    *,
+    token: str | None = None,
+    cors_origins: list[str] | None = None,
+    json_logs: bool = False,
+    ui_dir: Path | None = None,
+) -> Any:
+    """Return the ASGI app of the HTTP door (with its middleware) over `service`.
+
+    The web UI's files are served at `/` from `ui_dir` (default: the built-in ones, if
+    the folder exists), every HTML page with a strict Content-Security-Policy.
+    """
+    app = FastAPI(
+        title="agentstore",
+        version=agentstore.__version__,
+        summary="An event store for AI agent state: sessions, events, state, live follow.",
+        docs_url=None,  # the Swagger page loads scripts from a CDN: not under our CSP
+        redoc_url=None,
+        responses=_ERRORS,
+    )
+
+    @app.exception_handler(AgentStoreError)
+    async def _agentstore_error(request: Request, exc: AgentStoreError) -> Response:
+        return _problem(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if any(tuple(err.get("loc", ())) == ("path", "session_id") for err in exc.errors()):
+            # The same error, with the same code, as the store gives for a bad id.
+            bad_id = request.path_params.get("session_id", "")
+            try:
+                validate_session_id(bad_id)
+            except InvalidSessionIdError as id_error:
+                return _problem(id_error, request)
+        parts = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+            for err in exc.errors()
+        ]
+        return _problem(InvalidInputError("; ".join(parts) or "invalid request"), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = {
+            "type": f"urn:agentstore:error:{code}",
+            "title": code.replace("_", " "),
+            "status": exc.status_code,
+            "detail": str(exc.detail),
+            "code": code,
+            "instance": request.url.path,
+        }
+        return Response(
+            orjson.dumps(body),
+            exc.status_code,
+            exc.headers,
+            media_type="application/problem+json",
+        )
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> Response:
+        return _problem(exc, request)
+
+    add_routes(app, service)
+    _add_openapi(app)
+    static = ui_dir if ui_dir is not None else UI_STATIC
+    if static.is_dir():
+        from starlette.responses import FileResponse
+        from starlette.staticfiles import StaticFiles
+
+        # The UI's own pages (/sessions/<id>, /compare) are one HTML shell; its script routes.
+        async def ui_page(request: Request) -> Response:
+            return FileResponse(static / "index.html", media_type="text/html")
+
+        for page in ("/sessions/{rest:path}", "/compare"):
+            app.add_api_route(page, ui_page, methods=["GET"], include_in_schema=False)
+        app.mount("/", StaticFiles(directory=static, html=True), name="ui")
+
+    asgi: Any = app
+    if cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        asgi = CORSMiddleware(
+            asgi,
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    if token is not None:
+        asgi = AuthMiddleware(asgi, token)
+    asgi = BodyLimitMiddleware(asgi, service.limits.max_body_bytes)
+    asgi = SecurityHeadersMiddleware(asgi)
+    return AccessLogMiddleware(asgi, json_format=json_logs)
+
+
+def _add_openapi(app: FastAPI) -> None:
+    """Document the bodies that routes decode themselves (with orjson, for hostile JSON)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        bodies: dict[tuple[str, str], tuple[TypeAdapter[Any], bool]] = {
+            ("/v1/sessions", "post"): (TypeAdapter(CreateSession), False),
+            ("/v1/sessions/{session_id}/events", "post"): (APPEND_BODY, True),
+            ("/v1/sessions/{session_id}/fork", "post"): (TypeAdapter(ForkRequest), True),
+        }
+        for (path, method), (adapter, required) in bodies.items():
+            schema = adapter.json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in schema.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            doc["paths"][path][method]["requestBody"] = {
+                "required": required,
+                "content": {"application/json": {"schema": schema}},
+            }
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,222 @@
+"""Plain ASGI middleware of the HTTP door: token, body size, security headers, access log.
+
+They are pure ASGI (not Starlette's `BaseHTTPMiddleware`) so that a live follow streams
+through them untouched and a too-large body is refused while it is still arriving.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from agentstore.server.errors import (
+    PayloadTooLargeError,
+    UnauthenticatedError,
+    describe_error,
+)
+
+__all__ = [
+    "AccessLogMiddleware",
+    "AuthMiddleware",
+    "BodyLimitMiddleware",
+    "SecurityHeadersMiddleware",
+    "problem_body",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# No inline script or style, nothing from elsewhere: the web UI ships its own files.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+_access = logging.getLogger("agentstore.server.access")
+
+
+def problem_body(exc: BaseException, instance: str | None) -> tuple[int, bytes]:
+    """Return the status and RFC 9457 problem JSON for an error."""
+    info = describe_error(exc)
+    body: dict[str, Any] = {
+        "type": f"urn:agentstore:error:{info.code}",
+        "title": info.code.replace("_", " "),
+        "status": info.http_status,
+        "detail": info.message,
+        "code": info.code,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if info.details:
+        body["details"] = info.details
+    return info.http_status, orjson.dumps(body)
+
+
+async def _send_problem(
+    send: Send, exc: BaseException, path: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    status, body = problem_body(exc, path)
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuthMiddleware:
+    """Require `Authorization: Bearer <token>` on the API (not on /healthz or the UI files)."""
+
+    def __init__(self, app: ASGIApp, token: str, protected: tuple[str, ...] = ("/v1",)) -> None:
+        self.app = app
+        self._token = token.encode()
+        self._protected = protected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on if it carries the token; answer 401 otherwise."""
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self._protected):
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, rest = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given = rest.strip()
+                break
+        # Constant time: how much of a guess matched must not show in the response time.
+        if given and hmac.compare_digest(given, self._token):
+            await self.app(scope, receive, send)
+            return
+        message = "a valid token is required: send 'Authorization: Bearer <token>'"
+        await _send_problem(
+            send, UnauthenticatedError(message), path, [(b"www-authenticate", b"Bearer")]
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes`, by Content-Length or while they stream in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse at once on a large Content-Length; count the bytes of a chunked body."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLargeError(
+            f"the request body is larger than the limit of {self.max_bytes} bytes; "
+            "split the batch or raise the server's --max-body-bytes"
+        )
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await _send_problem(send, too_large, scope.get("path", ""))
+                    return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise too_large  # the route's error handler answers 413
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class SecurityHeadersMiddleware:
+    """Add `nosniff` to every response and a strict Content-Security-Policy to HTML."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the headers to the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if ctype.startswith(b"text/html"):
+                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                    headers.append((b"referrer-policy", b"no-referrer"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class AccessLogMiddleware:
+    """Log one line per request: as JSON with `json_format`, else a short text line."""
+
+    def __init__(self, app: ASGIApp, *, json_format: bool) -> None:
+        self.app = app
+        self.json_format = json_format
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Time the request and log it once its response is over (or it failed)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+        sent = 0
+
+        async def watched(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            self._log(scope, status, sent, (time.perf_counter() - start) * 1000)
+
+    def _log(self, scope: Scope, status: int, sent: int, ms: float) -> None:
+        client = scope.get("client")
+        addr = f"{client[0]}:{client[1]}" if client else "-"
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = scope.get("path", "") + (f"?{query}" if query else "")
+        if self.json_format:
+            line = orjson.dumps(
+                {
+                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "kind": "access",
+                    "client": addr,
+                    "method": scope.get("method"),
+                    "path": path,
+                    "status": status,
+                    "bytes": sent,
+                    "duration_ms": round(ms, 3),
+                }
+            ).decode()
+        else:
+            line = f'{addr} "{scope.get("method")} {path}" {status} {sent}B {ms:.1f}ms'
+        _access.info(line)

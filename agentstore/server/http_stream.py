@@ -1,0 +1,167 @@
+"""Streaming responses of the HTTP door: event lists (JSON or JSON lines) and live follow (SSE).
+
+A live follow is two tasks joined by a bounded queue: one reads the session's events
+from the store, one writes them to the client. A client that stops reading fills the
+socket buffer, then the queue; once a write or a queued event has waited `send_timeout`
+seconds the client is dropped, so a follower that never reads costs bounded memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from starlette.responses import Response
+
+from agentstore import AgentStoreError, Event, Session
+from agentstore.server.http_middleware import Receive, Scope, Send, problem_body
+from agentstore.server.service import AgentStoreService
+
+__all__ = ["SseResponse", "export_chunks", "json_array_chunks", "jsonl_chunks"]
+
+_log = logging.getLogger("agentstore.server")
+
+
+async def json_array_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
+    """Encode pages of events as one JSON array, one event per line (like `export`)."""
+    first = True
+    async for page in pages:
+        lines = b",\n".join(event.to_json() for event in page)
+        yield (b"[\n" if first else b",\n") + lines
+        first = False
+    yield b"[]\n" if first else b"\n]\n"
+
+
+async def export_chunks(
+    session: Session, pages: AsyncIterator[list[Event]]
+) -> AsyncIterator[bytes]:
+    """Encode `{"session": ..., "events": [...]}` byte for byte as `agentstore export` does."""
+    yield b'{"session":' + orjson.dumps(session.to_dict()) + b',\n"events":'
+    async for chunk in json_array_chunks(pages):
+        yield chunk.rstrip(b"\n")  # as the CLI does: the array ends without a newline
+    yield b"}\n"
+
+
+async def jsonl_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
+    """Encode pages of events as JSON lines (one object per line)."""
+    async for page in pages:
+        yield b"".join(event.to_json() + b"\n" for event in page)
+
+
+class _Dropped(Exception):
+    """The client did not read in time."""
+
+
+class SseResponse(Response):
+    """An ASGI response that follows a session as Server-Sent Events.
+
+    Each event is `id: <sequence number>` and `data: <event JSON>`; an error that ends the
+    stream (the session was deleted) is `event: error` with problem JSON. A comment line is
+    sent every `heartbeat` seconds of silence, so proxies keep the connection open and a
+    dead client is noticed. The stream ends when the client goes away, when the server
+    shuts down, or when the client stops reading.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        service: AgentStoreService,
+        events: AsyncIterator[Event],
+        exit_stack: contextlib.AsyncExitStack,
+    ) -> None:
+        # A Response (so FastAPI passes it through), but it writes its own body.
+        self.status_code = 200
+        self.background = None
+        self.service = service
+        self.events = events
+        self.exit_stack = exit_stack
+        self.limits = service.limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream until the client leaves, the server stops, or the client is too slow."""
+        async with self.exit_stack:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-store"),
+                        (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
+                    ],
+                }
+            )
+            queue_in, queue_out = anyio.create_memory_object_stream[bytes](self.limits.stream_queue)
+            dropped = False
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._read_store, queue_in)
+                    tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+                    tg.start_soon(self._watch_shutdown, tg.cancel_scope)
+                    await self._write_client(queue_out, send)
+                    tg.cancel_scope.cancel()
+            except* _Dropped:
+                dropped = True
+            if dropped:
+                client = scope.get("client")
+                _log.warning("dropped a live follow of %s: it did not read in time", client)
+                return  # without a final chunk: the server closes the connection
+            with anyio.move_on_after(self.limits.send_timeout):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _read_store(self, queue: MemoryObjectSendStream[bytes]) -> None:
+        async with queue:
+            try:
+                async for event in self.events:
+                    chunk = b"id: %d\ndata: %s\n\n" % (event.sequence_number, event.to_json())
+                    await self._enqueue(queue, chunk)
+            except AgentStoreError as exc:  # e.g. the session was deleted while followed
+                _, problem = problem_body(exc, None)
+                with contextlib.suppress(anyio.BrokenResourceError):
+                    await self._enqueue(queue, b"event: error\ndata: %s\n\n" % problem)
+            except anyio.BrokenResourceError:
+                return  # the writer is gone (the client left or was dropped)
+
+    async def _enqueue(self, queue: MemoryObjectSendStream[bytes], chunk: bytes) -> None:
+        try:
+            with anyio.fail_after(self.limits.send_timeout):
+                await queue.send(chunk)
+        except TimeoutError:
+            raise _Dropped from None
+
+    async def _write_client(self, queue: MemoryObjectReceiveStream[bytes], send: Send) -> None:
+        await self._send(send, b"retry: 2000\n: following\n\n")
+        async with queue:
+            while True:
+                chunk: Any = None
+                with anyio.move_on_after(self.limits.heartbeat):
+                    try:
+                        chunk = await queue.receive()
+                    except anyio.EndOfStream:
+                        return
+                await self._send(send, chunk if chunk is not None else b": keep-alive\n\n")
+
+    async def _send(self, send: Send, body: bytes) -> None:
+        try:
+            with anyio.fail_after(self.limits.send_timeout):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except TimeoutError:
+            raise _Dropped from None
+
+    @staticmethod
+    async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                scope.cancel()
+                return
+
+    async def _watch_shutdown(self, scope: anyio.CancelScope) -> None:
+        await self.service.wait_stopping()
+        scope.cancel()

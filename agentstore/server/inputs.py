@@ -1,0 +1,82 @@
+"""What clients send, checked before the store sees it: events as JSON objects, page cursors.
+
+Both doors decode their wire format into plain values; these turn them into what the
+store takes, or raise `InvalidInputError` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from agentstore import Event, InvalidInputError, Metadata, Session
+
+__all__ = ["decode_cursor", "encode_cursor", "event_from_json", "is_after_cursor"]
+
+_EVENT_FIELDS = frozenset(("id", "type", "payload", "metadata"))
+
+
+def event_from_json(raw: object, index: int) -> Event:
+    """Build an `Event` from a decoded JSON object (`index` names it in errors)."""
+    where = f"event {index}"
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError(f"{where}: an event must be a JSON object")
+    unknown = set(raw) - _EVENT_FIELDS
+    if unknown:
+        raise InvalidInputError(
+            f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; an event "
+            "has type, payload, metadata and an optional id (the store sets the rest)"
+        )
+    if "type" not in raw:
+        raise InvalidInputError(f"{where}: the event type is missing")
+    metadata = raw.get("metadata")
+    fields: dict[str, Any] = {"type": raw["type"], "payload": raw.get("payload")}
+    if raw.get("id") is not None:
+        fields["id"] = raw["id"]
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise InvalidInputError(f"{where}: metadata must be a JSON object")
+        try:
+            fields["metadata"] = Metadata(**metadata)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise InvalidInputError(f"{where}: invalid metadata: {exc}") from exc
+    return Event(**fields)
+
+
+# --- cursors: the (created_at, id) of the last session of a page, opaque to clients ------
+
+
+def encode_cursor(session: Session, offset: int) -> str:
+    """Return the opaque cursor that resumes a page after `session` (at `offset` in the list)."""
+    raw = orjson.dumps([session.created_at.isoformat(), session.id, offset])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[tuple[datetime, str], int]:
+    """Return the (created_at, id) a cursor names and where to start looking for it."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, sid, offset = orjson.loads(raw)
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError(offset)
+        return (datetime.fromisoformat(created), str(sid)), offset
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidInputError(
+            "invalid cursor: pass the next_cursor of a previous page unchanged"
+        ) from exc
+
+
+def is_after_cursor(session: Session, after: tuple[datetime, str] | None) -> bool:
+    """Tell whether `session` comes after the cursor in newest-first order."""
+    if after is None:
+        return True
+    created, sid = after
+    try:
+        return (session.created_at, session.id) < (created, sid)
+    except TypeError:  # a naive cursor time against aware session times
+        raise InvalidInputError("invalid cursor: its time has no time zone") from None

@@ -1,0 +1,380 @@
+"""The one service layer behind both doors of `agentstore serve` (HTTP/JSON and gRPC).
+
+A door decodes its wire format into plain Python values, calls one method here, and
+encodes what comes back; every rule (ids only, batch and size limits, paging, which
+error is which status) lives here, so the two doors cannot disagree.
+
+```python
+service = AgentStoreService(store, Limits())
+session = await service.create_session(name="worker", labels={"env": "dev"})
+stored = await service.append(session.id, [{"type": "user_message", "payload": "hi"}])
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from agentstore import (
+    Budget,
+    Event,
+    InvalidInputError,
+    Session,
+    State,
+    Store,
+)
+from agentstore.server.errors import ServerBusyError
+from agentstore.server.inputs import decode_cursor, encode_cursor, event_from_json, is_after_cursor
+from agentstore.stats import SessionStats, collect_stats, stats_json
+
+__all__ = ["AgentStoreService", "Limits", "SessionPage", "SessionSummary"]
+
+_READ_PAGE = 500  # events per backend read while streaming a long replay
+_LIST_PAGE = 500  # sessions per backend read while filtering the session list
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server; beyond it, a clear error and nothing written."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Largest request body (HTTP) or message (gRPC) accepted, in bytes."""
+    max_batch: int = 1000
+    """Most events in one append."""
+    max_page: int = 1000
+    """Most sessions in one page of the session list."""
+    max_summary_page: int = 100
+    """Most sessions in one page when per-session summaries are asked for."""
+    max_streams: int = 256
+    """Most live follows open at once, over both doors."""
+    max_streams_per_client: int = 16
+    """Most live follows open at once from one client address."""
+    stream_queue: int = 256
+    """Events a follower may fall behind by before it is dropped (bounded memory)."""
+    send_timeout: float = 30.0
+    """Seconds a follower may leave a sent event unread before it is dropped."""
+    heartbeat: float = 15.0
+    """Seconds between keep-alive messages on an idle live follow."""
+
+
+@dataclass
+class SessionSummary:
+    """Per-session figures for a session list (the web UI's table)."""
+
+    events: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    errors: int
+    open_calls: int
+    last_activity: datetime | None
+
+
+@dataclass
+class SessionPage:
+    """One page of the session list, newest first; `next_cursor` fetches the next page."""
+
+    sessions: list[Session]
+    next_cursor: str | None
+    summaries: dict[str, SessionSummary] = field(default_factory=dict)
+
+
+class AgentStoreService:
+    """Validate requests, call the `Store`, and shape results for the doors.
+
+    The service owns none of the store's rules (sequence numbers, `expected_seq`,
+    idempotent ids): it adds only what a network needs on top: limits, paging and the
+    live-follow budget. It never sees a file path: sessions are named by id only.
+    """
+
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits if limits is not None else Limits()
+        self._streams: dict[str, int] = {}
+        self._stopping = anyio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """True once the server began to shut down (live follows end, no new ones)."""
+        return self._stopping.is_set()
+
+    def begin_shutdown(self) -> None:
+        """Tell live follows to end; appends in flight finish normally."""
+        self._stopping.set()
+
+    async def wait_stopping(self) -> None:
+        """Return once `begin_shutdown()` was called."""
+        await self._stopping.wait()
+
+    def health(self) -> dict[str, Any]:
+        """Return the server's health: status and how many live follows are open."""
+        return {
+            "status": "stopping" if self.stopping else "ok",
+            "streams": sum(self._streams.values()),
+        }
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        *,
+        name: str | None = None,
+        session_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        budget: Budget | None = None,
+    ) -> Session:
+        """Create a session (an id is generated unless one is given)."""
+        return await self.store.create_session(
+            name=name, session_id=session_id, labels=labels, budget=budget
+        )
+
+    async def get_session(self, session_id: str) -> Session:
+        """Return one session by its exact id."""
+        return await self.store.get_session(session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a session and everything it holds."""
+        await self.store.delete_session(session_id)
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        prefix: str | None = None,
+        query: str | None = None,
+        summary: bool = False,
+    ) -> SessionPage:
+        """Return a page of sessions, newest first, that match every filter given.
+
+        `prefix` keeps ids starting with it; `query` keeps sessions whose name contains
+        it (case-insensitive) or whose id starts with it. The cursor names the last
+        session of the previous page, so sessions created meanwhile never shift a page.
+        """
+        cap = self.limits.max_summary_page if summary else self.limits.max_page
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= cap:
+            raise InvalidInputError(f"limit must be between 1 and {cap}, not {limit!r}")
+        after, hint = decode_cursor(cursor) if cursor else (None, 0)
+        needle = query.lower() if query else None
+        # Unfiltered pages read just what they return; the cursor remembers where its
+        # session was, so the next page starts there instead of at the newest session.
+        size = _LIST_PAGE if prefix or query else min(limit + 1, _LIST_PAGE)
+        found: list[Session] = []
+        last_offset = 0
+        has_more = False
+        offset = hint
+        passed = after is None
+        while not has_more:
+            batch = await self.store.list_sessions(limit=size, offset=offset, labels=labels)
+            if offset and not passed and batch and is_after_cursor(batch[0], after):
+                offset = hint = 0  # sessions were deleted since: look from the start
+                continue
+            for index, session in enumerate(batch):
+                if not passed:
+                    passed = is_after_cursor(session, after)
+                    if not passed:
+                        continue
+                if prefix and not session.id.startswith(prefix):
+                    continue
+                if needle and not (
+                    session.id.startswith(query or "") or needle in (session.name or "").lower()
+                ):
+                    continue
+                if len(found) == limit:
+                    has_more = True
+                    break
+                found.append(session)
+                last_offset = offset + index
+            if len(batch) < size:
+                break
+            offset += size
+        next_cursor = encode_cursor(found[-1], last_offset) if has_more and found else None
+        page = SessionPage(found, next_cursor)
+        if summary:
+            for session in found:
+                page.summaries[session.id] = _summarise(
+                    session, await self.store.get_state(session.id)
+                )
+        return page
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        session_id: str,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        expected_seq: int | None = None,
+    ) -> list[Event]:
+        """Append events (atomically, all or none) given as JSON objects; return them stored.
+
+        Each object has `type` and optionally `id` (reusing a stored id writes nothing),
+        `payload` and `metadata`; nothing else, so a client cannot set sequence numbers or
+        timestamps. Every event is checked before anything is written.
+        """
+        if not isinstance(events, Sequence) or isinstance(events, str | bytes):
+            raise InvalidInputError("events must be a list of event objects")
+        if not events:
+            raise InvalidInputError("an append needs at least one event")
+        if len(events) > self.limits.max_batch:
+            raise InvalidInputError(
+                f"too many events in one append ({len(events)}); "
+                f"the limit is {self.limits.max_batch}: split the batch"
+            )
+        batch = [event_from_json(raw, index) for index, raw in enumerate(events)]
+        if len(batch) == 1:
+            return [await self.store.append(session_id, batch[0], expected_seq=expected_seq)]
+        return await self.store.append_many(session_id, batch, expected_seq=expected_seq)
+
+    async def read_events(
+        self,
+        session_id: str,
+        *,
+        types: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        from_seq: int | None = None,
+        to_seq: int | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[list[Event]]:
+        """Yield the matching events in pages, so a long session never sits in memory whole.
+
+        The first page is read before this returns, so a bad filter or an unknown session
+        raises here, before a door has started its response.
+        """
+        type_list = list(types) if types is not None else None
+        size = _READ_PAGE if limit is None else min(limit, _READ_PAGE)
+        first = await self.store.replay(
+            session_id,
+            types=type_list,
+            since=since,
+            until=until,
+            from_seq=from_seq,
+            to_seq=to_seq,
+            limit=size,
+        )
+        return self._more_events(session_id, first, type_list, since, until, to_seq, limit, size)
+
+    async def _more_events(
+        self,
+        sid: str,
+        page: list[Event],
+        types: list[str] | None,
+        since: datetime | None,
+        until: datetime | None,
+        to_seq: int | None,
+        limit: int | None,
+        size: int,
+    ) -> AsyncIterator[list[Event]]:
+        left = limit
+        while page:
+            yield page
+            if left is not None:
+                left -= len(page)
+                if left <= 0:
+                    return
+            if len(page) < size:
+                return
+            page = await self.store.replay(
+                sid,
+                types=types,
+                since=since,
+                until=until,
+                from_seq=page[-1].sequence_number + 1,
+                to_seq=to_seq,
+                limit=size if left is None else min(left, size),
+            )
+
+    async def get_state(self, session_id: str, *, at_seq: int | None = None) -> State:
+        """Return the session's state, or as of event `at_seq`."""
+        return await self.store.get_state(session_id, at_seq=at_seq)
+
+    async def fork(
+        self,
+        session_id: str,
+        *,
+        at_seq: int,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Session:
+        """Copy the first `at_seq` events of a session into a new session."""
+        return await self.store.fork(session_id, at_seq=at_seq, name=name, labels=labels)
+
+    async def export(self, session_id: str) -> tuple[Session, AsyncIterator[list[Event]]]:
+        """Return a session and its events in pages: what `agentstore export` writes."""
+        info = await self.store.get_session(session_id)
+        return info, await self.read_events(session_id, to_seq=info.event_count or None)
+
+    async def stats(self, session_id: str, *, at_seq: int | None = None) -> dict[str, Any]:
+        """Return the `agentstore stats --format json` object of a session."""
+        info = await self.store.get_session(session_id)
+        state = await self.store.get_state(session_id, at_seq=at_seq)
+        figures = SessionStats()
+        if at_seq != 0:
+            pages = await self.read_events(session_id, to_seq=at_seq)
+            figures = await collect_stats(_flatten(pages))
+        return stats_json(info, state, figures, at_seq)
+
+    # --- live follow ------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def follow(
+        self, session_id: str, *, from_seq: int = 0, client: str = "?"
+    ) -> AsyncIterator[AsyncIterator[Event]]:
+        """Hold one live-follow slot and yield the session's events from `from_seq` on.
+
+        Raises `ServerBusyError` past the stream limits, and the store's errors for an
+        unknown session, before anything is yielded. The iterator ends when the server
+        shuts down.
+        """
+        if self.stopping:
+            raise ServerBusyError("the server is shutting down; reconnect to another one")
+        if sum(self._streams.values()) >= self.limits.max_streams:
+            raise ServerBusyError(
+                f"too many live follows open ({self.limits.max_streams}); retry later"
+            )
+        if self._streams.get(client, 0) >= self.limits.max_streams_per_client:
+            raise ServerBusyError(
+                f"this client has {self.limits.max_streams_per_client} live follows open; "
+                "close one first"
+            )
+        await self.store.get_session(session_id)  # an unknown session fails here
+        self._streams[client] = self._streams.get(client, 0) + 1
+        events = self.store.stream(session_id, from_seq=from_seq, follow=True)
+        try:
+            yield events
+        finally:
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
+            left = self._streams[client] - 1
+            if left:
+                self._streams[client] = left
+            else:
+                del self._streams[client]
+
+
+async def _flatten(pages: AsyncIterator[list[Event]]) -> AsyncIterator[Event]:
+    async for page in pages:
+        for event in page:
+            yield event
+
+
+def _summarise(session: Session, state: State) -> SessionSummary:
+    return SessionSummary(
+        events=state.event_count,
+        tokens_in=state.tokens.input,
+        tokens_out=state.tokens.output,
+        cost_usd=state.tokens.cost_usd,
+        errors=state.errors,
+        open_calls=len(state.open_calls),
+        last_activity=state.last_event_at or session.updated_at,
+    )

@@ -1,0 +1,65 @@
+// The web UI's entry point: the theme, and which page the URL names.
+//
+// Pages: /                  sessions (?q=, ?label=, ?cursor=)
+//        /sessions/<id>     one session (?tab=timeline|state|charts, #seq-N)
+//        /compare?a=&b=     two sessions side by side
+
+import { h, replace, showError } from "./dom.js";
+import { renderSessions } from "./sessions.js";
+import { renderSession } from "./session.js";
+import { renderCompare } from "./compare.js";
+
+const THEME_KEY = "agentstore-theme";
+
+function applyTheme(theme) {
+  document.documentElement.dataset.theme = theme;
+  const button = document.getElementById("theme-toggle");
+  button.textContent = theme === "dark" ? "Light" : "Dark";
+  button.setAttribute("aria-label", `Switch to the ${theme === "dark" ? "light" : "dark"} theme`);
+}
+
+function setupTheme() {
+  let theme = null;
+  try {
+    theme = localStorage.getItem(THEME_KEY);
+  } catch {
+    // storage may be off: follow the system
+  }
+  if (theme !== "light" && theme !== "dark") {
+    theme = matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+  applyTheme(theme);
+  document.getElementById("theme-toggle").addEventListener("click", () => {
+    const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    applyTheme(next);
+    try {
+      localStorage.setItem(THEME_KEY, next);
+    } catch {
+      // not remembered: fine
+    }
+  });
+}
+
+async function route() {
+  const root = document.getElementById("app");
+  const crumbs = document.getElementById("crumbs");
+  const path = location.pathname;
+  try {
+    if (path === "/" || path === "/index.html") {
+      await renderSessions(root, crumbs);
+    } else if (path.startsWith("/sessions/") && path.length > "/sessions/".length) {
+      await renderSession(root, crumbs, decodeURIComponent(path.slice("/sessions/".length)));
+    } else if (path === "/compare") {
+      await renderCompare(root, crumbs);
+    } else {
+      replace(root, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/" }, "All sessions")));
+    }
+  } catch (err) {
+    document.getElementById("loading")?.remove();
+    showError(root, err);
+    console.warn(err); // eslint-disable-line no-console
+  }
+}
+
+setupTheme();
+route();

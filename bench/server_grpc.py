@@ -1,0 +1,235 @@
+"""`python -m bench.server_grpc [--quick] [--write bench/RESULTS.md]`: appends through gRPC.
+
+A real `agentstore serve` (its own process, a file store with durability `fsync`, the gRPC
+door only) on loopback, and 16 then 64 concurrent clients in this process, each with its
+own channel (its own HTTP/2 connection) and its own session, appending one event per call
+in a loop for a fixed time. Throughput is appends per second over the run; latency is
+each call's, client side. Two client kinds:
+
+- `AgentStore.Append`: what an agent in any language does (the server's `Store` validates,
+  prices and folds the event);
+- `agentstore.open("grpc://...")`: the Python remote backend (the client's `Store` does
+  that work; the server's `Storage.Append` only stores).
+
+The in-process figure of the same run is scenario 3 of `make bench`: 16 tasks appending to
+16 sessions of one file store in this process (fsync). The goal: 16 gRPC clients reach at
+least half of it. The section is written into RESULTS.md between two markers, so the rest
+of the file (written by `python -m bench`) is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+
+import agentstore
+from agentstore.server import agentstore_pb2 as pb
+from agentstore.server import agentstore_pb2_grpc as pb_grpc
+from bench import scenarios
+from bench._timing import result
+
+HERE = Path(__file__).resolve().parent
+BEGIN = "<!-- server_grpc: begin (bench/server_grpc.py) -->"
+END = "<!-- server_grpc: end -->"
+Row = dict[str, Any]
+
+
+@contextlib.contextmanager
+def server(data_dir: Path) -> Any:
+    """Run `agentstore serve` (gRPC only, port 0) and yield its host:port."""
+    cmd = [sys.executable, "-m", "agentstore_cli", "serve", "--data-dir", str(data_dir)]
+    cmd += ["--no-http", "--grpc-port", "0", "--max-streams", "512"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"agentstore serve did not start (exit {proc.wait()})")
+        yield orjson.loads(line)["listening"]["grpc"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _drive(
+    clients: int,
+    seconds: float,
+    make: Callable[[int], Awaitable[Callable[[int], Awaitable[Any]]]],
+) -> tuple[list[int], int]:
+    """Run `clients` loops of `op(i)` for `seconds`; return latencies (ns) and wall (ns)."""
+    ops = [await make(k) for k in range(clients)]
+    for op in ops:  # warm each connection before the clock starts
+        await op(-1)
+    lat: list[int] = []
+    clock = time.perf_counter_ns
+    stop = clock() + int(seconds * 1e9)
+
+    async def loop(op: Callable[[int], Awaitable[Any]]) -> None:
+        i = 0
+        while clock() < stop:
+            t0 = clock()
+            await op(i)
+            lat.append(clock() - t0)
+            i += 1
+
+    start = clock()
+    async with asyncio.TaskGroup() as tg:
+        for op in ops:
+            tg.create_task(loop(op))
+    return lat, clock() - start
+
+
+@contextlib.asynccontextmanager
+async def _api_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    channels: list[grpc.aio.Channel] = []
+
+    async def make(_: int) -> Callable[[int], Awaitable[Any]]:
+        channel = grpc.aio.insecure_channel(target)
+        channels.append(channel)
+        stub = pb_grpc.AgentStoreStub(channel)
+        sid = (await stub.CreateSession(pb.CreateSessionRequest(name="bench"))).id
+
+        async def op(i: int) -> Any:
+            body = orjson.dumps(scenarios.payload(i))
+            event = pb.NewEvent(type="tool_called", payload_json=body)
+            return await stub.Append(pb.AppendRequest(session_id=sid, events=[event]))
+
+        return op
+
+    try:
+        yield make  # type: ignore[misc]
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def _remote_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    stores: list[agentstore.Store] = []
+
+    async def make(_: int) -> Callable[[int], Awaitable[Any]]:
+        store = await agentstore.open(f"grpc://{target}", pricing=False)
+        stores.append(store)
+        sid = (await store.create_session(name="bench")).id
+
+        async def op(i: int) -> Any:
+            event = agentstore.new_event(agentstore.EventType.TOOL_CALLED, scenarios.payload(i))
+            return await store.append(sid, event)
+
+        return op
+
+    try:
+        yield make  # type: ignore[misc]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def grpc_rows(target: str, seconds: float, kinds: list[str]) -> list[Row]:
+    """Measure each client kind at 16 and 64 clients against the server at `target`."""
+    rows = []
+    for kind in kinds:
+        clients_of = _api_clients if kind == "api" else _remote_clients
+        for clients in (16, 64):
+            async with clients_of(target) as make:
+                lat, wall = await _drive(clients, seconds, make)  # type: ignore[arg-type]
+            label = "AgentStore.Append" if kind == "api" else 'open("grpc://...")'
+            rows.append(result(f"gRPC, {label}", latencies_ns=lat, wall_ns=wall, clients=clients))
+    return rows
+
+
+def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
+    """The RESULTS.md section: the in-process row, the gRPC rows, and the goal."""
+    base = in_process["ops_per_s"]
+    lines = [
+        BEGIN,
+        "## Server: durable appends through gRPC on loopback",
+        "",
+        f"Run {info['date']} on {info['cores']} cores ({info['python']}), by "
+        "`python -m bench.server_grpc`. One `agentstore serve` process (file store, durability "
+        "`fsync`, gRPC door only) and the clients in one other process, each client with its "
+        "own channel and session, appending one event per call for "
+        f"{info['seconds']} s. Latency is per call, client side. The in-process row is "
+        "scenario 3's shape in this run: 16 tasks, 16 sessions, one store in one process.",
+        "",
+        "| setup | clients | appends/s | median µs | p99 µs | ÷ in-process 16 |",
+        "|---|---|---|---|---|---|",
+        f"| in-process `Store.append` (file, fsync) | 16 | {base:,.0f} | "
+        f"{in_process['median_us']:,.0f} | {in_process['p99_us']:,.0f} | 1.00x |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['system']} | {row['clients']} | {row['ops_per_s']:,.0f} | "
+            f"{row['median_us']:,.0f} | {row['p99_us']:,.0f} | {row['ops_per_s'] / base:.2f}x |"
+        )
+    sixteen = [r for r in rows if r["clients"] == 16 and "AgentStore" in r["system"]]
+    if sixteen:
+        ratio = sixteen[0]["ops_per_s"] / base
+        verdict = "met" if ratio >= 0.5 else "not met"
+        lines += [
+            "",
+            f"Goal: 16 gRPC clients reach at least half the in-process 16-session throughput: "
+            f"**{ratio:.2f}x, {verdict}**.",
+        ]
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the section between the markers in `path`, or append it."""
+    text = path.read_text() if path.exists() else ""
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> None:
+    """Run the bench and print (and optionally write) the section."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 s per row instead of 5 s")
+    parser.add_argument("--write", type=Path, help="write the section into this RESULTS.md")
+    parser.add_argument("--kinds", default="api,remote", help="api, remote or both")
+    opts = parser.parse_args()
+    seconds = 1.0 if opts.quick else 5.0
+    base = HERE / ".data"
+    base.mkdir(exist_ok=True)
+    in_process = asyncio.run(scenarios.append_concurrent(40 if opts.quick else 200, 16, base))[0]
+    with tempfile.TemporaryDirectory(dir=base) as tmp, server(Path(tmp)) as target:
+        rows = asyncio.run(grpc_rows(target, seconds, opts.kinds.split(",")))
+    info = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(os.cpu_count()),
+        "python": f"Python {platform.python_version()}",
+        "seconds": f"{seconds:g}",
+    }
+    section = table(in_process, rows, info)
+    print(section)
+    if opts.write:
+        write_section(opts.write, section)
+
+
+if __name__ == "__main__":
+    main()

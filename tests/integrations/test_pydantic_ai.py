@@ -1,0 +1,272 @@
+"""pydantic-ai: runs recorded by AgentStoreCapability, on pydantic-ai's own TestModel and
+FunctionModel (no key, no network)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pydantic_ai")
+
+from pydantic_ai import Agent, ModelRetry
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+
+import agentstore
+from agentstore import Budget, BudgetExceededError, EventType, Store
+from agentstore.integrations.pydantic_ai import (
+    MESSAGES_TYPE,
+    AgentStoreCapability,
+    message_history,
+)
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    async with agentstore.open(in_memory=True, pricing=False) as s:
+        yield s
+
+
+def last_tool_returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    return [
+        p
+        for p in messages[-1].parts
+        if isinstance(messages[-1], ModelRequest) and isinstance(p, ToolReturnPart)
+    ]
+
+
+async def test_a_run_on_test_model_is_recorded(store: Store) -> None:
+    agent = Agent(TestModel(), capabilities=[AgentStoreCapability(store)])
+
+    @agent.tool_plain
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    result = await agent.run("add something")
+    sid = result.conversation_id
+    events = await store.get_events(sid)
+    assert [e.type for e in events] == [
+        "llm_request",
+        "llm_response",
+        "tool_called",
+        "tool_result",
+        "llm_request",
+        "llm_response",
+        MESSAGES_TYPE,
+    ]
+    requests = [e for e in events if e.type == EventType.LLM_REQUEST]
+    responses = [e for e in events if e.type == EventType.LLM_RESPONSE]
+    assert [r.metadata.call_id for r in responses] == [r.metadata.call_id for r in requests]
+    assert {(r.metadata.model, r.metadata.provider) for r in requests} == {("test", "test")}
+    assert all(r.metadata.duration_ms is not None for r in responses)
+    # The request records its newest message (here: the user's prompt).
+    first_parts = requests[0].payload["messages"][0]["parts"]
+    assert [p["content"] for p in first_parts if p["part_kind"] == "user-prompt"] == [
+        "add something"
+    ]
+    # Tokens add up to what pydantic-ai counted.
+    usage = result.usage
+    state = await store.get_state(sid)
+    assert (state.tokens.input, state.tokens.output) == (usage.input_tokens, usage.output_tokens)
+    # The tool call and its result share the model's tool_call_id.
+    called, returned = events[2], events[3]
+    assert called.payload == {"tool": "add", "args": {"a": 0, "b": 0}}
+    assert returned.payload["result"] == 0
+    assert called.metadata.call_id == returned.metadata.call_id
+    assert called.metadata.call_id == last_tool_returns(result.all_messages()[:3])[0].tool_call_id
+    assert state.open_calls == {}
+    assert (await store.get_session(sid)).labels == {"framework": "pydantic-ai"}
+
+
+async def test_function_model_tools_retries_and_errors(store: Store) -> None:
+    turns: list[list[ModelMessage]] = []
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        turns.append(list(messages))
+        step = len(turns)
+        if step == 1:
+            return ModelResponse(parts=[ToolCallPart("flaky", {"x": 1}, tool_call_id="call_0")])
+        if step == 2:  # the same id again, as some providers do
+            return ModelResponse(parts=[ToolCallPart("flaky", {"x": 2}, tool_call_id="call_0")])
+        return ModelResponse(parts=[TextPart("done")])
+
+    agent = Agent(FunctionModel(model), capabilities=[AgentStoreCapability(store, "s1")])
+
+    @agent.tool_plain
+    def flaky(x: int) -> str:
+        """Fail once, then work."""
+        if x == 1:
+            raise ModelRetry("try x=2")
+        return "ok"
+
+    result = await agent.run("go")
+    assert result.output == "done"
+    events = await store.get_events("s1")
+    tool_events = [
+        (e.type, e.metadata.call_id)
+        for e in events
+        if e.type in (EventType.TOOL_CALLED, EventType.TOOL_RESULT, EventType.ERROR)
+    ]
+    assert tool_events == [
+        ("tool_called", "call_0"),
+        ("error", "call_0"),  # the retry ended the first call
+        ("tool_called", "call_0"),
+        ("tool_result", "call_0"),
+    ]
+    retry = next(e for e in events if e.type == EventType.ERROR)
+    assert retry.payload["kind"] == "ToolRetryError"  # how pydantic-ai carries a ModelRetry
+    assert "try x=2" in retry.payload["error"]
+    state = await store.get_state("s1")
+    assert (state.tool_calls, state.errors, state.open_calls) == (2, 1, {})
+
+
+async def test_a_tool_that_raises_is_recorded_and_reraised(store: Store) -> None:
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart("explode", {}, tool_call_id="t1")])
+
+    agent = Agent(FunctionModel(model), capabilities=[AgentStoreCapability(store, "s2")])
+
+    @agent.tool_plain
+    def explode() -> str:
+        """Always fails."""
+        raise ValueError("disk full")
+
+    with pytest.raises(ValueError, match="disk full"):
+        await agent.run("go")
+    events = await store.get_events("s2")
+    errors = [e for e in events if e.type == EventType.ERROR]
+    # One error, linked to the call; the run does not record the same exception twice.
+    assert [(e.payload["kind"], e.metadata.call_id) for e in errors] == [("ValueError", "t1")]
+    assert (await store.get_state("s2")).open_calls == {}
+    assert MESSAGES_TYPE not in {e.type for e in events}
+
+
+async def test_a_model_request_that_raises_is_recorded_and_reraised(store: Store) -> None:
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        raise ConnectionError("provider down")
+
+    agent = Agent(FunctionModel(model), capabilities=[AgentStoreCapability(store, "s3")])
+    with pytest.raises(ConnectionError, match="provider down"):
+        await agent.run("hi")
+    request, failed = await store.get_events("s3")
+    assert request.type == EventType.LLM_REQUEST
+    assert failed.type == EventType.ERROR
+    assert failed.metadata.call_id == request.metadata.call_id
+    assert failed.payload["error"] == "provider down"
+    assert (
+        failed.payload["kind"] == "ConnectionError" and "Traceback" in failed.payload["traceback"]
+    )
+    state = await store.get_state("s3")
+    assert (state.errors, state.open_calls) == (1, {})
+
+
+async def test_a_conversation_resumes_from_the_store(store: Store) -> None:
+    seen: list[list[ModelMessage]] = []
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(list(messages))
+        return ModelResponse(parts=[TextPart(f"reply {len(seen)}")])
+
+    agent = Agent(FunctionModel(model), capabilities=[AgentStoreCapability(store)])
+    first = await agent.run("I am Ada")
+    sid = first.conversation_id
+    # Another process: only the store and the session id.
+    history = await message_history(store, sid)
+    assert history == first.all_messages()
+    second = await agent.run("Who am I?", message_history=history)
+    assert second.conversation_id == sid  # same conversation, same session
+    prompts = [
+        p.content
+        for m in seen[-1]
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, UserPromptPart)
+    ]
+    assert prompts == ["I am Ada", "Who am I?"]
+    assert await message_history(store, sid) == second.all_messages()
+    # A new conversation gets its own session.
+    third = await agent.run("Hello")
+    assert third.conversation_id != sid
+    assert len(await message_history(store, third.conversation_id)) == 2
+
+
+async def test_one_session_for_many_conversations_when_given(store: Store) -> None:
+    agent = Agent(TestModel(), capabilities=[AgentStoreCapability(store, "all-runs")])
+    await agent.run("a")
+    await agent.run("b")
+    runs = await store.replay("all-runs", types=[MESSAGES_TYPE])
+    assert len(runs) == 2
+    assert len(await message_history(store, "all-runs")) == 4
+
+
+async def test_a_budget_stops_the_run_before_the_next_request(store: Store) -> None:
+    await store.create_session(session_id="capped", budget=Budget(max_tokens=10))
+    agent = Agent(TestModel(), capabilities=[AgentStoreCapability(store, "capped")])
+
+    @agent.tool_plain
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    with pytest.raises(BudgetExceededError):
+        await agent.run("add")
+    kinds = [e.type for e in await store.get_events("capped")]
+    # The first request went out; the second was refused before it was sent.
+    assert kinds.count("llm_request") == 1
+    assert kinds[-1] == "error"
+    refused = (await store.get_events("capped"))[-1]
+    assert refused.payload["kind"] == "BudgetExceededError"
+
+
+async def test_without_messages_nothing_of_the_conversation_is_kept(store: Store) -> None:
+    capability = AgentStoreCapability(store, "quiet", record_messages=False)
+    agent = Agent(TestModel(), capabilities=[capability])
+    await agent.run("secret")
+    events = await store.get_events("quiet")
+    assert MESSAGES_TYPE not in {e.type for e in events}
+    assert all(e.payload.get("messages") is None for e in events if e.type == "llm_request")
+    assert await message_history(store, "quiet") == []
+
+
+async def test_bad_session_id_is_our_error(store: Store) -> None:
+    with pytest.raises(agentstore.InvalidInputError):
+        AgentStoreCapability(store, "")
+    with pytest.raises(agentstore.SessionNotFoundError):
+        await message_history(store, "missing")
+
+
+async def test_a_streamed_run_is_recorded_too(store: Store) -> None:
+    agent = Agent(TestModel(), capabilities=[AgentStoreCapability(store, "streamed")])
+    async with agent.run_stream("hi") as run:
+        output = await run.get_output()
+    events = await store.get_events("streamed")
+    assert [e.type for e in events] == ["llm_request", "llm_response", MESSAGES_TYPE]
+    assert events[1].payload["content"] == output
+    assert events[1].metadata.tokens_out
+
+
+def test_the_docs_example_runs(tmp_path: Path) -> None:
+    page = Path(__file__).parents[2] / "docs" / "integrations" / "pydantic-ai.md"
+    (code,) = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tool_called" in done.stdout
