@@ -12,7 +12,7 @@ async with agentstore.open("./agent-data") as store:
 """
 
 from agentstore._open import open
-from agentstore.backends.base import Backend
+from agentstore.backends.base import Backend, SessionPage
 from agentstore.errors import (
     AgentStoreError,
     AmbiguousSessionError,
@@ -103,6 +103,7 @@ __all__ = [
     "Session",
     "SessionExistsError",
     "SessionNotFoundError",
+    "SessionPage",
     "State",
     "StateUpdated",
     "StorageError",

@@ -436,37 +436,6 @@ def encode_metadata(metadata: Metadata) -> bytes:
     return b"{}"
 
 
-def encode_line(
-    event_id: str,
-    session_id: str,
-    sequence_number: int,
-    type_name: str,
-    payload_json: bytes,
-    timestamp: datetime,
-    metadata_json: bytes,
-) -> bytes:
-    """Build one on-disk line (with its trailing newline) from pre-encoded parts."""
-    return b"".join(
-        (
-            b'{"id":',
-            orjson.dumps(event_id),
-            b',"session_id":',
-            orjson.dumps(session_id),
-            b',"sequence_number":',
-            str(sequence_number).encode(),
-            b',"type":"',
-            type_name.encode(),
-            b'","payload":',
-            payload_json,
-            b',"timestamp":',
-            orjson.dumps(timestamp, option=_DUMPS_OPTIONS),
-            b',"metadata":',
-            metadata_json,
-            b"}\n",
-        )
-    )
-
-
 def parse_timestamp(value: Any) -> datetime:
     """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds) as UTC."""
     if not isinstance(value, str):

@@ -41,8 +41,8 @@ from anyio.from_thread import BlockingPortal
 from agentstore import tracking
 from agentstore._open import DEFAULT_DATA_DIR
 from agentstore._open import open as _open_async
-from agentstore.backends.base import Backend
-from agentstore.backends.file import Durability
+from agentstore.backends.base import UNSET, Backend, SessionPage
+from agentstore.backends.registry import Durability
 from agentstore.errors import StoreClosedError
 from agentstore.events import Event, EventType
 from agentstore.pricing import Pricer
@@ -195,6 +195,33 @@ class SyncStore:
         """Return sessions newest first (see `Store.list_sessions`)."""
         return self._call(self._store.list_sessions, limit=limit, offset=offset, labels=labels)
 
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        name: str | None = UNSET,
+        labels: Mapping[str, str] = UNSET,
+        budget: Budget | None = UNSET,
+    ) -> Session:
+        """Rename, relabel or re-budget a session (see `Store.update_session`)."""
+        return self._call(
+            self._store.update_session, session_id, name=name, labels=labels, budget=budget
+        )
+
+    def list_sessions_page(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> SessionPage:
+        """Return one page of sessions and the next cursor (see `Store.list_sessions_page`)."""
+        return self._call(self._store.list_sessions_page, limit=limit, cursor=cursor, labels=labels)
+
+    def add_append_listener(self, listener: Callable[[Sequence[Event]], None]) -> None:
+        """Call `listener(events)` after every append (see `Store.add_append_listener`)."""
+        self._store.add_append_listener(listener)
+
     def delete_session(self, session_id: str) -> None:
         """Delete a session for good (see `Store.delete_session`)."""
         return self._call(self._store.delete_session, session_id)
@@ -308,9 +335,12 @@ class SyncStore:
         at_seq: int,
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
+        budget: Budget | None = UNSET,
     ) -> Session:
         """Copy the first `at_seq` events into a new session (see `Store.fork`)."""
-        return self._call(self._store.fork, session_id, at_seq=at_seq, name=name, labels=labels)
+        return self._call(
+            self._store.fork, session_id, at_seq=at_seq, name=name, labels=labels, budget=budget
+        )
 
     # --- tracking -------------------------------------------------------------------------
 
@@ -399,7 +429,7 @@ async def _start_stream(store: Store, session_id: str, from_seq: int, follow: bo
 
 
 def open_sync(
-    path: str | os.PathLike[str] = DEFAULT_DATA_DIR,
+    path: str | os.PathLike[str] | Backend = DEFAULT_DATA_DIR,
     *,
     in_memory: bool = False,
     reducer: Reducer | None = None,
@@ -408,6 +438,10 @@ def open_sync(
     read_only: bool = False,
     cache_size: int = 1024,
     pricing: bool | Pricer = True,
+    read_url: str | None = None,
+    token: str | None = None,
+    tracer_provider: Any = None,
+    backend_options: Mapping[str, Any] | None = None,
 ) -> SyncStore:
     """Open a blocking event store; the arguments are those of `agentstore.open()`.
 
@@ -426,5 +460,9 @@ def open_sync(
             read_only=read_only,
             cache_size=cache_size,
             pricing=pricing,
+            read_url=read_url,
+            token=token,
+            tracer_provider=tracer_provider,
+            backend_options=backend_options,
         )
     )

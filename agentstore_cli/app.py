@@ -47,6 +47,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("prune", "agentstore_cli.prune:prune"),
     ("delete", "agentstore_cli.delete:delete"),
     ("verify", "agentstore_cli.verify:verify"),
+    ("migrate", "agentstore_cli.migrate:migrate"),
+    ("copy", "agentstore_cli.copy:copy"),
     ("serve", "agentstore_cli.serve:serve"),
     ("ui", "agentstore_cli.ui:ui"),
 ]

@@ -149,12 +149,13 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
     import agentstore.backends.file as file_mod
     from agentstore import EventType, new_event
     from agentstore.backends import _threads
+    from agentstore.backends.file import atomic as file_atomic
 
     marks: list[dict[str, int]] = []
     clock = time.perf_counter_ns
     orig_call = file_mod.FileBackend._append_sync
     orig_run = _threads.ThreadPool.run
-    orig_sync = file_mod._sync
+    orig_sync = file_atomic.sync
 
     def call(self: Any, *args: Any) -> Any:
         marks[-1]["start"] = clock()
@@ -176,7 +177,7 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
 
     file_mod.FileBackend._append_sync = call  # type: ignore[method-assign]
     _threads.ThreadPool.run = run  # type: ignore[method-assign]
-    file_mod._sync = sync
+    file_atomic.sync = sync
     try:
         root = base / "breakdown"
         async with agentstore.open(root) as store:
@@ -192,7 +193,7 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
     finally:
         file_mod.FileBackend._append_sync = orig_call  # type: ignore[method-assign]
         _threads.ThreadPool.run = orig_run  # type: ignore[method-assign]
-        file_mod._sync = orig_sync
+        file_atomic.sync = orig_sync
         import shutil
 
         shutil.rmtree(base / "breakdown", ignore_errors=True)

@@ -167,3 +167,33 @@ async def test_reads_near_the_tail_of_a_reopened_log(tmp_path: Path) -> None:
             assert got == everything[from_seq - 1 :], from_seq
             again = await store.replay(session.id, from_seq=from_seq, to_seq=from_seq)
             assert again == [everything[from_seq - 1]]
+
+
+async def test_snapshots_per_reducer_share_a_data_directory(tmp_path: Path) -> None:
+    """The default reducer keeps Go's place; another reducer has its own file."""
+
+    def counting(state: agentstore.State, event: agentstore.Event) -> agentstore.State:
+        state = agentstore.default_reducer(state, event)
+        state.data["seen"] = state.data.get("seen", 0) + 1
+        return state
+
+    async with (
+        agentstore.open(tmp_path, snapshot_interval=2) as plain,
+        agentstore.open(tmp_path, snapshot_interval=2, reducer=counting) as custom,
+    ):
+        await plain.create_session(session_id="s")
+        await plain.append_many("s", [new_event("custom", i) for i in range(2)])
+        await custom.append_many("s", [new_event("custom", i) for i in range(2)])
+        await plain.append_many("s", [new_event("custom", i) for i in range(2)])
+        go_place = tmp_path / "snapshots" / "s.json"
+        [other] = list((tmp_path / "snapshots" / ".reducers").glob("*/s.json"))
+        assert json.loads(go_place.read_text())["reducer"].startswith(
+            "agentstore.state.default_reducer:"
+        )
+        assert "counting" in json.loads(other.read_text())["reducer"]
+        assert (await custom.get_state("s")).data["seen"] == 6
+        size = await plain.backend.storage_size("s")
+        files = [tmp_path / "sessions" / "s.json", tmp_path / "events" / "s.jsonl"]
+        assert size == sum(p.stat().st_size for p in [*files, go_place, other])
+        await plain.delete_session("s")
+        assert not go_place.exists() and not other.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import google_crc32c
 import pytest
 
 import agentstore
@@ -81,7 +82,7 @@ async def test_appends_to_go_sessions(go_data: Path) -> None:
         assert (await store.get_state(GO_LONG)).event_count == 251
     lines = (go_data / "events" / f"{GO_SHORT}.jsonl").read_text().splitlines()
     assert len(lines) == 7
-    last = json.loads(lines[-1])  # plain JSON, Go's field names plus id
+    last = json.loads(lines[-1])  # plain JSON, Go's field names plus id and the checksum
     assert set(last) == {
         "id",
         "session_id",
@@ -90,7 +91,11 @@ async def test_appends_to_go_sessions(go_data: Path) -> None:
         "payload",
         "timestamp",
         "metadata",
+        "crc32c",
     }
+    # The checksum is CRC-32C of the line without the field: any language can check it.
+    body = lines[-1].encode().replace(b',"crc32c":"' + last["crc32c"].encode() + b'"', b"")
+    assert int(last["crc32c"], 16) == google_crc32c.value(body)
     assert last["timestamp"].endswith("Z")
     assert last["metadata"] == {}
     # The Go original's earlier lines are untouched.

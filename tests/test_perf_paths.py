@@ -17,6 +17,7 @@ import warnings
 import pytest
 
 from agentstore.backends._threads import ThreadPool
+from agentstore.errors import StoreClosedError
 from agentstore.events import new_event_id
 
 
@@ -118,7 +119,7 @@ async def test_a_closed_pool_refuses_calls() -> None:
     pool = ThreadPool()
     assert await pool.run(lambda: 1) == 1
     pool.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(StoreClosedError, match="closed"):
         await pool.run(lambda: 1)
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import agentstore
-from agentstore.backends._session_index import INDEX_NAME
+from agentstore.backends.file.layout import INDEX_NAME
 
 
 async def _ids(path: Path, **filters: object) -> list[str]:

@@ -10,7 +10,7 @@ Semantics match `anyio.to_thread.run_sync`'s default: a call that started runs t
 and a task cancelled while waiting raises `CancelledError` only once its call has
 finished, so the caller's locks still cover the write. Threads are started on demand (one
 per concurrent call, up to `max_threads`, so that appends to different sessions sync in
-parallel) and stopped by `close()`.
+parallel) and stopped by `close()`; a call made after `close()` raises `StoreClosedError`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
+
+from agentstore.errors import StoreClosedError
 
 __all__ = ["ThreadPool"]
 
@@ -91,7 +93,7 @@ class ThreadPool:
         except RuntimeError:  # not asyncio (trio): anyio's way
             return await anyio.to_thread.run_sync(fn, *args)
         if self._closed:
-            raise RuntimeError("the thread pool is closed")
+            raise StoreClosedError("the store was closed; nothing was written")
         self._ensure_thread()
         fut: asyncio.Future[T] = loop.create_future()
         self._busy += 1

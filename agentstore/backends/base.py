@@ -1,228 +1,254 @@
-"""The interface every storage backend implements.
+"""The storage contract: what every backend (memory, file, PostgreSQL, remote) implements.
 
-A backend stores sessions, event logs and the latest snapshot of each session. It keeps
-the sequence rules itself (sequence numbers 1..N with no gap or repeat, atomic batches,
-`expected_seq`, idempotent ids, non-decreasing timestamps), so that it stays correct when
-several stores share it; the `Store` only adds per-session locks and a state cache.
+Who does what at the seam:
+
+- The **backend** owns everything that must hold when several stores, processes or hosts
+  share one storage: sequence numbers 1..N with no gap or repeat, atomic batches,
+  `expected_seq`, idempotent event ids, non-decreasing timestamps, cross-process locking,
+  durability, change notification (`wait_for_append`), creating a session together with its
+  first events in one step, snapshots keyed by (session, reducer), physical verification and
+  repair, and the size a session takes in storage.
+- The **Store** owns validation and encoding (a backend receives `PendingEvent`s whose payload
+  and metadata are already checked and encoded as JSON bytes), pricing, reducers and the state
+  cache, the snapshot policy, budgets and the stream API.
+
+A backend is written once against this module and tested with the installable conformance
+contract, `agentstore.testing.conformance`, exactly as the built-in ones are. A minimal
+backend implements the abstract methods; the others have working defaults that a backend
+overrides when it can do better (one query instead of two, a push instead of polling).
+
+Capabilities are declared on the class (`read_only`, `shared_across_processes`), never
+probed with `getattr`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
-from agentstore.events import Event, Metadata, build_event, encode_line
+import anyio
+
+from agentstore.backends.types import (
+    UNSET,
+    AppendResult,
+    EventFilter,
+    PendingEvent,
+    PlannedAppend,
+    SessionChanges,
+    SessionPage,
+    SessionQuery,
+    SnapshotRecord,
+    before_cursor,
+    parse_session_cursor,
+    plan_append,
+    session_cursor,
+)
+from agentstore.events import Event
 from agentstore.session import Session
 
+if TYPE_CHECKING:
+    from agentstore.verify import VerifyReport
+
 __all__ = [
+    "UNSET",
     "AppendResult",
     "Backend",
     "EventFilter",
     "PendingEvent",
     "PlannedAppend",
+    "SessionChanges",
+    "SessionPage",
+    "SessionQuery",
     "SnapshotRecord",
+    "before_cursor",
+    "parse_session_cursor",
     "plan_append",
+    "session_cursor",
 ]
 
 
-@dataclass(slots=True)
-class PendingEvent:
-    """A validated, encoded event on its way into a log."""
-
-    id: str
-    type: str
-    payload: Any
-    payload_json: bytes
-    metadata: Metadata
-    metadata_json: bytes
-    timestamp: datetime | None = None
-    """Keep this timestamp (import, fork) instead of the time of the append."""
-
-
-@dataclass(slots=True)
-class AppendResult:
-    """What an append did: the stored events (one per pending event, in order)."""
-
-    events: list[Event]
-    """The stored event for each pending event; a duplicate id gives the earlier event."""
-    written: int
-    """How many events were new and written (the rest were duplicates)."""
-    previous_seq: int
-    """The session's last sequence number before the append."""
-
-
-@dataclass(slots=True, frozen=True)
-class EventFilter:
-    """Which events a read returns. Bounds are inclusive."""
-
-    from_seq: int = 1
-    to_seq: int | None = None
-    types: frozenset[str] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int | None = None
-
-    def matches(self, event: Event) -> bool:
-        """Tell whether `event` passes the type and time filters (not the seq bounds)."""
-        if self.types is not None and event.type not in self.types:
-            return False
-        ts = event.timestamp
-        if self.since is not None and ts is not None and ts < self.since:
-            return False
-        return not (self.until is not None and ts is not None and ts > self.until)
-
-
-@dataclass(slots=True)
-class SnapshotRecord:
-    """The latest saved state of a session, and the reducer that made it."""
-
-    session_id: str
-    version: int
-    state: dict[str, Any]
-    reducer: str | None
-    created_at: datetime
-
-
 class Backend(ABC):
-    """Storage for sessions, event logs and snapshots."""
+    """Storage for sessions, their event logs and their snapshots.
+
+    Every method may be called concurrently from several tasks of one event loop and, for a
+    backend with `shared_across_processes`, by other processes or hosts at the same time:
+    the rules below must hold whatever interleaves. Errors are `agentstore.errors` classes:
+    `SessionNotFoundError` for an unknown session, `ConcurrencyError` for a lost
+    `expected_seq`, `StorageUnavailableError` when storage cannot be reached (a retry of the
+    same events is safe), `StorageError` for the rest.
+
+    ```python
+    class MyBackend(Backend):
+        async def append(self, session_id, batch, expected_seq):
+            ...  # see the docstring below: the hardest duty of a backend
+
+    store = await agentstore.open(MyBackend())
+    ```
+    """
 
     read_only: bool = False
+    """True when this backend refuses every write (a read-only data directory, a replica)."""
+
+    shared_across_processes: ClassVar[bool] = True
+    """Whether other processes or hosts can write the same storage (False for memory)."""
+
+    # --- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> None:  # noqa: B027 - optional hook
-        """Prepare the backend for use (create directories, take locks)."""
+        """Prepare the backend for use (create directories, connect, take locks)."""
 
     @abstractmethod
     async def close(self) -> None:
         """Release every resource; the backend is not used again."""
 
+    # --- sessions -----------------------------------------------------------------------
+
     @abstractmethod
-    async def create_session(self, session: Session) -> None:
-        """Store a new session; raise `SessionExistsError` if its id is taken."""
+    async def create_session(
+        self, session: Session, events: Sequence[PendingEvent] = ()
+    ) -> AppendResult:
+        """Store a new session together with its first events, as one atomic step.
+
+        Afterwards either the session exists with every one of `events` (numbered 1..N,
+        keeping each event's `timestamp` when it has one), or, after a failure or a crash
+        at any point, it does not exist at all: never a session with part of its events.
+        Raise `SessionExistsError` if the id is taken. Used with events by fork, import and
+        copy; `create_session(session)` makes an empty session.
+        """
 
     @abstractmethod
     async def get_session(self, session_id: str) -> Session:
-        """Return a session with `event_count`/`updated_at` from its log."""
+        """Return a session with `event_count` and `updated_at` read from its log.
+
+        `updated_at` is the later of `created_at` and the last event's timestamp (so a fresh
+        fork of an old session counts as active now).
+        """
 
     @abstractmethod
-    async def list_sessions(
-        self, *, limit: int, offset: int, labels: dict[str, str] | None
-    ) -> list[Session]:
-        """Return sessions newest first, filtered by labels before paging."""
+    async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
+        """Change a session's name, labels or budget; return the session as it now is."""
 
     @abstractmethod
-    async def delete_session(self, session_id: str) -> None:
-        """Remove a session, its log and its snapshot."""
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        """Return a page of sessions, newest first, filtered by labels before paging.
+
+        Order by (`created_at`, `id`) descending; the cursor of a page is
+        `session_cursor(last session)`, so paging never repeats or skips a session that
+        exists throughout, even while others are created or deleted.
+        """
 
     @abstractmethod
-    async def session_ids(self, prefix: str = "") -> list[str]:
-        """Return the ids of every session whose id starts with `prefix`, sorted."""
+    async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
+        """Return up to `limit` ids that start with `prefix`, sorted (an exact match first)."""
 
     @abstractmethod
-    async def session_size(self, session_id: str) -> int:
-        """Return how many bytes the session takes in storage (log, session, snapshot)."""
+    async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
+        """Remove a session, its log and its snapshots.
+
+        With `expected_seq`, delete only if the session's last sequence number is still
+        that, checked under the same lock as appends (else `ConcurrencyError`): `prune`
+        uses it so that a session appended to after it was chosen is not deleted.
+        """
+
+    async def storage_size(self, session_id: str) -> int | None:
+        """Return how many bytes the session takes in storage, or None if unknown."""
+        await self.last_seq(session_id)  # still raise for an unknown session
+        return None
+
+    # --- events -------------------------------------------------------------------------
 
     @abstractmethod
     async def last_seq(self, session_id: str) -> int:
-        """Return the session's last sequence number (0 if empty)."""
+        """Return the session's last sequence number (0 if it has no events)."""
 
     @abstractmethod
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
-        """Append a batch atomically: all of it or none of it."""
+        """Append a batch to a session's log, atomically, and return what was stored.
+
+        The rules, which must hold under any concurrency (tasks, threads, processes):
+
+        1. **All or nothing.** After a failure or a crash, either every new event of the
+           batch is in the log or none is.
+        2. **Sequence numbers** continue the log: the first new event gets last_seq + 1,
+           the next + 2, with no gap or repeat.
+        3. **Idempotent ids.** An event whose `id` is already in the session (or earlier
+           in the same batch) is not written again; its place in `AppendResult.events` holds
+           the stored event. This is checked *before* `expected_seq`, so retrying an
+           acknowledged append returns the stored events whatever `expected_seq` it repeats.
+        4. **expected_seq**: if given and the batch has new events, they are written only
+           if the session's last sequence number is `expected_seq`; otherwise raise
+           `ConcurrencyError(session_id, expected_seq, actual)` and write nothing.
+        5. **Timestamps** never go backwards: a new event gets its `timestamp` if it has
+           one, else now; if that is earlier than the session's last timestamp, the last
+           one.
+        6. **Durability**: when this returns, the events survive a crash of the process
+           (and, for a durable backend, of the machine).
+
+        `plan_append` implements rules 2, 3 and 5 for a backend that holds the session's
+        tail in hand; a database can do the same in one statement.
+        """
 
     @abstractmethod
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
-        """Return the events that pass `flt`, in order."""
+        """Return the events that pass `flt`, in sequence order.
+
+        A read never skips what it cannot decode: a damaged stored event in the range it
+        covers raises `CorruptLogError` (with where), filtered or not.
+        """
+
+    async def wait_for_append(self, session_id: str, after_seq: int) -> int:
+        """Wait until the session's last sequence number is above `after_seq`; return it.
+
+        The default polls `last_seq` with back-off (10 ms to 0.5 s). A backend that can be
+        told (an in-process event, LISTEN/NOTIFY, a server stream) overrides it and wakes at
+        once, including for appends made through another `Store` or process. Raises
+        `SessionNotFoundError` if the session is deleted. The caller cancels it to stop.
+        """
+        delay = 0.01
+        while True:
+            last = await self.last_seq(session_id)
+            if last > after_seq:
+                return last
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    # --- snapshots ----------------------------------------------------------------------
 
     @abstractmethod
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
-        """Replace the session's snapshot, atomically."""
+        """Replace the snapshot of (session, reducer), atomically. Ignore a deleted session."""
 
     @abstractmethod
-    async def load_snapshot(self, session_id: str) -> SnapshotRecord | None:
-        """Return the session's snapshot, or None if there is none or it cannot be read."""
+    async def load_snapshot(self, session_id: str, reducer: str | None) -> SnapshotRecord | None:
+        """Return the snapshot `reducer` made of the session, or None.
+
+        None too when it cannot be read: snapshots are a cache, never fatal.
+        """
 
     async def load_session_and_snapshot(
-        self, session_id: str
+        self, session_id: str, reducer: str | None
     ) -> tuple[Session, SnapshotRecord | None]:
         """Return the session and its snapshot: what a cold `get_state` starts from.
 
-        Backends that can fetch both in one round trip (one worker-thread hop, one query)
-        override this.
+        Backends that can fetch both in one round trip (one thread hop, one query) override
+        this.
         """
-        return await self.get_session(session_id), await self.load_snapshot(session_id)
+        return await self.get_session(session_id), await self.load_snapshot(session_id, reducer)
 
+    # --- verification -------------------------------------------------------------------
 
-@dataclass(slots=True)
-class PlannedAppend:
-    """The lines and events a batch becomes, worked out before anything is written."""
+    async def verify(self, session_id: str | None, *, repair: bool) -> VerifyReport:
+        """Check the stored data physically (one session, or all) and report problems.
 
-    lines: list[bytes]
-    """The encoded lines of the new events, in order."""
-    events: list[Event | None]
-    """The stored event per pending event; None where it duplicates an earlier event."""
-    duplicates: dict[int, int]
-    """Index in the batch -> sequence number of the stored event with the same id."""
-    new_ids: dict[str, int]
-    """Ids of the new events -> their sequence numbers."""
-    last_seq: int
-    last_ts: datetime | None
+        The default reads every event through `read` and checks the sequence and
+        timestamp rules; a backend with its own storage format overrides it to check
+        what only it can see (damaged lines, checksums, torn tails, stray files) and, with
+        `repair`, to fix what is safe to fix. The `Store` adds the checks that need its
+        reducer (snapshots against a full fold).
+        """
+        from agentstore.verify import verify_through_reads
 
-
-def plan_append(
-    session_id: str,
-    batch: Sequence[PendingEvent],
-    *,
-    last_seq: int,
-    last_ts: datetime | None,
-    known_ids: dict[str, int],
-    now: datetime,
-    encode: bool = True,
-) -> PlannedAppend:
-    """Assign sequence numbers and timestamps to a batch, skipping ids already stored.
-
-    Timestamps never go backwards within a session: an event stamped earlier than the
-    session's last event (a clock step back, or an imported event) gets the last one.
-    With `encode=False` no lines are built (a backend that stores no lines).
-    """
-    lines: list[bytes] = []
-    events: list[Event | None] = []
-    duplicates: dict[int, int] = {}
-    new_ids: dict[str, int] = {}
-    seq = last_seq
-    for index, pending in enumerate(batch):
-        earlier = known_ids.get(pending.id)
-        if earlier is None:
-            earlier = new_ids.get(pending.id)
-        if earlier is not None:
-            duplicates[index] = earlier
-            events.append(None)
-            continue
-        seq += 1
-        ts = pending.timestamp or now
-        if last_ts is not None and ts < last_ts:
-            ts = last_ts
-        last_ts = ts
-        if encode:
-            lines.append(
-                encode_line(
-                    pending.id,
-                    session_id,
-                    seq,
-                    pending.type,
-                    pending.payload_json,
-                    ts,
-                    pending.metadata_json,
-                )
-            )
-        events.append(
-            build_event(
-                pending.id, session_id, seq, pending.type, pending.payload, ts, pending.metadata
-            )
-        )
-        new_ids[pending.id] = seq
-    return PlannedAppend(lines, events, duplicates, new_ids, seq, last_ts)
+        return await verify_through_reads(self, session_id)

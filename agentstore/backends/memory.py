@@ -11,17 +11,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import anyio
 import anyio.lowlevel
 import orjson
 
 from agentstore.backends.base import (
+    UNSET,
     AppendResult,
     Backend,
     EventFilter,
     PendingEvent,
+    SessionChanges,
+    SessionPage,
+    SessionQuery,
     SnapshotRecord,
+    before_cursor,
+    parse_session_cursor,
     plan_append,
+    session_cursor,
 )
 from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
 from agentstore.events import (
@@ -59,7 +68,8 @@ class _Log:
     """A private copy of each event's metadata; None where it is empty."""
     index: dict[str, int] = field(default_factory=dict)
     """Event id -> sequence number (idempotent appends)."""
-    snapshot: SnapshotRecord | None = None
+    snapshots: dict[str | None, SnapshotRecord] = field(default_factory=dict)
+    """One snapshot per reducer fingerprint."""
 
     def event(self, session_id: str, seq: int) -> Event:
         """Build a fresh `Event` (new objects throughout) for sequence number `seq`."""
@@ -77,14 +87,18 @@ class _Log:
 
 
 class MemoryBackend(Backend):
-    """Keeps everything in this process's memory."""
+    """Keeps everything in this process's memory.
 
-    never_suspends = True
-    """Its writes never await, so the store needs no locks around them. (A read of more
-    than `_READ_PAGE` events gives the event loop a turn after each page.)"""
+    Stores that share one `MemoryBackend` instance share its sessions (and wake each
+    other's `wait_for_append`), which is how the conformance contract puts two stores on
+    one backend.
+    """
+
+    shared_across_processes = False
 
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
+        self._appended: dict[str, anyio.Event] = {}
 
     async def close(self) -> None:
         """Drop nothing: a closed in-memory store simply stops being used."""
@@ -98,37 +112,70 @@ class MemoryBackend(Backend):
     def _session_view(self, log: _Log) -> Session:
         session = log.session.model_copy(deep=True)
         session.event_count = len(log.ids)
-        if log.stamps:
+        if log.stamps and log.stamps[-1] > session.created_at:
             session.updated_at = log.stamps[-1]
         return session
 
-    async def create_session(self, session: Session) -> None:
+    def _notify(self, session_id: str) -> None:
+        waiter = self._appended.pop(session_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    async def create_session(
+        self, session: Session, events: Sequence[PendingEvent] = ()
+    ) -> AppendResult:
         if session.id in self._logs:
             raise SessionExistsError(session.id)
-        self._logs[session.id] = _Log(session.model_copy(deep=True))
+        log = _Log(session.model_copy(deep=True, update={"event_count": 0}))
+        result = self._append_batch(log, session.id, events, None) if events else None
+        # Nothing above can fail half-way, and nothing awaited: the session appears whole.
+        self._logs[session.id] = log
+        return result if result is not None else AppendResult([], 0, 0)
 
     async def get_session(self, session_id: str) -> Session:
         return self._session_view(self._log(session_id))
 
-    async def list_sessions(
-        self, *, limit: int, offset: int, labels: dict[str, str] | None
-    ) -> list[Session]:
+    async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
+        log = self._log(session_id)
+        update: dict[str, Any] = {}
+        if changes.name is not UNSET:
+            update["name"] = changes.name
+        if changes.labels is not UNSET:
+            update["labels"] = dict(changes.labels)
+        if changes.budget is not UNSET:
+            update["budget"] = changes.budget
+        log.session = log.session.model_copy(deep=True, update=update)
+        return self._session_view(log)
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        labels = query.labels
+        after = parse_session_cursor(query.cursor) if query.cursor else None
         logs = [
             log
             for log in self._logs.values()
-            if not labels or all(log.session.labels.get(k) == v for k, v in labels.items())
+            if (not labels or all(log.session.labels.get(k) == v for k, v in labels.items()))
+            and before_cursor(log.session, after)
         ]
         logs.sort(key=lambda log: (log.session.created_at, log.session.id), reverse=True)
-        return [self._session_view(log) for log in logs[offset : offset + limit]]
+        page = [self._session_view(log) for log in logs[: query.limit]]
+        more = len(logs) > query.limit
+        return SessionPage(page, session_cursor(page[-1]) if more and page else None)
 
-    async def delete_session(self, session_id: str) -> None:
-        if self._logs.pop(session_id, None) is None:
-            raise SessionNotFoundError(session_id)
+    async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
+        log = self._log(session_id)
+        if expected_seq is not None and len(log.ids) != expected_seq:
+            raise ConcurrencyError(session_id, expected_seq, len(log.ids))
+        del self._logs[session_id]
+        self._notify(session_id)
 
-    async def session_ids(self, prefix: str = "") -> list[str]:
-        return sorted(sid for sid in self._logs if sid.startswith(prefix))
+    async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
+        found = sorted(sid for sid in self._logs if sid.startswith(prefix))
+        if prefix in self._logs:
+            found.remove(prefix)
+            found.insert(0, prefix)
+        return found[:limit]
 
-    async def session_size(self, session_id: str) -> int:
+    async def storage_size(self, session_id: str) -> int | None:
         log = self._log(session_id)
         # What the events would take as file-backend lines (computed only when asked).
         count = len(log.ids)
@@ -140,15 +187,36 @@ class MemoryBackend(Backend):
     async def last_seq(self, session_id: str) -> int:
         return len(self._log(session_id).ids)
 
+    async def wait_for_append(self, session_id: str, after_seq: int) -> int:
+        while True:
+            last = len(self._log(session_id).ids)
+            if last > after_seq:
+                return last
+            waiter = self._appended.get(session_id)
+            if waiter is None:
+                waiter = self._appended[session_id] = anyio.Event()
+            await waiter.wait()
+
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
         log = self._log(session_id)
-        last = len(log.ids)
-        if expected_seq is not None and expected_seq != last:
-            raise ConcurrencyError(session_id, expected_seq, last)
         if len(batch) == 1:
-            return self._append_one(log, session_id, batch[0], last)
+            result = self._append_one(log, session_id, batch[0], expected_seq)
+        else:
+            result = self._append_batch(log, session_id, batch, expected_seq)
+        if result.written:
+            self._notify(session_id)
+        return result
+
+    def _append_batch(
+        self,
+        log: _Log,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+    ) -> AppendResult:
+        last = len(log.ids)
         plan = plan_append(
             session_id,
             batch,
@@ -156,12 +224,11 @@ class MemoryBackend(Backend):
             last_ts=log.stamps[-1] if log.stamps else None,
             known_ids=log.index,
             now=datetime.now(UTC),
-            encode=False,
+            expected_seq=expected_seq,
         )
         # Nothing above can fail half-way through the batch; commit it all at once.
-        for pending, event in zip(batch, plan.events, strict=True):
-            if event is not None:
-                self._store(log, pending, event.timestamp)  # type: ignore[arg-type]
+        for pending, _seq, ts in plan.new:
+            self._store(log, pending, ts)
         log.index.update(plan.new_ids)
         out = [
             event if event is not None else log.event(session_id, plan.duplicates[index])
@@ -181,13 +248,18 @@ class MemoryBackend(Backend):
         )
 
     @staticmethod
-    def _append_one(log: _Log, session_id: str, pending: PendingEvent, last: int) -> AppendResult:
+    def _append_one(
+        log: _Log, session_id: str, pending: PendingEvent, expected_seq: int | None
+    ) -> AppendResult:
         """`append` of a single event: `plan_append`'s rules, without its batch bookkeeping
         (the hot path of an agent loop: about half the cost of the general one here)."""
+        last = len(log.ids)
         pid = pending.id
         earlier = log.index.get(pid)
         if earlier is not None:
             return AppendResult([log.event(session_id, earlier)], 0, last)
+        if expected_seq is not None and expected_seq != last:
+            raise ConcurrencyError(session_id, expected_seq, last)
         ts = pending.timestamp or datetime.now(UTC)
         stamps = log.stamps
         if stamps and ts < stamps[-1]:
@@ -241,22 +313,19 @@ class MemoryBackend(Backend):
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
         log = self._logs.get(snapshot.session_id)
         if log is not None:
-            log.snapshot = SnapshotRecord(
-                snapshot.session_id,
-                snapshot.version,
-                orjson.loads(orjson.dumps(snapshot.state)),
-                snapshot.reducer,
-                snapshot.created_at,
-            )
+            log.snapshots[snapshot.reducer] = _copy_snapshot(snapshot)
 
-    async def load_snapshot(self, session_id: str) -> SnapshotRecord | None:
-        snap = self._log(session_id).snapshot
-        if snap is None:
-            return None
-        return SnapshotRecord(
-            snap.session_id,
-            snap.version,
-            orjson.loads(orjson.dumps(snap.state)),
-            snap.reducer,
-            snap.created_at,
-        )
+    async def load_snapshot(self, session_id: str, reducer: str | None) -> SnapshotRecord | None:
+        snap = self._log(session_id).snapshots.get(reducer)
+        return None if snap is None else _copy_snapshot(snap)
+
+
+def _copy_snapshot(snap: SnapshotRecord) -> SnapshotRecord:
+    """A deep copy through JSON: nothing is shared with the caller's state."""
+    return SnapshotRecord(
+        snap.session_id,
+        snap.version,
+        orjson.loads(orjson.dumps(snap.state)),
+        snap.reducer,
+        snap.created_at,
+    )

@@ -1,8 +1,8 @@
 """Disk full, I/O errors and files changed under a running store.
 
 Faults are injected at the OS-call boundary: `agentstore.backends.file` makes its writes,
-syncs and truncations through `_write_all`, `_sync` and `_truncate`, which these tests
-replace. One test fills a real, tiny tmpfs instead.
+syncs and truncations through `atomic.write_all`, `atomic.sync` and `atomic.truncate`, which
+these tests replace. One test fills a real, tiny tmpfs instead.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 import agentstore
 from agentstore import SessionNotFoundError, StorageError, new_event
 from agentstore.backends import file as file_backend
+from agentstore.backends.file import atomic
 
 
 def _log(data: Path, sid: str = "s") -> Path:
@@ -48,7 +49,7 @@ async def test_failed_write_leaves_nothing(
         await store.append("s", new_event("custom", {"i": 0}))
         before = _log(tmp_path).read_bytes()
         with monkeypatch.context() as patch:
-            patch.setattr(file_backend, "_write_all", _failing_write(after, err))
+            patch.setattr(atomic, "write_all", _failing_write(after, err))
             with pytest.raises(StorageError) as info:
                 await store.append_many("s", [new_event("custom", {"x": n}) for n in range(batch)])
         assert ("disk is full" in str(info.value)) == (err == errno.ENOSPC)
@@ -68,7 +69,7 @@ async def test_failed_fsync_cuts_back_reopens_and_never_retries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
 ) -> None:
     synced: list[int] = []
-    real_sync = file_backend._sync
+    real_sync = atomic.sync
 
     def failing_sync(fd: int) -> None:
         synced.append(fd)
@@ -80,28 +81,28 @@ async def test_failed_fsync_cuts_back_reopens_and_never_retries(
         await store.create_session(session_id="s")
         await store.append("s", new_event("custom", {"i": 0}))
         before = _log(tmp_path).read_bytes()
-        old_log = backend._logs["s"]
+        old_log = backend._logs.peek("s")
         old_fd = old_log.fd
         with monkeypatch.context() as patch:
-            patch.setattr(file_backend, "_sync", failing_sync)
+            patch.setattr(atomic, "sync", failing_sync)
             with pytest.raises(StorageError, match="nothing was appended"):
                 await store.append("s", new_event("custom", {"lost": True}))
             # The sync was tried once, never retried; the bytes are cut back out; and the
             # descriptor whose pages the kernel may have dropped is closed.
             assert synced == [old_fd]
             assert _log(tmp_path).read_bytes() == before
-            assert "s" not in backend._logs
+            assert backend._logs.peek("s") is None
         calls: list[int] = []
 
         def counting_sync(fd: int) -> None:
             calls.append(fd)
             real_sync(fd)
 
-        monkeypatch.setattr(file_backend, "_sync", counting_sync)
+        monkeypatch.setattr(atomic, "sync", counting_sync)
         stored = await store.append("s", new_event("custom", {"i": 1}))
         assert stored.sequence_number == 2
         assert len(calls) == 1  # the new append's own sync, on the reopened file
-        assert backend._logs["s"] is not old_log and old_log.fd is None
+        assert backend._logs.peek("s") is not old_log and old_log.fd is None
     async with agentstore.open(tmp_path) as store:
         assert [e.payload for e in await store.get_events("s")] == [{"i": 0}, {"i": 1}]
 
@@ -123,8 +124,8 @@ async def test_failed_cut_back_still_never_exposes_a_partial_batch(
             raise OSError(errno.EIO, "Input/output error")
 
         with monkeypatch.context() as patch:
-            patch.setattr(file_backend, "_write_all", two_lines_then_full)
-            patch.setattr(file_backend, "_truncate", cannot_truncate)
+            patch.setattr(atomic, "write_all", two_lines_then_full)
+            patch.setattr(atomic, "truncate", cannot_truncate)
             with pytest.raises(StorageError):
                 await store.append_many("s", [new_event("custom", {"b": n}) for n in range(3)])
         assert _log(tmp_path).read_bytes().count(b"\n") == 3  # the two lines are still there
@@ -138,14 +139,14 @@ async def test_failed_cut_back_still_never_exposes_a_partial_batch(
 async def test_failed_snapshot_does_not_fail_the_append(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = file_backend._write_all
+    real = atomic.write_all
 
     def no_space_for_snapshots(fd: int, data: bytes) -> None:
         if "/snapshots/" in os.readlink(f"/proc/self/fd/{fd}"):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(file_backend, "_write_all", no_space_for_snapshots)
+    monkeypatch.setattr(atomic, "write_all", no_space_for_snapshots)
     async with agentstore.open(tmp_path, snapshot_interval=2) as store:
         await store.create_session(session_id="s")
         for i in range(5):
@@ -161,7 +162,7 @@ async def test_failed_session_creation_leaves_no_session(
 ) -> None:
     async with agentstore.open(tmp_path) as store:
         with monkeypatch.context() as patch:
-            patch.setattr(file_backend, "_write_all", _failing_write(5, errno.ENOSPC))
+            patch.setattr(atomic, "write_all", _failing_write(5, errno.ENOSPC))
             with pytest.raises(StorageError, match="cannot create session"):
                 await store.create_session(session_id="s")
         assert await store.list_sessions() == []
@@ -298,7 +299,7 @@ async def test_stale_snapshot_cannot_land_on_a_recreated_session(tmp_path: Path)
         # `one` now writes the snapshot it made of the old session: it must not count.
         await one.backend.save_snapshot(
             SnapshotRecord(
-                "s", 3, stale.model_dump(mode="json"), one._reducer_id, datetime.now(UTC)
+                "s", 3, stale.model_dump(mode="json"), one._states.reducer_id, datetime.now(UTC)
             )
         )
         assert not (tmp_path / "snapshots" / "s.json").exists()

@@ -1,10 +1,11 @@
-"""Kill test: SIGKILL a process that appends, at random moments; nothing acknowledged is lost.
+"""Kill tests: SIGKILL a process at random moments; nothing acknowledged is lost.
 
 A child appends single events and `append_many` batches (payloads up to 1 MiB) and reports
 each acknowledged operation on a pipe; the test kills it with SIGKILL at a random moment,
 reopens the store, and checks that every acknowledged event is present and equal, that
 every batch is all or nothing, and that the log verifies clean. Several rounds append to
-the same session, so each round also starts from whatever the previous kill left.
+the same session, so each round also starts from whatever the previous kill left. The
+last test kills a process that forks, imports, deletes and prunes whole sessions.
 """
 
 from __future__ import annotations
@@ -193,3 +194,87 @@ async def test_sigkill_among_concurrent_writers(tmp_path: Path) -> None:
         assert sum(len(v) for v in by_seed.values()) == len(events)
         report = await store.verify()
         assert report.ok, [str(p) for p in report.problems]
+
+
+OPS_KILLS = 16
+
+
+@pytest.mark.slow
+async def test_sigkill_during_fork_import_delete_and_prune(tmp_path: Path) -> None:
+    """Whole-session operations killed midway: every session is whole or absent.
+
+    A child forks a 600-event session, imports it under new ids, deletes what it made and
+    prunes; it is killed at a random moment, over and over. After each kill: `verify` is
+    clean (nothing half-made, no stray temp file once a writer opened the directory);
+    every fork and import that exists has all its events; what was acknowledged as done
+    is there (or gone, for deletions); and an import cut short can be run again.
+    """
+    data = tmp_path / "data"
+    pad = "x" * 2000
+    async with agentstore.open(data, snapshot_interval=0) as store:
+        await store.create_session(session_id="src", name="source")
+        await store.append_many(
+            "src", [agentstore.new_event("custom", {"i": i, "pad": pad}) for i in range(600)]
+        )
+        source_events = await store.get_events("src")
+    rng = random.Random(int.from_bytes(os.urandom(4)))
+    made: set[str] = set()  # acknowledged forks and imports, not acknowledged as deleted
+    gone: set[str] = set()  # acknowledged deletions
+    counts: dict[str, int] = defaultdict(int)
+    for _ in range(OPS_KILLS):
+        proc = start_worker("ops", str(data), str(rng.randrange(1 << 30)))
+        try:
+            expect_line(proc, "ready")
+            await anyio.sleep(0.02 + rng.random() * 0.3)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert proc.stdout is not None
+            said = [
+                line.split()
+                for line in proc.stdout.read().splitlines(keepends=True)
+                if line.endswith("\n")
+            ]
+        finally:
+            finish(proc)
+        pending_import = None
+        for word, op, sid in said:
+            counts[f"{word} {op}"] += 1
+            if word == "done" and op in ("fork", "import"):
+                made.add(sid)
+            elif op == "delete":  # started: it may or may not be gone; done: it is
+                made.discard(sid)
+                if word == "done":
+                    gone.add(sid)
+            elif word == "done" and op == "prune":
+                gone.add(sid)
+            if op == "import":
+                pending_import = sid if word == "start" else None
+        async with agentstore.open(data, snapshot_interval=0) as store:
+            report = await store.verify()
+            assert report.ok, [str(p) for p in report.problems]
+            assert not [n for n in report.notes if "temporary" in n]
+            ids = {s.id for s in await store.list_sessions(limit=10_000)}
+            assert made <= ids and not (gone & ids)
+            for sid in ids - {"src"}:
+                session = await store.get_session(sid)
+                events = await store.get_events(sid)
+                if "forked_from" in session.labels:
+                    whole = int(session.labels["forked_at"])
+                else:
+                    whole = 3 if sid.startswith("old-") else len(source_events)
+                assert len(events) == whole == session.event_count, sid
+                for mine, theirs in zip(events, source_events, strict=False):
+                    assert (mine.payload, mine.timestamp) == (theirs.payload, theirs.timestamp)
+            if pending_import is not None and pending_import not in ids:
+                # An import killed midway left nothing: running it again succeeds.
+                source = await store.get_session("src")
+                again = source.model_copy(update={"id": pending_import})
+                await store.import_session(
+                    again,
+                    [e.model_copy(update={"session_id": pending_import}) for e in source_events],
+                )
+                assert len(await store.get_events(pending_import)) == len(source_events)
+                made.add(pending_import)
+                counts["re-imported"] += 1
+    print(f"\n{OPS_KILLS} kills during whole-session operations: {dict(counts)}")
+    assert counts["done fork"] and counts["done import"] and counts["done delete"]

@@ -197,3 +197,27 @@ async def test_reader_never_sees_an_append_that_is_later_cut_back(tmp_path: Path
             assert result == [1]
         finally:
             os.close(fd)
+
+
+@pytest.mark.slow
+async def test_verify_while_another_process_appends(tmp_path: Path) -> None:
+    """A live log verifies clean, snapshots included, however the appends interleave."""
+    async with agentstore.open(tmp_path) as store:
+        await store.create_session(session_id="live")
+        # Seed 2: small payloads; the worker saves a snapshot every 7 events.
+        proc = start_worker("kill", str(tmp_path), "live", "2", "fsync", "4096")
+        try:
+            expect_line(proc, "ready")
+            expect_line(proc, "ack")
+            seen = []
+            for _ in range(30):
+                report = await store.verify("live")
+                assert report.ok, [str(p) for p in report.problems]
+                seen.append(report.events)
+                await anyio.sleep(0.01)
+            for _ in range(10):
+                report = await store.verify()  # every session, the snapshot check included
+                assert report.ok, [str(p) for p in report.problems]
+        finally:
+            finish(proc)
+    assert seen[-1] > seen[0]  # the log grew while it was checked

@@ -70,10 +70,10 @@ async def test_cut_at_every_byte_offset(tmp_path: Path, caplog: pytest.LogCaptur
 
 @pytest.mark.parametrize(
     "tail",
-    [b"\0" * 300, b"\0" * 300 + b"\n", b"garbage\n", b"\n", b'{"half": \n', b"[1,2]\n"],
-    ids=["zeros", "zeros-newline", "garbage-line", "empty-line", "bad-json", "not-an-event"],
+    [b"\0" * 300, b'{"half": ', b'{"id":"x","session_id":"s","sequence_number":4'],
+    ids=["zeros", "bad-json", "cut-event"],
 )
-async def test_bad_last_line_is_a_torn_tail(tmp_path: Path, tail: bytes) -> None:
+async def test_an_unterminated_last_line_is_a_torn_tail(tmp_path: Path, tail: bytes) -> None:
     data = tmp_path / "data"
     good = await _make(data, 3)
     (data / "events" / "s.jsonl").write_bytes(good + tail)
@@ -83,6 +83,32 @@ async def test_bad_last_line_is_a_torn_tail(tmp_path: Path, tail: bytes) -> None
         assert report.problems[0].line == 4
         assert (await store.append("s", new_event("custom"))).sequence_number == 4
     assert [p.read_bytes() for p in _quarantined(data)] == [tail]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\0" * 300 + b"\n", b"garbage\n", b"\n", b'{"half": \n', b"[1,2]\n"],
+    ids=["zeros-newline", "garbage-line", "empty-line", "bad-json", "not-an-event"],
+)
+async def test_a_complete_bad_last_line_is_corruption_not_a_torn_tail(
+    tmp_path: Path, tail: bytes
+) -> None:
+    """A line that ends with its newline was written whole, maybe acknowledged: never cut."""
+    data = tmp_path / "data"
+    good = await _make(data, 3)
+    log = data / "events" / "s.jsonl"
+    log.write_bytes(good + tail)
+    async with agentstore.open(data) as store:
+        report = await store.verify()
+        assert [(p.kind, p.line) for p in report.problems] == [("bad_line", 4)]
+        assert not report.problems[0].repairable
+        with pytest.raises(CorruptLogError, match=r"s\.jsonl"):
+            await store.append("s", new_event("custom"))
+        with pytest.raises(CorruptLogError):
+            await store.get_events("s")
+    # Nothing was cut, moved or appended.
+    assert log.read_bytes() == good + tail
+    assert _quarantined(data) == []
 
 
 async def test_unfinished_batch_is_removed_whole(tmp_path: Path) -> None:
@@ -232,14 +258,9 @@ async def test_unfinished_first_batch_leaves_an_empty_session(tmp_path: Path) ->
     assert log.read_bytes().count(b"\n") == 1
 
 
-async def test_crash_inside_create_and_delete(tmp_path: Path) -> None:
+async def test_crash_inside_delete_leaves_an_invisible_log(tmp_path: Path) -> None:
     data = tmp_path / "data"
     await _make(data, 2)
-    # A crash in create_session after the session file was linked, before the log existed.
-    (data / "events" / "s.jsonl").unlink()
-    async with agentstore.open(data) as store:
-        assert (await store.get_session("s")).event_count == 0
-        assert (await store.append("s", new_event("custom"))).sequence_number == 1
     # A crash in delete_session after the session file was removed, before the log was.
     (data / "sessions" / "s.json").unlink()
     async with agentstore.open(data) as store:
@@ -248,4 +269,43 @@ async def test_crash_inside_create_and_delete(tmp_path: Path) -> None:
         assert report.ok and any("without a session file" in n for n in report.notes)
         await store.create_session(session_id="s")  # starts a new, empty log
         assert await store.get_events("s") == []
+        assert (await store.verify()).ok
+
+
+async def test_a_missing_log_is_corruption_everywhere(tmp_path: Path) -> None:
+    """A log deleted under its session file: never an empty session restarting at 1."""
+    data = tmp_path / "data"
+    await _make(data, 2)
+    log = data / "events" / "s.jsonl"
+    log.unlink()
+    for read_only in (False, True):
+        async with agentstore.open(data, read_only=read_only) as store:
+            for call in (
+                store.get_session("s"),
+                store.get_events("s"),
+                store.get_state("s"),
+            ):
+                with pytest.raises(CorruptLogError, match="missing"):
+                    await call
+            report = await store.verify()
+            assert [(p.kind, p.path) for p in report.problems] == [("missing_log", str(log))]
+            if not read_only:
+                with pytest.raises(CorruptLogError, match="missing"):
+                    await store.append("s", new_event("custom"))
+    assert not log.exists()  # never recreated
+
+
+async def test_a_go_session_without_events_has_no_log_and_is_fine(tmp_path: Path) -> None:
+    """The Go original creates a session's log with its first event."""
+    data = tmp_path / "data"
+    (data / "sessions").mkdir(parents=True)
+    (data / "sessions" / "g.json").write_text(
+        '{"id": "g", "name": "go", "created_at": "2026-11-20T10:00:00.123456789Z",'
+        ' "updated_at": "2026-11-20T10:00:00.123456789Z", "event_count": 0}'
+    )
+    async with agentstore.open(data, read_only=True) as reader:
+        assert (await reader.get_session("g")).event_count == 0
+        assert (await reader.verify()).ok
+    async with agentstore.open(data) as store:
+        assert (await store.append("g", new_event("custom"))).sequence_number == 1
         assert (await store.verify()).ok

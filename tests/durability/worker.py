@@ -10,6 +10,8 @@ message, so the test can start several at once and kill them at any moment.
   wait for `check`, print the event count the process now sees through `get_state`.
 - `create DATA_DIR ID...`: wait for `go`, try to create each session id, print `ok ID` or
   `exists ID` for each.
+- `ops DATA_DIR SEED`: fork session `src`, import it under new ids, delete and prune
+  sessions, forever: print `start OP ID` before each and `done OP ID` once it returned.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import agentstore
@@ -112,6 +115,50 @@ async def create_mode(path: str, ids: list[str]) -> None:
                 send(f"ok {session_id}")
 
 
+async def ops_mode(path: str, seed: int) -> None:
+    rng = random.Random(seed)
+    async with agentstore.open(path, snapshot_interval=0) as store:
+        source = await store.get_session("src")
+        events = await store.get_events("src")
+        send("ready")
+        done: list[str] = []
+
+        def moved(sid: str) -> list[agentstore.Event]:
+            return [e.model_copy(update={"session_id": sid}) for e in events]
+
+        for i in range(1_000_000):
+            op = rng.choice(["fork", "import", "import", "delete", "prune"])
+            if op == "fork":
+                send("start fork ?")
+                forked = await store.fork("src", at_seq=rng.randint(1, len(events)))
+                done.append(forked.id)
+                send(f"done fork {forked.id}")
+            elif op == "import":
+                sid = f"imp-{seed}-{i}"
+                send(f"start import {sid}")
+                await store.import_session(source.model_copy(update={"id": sid}), moved(sid))
+                done.append(sid)
+                send(f"done import {sid}")
+            elif op == "delete" and done:
+                sid = done.pop(rng.randrange(len(done)))
+                send(f"start delete {sid}")
+                await store.delete_session(sid)
+                send(f"done delete {sid}")
+            elif op == "prune":
+                sid = f"old-{seed}-{i}"
+                await store.import_session(
+                    source.model_copy(update={"id": sid, "labels": {"prunable": "yes"}}),
+                    moved(sid)[:3],
+                )
+                send(f"start prune {sid}")
+                later = datetime.now(UTC) + timedelta(days=3650)
+                pruned = await store.prune(
+                    older_than=timedelta(days=1), labels={"prunable": "yes"}, now=later
+                )
+                for gone in pruned:
+                    send(f"done prune {gone.session.id}")
+
+
 def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "kill":
@@ -121,6 +168,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(multi_mode(args[0], args[1], args[2], int(args[3])))
     elif mode == "create":
         asyncio.run(create_mode(args[0], args[1:]))
+    elif mode == "ops":
+        asyncio.run(ops_mode(args[0], int(args[1])))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -1,6 +1,6 @@
-"""Run the conformance suite (tests/backends) through `SyncStore`.
+"""Run the conformance contract through `SyncStore`.
 
-The `store` and `make_store` fixtures here shadow the suite's: each store the suite opens
+The `make_store` fixture here shadows the contract's: each store the suite opens
 is a `SyncStore` (its own event-loop thread) seen through `ViaSync`, an async adapter that
 calls the blocking methods from worker threads. A test that passes here passes with its
 calls crossing threads through the blocking portal, which is what sync agents do.
@@ -21,7 +21,7 @@ import pytest
 
 from agentstore import Store, SyncStore
 from agentstore.backends.base import Backend
-from tests.backends.conftest import BACKENDS, StoreFactory
+from agentstore.testing.conformance import BackendFactory, StoreFactory
 
 _DONE = object()
 _PRIVATE = re.compile(r"\bstore\._[a-z]")
@@ -95,32 +95,22 @@ def _close_quietly(close: Callable[[], None]) -> None:
         close()
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def backend_name(request: pytest.FixtureRequest) -> str:
-    """The name of the backend under test."""
-    return str(request.param)
+class ViaSyncFixtures:
+    """Mixed in before a contract class: its stores are `SyncStore`s seen through `ViaSync`."""
 
+    @pytest.fixture
+    async def make_store(self, backend_factory: BackendFactory) -> AsyncIterator[StoreFactory]:
+        """Open `SyncStore`s (seen through `ViaSync`) on the backend under test."""
+        opened: list[ViaSync] = []
 
-@pytest.fixture
-async def make_store(backend_name: str, tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    """Open `SyncStore`s (seen through `ViaSync`) on one backend location."""
-    new_backend = BACKENDS[backend_name](tmp_path)
-    opened: list[ViaSync] = []
+        async def factory(**kwargs: Any) -> Store:
+            def build() -> SyncStore:
+                return SyncStore(Store(backend_factory(), **kwargs))
 
-    async def factory(**kwargs: Any) -> Store:
-        def build() -> SyncStore:
-            return SyncStore(Store(new_backend(), **kwargs))
+            store = ViaSync(await anyio.to_thread.run_sync(build))
+            opened.append(store)
+            return store  # type: ignore[return-value]
 
-        store = ViaSync(await anyio.to_thread.run_sync(build))
-        opened.append(store)
-        return store  # type: ignore[return-value]
-
-    yield factory
-    for store in opened:
-        await store.close()
-
-
-@pytest.fixture
-async def store(make_store: StoreFactory) -> Store:
-    """An open `SyncStore` on the backend under test, seen through `ViaSync`."""
-    return await make_store()
+        yield factory
+        for store in opened:
+            await store.close()

@@ -1,0 +1,20 @@
+"""The file backend (the default): a data directory readable with `cat`, `grep` and `jq`.
+
+Layout (the Go original's, so both can share a data directory; see `layout.py`)::
+
+    <data dir>/
+      sessions/<id>.json     the session: id, name, created_at, labels, ...
+      events/<id>.jsonl      its log: one JSON event per line, sequence numbers 1..N
+      snapshots/<id>.json    the default reducer's snapshot (others in snapshots/.reducers/)
+
+One room per job: `backend.py` (the contract, thin), `layout.py` (names), `atomic.py`
+(temp file + fsync + rename), `log.py` (open logs, locks, catch-up), `writes.py` (the
+append path), `tail.py` (torn tails), `scan.py` (the line reader), `sessions.py` (session
+files and the session index), `snapshots.py`, `notify.py` (`wait_for_append`),
+`opening.py` (checks and prepares the directory) and `verify.py`. The line format is in
+`agentstore.codec`; the guarantees are in docs/durability.md.
+"""
+
+from agentstore.backends.file.backend import Durability, FileBackend
+
+__all__ = ["Durability", "FileBackend"]

@@ -1,0 +1,363 @@
+"""`FileBackend`: the Backend contract over a data directory (see the package docstring)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import anyio
+
+from agentstore.backends._threads import ThreadPool
+from agentstore.backends.base import (
+    UNSET,
+    AppendResult,
+    Backend,
+    EventFilter,
+    PendingEvent,
+    SessionChanges,
+    SessionPage,
+    SessionQuery,
+    SnapshotRecord,
+)
+from agentstore.backends.file import atomic
+from agentstore.backends.file.layout import Layout
+from agentstore.backends.file.log import Logs, flocked
+from agentstore.backends.file.notify import AppendRegistry
+from agentstore.backends.file.opening import prepare_directory
+from agentstore.backends.file.sessions import (
+    SessionIndex,
+    encode_session,
+    find_ids,
+    list_page,
+    read_session,
+)
+from agentstore.backends.file.snapshots import default_fingerprint, encode_snapshot, read_snapshot
+from agentstore.backends.file.writes import append_locked, create_session_files, read_view
+from agentstore.errors import (
+    ConcurrencyError,
+    InvalidInputError,
+    SessionNotFoundError,
+    StorageError,
+    StoreClosedError,
+    StoreLockedError,
+)
+from agentstore.events import Event
+from agentstore.session import Session
+
+if TYPE_CHECKING:
+    from agentstore.verify import VerifyReport
+
+__all__ = ["Durability", "FileBackend"]
+
+logger = logging.getLogger("agentstore")
+
+Durability = Literal["fsync", "flush"]
+"""`"fsync"`: an append returns once its lines are on disk. `"flush"`: once the OS has them."""
+
+
+class FileBackend(Backend):
+    """Stores sessions as files in a data directory (see `agentstore.backends.file`)."""
+
+    shared_across_processes: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "fsync",
+        read_only: bool = False,
+    ) -> None:
+        if durability not in ("fsync", "flush"):
+            raise InvalidInputError(f"durability must be 'fsync' or 'flush', not {durability!r}")
+        self.root = Path(path)
+        self.layout = Layout(self.root)
+        self.durability: Durability = durability
+        self.read_only = read_only
+        self._logs = Logs(self.layout, read_only=read_only)
+        # Creation times and labels of every session, so listing reads one file.
+        self._index = SessionIndex(self.layout, writable=not read_only)
+        # Appends reach a worker thread in one cheap hop (see _threads.py).
+        self._appender = ThreadPool()
+        self._closed = False
+        self._key = os.path.realpath(self.root)
+        self._default_reducer: str | None = None
+
+    # --- paths and lifecycle ------------------------------------------------------------
+
+    def session_path(self, session_id: str) -> Path:
+        """Path of a session's file."""
+        return self.layout.session_path(session_id)
+
+    def log_path(self, session_id: str) -> Path:
+        """Path of a session's event log."""
+        return self.layout.log_path(session_id)
+
+    def snapshot_path(self, session_id: str, reducer: str | None = None) -> Path:
+        """Path of the snapshot `reducer` (default: the default reducer) makes of a session."""
+        if self._default_reducer is None:
+            self._default_reducer = default_fingerprint()
+        return self.layout.snapshot_path(session_id, reducer, self._default_reducer)
+
+    async def open(self) -> None:
+        """Check (or create) the data directory; remove temp files of crashed writers."""
+        self.snapshot_path("x")  # compute the default reducer's fingerprint once, here
+        await anyio.to_thread.run_sync(prepare_directory, self.layout, self.read_only)
+
+    async def close(self) -> None:
+        """Refuse new appends, let the one in progress finish, close every log."""
+        self._closed = True
+        self._appender.close()
+        await anyio.to_thread.run_sync(self._logs.close_all)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreLockedError("this store was opened read-only; it cannot write")
+        if self._closed:
+            raise StoreClosedError("this store was closed; open a new one")
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def create_session(
+        self, session: Session, events: Sequence[PendingEvent] = ()
+    ) -> AppendResult:
+        """Store a session and its first events, whole or not at all (see the contract)."""
+        self._writable()
+        return await anyio.to_thread.run_sync(
+            create_session_files, self._logs, self._index, session, list(events)
+        )
+
+    async def get_session(self, session_id: str) -> Session:
+        """Return a session with `event_count` and `updated_at` from its log."""
+        return await anyio.to_thread.run_sync(self._get_session_sync, session_id)
+
+    def _get_session_sync(self, session_id: str) -> Session:
+        session, _, _ = read_session(self.layout, session_id)
+        try:
+            view = self._logs.get(session_id)
+        except SessionNotFoundError:
+            # This process's view was of a session deleted since: look at the new one.
+            session, _, _ = read_session(self.layout, session_id)
+            view = self._logs.get(session_id)
+        with view.mutex:
+            last_seq, last_ts = view.last_seq, view.last_ts
+        session.event_count = last_seq
+        created = session.created_at
+        session.updated_at = last_ts if last_ts is not None and last_ts > created else created
+        return session
+
+    async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
+        """Change a session's name, labels or budget (its file is replaced atomically)."""
+        self._writable()
+        await anyio.to_thread.run_sync(self._update_sync, session_id, changes)
+        return await self.get_session(session_id)
+
+    def _update_sync(self, session_id: str, changes: SessionChanges) -> None:
+        with self._logs.directory_lock(exclusive=True):
+            session, _, _ = read_session(self.layout, session_id)
+            if changes.name is not UNSET:
+                session.name = changes.name
+            if changes.labels is not UNSET:
+                session.labels = dict(changes.labels)
+            if changes.budget is not UNSET:
+                session.budget = changes.budget
+            path = self.layout.session_path(session_id)
+            try:
+                atomic.write_file_atomic(path, encode_session(session), exclusive=False)
+            except OSError as exc:
+                raise StorageError(f"cannot update {path}: {exc}") from exc
+        self._index.record(session)
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        """Return a page of sessions, newest first (see the contract)."""
+        return await anyio.to_thread.run_sync(list_page, self._index, query, self._get_session_sync)
+
+    async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
+        """Return up to `limit` ids that start with `prefix`, sorted (an exact match first)."""
+        return await anyio.to_thread.run_sync(find_ids, self.layout, prefix, limit)
+
+    async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
+        """Remove a session, its log and its snapshots (see the contract)."""
+        self._writable()
+        await anyio.to_thread.run_sync(self._delete_sync, session_id, expected_seq)
+
+    def _delete_sync(self, session_id: str, expected_seq: int | None) -> None:
+        view = self._logs.get(session_id) if expected_seq is not None else None
+        layout = self.layout
+        with contextlib.ExitStack() as held:
+            held.enter_context(self._logs.directory_lock(exclusive=True))
+            if view is not None and view.fd is not None:
+                # The check and the deletion under the log's lock, as appends take it:
+                # an append by any process lands either before the check or never.
+                held.enter_context(view.mutex)
+                held.enter_context(flocked(view.fd, exclusive=True))
+                self._logs.check_not_replaced(view)
+                self._logs.catch_up_locked(view)
+                if view.last_seq != expected_seq:
+                    raise ConcurrencyError(session_id, expected_seq or 0, view.last_seq)
+            try:
+                # The session file goes first: once it is gone the session is gone, and a
+                # crash before the rest is cleaned up leaves only invisible files behind.
+                os.unlink(layout.session_path(session_id))
+            except FileNotFoundError as exc:
+                raise SessionNotFoundError(session_id) from exc
+            except OSError as exc:
+                raise StorageError(f"cannot delete session {session_id!r}: {exc}") from exc
+            self._index.forget(session_id)
+            for path in (layout.log_path(session_id), *layout.snapshot_paths(session_id)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            for directory in (layout.sessions_dir, layout.events_dir):
+                atomic.fsync_dir(directory)
+        self._logs.forget(session_id)
+
+    async def storage_size(self, session_id: str) -> int | None:
+        """Return the bytes of a session's file, log and snapshots."""
+        return await anyio.to_thread.run_sync(self._size_sync, session_id)
+
+    def _size_sync(self, session_id: str) -> int:
+        layout = self.layout
+        try:
+            total = os.lstat(layout.session_path(session_id)).st_size
+        except FileNotFoundError:
+            raise SessionNotFoundError(session_id) from None
+        for path in (layout.log_path(session_id), *layout.snapshot_paths(session_id)):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(path).st_size
+        return total
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def last_seq(self, session_id: str) -> int:
+        """Return the session's last sequence number (one `fstat` when nothing changed)."""
+        view = self._logs.peek(session_id)
+        fd = view.fd if view is not None else None
+        if view is not None and fd is not None:
+            # Unchanged size and still linked: nothing was appended (by anyone) and the
+            # session was not deleted. The descriptor may be closed by a worker thread
+            # meanwhile: then take the slow path.
+            try:
+                st = os.fstat(fd)
+                if st.st_nlink and st.st_size == view.size:
+                    return view.last_seq
+            except OSError:
+                pass
+        return await anyio.to_thread.run_sync(self._last_seq_sync, session_id)
+
+    def _last_seq_sync(self, session_id: str) -> int:
+        view = self._logs.get(session_id)
+        with view.mutex:
+            return view.last_seq
+
+    async def append(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        """Append a batch (see the contract): one worker-thread hop, one write, one sync."""
+        self._writable()
+        result = await self._appender.run(self._append_sync, session_id, batch, expected_seq)
+        if result.written:
+            AppendRegistry.notify(self._key, session_id)
+        return result
+
+    def _append_sync(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        for _ in range(3):
+            view = self._logs.get(session_id)
+            with view.mutex:
+                if self._closed:
+                    raise StoreClosedError("the store was closed; nothing was appended")
+                if view.fd is None:  # closed (evicted) meanwhile
+                    self._logs.forget(session_id, only=view)
+                    continue
+                return append_locked(
+                    self._logs,
+                    view,
+                    batch,
+                    expected_seq,
+                    fsync=self.durability == "fsync",
+                )
+        raise StorageError(f"cannot open {self.layout.log_path(session_id)} for appending")
+
+    async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
+        """Return the events that pass `flt`; a damaged line in range raises `CorruptLogError`."""
+        return await anyio.to_thread.run_sync(self._read_sync, session_id, flt)
+
+    def _read_sync(self, session_id: str, flt: EventFilter) -> list[Event]:
+        return read_view(self._logs, self._logs.get(session_id), flt)
+
+    async def wait_for_append(self, session_id: str, after_seq: int) -> int:
+        """Wait for the log to pass `after_seq`: at once for appends in this process."""
+        delay = 0.01
+        while True:
+            with AppendRegistry.waiting(self._key, session_id) as woken:
+                last = await self.last_seq(session_id)
+                if last > after_seq:
+                    return last
+                with anyio.move_on_after(delay):
+                    if woken is None:
+                        await anyio.sleep_forever()
+                    else:
+                        await woken.wait()
+                        delay = 0.005
+            delay = min(delay * 2, 0.5)
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        """Replace the snapshot of (session, reducer); a failure only logs a warning."""
+        if self.read_only:
+            return
+        path = self.snapshot_path(snapshot.session_id, snapshot.reducer)
+        try:
+            await anyio.to_thread.run_sync(self._save_snapshot_sync, snapshot, path)
+        except (OSError, StorageError) as exc:
+            logger.warning("%s: could not save a snapshot (%s); state is unaffected", path, exc)
+
+    def _save_snapshot_sync(self, snapshot: SnapshotRecord, path: Path) -> None:
+        sid = snapshot.session_id
+        # Under the directory lock, so that it cannot land after another process deleted
+        # the session and created it again (its snapshot would pass for the new one's).
+        with self._logs.directory_lock(exclusive=False):
+            if not os.path.lexists(self.layout.session_path(sid)):
+                return
+            view = self._logs.peek(sid)
+            if view is not None and view.ino:
+                try:
+                    if os.lstat(self.layout.log_path(sid)).st_ino != view.ino:
+                        return
+                except FileNotFoundError:
+                    return
+            path.parent.mkdir(mode=atomic.DIR_MODE, parents=True, exist_ok=True)
+            atomic.write_file_atomic(path, encode_snapshot(snapshot), exclusive=False)
+
+    async def load_snapshot(self, session_id: str, reducer: str | None) -> SnapshotRecord | None:
+        """Return the snapshot `reducer` made of the session, or None."""
+        path = self.snapshot_path(session_id, reducer)
+        return await anyio.to_thread.run_sync(read_snapshot, session_id, reducer, path)
+
+    async def load_session_and_snapshot(
+        self, session_id: str, reducer: str | None
+    ) -> tuple[Session, SnapshotRecord | None]:
+        """Return the session and its snapshot in one worker-thread hop."""
+        return await anyio.to_thread.run_sync(self._session_and_snapshot_sync, session_id, reducer)
+
+    def _session_and_snapshot_sync(
+        self, session_id: str, reducer: str | None
+    ) -> tuple[Session, SnapshotRecord | None]:
+        session = self._get_session_sync(session_id)
+        path = self.snapshot_path(session_id, reducer)
+        return session, read_snapshot(session_id, reducer, path)
+
+    # --- verification ---------------------------------------------------------------------
+
+    async def verify(self, session_id: str | None, *, repair: bool) -> VerifyReport:
+        """Check every line, torn tail, batch, session file and stray file (see verify.py)."""
+        from agentstore.backends.file.verify import verify_files
+
+        if repair:
+            self._writable()
+        return await anyio.to_thread.run_sync(verify_files, self.layout, session_id, repair)

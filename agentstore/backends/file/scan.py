@@ -1,0 +1,219 @@
+"""Reading logs: the one chunked line reader, used by reads, the id index and verify.
+
+A log's line N holds sequence number N, so a scan counts lines instead of parsing them,
+and decodes only the lines a read returns. Checkpoints (sequence number -> byte offset of
+its line) let a scan start near where it is asked to.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from agentstore.backends.base import EventFilter
+from agentstore.codec import checksum_ok, decode_line
+from agentstore.errors import CorruptLogError
+from agentstore.events import Event, legacy_event_id
+
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "build_ids",
+    "decode_at",
+    "iter_lines",
+    "last_line",
+    "lines_backwards",
+    "scan_events",
+]
+
+READ_CHUNK = 1024 * 1024
+CHECKPOINT_EVERY = 1024
+
+
+def decode_at(line: bytes, path: Path, seq: int) -> Event:
+    """Decode line `seq` of a log; it must hold sequence number `seq` (else corrupt)."""
+    try:
+        event = decode_line(line)
+    except CorruptLogError as exc:
+        raise CorruptLogError(str(exc), path=str(path), line=seq) from exc
+    if event.sequence_number != seq:
+        raise CorruptLogError(
+            f"sequence number {event.sequence_number} where {seq} was expected",
+            path=str(path),
+            line=seq,
+        )
+    return event
+
+
+def iter_lines(fd: int, start: int, end: int | None) -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, line without its newline) of each complete line in `start..end`.
+
+    `end` None reads to the end of the file. Bytes after the last newline (a torn or
+    in-progress line) are not yielded. Reads are 1 MiB chunks; a longer line is joined.
+    """
+    offset = start
+    rest = b""
+    base = start  # file offset of rest[0]
+    while end is None or offset < end:
+        size = READ_CHUNK if end is None else min(READ_CHUNK, end - offset)
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            return
+        offset += len(chunk)
+        data = rest + chunk if rest else chunk
+        last_nl = data.rfind(b"\n")
+        if last_nl < 0:
+            rest = data
+            continue
+        pos = 0
+        while pos <= last_nl:
+            nl = data.index(b"\n", pos)
+            yield base + pos, data[pos:nl]
+            pos = nl + 1
+        rest = data[last_nl + 1 :]
+        base += last_nl + 1
+
+
+def lines_backwards(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Yield (start offset, bytes) of each line that ends at or before `end`, last first.
+
+    The bytes keep their newline (the first line yielded lacks one if `end` is not at a
+    line end). Reads grow from 4 KiB so that a short tail costs one small read and a
+    10 MiB line costs O(its size), not O(size squared).
+    """
+    buf = b""
+    base = end  # file offset of buf[0]
+    limit = 0  # buf[:limit] is not yet yielded
+    step = 4096
+    while True:
+        if limit:
+            nl = buf.rfind(b"\n", 0, limit - 1)
+            if nl >= 0:
+                yield base + nl + 1, buf[nl + 1 : limit]
+                limit = nl + 1
+                continue
+        if base == 0:
+            if limit:
+                yield 0, buf[:limit]
+            return
+        n = min(step, base)
+        base -= n
+        buf = os.pread(fd, n, base) + buf[:limit]
+        limit = len(buf)
+        step = min(step * 2, READ_CHUNK)
+
+
+def last_line(fd: int, size: int) -> tuple[int, bytes]:
+    """Return (start offset, bytes) of the last line ending at `size`."""
+    return next(lines_backwards(fd, size), (0, b""))
+
+
+def _closer_start(
+    fd: int, target: int, start_seq: int, offset: int, checkpoints: dict[int, int]
+) -> tuple[int, int]:
+    """Find where line `target` starts by walking back from a later checkpoint.
+
+    The log's last line is always a checkpoint, so reading the tail of a long log (a cold
+    `get_state` after a snapshot, `replay --from-seq`, a follow stream) walks back a few
+    lines instead of counting every line from the start.
+    """
+    above = [(seq, off) for seq, off in checkpoints.items() if seq >= target]
+    if not above:
+        return start_seq, offset
+    above_seq, above_off = min(above)
+    steps = above_seq - target
+    if steps >= target - start_seq:
+        return start_seq, offset
+    if steps == 0:
+        return target, above_off
+    for walked, (line_start, _) in enumerate(lines_backwards(fd, above_off), start=1):
+        if walked == steps:
+            checkpoints[target] = line_start
+            return target, line_start
+    return start_seq, offset
+
+
+def _unchecked_is_sound(line: bytes, path: Path, seq: int) -> None:
+    """Make sure a line a filter skips is not damaged: a read never skips corruption.
+
+    A line with a checksum costs one CRC; a line without one (the Go original's) is
+    decoded in full.
+    """
+    ok = checksum_ok(line)
+    if ok is None:
+        decode_at(line, path, seq)
+    elif not ok:
+        raise CorruptLogError(
+            "checksum mismatch: the line was changed after it was written",
+            path=str(path),
+            line=seq,
+        )
+
+
+def scan_events(
+    fd: int, path: Path, flt: EventFilter, end: int, checkpoints: dict[int, int]
+) -> Iterator[Event]:
+    """Yield the events of a log (open as `fd`) that pass `flt`, up to byte `end`.
+
+    `checkpoints` is read and extended with the offsets this scan learns.
+    """
+    start_seq, offset = 1, 0
+    target = max(flt.from_seq, 1)
+    for seq, off in checkpoints.items():
+        if start_seq < seq <= target:
+            start_seq, offset = seq, off
+    if target > start_seq:
+        start_seq, offset = _closer_start(fd, target, start_seq, offset, checkpoints)
+    patterns = tuple(f'"type":"{t}"'.encode() for t in flt.types) if flt.types is not None else None
+    count = 0
+    seq = start_seq - 1
+    for line_start, line in iter_lines(fd, offset, end):
+        seq += 1
+        if seq < target:
+            continue
+        if flt.to_seq is not None and seq > flt.to_seq:
+            return
+        if seq % CHECKPOINT_EVERY == 0:
+            checkpoints.setdefault(seq, line_start)
+        if patterns is not None and b'"type":"' in line:
+            for pattern in patterns:
+                if pattern in line:
+                    break
+            else:  # not of a wanted type: skip it without decoding, but never skip damage
+                _unchecked_is_sound(line, path, seq)
+                continue
+        event = decode_at(line, path, seq)
+        if flt.until is not None and event.timestamp is not None and event.timestamp > flt.until:
+            return  # timestamps never go backwards
+        if not flt.matches(event):
+            continue
+        yield event
+        count += 1
+        if flt.limit is not None and count >= flt.limit:
+            return
+
+
+def build_ids(fd: int, path: Path, session_id: str, end: int) -> dict[str, int]:
+    """Index the ids of a log's events (id -> sequence number), for idempotent appends.
+
+    Our lines start with their id, so it is sliced out of the bytes without parsing the
+    line (4x faster than decoding every event, measured on 100,000); a line by the Go
+    original (no id) gets its derived id, and an id with escapes is parsed properly.
+    """
+    ids: dict[str, int] = {}
+    prefix = b'{"id":"'
+    start = len(prefix)
+    seq = 0
+    for _, line in iter_lines(fd, 0, end):
+        seq += 1
+        if line.startswith(prefix):
+            stop = line.find(b'"', start)
+            candidate = line[start:stop]
+            if stop > 0 and b"\\" not in candidate:
+                ids[candidate.decode()] = seq
+                continue
+        if b'"id":' in line:
+            ids[decode_at(line, path, seq).id] = seq
+        else:
+            ids[legacy_event_id(session_id, seq)] = seq
+    return ids

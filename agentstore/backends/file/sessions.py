@@ -1,0 +1,335 @@
+"""Session files, and the session index that lets a listing read one file.
+
+A session file is `sessions/<id>.json`, the session as JSON (the Go original's fields).
+Ours also say `"has_log": true`: the session was created with its log, so a missing log is
+corruption. A session of the Go original has no log until its first event.
+
+The index, `<data dir>/sessions.index.jsonl`, holds every session's creation time and
+labels, one line per session file seen and one per deletion::
+
+    {"id":"…","ino":1234,"size":210,"mtime_ns":…,"created":"…Z","labels":{"env":"dev"}}
+    {"id":"…","deleted":true}
+
+It is a cache, never the truth: a line counts only while the session file it describes has
+the same inode, size and modification time (an in-place edit changes the last two), and
+the sessions of a listed page are read from their files anyway and filtered again, so a
+stale line can never put a session on a page it does not belong to. Sessions it does not
+describe are read from their files, and a writable store appends what it learned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from agentstore.backends.base import SessionPage, SessionQuery, parse_session_cursor, session_cursor
+from agentstore.backends.file import atomic
+from agentstore.backends.file.layout import Layout, classify
+from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
+from agentstore.events import parse_timestamp
+from agentstore.session import Session
+
+__all__ = [
+    "IndexEntry",
+    "SessionIndex",
+    "encode_session",
+    "find_ids",
+    "list_page",
+    "read_session",
+    "sort_key",
+]
+
+logger = logging.getLogger("agentstore")
+
+HAS_LOG = "has_log"
+# Rewrite the index once it holds this many more lines than there are sessions.
+_COMPACT_SLACK = 1000
+
+IndexEntry = tuple[str, str, dict[str, str]]
+"""(sort key of created_at, session id, labels)."""
+
+
+def sort_key(created: datetime) -> str:
+    """A string that sorts like the time: RFC 3339 UTC, always with 6 fraction digits."""
+    return created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_session(session: Session) -> bytes:
+    """Return the bytes of a session's file."""
+    obj = session.to_dict()
+    obj[HAS_LOG] = True
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2)
+
+
+def read_session(layout: Layout, session_id: str) -> tuple[Session, bool, os.stat_result]:
+    """Read and check a session file: (session, whether it has a log, its stat).
+
+    Raises `SessionNotFoundError` if there is none and `CorruptLogError` (naming the file)
+    if it is not a session file for this id: an id written inside a file is never trusted.
+    """
+    path = layout.session_path(session_id)
+    try:
+        fd = atomic.open_file(path, os.O_RDONLY)
+    except FileNotFoundError as exc:
+        raise SessionNotFoundError(session_id) from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from exc
+    try:
+        st = os.fstat(fd)
+        raw = os.read(fd, max(st.st_size, 1) + 1)
+        while more := os.read(fd, 1 << 20):
+            raw += more
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from exc
+    finally:
+        os.close(fd)
+    try:
+        obj = orjson.loads(raw)
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        has_log = obj.pop(HAS_LOG, False) is True
+        if obj.get("id") != session_id:
+            raise ValueError(f"it names session {obj.get('id')!r}, not {session_id!r}")
+        session = Session.model_validate(obj)
+    except ValueError as exc:
+        detail = str(exc).splitlines()[0]
+        raise CorruptLogError(
+            f"{path} is not a valid session file ({detail}); the session cannot be used "
+            "until it is restored or deleted",
+            path=str(path),
+        ) from exc
+    # A Go session file keeps a count of its events: one that has any has a log too.
+    if isinstance(obj.get("event_count"), int) and obj["event_count"] > 0:
+        has_log = True
+    return session, has_log, st
+
+
+def _entry_of(obj: Any) -> tuple[str, dict[str, str]] | None:
+    """(sort key, labels) of a decoded session file, or None if it is not one."""
+    if not isinstance(obj, dict):
+        return None
+    try:
+        created = sort_key(parse_timestamp(obj.get("created_at")))
+    except (ValueError, TypeError):
+        return None
+    labels = obj.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        return None
+    return created, {str(k): v for k, v in labels.items()}
+
+
+class SessionIndex:
+    """Reads and extends the session index of one data directory."""
+
+    def __init__(self, layout: Layout, *, writable: bool) -> None:
+        self.layout = layout
+        self.path = layout.index_path
+        self._writable = writable
+
+    def _append(self, lines: list[bytes]) -> None:
+        if not self._writable or not lines:
+            return
+        try:
+            fd = atomic.open_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        except (OSError, StorageError):
+            return  # a cache: never fail an operation because it cannot be written
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            atomic.write_all(fd, b"".join(lines))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _line(session_id: str, st: os.stat_result, created: str, labels: dict[str, str]) -> bytes:
+        obj = {
+            "id": session_id,
+            "ino": st.st_ino,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "created": created,
+            "labels": labels,
+        }
+        return orjson.dumps(obj) + b"\n"
+
+    def record(self, session: Session) -> None:
+        """Note a session file just written (call right after writing it)."""
+        try:
+            st = os.stat(self.layout.session_path(session.id), follow_symlinks=False)
+        except OSError:
+            return
+        self._append([self._line(session.id, st, sort_key(session.created_at), session.labels)])
+
+    def forget(self, session_id: str) -> None:
+        """Note a session deleted (call right after removing its file)."""
+        self._append([orjson.dumps({"id": session_id, "deleted": True}) + b"\n"])
+
+    def _load(self) -> tuple[dict[str, tuple[tuple[int, int, int], str, dict[str, str]]], int]:
+        known: dict[str, tuple[tuple[int, int, int], str, dict[str, str]]] = {}
+        try:
+            raw = atomic.read_file(self.path)
+        except (OSError, StorageError):
+            return known, 0
+        lines = raw.split(b"\n")
+        for line in lines:
+            if not line:
+                continue
+            try:
+                obj = orjson.loads(line)
+                if obj.get("deleted"):
+                    known.pop(str(obj["id"]), None)
+                    continue
+                identity = (int(obj["ino"]), int(obj["size"]), int(obj["mtime_ns"]))
+                labels = obj.get("labels") or {}
+                if not all(isinstance(v, str) for v in labels.values()):
+                    continue
+                known[str(obj["id"])] = (identity, str(obj["created"]), dict(labels))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a torn, foreign or older line: the session file is read instead
+        return known, len(lines)
+
+    def entries(self) -> list[IndexEntry]:
+        """Return every session's (sort key, id, labels), unsorted.
+
+        A session file that cannot be read is left out here and reported by the read of
+        the session (and by `verify`).
+        """
+        known, line_count = self._load()
+        out: list[IndexEntry] = []
+        learned: list[bytes] = []
+        try:
+            scan = os.scandir(self.layout.sessions_dir)
+        except FileNotFoundError:
+            return out
+        with scan:
+            for entry in scan:
+                kind, session_id = classify("sessions", entry.name)
+                if kind != "session" or session_id is None:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # deleted since the scan
+                cached = known.get(session_id)
+                if cached is not None and cached[0] == (st.st_ino, st.st_size, st.st_mtime_ns):
+                    out.append((cached[1], session_id, cached[2]))
+                    continue
+                found = self._read_entry(session_id)
+                if found is None:
+                    continue
+                out.append((found[0], session_id, found[1]))
+                learned.append(self._line(session_id, st, found[0], found[1]))
+        if self._writable and line_count > len(out) * 2 + _COMPACT_SLACK:
+            self._rewrite(out, known, learned)
+        else:
+            self._append(learned)
+        return out
+
+    def _read_entry(self, session_id: str) -> tuple[str, dict[str, str]] | None:
+        path = self.layout.session_path(session_id)
+        try:
+            obj = orjson.loads(atomic.read_file(path))
+        except FileNotFoundError:
+            return None  # deleted since the scan
+        except (OSError, ValueError, StorageError) as exc:
+            logger.warning("listing sessions: %s is not a readable session file: %s", path, exc)
+            return None
+        entry = _entry_of(obj) if isinstance(obj, dict) and obj.get("id") == session_id else None
+        if entry is None:
+            # One bad file must not hide the others: say where it is, and go on.
+            logger.warning(
+                "listing sessions: %s is not a valid session file for id %r; skipped (see "
+                "`agentstore verify`)",
+                path,
+                session_id,
+            )
+        return entry
+
+    def _rewrite(
+        self,
+        out: list[IndexEntry],
+        known: dict[str, tuple[tuple[int, int, int], str, dict[str, str]]],
+        learned: list[bytes],
+    ) -> None:
+        """Replace the index with one line per live session (drops deleted ones)."""
+        fresh = {orjson.loads(line)["id"]: line for line in learned}
+        lines = []
+        for created, session_id, labels in out:
+            line = fresh.get(session_id)
+            if line is None:
+                ino, size, mtime_ns = known[session_id][0]
+                obj = {
+                    "id": session_id,
+                    "ino": ino,
+                    "size": size,
+                    "mtime_ns": mtime_ns,
+                    "created": created,
+                    "labels": labels,
+                }
+                line = orjson.dumps(obj) + b"\n"
+            lines.append(line)
+        with contextlib.suppress(OSError):
+            atomic.write_file_atomic(self.path, b"".join(lines), exclusive=False)
+
+
+def matches(labels: dict[str, str], wanted: dict[str, str] | None) -> bool:
+    """Tell whether a session with `labels` has every one of `wanted`."""
+    return not wanted or all(labels.get(k) == v for k, v in wanted.items())
+
+
+def list_page(
+    index: SessionIndex, query: SessionQuery, get_session: Callable[[str], Session]
+) -> SessionPage:
+    """Return a page of sessions newest first, read from their files (see the contract).
+
+    A session file that cannot be read is logged with its path and skipped: one bad file
+    never hides the others.
+    """
+    after = None
+    if query.cursor is not None:
+        created, sid = parse_session_cursor(query.cursor)
+        after = (sort_key(created), sid)
+    entries = [
+        (key, sid)
+        for key, sid, labels in index.entries()
+        if matches(labels, query.labels) and (after is None or (key, sid) < after)
+    ]
+    entries.sort(reverse=True)
+    page: list[Session] = []
+    more = False
+    for _, sid in entries:
+        if len(page) == query.limit:
+            more = True
+            break
+        try:
+            session = get_session(sid)
+        except SessionNotFoundError:
+            continue  # deleted since the scan
+        except StorageError as exc:
+            # One bad session must not hide the others: say where it is, go on.
+            logger.warning("listing sessions: %s", exc)
+            continue
+        # The index is a cache: the file just read has the last word on labels.
+        if matches(session.labels, query.labels):
+            page.append(session)
+    return SessionPage(page, session_cursor(page[-1]) if more and page else None)
+
+
+def find_ids(layout: Layout, prefix: str, limit: int) -> list[str]:
+    """Return up to `limit` session ids that start with `prefix`, an exact match first."""
+    ids: list[str] = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(layout.sessions_dir) as it:
+        for entry in it:
+            kind, sid = classify("sessions", entry.name)
+            if kind == "session" and sid is not None and sid.startswith(prefix):
+                ids.append(sid)
+    ids.sort(key=lambda sid: (sid != prefix, sid))
+    return ids[:limit]

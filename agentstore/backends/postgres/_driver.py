@@ -1,0 +1,90 @@
+"""The asyncpg import, and the translation of its errors into agentstore's.
+
+Every module of the PostgreSQL backend imports asyncpg from here, so a missing extra gives
+one clear `BackendUnavailableError` and `import agentstore` never imports asyncpg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from agentstore.errors import (
+    AgentStoreError,
+    InvalidEventError,
+    StorageError,
+    StorageUnavailableError,
+)
+
+try:
+    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg.exceptions as pgexc  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
+    from agentstore.errors import BackendUnavailableError
+
+    raise BackendUnavailableError(
+        "the PostgreSQL backend needs asyncpg: pip install 'agentstore[postgres]'"
+    ) from exc
+
+__all__ = ["CONNECTION_ERRORS", "asyncpg", "pgexc", "translate", "translated"]
+
+# Errors after which the connection (or the server behind it) is gone or refusing work for
+# now: the statement may or may not have been applied, and a retry with the same event ids
+# is safe.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    TimeoutError,
+    asyncpg.InterfaceError,  # includes "connection is closed" and pool errors
+    pgexc.PostgresConnectionError,  # class 08
+    pgexc.OperatorInterventionError,  # class 57: terminated, shutdown, cancelled, timeout
+    pgexc.InsufficientResourcesError,  # class 53: too many connections, disk full
+    pgexc.CannotConnectNowError,
+    pgexc.InternalClientError,  # a protocol left mid-message by a dropped connection
+)
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    pgexc.PostgresConnectionError,
+    pgexc.OperatorInterventionError,
+    pgexc.InternalClientError,
+)
+"""Errors after which a connection must not be used again."""
+
+
+def translate(exc: BaseException, what: str) -> AgentStoreError:
+    """Return the agentstore error for a driver error raised while doing `what`."""
+    if isinstance(exc, AgentStoreError):
+        return exc
+    if isinstance(exc, pgexc.ReadOnlySQLTransactionError):
+        return StorageError(
+            f"{what}: the server is a read-only replica (hot standby); open the primary "
+            "for writes and pass the replica as read_url"
+        )
+    if isinstance(exc, pgexc.QueryCanceledError):
+        return StorageUnavailableError(
+            f"{what}: cancelled on the server (statement_timeout reached or cancelled); "
+            "retrying is safe"
+        )
+    if isinstance(exc, pgexc.UntranslatableCharacterError | pgexc.InvalidTextRepresentationError):
+        # jsonb refuses "\u0000" in strings: refused before anything was written.
+        return InvalidEventError(f"{what}: PostgreSQL cannot store this JSON value: {exc}")
+    if isinstance(exc, _UNAVAILABLE):
+        detail = str(exc) or type(exc).__name__
+        return StorageUnavailableError(
+            f"{what}: PostgreSQL is unreachable ({detail}); retrying is safe"
+        )
+    return StorageError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+@asynccontextmanager
+async def translated(what: str) -> AsyncIterator[None]:
+    """Re-raise driver and socket errors in the block as agentstore errors, chained."""
+    try:
+        yield
+    except AgentStoreError:
+        raise
+    except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
+        raise translate(exc, what) from exc

@@ -1,0 +1,252 @@
+"""Appending: one statement, one round trip, for the common case; a locked transaction for
+the rare ones (a retry, a lost `expected_seq` race, ids repeated inside a batch).
+
+The fast statement bumps the session row's `last_seq` (which takes its row lock) and
+inserts the whole batch from arrays (`unnest`) numbered from the old `last_seq`, in
+autocommit: the row lock is held for one round trip. When it writes nothing (session
+gone, `expected_seq` lost) or hits the unique `(session_id, id)` index (an id already
+stored, which also rolls the bump back), the ids are looked up to tell an idempotent retry
+from a conflict. Measured here: 1.9x the classic BEGIN/UPDATE/INSERT/COMMIT with one
+writer, 2.8x with eight writers on one session (docs/postgres.md, bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from agentstore.backends.base import AppendResult, PendingEvent, plan_append
+from agentstore.backends.postgres._driver import pgexc, translated
+from agentstore.backends.postgres.pool import Database
+from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row, session_values
+from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
+from agentstore.events import Event, build_event
+from agentstore.session import Session
+
+__all__ = ["Appender"]
+
+# The timestamp rule: each event gets max(its own or now, every earlier one, the log's).
+_BATCH = """
+    unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+        WITH ORDINALITY AS u(id, ts, type, p, m, ord)
+"""
+
+_FAST = """
+WITH s AS (
+    UPDATE {s}.sessions
+    SET last_seq = last_seq + cardinality($2::text[]),
+        prev_ts = last_ts,
+        last_ts = greatest(
+            last_ts, (SELECT max(coalesce(t, now())) FROM unnest($3::timestamptz[]) AS t))
+    WHERE id = $1 {expected}
+    RETURNING last_seq - cardinality($2::text[]) AS base, prev_ts
+)
+INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
+SELECT $1, s.base + u.ord, u.id, u.type,
+       greatest(s.prev_ts, max(coalesce(u.ts, now())) OVER (ORDER BY u.ord)), u.p, u.m
+FROM s, {batch}
+RETURNING seq, ts
+"""
+
+_CREATE = """
+WITH s AS (
+    INSERT INTO {s}.sessions
+        (id, name, created_at, labels, parent_id, forked_at, budget, extra, last_seq, last_ts)
+    VALUES ($1, $7, $8, $9::jsonb, $10, $11, $12::jsonb, $13::jsonb, $14, $15)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), e AS (
+    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
+    SELECT s.id, u.ord, u.id, u.type, u.ts, u.p, u.m FROM s, {batch}
+)
+SELECT count(*) FROM s
+"""
+
+
+def _columns(
+    batch: Sequence[PendingEvent],
+) -> tuple[list[str], list[datetime | None], list[str], list[str], list[str]]:
+    return (
+        [p.id for p in batch],
+        [p.timestamp for p in batch],
+        [p.type for p in batch],
+        [p.payload_json.decode() for p in batch],
+        [p.metadata_json.decode() for p in batch],
+    )
+
+
+class Appender:
+    """The append and create statements of one schema."""
+
+    def __init__(self, schema: str) -> None:
+        s = f'"{schema}"'
+        self._fast = _FAST.format(s=s, expected="", batch=_BATCH)
+        self._fast_expected = _FAST.format(s=s, expected="AND last_seq = $7", batch=_BATCH)
+        self._create = _CREATE.format(s=s, batch=_BATCH)
+        self._lookup = (
+            f"SELECT s.last_seq, e.id, e.seq FROM {s}.sessions s "
+            f"LEFT JOIN {s}.events e ON e.session_id = s.id AND e.id = ANY($2::text[]) "
+            "WHERE s.id = $1"
+        )
+        self._lock = (
+            f"SELECT last_seq, last_ts, now() AS now FROM {s}.sessions WHERE id = $1 FOR UPDATE"
+        )
+        self._by_seq = (
+            f"SELECT {EVENT_COLUMNS} FROM {s}.events "
+            "WHERE session_id = $1 AND seq = ANY($2::bigint[]) ORDER BY seq"
+        )
+        self._ids = f"SELECT id, seq FROM {s}.events WHERE session_id = $1 AND id = ANY($2::text[])"
+        self._insert = (
+            f"INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json) "
+            "SELECT $1, u.seq, u.id, u.type, u.ts, u.p, u.m FROM unnest($2::bigint[], "
+            "$3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[]) "
+            "AS u(seq, id, ts, type, p, m)"
+        )
+        self._bump = f"UPDATE {s}.sessions SET last_seq = $2, last_ts = $3 WHERE id = $1"
+
+    async def append(
+        self,
+        pool: Database,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+    ) -> AppendResult:
+        """`Backend.append` (see its rules); the batch is not empty."""
+        what = f"appending to session {session_id!r}"
+        async with translated(what):
+            ids = [p.id for p in batch]
+            if len(set(ids)) == len(ids):
+                rows = await self._try_fast(pool, session_id, batch, expected_seq)
+                if rows is not None and len(rows) == len(batch):
+                    rows.sort(key=lambda r: r[0])
+                    events = [
+                        build_event(p.id, session_id, r[0], p.type, p.payload, r[1], p.metadata)
+                        for p, r in zip(batch, rows, strict=True)
+                    ]
+                    return AppendResult(events, len(events), rows[0][0] - 1)
+                if rows is not None:  # nothing written: look at what is stored
+                    done = await self._resolve(pool, session_id, batch, expected_seq)
+                    if done is not None:
+                        return done
+            return await self._locked(pool, session_id, batch, expected_seq)
+
+    async def _try_fast(
+        self,
+        pool: Database,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+    ) -> list[Any] | None:
+        """Run the one-statement append; None when an id is already stored."""
+        args = (session_id, *_columns(batch))
+        try:
+            if expected_seq is None:
+                rows: list[Any] = await pool.fetch(self._fast, *args)
+            else:
+                rows = await pool.fetch(self._fast_expected, *args, expected_seq)
+        except pgexc.UniqueViolationError:
+            return None
+        return rows
+
+    async def _resolve(
+        self,
+        pool: Database,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+    ) -> AppendResult | None:
+        """After a fast append wrote nothing: the stored events, a conflict, or None (retry
+        under the lock: some ids are stored and some are not)."""
+        rows = await pool.fetch(self._lookup, session_id, [p.id for p in batch])
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        last_seq = rows[0]["last_seq"]
+        known = {r["id"]: r["seq"] for r in rows if r["id"] is not None}
+        if len(known) == len(batch):  # an acknowledged append, retried
+            stored = await self._events(pool, session_id, [known[p.id] for p in batch])
+            return AppendResult(stored, 0, last_seq)
+        if known:
+            return None
+        if expected_seq is not None and expected_seq != last_seq:
+            raise ConcurrencyError(session_id, expected_seq, last_seq)
+        return None  # the session changed in between: do it under the lock
+
+    async def _events(self, conn: Database | Any, session_id: str, seqs: list[int]) -> list[Event]:
+        rows = await conn.fetch(self._by_seq, session_id, sorted(set(seqs)))
+        by_seq = {r["seq"]: event_from_row(session_id, r) for r in rows}
+        return [by_seq[seq] for seq in seqs]
+
+    async def _locked(
+        self,
+        pool: Database,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+    ) -> AppendResult:
+        """The general append: lock the session row, skip stored ids, insert the rest."""
+        async with pool.acquire() as conn, conn.transaction():
+            head = await conn.fetchrow(self._lock, session_id)
+            if head is None:
+                raise SessionNotFoundError(session_id)
+            rows = await conn.fetch(self._ids, session_id, [p.id for p in batch])
+            plan = plan_append(
+                session_id,
+                batch,
+                last_seq=head["last_seq"],
+                last_ts=head["last_ts"],
+                known_ids={r["id"]: r["seq"] for r in rows},
+                now=head["now"],
+                expected_seq=expected_seq,
+            )
+            if plan.new:
+                await conn.execute(
+                    self._insert,
+                    session_id,
+                    [seq for _, seq, _ in plan.new],
+                    [p.id for p, _, _ in plan.new],
+                    [ts for _, _, ts in plan.new],
+                    [p.type for p, _, _ in plan.new],
+                    [p.payload_json.decode() for p, _, _ in plan.new],
+                    [p.metadata_json.decode() for p, _, _ in plan.new],
+                )
+                await conn.execute(self._bump, session_id, plan.last_seq, plan.last_ts)
+            stored = [seq for index, seq in plan.duplicates.items() if seq <= head["last_seq"]]
+            earlier = await self._events(conn, session_id, stored) if stored else []
+            by_seq = {e.sequence_number: e for e in earlier}
+            for event in plan.events:
+                if event is not None:
+                    by_seq[event.sequence_number] = event
+            events = [
+                event if event is not None else by_seq[plan.duplicates[index]]
+                for index, event in enumerate(plan.events)
+            ]
+            return AppendResult(events, len(plan.new), head["last_seq"])
+
+    async def create(
+        self, pool: Database, session: Session, events: Sequence[PendingEvent], now: datetime
+    ) -> AppendResult:
+        """`Backend.create_session`: the session row and its events in one statement."""
+        plan = plan_append(session.id, events, last_seq=0, last_ts=None, known_ids={}, now=now)
+        values = session_values(session)
+        async with translated(f"creating session {session.id!r}"):
+            created = await pool.fetchval(
+                self._create,
+                session.id,
+                [p.id for p, _, _ in plan.new],
+                [ts for _, _, ts in plan.new],
+                [p.type for p, _, _ in plan.new],
+                [p.payload_json.decode() for p, _, _ in plan.new],
+                [p.metadata_json.decode() for p, _, _ in plan.new],
+                *values[1:],
+                plan.last_seq,
+                plan.last_ts,
+            )
+        if not created:
+            raise SessionExistsError(session.id)
+        by_seq = {e.sequence_number: e for e in plan.events if e is not None}
+        out = [
+            event if event is not None else by_seq[plan.duplicates[index]]
+            for index, event in enumerate(plan.events)
+        ]
+        return AppendResult(out, len(plan.new), 0)

@@ -1,0 +1,271 @@
+"""`PostgresBackend`: the Backend contract on PostgreSQL, wired from the rooms beside it.
+
+```python
+store = await agentstore.open("postgresql://app@db.internal/agents?schema=agents")
+```
+
+Writes, sessions and snapshots go to the primary (`url`). With `read_url`, `read` and
+`list_sessions` go to that replica, except where this backend wrote something the replica
+has not replayed yet: those reads go to the primary, so a store always reads its own writes
+(what other stores wrote shows up on the replica once it has replayed it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from agentstore.backends.base import (
+    AppendResult,
+    Backend,
+    EventFilter,
+    PendingEvent,
+    SessionChanges,
+    SessionPage,
+    SessionQuery,
+    SnapshotRecord,
+)
+from agentstore.backends.postgres.append import Appender
+from agentstore.backends.postgres.notifications import Listener, Notifier, channel_name
+from agentstore.backends.postgres.options import PostgresOptions, parse_url
+from agentstore.backends.postgres.pool import Database, connect, create_database
+from agentstore.backends.postgres.reads import EventReader
+from agentstore.backends.postgres.replica import ReadYourWrites
+from agentstore.backends.postgres.schema import (
+    check_not_newer,
+    current_version,
+    migrate,
+    schema_version,
+)
+from agentstore.backends.postgres.sessions import SessionRows
+from agentstore.backends.postgres.snapshots import SnapshotRows
+from agentstore.errors import (
+    SessionNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+    StoreClosedError,
+    StoreLockedError,
+)
+from agentstore.events import Event
+from agentstore.session import Session
+
+__all__ = ["PostgresBackend"]
+
+
+class PostgresBackend(Backend):
+    """Sessions, events and snapshots in PostgreSQL (or a server that speaks its protocol).
+
+    `url` is a `postgresql://` URL; its query (or keyword arguments) sets the options of
+    `PostgresOptions`: `schema`, `pool_min_size`, `pool_max_size`, `connect_timeout`,
+    `pool_timeout`, `statement_timeout`, `pgbouncer`, `migrate`, `notify`, `read_url`.
+    """
+
+    shared_across_processes = True
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.options: PostgresOptions = parse_url(url, **options)
+        schema = self.options.schema
+        self._appender = Appender(schema)
+        self._sessions = SessionRows(schema)
+        self._snapshots = SnapshotRows(schema)
+        self._reader = EventReader(schema)
+        self._channel = channel_name(schema)
+        self._db: Database | None = None
+        self._replica: Database | None = None
+        self._notifier: Notifier | None = None
+        self._listener: Listener | None = None
+        self._ryw = ReadYourWrites(schema)
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.options.display!r}, schema={self.options.schema!r})"
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, check the schema version and create or upgrade the schema if allowed."""
+        opts = self.options
+        db = await create_database(opts)
+        try:
+            await self._check_schema(db)
+            if opts.read_url is not None:
+                self._replica = await create_database(opts, opts.read_url)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+        if opts.notify and not self.read_only:
+            self._notifier = Notifier(db.pool, self._channel)
+        self._listener = Listener(lambda: connect(opts), self._channel)
+
+    async def _check_schema(self, db: Database) -> None:
+        opts = self.options
+        where = opts.display
+        async with db.acquire() as conn:
+            standby = await conn.fetchval("SELECT pg_is_in_recovery()")
+            found = await schema_version(conn, opts.schema)
+            check_not_newer(found, opts.schema, where)
+            if standby or self.read_only:
+                # A hot standby serves reads only; writes get a clear error up front.
+                self.read_only = True
+                if found < current_version():
+                    raise StorageError(
+                        f"{where} is opened read-only (or is a replica) and schema "
+                        f"{opts.schema!r} is at version {found}, not {current_version()}: "
+                        "run `agentstore migrate --store URL` on the primary first"
+                    )
+                return
+            if found < current_version():
+                if not opts.migrate:
+                    raise StorageError(
+                        f"{where}: schema {opts.schema!r} is at version {found}, this "
+                        f"agentstore needs {current_version()}: run "
+                        "`agentstore migrate --store URL` (or open without migrate=false)"
+                    )
+                await migrate(conn, opts.schema, where)
+
+    async def close(self) -> None:
+        """Flush pending notifications, stop listening and close every connection."""
+        if self._notifier is not None:
+            await self._notifier.close()
+        if self._listener is not None:
+            await self._listener.close()
+        for db in (self._db, self._replica):
+            if db is not None:
+                await db.close()
+        self._db = self._replica = None
+
+    @property
+    def db(self) -> Database:
+        """The primary's pool (raise `StoreClosedError` when not open)."""
+        if self._db is None:
+            raise StoreClosedError("the PostgreSQL backend is not open")
+        return self._db
+
+    def _writable(self) -> Database:
+        if self.read_only:
+            raise StoreLockedError(
+                f"{self.options.display} is opened read-only or is a read-only replica "
+                "(hot standby): open the primary to write, and pass a replica as read_url"
+            )
+        return self.db
+
+    def _notify(self, session_id: str, last_seq: int) -> None:
+        if self._notifier is not None:
+            self._notifier.record(session_id, last_seq)
+
+    # --- sessions -----------------------------------------------------------------------
+
+    async def create_session(
+        self, session: Session, events: Sequence[PendingEvent] = ()
+    ) -> AppendResult:
+        result = await self._appender.create(self._writable(), session, events, datetime.now(UTC))
+        self._ryw.wrote(session.id, result.written, session)
+        if result.written:
+            self._notify(session.id, result.written)
+        return result
+
+    async def get_session(self, session_id: str) -> Session:
+        return await self._sessions.get(self.db, session_id)
+
+    async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
+        session = await self._sessions.update(self._writable(), session_id, changes)
+        self._ryw.wrote(session_id, session.event_count, session)
+        return session
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        replica = self._replica
+        if replica is not None and await self._ryw.replica_has_all(replica):
+            try:
+                return await self._sessions.page(replica, query)
+            except StorageUnavailableError:
+                pass  # the replica is down: the primary answers
+        return await self._sessions.page(self.db, query)
+
+    async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
+        return await self._sessions.find_ids(self.db, prefix, limit)
+
+    async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
+        await self._sessions.delete(self._writable(), session_id, expected_seq)
+        self._ryw.deleted(session_id)
+        self._notify(session_id, -1)
+
+    async def storage_size(self, session_id: str) -> int | None:
+        return await self._sessions.size(self.db, session_id)
+
+    # --- events -------------------------------------------------------------------------
+
+    async def last_seq(self, session_id: str) -> int:
+        return await self._sessions.last_seq(self.db, session_id)
+
+    async def append(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        db = self._writable()
+        if not batch:
+            return AppendResult([], 0, await self.last_seq(session_id))
+        result = await self._appender.append(db, session_id, batch, expected_seq)
+        last = max(e.sequence_number for e in result.events)
+        self._ryw.appended(session_id, last)
+        if result.written:
+            self._notify(session_id, last)
+        return result
+
+    async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
+        replica = self._replica
+        if replica is not None:
+            try:
+                head, events = await self._reader.read(replica, session_id, flt)
+            except SessionNotFoundError:
+                head, events = None, []
+            except StorageUnavailableError:
+                head, events = -1, []  # the replica is down: the primary answers
+            if head != -1 and self._ryw.replica_caught_up(session_id, head):
+                if head is None:
+                    raise SessionNotFoundError(session_id)
+                return events
+        return (await self._reader.read(self.db, session_id, flt))[1]
+
+    async def wait_for_append(self, session_id: str, after_seq: int) -> int:
+        """Wait by LISTEN/NOTIFY (no polling): woken by an append on any host at once."""
+        listener = self._listener
+        if listener is None:
+            raise StoreClosedError("the PostgreSQL backend is not open")
+        if self.read_only:
+            # A hot standby cannot LISTEN (and NOTIFY does not reach it): poll.
+            return await super().wait_for_append(session_id, after_seq)
+        while True:
+            fut = listener.register(session_id)
+            try:
+                await listener.ready()
+                try:
+                    last = await self.last_seq(session_id)
+                except StorageUnavailableError:
+                    last = after_seq  # the server is away: wait for the listener to return
+                if last > after_seq:
+                    # Another host appended: read it from the primary until the replica
+                    # has it too (else a follower would spin on the replica's old end).
+                    self._ryw.appended(session_id, last)
+                    return last
+                await fut
+            finally:
+                listener.unregister(session_id, fut)
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        if not self.read_only:
+            await self._snapshots.save(self.db, snapshot)
+
+    async def load_snapshot(self, session_id: str, reducer: str | None) -> SnapshotRecord | None:
+        try:
+            return await self._snapshots.load(self.db, session_id, reducer)
+        except StorageError as exc:
+            if isinstance(exc, StorageUnavailableError):
+                raise
+            return None  # a cache: never fatal
+
+    async def load_session_and_snapshot(
+        self, session_id: str, reducer: str | None
+    ) -> tuple[Session, SnapshotRecord | None]:
+        return await self._snapshots.load_with_session(self.db, session_id, reducer)

@@ -1,0 +1,180 @@
+"""Change notification: NOTIFY after appends (coalesced, outside the append transaction) and
+one LISTEN connection per backend that wakes `wait_for_append` at once, on any host.
+
+Why outside the append: a NOTIFY inside the transaction serialises commits on the
+notification queue's lock and defeats group commit (measured here: 4,162 events/s instead
+of 6,937 with 8 writers). Instead each append records (session, last_seq) and one sender
+task flushes everything recorded so far in one statement, so under load many appends share
+one notification round trip.
+
+Payload: `<last_seq> <session id>` (`-1` for a deleted session). A waiter registers first,
+then reads `last_seq`, then waits: an append between the two is never missed. When the
+listening connection drops, every waiter is woken to re-read (it missed notifications) and
+the listener reconnects with back-off; waiters keep waiting through an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from agentstore.backends.postgres._driver import asyncpg
+
+__all__ = ["Listener", "Notifier", "channel_name"]
+
+log = logging.getLogger("agentstore.postgres")
+
+
+def channel_name(schema: str) -> str:
+    """The NOTIFY channel of a schema (identifiers are at most 63 bytes)."""
+    return f"agentstore_{schema}"[:63]
+
+
+class Notifier:
+    """Sends the coalesced notifications of one backend."""
+
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._pending: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, session_id: str, last_seq: int) -> None:
+        """Note that `session_id` now ends at `last_seq` (sent soon, without waiting)."""
+        self._pending[session_id] = max(last_seq, self._pending.get(session_id, 0))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()
+
+    def _statement(self, pending: dict[str, int]) -> str:
+        # One simple-protocol round trip. The transaction only carries notifications, so
+        # it need not wait for its commit to reach the disk (else every NOTIFY would cost
+        # an fsync of its own). Literals are safe: session ids are [A-Za-z0-9._-] and the
+        # channel [a-z0-9_] (both validated before they get here).
+        payloads = ", ".join(f"'{seq} {sid}'" for sid, seq in pending.items())
+        return (
+            "BEGIN; SET LOCAL synchronous_commit TO off; "
+            f"SELECT pg_notify('{self._channel}', p) FROM unnest(ARRAY[{payloads}]) AS p; "
+            "COMMIT"
+        )
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._pending = self._pending, {}
+            try:
+                await self._pool.execute(self._statement(pending))
+            except Exception as exc:
+                # Waiters elsewhere re-read on their listener's reconnect; nothing is lost
+                # from the log, only the prompt wake-up.
+                log.debug("agentstore: NOTIFY failed: %s", exc)
+
+    async def close(self) -> None:
+        """Send what is pending, then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if self._pending:
+            with contextlib.suppress(Exception):
+                await self._pool.execute(self._statement(self._pending))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class Listener:
+    """One LISTEN connection, shared by every `wait_for_append` of a backend."""
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], channel: str) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._conn: asyncpg.Connection | None = None
+        self._up = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def register(self, session_id: str) -> asyncio.Future[None]:
+        """Return a future set at the next notification for `session_id` (or a reconnect)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(session_id, set()).add(fut)
+        return fut
+
+    def unregister(self, session_id: str, fut: asyncio.Future[None]) -> None:
+        """Forget a future from `register`."""
+        waiters = self._waiters.get(session_id)
+        if waiters is not None:
+            waiters.discard(fut)
+            if not waiters:
+                del self._waiters[session_id]
+
+    async def ready(self) -> None:
+        """Wait until the LISTEN is in place (so no later commit goes unseen)."""
+        await self._up.wait()
+
+    def _wake(self, session_id: str | None) -> None:
+        groups = (
+            self._waiters.values() if session_id is None else [self._waiters.get(session_id, set())]
+        )
+        for group in list(groups):
+            for fut in list(group):
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        _, _, session_id = str(payload).partition(" ")
+        self._wake(session_id)
+
+    def _on_close(self, _conn: object) -> None:
+        self._lost.set()
+
+    async def _run(self) -> None:
+        delay = 0.05
+        reconnect = False
+        while True:
+            try:
+                conn = await self._connect()
+            except Exception as exc:
+                log.debug("agentstore: LISTEN connection failed: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            self._conn = conn
+            self._lost.clear()
+            conn.add_termination_listener(self._on_close)
+            try:
+                await conn.add_listener(self._channel, self._on_notify)
+                self._up.set()
+                if reconnect:
+                    self._wake(None)  # anything committed while we were away: re-read
+                reconnect = True
+                while not self._lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._lost.wait(), 5.0)
+                    if not self._lost.is_set():
+                        # A half-open TCP connection never reports its end: ask.
+                        await conn.fetchval("SELECT 1", timeout=5.0)
+            except Exception as exc:
+                log.debug("agentstore: LISTEN connection lost: %s", exc)
+            finally:
+                self._up.clear()
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1.0)
+            self._wake(None)
+
+    async def close(self) -> None:
+        """Stop listening and close the connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._wake(None)

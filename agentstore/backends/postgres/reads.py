@@ -1,0 +1,66 @@
+"""Reading a session's events: one range scan of the events' primary key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentstore.backends.base import EventFilter
+from agentstore.backends.postgres._driver import translated
+from agentstore.backends.postgres.pool import Database
+from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row
+from agentstore.errors import SessionNotFoundError
+from agentstore.events import Event
+
+__all__ = ["EventReader"]
+
+
+class EventReader:
+    """The read statement of one schema, shaped by the filter (each shape is prepared once)."""
+
+    def __init__(self, schema: str) -> None:
+        self._s = f'"{schema}"'
+
+    def _sql(self, flt: EventFilter) -> tuple[str, list[Any]]:
+        args: list[Any] = [max(flt.from_seq, 1)]
+        where = ["e.session_id = s.id", "e.seq >= $2"]
+
+        def add(condition: str, value: Any) -> None:
+            args.append(value)
+            where.append(condition.replace("?", f"${len(args) + 1}"))
+
+        if flt.to_seq is not None:
+            add("e.seq <= ?", flt.to_seq)
+        if flt.types is not None:
+            add("e.type = ANY(?::text[])", sorted(flt.types))
+        if flt.since is not None:
+            add("e.ts >= ?", flt.since)
+        if flt.until is not None:
+            add("e.ts <= ?", flt.until)
+        limit = ""
+        if flt.limit is not None:
+            args.append(flt.limit)
+            limit = f"LIMIT ${len(args) + 1}"
+        cols = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+        # The session row comes along (LEFT JOIN): an unknown session is told apart from an
+        # empty range in the same round trip, and `head` tells a replica's lag.
+        sql = (
+            f"SELECT s.last_seq AS head, {cols} FROM {self._s}.sessions s "
+            f"LEFT JOIN LATERAL (SELECT * FROM {self._s}.events e "
+            f"WHERE {' AND '.join(where)} ORDER BY e.seq {limit}) e ON true "
+            "WHERE s.id = $1 ORDER BY e.seq"
+        )
+        return sql, args
+
+    async def read(
+        self, conn: Database | Any, session_id: str, flt: EventFilter
+    ) -> tuple[int, list[Event]]:
+        """Return the session's last sequence number and the events that pass `flt`."""
+        sql, args = self._sql(flt)
+        async with translated(f"reading session {session_id!r}"):
+            rows = await conn.fetch(sql, session_id, *args)
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        head = int(rows[0]["head"])
+        if rows[0]["seq"] is None:
+            return head, []
+        return head, [event_from_row(session_id, row) for row in rows]

@@ -1,0 +1,136 @@
+"""The tables, as ordered, named migration steps recorded in `<schema>.schema_migrations`.
+
+Every `Store` query is one indexed statement on these tables:
+
+- `sessions`: one row per session; `last_seq` and `last_ts` are the tail of its log, kept
+  up to date by the append statement (the row is the session's append lock, too);
+  `(created_at DESC, id DESC)` serves the newest-first listing by cursor, a GIN index on
+  `labels` the label filter, and the primary key (ids in "C" order) the prefix search.
+- `events`: primary key `(session_id, seq)` (reads are range scans of it), unique
+  `(session_id, id)` (idempotent appends). The exact JSON text of payload and metadata is
+  kept (`payload_json`, `metadata_json`) so a replay returns byte for byte what was
+  appended; `payload` and `metadata` are jsonb generated from it, for queries of your own.
+- `snapshots`: one per (session, reducer).
+
+Steps are only ever added at the end, never edited: a database records which ran.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from agentstore.backends.postgres._driver import asyncpg, pgexc, translated
+from agentstore.errors import StorageError
+
+__all__ = ["MIGRATIONS", "check_not_newer", "current_version", "migrate", "schema_version"]
+
+
+MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
+    (
+        "create sessions, events and snapshots",
+        """
+        CREATE TABLE {s}.sessions (
+            id text COLLATE "C" PRIMARY KEY,
+            name text,
+            created_at timestamptz NOT NULL,
+            labels jsonb NOT NULL DEFAULT '{{}}',
+            parent_id text,
+            forked_at bigint,
+            budget jsonb,
+            extra jsonb,
+            last_seq bigint NOT NULL DEFAULT 0,
+            last_ts timestamptz,
+            prev_ts timestamptz
+        );
+        CREATE INDEX sessions_newest ON {s}.sessions (created_at DESC, id DESC);
+        CREATE INDEX sessions_labels ON {s}.sessions USING gin (labels jsonb_path_ops);
+        CREATE TABLE {s}.events (
+            session_id text COLLATE "C" NOT NULL,
+            seq bigint NOT NULL,
+            id text NOT NULL,
+            type text NOT NULL,
+            ts timestamptz NOT NULL,
+            payload_json text NOT NULL,
+            metadata_json text NOT NULL,
+            payload jsonb GENERATED ALWAYS AS (payload_json::jsonb) STORED,
+            metadata jsonb GENERATED ALWAYS AS (metadata_json::jsonb) STORED,
+            PRIMARY KEY (session_id, seq),
+            UNIQUE (session_id, id)
+        );
+        CREATE TABLE {s}.snapshots (
+            session_id text COLLATE "C" NOT NULL
+                REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+            reducer text NOT NULL,
+            version bigint NOT NULL,
+            state json NOT NULL,
+            created_at timestamptz NOT NULL,
+            PRIMARY KEY (session_id, reducer)
+        );
+        """,
+    ),
+)
+"""(name, SQL) per step, in order; `{s}` is the quoted schema name."""
+
+
+def current_version() -> int:
+    """The schema version this code writes: the number of migration steps."""
+    return len(MIGRATIONS)
+
+
+async def schema_version(conn: asyncpg.Connection, schema: str) -> int:
+    """Return the highest step recorded in `schema` (0: no agentstore tables there)."""
+    try:
+        value = await conn.fetchval(f'SELECT max(version) FROM "{schema}".schema_migrations')
+    except (pgexc.UndefinedTableError, pgexc.InvalidSchemaNameError):
+        return 0
+    return int(value or 0)
+
+
+def check_not_newer(found: int, schema: str, where: str) -> None:
+    """Raise `StorageError` when the database is ahead of this code."""
+    if found > current_version():
+        raise StorageError(
+            f"{where}: schema {schema!r} is at version {found}, newer than this agentstore "
+            f"knows ({current_version()}); upgrade agentstore (pip install -U "
+            "'agentstore[postgres]') before opening it"
+        )
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, where: str) -> list[str]:
+    """Run the steps `schema` has not had yet; return their names.
+
+    Safe with several migrators at once: a transaction-scoped advisory lock keyed on the
+    schema serialises them, and each re-reads the recorded version under the lock. Every
+    step runs in that one transaction (PostgreSQL's DDL is transactional), so a failure
+    leaves the schema as it was.
+    """
+    quoted = f'"{schema}"'
+    async with translated(f"migrating {where}"):
+        found = await schema_version(conn, schema)
+        check_not_newer(found, schema, where)
+        if found == current_version():
+            return []
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"agentstore:{schema}"
+            )
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations ("
+                "version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            found = await schema_version(conn, schema)
+            check_not_newer(found, schema, where)
+            applied: list[str] = []
+            for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+                if version <= found:
+                    continue
+                await conn.execute(sql.format(s=quoted))
+                await conn.execute(
+                    f"INSERT INTO {quoted}.schema_migrations (version, name) VALUES ($1, $2)",
+                    version,
+                    name,
+                )
+                applied.append(name)
+            return applied

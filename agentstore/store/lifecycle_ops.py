@@ -1,0 +1,123 @@
+"""Fork, import and prune: whole-session operations over the backend contract.
+
+Each builds on two duties of the backend: creating a session together with its first
+events as one atomic step (so a fork or an import killed midway leaves nothing behind),
+and deleting a session only if it has not changed (so prune never deletes a session that
+received appends after it was chosen).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentstore.backends.base import Backend, EventFilter, PendingEvent, SessionQuery
+from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFoundError
+from agentstore.events import Event
+from agentstore.session import PrunedSession, Session, validate_session_id
+from agentstore.store.validate import aware, check_labels, pending_from_stored
+
+__all__ = ["fork_batch", "import_batch", "prune_sessions"]
+
+_FORK_NAMESPACE = uuid.UUID("6f1c2d4e-8a4b-4d59-9a63-2f3c1b7e5a10")
+_PAGE = 1000
+
+
+async def fork_batch(
+    backend: Backend, source_id: str, new_id: str, at_seq: int
+) -> list[PendingEvent]:
+    """The first `at_seq` events of a session, re-identified for the fork `new_id`.
+
+    Fork ids are derived from the source's (uuid5), so forking is reproducible and a
+    fork's events never collide with its source's.
+    """
+    batch: list[PendingEvent] = []
+    start = 1
+    while start <= at_seq:
+        stop = min(start + _PAGE - 1, at_seq)
+        for event in await backend.read(source_id, EventFilter(from_seq=start, to_seq=stop)):
+            fork_id = str(uuid.uuid5(_FORK_NAMESPACE, f"{new_id}/{event.id}"))
+            batch.append(pending_from_stored(event, event_id=fork_id))
+        start = stop + 1
+    return batch
+
+
+def import_batch(
+    session: Session | Mapping[str, Any], events: Sequence[Event]
+) -> tuple[Session, list[PendingEvent]]:
+    """Check an export (a session and its events 1..N) and encode it for `create_session`."""
+    try:
+        target = session if isinstance(session, Session) else Session.model_validate(session)
+    except ValidationError as exc:
+        raise InvalidInputError(f"not a valid session: {exc}") from exc
+    sid = validate_session_id(target.id)
+    batch: list[PendingEvent] = []
+    previous: datetime | None = None
+    for expected, event in enumerate(events, start=1):
+        where = f"event {expected} of the import"
+        if not isinstance(event, Event):
+            raise InvalidInputError(f"{where} is a {type(event).__name__}, not an Event")
+        if event.sequence_number != expected:
+            raise InvalidInputError(
+                f"{where} has sequence number {event.sequence_number}: "
+                "events must be numbered 1..N in order"
+            )
+        if event.session_id not in ("", sid):
+            raise InvalidInputError(f"{where} belongs to session {event.session_id!r}")
+        ts = aware("timestamp", event.timestamp)
+        if ts is None or (previous is not None and ts < previous):
+            raise InvalidInputError(f"{where} has no timestamp or goes back in time")
+        previous = ts
+        batch.append(pending_from_stored(event))
+    fresh = target.model_copy(update={"event_count": 0, "updated_at": target.created_at})
+    return fresh, batch
+
+
+async def prune_sessions(
+    backend: Backend,
+    delete: Any,
+    *,
+    older_than: timedelta,
+    labels: Mapping[str, str] | None,
+    dry_run: bool,
+    now: datetime | None,
+) -> list[PrunedSession]:
+    """Delete (or list, with `dry_run`) sessions whose last activity is before the cutoff.
+
+    `delete(session_id, expected_seq)` deletes one session only if its last sequence
+    number is still the one seen when it was chosen; a session that changed meanwhile
+    (`ConcurrencyError`) or is gone is skipped.
+    """
+    if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+        raise InvalidInputError("older_than must be a timedelta >= 0")
+    cutoff = (aware("now", now) or datetime.now(UTC)) - older_than
+    clean = check_labels(labels) or None
+    doomed: list[Session] = []
+    cursor: str | None = None
+    while True:
+        page = await backend.list_sessions(SessionQuery(limit=_PAGE, cursor=cursor, labels=clean))
+        doomed.extend(s for s in page.sessions if s.updated_at < cutoff)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    pruned: list[PrunedSession] = []
+    for chosen in doomed:
+        try:
+            # Chosen from a listing: read it again, and keep it if it no longer qualifies
+            # (relabelled, or appended to since).
+            session = await backend.get_session(chosen.id)
+            if session.updated_at >= cutoff or (
+                clean and any(session.labels.get(k) != v for k, v in clean.items())
+            ):
+                continue
+            size = await backend.storage_size(session.id)
+            if not dry_run:
+                await delete(session.id, session.event_count)
+        except (SessionNotFoundError, ConcurrencyError):
+            continue  # deleted meanwhile, or appended to since it was read: keep it
+        pruned.append(PrunedSession(session=session, bytes=size or 0))
+    return pruned

@@ -1,0 +1,215 @@
+"""Reducers, the state cache and the snapshot policy.
+
+The state of recently used sessions is kept in memory (an LRU of `cache_size`) and every
+append folds into it, so `get_state` on a hot session reads nothing. A cold session starts
+from the snapshot its reducer made (if any) and folds the events after it, a page at a
+time so a long fold gives the event loop a turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import anyio
+import anyio.lowlevel
+from pydantic import ValidationError
+
+from agentstore.backends.base import AppendResult, Backend, EventFilter, PendingEvent
+from agentstore.backends.base import SnapshotRecord as _Snapshot
+from agentstore.errors import ReducerError
+from agentstore.events import Event
+from agentstore.state import Reducer, State, copy_state, reducer_fingerprint
+from agentstore.store.budgets import BudgetBook
+from agentstore.store.validate import private_copy
+
+__all__ = ["StateKeeper"]
+
+logger = logging.getLogger("agentstore")
+
+_FOLD_PAGE = 1000
+
+
+class StateKeeper:
+    """Folds events into states, caches them, and saves snapshots."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        reducer: Reducer,
+        budgets: BudgetBook,
+        *,
+        snapshot_interval: int,
+        cache_size: int,
+    ) -> None:
+        self._backend = backend
+        self.reducer = reducer
+        self.reducer_id = reducer_fingerprint(reducer)
+        self._budgets = budgets
+        self.snapshot_interval = snapshot_interval
+        self._cache: OrderedDict[str, State] = OrderedDict()
+        self._cache_size = cache_size
+        # One lock per session, kept (not rebuilt per append); unlocked ones are dropped
+        # when the table grows well past the cache.
+        self._locks: dict[str, anyio.Lock] = {}
+
+    def lock(self, session_id: str) -> anyio.Lock:
+        """The lock that serialises this process's writes to a session."""
+        lock = self._locks.get(session_id)
+        if lock is None:
+            if len(self._locks) > 4 * max(self._cache_size, 256):
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[session_id] = anyio.Lock(fast_acquire=True)
+        return lock
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session's cached state (deleted, or changed elsewhere)."""
+        self._cache.pop(session_id, None)
+
+    def clear(self) -> None:
+        """Drop every cached state."""
+        self._cache.clear()
+
+    # --- folding ----------------------------------------------------------------------------
+
+    def apply(self, state: State, event: Event) -> State:
+        """Fold one event; a reducer that raises or returns a non-State is a `ReducerError`."""
+        try:
+            new = self.reducer(state, event)
+        except Exception as exc:
+            raise ReducerError(
+                f"the reducer raised on event {event.sequence_number} ({event.type}): {exc!r}"
+            ) from exc
+        if not isinstance(new, State):
+            raise ReducerError(f"the reducer returned {type(new).__name__}, not State")
+        return new
+
+    def fold(self, state: State, events: Iterable[Event]) -> State:
+        """Fold events in order."""
+        for event in events:
+            state = self.apply(state, event)
+        return state
+
+    def fold_appended(
+        self, session_id: str, result: AppendResult, batch: Sequence[PendingEvent]
+    ) -> None:
+        """Fold what an append wrote into the cached state, if the cache is at its head."""
+        cached = self._cache.get(session_id)
+        if cached is None:
+            return
+        if cached.version != result.previous_seq:
+            del self._cache[session_id]  # someone else appended in between: rebuild
+            return
+        state = cached
+        try:
+            # One stored event per pending one, in order (duplicates give the earlier one).
+            for event, pending in zip(result.events, batch, strict=True):
+                if event.sequence_number > state.version:
+                    state = self.apply(state, private_copy(event, pending.payload_json))
+        except ReducerError:
+            self._cache.pop(session_id, None)
+            logger.warning("reducer failed on session %s; state will be rebuilt", session_id)
+            return
+        self._cache[session_id] = state
+
+    # --- reading states ---------------------------------------------------------------------
+
+    def hot(self, session_id: str, head: int) -> State | None:
+        """Return the cached state if it is at `head` (a copy is the caller's job)."""
+        cached = self._cache.get(session_id)
+        if cached is None or cached.version != head:
+            return None
+        self._cache.move_to_end(session_id)
+        return cached
+
+    async def current_locked(self, session_id: str) -> State:
+        """Bring the cached state up to the log's head (call with the session lock)."""
+        head = await self._backend.last_seq(session_id)
+        cached = self._cache.get(session_id)
+        if cached is not None and cached.version == head:
+            return cached
+        if cached is not None and cached.version < head:
+            base = cached
+        else:
+            base = await self._base_from_snapshot(session_id, head)
+        self._cache.pop(session_id, None)  # folded in place below: not valid until done
+        state = await self._fold_range(session_id, base, head)
+        if self._cache_size:
+            self._cache[session_id] = state
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return state
+
+    async def at(self, session_id: str, at_seq: int) -> State:
+        """Return the state right after event `at_seq` (below the head)."""
+        cached = self._cache.get(session_id)
+        if cached is not None and cached.version <= at_seq:
+            base = copy_state(cached)
+        else:
+            base = await self._base_from_snapshot(session_id, at_seq)
+        return await self._fold_range(session_id, base, at_seq)
+
+    async def _fold_range(self, session_id: str, state: State, stop_at: int) -> State:
+        # A page at a time, with a checkpoint in between: folding a cold session of
+        # 10,000 events must not hold the event loop for the whole fold.
+        start = state.version + 1
+        while start <= stop_at:
+            stop = min(start + _FOLD_PAGE - 1, stop_at)
+            events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
+            state = self.fold(state, events)
+            start = stop + 1
+            if start <= stop_at:
+                await anyio.lowlevel.checkpoint()
+        return state
+
+    async def _base_from_snapshot(self, session_id: str, max_version: int) -> State:
+        if self.snapshot_interval:
+            session, snap = await self._backend.load_session_and_snapshot(
+                session_id, self.reducer_id
+            )
+            budget = self._budgets.remember(session_id, session.budget)
+        else:
+            budget, snap = await self._budgets.get(session_id), None
+        empty = State(session_id=session_id, budget=budget)
+        if snap is None or snap.reducer != self.reducer_id:
+            return empty
+        if not 0 < snap.version <= max_version:
+            return empty
+        try:
+            state = State.model_validate(snap.state)
+        except ValidationError as exc:
+            logger.warning("snapshot of session %s is invalid (%s); rebuilding", session_id, exc)
+            return empty
+        if state.session_id != session_id or state.version != snap.version:
+            return empty
+        state.budget = empty.budget
+        return state
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def snapshot_due(self, result: AppendResult) -> bool:
+        """Tell whether an append crossed a multiple of the snapshot interval."""
+        interval = self.snapshot_interval
+        last = result.previous_seq + result.written
+        return bool(interval) and last // interval != result.previous_seq // interval
+
+    async def snapshot_locked(self, session_id: str) -> None:
+        """Save the session's current state as its snapshot (call with the session lock)."""
+        try:
+            state = await self.current_locked(session_id)
+        except ReducerError:
+            logger.warning("reducer failed on session %s; no snapshot taken", session_id)
+            return
+        try:
+            # by_alias: the Go original's names ("in", "out") and exact sums on disk.
+            data = state.model_dump(mode="json", by_alias=True)
+        except (ValueError, TypeError) as exc:
+            logger.warning(
+                "state of session %s is not JSON (%s); no snapshot taken", session_id, exc
+            )
+            return
+        await self._backend.save_snapshot(
+            _Snapshot(session_id, state.version, data, self.reducer_id, datetime.now(UTC))
+        )

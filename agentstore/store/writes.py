@@ -1,0 +1,109 @@
+"""The append path: one process's appends to a session, in order, with budgets.
+
+Sequence numbers, atomic batches, `expected_seq` and idempotent ids are the backend's
+rules (they hold across processes). The writer adds what needs the store: a per-session
+lock (so the state cache folds appends in order), budgets checked against the state and
+made to hold across processes by appending the paid call with `expected_seq` (retrying
+when another writer got in between), folding into the cache, the snapshot policy, and
+telling listeners and followers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from agentstore.backends.base import AppendResult, Backend, PendingEvent
+from agentstore.errors import BudgetExceededError, ConcurrencyError
+from agentstore.events import Event, EventType
+from agentstore.store.budgets import BudgetBook
+from agentstore.store.states import StateKeeper
+
+__all__ = ["AppendListener", "Writer"]
+
+logger = logging.getLogger("agentstore")
+
+AppendListener = Callable[[Sequence[Event]], None]
+"""Called after each append with the events it wrote (not the duplicates it skipped)."""
+
+
+class Writer:
+    """Appends batches for a `Store`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        states: StateKeeper,
+        budgets: BudgetBook,
+        notify: Callable[[str], None],
+    ) -> None:
+        self._backend = backend
+        self._states = states
+        self._budgets = budgets
+        self._notify = notify
+        self.listeners: list[AppendListener] = []
+
+    async def append(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        """Append a prepared batch; see `Backend.append` for the rules."""
+        paid = (
+            batch[0].type == EventType.LLM_REQUEST
+            if len(batch) == 1
+            else any(p.type == EventType.LLM_REQUEST for p in batch)
+        )
+        states = self._states
+        async with states.lock(session_id):
+            if paid and await self._budgets.get(session_id) is not None:
+                result = await self._append_within_budget(session_id, batch, expected_seq)
+            else:
+                result = await self._backend.append(session_id, batch, expected_seq)
+            if result.written:
+                states.fold_appended(session_id, result, batch)
+                if states.snapshot_due(result):
+                    await states.snapshot_locked(session_id)
+        if result.written:
+            self._notify(session_id)
+            if self.listeners:
+                self._tell_listeners(result)
+        return result
+
+    async def _append_within_budget(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        """Check the budget against the state at the head, and append at exactly that head.
+
+        Another process appending in between makes the append fail with
+        `ConcurrencyError`; the budget is then checked again against the new state, so two
+        processes cannot both spend the last of a budget.
+        """
+        while True:
+            state = await self._states.current_locked(session_id)
+            if state.over_budget():
+                raise BudgetExceededError(
+                    f"session {session_id!r} is at or over its budget ({state.budget}); "
+                    f"spent ${state.tokens.cost_usd:.6f} and {state.tokens.total} tokens. "
+                    "The llm_request was not recorded"
+                )
+            at = state.version if expected_seq is None else expected_seq
+            try:
+                return await self._backend.append(session_id, batch, at)
+            except ConcurrencyError:
+                if expected_seq is not None:
+                    raise  # the caller's own condition failed: theirs to handle
+                self._states.forget(session_id)
+
+    def _tell_listeners(self, result: AppendResult) -> None:
+        seen: set[int] = set()
+        written = []
+        for event in result.events:  # a batch may name one new event twice: tell it once
+            seq = event.sequence_number
+            if seq > result.previous_seq and seq not in seen:
+                seen.add(seq)
+                written.append(event)
+        for listener in self.listeners:
+            try:
+                listener(written)
+            except Exception:
+                # The events are stored and acknowledged: a listener cannot undo that.
+                logger.exception("an append listener raised; the append itself succeeded")

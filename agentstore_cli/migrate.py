@@ -1,0 +1,83 @@
+"""`agentstore migrate --store URL`: create or upgrade a database store's schema.
+
+Opening a store migrates it too (unless its URL says `migrate=false`); this command is for
+doing it ahead of a deployment, with a user that may create tables, and for checking.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agentstore.backends.registry import scheme_of
+from agentstore_cli.common import CliError, UsageError, run
+
+__all__ = ["migrate"]
+
+
+def migrate(
+    store: Annotated[
+        str,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            envvar="AGENTSTORE_STORE",
+            help="The database store (postgresql://user@host/db?schema=...).",
+        ),
+    ],
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only report the schema's version; exit 1 if it is behind."),
+    ] = False,
+) -> None:
+    """Create or upgrade the schema of a PostgreSQL store, step by step.
+
+    Safe to run from several hosts at once (an advisory lock serialises them), and a
+    no-op when the schema is current. Refuses a schema newer than this agentstore.
+
+    \b
+    Examples:
+      agentstore migrate --store postgresql://admin@db/agents
+      agentstore migrate --store 'postgresql://admin@db/agents?schema=team_a' --check
+    """
+    if scheme_of(store) not in ("postgresql", "postgres"):
+        raise UsageError(
+            f"--store {store!r}: only database stores (postgresql://...) have a schema; "
+            "a data directory needs no migration"
+        )
+
+    async def main() -> None:
+        # Imported here: the driver belongs to agentstore[postgres].
+        from agentstore.backends.postgres.options import parse_url
+        from agentstore.backends.postgres.pool import connect
+        from agentstore.backends.postgres.schema import (
+            MIGRATIONS,
+            check_not_newer,
+            current_version,
+            schema_version,
+        )
+        from agentstore.backends.postgres.schema import migrate as run_steps
+
+        options = parse_url(store)
+        conn = await connect(options)
+        try:
+            found = await schema_version(conn, options.schema)
+            check_not_newer(found, options.schema, options.display)
+            if check:
+                state = "current" if found == current_version() else "behind"
+                typer.echo(
+                    f"schema {options.schema!r}: version {found} of {current_version()} ({state})"
+                )
+                if found < current_version():
+                    raise CliError(f"run: agentstore migrate --store {options.display}")
+                return
+            applied = await run_steps(conn, options.schema, options.display)
+        finally:
+            await conn.close()
+        for name in applied:
+            typer.echo(f"applied: {name}")
+        done = len(MIGRATIONS)
+        typer.echo(f"schema {options.schema!r} is at version {done} (current)")
+
+    run(main)

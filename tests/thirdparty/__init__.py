@@ -1,0 +1,1 @@
+"""A third-party backend, as an outside author would ship one (see test_entry_point.py)."""
