@@ -210,7 +210,12 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
 
     def _forget(self, run_id: UUID, parent_run_id: UUID | None) -> None:
         self._runs.pop(run_id, None)
-        if parent_run_id is None:
+        self._settle(parent_run_id)
+
+    def _settle(self, parent_run_id: UUID | None) -> None:
+        # Once the outermost run is over, no chain can see its exceptions again: drop
+        # them (they hold their tracebacks and frames).
+        if parent_run_id is None or not self._runs:
             self._recorded.clear()
 
     # --- chat models ---------------------------------------------------------------------
@@ -315,6 +320,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         if run is None:
             return
         self._seen(error)
+        self._settle(parent_run_id)
         await self._append(run.session_id, error_event(error, call_id=run.call_id, model=run.model))
 
     # --- tools ---------------------------------------------------------------------------
@@ -376,6 +382,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         if run is None:
             return
         self._seen(error)
+        self._settle(parent_run_id)
         await self._append(run.session_id, error_event(error, call_id=run.call_id, tool=run.name))
 
 
@@ -417,5 +424,10 @@ def _message_json(message: BaseMessage) -> dict[str, Any]:
 
 
 def _is_control_flow(exc: BaseException) -> bool:
-    # LangGraph interrupts and parent-graph commands travel as exceptions: not failures.
-    return type(exc).__name__ in {"GraphInterrupt", "NodeInterrupt", "ParentCommand"}
+    # LangGraph interrupts and parent-graph commands travel as exceptions (GraphBubbleUp):
+    # the graph pausing or handing over, not failing.
+    try:
+        from langgraph.errors import GraphBubbleUp
+    except ImportError:  # LangChain without LangGraph
+        return False
+    return isinstance(exc, GraphBubbleUp)
