@@ -14,22 +14,39 @@ nanosecond timestamps (read with microsecond precision).
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import os
 import re
 import threading
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentstore.errors import CorruptLogError, InvalidEventError
+from agentstore.metadata import (
+    NO_METADATA,
+    Metadata,
+    copy_metadata,
+    decode_metadata,
+    empty_metadata,
+)
 
-__all__ = ["Event", "EventType", "Metadata", "new_event"]
+_setattr = object.__setattr__
+
+__all__ = [
+    "Event",
+    "EventType",
+    "Metadata",
+    "copy_metadata",
+    "decode_metadata",
+    "empty_metadata",
+    "new_event",
+]
 
 
 class EventType(StrEnum):
@@ -68,136 +85,6 @@ def check_event_type(value: object) -> str:
         f"invalid event type {value!r}: use an EventType or a lower-case identifier "
         "such as 'cache_hit' (a-z, 0-9, _; at most 64 characters, starting with a letter)"
     )
-
-
-class Metadata(BaseModel):
-    """Optional observability data attached to an event. Every field may be left unset."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-
-    worker_id: str | None = None
-    """Which worker or process produced the event."""
-    tokens_in: int | None = Field(default=None, ge=0)
-    """Input (prompt) tokens of an LLM call."""
-    tokens_out: int | None = Field(default=None, ge=0)
-    """Output (completion) tokens of an LLM call."""
-    model: str | None = None
-    """Model name, e.g. `"gpt-4o"`."""
-    tool_name: str | None = None
-    """Tool name for `tool_called` / `tool_result`."""
-    duration_ms: int | None = Field(default=None, ge=0)
-    """How long the operation took, in milliseconds."""
-    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    """Cost of the call in US dollars."""
-    call_id: str | None = None
-    """Pairs a call (`tool_called`, `llm_request`) with its result."""
-    cache_read_tokens: int | None = Field(default=None, ge=0)
-    """Input tokens served from the provider's prompt cache."""
-    cache_write_tokens: int | None = Field(default=None, ge=0)
-    """Input tokens written to the provider's prompt cache."""
-    reasoning_tokens: int | None = Field(default=None, ge=0)
-    """Output tokens spent on reasoning."""
-    provider: str | None = None
-    """Model provider, e.g. `"openai"`."""
-    extra: dict[str, str] | None = None
-    """Free-form string key/value pairs."""
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidEventError(f"invalid metadata: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the set fields as a JSON-ready dict (unset fields are left out)."""
-        out = {k: v for k, v in self.__dict__.items() if v is not None}
-        if self.__pydantic_extra__:
-            out.update(self.__pydantic_extra__)
-        if "extra" in out:
-            out["extra"] = dict(out["extra"])
-        return out
-
-
-_UNSET_METADATA: dict[str, Any] = dict.fromkeys(Metadata.model_fields)
-_NO_METADATA = tuple(_UNSET_METADATA.values())
-
-
-_setattr = object.__setattr__
-_new_metadata = Metadata.__new__
-
-
-def empty_metadata() -> Metadata:
-    """Return a new, empty `Metadata` without running validation (hot path)."""
-    meta = _new_metadata(Metadata)
-    _setattr(meta, "__dict__", _UNSET_METADATA.copy())
-    _setattr(meta, "__pydantic_fields_set__", set())
-    _setattr(meta, "__pydantic_extra__", {})
-    _setattr(meta, "__pydantic_private__", None)
-    return meta
-
-
-_META_INTS = frozenset(
-    (
-        "tokens_in",
-        "tokens_out",
-        "duration_ms",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-    )
-)
-_META_STRS = frozenset(("worker_id", "model", "tool_name", "call_id", "provider"))
-
-
-def decode_metadata(raw: dict[str, Any]) -> Metadata:
-    """Build `Metadata` from a decoded log line's `metadata` object.
-
-    Values of the expected JSON types (what agentstore and the Go original write) are
-    taken as they are, about 5x faster than pydantic validation; anything else (a
-    negative count, a string where a number belongs, an unknown key) goes through full
-    validation, which keeps unknown keys and raises on bad values.
-    """
-    fields = _UNSET_METADATA.copy()
-    for key, value in raw.items():
-        kind = type(value)
-        if key in _META_INTS:
-            if kind is not int or value < 0:
-                return Metadata.model_validate(raw)
-        elif key in _META_STRS:
-            if kind is not str:
-                return Metadata.model_validate(raw)
-        elif key == "cost_usd":
-            if (kind is not float and kind is not int) or not 0 <= value < math.inf:
-                return Metadata.model_validate(raw)
-            value = float(value)
-        elif key == "extra":
-            if kind is not dict or not all(
-                type(k) is str and type(v) is str for k, v in value.items()
-            ):
-                return Metadata.model_validate(raw)
-        else:
-            return Metadata.model_validate(raw)
-        fields[key] = value
-    meta = _new_metadata(Metadata)
-    _setattr(meta, "__dict__", fields)
-    _setattr(meta, "__pydantic_fields_set__", set(raw))
-    _setattr(meta, "__pydantic_extra__", {})
-    _setattr(meta, "__pydantic_private__", None)
-    return meta
-
-
-def copy_metadata(meta: Metadata) -> Metadata:
-    """Return a deep copy of `meta` (its values are scalars, or `extra`'s strings)."""
-    out = _new_metadata(Metadata)
-    fields = meta.__dict__.copy()
-    if fields.get("extra") is not None:
-        fields["extra"] = dict(fields["extra"])
-    _setattr(out, "__dict__", fields)
-    _setattr(out, "__pydantic_fields_set__", set(meta.__pydantic_fields_set__))
-    extra = meta.__pydantic_extra__
-    _setattr(out, "__pydantic_extra__", copy.deepcopy(extra) if extra else {})
-    _setattr(out, "__pydantic_private__", None)
-    return out
 
 
 # Random bytes for event ids, fetched 4 KiB at a time: one getrandom() call per 256 ids.
@@ -395,12 +282,21 @@ def format_timestamp(ts: datetime) -> str:
 
 
 def _has_non_finite(value: Any) -> bool:
+    """Tell whether a NaN or infinity hides anywhere orjson would write it as `null`.
+
+    orjson serialises floats in dicts, lists and tuples, but also the fields of
+    dataclasses and the values of enums (and a float subclass is still a float).
+    """
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, dict):
         return any(_has_non_finite(v) for v in value.values())
     if isinstance(value, list | tuple):
         return any(_has_non_finite(v) for v in value)
+    if isinstance(value, Enum):
+        return _has_non_finite(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_has_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
     return False
 
 
@@ -424,7 +320,7 @@ def encode_payload(payload: Any) -> bytes:
 def encode_metadata(metadata: Metadata) -> bytes:
     """Serialise metadata (set fields only) to JSON bytes."""
     # Comparing with an all-None tuple is one C loop (the hot case: no metadata at all).
-    if metadata.__pydantic_extra__ or tuple(metadata.__dict__.values()) != _NO_METADATA:
+    if metadata.__pydantic_extra__ or tuple(metadata.__dict__.values()) != NO_METADATA:
         fields = metadata.to_dict()
         try:
             blob = orjson.dumps(fields)
