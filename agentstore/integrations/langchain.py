@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from agentstore.errors import InvalidInputError
+from agentstore.errors import InvalidInputError, SessionNotFoundError
 from agentstore.events import Event
 from agentstore.helpers import error as error_event
 from agentstore.helpers import llm_request, llm_response, tool_called, tool_result
@@ -101,7 +101,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         """The one session every run is recorded in, or None: one per thread."""
         self.raise_error = raise_error
         self._runs: dict[UUID, _Run] = {}
-        self._ready: set[str] = set()
+        # Sessions made or found so far, with the name and labels to make them again.
+        self._ready: dict[str, tuple[str, dict[str, str]]] = {}
         # Exceptions already recorded, by identity, so an error climbing through nested
         # chains (and out of the tool or model that raised it) is recorded once.
         self._recorded: dict[int, BaseException] = {}
@@ -116,11 +117,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> str:
         if self.session_id is not None:
             sid, labels, name = self.session_id, {"framework": "langchain"}, "langchain"
-            if sid not in self._ready:
-                await self._on_home(
-                    lambda: ensure_session(self.store, sid, name=name, labels=labels)
-                )
-                self._ready.add(sid)
+            await self._ensure(sid, name, labels)
             return sid
         parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         thread_id = (metadata or {}).get("thread_id")
@@ -132,13 +129,22 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
             return parent.session_id
         else:
             sid, labels, name = str(run_id), {"framework": "langchain"}, f"langchain run {run_id}"
-        if sid not in self._ready:
-            await self._on_home(lambda: ensure_session(self.store, sid, name=name, labels=labels))
-            self._ready.add(sid)
+        await self._ensure(sid, name, labels)
         return sid
 
+    async def _ensure(self, sid: str, name: str, labels: dict[str, str]) -> None:
+        if sid not in self._ready:
+            await self._on_home(lambda: ensure_session(self.store, sid, name=name, labels=labels))
+            self._ready[sid] = (name, labels)
+
     async def _append(self, session_id: str, event: Event) -> None:
-        await self._on_home(lambda: self.store.append(session_id, event))
+        try:
+            await self._on_home(lambda: self.store.append(session_id, event))
+        except SessionNotFoundError:
+            # Deleted since first use (e.g. `AgentStoreSaver.adelete_thread`): start it again.
+            name, labels = self._ready.pop(session_id, ("langchain", {"framework": "langchain"}))
+            await self._ensure(session_id, name, labels)
+            await self._on_home(lambda: self.store.append(session_id, event))
 
     async def _on_home(self, call: Callable[[], Awaitable[Any]]) -> Any:
         # LangChain runs the callbacks of a sync tool (ToolNode runs those in a worker

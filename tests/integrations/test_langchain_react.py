@@ -410,3 +410,16 @@ async def test_a_completion_model_into_a_named_session_created_on_first_use(
     assert (request.type, request.payload["prompt"]) == ("llm_request", "Summarise the night")
     assert (response.type, response.payload["content"]) == ("llm_response", "All green.")
     assert response.metadata.call_id == request.metadata.call_id
+
+
+async def test_a_thread_deleted_between_runs_is_recorded_again(store: agentstore.Store) -> None:
+    handler = AgentStoreCallbackHandler(store)
+    graph = react_graph(ScriptedChatModel(messages=iter([AIMessage("one"), AIMessage("two")])), [])
+    await graph.ainvoke({"messages": [HumanMessage("1")]}, config("t-9", handler))
+    await store.delete_session("t-9")  # the handler has already seen (and made) it
+    await graph.ainvoke({"messages": [HumanMessage("2")]}, config("t-9", handler))
+
+    events = await store.get_events("t-9")
+    assert [e.type for e in events] == ["llm_request", "llm_response"]
+    assert events[0].payload["messages"] == [{"role": "human", "content": "2"}]
+    assert (await store.get_session("t-9")).labels == {"framework": "langgraph", "thread_id": "t-9"}
