@@ -17,7 +17,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+# The demo needs only agentstore itself (its CLI and the example agent): not the test,
+# lint and docs tools that `install` brings.
+DEMO_STAMP := $(VENV)/.installed-demo
+$(DEMO_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	@id=$$($(BIN)/python examples/flight_agent.py --data-dir ./agent-data) && \
 	$(BIN)/agentstore --data-dir ./agent-data sessions --limit 5 && echo && \
 	$(BIN)/agentstore --data-dir ./agent-data replay "$$id" && echo && \

@@ -35,10 +35,12 @@ sum up tokens, cost, tool calls and errors.
 
 ```console
 $ agentstore sessions
-$ agentstore replay 3f2a                  # any unique prefix of a session id
-$ agentstore replay 3f2a --follow         # while the agent runs, in another process
-$ agentstore replay 3f2a --format json | jq '.[] | select(.type == "error") | .payload'
+$ agentstore replay latest                # the newest session
+$ agentstore replay 3f2a                  # any unique prefix of a session id, or its name
+$ agentstore replay 3f2a -f               # follow, while the agent runs in another process
+$ agentstore replay 3f2a -o json | jq '.[] | select(.type == "error") | .payload'
 $ agentstore stats 3f2a
+$ agentstore export 3f2a | agentstore --data-dir ./copy import -
 ```
 
 ## The data directory
@@ -48,23 +50,41 @@ and after it (`agentstore sessions --data-dir D`, as in the Go original); the on
 the command wins. Without it, `$AGENTSTORE_DATA_DIR` is used, else `./agent-data`.
 `sessions`, `replay`, `stats` and `export` open the store read-only: they never write to
 the data directory and work on one they cannot write to. Only `import`, `fork`,
-`prune` and `verify --repair` write.
+`prune`, `delete` and `verify --repair` write.
 
-## Sessions by prefix
+## Naming a session
 
-A session may be named by its full id or by any unique prefix of it, like a git commit.
-An ambiguous prefix is an error that lists the candidates. A session's name is not an id.
+Wherever a command takes a SESSION, it may be:
+
+- `latest`: the newest session (by creation time);
+- its full id, or any unique prefix of it, like a git commit (an ambiguous prefix is an
+  error that lists the candidates);
+- its name, if no other session has that name (a name several sessions share is an error
+  that lists them; an id or id prefix wins over a name).
+
+## Short options
+
+The same letters mean the same thing in every command: `-o` is the output format
+(`--format`, as kubectl's `-o json`), `-f` is `--follow` (as `tail -f`), `-n` is
+`--limit`, `-t` is `--type`, `-l` is `--label`, `-y` is `--yes`.
 
 ## Output
 
 - The timeline and the tables are for people: colour on a terminal, none in a pipe or
   when `NO_COLOR` is set; rows are cut to the terminal width (`COLUMNS` in a pipe, else
   80) with an ellipsis, never wrapped.
-- `--format json` prints one JSON array (`replay`, `export`: the stored events with exactly
-  the on-disk fields `id`, `session_id`, `sequence_number`, `type`, `payload`, `timestamp`,
-  `metadata`; `sessions`: the on-disk session fields); `stats --format json` one object.
+- `--format json` prints one JSON array (`replay`, `export --bare`: the stored events
+  with exactly the on-disk fields `id`, `session_id`, `sequence_number`, `type`,
+  `payload`, `timestamp`, `metadata`; `sessions`: the on-disk session fields);
+  `stats --format json` one object. `export` prints `{"session": {...}, "events": [...]}`
+  so that `import` re-creates the session with its name, labels and budget.
   `--format jsonl` prints one object per line, flushed line by line, so
-  `agentstore replay ID --follow --format jsonl | jq -c .payload` works live.
+  `agentstore replay ID -f -o jsonl | jq -c .payload` works live. Costs in JSON are
+  rounded to 1e-10 dollars.
+- Nothing the tool prints itself (headings, totals, help) is cut or wrapped mid-word at
+  80 columns; only payload summaries are cut, with an ellipsis.
+- A closed pipe (`agentstore replay ID | head -1`) ends the command quietly with exit
+  code 0, as `cat`, `git log` and `jq` do, so `set -o pipefail` scripts work.
 - Payload text is shown as text. Rich markup (`[red]`, `[link=...]`) is never interpreted,
   and terminal control characters (ESC, CR, other C0 and C1 controls, DEL, bidi overrides)
   are shown as escapes such as `\\x1b` or `\\u202e`: an agent log holds whatever an LLM or a
@@ -88,20 +108,25 @@ One row per event: its sequence number, the time since the first shown event, it
 
 A call's duration is `metadata.duration_ms`, or else the time between the call and its
 result with the same `metadata.call_id`. The footer sums up the events shown: events,
-tokens, cost, tool calls, errors and wall time.
+tokens, cost, tool calls, errors and wall time; when the timeline runs to the end of the
+session, it also counts the calls that never got a result (`N without result`) and lists
+them, as `stats` does.
 
 `replay --step` shows one event per screen with its full payload and metadata and the
 session's state right after it, marking what changed since the previous step (`+` added,
-`~` changed, `-` removed). Keys: Enter, `n`, Space or → for the next event; `p`,
-Backspace or ← for the previous one; `g` for the first; `q` or Ctrl-C to quit. It needs
-a terminal.
+`~` changed, `-` removed; the markers show even when a value is wider than the terminal,
+and without colour). Its header counts the steps: `Step 3 of 12`. Keys: Enter, `n`,
+Space or → for the next event; `p`, Backspace or ← for the previous one; `g` for the
+first; `q` or Ctrl-C to quit. It needs a terminal.
 
 ## Errors and exit codes
 
 Every error is one line on stderr, starting with `error:`. The exit code is 0 on success,
 2 for a usage error (unknown option, bad `--type`, bad time, bad `--label`, a sequence
 number beyond the end), and 1 for everything else (unknown or ambiguous session, missing
-data directory, unreadable or corrupt log). Ctrl-C ends `--follow` with exit code 0.
+or unreadable data directory, a command that writes on a read-only one, unreadable or
+corrupt log). `sessions` still lists the sessions it can when one log is corrupt, marks
+that one `unreadable` and exits 1. Ctrl-C ends `--follow` with exit code 0.
 `--debug` (or `AGENTSTORE_DEBUG=1`) also prints the traceback.
 
 Shell completion: `agentstore --install-completion`.

@@ -27,6 +27,7 @@ from rich.text import Text
 from agentstore import Event, Session, State, Store
 from agentstore_cli.common import UsageError, open_store, resolve_session, run
 from agentstore_cli.events_iter import EventQuery, iter_events
+from agentstore_cli.headers import session_header
 from agentstore_cli.render import (
     TYPE_STYLES,
     fmt_cost,
@@ -36,7 +37,6 @@ from agentstore_cli.render import (
     print_line,
     safe,
 )
-from agentstore_cli.replay import session_header
 from agentstore_cli.sanitize import clean
 
 __all__ = ["flatten_state", "run_pager"]
@@ -77,10 +77,26 @@ def run_pager(ctx: typer.Context, data_dir: Path | None, session: str, query: Ev
         async with open_store(ctx, data_dir) as store:
             sid = await resolve_session(store, session)
             info = await store.get_session(sid)
+            total = await _count(store, info, query)
             async with contextlib.aclosing(iter_events(store, sid, query)) as events:
-                await _Pager(store, info, events, make_console()).loop()
+                await _Pager(store, info, events, make_console(), total).loop()
 
     run(main)
+
+
+async def _count(store: Store, info: Session, query: EventQuery) -> int:
+    """How many events the pager will step through, for its `Step 1 of N` header."""
+    if query.types is None and query.since is None and query.until is None:
+        # Sequence numbers run 1..event_count without gaps: no need to read the log.
+        first = query.from_seq or 1
+        last = min(query.to_seq or info.event_count, info.event_count)
+        count = max(last - first + 1, 0)
+        return count if query.limit is None else min(count, query.limit)
+    count = 0
+    async with contextlib.aclosing(iter_events(store, info.id, query)) as events:
+        async for _event in events:
+            count += 1
+    return count
 
 
 @contextlib.contextmanager
@@ -112,8 +128,8 @@ def flatten_state(state: State) -> dict[str, str]:
     rows: dict[str, str] = {
         "version": str(state.version),
         "event_count": str(state.event_count),
-        "tokens.in": f"{state.tokens.input:,}",
-        "tokens.out": f"{state.tokens.output:,}",
+        "tokens.input": f"{state.tokens.input:,}",
+        "tokens.output": f"{state.tokens.output:,}",
         "tokens.cost_usd": fmt_cost(state.tokens.cost_usd),
         "tool_calls": str(state.tool_calls),
         "errors": str(state.errors),
@@ -142,7 +158,9 @@ class _Pager:
         info: Session,
         events: AsyncGenerator[Event, None],
         console: Console,
+        total: int,
     ) -> None:
+        self.total = total
         self.store = store
         self.info = info
         self.source = events
@@ -205,7 +223,8 @@ class _Pager:
         console = self.console
         console.clear()
         print_line(console, session_header(self.info))
-        total = str(len(self.events)) if self.exhausted else "?"
+        # Appends while paging may add events: never show fewer than are loaded.
+        total = max(self.total, len(self.events))
         head = Text(f"Step {index + 1} of {total}  ", style="bold")
         head.append(f"#{event.sequence_number} ", style="dim")
         head.append_text(safe(event.type, TYPE_STYLES.get(str(event.type), "white")))
@@ -219,11 +238,12 @@ class _Pager:
         meta = event.metadata.to_dict()
         if meta:
             console.print(Rule("metadata", style="dim", align="left"))
-            console.print(_grid({clean(str(k)): preview(v, 300) for k, v in meta.items()}, {}))
+            metadata = {clean(str(k)): preview(v, 300) for k, v in meta.items()}
+            console.print(_grid(metadata, {}, console.width))
         console.print(Rule("payload", style="dim", align="left"))
         console.print(_payload_text(event.payload))
         console.print(Rule("state after this event", style="dim", align="left"))
-        console.print(_grid(flatten_state(after), flatten_state(before)))
+        console.print(_grid(flatten_state(after), flatten_state(before), console.width))
         console.print(Rule(style="dim"))
         keys = Text("Enter/n next · p previous · g first · q quit", style="dim")
         if note:
@@ -239,12 +259,23 @@ def _payload_text(payload: Any) -> Text:
     return Text(clean(body, keep_newlines=True))
 
 
-def _grid(rows: dict[str, str], previous: dict[str, str]) -> Table:
-    """Key/value rows; with `previous`, mark and highlight what changed."""
+_KEY_WIDTH = 32  # longer keys are cut: the marker and some of the value must show
+
+
+def _grid(rows: dict[str, str], previous: dict[str, str], width: int) -> Table:
+    """Key/value rows; with `previous`, mark and highlight what changed.
+
+    The columns have fixed widths: the marker (`+`, `~`, `-`) always shows, even when a
+    value is wider than the terminal (then the value is cut), so that changes are seen
+    without colour (`NO_COLOR`).
+    """
+    keys = [*rows, *(key for key in previous if key not in rows)]
+    key_width = min(max((len(key) for key in keys), default=1), _KEY_WIDTH)
+    value_width = max(width - 1 - key_width - 2, 1)
     grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True)
-    grid.add_column(style="dim", no_wrap=True)
-    grid.add_column(overflow="ellipsis", no_wrap=True)
+    grid.add_column(no_wrap=True, width=1)
+    grid.add_column(style="dim", no_wrap=True, overflow="ellipsis", width=key_width)
+    grid.add_column(overflow="ellipsis", no_wrap=True, width=value_width)
     diff = bool(previous)
     for key, value in rows.items():
         if not diff:
