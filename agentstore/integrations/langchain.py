@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -45,6 +44,13 @@ from agentstore.errors import InvalidInputError, SessionNotFoundError
 from agentstore.events import Event
 from agentstore.helpers import error as error_event
 from agentstore.helpers import llm_request, llm_response, tool_called, tool_result
+from agentstore.integrations._langchain_runs import (
+    Run,
+    is_control_flow,
+    message_json,
+    model_of,
+    run_name,
+)
 from agentstore.integrations._threads import ensure_session, thread_session_id
 from agentstore.session import validate_session_id
 from agentstore.store import Store
@@ -62,31 +68,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = ["AgentStoreCallbackHandler", "thread_session_id"]
 
 
-class _Run:
-    """What a started run needs when it ends: its session and how to label its events."""
-
-    __slots__ = ("call_id", "model", "name", "provider", "session_id", "started")
-
-    def __init__(
-        self,
-        session_id: str,
-        *,
-        name: str = "",
-        call_id: str | None = None,
-        model: str | None = None,
-        provider: str | None = None,
-    ) -> None:
-        self.session_id = session_id
-        self.name = name
-        self.call_id = call_id
-        self.model = model
-        self.provider = provider
-        self.started = time.perf_counter()
-
-    def elapsed_ms(self) -> int:
-        return max(0, round((time.perf_counter() - self.started) * 1000))
-
-
 class AgentStoreCallbackHandler(AsyncCallbackHandler):
     """A LangChain async callback handler that appends every LLM and tool call to a store."""
 
@@ -100,7 +81,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         self.session_id = validate_session_id(session_id) if session_id is not None else None
         """The one session every run is recorded in, or None: one per thread."""
         self.raise_error = raise_error
-        self._runs: dict[UUID, _Run] = {}
+        self._runs: dict[UUID, Run] = {}
         # Sessions made or found so far, with the name and labels to make them again.
         self._ready: dict[str, tuple[str, dict[str, str]]] = {}
         # Exceptions already recorded, by identity, so an error climbing through nested
@@ -182,7 +163,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Remember the chain's session, for its children and its errors."""
         sid = await self._session(run_id, parent_run_id, metadata)
-        self._runs[run_id] = _Run(sid, name=_run_name(serialized, kwargs, "chain"))
+        self._runs[run_id] = Run(sid, name=run_name(serialized, kwargs, "chain"))
 
     async def on_chain_end(
         self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
@@ -201,7 +182,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         """Record the exception unless it was already recorded deeper in the run."""
         run = self._runs.get(run_id)
         try:
-            if run is not None and not self._seen(error) and not _is_control_flow(error):
+            if run is not None and not self._seen(error) and not is_control_flow(error):
                 event = error_event(error)
                 event.payload["chain"] = run.name
                 await self._append(run.session_id, event)
@@ -239,11 +220,11 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Append `llm_request` with the model, provider and messages."""
         sid = await self._session(run_id, parent_run_id, metadata)
-        model, provider = _model_of(serialized, metadata, kwargs)
+        model, provider = model_of(serialized, metadata, kwargs)
         call_id = run_id.hex
         batch = messages[0] if len(messages) == 1 else [m for ms in messages for m in ms]
-        sent = [_message_json(m) for m in batch]
-        self._runs[run_id] = _Run(sid, call_id=call_id, model=model, provider=provider)
+        sent = [message_json(m) for m in batch]
+        self._runs[run_id] = Run(sid, call_id=call_id, model=model, provider=provider)
         await self._append(sid, llm_request(model, sent, call_id=call_id, provider=provider))
 
     async def on_llm_start(
@@ -259,8 +240,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Append `llm_request` for a completion (non-chat) model, with its prompt."""
         sid = await self._session(run_id, parent_run_id, metadata)
-        model, provider = _model_of(serialized, metadata, kwargs)
-        self._runs[run_id] = _Run(sid, call_id=run_id.hex, model=model, provider=provider)
+        model, provider = model_of(serialized, metadata, kwargs)
+        self._runs[run_id] = Run(sid, call_id=run_id.hex, model=model, provider=provider)
         prompt = "\n\n".join(prompts)
         await self._append(
             sid, llm_request(model, prompt=prompt, call_id=run_id.hex, provider=provider)
@@ -345,11 +326,11 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Append `tool_called` with the tool's name, arguments and the model's call id."""
         sid = await self._session(run_id, parent_run_id, metadata)
-        name = _run_name(serialized, kwargs, "tool")
+        name = run_name(serialized, kwargs, "tool")
         tool_call_id = kwargs.get("tool_call_id")
         call_id = str(tool_call_id) if tool_call_id else run_id.hex
         args = to_json_value(inputs) if isinstance(inputs, Mapping) else {"input": input_str}
-        self._runs[run_id] = _Run(sid, name=name, call_id=call_id)
+        self._runs[run_id] = Run(sid, name=name, call_id=call_id)
         await self._append(sid, tool_called(name, args, call_id=call_id))
 
     async def on_tool_end(
@@ -390,50 +371,3 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         self._seen(error)
         self._settle(parent_run_id)
         await self._append(run.session_id, error_event(error, call_id=run.call_id, tool=run.name))
-
-
-def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], default: str) -> str:
-    name = kwargs.get("name") or (serialized or {}).get("name")
-    if not name:
-        ids = (serialized or {}).get("id")
-        name = ids[-1] if isinstance(ids, Sequence) and ids else default
-    return str(name)
-
-
-def _model_of(
-    serialized: Mapping[str, Any] | None,
-    metadata: Mapping[str, Any] | None,
-    kwargs: Mapping[str, Any],
-) -> tuple[str, str | None]:
-    """The model and provider of a model run, from LangChain's tracing params first."""
-    meta = metadata or {}
-    params = kwargs.get("invocation_params") or {}
-    model = (
-        meta.get("ls_model_name")
-        or params.get("model")
-        or params.get("model_name")
-        or _run_name(serialized, kwargs, "model")
-    )
-    provider = meta.get("ls_provider")
-    return str(model), str(provider) if provider else None
-
-
-def _message_json(message: BaseMessage) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.type, "content": to_json_value(message.content)}
-    tool_calls = getattr(message, "tool_calls", None)
-    if tool_calls:
-        out["tool_calls"] = to_json_value(tool_calls)
-    tool_call_id = getattr(message, "tool_call_id", None)
-    if tool_call_id:
-        out["tool_call_id"] = tool_call_id
-    return out
-
-
-def _is_control_flow(exc: BaseException) -> bool:
-    # LangGraph interrupts and parent-graph commands travel as exceptions (GraphBubbleUp):
-    # the graph pausing or handing over, not failing.
-    try:
-        from langgraph.errors import GraphBubbleUp
-    except ImportError:  # LangChain without LangGraph
-        return False
-    return isinstance(exc, GraphBubbleUp)
