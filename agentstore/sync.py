@@ -20,7 +20,6 @@ Do not call a `SyncStore` from async code (it would block that event loop): use 
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import inspect
@@ -28,19 +27,15 @@ import os
 import sys
 import threading
 import warnings
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
-import anyio
-from anyio.from_thread import BlockingPortal
-
 from agentstore import tracking
 from agentstore._open import DEFAULT_DATA_DIR
 from agentstore._open import open as _open_async
+from agentstore._portal import LIVE, start_portal
 from agentstore.backends.base import UNSET, Backend, SessionPage
 from agentstore.backends.registry import Durability
 from agentstore.errors import StoreClosedError
@@ -71,14 +66,14 @@ class SyncStore:
         self._store = store
         self._close_lock = threading.Lock()
         self._closed = False
-        self._portal, self._thread = _start_portal()
+        self._portal, self._thread = start_portal()
         try:
             self._portal.call(store.__aenter__)
         except BaseException:
             self._closed = True
             self._stop_portal()
             raise
-        _LIVE.add(self)
+        LIVE.add(self)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -124,7 +119,7 @@ class SyncStore:
             if self._closed:
                 return
             self._closed = True
-            _LIVE.discard(self)
+            LIVE.discard(self)
             try:
                 self._portal.call(self._store.close)
             finally:
@@ -376,51 +371,6 @@ class SyncStore:
         A sync function stays sync; an async one records through a worker thread.
         """
         return tracking.tool(self, session_id, name=name)
-
-
-_LIVE: weakref.WeakSet[SyncStore] = weakref.WeakSet()
-"""Every open `SyncStore`: the atexit hook closes those a script forgot."""
-
-
-def _start_portal() -> tuple[BlockingPortal, threading.Thread]:
-    """Start an event loop in a daemon thread, with a blocking portal into it.
-
-    Not `anyio.from_thread.start_blocking_portal`: a context manager held by an object
-    that is never closed is finalised at interpreter shutdown, when it waits forever on
-    a loop thread that no longer runs (a script that forgot `close()` would hang).
-    """
-    future: Future[BlockingPortal] = Future()
-
-    async def serve() -> None:
-        async with BlockingPortal() as portal:
-            future.set_result(portal)
-            await portal.sleep_until_stopped()
-
-    def run() -> None:
-        try:
-            anyio.run(serve)
-        except BaseException as exc:  # reported to the caller waiting on the future
-            if not future.done():
-                future.set_exception(exc)
-
-    thread = threading.Thread(target=run, name="agentstore-sync", daemon=True)
-    thread.start()
-    return future.result(), thread
-
-
-@atexit.register
-def _close_forgotten_stores() -> None:
-    # atexit hooks run while daemon threads still do, so each store closes cleanly
-    # (its lock released, its files closed) and the interpreter exits.
-    for store in list(_LIVE):
-        warnings.warn(
-            f"agentstore.SyncStore {store!r} was never closed; closing it at exit "
-            "(use `with` or `store.close()`)",
-            ResourceWarning,
-            stacklevel=1,
-        )
-        with contextlib.suppress(Exception):
-            store.close()
 
 
 async def _start_stream(store: Store, session_id: str, from_seq: int, follow: bool) -> Any:

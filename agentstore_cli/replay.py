@@ -23,10 +23,11 @@ from agentstore_cli.common import (
     write_bytes,
 )
 from agentstore_cli.events_iter import EventQuery, follow_events, iter_events, parse_types
-from agentstore_cli.render import Timeline, make_console, print_line, safe
+from agentstore_cli.headers import session_header
+from agentstore_cli.render import Timeline, make_console, print_line
 from agentstore_cli.timeparse import parse_time
 
-__all__ = ["ReplayFormat", "replay", "session_header", "write_json_array"]
+__all__ = ["ReplayFormat", "replay", "write_json_array"]
 
 
 class ReplayFormat(StrEnum):
@@ -183,21 +184,6 @@ async def write_json_array(
     if write is None:
         write_bytes(b"", flush=True)
     return count
-
-
-def session_header(info: Session) -> Text:
-    """Return the one-line header of a session: name, id, labels."""
-    text = Text(no_wrap=True, overflow="ellipsis")
-    if info.name:
-        text.append_text(safe(info.name, "bold"))
-    else:
-        text.append("(unnamed)", style="dim")
-    text.append("  ")
-    text.append_text(safe(info.id, "cyan"))
-    for key, value in sorted(info.labels.items()):
-        text.append("  ")
-        text.append_text(safe(f"{key}={value}", "dim"))
-    return text
 
 
 _BATCH = 500

@@ -26,6 +26,7 @@ from agentstore_cli.common import (
     write_bytes,
 )
 from agentstore_cli.events_iter import EventQuery, iter_events
+from agentstore_cli.headers import session_header
 from agentstore_cli.render import (
     TYPE_STYLES,
     fmt_cost,
@@ -36,7 +37,6 @@ from agentstore_cli.render import (
     print_line,
     safe,
 )
-from agentstore_cli.replay import session_header
 
 __all__ = ["SessionStats", "StatsFormat", "collect_stats", "stats", "stats_json"]
 

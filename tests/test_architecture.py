@@ -22,6 +22,7 @@ MODEL = {
     "agentstore.errors",
     "agentstore.payloads",
     "agentstore.codec",
+    "agentstore.metadata",
 }
 
 
