@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -313,19 +314,28 @@ def test_the_pinned_names_are_those_of_the_conventions() -> None:
     ) == (c.OP_CHAT, c.OP_EXECUTE_TOOL, c.OP_INVOKE_AGENT)
 
 
-@pytest.mark.skipif(
-    not hasattr(Store, "add_append_listener"),
-    reason="Store.add_append_listener (open(..., tracer_provider=)) has not landed yet",
-)
 async def test_open_with_a_tracer_provider_emits_spans_live(
-    provider: TracerProvider, exporter: InMemorySpanExporter
+    provider: TracerProvider, exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
-    async with agentstore.open(in_memory=True, tracer_provider=provider) as s:  # type: ignore[call-arg]
+    async with agentstore.open(tmp_path / "data", tracer_provider=provider) as s:
         session = await s.create_session()
         async with s.track_tool(session.id, "search", {"q": "x"}) as t:
-            assert exporter.get_finished_spans() == ()
+            assert exporter.get_finished_spans() == ()  # the call is still open
             t.result = 1
         (span,) = exporter.get_finished_spans()
         assert span.name == "execute_tool search"
         assert span.attributes is not None
         assert span.attributes[c.GEN_AI_CONVERSATION_ID] == session.id
+        with pytest.raises(TimeoutError):
+            async with s.track_llm(session.id, "gpt-4o", [], provider="openai"):
+                raise TimeoutError("slow provider")
+        failed = exporter.get_finished_spans()[-1]
+        assert failed.name == "chat gpt-4o"
+        assert failed.status.status_code == StatusCode.ERROR
+        assert failed.attributes is not None
+        assert failed.attributes[c.ERROR_TYPE] == "TimeoutError"
+        events = await s.get_events(session.id)
+        assert (failed.start_time, failed.end_time) == (
+            to_ns(events[-2].timestamp),
+            to_ns(events[-1].timestamp),
+        )
