@@ -46,6 +46,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("fork", "agentstore_cli.fork:fork"),
     ("prune", "agentstore_cli.prune:prune"),
     ("delete", "agentstore_cli.delete:delete"),
+    ("update", "agentstore_cli.update:update"),
     ("verify", "agentstore_cli.verify:verify"),
     ("migrate", "agentstore_cli.migrate:migrate"),
     ("copy", "agentstore_cli.copy:copy"),
@@ -70,8 +71,8 @@ Examples:
   agentstore --data-dir ./other sessions      another data directory
 
 The data directory is --data-dir (before or after the command name), else \
-$AGENTSTORE_DATA_DIR, else ./agent-data. Only import, fork, prune, delete and verify \
---repair write to it.
+$AGENTSTORE_DATA_DIR, else ./agent-data. Only import, fork, prune, delete, update \
+and verify --repair write to it.
 """
 
 
