@@ -30,6 +30,7 @@ from agentstore.server.http_middleware import (
     AccessLogMiddleware,
     AuthMiddleware,
     BodyLimitMiddleware,
+    ConnectionAbortMiddleware,
     LoopbackHostMiddleware,
     SecurityHeadersMiddleware,
     problem_body,
@@ -169,7 +170,8 @@ def create_app(
         )
     asgi = BodyLimitMiddleware(asgi, service.limits.max_body_bytes)
     asgi = SecurityHeadersMiddleware(asgi)
-    return AccessLogMiddleware(asgi, json_format=json_logs)
+    asgi = AccessLogMiddleware(asgi, json_format=json_logs)
+    return ConnectionAbortMiddleware(asgi)
 
 
 def _add_openapi(app: FastAPI) -> None:

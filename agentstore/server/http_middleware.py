@@ -25,7 +25,9 @@ from agentstore.server.errors import (
 __all__ = [
     "AccessLogMiddleware",
     "AuthMiddleware",
+    "ABORT_KEY",
     "BodyLimitMiddleware",
+    "ConnectionAbortMiddleware",
     "LoopbackHostMiddleware",
     "SecurityHeadersMiddleware",
     "problem_body",
@@ -185,6 +187,36 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
+
+
+ABORT_KEY = "agentstore.abort_connection"
+"""Key in `scope["extensions"]` of a callable that drops the client's connection at once."""
+
+
+class ConnectionAbortMiddleware:
+    """Give the app a way to drop a connection at once, unsent data and all.
+
+    Closing a connection politely waits for the unsent bytes to go out, which never
+    happens with a client that stopped reading: the socket and its buffer would stay
+    forever and hold up shutdown. uvicorn's `send` belongs to an object holding the
+    asyncio transport; its `abort()` drops it. Outermost, so it sees uvicorn's own `send`;
+    with another server the callable does nothing and the connection is closed normally.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the abort callable to the request's extensions."""
+        if scope["type"] == "http":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+
+            def abort() -> None:
+                if transport is not None and hasattr(transport, "abort"):
+                    transport.abort()
+
+            scope["extensions"] = {**(scope.get("extensions") or {}), ABORT_KEY: abort}
+        await self.app(scope, receive, send)
 
 
 class SecurityHeadersMiddleware:

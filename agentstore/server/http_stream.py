@@ -19,7 +19,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from starlette.responses import Response
 
 from agentstore import AgentStoreError, Event, Session
-from agentstore.server.http_middleware import Receive, Scope, Send, problem_body
+from agentstore.server.http_middleware import ABORT_KEY, Receive, Scope, Send, problem_body
 from agentstore.server.service import AgentStoreService
 
 __all__ = ["SseResponse", "export_chunks", "json_array_chunks", "jsonl_chunks"]
@@ -111,7 +111,10 @@ class SseResponse(Response):
             if dropped:
                 client = scope.get("client")
                 _log.warning("dropped a live follow of %s: it did not read in time", client)
-                return  # without a final chunk: the server closes the connection
+                abort = (scope.get("extensions") or {}).get(ABORT_KEY)
+                if abort is not None:
+                    abort()  # a polite close would wait forever for the unread bytes
+                return
             with anyio.move_on_after(self.limits.send_timeout):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 

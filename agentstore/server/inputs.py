@@ -51,20 +51,23 @@ def event_from_json(raw: object, index: int) -> Event:
 # --- cursors: the (created_at, id) of the last session of a page, opaque to clients ------
 
 
-def encode_cursor(session: Session, offset: int) -> str:
-    """Return the opaque cursor that resumes a page after `session` (at `offset` in the list)."""
-    raw = orjson.dumps([session.created_at.isoformat(), session.id, offset])
+def encode_cursor(session: Session, store_cursor: str | None) -> str:
+    """Return the opaque cursor that resumes a page after `session`.
+
+    `store_cursor` is the store's cursor of the page `session` was read from.
+    """
+    raw = orjson.dumps([session.created_at.isoformat(), session.id, store_cursor])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[tuple[datetime, str], int]:
-    """Return the (created_at, id) a cursor names and where to start looking for it."""
+def decode_cursor(cursor: str) -> tuple[tuple[datetime, str], str | None]:
+    """Return the (created_at, id) a cursor names and the store cursor to resume from."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, sid, offset = orjson.loads(raw)
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError(offset)
-        return (datetime.fromisoformat(created), str(sid)), offset
+        created, sid, store_cursor = orjson.loads(raw)
+        if store_cursor is not None and not isinstance(store_cursor, str):
+            raise ValueError(store_cursor)
+        return (datetime.fromisoformat(created), str(sid)), store_cursor
     except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise InvalidInputError(
             "invalid cursor: pass the next_cursor of a previous page unchanged"

@@ -14,7 +14,7 @@ stored = await service.append(session.id, [{"type": "user_message", "payload": "
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,7 @@ __all__ = ["AgentStoreService", "Limits", "SessionPage", "SessionSummary"]
 
 _READ_PAGE = 500  # events per backend read while streaming a long replay
 _LIST_PAGE = 500  # sessions per backend read while filtering the session list
+_FOLLOW_PAGE = 64  # events per read while a live follow catches up
 
 
 @dataclass(frozen=True)
@@ -163,26 +164,22 @@ class AgentStoreService:
         cap = self.limits.max_summary_page if summary else self.limits.max_page
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= cap:
             raise InvalidInputError(f"limit must be between 1 and {cap}, not {limit!r}")
-        after, hint = decode_cursor(cursor) if cursor else (None, 0)
+        after, resume = decode_cursor(cursor) if cursor else (None, None)
         needle = query.lower() if query else None
-        # Unfiltered pages read just what they return; the cursor remembers where its
-        # session was, so the next page starts there instead of at the newest session.
+        # Unfiltered pages read just what they return. The cursor holds the store's own
+        # cursor of the page its session came from, so the next page reads from there.
         size = _LIST_PAGE if prefix or query else min(limit + 1, _LIST_PAGE)
         found: list[Session] = []
-        last_offset = 0
+        found_in: str | None = None  # the store cursor of the page the last one came from
         has_more = False
-        offset = hint
-        passed = after is None
+        store_cursor = resume
         while not has_more:
-            batch = await self.store.list_sessions(limit=size, offset=offset, labels=labels)
-            if offset and not passed and batch and is_after_cursor(batch[0], after):
-                offset = hint = 0  # sessions were deleted since: look from the start
-                continue
-            for index, session in enumerate(batch):
-                if not passed:
-                    passed = is_after_cursor(session, after)
-                    if not passed:
-                        continue
+            batch = await self.store.list_sessions_page(
+                limit=size, cursor=store_cursor, labels=labels
+            )
+            for session in batch.sessions:
+                if after is not None and not is_after_cursor(session, after):
+                    continue  # before the cursor, or the cursor's own session
                 if prefix and not session.id.startswith(prefix):
                     continue
                 if needle and not (
@@ -193,11 +190,11 @@ class AgentStoreService:
                     has_more = True
                     break
                 found.append(session)
-                last_offset = offset + index
-            if len(batch) < size:
+                found_in = store_cursor
+            if batch.next_cursor is None:
                 break
-            offset += size
-        next_cursor = encode_cursor(found[-1], last_offset) if has_more and found else None
+            store_cursor = batch.next_cursor
+        next_cursor = encode_cursor(found[-1], found_in) if has_more and found else None
         page = SessionPage(found, next_cursor)
         if summary:
             for session in found:
@@ -326,6 +323,23 @@ class AgentStoreService:
 
     # --- live follow ------------------------------------------------------------------------
 
+    async def _follow_events(self, sid: str, from_seq: int) -> AsyncGenerator[Event, None]:
+        # Catch up in small pages (a follower holds one page of events at a time, and
+        # hundreds may follow at once), then let the store's stream wait for new ones.
+        next_seq = max(from_seq, 1)
+        while True:
+            page = await self.store.replay(sid, from_seq=next_seq, limit=_FOLLOW_PAGE)
+            for event in page:
+                yield event
+            if page:
+                next_seq = page[-1].sequence_number + 1
+            if len(page) < _FOLLOW_PAGE:
+                break
+        live = self.store.stream(sid, from_seq=next_seq, follow=True)
+        async with contextlib.aclosing(live):  # type: ignore[type-var]
+            async for event in live:
+                yield event
+
     @contextlib.asynccontextmanager
     async def follow(
         self, session_id: str, *, from_seq: int = 0, client: str = "?"
@@ -349,12 +363,12 @@ class AgentStoreService:
             )
         await self.store.get_session(session_id)  # an unknown session fails here
         self._streams[client] = self._streams.get(client, 0) + 1
-        events = self.store.stream(session_id, from_seq=from_seq, follow=True)
+        events = self._follow_events(session_id, from_seq)
         try:
             yield events
         finally:
             with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+                await events.aclose()
             left = self._streams[client] - 1
             if left:
                 self._streams[client] = left

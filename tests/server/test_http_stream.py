@@ -177,6 +177,11 @@ def test_a_follower_that_never_reads_is_dropped_with_bounded_memory(tmp_path: Pa
             # Holding what the follower did not read would take over 60 MB.
             assert growth_mb < 30, f"the server grew by {growth_mb:.0f} MB"
             assert http.get(f"/v1/sessions/{sid}").json()["event_count"] == 6051
+            # The connection itself is dropped, not left open waiting for the unread bytes
+            # (which would also hold a graceful shutdown up for its full 30 s).
+            started = time.monotonic()
+            assert srv.stop() == 0
+            assert time.monotonic() - started < 10
         finally:
             stuck.close()
         assert "did not read in time" in srv.log.read_text()
