@@ -98,9 +98,19 @@ class Page:
 
     def open(self, path: str, ready: str = "body[data-loaded]") -> None:
         """Load `path` and wait until the CSS selector `ready` matches."""
+        from selenium.common.exceptions import TimeoutException
+
         self.driver.get(self.base + path)
         if ready:
-            self.wait_css(ready)
+            try:
+                self.wait_css(ready, timeout=20)
+            except TimeoutException:
+                # Say what the page shows instead: an error banner, console errors.
+                shown = self.js("return document.querySelector('main')?.innerText.slice(0, 500)")
+                raise AssertionError(
+                    f"{path} never matched {ready!r}; the page shows {shown!r}; "
+                    f"console: {self.driver.get_log('browser')}"
+                ) from None
 
     def wait(self, condition: Any, timeout: float = 10) -> Any:
         """Wait for `condition(driver)` to be truthy and return it."""

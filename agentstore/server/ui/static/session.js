@@ -111,7 +111,8 @@ export async function renderSession(root, crumbs, idOrPrefix) {
       if (seq !== null) timeline.select(seq, { scroll: true });
     } else if (name === "state") {
       replace(body, statePanel.element);
-      statePanel.show(seqFromHash() ?? analysis.events.length);
+      // Until every event is in, the last step is not known yet: shown once loaded.
+      if (loaded) statePanel.show(seqFromHash() ?? analysis.events.length);
     } else {
       replace(body, renderCharts(analysis));
     }
@@ -135,6 +136,8 @@ export async function renderSession(root, crumbs, idOrPrefix) {
   };
 
   // The first page shows as soon as it arrives; the rest stream in behind it.
+  const wanted = seqFromHash(); // before selecting anything rewrites the URL
+  let loaded = false;
   let shown = false;
   await readAllEvents(id, (page) => {
     for (const event of page) analysis.add(event);
@@ -153,7 +156,12 @@ export async function renderSession(root, crumbs, idOrPrefix) {
     document.getElementById("loading")?.remove();
   }
   refresh();
-  if (tab === "state") statePanel.setMax(analysis.events.length ? analysis.events.at(-1).sequence_number : 0);
+  // The first page was shown before the rest arrived: an event or step named by the URL
+  // may only now be loaded, and the charts only now complete.
+  loaded = true;
+  if (tab === "state") statePanel.show(wanted ?? analysis.events.length);
+  else if (tab === "charts") replace(body, renderCharts(analysis));
+  else if (wanted !== null && timeline.selected === null) timeline.select(wanted, { scroll: true });
   performance.mark("agentstore:all-events");
   document.body.dataset.loaded = "true";
 
