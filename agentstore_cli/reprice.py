@@ -7,6 +7,7 @@ shows the recorded and the recomputed cost per model and in total. It never writ
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Annotated
 
@@ -26,7 +27,7 @@ from agentstore_cli.common import (
     run,
     write_bytes,
 )
-from agentstore_cli.render import fmt_cost, fmt_int, make_console, safe
+from agentstore_cli.render import fmt_cost, fmt_int, make_console, print_line, safe
 
 __all__ = ["RepriceFormat", "print_report", "reprice"]
 
@@ -57,6 +58,9 @@ def reprice(
       agentstore reprice 3f2a --format json | jq .new_cost_usd
     """
 
+    # The report lists unpriced models itself: the pricer's log line would repeat it.
+    logging.getLogger("agentstore.pricing").addHandler(logging.NullHandler())
+
     async def main() -> RepriceReport:
         async with open_store(ctx, data_dir) as store:
             sid = await resolve_session(store, session)
@@ -67,6 +71,9 @@ def reprice(
         write_bytes(orjson.dumps(report.to_dict()) + b"\n")
     else:
         print_report(make_console(), report)
+
+
+_HEADINGS = ("MODEL", "EVENTS", "TOKENS IN", "TOKENS OUT", "RECORDED", "REPRICED", "CHANGE")
 
 
 def _change(old: float, new: float) -> Text:
@@ -82,33 +89,58 @@ def print_report(console: Console, report: RepriceReport) -> None:
     if not report.models:
         console.print(Text(f"session {report.session_id}: no LLM events with token counts"))
         return
-    table = Table(box=box.SIMPLE_HEAD, title=f"session {report.session_id}", title_justify="left")
-    table.add_column("model")
-    for name in ("events", "tokens in", "tokens out", "recorded", "repriced", "change"):
-        table.add_column(name, justify="right")
+    # The style of the other tables (no edge padding); numbers are never cut: the model
+    # name takes what the other columns leave.
+    print_line(console, Text(f"session {report.session_id}"))
+    rows: list[list[Text]] = []
     for row in report.models:
         model = safe(row.model)
         if row.unpriced:
-            model.append(f"  ({row.unpriced} unpriced)", style="yellow")
-        table.add_row(
-            model,
-            fmt_int(row.events),
-            fmt_int(row.tokens_in),
-            fmt_int(row.tokens_out),
-            fmt_cost(row.old_cost_usd),
-            fmt_cost(row.new_cost_usd),
-            _change(row.old_cost_usd, row.new_cost_usd),
+            model.append(f" ({row.unpriced} unpriced)", style="yellow")
+        rows.append(
+            [
+                model,
+                Text(fmt_int(row.events)),
+                Text(fmt_int(row.tokens_in)),
+                Text(fmt_int(row.tokens_out)),
+                Text(fmt_cost(row.old_cost_usd)),
+                Text(fmt_cost(row.new_cost_usd)),
+                _change(row.old_cost_usd, row.new_cost_usd),
+            ]
         )
-    table.add_section()
-    table.add_row(
+    total = [
         Text("total", style="bold"),
-        fmt_int(sum(m.events for m in report.models)),
-        fmt_int(sum(m.tokens_in for m in report.models)),
-        fmt_int(sum(m.tokens_out for m in report.models)),
-        fmt_cost(report.old_cost_usd),
-        fmt_cost(report.new_cost_usd),
+        Text(fmt_int(sum(m.events for m in report.models))),
+        Text(fmt_int(sum(m.tokens_in for m in report.models))),
+        Text(fmt_int(sum(m.tokens_out for m in report.models))),
+        Text(fmt_cost(report.old_cost_usd)),
+        Text(fmt_cost(report.new_cost_usd)),
         _change(report.old_cost_usd, report.new_cost_usd),
+    ]
+    widths = [
+        max(len(h), *(r[i].cell_len for r in [*rows, total])) for i, h in enumerate(_HEADINGS)
+    ]
+    widths[0] = max(5, min(widths[0], console.width - sum(widths[1:]) - 2 * (len(widths) - 1)))
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold",
     )
+    for index, heading in enumerate(_HEADINGS):
+        table.add_column(
+            heading,
+            width=widths[index],
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="left" if index == 0 else "right",
+        )
+    for cells in rows:
+        table.add_row(*cells)
+    table.add_section()
+    table.add_row(*total)
     console.print(table)
+    console.print()
     source = report.source or "no price found"
     console.print(Text(f"price data: {source}; the session's log was not changed", style="dim"))

@@ -142,3 +142,24 @@ def test_corrupt_log_spoils_only_its_own_row(cli: Cli, data_dir: Path) -> None:
         "'agentstore verify' to see where\n"
     )
     assert cli("sessions", "-o", "json").exit_code == 0
+
+
+def test_stats_prune_and_reprice_fit_80_columns(cli: Cli, data_dir: Path) -> None:
+    seed_session(data_dir, BIG, session_id="big-one", name="a session name that goes on " * 3)
+    for args, intact in (
+        (["stats", "big-one"], ["$12,345.68", "8,888,888 (1,234,567 in / 7,654,321 out)"]),
+        (["prune", "--older-than", "1d", "--dry-run"], ["EVENTS", "LAST EVENT", "SIZE"]),
+        (
+            ["reprice", "big-one"],
+            ["RECORDED", "REPRICED", "CHANGE", "$12,345.68", "1,234,567", "7,654,321"],
+        ),
+    ):
+        result = cli(*args, env=NARROW)
+        assert result.exit_code == 0, result.stderr
+        lines = _lines(result.stdout)
+        assert all(len(line) <= 80 for line in lines), result.stdout
+        for text in intact:
+            assert text in result.stdout, (args, text, result.stdout)
+        if args[0] == "reprice":
+            change = next(line for line in lines if line.startswith("total")).split()[-1]
+            assert change.startswith("-$") and not change.endswith("…"), change
