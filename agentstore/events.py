@@ -42,6 +42,7 @@ __all__ = [
     "Event",
     "EventType",
     "Metadata",
+    "StoredEvent",
     "copy_metadata",
     "decode_metadata",
     "empty_metadata",
@@ -209,7 +210,43 @@ class Event(BaseModel):
             raise InvalidEventError(str(exc)) from exc
 
 
-def build_event(
+class StoredEvent(Event):
+    """An event as the store handed it back: read-only.
+
+    The log is immutable, and so are the events read from it or returned by an append:
+    setting a field raises `InvalidEventError`. To change something, make a new event
+    (`stored.model_copy(update={...})` gives a copy with changes, still read-only;
+    `Event.model_validate(stored.model_dump())` a writable one). Nested values (the
+    payload's dicts, the metadata) are this object's own copies: changing them changes
+    nothing in the store. A stored event equals an `Event` with the same fields.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise InvalidEventError(
+            f"stored events are read-only (tried to set {name!r}); make a new event, e.g. "
+            "event.model_copy(update={...})"
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise InvalidEventError(f"stored events are read-only (tried to delete {name!r})")
+
+    def with_metadata(self, metadata: Metadata | None = None, **fields: Any) -> Self:
+        """Refuse: a stored event's metadata cannot change (see the class docstring)."""
+        raise InvalidEventError(
+            "stored events are read-only: with_metadata() works on a new event before "
+            "it is appended"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Event):
+            return self.__dict__ == other.__dict__
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to mutable Events: not hashable
+
+
+def _assemble(
+    cls: type[Event],
     event_id: str,
     session_id: str,
     sequence_number: int,
@@ -218,12 +255,8 @@ def build_event(
     timestamp: datetime | None,
     metadata: Metadata,
 ) -> Event:
-    """Assemble an `Event` from values that are already valid, skipping validation.
-
-    `pydantic.BaseModel.model_construct` does the same but costs about 3 µs; this is the
-    store's hot path for every event it reads or writes.
-    """
-    event = _new_event(Event)
+    # `pydantic.BaseModel.model_construct` does the same but costs about 3 µs.
+    event = _new_model(cls)
     _setattr(
         event,
         "__dict__",
@@ -243,7 +276,25 @@ def build_event(
     return event
 
 
-_new_event = Event.__new__
+def build_event(
+    event_id: str,
+    session_id: str,
+    sequence_number: int,
+    type_name: str,
+    payload: Any,
+    timestamp: datetime | None,
+    metadata: Metadata,
+) -> Event:
+    """Assemble a read-only `StoredEvent` from values already valid, skipping validation.
+
+    The store's hot path for every event it reads or writes.
+    """
+    return _assemble(
+        StoredEvent, event_id, session_id, sequence_number, type_name, payload, timestamp, metadata
+    )
+
+
+_new_model = BaseModel.__new__
 
 
 def new_event(
@@ -260,7 +311,8 @@ def new_event(
 
     `payload` is any JSON value; it is checked when the event is appended.
     """
-    return build_event(
+    return _assemble(
+        Event,
         new_event_id(),
         "",
         0,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentstore import Metadata, Store, new_event
+import pytest
+
+from agentstore import Event, InvalidEventError, Metadata, Store, new_event
 
 
 class IsolationContract:
@@ -47,3 +49,22 @@ class IsolationContract:
         [second] = await store.get_events(session.id)
         assert second.payload == {"a": [1]}
         assert second.metadata.model is None
+
+    async def test_returned_events_are_read_only(self, store: Store) -> None:
+        session = await store.create_session()
+        appended = await store.append(session.id, new_event("custom", {"a": 1}))
+        [batch] = await store.append_many(session.id, [new_event("custom", {"b": 2})])
+        read = await store.get_events(session.id)
+        replayed = await store.replay(session.id, types=["custom"])
+        streamed = [e async for e in store.stream(session.id)]
+        for event in (appended, batch, *read, *replayed, *streamed):
+            with pytest.raises(InvalidEventError, match="read-only"):
+                event.payload = {"changed": True}
+            with pytest.raises(InvalidEventError, match="read-only"):
+                event.with_metadata(model="x")
+        changed = appended.model_copy(update={"payload": {"a": 2}})
+        assert changed.payload == {"a": 2} and appended.payload == {"a": 1}
+        writable = Event.model_validate(appended.model_dump())
+        writable.payload = {"mine": True}
+        assert writable.payload == {"mine": True}
+        assert Event.model_validate(read[0].model_dump()) == read[0] == appended
