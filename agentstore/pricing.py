@@ -39,6 +39,7 @@ from agentstore.errors import AgentStoreError, InvalidInputError
 from agentstore.events import Event, EventType, Metadata
 
 if TYPE_CHECKING:
+    from agentstore.state import Budget
     from agentstore.store import Store
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "apply_price",
     "is_unpriced",
     "round_usd",
+    "warn_if_cost_budget_unpriced",
     "reprice_events",
     "reprice_session",
     "resolve_pricer",
@@ -203,6 +205,30 @@ class GenaiPricer:
             model,
             self._source,
         )
+
+
+def warn_if_cost_budget_unpriced(budget: Budget | None, pricer: Pricer | None) -> bool:
+    """Log a warning if a cost budget is set where calls cannot be priced; tell if it did.
+
+    For the store to call when a budget is set (`create_session`, `update_session`): a
+    cost budget on a store opened with `pricing=False`, or without `genai-prices`, counts
+    only the costs given as `cost_usd`, and must say so rather than pass silently.
+    """
+    if budget is None or budget.max_cost_usd is None:
+        return False
+    if pricer is None:
+        reason = "this store was opened with pricing=False"
+    elif isinstance(pricer, GenaiPricer) and not pricer.available():
+        reason = "genai-prices cannot be imported"
+    else:
+        return False
+    logger.warning(
+        "a cost budget (max_cost_usd=%s) is set, but %s: only calls recorded with cost_usd "
+        "count toward it, any other call counts $0",
+        budget.max_cost_usd,
+        reason,
+    )
+    return True
 
 
 def resolve_pricer(pricing: bool | Pricer | None) -> Pricer | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import orjson
@@ -10,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 import agentstore
-from agentstore import Budget, BudgetExceededError
+from agentstore import Budget, BudgetExceededError, GenaiPricer
+from agentstore.pricing import warn_if_cost_budget_unpriced
 from agentstore_cli.app import app
 
 
@@ -57,3 +59,19 @@ def test_an_unknown_model_is_flagged_logged_once_and_shown(
         runner.invoke(app, ["--data-dir", str(data), "stats", session.id, "-o", "json"]).stdout
     )
     assert doc["tokens"]["unpriced_calls"] == 2
+
+
+def test_a_cost_budget_where_nothing_is_priced_is_reported(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, "agentstore.pricing")
+    budget = Budget(max_cost_usd=1.0)
+    assert not warn_if_cost_budget_unpriced(budget, GenaiPricer())  # prices: nothing to say
+    assert not warn_if_cost_budget_unpriced(Budget(max_tokens=10), None)  # no cost limit
+    assert not warn_if_cost_budget_unpriced(None, None)
+    assert caplog.records == []
+    assert warn_if_cost_budget_unpriced(budget, None)
+    assert "pricing=False: only calls recorded with cost_usd count" in caplog.text
+    monkeypatch.setitem(sys.modules, "genai_prices", None)  # as if not installed
+    assert warn_if_cost_budget_unpriced(budget, GenaiPricer())
+    assert "genai-prices cannot be imported" in caplog.text
