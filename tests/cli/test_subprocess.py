@@ -159,7 +159,7 @@ def test_follow_sees_another_process_appending(
 
 def test_follow_stops_at_to_seq(data_dir: Path, procs: list[subprocess.Popen[bytes]]) -> None:
     sid = seed_session(data_dir, [("custom", 1, {}, 0)], session_id="bounded")
-    follower = _start(procs, AGENTSTORE, "replay", sid, "--follow", "-o", "jsonl", "--to-seq", "2")
+    follower = _start(procs, AGENTSTORE, "replay", sid, "-f", "-o", "jsonl", "--to-seq", "2")
     writer = _start(procs, sys.executable, WRITER, str(data_dir), sid)
     assert follower.stdout is not None
     assert writer.stdin is not None

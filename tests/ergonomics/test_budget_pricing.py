@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tomllib
 from pathlib import Path
 
 import orjson
@@ -75,3 +76,10 @@ def test_a_cost_budget_where_nothing_is_priced_is_reported(
     monkeypatch.setitem(sys.modules, "genai_prices", None)  # as if not installed
     assert warn_if_cost_budget_unpriced(budget, GenaiPricer())
     assert "genai-prices cannot be imported" in caplog.text
+
+
+def test_genai_prices_is_a_core_dependency() -> None:
+    # A plain `pip install agentstore` must price calls, or cost budgets never trip.
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    core = [req.split(">")[0].split("=")[0].strip() for req in pyproject["project"]["dependencies"]]
+    assert "genai-prices" in core
