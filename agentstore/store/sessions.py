@@ -12,6 +12,7 @@ from agentstore.backends.base import UNSET, Backend, SessionChanges, SessionPage
 from agentstore.backends.base import SessionQuery as _Query
 from agentstore.errors import AmbiguousSessionError, InvalidInputError, SessionNotFoundError
 from agentstore.session import Session, validate_session_id
+from agentstore.pricing import Pricer, warn_if_cost_budget_unpriced
 from agentstore.state import Budget
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.states import StateKeeper
@@ -29,6 +30,7 @@ class StoreSessions:
     _states: StateKeeper
     _budgets: BudgetBook
     _last_created: datetime | None
+    _pricer: Pricer | None
 
     def _check_open(self) -> None:
         raise NotImplementedError
@@ -55,6 +57,7 @@ class StoreSessions:
         self._check_open()
         sid = validate_session_id(session_id) if session_id is not None else str(uuid.uuid4())
         check_budget(budget)
+        warn_if_cost_budget_unpriced(budget, self._pricer)
         session = self._new_session(sid, name=name, labels=labels, budget=budget)
         await self._backend.create_session(session)
         return session
@@ -109,6 +112,7 @@ class StoreSessions:
             raise InvalidInputError("name must be a string or None")
         if budget is not UNSET:
             check_budget(budget)
+            warn_if_cost_budget_unpriced(budget, self._pricer)
         changes = SessionChanges(name=name, labels=UNSET, budget=budget)
         if labels is not UNSET:
             changes = replace(changes, labels=check_labels(labels))
