@@ -18,27 +18,62 @@ function url(path, params = {}) {
   return u;
 }
 
+const TOKEN_KEY = "agentstore-token";
+
+/** The bearer token this tab was given for a server that asks for one, or null. */
+export function token() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** Remember `value` as the token for this tab (it is gone when the tab closes). */
+export function setToken(value) {
+  sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+/** The headers every API request sends: the token, when there is one. */
+export function authHeaders(extra = {}) {
+  const t = token();
+  return t ? { ...extra, Authorization: `Bearer ${t}` } : { ...extra };
+}
+
+async function problemOf(response) {
+  let problem = {};
+  try {
+    problem = await response.json();
+  } catch {
+    // not problem JSON: keep the status line
+  }
+  return new ApiError(
+    response.status,
+    problem.code || "http_error",
+    problem.detail || `${response.status} ${response.statusText}`,
+  );
+}
+
 async function getJSON(path, params) {
   let response;
   try {
-    response = await fetch(url(path, params), { headers: { Accept: "application/json" } });
+    response = await fetch(url(path, params), { headers: authHeaders({ Accept: "application/json" }) });
   } catch (err) {
     throw new ApiError(0, "unreachable", `the server cannot be reached (${err.message})`);
   }
-  if (!response.ok) {
-    let problem = {};
-    try {
-      problem = await response.json();
-    } catch {
-      // not problem JSON: keep the status line
-    }
-    throw new ApiError(
-      response.status,
-      problem.code || "http_error",
-      problem.detail || `${response.status} ${response.statusText}`,
-    );
-  }
+  if (!response.ok) throw await problemOf(response);
   return response.json();
+}
+
+/** Download `href` (an API URL) as `filename`, sending the token (a plain link cannot). */
+export async function download(href, filename) {
+  const response = await fetch(url(href), { headers: authHeaders() });
+  if (!response.ok) throw await problemOf(response);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = filename;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }
 
 const enc = encodeURIComponent;
@@ -79,9 +114,98 @@ export function exportUrl(id, { bare = false } = {}) {
   return `/v1/sessions/${enc(id)}/export` + (bare ? "?bare=1" : "");
 }
 
-/** The URL of a session's live stream (Server-Sent Events) from `fromSeq` on. */
-export function streamUrl(id, fromSeq) {
-  return url(`/v1/sessions/${enc(id)}/stream`, { from_seq: fromSeq }).toString();
+/**
+ * Follow a session live (the server's Server-Sent Events) from `fromSeq` on.
+ *
+ * Read with fetch rather than EventSource, which cannot send the token. After a dropped
+ * connection it reconnects every 2 s from the event after the last one received.
+ * Calls onEvent(event), onStatus("open" | "reconnecting") and, when the server ends the
+ * stream for good (the session was deleted), onEnd(detail). Returns {close()}.
+ */
+export function follow(id, fromSeq, { onEvent, onStatus, onEnd }) {
+  let next = fromSeq;
+  let stopped = false;
+  let controller = null;
+
+  const handle = (block) => {
+    let kind = "message";
+    let seq = null;
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue; // a comment: keep-alive
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") kind = value;
+      else if (field === "id") seq = Number(value);
+      else if (field === "data") data.push(value);
+    }
+    if (!data.length) return;
+    if (kind === "error") {
+      let detail = "the live stream ended";
+      try {
+        detail = JSON.parse(data.join("\n")).detail || detail;
+      } catch {
+        // keep the generic text
+      }
+      stopped = true;
+      onEnd(detail);
+      return;
+    }
+    if (seq !== null && Number.isFinite(seq)) next = seq + 1;
+    try {
+      onEvent(JSON.parse(data.join("\n")));
+    } catch {
+      // not an event: ignore it
+    }
+  };
+
+  const run = async () => {
+    while (!stopped) {
+      controller = new AbortController();
+      try {
+        const response = await fetch(url(`/v1/sessions/${enc(id)}/stream`, { from_seq: next }), {
+          headers: authHeaders({ Accept: "text/event-stream" }),
+          signal: controller.signal,
+          cache: "no-store",
+        });
+        if (!response.ok) {
+          const err = await problemOf(response);
+          if (response.status === 404 || response.status === 401 || response.status === 400) {
+            stopped = true;
+            onEnd(err.message);
+            return;
+          }
+          throw err;
+        }
+        onStatus("open");
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n?/g, "\n");
+          let end;
+          while (!stopped && (end = buffer.indexOf("\n\n")) >= 0) {
+            handle(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+          }
+        }
+      } catch {
+        // dropped or refused: try again below
+      }
+      if (stopped) return;
+      onStatus("reconnecting");
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  };
+  run();
+  return {
+    close() {
+      stopped = true;
+      controller?.abort();
+    },
+  };
 }
 
 /** Resolve an exact id or a unique id prefix to a session; throw ApiError otherwise. */

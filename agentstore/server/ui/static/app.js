@@ -4,6 +4,7 @@
 //        /sessions/<id>     one session (?tab=timeline|state|charts, #seq-N)
 //        /compare?a=&b=     two sessions side by side
 
+import { ApiError, setToken, token } from "./api.js";
 import { h, replace, showError } from "./dom.js";
 import { renderSessions } from "./sessions.js";
 import { renderSession } from "./session.js";
@@ -56,9 +57,34 @@ async function route() {
     }
   } catch (err) {
     document.getElementById("loading")?.remove();
+    if (err instanceof ApiError && err.status === 401) {
+      askForToken(root);
+      return;
+    }
     showError(root, err);
     console.warn(err); // eslint-disable-line no-console
   }
+}
+
+// A server started with --token-file wants the token on every API request; it is kept
+// for this tab only (sessionStorage) and sent as `Authorization: Bearer`.
+function askForToken(root) {
+  const input = h("input", { type: "password", id: "token-input", autocomplete: "off",
+    "aria-label": "Token", placeholder: "Token" });
+  const form = h("form", { id: "token-form", class: "token-form" },
+    h("h1", {}, "This server needs a token"),
+    h("p", { class: "muted" }, token()
+      ? "The token given was refused. Enter the token of `agentstore serve --token-file`."
+      : "Enter the token of `agentstore serve --token-file`. It is kept for this tab only."),
+    h("div", { class: "inline" }, input, h("button", { type: "submit" }, "Open")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!input.value.trim()) return;
+    setToken(input.value.trim());
+    location.reload();
+  });
+  replace(root, form);
+  input.focus();
 }
 
 setupTheme();

@@ -1,8 +1,8 @@
 // The session page: header with totals, export and compare; tabs for the timeline,
 // the state at any step and the charts; live updates over Server-Sent Events.
 
-import { exportUrl, readAllEvents, resolveSession, streamUrl } from "./api.js";
-import { h, pageUrl, replace, sessionUrl } from "./dom.js";
+import { download, exportUrl, follow, readAllEvents, resolveSession, token } from "./api.js";
+import { h, pageUrl, replace, sessionUrl, showError } from "./dom.js";
 import { Analysis, fmtCost, fmtInt, fmtTime } from "./format.js";
 import { Timeline } from "./timeline.js";
 import { StatePanel } from "./statepanel.js";
@@ -31,6 +31,16 @@ function totalsBar(analysis, session) {
     item("open calls", fmtInt(open), open ? "warn" : ""),
     item("created", fmtTime(session.created_at)),
   ];
+}
+
+function exportLink(elementId, href, filename, label, title) {
+  const link = h("a", { class: "button", id: elementId, href, download: filename, title }, label);
+  link.addEventListener("click", (e) => {
+    if (!token()) return; // a plain download: the server needs no token
+    e.preventDefault();
+    download(href, filename).catch((err) => showError(document.getElementById("app"), err));
+  });
+  return link;
 }
 
 /** Render the page of session `idOrPrefix` (an exact id or a unique prefix) into `root`. */
@@ -63,11 +73,10 @@ export async function renderSession(root, crumbs, idOrPrefix) {
     if (other) location.assign(pageUrl("/compare", { a: id, b: other }));
   });
   const actions = h("div", { class: "actions" },
-    h("a", { class: "button", id: "export-json", href: exportUrl(id), download: `${id}.json`,
-      title: "The session and its events, as `agentstore export` writes them" }, "Export JSON"),
-    h("a", { class: "button", id: "export-events", href: exportUrl(id, { bare: true }),
-      download: `${id}.events.json`,
-      title: "Only the events, as one JSON array (agentstore export --bare)" }, "Events only"),
+    exportLink("export-json", exportUrl(id), `${id}.json`, "Export JSON",
+      "The session and its events, as `agentstore export` writes them"),
+    exportLink("export-events", exportUrl(id, { bare: true }), `${id}.events.json`, "Events only",
+      "Only the events, as one JSON array (agentstore export --bare)"),
     session.parent_id
       ? h("a", { class: "button", id: "compare-parent",
         href: pageUrl("/compare", { a: session.parent_id, b: id }) }, "Compare with parent")
@@ -165,9 +174,8 @@ export async function renderSession(root, crumbs, idOrPrefix) {
   performance.mark("agentstore:all-events");
   document.body.dataset.loaded = "true";
 
-  // Live: follow from the next sequence number; EventSource resumes with Last-Event-ID.
+  // Live: follow from the next sequence number; after a drop, resume where it stopped.
   const last = analysis.events.length ? analysis.events.at(-1).sequence_number : 0;
-  const source = new EventSource(streamUrl(id, last + 1));
   const flush = () => {
     timeline.eventsAdded();
     refresh();
@@ -177,39 +185,23 @@ export async function renderSession(root, crumbs, idOrPrefix) {
     }
   };
   let pending = 0;
-  source.addEventListener("open", () => {
-    live.textContent = "● live";
-    live.className = "live on";
-  });
-  source.addEventListener("message", (e) => {
-    let event;
-    try {
-      event = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    if (!analysis.add(event)) return;
-    // Many events at once are drawn once per frame, not once each.
-    if (!pending) pending = requestAnimationFrame(() => {
-      pending = 0;
-      flush();
-    });
-  });
-  source.addEventListener("error", (e) => {
-    if (e.data) {
-      // `event: error` from the server: the session is gone; stop following.
-      source.close();
-      let detail = "the live stream ended";
-      try {
-        detail = JSON.parse(e.data).detail || detail;
-      } catch {
-        // keep the generic text
-      }
+  const source = follow(id, last + 1, {
+    onEvent: (event) => {
+      if (!analysis.add(event)) return;
+      // Many events at once are drawn once per frame, not once each.
+      if (!pending) pending = requestAnimationFrame(() => {
+        pending = 0;
+        flush();
+      });
+    },
+    onStatus: (status) => {
+      live.textContent = status === "open" ? "● live" : "○ reconnecting";
+      live.className = status === "open" ? "live on" : "live off";
+    },
+    onEnd: (detail) => {
       live.textContent = `○ ${detail}`;
-    } else {
-      live.textContent = source.readyState === EventSource.CLOSED ? "○ offline" : "○ reconnecting";
-    }
-    live.className = "live off";
+      live.className = "live off";
+    },
   });
   window.addEventListener("pagehide", () => source.close());
 }

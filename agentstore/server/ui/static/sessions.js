@@ -1,6 +1,6 @@
 // The sessions page: newest first, search by name or id prefix, label filter, cursor paging.
 
-import { listSessions } from "./api.js";
+import { ApiError, listSessions } from "./api.js";
 import { debounce, h, pageUrl, replace, sessionUrl, showError } from "./dom.js";
 import { fmtAgo, fmtCost, fmtInt, fmtTime } from "./format.js";
 
@@ -107,6 +107,7 @@ export async function renderSessions(root, crumbs) {
         labels: state.labels, summary: true,
       });
     } catch (err) {
+      if (err instanceof ApiError && err.status === 401) throw err; // the page asks for a token
       status.textContent = "";
       root.querySelector(".error-banner")?.remove();
       showError(root, err);
