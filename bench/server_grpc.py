@@ -52,7 +52,7 @@ Row = dict[str, Any]
 
 @contextlib.contextmanager
 def server(data_dir: Path) -> Any:
-    """Run `agentstore serve` (gRPC only, port 0) and yield its host:port."""
+    """Run `agentstore serve` (gRPC only, port 0) and yield its host:port and pid."""
     cmd = [sys.executable, "-m", "agentstore_cli", "serve", "--data-dir", str(data_dir)]
     cmd += ["--no-http", "--grpc-port", "0", "--max-streams", "512"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -61,7 +61,7 @@ def server(data_dir: Path) -> Any:
         line = proc.stdout.readline()
         if not line:
             raise SystemExit(f"agentstore serve did not start (exit {proc.wait()})")
-        yield orjson.loads(line)["listening"]["grpc"]
+        yield orjson.loads(line)["listening"]["grpc"], proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -145,16 +145,27 @@ async def _remote_clients(target: str) -> AsyncIterator[Callable[[int], Awaitabl
             await store.close()
 
 
-async def grpc_rows(target: str, seconds: float, kinds: list[str]) -> list[Row]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def grpc_rows(target: str, pid: int, seconds: float, kinds: list[str]) -> list[Row]:
     """Measure each client kind at 16 and 64 clients against the server at `target`."""
     rows = []
     for kind in kinds:
         clients_of = _api_clients if kind == "api" else _remote_clients
         for clients in (16, 64):
             async with clients_of(target) as make:
+                cpu = cpu_seconds(pid)
                 lat, wall = await _drive(clients, seconds, make)  # type: ignore[arg-type]
+                cpu = cpu_seconds(pid) - cpu
             label = "AgentStore.Append" if kind == "api" else 'open("grpc://...")'
-            rows.append(result(f"gRPC, {label}", latencies_ns=lat, wall_ns=wall, clients=clients))
+            row = result(f"gRPC, {label}", latencies_ns=lat, wall_ns=wall, clients=clients)
+            # Includes the warm-up calls: a close upper bound of the server's cost per append.
+            row["server_cpu_us"] = cpu / max(len(lat), 1) * 1e6
+            rows.append(row)
     return rows
 
 
@@ -172,15 +183,17 @@ def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
         f"{info['seconds']} s. Latency is per call, client side. The in-process row is "
         "scenario 3's shape in this run: 16 tasks, 16 sessions, one store in one process.",
         "",
-        "| setup | clients | appends/s | median µs | p99 µs | ÷ in-process 16 |",
-        "|---|---|---|---|---|---|",
+        "| setup | clients | appends/s | median µs | p99 µs | server CPU µs/append "
+        "| ÷ in-process 16 |",
+        "|---|---|---|---|---|---|---|",
         f"| in-process `Store.append` (file, fsync) | 16 | {base:,.0f} | "
-        f"{in_process['median_us']:,.0f} | {in_process['p99_us']:,.0f} | 1.00x |",
+        f"{in_process['median_us']:,.0f} | {in_process['p99_us']:,.0f} | — | 1.00x |",
     ]
     for row in rows:
         lines.append(
             f"| {row['system']} | {row['clients']} | {row['ops_per_s']:,.0f} | "
-            f"{row['median_us']:,.0f} | {row['p99_us']:,.0f} | {row['ops_per_s'] / base:.2f}x |"
+            f"{row['median_us']:,.0f} | {row['p99_us']:,.0f} | {row['server_cpu_us']:,.0f} | "
+            f"{row['ops_per_s'] / base:.2f}x |"
         )
     sixteen = [r for r in rows if r["clients"] == 16 and "AgentStore" in r["system"]]
     if sixteen:
@@ -217,8 +230,8 @@ def main() -> None:
     base = HERE / ".data"
     base.mkdir(exist_ok=True)
     in_process = asyncio.run(scenarios.append_concurrent(40 if opts.quick else 200, 16, base))[0]
-    with tempfile.TemporaryDirectory(dir=base) as tmp, server(Path(tmp)) as target:
-        rows = asyncio.run(grpc_rows(target, seconds, opts.kinds.split(",")))
+    with tempfile.TemporaryDirectory(dir=base) as tmp, server(Path(tmp)) as (target, pid):
+        rows = asyncio.run(grpc_rows(target, pid, seconds, opts.kinds.split(",")))
     info = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
