@@ -105,3 +105,25 @@ def test_follows_a_session_another_process_appends_to(
     assert page.css('[data-stat="open calls"] .stat-value').text == "0"
     assert page.css('[data-stat="tokens in"] .stat-value').text == "100"
     assert page.css("#row-count").text == "5 events"
+
+
+def test_resumes_after_the_server_restarts(page: Page, live: tuple[UiServer, str]) -> None:
+    server, sid = live
+    page.base = server.base
+    page.open(f"/sessions/{sid}")
+    page.wait(lambda d: page.css("#live").text == "● live")
+    port = server.base.rsplit(":", 1)[1]
+    page.allowed_errors.append("net::ERR_CONNECTION_REFUSED")  # its retries while down
+    assert server.stop() == 0  # SIGTERM: the server ends its live follows and exits
+    page.wait(lambda d: page.css("#live").text == "○ reconnecting")
+    # Written while no server runs; the page must pick it up once one is back.
+    _append(server.data_dir, sid, {"type": "user_message", "payload": "while down"})
+    again = UiServer(server.data_dir, "--port", port)
+    try:
+        page.wait(lambda d: set(_rows(page)) == {"1", "2", "3"}, timeout=20)
+        assert "while down" in _rows(page)["3"]
+        assert page.css("#live").text == "● live"
+        _append(server.data_dir, sid, {"type": "user_message", "payload": "after"})
+        page.wait(lambda d: set(_rows(page)) == {"1", "2", "3", "4"})
+    finally:
+        assert again.stop() == 0
