@@ -56,8 +56,8 @@ class Limits:
     """Most live follows open at once, over both doors."""
     max_streams_per_client: int = 16
     """Most live follows open at once from one client address."""
-    stream_queue: int = 256
-    """Events a follower may fall behind by before it is dropped (bounded memory)."""
+    stream_queue: int = 64
+    """Events queued for a follower's connection (bounded memory per follower)."""
     send_timeout: float = 30.0
     """Seconds a follower may leave a sent event unread before it is dropped."""
     heartbeat: float = 15.0
@@ -324,8 +324,9 @@ class AgentStoreService:
     # --- live follow ------------------------------------------------------------------------
 
     async def _follow_events(self, sid: str, from_seq: int) -> AsyncGenerator[Event, None]:
-        # Catch up in small pages (a follower holds one page of events at a time, and
-        # hundreds may follow at once), then let the store's stream wait for new ones.
+        # A follower holds at most one small page while its client is slow: catch up 64
+        # events at a time, and use the store's stream only to wait for the next event
+        # (it wakes on an append, no polling), letting go of its page before yielding.
         next_seq = max(from_seq, 1)
         while True:
             page = await self.store.replay(sid, from_seq=next_seq, limit=_FOLLOW_PAGE)
@@ -333,12 +334,18 @@ class AgentStoreService:
                 yield event
             if page:
                 next_seq = page[-1].sequence_number + 1
-            if len(page) < _FOLLOW_PAGE:
-                break
-        live = self.store.stream(sid, from_seq=next_seq, follow=True)
-        async with contextlib.aclosing(live):  # type: ignore[type-var]
-            async for event in live:
-                yield event
+            if len(page) == _FOLLOW_PAGE:
+                continue
+            live = self.store.stream(sid, from_seq=next_seq, follow=True)
+            first: Event | None = None
+            async with contextlib.aclosing(live):  # type: ignore[type-var]
+                async for event in live:
+                    first = event
+                    break
+            if first is None:
+                return  # the store was closed
+            yield first
+            next_seq = first.sequence_number + 1
 
     @contextlib.asynccontextmanager
     async def follow(
