@@ -29,7 +29,7 @@ from agentstore_cli.common import (
     CliError,
     GlobalOptions,
 )
-from agentstore_cli.helpfmt import AgentstoreCommand, MetavarStyle, reflow
+from agentstore_cli.helpfmt import AgentstoreCommand, MetavarStyle, reflow, restyle
 from agentstore_cli.otel import otel_app
 from agentstore_cli.sanitize import clean
 
@@ -108,6 +108,13 @@ class AgentstoreGroup(MetavarStyle, TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """Return a command; a sub-app's (`otel`) gets the one help style too."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            restyle(command)
+        return command
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         """Parse the arguments (this prints --help and --version)."""
@@ -230,6 +237,24 @@ def _root(
             help="Data directory of the store.",
         ),
     ] = Path(DEFAULT_DATA_DIR),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            envvar="AGENTSTORE_STORE",
+            help="A store URL (postgresql://...) to use instead of the data directory.",
+        ),
+    ] = None,
+    read_store: Annotated[
+        str | None,
+        typer.Option(
+            "--read-store",
+            metavar="URL",
+            envvar="AGENTSTORE_READ_STORE",
+            help="A read replica of --store for replays and listings.",
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option("--debug", envvar=DEBUG_ENV, help="Show a traceback when a command fails."),
@@ -249,7 +274,11 @@ def _root(
     origin = {"COMMANDLINE": "flag", "ENVIRONMENT": "env"}.get(
         getattr(source, "name", ""), "default"
     )
-    ctx.obj = GlobalOptions(data_dir=data_dir, debug=debug, data_dir_from=origin)
+    if read_store is not None and store is None:
+        raise CliError("--read-store needs --store (the primary it is a replica of)", 2)
+    ctx.obj = GlobalOptions(
+        data_dir=data_dir, debug=debug, data_dir_from=origin, store=store, read_store=read_store
+    )
 
 
 def _load(target: str) -> Callable[..., Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperCommand
 
-__all__ = ["AgentstoreCommand", "MetavarStyle", "reflow"]
+__all__ = ["AgentstoreCommand", "MetavarStyle", "reflow", "restyle"]
 
 
 def reflow(doc: str | None) -> str | None:
@@ -52,14 +52,46 @@ class AgentstoreCommand(MetavarStyle, TyperCommand):
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """The usage line: `[OPTIONS] SESSION [FILE]`."""
-        pieces = [self.options_metavar] if self.options_metavar else []
-        for param in self.get_params(ctx):
-            if not isinstance(param, TyperArgument):
-                continue
-            name = param.metavar or (param.name or "").upper()
-            name = name if param.required else f"[{name}]"
-            pieces.append(name + ("..." if param.nargs != 1 else ""))
-        return pieces
+        return _usage_pieces(self, ctx)
+
+
+def restyle(command: Any) -> None:
+    """Give a command made elsewhere (a Typer sub-app's) the same help style, in place.
+
+    For groups, their commands too. Commands built as `AgentstoreCommand` are left as
+    they are.
+    """
+    if isinstance(command, MetavarStyle) or getattr(command, "_agentstore_styled", False):
+        return
+    command._agentstore_styled = True
+    command.help = reflow(command.help)
+    original = command.get_params
+
+    def get_params(ctx: Any) -> list[Any]:
+        params: list[Any] = original(ctx)
+        for param in params:
+            param.display_type_rich = _bind(param)
+        return params
+
+    def collect_usage_pieces(ctx: Any) -> list[str]:
+        return _usage_pieces(command, ctx)
+
+    command.get_params = get_params
+    if not hasattr(command, "commands"):  # a group keeps its `COMMAND [ARGS]...`
+        command.collect_usage_pieces = collect_usage_pieces
+    for sub in getattr(command, "commands", {}).values():
+        restyle(sub)
+
+
+def _usage_pieces(command: Any, ctx: Any) -> list[str]:
+    pieces = [command.options_metavar] if command.options_metavar else []
+    for param in command.get_params(ctx):
+        if not isinstance(param, TyperArgument):
+            continue
+        name = param.metavar or (param.name or "").upper()
+        name = name if param.required else f"[{name}]"
+        pieces.append(name + ("..." if param.nargs != 1 else ""))
+    return pieces
 
 
 def _bind(param: Any) -> Any:

@@ -92,7 +92,12 @@ def test_a_filtered_timeline_does_not_guess_calls_without_result(cli: Cli, fligh
     assert "without result" not in out
 
 
-HELP_PAGES = [["--help"]] + [[name, "--help"] for name, _ in COMMANDS if name != "otel"]
+HELP_PAGES = [
+    ["--help"],
+    *([name, "--help"] for name, _ in COMMANDS),
+    ["otel", "--help"],  # a sub-app (typer.add_typer) gets the same style
+    ["otel", "export", "--help"],
+]
 
 
 @pytest.mark.parametrize("args", HELP_PAGES, ids=" ".join)
@@ -107,8 +112,8 @@ def test_help_at_80_columns(cli: Cli, args: list[str]) -> None:
     # Paragraphs are wrapped by Rich at the terminal, not at the docstring's line breaks:
     # each line of a paragraph but its last is filled up to the width.
     command = typer.main.get_command(app)
-    if args[0] != "--help":
-        command = command.commands[args[0]]  # type: ignore[attr-defined]
+    for name in args[:-1]:
+        command = command.commands[name]  # type: ignore[attr-defined]
     text = [line.strip() for line in lines]
     for paragraph in (command.help or "").split("\n\n"):
         if paragraph.startswith("\b"):
