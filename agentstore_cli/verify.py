@@ -38,7 +38,7 @@ def verify(
         str | None,
         typer.Argument(
             metavar="SESSION",
-            help="Check only this session (an id or a unique prefix); default: all.",
+            help="Check only this session (an id, id prefix, name or latest); default: all.",
             show_default=False,
         ),
     ] = None,
