@@ -279,6 +279,8 @@ async def test_a_missing_log_is_corruption_everywhere(tmp_path: Path) -> None:
     """A log deleted under its session file: never an empty session restarting at 1."""
     data = tmp_path / "data"
     await _make(data, 2)
+    async with agentstore.open(data) as store:
+        await store.update_session("s", name="renamed")  # keeps the promise of a log
     log = data / "events" / "s.jsonl"
     log.unlink()
     for read_only in (False, True):
@@ -310,6 +312,10 @@ async def test_a_go_session_without_events_has_no_log_and_is_fine(tmp_path: Path
         assert (await reader.get_session("g")).event_count == 0
         assert (await reader.verify()).ok
     async with agentstore.open(data) as store:
+        # Relabelling it does not make it promise a log it does not have.
+        await store.update_session("g", labels={"env": "dev"})
+    async with agentstore.open(data) as store:
+        assert (await store.get_session("g")).labels == {"env": "dev"}
         assert (await store.append("g", new_event("custom"))).sequence_number == 1
         assert (await store.verify()).ok
 

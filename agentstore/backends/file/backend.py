@@ -157,7 +157,9 @@ class FileBackend(Backend):
 
     def _update_sync(self, session_id: str, changes: SessionChanges) -> None:
         with self._logs.directory_lock(exclusive=True):
-            session, _, _ = read_session(self.layout, session_id)
+            session, has_log, _ = read_session(self.layout, session_id)
+            # A Go session without events has no log yet: do not promise one it lacks.
+            has_log = has_log or os.path.lexists(self.layout.log_path(session_id))
             if changes.name is not UNSET:
                 session.name = changes.name
             if changes.labels is not UNSET:
@@ -166,7 +168,8 @@ class FileBackend(Backend):
                 session.budget = changes.budget
             path = self.layout.session_path(session_id)
             try:
-                atomic.write_file_atomic(path, encode_session(session), exclusive=False)
+                data = encode_session(session, has_log=has_log)
+                atomic.write_file_atomic(path, data, exclusive=False)
             except OSError as exc:
                 raise StorageError(f"cannot update {path}: {exc}") from exc
         self._index.record(session)

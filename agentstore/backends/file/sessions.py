@@ -63,10 +63,11 @@ def sort_key(created: datetime) -> str:
     return created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def encode_session(session: Session) -> bytes:
-    """Return the bytes of a session's file."""
+def encode_session(session: Session, *, has_log: bool = True) -> bytes:
+    """Return the bytes of a session's file (`has_log`: its log exists, see the docstring)."""
     obj = session.to_dict()
-    obj[HAS_LOG] = True
+    if has_log:
+        obj[HAS_LOG] = True
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2)
 
 
