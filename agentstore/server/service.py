@@ -1,8 +1,9 @@
 """The one service layer behind both doors of `agentstore serve` (HTTP/JSON and gRPC).
 
 A door decodes its wire format into plain Python values, calls one method here, and
-encodes what comes back; every rule (ids only, batch and size limits, paging, which
-error is which status) lives here, so the two doors cannot disagree.
+encodes what comes back. The rules (ids only, batch and size limits, paging, live-follow
+budgets) live here and which error is which status in `agentstore.server.errors`, so the
+two doors cannot disagree.
 
 ```python
 service = AgentStoreService(store, Limits())
