@@ -117,6 +117,10 @@ class GlobalOptions:
     debug: bool = False
     data_dir_from: str = "default"
     """Where `data_dir` came from: `flag`, `env` or `default` (for error messages)."""
+    store: str | None = None
+    """`--store URL`: a store URL (postgresql://...) used instead of the data directory."""
+    read_store: str | None = None
+    """`--read-store URL`: a read replica of `store` for replays and listings."""
 
 
 def _globals(ctx: typer.Context) -> GlobalOptions:
@@ -175,6 +179,12 @@ async def open_store(
     A read-only store never writes, so read-only commands work on a data directory the
     user cannot write to; a missing directory is an error rather than created.
     """
+    opts = _globals(ctx)
+    if opts.store is not None and data_dir is None:
+        target = agentstore.open(opts.store, read_only=not writable, read_url=opts.read_store)
+        async with target as store:
+            yield store
+        return
     path = _check_data_dir(ctx, data_dir, writable=writable)
     try:
         store = await agentstore.open(path, read_only=not writable)

@@ -11,21 +11,22 @@ from typing import Annotated
 import typer
 
 from agentstore.backends.registry import scheme_of
-from agentstore_cli.common import CliError, UsageError, run
+from agentstore_cli.common import CliError, GlobalOptions, UsageError, run
 
 __all__ = ["migrate"]
 
 
 def migrate(
+    ctx: typer.Context,
     store: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--store",
             metavar="URL",
-            envvar="AGENTSTORE_STORE",
-            help="The database store (postgresql://user@host/db?schema=...).",
+            help="The database store (postgresql://user@host/db?schema=...); default: the "
+            "global --store ($AGENTSTORE_STORE).",
         ),
-    ],
+    ] = None,
     check: Annotated[
         bool,
         typer.Option("--check", help="Only report the schema's version; exit 1 if it is behind."),
@@ -41,11 +42,18 @@ def migrate(
       agentstore migrate --store postgresql://admin@db/agents
       agentstore migrate --store 'postgresql://admin@db/agents?schema=team_a' --check
     """
+    root = ctx.find_root().obj
+    if store is None and isinstance(root, GlobalOptions):
+        store = root.store
+    if store is None:
+        raise UsageError("which store? pass --store postgresql://user@host/db")
     if scheme_of(store) not in ("postgresql", "postgres"):
         raise UsageError(
             f"--store {store!r}: only database stores (postgresql://...) have a schema; "
             "a data directory needs no migration"
         )
+
+    url = store
 
     async def main() -> None:
         # Imported here: the driver belongs to agentstore[postgres].
@@ -59,7 +67,7 @@ def migrate(
         )
         from agentstore.backends.postgres.schema import migrate as run_steps
 
-        options = parse_url(store)
+        options = parse_url(url)
         conn = await connect(options)
         try:
             found = await schema_version(conn, options.schema)

@@ -145,3 +145,18 @@ async def test_migrators_in_several_processes_at_once(pg_url: str, pg_database_u
     finally:
         await conn.close()
     assert sorted(r["version"] for r in versions) == list(range(1, current_version() + 1))
+
+
+async def test_global_store_and_read_store_options(pg_url: str, tmp_path: Path) -> None:
+    ids = await _seed(tmp_path / "src")
+    assert agentstore_cli("--store", pg_url, "migrate").returncode == 0
+    assert agentstore_cli("copy", tmp_path / "src", pg_url).returncode == 0
+    listed = agentstore_cli("--store", pg_url, "sessions", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert {ids[0], ids[1], ids[2]} <= set(listed.stdout.replace('"', " ").split())
+    # The primary doubles as its own "replica" here: the option is passed through.
+    replay = agentstore_cli("--store", pg_url, "--read-store", pg_url, "replay", ids[0][:8])
+    assert replay.returncode == 0, replay.stderr
+    assert "tool_called" in replay.stdout
+    alone = agentstore_cli("--read-store", pg_url, "sessions")
+    assert alone.returncode == 2 and "--read-store needs --store" in alone.stderr
