@@ -13,7 +13,8 @@ import anyio
 import orjson
 import typer
 
-from agentstore_cli.common import UsageError, data_dir_of
+import agentstore
+from agentstore_cli.common import UsageError, data_dir_of, open_store, resolve_session
 
 __all__ = ["ui"]
 
@@ -27,11 +28,22 @@ def page_url(base: str, session: str | None) -> str:
     return f"{base}/"
 
 
+async def _resolve(ctx: typer.Context, data_dir: Path | None, url: str | None, ref: str) -> str:
+    if url is not None:
+        async with agentstore.open(url, read_only=True) as store:
+            return await resolve_session(store, ref)
+    async with open_store(ctx, data_dir) as store:
+        return await resolve_session(store, ref)
+
+
 def ui(
     ctx: typer.Context,
     session: Annotated[
         str | None,
-        typer.Argument(help="Open this session (an id or a unique id prefix).", show_default=False),
+        typer.Argument(
+            help="Open this session: an id, a unique id prefix, a name, or latest.",
+            show_default=False,
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -60,7 +72,7 @@ def ui(
     \b
     Examples:
       agentstore ui                        the sessions page
-      agentstore ui 3f2a                   one session (any unique id prefix)
+      agentstore ui 3f2a                   one session (id prefix, name or latest)
       agentstore ui --port 0 --no-browser  any free port; print the address only
     """
     from agentstore.server.runner import ServerConfig, is_loopback
@@ -75,6 +87,10 @@ def ui(
             "to share a store, run `agentstore serve --host ... --token-file ...`"
         )
     store = store or (os.environ.get(STORE_ENV) if data_dir is None else None)
+    if session is not None:
+        # Resolved as every command does (latest, a name, a prefix) and before anything
+        # listens, so a wrong name is one line and no server.
+        session = anyio.run(_resolve, ctx, data_dir, store, session)
     config = ServerConfig(
         data_dir=None if store else data_dir_of(ctx, data_dir),
         store_url=store,

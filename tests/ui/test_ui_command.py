@@ -44,9 +44,8 @@ def test_opens_the_browser_on_the_session_page(
         assert proc.stdout is not None
         line = proc.stdout.readline()
         url = line.split()[2]
-        assert url.startswith("http://127.0.0.1:") and url.endswith(
-            f"/sessions/{seeded.flight[:8]}"
-        )
+        # The prefix is resolved as every command does: the page of the full id opens.
+        assert url.startswith("http://127.0.0.1:") and url.endswith(f"/sessions/{seeded.flight}")
         deadline = time.monotonic() + 20
         while not opened.exists() or not opened.read_text():  # the browser starts on its own
             assert time.monotonic() < deadline, "the browser was not opened"
@@ -71,6 +70,19 @@ def test_no_browser_prints_the_address_only(seeded_dir: tuple[Path, Seeded]) -> 
         assert server.page == f"{server.base}/"
     finally:
         assert server.stop() == 0
+    latest = UiServer(seeded_dir[0], "latest")
+    try:
+        assert latest.page == f"{latest.base}/sessions/{seeded_dir[1].hostile}"
+    finally:
+        assert latest.stop() == 0
+
+
+def test_an_unknown_session_is_one_line_and_no_server(seeded_dir: tuple[Path, Seeded]) -> None:
+    result = _ui("no-such-session", "--data-dir", str(seeded_dir[0]), "--no-browser")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "no-such-session" in result.stderr
+    assert result.stdout == ""  # nothing was served
 
 
 def test_refuses_a_non_loopback_host_and_two_stores(tmp_path: Path) -> None:
