@@ -21,8 +21,13 @@ Cli = Callable[..., Result]
 EVIL = (
     "[red]RED[/red] [link=https://evil.example]click[/link] :smile: "
     "\x1b[2J\x1b[H\x1b]0;pwned\x07 ok\rFORGED \x9b31m \u202eevil\u202c \x00\x7f end"
+    " zw\u200bsp \ufeffbom \u206adep \U000e0068\U000e0069tags"
 )
-RAW_CONTROLS = ["\x1b[2J", "\x1b[H", "\x1b]", "\x07", "\r", "\x9b", "\u202e", "\x00", "\x7f"]
+RAW_CONTROLS = [
+    *["\x1b[2J", "\x1b[H", "\x1b]", "\x07", "\r", "\x9b", "\u202e", "\x00", "\x7f"],
+    # Invisible: zero-width space, byte-order mark, a deprecated format character, tags.
+    *["\u200b", "\ufeff", "\u206a", "\U000e0068", "\U000e0069"],
+]
 
 
 @pytest.fixture
@@ -93,6 +98,7 @@ def test_markup_is_shown_as_text(cli: Cli, evil: str) -> None:
     assert ":smile:" in out
     assert "ok\\rFORGED" in out
     assert "\\u202eevil" in out
+    assert "zw\\u200bsp \\ufeffbom \\u206adep \\U000e0068\\U000e0069tags" in out
 
 
 def test_json_output_escapes_controls(cli: Cli, evil: str) -> None:
