@@ -49,6 +49,21 @@ FROM s, {batch}
 RETURNING seq, ts
 """
 
+# The common case, no event bringing its own timestamp: all get max(now, the log's last).
+_FAST_NOW = """
+WITH s AS (
+    UPDATE {s}.sessions
+    SET last_seq = last_seq + cardinality($2::text[]), last_ts = greatest(last_ts, now())
+    WHERE id = $1 {expected}
+    RETURNING last_seq - cardinality($2::text[]) AS base, last_ts
+)
+INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
+SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
+FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
+    WITH ORDINALITY AS u(id, type, p, m, ord)
+RETURNING seq, ts
+"""
+
 _CREATE = """
 WITH s AS (
     INSERT INTO {s}.sessions
@@ -83,6 +98,8 @@ class Appender:
         s = f'"{schema}"'
         self._fast = _FAST.format(s=s, expected="", batch=_BATCH)
         self._fast_expected = _FAST.format(s=s, expected="AND last_seq = $7", batch=_BATCH)
+        self._now = _FAST_NOW.format(s=s, expected="")
+        self._now_expected = _FAST_NOW.format(s=s, expected="AND last_seq = $6")
         self._create = _CREATE.format(s=s, batch=_BATCH)
         self._lookup = (
             f"SELECT s.last_seq, e.id, e.seq FROM {s}.sessions s "
@@ -139,12 +156,18 @@ class Appender:
         expected_seq: int | None,
     ) -> list[Any] | None:
         """Run the one-statement append; None when an id is already stored."""
-        args = (session_id, *_columns(batch))
+        ids, stamps, types, payloads, metas = _columns(batch)
+        if any(stamps):
+            sql = self._fast if expected_seq is None else self._fast_expected
+            args: tuple[Any, ...] = (session_id, ids, stamps, types, payloads, metas)
+        else:
+            sql = self._now if expected_seq is None else self._now_expected
+            args = (session_id, ids, types, payloads, metas)
         try:
             if expected_seq is None:
-                rows: list[Any] = await pool.fetch(self._fast, *args)
+                rows: list[Any] = await pool.fetch(sql, *args)
             else:
-                rows = await pool.fetch(self._fast_expected, *args, expected_seq)
+                rows = await pool.fetch(sql, *args, expected_seq)
         except pgexc.UniqueViolationError:
             return None
         return rows
