@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agentstore.backends.postgres._driver import asyncpg
+from agentstore.errors import StoreClosedError
 
 __all__ = ["Listener", "Notifier", "channel_name"]
 
@@ -41,9 +42,12 @@ class Notifier:
         self._pending: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def record(self, session_id: str, last_seq: int) -> None:
         """Note that `session_id` now ends at `last_seq` (sent soon, without waiting)."""
+        if self._closed:
+            return
         self._pending[session_id] = max(last_seq, self._pending.get(session_id, 0))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -75,6 +79,7 @@ class Notifier:
 
     async def close(self) -> None:
         """Send what is pending, then stop."""
+        self._closed = True
         task, self._task = self._task, None
         if task is None:
             return
@@ -97,9 +102,12 @@ class Listener:
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def register(self, session_id: str) -> asyncio.Future[None]:
         """Return a future set at the next notification for `session_id` (or a reconnect)."""
+        if self._closed:
+            raise StoreClosedError("the PostgreSQL backend was closed")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -171,7 +179,8 @@ class Listener:
             self._wake(None)
 
     async def close(self) -> None:
-        """Stop listening and close the connection."""
+        """Stop listening and close the connection; later waits raise `StoreClosedError`."""
+        self._closed = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
