@@ -122,3 +122,26 @@ def test_copy_refuses_memory(tmp_path: Path) -> None:
     out = agentstore_cli("copy", "memory://", tmp_path / "x")
     assert out.returncode == 2
     assert "in-memory" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_migrators_in_several_processes_at_once(pg_url: str, pg_database_url: str) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "agentstore_cli", "migrate", "--store", pg_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0, 0], outputs
+    applied = sum(out.count("applied: ") for out, _ in outputs)
+    assert applied == current_version()  # each step ran once, in one of the processes
+    schema = pg_url.rsplit("schema=", 1)[1]
+    conn = await asyncpg.connect(pg_database_url)
+    try:
+        versions = await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+    finally:
+        await conn.close()
+    assert sorted(r["version"] for r in versions) == list(range(1, current_version() + 1))

@@ -71,6 +71,11 @@ def translate(exc: BaseException, what: str) -> AgentStoreError:
     if isinstance(exc, pgexc.UntranslatableCharacterError | pgexc.InvalidTextRepresentationError):
         # jsonb refuses "\u0000" in strings: refused before anything was written.
         return InvalidEventError(f"{what}: PostgreSQL cannot store this JSON value: {exc}")
+    if isinstance(exc, TimeoutError):
+        return StorageUnavailableError(
+            f"{what}: no answer in time (no free pool connection within pool_timeout, or "
+            "the server is too slow or away); retrying is safe"
+        )
     if isinstance(exc, _UNAVAILABLE):
         detail = str(exc) or type(exc).__name__
         return StorageUnavailableError(
