@@ -7,10 +7,12 @@ import asyncio
 import time
 
 import asyncpg
+import pytest
 
 import agentstore
 from agentstore import new_event
 from agentstore.backends.postgres import PostgresBackend
+from agentstore.errors import StoreLockedError
 
 
 class CountingBackend(PostgresBackend):
@@ -82,3 +84,15 @@ async def test_follower_resumes_after_its_listen_connection_is_cut(
             await writer.append(session.id, new_event("custom", {"n": n}))
         await asyncio.wait_for(task, 10)
         assert seen == [1, 2, 3, 4]
+
+
+async def test_read_only_store_follows_and_refuses_writes(pg_url: str) -> None:
+    async with agentstore.open(pg_url) as writer:
+        session = await writer.create_session()
+        async with agentstore.open(pg_url, read_only=True) as reader:
+            got: asyncio.Queue[float] = asyncio.Queue()
+            follow = asyncio.create_task(_follow(reader, session.id, 1, got))
+            await writer.append(session.id, new_event("custom", {}))
+            await asyncio.wait_for(follow, 5)
+            with pytest.raises(StoreLockedError, match="read-only"):
+                await reader.append(session.id, new_event("custom", {}))

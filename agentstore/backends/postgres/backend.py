@@ -26,6 +26,7 @@ from agentstore.backends.base import (
     SessionQuery,
     SnapshotRecord,
 )
+from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.append import Appender
 from agentstore.backends.postgres.notifications import Listener, Notifier, channel_name
 from agentstore.backends.postgres.options import PostgresOptions, parse_url
@@ -76,6 +77,7 @@ class PostgresBackend(Backend):
         self._notifier: Notifier | None = None
         self._listener: Listener | None = None
         self._ryw = ReadYourWrites(schema)
+        self._standby = False
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.options.display!r}, schema={self.options.schema!r})"
@@ -101,8 +103,9 @@ class PostgresBackend(Backend):
     async def _check_schema(self, db: Database) -> None:
         opts = self.options
         where = opts.display
-        async with db.acquire() as conn:
+        async with translated(f"opening {where}"), db.acquire() as conn:
             standby = await conn.fetchval("SELECT pg_is_in_recovery()")
+            self._standby = bool(standby)
             found = await schema_version(conn, opts.schema)
             check_not_newer(found, opts.schema, where)
             if standby or self.read_only:
@@ -231,7 +234,7 @@ class PostgresBackend(Backend):
         listener = self._listener
         if listener is None:
             raise StoreClosedError("the PostgreSQL backend is not open")
-        if self.read_only:
+        if self._standby:
             # A hot standby cannot LISTEN (and NOTIFY does not reach it): poll.
             return await super().wait_for_append(session_id, after_seq)
         while True:
