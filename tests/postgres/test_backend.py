@@ -217,3 +217,14 @@ def test_no_server_fails_in_ci_and_skips_elsewhere(ci: str, outcome: str) -> Non
     assert outcome in out.stdout, out.stdout
     assert "no PostgreSQL server reachable at postgresql://postgres@127.0.0.1:9" in out.stdout
     assert (out.returncode != 0) == bool(ci)
+
+
+async def test_backend_options_reach_the_backend(pg_database_url: str, pg_schema: str) -> None:
+    options = {"schema": pg_schema, "pool_max_size": 2}
+    async with agentstore.open(pg_database_url, backend_options=options) as store:
+        backend = store.backend
+        assert isinstance(backend, PostgresBackend)
+        assert (backend.options.schema, backend.db.pool.get_max_size()) == (pg_schema, 2)
+        await store.create_session()
+    with pytest.raises(InvalidInputError, match="unknown PostgreSQL option"):
+        agentstore.open(pg_database_url, backend_options={"pool": 2})
