@@ -10,13 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import agentstore
-from agentstore import CorruptLogError, InvalidInputError, StorageError, new_event
-from agentstore.backends.file.layout import classify
+from agentstore import (
+    CorruptLogError,
+    InvalidInputError,
+    InvalidSessionIdError,
+    StorageError,
+    new_event,
+)
+from agentstore.backends.file.layout import classify, is_valid_id
+from agentstore.session import validate_session_id
 
 # Valid ids that look like the store's own bookkeeping names.
 LOOKALIKES = [
@@ -64,6 +72,35 @@ async def test_ids_that_look_like_our_files_are_sessions_like_any_other(tmp_path
             assert {s.id for s in await store.list_sessions(limit=100)} == set(ids)
             for sid in ids:
                 assert (await store.verify(sid)).ok
+
+
+@pytest.mark.parametrize(
+    "sid",
+    [
+        *LOOKALIKES,
+        "",
+        ".",
+        "..",
+        "a..b",
+        "-a",
+        "_a",
+        "a/b",
+        "a\\b",
+        "a b",
+        "é",
+        "a" * 128,
+        "a" * 129,
+    ],
+)
+def test_ids_from_file_names_are_held_to_the_callers_rule(sid: str) -> None:
+    try:
+        validate_session_id(sid)
+    except InvalidSessionIdError:
+        valid = False
+    else:
+        valid = True
+    assert is_valid_id(sid) == valid
+    assert (classify("sessions", f"{sid}.json")[0] == "session") == valid
 
 
 @pytest.mark.parametrize(
@@ -160,8 +197,8 @@ async def test_a_symlink_in_the_data_directory_is_never_followed(
     assert target.read_bytes() == before
 
 
-async def test_labels_edited_in_place_are_seen_by_a_filtered_listing(tmp_path: Path) -> None:
-    """The index is a cache: an edit that keeps the inode must not fool a label filter."""
+async def test_labels_edited_in_place_never_fool_a_filter_or_prune(tmp_path: Path) -> None:
+    """The index is a cache: an edit that keeps the inode must not select the session."""
     async with agentstore.open(tmp_path) as store:
         await store.create_session(session_id="s", labels={"env": "dev"})
         await store.create_session(session_id="t", labels={"env": "dev"})
@@ -170,14 +207,20 @@ async def test_labels_edited_in_place_are_seen_by_a_filtered_listing(tmp_path: P
     ino = path.stat().st_ino
     obj = json.loads(path.read_text())
     obj["labels"] = {"env": "prod"}
-    with path.open("r+") as handle:  # same inode, same size: only the bytes change
-        text = json.dumps(obj, indent=2)
-        handle.write(text)
+    with path.open("r+") as handle:  # same inode: only the bytes change
+        handle.write(json.dumps(obj, indent=2))
         handle.truncate()
     assert path.stat().st_ino == ino
     async with agentstore.open(tmp_path) as store:
         assert [s.id for s in await store.list_sessions(labels={"env": "dev"})] == ["t"]
-        assert [s.id for s in await store.list_sessions(labels={"env": "prod"})] == ["s"]
+        assert {s.id: s.labels for s in await store.list_sessions()} == {
+            "s": {"env": "prod"},
+            "t": {"env": "dev"},
+        }
+        later = datetime.now(UTC) + timedelta(days=1)
+        pruned = await store.prune(older_than=timedelta(0), labels={"env": "dev"}, now=later)
+        assert [p.session.id for p in pruned] == ["t"]
+        assert (await store.get_session("s")).labels == {"env": "prod"}
 
 
 async def test_a_stale_index_line_never_puts_a_session_on_the_wrong_page(tmp_path: Path) -> None:

@@ -26,8 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from agentstore.errors import InvalidSessionIdError
-from agentstore.session import validate_session_id
+from agentstore.session import MAX_SESSION_ID_LENGTH
 
 __all__ = ["INDEX_NAME", "FileKind", "Layout", "classify", "is_valid_id", "temp_path"]
 
@@ -36,6 +35,8 @@ REDUCERS_DIR = ".reducers"
 
 FileKind = Literal["session", "log", "snapshot", "quarantine", "temp", "ours", "stray"]
 
+# What `agentstore.session.validate_session_id` accepts (tests/durability check they agree).
+_VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # strftime("%Y%m%dT%H%M%S%fZ") and an optional counter: what `quarantine_path` writes.
 _TORN = re.compile(r"(?P<id>.+)\.jsonl\.torn-\d{8}T\d{12}Z(?:-\d+)?")
 # `.<name>.tmp-<pid>-<hex>` (older versions wrote logs' temp files without the hex part).
@@ -43,12 +44,16 @@ _TEMP = re.compile(r"\..+\.tmp-(?P<pid>\d+)(?:-[0-9a-f]+)?")
 
 
 def is_valid_id(session_id: str) -> bool:
-    """Tell whether `session_id` is a valid session id (the rule callers are held to)."""
-    try:
-        validate_session_id(session_id)
-    except InvalidSessionIdError:
-        return False
-    return True
+    """Tell whether `session_id` is a valid session id (the rule callers are held to).
+
+    The same rule as `validate_session_id`, without an exception: a listing asks it of
+    every file name.
+    """
+    return (
+        len(session_id) <= MAX_SESSION_ID_LENGTH
+        and _VALID_ID.fullmatch(session_id) is not None
+        and ".." not in session_id
+    )
 
 
 def classify(directory: str, name: str) -> tuple[FileKind, str | None]:

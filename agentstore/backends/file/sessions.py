@@ -7,14 +7,16 @@ corruption. A session of the Go original has no log until its first event.
 The index, `<data dir>/sessions.index.jsonl`, holds every session's creation time and
 labels, one line per session file seen and one per deletion::
 
-    {"id":"…","ino":1234,"size":210,"mtime_ns":…,"created":"…Z","labels":{"env":"dev"}}
+    {"id":"…","ino":1234,"created":"…Z","labels":{"env":"dev"}}
     {"id":"…","deleted":true}
 
 It is a cache, never the truth: a line counts only while the session file it describes has
-the same inode, size and modification time (an in-place edit changes the last two), and
-the sessions of a listed page are read from their files anyway and filtered again, so a
-stale line can never put a session on a page it does not belong to. Sessions it does not
-describe are read from their files, and a writable store appends what it learned.
+the same inode (a rewrite by agentstore, or a session created again, makes a new one), and
+every session of a listed page is read from its file and filtered again, so a stale line
+(an edit in place) can never put a session on a page, or in a prune, it does not belong
+to; at worst it leaves out a session whose labels were edited in place to match, until its
+file is next rewritten. Sessions it does not describe are read from their files, and a
+writable store appends what it learned.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import orjson
 
 from agentstore.backends.base import SessionPage, SessionQuery, parse_session_cursor, session_cursor
 from agentstore.backends.file import atomic
-from agentstore.backends.file.layout import Layout, classify
+from agentstore.backends.file.layout import Layout, classify, is_valid_id
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 from agentstore.events import parse_timestamp
 from agentstore.session import Session
@@ -149,31 +151,24 @@ class SessionIndex:
             os.close(fd)
 
     @staticmethod
-    def _line(session_id: str, st: os.stat_result, created: str, labels: dict[str, str]) -> bytes:
-        obj = {
-            "id": session_id,
-            "ino": st.st_ino,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "created": created,
-            "labels": labels,
-        }
+    def _line(session_id: str, ino: int, created: str, labels: dict[str, str]) -> bytes:
+        obj = {"id": session_id, "ino": ino, "created": created, "labels": labels}
         return orjson.dumps(obj) + b"\n"
 
     def record(self, session: Session) -> None:
         """Note a session file just written (call right after writing it)."""
         try:
-            st = os.stat(self.layout.session_path(session.id), follow_symlinks=False)
+            ino = os.stat(self.layout.session_path(session.id), follow_symlinks=False).st_ino
         except OSError:
             return
-        self._append([self._line(session.id, st, sort_key(session.created_at), session.labels)])
+        self._append([self._line(session.id, ino, sort_key(session.created_at), session.labels)])
 
     def forget(self, session_id: str) -> None:
         """Note a session deleted (call right after removing its file)."""
         self._append([orjson.dumps({"id": session_id, "deleted": True}) + b"\n"])
 
-    def _load(self) -> tuple[dict[str, tuple[tuple[int, int, int], str, dict[str, str]]], int]:
-        known: dict[str, tuple[tuple[int, int, int], str, dict[str, str]]] = {}
+    def _load(self) -> tuple[dict[str, tuple[int, str, dict[str, str]]], int]:
+        known: dict[str, tuple[int, str, dict[str, str]]] = {}
         try:
             raw = atomic.read_file(self.path)
         except (OSError, StorageError):
@@ -187,11 +182,7 @@ class SessionIndex:
                 if obj.get("deleted"):
                     known.pop(str(obj["id"]), None)
                     continue
-                identity = (int(obj["ino"]), int(obj["size"]), int(obj["mtime_ns"]))
-                labels = obj.get("labels") or {}
-                if not all(isinstance(v, str) for v in labels.values()):
-                    continue
-                known[str(obj["id"])] = (identity, str(obj["created"]), dict(labels))
+                known[str(obj["id"])] = (int(obj["ino"]), str(obj["created"]), obj["labels"])
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a torn, foreign or older line: the session file is read instead
         return known, len(lines)
@@ -199,8 +190,11 @@ class SessionIndex:
     def entries(self) -> list[IndexEntry]:
         """Return every session's (sort key, id, labels), unsorted.
 
-        A session file that cannot be read is left out here and reported by the read of
-        the session (and by `verify`).
+        An entry is taken from the index while the session file has the inode it had (the
+        directory scan gives it without a `stat`: 10,000 `stat`s would double the cost of
+        a listing). What an edit in place could make stale is checked again by the caller
+        from the files it reads (`list_page`). A session file that cannot be read is left
+        out here, with a warning naming it.
         """
         known, line_count = self._load()
         out: list[IndexEntry] = []
@@ -211,22 +205,21 @@ class SessionIndex:
             return out
         with scan:
             for entry in scan:
-                kind, session_id = classify("sessions", entry.name)
-                if kind != "session" or session_id is None:
+                name = entry.name
+                session_id = name[:-5]
+                # Cheap checks first: every name we list is a valid id plus `.json`.
+                if not name.endswith(".json") or not is_valid_id(session_id):
                     continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # deleted since the scan
+                ino = entry.inode()
                 cached = known.get(session_id)
-                if cached is not None and cached[0] == (st.st_ino, st.st_size, st.st_mtime_ns):
+                if cached is not None and cached[0] == ino:
                     out.append((cached[1], session_id, cached[2]))
                     continue
                 found = self._read_entry(session_id)
                 if found is None:
                     continue
                 out.append((found[0], session_id, found[1]))
-                learned.append(self._line(session_id, st, found[0], found[1]))
+                learned.append(self._line(session_id, ino, found[0], found[1]))
         if self._writable and line_count > len(out) * 2 + _COMPACT_SLACK:
             self._rewrite(out, known, learned)
         else:
@@ -256,7 +249,7 @@ class SessionIndex:
     def _rewrite(
         self,
         out: list[IndexEntry],
-        known: dict[str, tuple[tuple[int, int, int], str, dict[str, str]]],
+        known: dict[str, tuple[int, str, dict[str, str]]],
         learned: list[bytes],
     ) -> None:
         """Replace the index with one line per live session (drops deleted ones)."""
@@ -265,16 +258,7 @@ class SessionIndex:
         for created, session_id, labels in out:
             line = fresh.get(session_id)
             if line is None:
-                ino, size, mtime_ns = known[session_id][0]
-                obj = {
-                    "id": session_id,
-                    "ino": ino,
-                    "size": size,
-                    "mtime_ns": mtime_ns,
-                    "created": created,
-                    "labels": labels,
-                }
-                line = orjson.dumps(obj) + b"\n"
+                line = self._line(session_id, known[session_id][0], created, labels)
             lines.append(line)
         with contextlib.suppress(OSError):
             atomic.write_file_atomic(self.path, b"".join(lines), exclusive=False)
