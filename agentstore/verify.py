@@ -58,15 +58,15 @@ class VerifyProblem:
     """1-based line of the log, or None when the problem is not on one line."""
     kind: str
     """One of `torn_tail`, `bad_line`, `checksum`, `sequence`, `session_id`,
-    `duplicate_id`, `timestamp`, `batch`, `session_file`, `missing_log`, `snapshot`,
-    `unreadable`."""
+    `duplicate_id`, `timestamp`, `batch`, `damaged_tail`, `session_file`, `missing_log`,
+    `snapshot`, `unreadable`."""
     message: str
     """What is wrong, in words."""
 
     @property
     def repairable(self) -> bool:
-        """True for the one problem `repair=True` fixes: a torn tail."""
-        return self.kind == "torn_tail"
+        """True for the problems `repair=True` fixes: a torn tail, a damaged end of a log."""
+        return self.kind in ("torn_tail", "damaged_tail")
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path

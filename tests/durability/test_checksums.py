@@ -53,8 +53,11 @@ async def test_a_changed_payload_is_found_with_its_file_and_line(
     _flip(log, line_index, rng)
     async with agentstore.open(tmp_path, read_only=True) as store:
         report = await store.verify()
-        [problem] = report.problems
+        problem = report.problems[0]
         assert (problem.kind, problem.path, problem.line) == ("checksum", str(log), line_index + 1)
+        # Damage at the very end is what stops writers: `verify --repair` can move it aside.
+        tail = [(p.kind, p.line, p.repairable) for p in report.problems[1:]]
+        assert tail == ([("damaged_tail", 6, True)] if line_index == 5 else [])
         with pytest.raises(CorruptLogError) as info:
             await store.get_events("s")
         assert info.value.line == line_index + 1 and str(log) in str(info.value)
@@ -63,8 +66,9 @@ async def test_a_changed_payload_is_found_with_its_file_and_line(
             await store.replay("s", types=["llm_request"])
 
 
-async def test_a_flipped_bit_in_the_last_line_stops_writers(tmp_path: Path) -> None:
+async def test_a_flipped_bit_in_the_last_line_stops_writers_until_repair(tmp_path: Path) -> None:
     log = await _make(tmp_path)
+    good = log.read_bytes().splitlines(keepends=True)
     _flip(log, 5, random.Random(1))
     damaged = log.read_bytes()
     async with agentstore.open(tmp_path) as store:
@@ -72,12 +76,23 @@ async def test_a_flipped_bit_in_the_last_line_stops_writers(tmp_path: Path) -> N
             await store.append("s", new_event("custom", {"after": True}))
         with pytest.raises(CorruptLogError):
             await store.get_state("s")
-        report = await store.verify(repair=True)
-        assert [(p.kind, p.line) for p in report.problems] == [("checksum", 6)]
-        assert report.repairs == []
-    # Nothing was quarantined, cut or written: sequence number 6 is never reused.
-    assert log.read_bytes() == damaged
-    assert not list((tmp_path / "events").glob("s.jsonl.torn-*"))
+        report = await store.verify()
+        assert [(p.kind, p.line) for p in report.problems] == [
+            ("checksum", 6),
+            ("damaged_tail", 6),
+        ]
+        # Nothing was quarantined, cut or written: sequence number 6 is not reused.
+        assert log.read_bytes() == damaged
+        assert not list((tmp_path / "events").glob("s.jsonl.torn-*"))
+        # Until a human asks for the repair: the line moves aside, bytes kept.
+        repaired = await store.verify(repair=True)
+        assert repaired.ok, [str(p) for p in repaired.problems]
+        [message] = repaired.repairs
+        assert f"{log}:6: moved 1 damaged line(s)" in message
+        [moved] = (tmp_path / "events").glob("s.jsonl.torn-*")
+        assert moved.read_bytes() == damaged.splitlines(keepends=True)[5]
+        assert log.read_bytes() == b"".join(good[:5])
+        assert (await store.append("s", new_event("custom", {"after": True}))).sequence_number == 6
 
 
 async def test_two_swapped_last_lines_stop_writers(tmp_path: Path) -> None:
@@ -88,7 +103,10 @@ async def test_two_swapped_last_lines_stop_writers(tmp_path: Path) -> None:
     async with agentstore.open(tmp_path) as store:
         with pytest.raises(CorruptLogError, match="sequence number 5 where 7 was expected"):
             await store.append("s", new_event("custom"))
-        assert not (await store.verify()).ok
+        # Both lines are intact events: no repair cuts them; a human puts them back in order.
+        report = await store.verify(repair=True)
+        assert report.repairs == [] and not report.ok
+        assert "damaged_tail" not in {p.kind for p in report.problems}
     assert log.read_bytes() == b"".join(lines)
 
 
@@ -99,7 +117,12 @@ async def test_a_repeated_last_line_stops_a_writer_that_reopens(tmp_path: Path) 
     async with agentstore.open(tmp_path) as store:
         with pytest.raises(CorruptLogError, match="sequence number 6 where 7 was expected"):
             await store.append("s", new_event("custom"))
-    assert log.read_bytes().count(b"\n") == 7
+        assert log.read_bytes().count(b"\n") == 7
+        # The repair moves only the repeat: the six acknowledged events stay.
+        repaired = await store.verify(repair=True)
+        assert repaired.ok and "moved 1 damaged line(s)" in repaired.repairs[0]
+        assert log.read_bytes() == b"".join(lines)
+        assert (await store.append("s", new_event("custom"))).sequence_number == 7
 
 
 async def test_a_repeated_line_appended_under_a_running_writer_stops_it(tmp_path: Path) -> None:
@@ -112,16 +135,18 @@ async def test_a_repeated_line_appended_under_a_running_writer_stops_it(tmp_path
             handle.write(lines[-1])
         with pytest.raises(CorruptLogError, match="sequence number 7 where 8 was expected"):
             await store.append("s", new_event("custom"))
-    assert [orjson.loads(line)["sequence_number"] for line in log.read_bytes().splitlines()] == [
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        7,
-    ]
+    seqs = [orjson.loads(line)["sequence_number"] for line in log.read_bytes().splitlines()]
+    assert seqs == [1, 2, 3, 4, 5, 6, 7, 7]
+
+
+async def test_damage_further_in_is_left_to_a_human(tmp_path: Path) -> None:
+    log = await _make(tmp_path, count=20)
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:10] + [b"garbage\n"] * 9 + lines[19:]))
+    async with agentstore.open(tmp_path) as store:
+        report = await store.verify(repair=True)
+        assert report.repairs == [] and not report.ok
+        assert "damaged_tail" not in {p.kind for p in report.problems}
 
 
 async def test_lines_without_a_checksum_still_read(tmp_path: Path) -> None:

@@ -100,8 +100,11 @@ async def test_a_complete_bad_last_line_is_corruption_not_a_torn_tail(
     log.write_bytes(good + tail)
     async with agentstore.open(data) as store:
         report = await store.verify()
-        assert [(p.kind, p.line) for p in report.problems] == [("bad_line", 4)]
-        assert not report.problems[0].repairable
+        assert [(p.kind, p.line) for p in report.problems] == [
+            ("bad_line", 4),
+            ("damaged_tail", 4),
+        ]
+        assert [p.repairable for p in report.problems] == [False, True]
         with pytest.raises(CorruptLogError, match=r"s\.jsonl"):
             await store.append("s", new_event("custom"))
         with pytest.raises(CorruptLogError):

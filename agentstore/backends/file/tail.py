@@ -25,7 +25,10 @@ from agentstore.codec import batch_end, decode_object
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, decode_event
 
-__all__ = ["committed_end", "quarantine_tail", "read_tail"]
+__all__ = ["committed_end", "count_lines", "damaged_tail", "quarantine_tail", "read_tail"]
+
+MAX_DAMAGED_TAIL = 8
+"""The most lines `verify --repair` moves aside from a damaged end; more is a human's job."""
 
 
 def _event_object(line: bytes) -> dict[str, Any] | None:
@@ -87,7 +90,7 @@ def read_tail(fd: int, path: Path, end: int) -> tuple[Event, int] | None:
         raise CorruptLogError(
             str(exc).removeprefix(f"{path}: the last line: "),
             path=str(path),
-            line=_count_lines(fd, start) + 1,
+            line=count_lines(fd, start) + 1,
         ) from exc
     seq = last.sequence_number
     before = next(lines, None)
@@ -108,7 +111,7 @@ def read_tail(fd: int, path: Path, end: int) -> tuple[Event, int] | None:
     return last, start
 
 
-def _count_lines(fd: int, end: int) -> int:
+def count_lines(fd: int, end: int) -> int:
     """Count the newlines in bytes 0..end of a file."""
     count, offset = 0, 0
     while offset < end:
@@ -130,6 +133,40 @@ def _decode_tail_line(line: bytes, path: Path, lineno: int | None) -> Event:
             path=str(path),
             line=lineno,
         ) from exc
+
+
+def damaged_tail(fd: int, path: Path, end: int) -> int | None:
+    """Return where the damaged end of a log starts, or None if there is none to cut.
+
+    The damaged end is the run of last lines that are themselves damaged (they fail their
+    checksum or are not events) or repeat the sequence number of the line before them,
+    at most `MAX_DAMAGED_TAIL` lines, provided that what remains ends soundly. An intact
+    line is never cut for being out of order (two swapped lines): that needs a human.
+    """
+    window = []
+    for start, line in lines_backwards(fd, end):
+        try:
+            seq: int | None = _decode_tail_line(line, path, None).sequence_number
+        except CorruptLogError:
+            seq = None
+        window.append((start, seq))
+        if len(window) > MAX_DAMAGED_TAIL + 1:
+            break
+    cut = end
+    for index, (start, seq) in enumerate(window[:MAX_DAMAGED_TAIL]):
+        before = window[index + 1][1] if index + 1 < len(window) else None
+        if seq is not None and (before is None or seq > before):
+            break  # a sound line that runs on: the damage (if any) ends here
+        cut = start
+    else:
+        return None  # more damage than a repair may cut
+    if cut == end:
+        return None
+    try:
+        read_tail(fd, path, cut)
+    except CorruptLogError:
+        return None
+    return cut
 
 
 def quarantine_tail(fd: int, layout: Layout, session_id: str, end: int, size: int) -> Path:

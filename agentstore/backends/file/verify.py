@@ -7,10 +7,13 @@ is a JSON object and a valid event, and keeps the rules every log keeps
 `append_many` batch marks agree; the log does not end with a torn tail. Quarantined tails,
 temp files and files that are not agentstore's are listed as notes.
 
-`repair=True` performs only the one safe repair, the one a writer performs anyway when it
-next opens the log: a torn tail is moved to a quarantine file and the log cut back to its
-last complete line. A log others are appending to can be verified: it is read up to the
-end of the last append that was complete when the check began.
+`repair=True` performs two repairs, both moving bytes to a quarantine file (kept, never
+deleted) and cutting the log back: a torn tail (what a writer does anyway when it next
+opens the log), and a damaged end (at most 8 last lines that fail their checksum, are not
+events, or repeat the sequence number before them: what stops writers). Anything else,
+such as two swapped lines or damage further in, needs a human. A log others are appending
+to can be verified: it is read up to the end of the last append that was complete when
+the check began.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout, classify
 from agentstore.backends.file.scan import iter_lines
 from agentstore.backends.file.sessions import read_session
-from agentstore.backends.file.tail import committed_end, quarantine_tail
+from agentstore.backends.file.tail import (
+    committed_end,
+    count_lines,
+    damaged_tail,
+    quarantine_tail,
+)
 from agentstore.codec import checksum_ok, decode_object
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 from agentstore.events import decode_event
@@ -114,17 +122,27 @@ def _check_log(
         report.unreadable.add(sid)
         return
     try:
-        size, end = _committed(fd, exclusive=repair)
+        if repair:
+            _repair(fd, layout, sid, path, report, quarantined)
+        size, end = _committed(fd)
         lines = _scan(fd, end, checker)
         if end != size:
-            if repair:
-                _repair(fd, layout, sid, path, lines + 1, report, quarantined)
-            else:
+            checker.problem(
+                lines + 1,
+                "torn_tail",
+                f"torn tail: the last {size - end} bytes are an append a crash cut short "
+                "(never acknowledged); `verify --repair` moves them aside",
+            )
+        else:
+            start = damaged_tail(fd, path, end)
+            if start is not None:
+                first = count_lines(fd, start) + 1
                 checker.problem(
-                    lines + 1,
-                    "torn_tail",
-                    f"torn tail: the last {size - end} bytes are an append a crash cut short "
-                    "(never acknowledged); `verify --repair` moves them aside",
+                    first,
+                    "damaged_tail",
+                    f"the log ends with {lines - first + 1} damaged line(s) from line {first} "
+                    "(complete lines, maybe acknowledged events): writers stop here; "
+                    "`verify --repair` moves them to a quarantine file and cuts the log back",
                 )
     except OSError as exc:
         checker.problem(None, "unreadable", f"cannot read: {exc}")
@@ -168,9 +186,9 @@ def _check_snapshot_files(layout: Layout, sid: str, report: VerifyReport) -> Non
             )
 
 
-def _committed(fd: int, *, exclusive: bool) -> tuple[int, int]:
+def _committed(fd: int) -> tuple[int, int]:
     """Return (size, committed end) of a log, read while no append is in progress."""
-    fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    fcntl.flock(fd, fcntl.LOCK_SH)
     try:
         size = os.fstat(fd).st_size
         return size, committed_end(fd, size)
@@ -230,29 +248,34 @@ def _check_batch(
 
 
 def _repair(
-    fd: int,
-    layout: Layout,
-    sid: str,
-    path: Path,
-    torn_line: int,
-    report: VerifyReport,
-    quarantined: set[str],
+    fd: int, layout: Layout, sid: str, path: Path, report: VerifyReport, quarantined: set[str]
 ) -> None:
+    """Move a torn tail, then a damaged end, to quarantine files (under the writers' lock)."""
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        # Look again under the writers' lock: a writer may have repaired it meanwhile.
         size = os.fstat(fd).st_size
         end = committed_end(fd, size)
-        if end == size:
-            return
-        target = quarantine_tail(fd, layout, sid, end, size)
-        quarantined.add(target.name)
+        if end != size:
+            line = count_lines(fd, end) + 1
+            target = quarantine_tail(fd, layout, sid, end, size)
+            quarantined.add(target.name)
+            report.repairs.append(
+                f"{path}:{line}: moved a torn tail of {size - end} bytes to {target.name} "
+                "and cut the log back to its last complete line"
+            )
+            size = end
+        start = damaged_tail(fd, path, size)
+        if start is not None:
+            first, last = count_lines(fd, start) + 1, count_lines(fd, size)
+            target = quarantine_tail(fd, layout, sid, start, size)
+            quarantined.add(target.name)
+            report.repairs.append(
+                f"{path}:{first}: moved {last - first + 1} damaged line(s) ({size - start} "
+                f"bytes, lines {first} to {last}: complete lines, maybe acknowledged events; "
+                f"inspect them there) to {target.name} and cut the log back to line {first - 1}"
+            )
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
-    report.repairs.append(
-        f"{path}:{torn_line}: moved a torn tail of {size - end} bytes to {target.name} "
-        "and cut the log back to its last complete line"
-    )
 
 
 def _note_leftovers(
