@@ -312,3 +312,20 @@ async def test_a_go_session_without_events_has_no_log_and_is_fine(tmp_path: Path
     async with agentstore.open(data) as store:
         assert (await store.append("g", new_event("custom"))).sequence_number == 1
         assert (await store.verify()).ok
+
+
+async def test_a_reader_sees_the_first_event_of_a_go_session_written_later(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    (data / "sessions").mkdir(parents=True)
+    (data / "events").mkdir()
+    (data / "sessions" / "g.json").write_text(
+        '{"id": "g", "created_at": "2026-11-20T10:00:00Z", "event_count": 0}'
+    )
+    async with agentstore.open(data, read_only=True) as reader:
+        assert await reader.get_events("g") == []
+        async with agentstore.open(data) as writer:  # as the Go original would: a new log
+            await writer.append("g", new_event("custom", {"first": True}))
+        assert [e.payload for e in await reader.get_events("g")] == [{"first": True}]
+        assert (await reader.get_state("g")).event_count == 1

@@ -156,6 +156,8 @@ class Logs:
                 self.catch_up(view)
             return view
         view = self._open(session_id)
+        if view.fd is None:
+            return view  # a Go session without a log, read-only: look again next time
         with self._lock:
             existing = self._views.get(session_id)
             if existing is not None:  # another thread opened it meanwhile
