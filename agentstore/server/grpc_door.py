@@ -33,6 +33,7 @@ from grpc_reflection.v1alpha import reflection
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from agentstore.server.grpc_api import AgentStoreServicer
+from agentstore.server.grpc_storage import StorageServicer
 from agentstore.server.grpc_wire import ERROR_CODE_KEY
 from agentstore.server.service import AgentStoreService
 
@@ -151,6 +152,7 @@ async def start_grpc_server(
     interceptors = [_TokenInterceptor(token)] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(service))
     pb_grpc.add_AgentStoreServicer_to_server(AgentStoreServicer(service), server)
+    pb_grpc.add_StorageServicer_to_server(StorageServicer(service), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [pb.DESCRIPTOR.services_by_name[n.split(".")[-1]].full_name for n in _SERVICES]

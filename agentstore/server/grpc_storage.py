@@ -1,0 +1,301 @@
+"""The `Storage` gRPC service: the Backend contract over the wire, for the remote backend.
+
+A remote client's `Store` validates, prices and folds on its side and sends encoded
+events; this service hands them to the server store's backend, which applies the storage
+rules (sequence numbers, atomic batches, `expected_seq`, idempotent ids, durability).
+A client is not trusted: every session id is validated and every event is decoded and
+encoded again here, so what reaches the log is exactly what an in-process append writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from typing import Any, TypeAlias
+
+import anyio
+import grpc
+import orjson
+
+from agentstore import InvalidInputError, Metadata
+from agentstore.backends.base import (
+    UNSET,
+    AppendResult,
+    Backend,
+    EventFilter,
+    PendingEvent,
+    SessionChanges,
+    SessionQuery,
+    SnapshotRecord,
+)
+from agentstore.errors import InvalidEventError
+from agentstore.events import check_event_type, encode_metadata, encode_payload
+from agentstore.server import agentstore_pb2 as pb
+from agentstore.server import agentstore_pb2_grpc as pb_grpc
+from agentstore.server.grpc_api import RpcErrors, cancel_when_stopping
+from agentstore.server.grpc_wire import (
+    budget_from_pb,
+    event_to_pb,
+    format_time,
+    json_value,
+    parse_time,
+    session_from_pb,
+    session_to_pb,
+)
+from agentstore.server.service import AgentStoreService
+from agentstore.session import validate_session_id
+
+__all__ = ["StorageServicer"]
+
+_READ_PAGE = 500  # events per message of a long read
+_FIND_LIMIT = 1000
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+def _opt(msg: Any, name: str) -> Any:
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def pending_from_pb(msg: pb.PendingEvent, index: int) -> PendingEvent:
+    """Decode and re-encode a client's event: the bytes stored are the server's own."""
+    where = f"event {index}"
+    if not 0 < len(msg.id) <= 128:
+        raise InvalidEventError(f"{where}: the id must be 1 to 128 characters")
+    payload = json_value(msg.payload_json, f"{where}: payload")
+    raw_meta = json_value(msg.metadata_json, f"{where}: metadata") or {}
+    if not isinstance(raw_meta, Mapping):
+        raise InvalidEventError(f"{where}: metadata must be a JSON object")
+    try:
+        metadata = Metadata(**raw_meta)
+    except (ValueError, TypeError) as exc:
+        raise InvalidEventError(f"{where}: invalid metadata: {exc}") from exc
+    stamp = _opt(msg, "timestamp")
+    return PendingEvent(
+        id=msg.id,
+        type=check_event_type(msg.type),
+        payload=payload,
+        payload_json=encode_payload(payload),
+        metadata=metadata,
+        metadata_json=encode_metadata(metadata),
+        timestamp=parse_time(stamp, f"{where}: timestamp") if stamp is not None else None,
+    )
+
+
+def result_to_pb(result: AppendResult) -> pb.AppendResult:
+    """Return an `AppendResult` as a message."""
+    return pb.AppendResult(
+        events=[event_to_pb(e) for e in result.events],
+        written=result.written,
+        previous_seq=result.previous_seq,
+    )
+
+
+def snapshot_to_pb(snap: SnapshotRecord) -> pb.Snapshot:
+    """Return a snapshot record as a message (its state as JSON)."""
+    msg = pb.Snapshot(
+        session_id=snap.session_id,
+        version=snap.version,
+        state_json=orjson.dumps(snap.state),
+        created_at=format_time(snap.created_at),
+    )
+    if snap.reducer is not None:
+        msg.reducer = snap.reducer
+    return msg
+
+
+def snapshot_from_pb(msg: pb.Snapshot) -> SnapshotRecord:
+    """Return the snapshot record a message describes."""
+    state = json_value(msg.state_json, "snapshot state")
+    if not isinstance(state, dict):
+        raise InvalidInputError("a snapshot's state must be a JSON object")
+    return SnapshotRecord(
+        session_id=validate_session_id(msg.session_id),
+        version=msg.version,
+        state=state,
+        reducer=_opt(msg, "reducer"),
+        created_at=parse_time(msg.created_at, "snapshot created_at"),
+    )
+
+
+class StorageServicer(pb_grpc.StorageServicer):
+    """The server store's backend, for remote backends; ids validated, events re-encoded."""
+
+    def __init__(self, service: AgentStoreService) -> None:
+        self.service = service
+        self.limits = service.limits
+
+    @property
+    def backend(self) -> Backend:
+        """The backend of the server's store (read each call: it is set when the store opens)."""
+        return self.service.store.backend
+
+    def _guard(self, context: Context, request: Any) -> RpcErrors:
+        return RpcErrors(context, request, self.limits.max_body_bytes)
+
+    def _batch(self, events: Any) -> list[PendingEvent]:
+        # No count limit: a Store's batch is atomic and cannot be split into several
+        # calls; the message size limit (max_body_bytes) bounds it instead.
+        return [pending_from_pb(msg, i) for i, msg in enumerate(events)]
+
+    async def CreateSession(
+        self, request: pb.StorageCreateSessionRequest, context: Context
+    ) -> pb.AppendResult:
+        async with self._guard(context, request):
+            session = session_from_pb(request.session)
+            validate_session_id(session.id)
+            batch = self._batch(request.events)
+            return result_to_pb(await self.backend.create_session(session, batch))
+
+    async def GetSession(self, request: pb.GetSessionRequest, context: Context) -> pb.Session:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            return session_to_pb(await self.backend.get_session(sid))
+
+    async def UpdateSession(self, request: pb.UpdateSessionRequest, context: Context) -> pb.Session:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            has_budget = request.HasField("budget")
+            changes = SessionChanges(
+                name=_opt(request, "name") if request.set_name else UNSET,
+                labels=dict(request.labels) if request.set_labels else UNSET,
+                budget=(
+                    (budget_from_pb(request.budget) if has_budget else None)
+                    if request.set_budget
+                    else UNSET
+                ),
+            )
+            return session_to_pb(await self.backend.update_session(sid, changes))
+
+    async def ListSessions(
+        self, request: pb.ListSessionsRequest, context: Context
+    ) -> pb.ListSessionsResponse:
+        async with self._guard(context, request):
+            limit = request.limit or 100
+            if not 1 <= limit <= self.limits.max_page:
+                raise InvalidInputError(f"limit must be between 1 and {self.limits.max_page}")
+            if request.prefix:
+                raise InvalidInputError("the Storage service lists by labels and cursor only")
+            query = SessionQuery(
+                limit=limit, cursor=request.cursor or None, labels=dict(request.labels) or None
+            )
+            page = await self.backend.list_sessions(query)
+            return pb.ListSessionsResponse(
+                sessions=[session_to_pb(s) for s in page.sessions],
+                next_cursor=page.next_cursor or "",
+            )
+
+    async def FindSessionIds(
+        self, request: pb.FindSessionIdsRequest, context: Context
+    ) -> pb.FindSessionIdsResponse:
+        async with self._guard(context, request):
+            limit = min(max(request.limit, 1), _FIND_LIMIT)
+            ids = await self.backend.find_session_ids(request.prefix, limit)
+            return pb.FindSessionIdsResponse(ids=ids)
+
+    async def DeleteSession(
+        self, request: pb.DeleteSessionRequest, context: Context
+    ) -> pb.DeleteSessionResponse:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            await self.backend.delete_session(sid, expected_seq=_opt(request, "expected_seq"))
+            return pb.DeleteSessionResponse()
+
+    async def StorageSize(
+        self, request: pb.GetSessionRequest, context: Context
+    ) -> pb.StorageSizeResponse:
+        async with self._guard(context, request):
+            size = await self.backend.storage_size(validate_session_id(request.session_id))
+            return pb.StorageSizeResponse() if size is None else pb.StorageSizeResponse(bytes=size)
+
+    async def LastSeq(self, request: pb.GetSessionRequest, context: Context) -> pb.LastSeqResponse:
+        async with self._guard(context, request):
+            last = await self.backend.last_seq(validate_session_id(request.session_id))
+            return pb.LastSeqResponse(last_seq=last)
+
+    async def Append(self, request: pb.StorageAppendRequest, context: Context) -> pb.AppendResult:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            batch = self._batch(request.events)
+            if not batch:
+                raise InvalidInputError("an append needs at least one event")
+            expected = _opt(request, "expected_seq")
+            return result_to_pb(await self.backend.append(sid, batch, expected))
+
+    async def Read(
+        self, request: pb.ReadEventsRequest, context: Context
+    ) -> AsyncIterator[pb.EventBatch]:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            since, until = _opt(request, "since"), _opt(request, "until")
+            flt = EventFilter(
+                from_seq=max(_opt(request, "from_seq") or 1, 1),
+                to_seq=_opt(request, "to_seq"),
+                types=frozenset(check_event_type(t) for t in request.types)
+                if request.types
+                else None,
+                since=parse_time(since, "since") if since is not None else None,
+                until=parse_time(until, "until") if until is not None else None,
+                limit=_opt(request, "limit"),
+            )
+            async for page in _pages(self.backend, sid, flt):
+                yield pb.EventBatch(events=[event_to_pb(e) for e in page])
+
+    # Written with `context.write` (not `yield`) so that the wait ends at once when the
+    # server begins to stop: the client then sees the stream end and reconnects elsewhere.
+    async def WaitForAppend(  # type: ignore[override]
+        self, request: pb.WaitForAppendRequest, context: Context
+    ) -> None:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            seen = request.after_seq
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_when_stopping, self.service, tg.cancel_scope)
+                # A follow slot of the service layer: the same stream limits as Follow.
+                async with self.service.follow(
+                    sid, from_seq=seen + 1, client=context.peer()
+                ) as evs:
+                    async for event in evs:
+                        if event.sequence_number <= seen:
+                            continue
+                        seen = max(event.sequence_number, await self.backend.last_seq(sid))
+                        await context.write(pb.LastSeqResponse(last_seq=seen))
+                tg.cancel_scope.cancel()
+
+    async def SaveSnapshot(self, request: pb.Snapshot, context: Context) -> pb.SaveSnapshotResponse:
+        async with self._guard(context, request):
+            await self.backend.save_snapshot(snapshot_from_pb(request))
+            return pb.SaveSnapshotResponse()
+
+    async def LoadSessionAndSnapshot(
+        self, request: pb.LoadSnapshotRequest, context: Context
+    ) -> pb.SessionAndSnapshot:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            session, snap = await self.backend.load_session_and_snapshot(
+                sid, _opt(request, "reducer")
+            )
+            out = pb.SessionAndSnapshot(session=session_to_pb(session))
+            if snap is not None:
+                out.snapshot.CopyFrom(snapshot_to_pb(snap))
+            return out
+
+
+async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[list[Any]]:
+    """Read `flt` in pages of at most `_READ_PAGE` events, so no message grows unbounded."""
+    left = flt.limit
+    start = flt.from_seq
+    while True:
+        size = _READ_PAGE if left is None else min(left, _READ_PAGE)
+        page = await backend.read(sid, replace(flt, from_seq=start, limit=size))
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        if left is not None:
+            left -= len(page)
+            if left <= 0:
+                return
+        start = page[-1].sequence_number + 1
+        if flt.to_seq is not None and start > flt.to_seq:
+            return

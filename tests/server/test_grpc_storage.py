@@ -1,0 +1,82 @@
+"""The Storage gRPC service trusts no client: ids validated, events decoded and re-encoded.
+
+A remote backend's `Store` has already validated its events, but anything can speak
+gRPC: these tests send hostile messages straight to the service and check that the
+error is clear, nothing is written, and the log stays what an in-process append writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import orjson
+import pytest
+
+import agentstore
+from agentstore.server import agentstore_pb2 as pb
+
+from .grpc_helpers import error_of, running_door
+
+
+def pending(payload: bytes, **fields: object) -> pb.PendingEvent:
+    fields.setdefault("id", "e-1")
+    fields.setdefault("type", "custom")
+    return pb.PendingEvent(payload_json=payload, **fields)  # type: ignore[arg-type]
+
+
+async def test_hostile_events_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    async with (
+        agentstore.open(tmp_path / "data", pricing=False) as store,
+        running_door(store) as door,
+    ):
+        sid = (await store.create_session()).id
+        cases = {
+            "not JSON": pending(b'{"a": 1'),
+            "two values": pending(b'{"a": 1}\n{"b": 2}'),
+            "NaN": pending(b'{"a": NaN}'),
+            "bad type": pending(b"1", type="Bad Type"),
+            "empty id": pending(b"1", id=""),
+            "long id": pending(b"1", id="x" * 129),
+            "metadata not an object": pending(b"1", metadata_json=b"[1]"),
+            "metadata of the wrong type": pending(b"1", metadata_json=b'{"tokens_in": "many"}'),
+            "naive timestamp": pending(b"1", timestamp="2026-01-01T00:00:00"),
+        }
+        for name, event in cases.items():
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await door.storage.Append(pb.StorageAppendRequest(session_id=sid, events=[event]))
+            code, kind, _ = error_of(err.value)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, name
+            assert kind.startswith("invalid"), (name, kind)
+        for hostile in ("../escape", "a/b", "..", ""):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await door.storage.Append(
+                    pb.StorageAppendRequest(session_id=hostile, events=[pending(b"1")])
+                )
+            assert error_of(err.value)[1] == "invalid_session_id", hostile
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await door.storage.SaveSnapshot(
+                    pb.Snapshot(session_id=hostile, version=1, state_json=b"{}", created_at="x")
+                )
+            assert error_of(err.value)[0] == grpc.StatusCode.INVALID_ARGUMENT
+        assert await store.replay(sid) == []
+        assert not list((tmp_path / "data").rglob("escape*"))
+
+
+async def test_the_log_holds_the_servers_encoding_of_what_a_client_sent(tmp_path: Path) -> None:
+    async with (
+        agentstore.open(tmp_path / "data", pricing=False) as store,
+        running_door(store) as door,
+    ):
+        sid = (await store.create_session()).id
+        # Valid JSON spread over lines would break a JSON-lines log if stored as sent.
+        spread = b'{\n  "a": [1,\n 2],\n  "b": "x"\n}'
+        reply = await door.storage.Append(
+            pb.StorageAppendRequest(session_id=sid, events=[pending(spread)])
+        )
+        assert reply.written == 1 and reply.events[0].sequence_number == 1
+        assert orjson.loads(reply.events[0].payload_json) == {"a": [1, 2], "b": "x"}
+        lines = (tmp_path / "data" / "events" / f"{sid}.jsonl").read_bytes().splitlines()
+        assert len(lines) == 1 and orjson.loads(lines[0])["payload"] == {"a": [1, 2], "b": "x"}
+        # And the store reads it back like any other event.
+        assert [e.payload for e in await store.replay(sid)] == [{"a": [1, 2], "b": "x"}]
