@@ -1,0 +1,375 @@
+"""The remote backend: a `Backend` that is a gRPC client of `agentstore serve`.
+
+```python
+async with agentstore.open("grpc://agents.internal:50051", token=token) as store:
+    session = await store.create_session(name="worker-7")
+```
+
+Reducers, pricing and budgets run in this process (the caller's `Store`); the storage rules
+(sequence numbers, atomic batches, `expected_seq`, idempotent ids, durability) run on the
+server, over its file, memory or PostgreSQL storage, through the `agentstore.v1.Storage`
+service of `agentstore/server/agentstore.proto`.
+
+- `grpc://host:port` is plaintext; `grpcs://host:port` is TLS, verified against the
+  system's roots or the PEM file in `backend_options={"tls_ca": path}` (or the
+  `AGENTSTORE_TLS_CA` environment variable).
+- The token is `open(..., token=...)`, else the `AGENTSTORE_TOKEN` environment variable.
+- A server that cannot be reached, or a connection that drops mid-call, raises
+  `StorageUnavailableError`: the call may or may not have been applied, and retrying the
+  same append is safe because events carry ids. The channel reconnects by itself; the
+  next call after the server is back succeeds.
+- `wait_for_append` rides a server stream (`Storage.WaitForAppend`): no polling.
+
+Needs `pip install 'agentstore[server]'` (grpcio).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+
+from agentstore.backends.base import (
+    UNSET,
+    AppendResult,
+    Backend,
+    EventFilter,
+    PendingEvent,
+    SessionChanges,
+    SessionPage,
+    SessionQuery,
+    SnapshotRecord,
+)
+from agentstore.backends.registry import BackendOptions
+from agentstore.errors import (
+    AgentStoreError,
+    InvalidInputError,
+    StorageError,
+    StorageUnavailableError,
+    error_from_code,
+)
+from agentstore.events import Event
+from agentstore.server import agentstore_pb2 as pb
+from agentstore.server import agentstore_pb2_grpc as pb_grpc
+from agentstore.server.errors import PayloadTooLargeError
+from agentstore.server.grpc_wire import (
+    ERROR_CODE_KEY,
+    ERROR_DETAILS_KEY,
+    budget_to_pb,
+    event_from_pb,
+    format_time,
+    parse_time,
+    session_from_pb,
+    session_to_pb,
+)
+from agentstore.session import Session
+
+__all__ = ["RemoteBackend", "open_backend"]
+
+_PAGE = 1000  # the server's largest session page
+_TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+}
+# Codes that mean "the server is going away" to a client: retry later, elsewhere.
+_GOING_AWAY = {"store_closed", "server_busy"}
+_CHANNEL_OPTIONS = [
+    # Reconnect quickly once a restarted server is back (the default backs off to 2 min).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+def open_backend(target: str, options: BackendOptions) -> RemoteBackend:
+    """Build the remote backend for a `grpc://` or `grpcs://` URL (the registry's factory)."""
+    scheme, _, rest = target.partition("://")
+    address = rest.strip("/")
+    if not address or "/" in address:
+        raise InvalidInputError(f"a server URL is {scheme}://host:port, not {target!r}")
+    ca = options.extra.get("tls_ca") or os.environ.get("AGENTSTORE_TLS_CA")
+    return RemoteBackend(
+        address,
+        tls=scheme.lower() == "grpcs",
+        token=options.token or os.environ.get("AGENTSTORE_TOKEN") or None,
+        tls_ca=Path(ca) if ca else None,
+        timeout=float(options.extra.get("timeout", 30.0)),
+        read_only=options.read_only,
+    )
+
+
+def _error(exc: grpc.aio.AioRpcError, address: str) -> AgentStoreError:
+    """Turn a failed call into the agentstore error the server sent, or a transport one.
+
+    Importing `agentstore.server.errors` (above) lets `error_from_code` rebuild its codes
+    (`server_busy`, `payload_too_large`, `unauthenticated`) as the same classes.
+    """
+    trailing = dict(exc.trailing_metadata() or ())
+    code = trailing.get(ERROR_CODE_KEY)
+    message = exc.details() or exc.code().name
+    if code and code not in _GOING_AWAY:
+        raw = trailing.get(ERROR_DETAILS_KEY)
+        try:
+            details = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            details = {}
+        return error_from_code(str(code), message, details if isinstance(details, dict) else {})
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not code:  # the transport's limit
+        return PayloadTooLargeError(f"the agentstore server at {address} refused: {message}")
+    if code or exc.code() in _TRANSIENT:
+        return StorageUnavailableError(
+            f"the agentstore server at {address} is unavailable ({message}); retrying is safe"
+        )
+    return StorageError(f"the agentstore server at {address} failed: {exc.code().name}: {message}")
+
+
+def _pending_to_pb(pending: PendingEvent) -> pb.PendingEvent:
+    msg = pb.PendingEvent(
+        id=pending.id,
+        type=pending.type,
+        payload_json=pending.payload_json,
+        metadata_json=pending.metadata_json,
+    )
+    if pending.timestamp is not None:
+        msg.timestamp = format_time(pending.timestamp)
+    return msg
+
+
+def _result_from_pb(msg: pb.AppendResult) -> AppendResult:
+    return AppendResult([event_from_pb(e) for e in msg.events], msg.written, msg.previous_seq)
+
+
+class RemoteBackend(Backend):
+    """Storage on an `agentstore serve` server, reached over gRPC."""
+
+    shared_across_processes = True
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        tls: bool = False,
+        token: str | None = None,
+        tls_ca: Path | None = None,
+        timeout: float = 30.0,
+        read_only: bool = False,
+    ) -> None:
+        self.address = address
+        self.read_only = read_only
+        self._tls = tls
+        self._tls_ca = tls_ca
+        self._timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.StorageStub | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the channel (it connects on the first call, and reconnects by itself)."""
+        if self._tls:
+            roots = self._tls_ca.read_bytes() if self._tls_ca is not None else None
+            creds = grpc.ssl_channel_credentials(root_certificates=roots)
+            self._channel = grpc.aio.secure_channel(self.address, creds, _CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.aio.insecure_channel(self.address, _CHANNEL_OPTIONS)
+        self._stub = pb_grpc.StorageStub(self._channel)
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    @property
+    def stub(self) -> pb_grpc.StorageStub:
+        """The Storage service's stub (after `open()`)."""
+        if self._stub is None:
+            raise StorageUnavailableError("the remote backend is not open")
+        return self._stub
+
+    async def _call(self, name: str, request: Any) -> Any:
+        method = getattr(self.stub, name)
+        try:
+            return await method(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, self.address) from None
+
+    def _refuse_writes(self) -> None:
+        if self.read_only:
+            raise StorageError("this remote store was opened read-only")
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def create_session(
+        self, session: Session, events: Sequence[PendingEvent] = ()
+    ) -> AppendResult:
+        """Create the session with its first events, atomically, on the server."""
+        self._refuse_writes()
+        request = pb.StorageCreateSessionRequest(
+            session=session_to_pb(session), events=[_pending_to_pb(p) for p in events]
+        )
+        return _result_from_pb(await self._call("CreateSession", request))
+
+    async def get_session(self, session_id: str) -> Session:
+        """Return the session as the server's storage has it."""
+        reply = await self._call("GetSession", pb.GetSessionRequest(session_id=session_id))
+        return session_from_pb(reply)
+
+    async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
+        """Change the session's name, labels or budget on the server."""
+        self._refuse_writes()
+        request = pb.UpdateSessionRequest(session_id=session_id)
+        if changes.name is not UNSET:
+            request.set_name = True
+            if changes.name is not None:
+                request.name = changes.name
+        if changes.labels is not UNSET:
+            request.set_labels = True
+            request.labels.update(changes.labels)
+        if changes.budget is not UNSET:
+            request.set_budget = True
+            if changes.budget is not None:
+                request.budget.CopyFrom(budget_to_pb(changes.budget))
+        return session_from_pb(await self._call("UpdateSession", request))
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        """Return a page of sessions (asking the server in pages of at most 1000)."""
+        found: list[Session] = []
+        cursor = query.cursor
+        while True:
+            want = min(query.limit - len(found), _PAGE)
+            request = pb.ListSessionsRequest(
+                limit=want, cursor=cursor or "", labels=query.labels or {}
+            )
+            reply = await self._call("ListSessions", request)
+            found += [session_from_pb(s) for s in reply.sessions]
+            cursor = reply.next_cursor or None
+            if cursor is None or len(found) >= query.limit:
+                return SessionPage(found, cursor)
+
+    async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
+        """Return up to `limit` ids starting with `prefix` (an exact match first)."""
+        request = pb.FindSessionIdsRequest(prefix=prefix, limit=limit)
+        return list((await self._call("FindSessionIds", request)).ids)
+
+    async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
+        """Delete the session on the server (only at `expected_seq`, if given)."""
+        self._refuse_writes()
+        request = pb.DeleteSessionRequest(session_id=session_id)
+        if expected_seq is not None:
+            request.expected_seq = expected_seq
+        await self._call("DeleteSession", request)
+
+    async def storage_size(self, session_id: str) -> int | None:
+        """Return the bytes the session takes on the server, if its storage knows."""
+        reply = await self._call("StorageSize", pb.GetSessionRequest(session_id=session_id))
+        return reply.bytes if reply.HasField("bytes") else None
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def last_seq(self, session_id: str) -> int:
+        """Return the session's last sequence number."""
+        reply = await self._call("LastSeq", pb.GetSessionRequest(session_id=session_id))
+        return int(reply.last_seq)
+
+    async def append(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        """Append on the server, which applies every rule of `Backend.append`."""
+        self._refuse_writes()
+        request = pb.StorageAppendRequest(
+            session_id=session_id, events=[_pending_to_pb(p) for p in batch]
+        )
+        if expected_seq is not None:
+            request.expected_seq = expected_seq
+        return _result_from_pb(await self._call("Append", request))
+
+    async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
+        """Return the events that pass `flt`, streamed from the server in pages."""
+        if flt.types is not None and not flt.types:
+            return []  # an empty type set matches nothing (on the wire, empty means "any")
+        request = pb.ReadEventsRequest(
+            session_id=session_id, from_seq=flt.from_seq, types=sorted(flt.types or ())
+        )
+        for name in ("to_seq", "limit"):
+            value = getattr(flt, name)
+            if value is not None:
+                setattr(request, name, value)
+        if flt.since is not None:
+            request.since = format_time(flt.since)
+        if flt.until is not None:
+            request.until = format_time(flt.until)
+        events: list[Event] = []
+        call = self.stub.Read(request, metadata=self._metadata)
+        try:
+            async for batch in call:
+                events += [event_from_pb(e) for e in batch.events]
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, self.address) from None
+        return events
+
+    async def wait_for_append(self, session_id: str, after_seq: int) -> int:
+        """Wait on a server stream until the session passes `after_seq`; return its last seq."""
+        request = pb.WaitForAppendRequest(session_id=session_id, after_seq=after_seq)
+        call = self.stub.WaitForAppend(request, metadata=self._metadata)
+        try:
+            reply = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, self.address) from None
+        finally:
+            call.cancel()
+        if reply is grpc.aio.EOF:  # the server ended the wait: it is shutting down
+            raise StorageUnavailableError(
+                f"the agentstore server at {self.address} ended the wait; it is going away"
+            )
+        return int(reply.last_seq)
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        """Store the snapshot on the server (a cache: the log stays the truth)."""
+        if self.read_only:
+            return
+        msg = pb.Snapshot(
+            session_id=snapshot.session_id,
+            version=snapshot.version,
+            state_json=orjson.dumps(snapshot.state),
+            created_at=format_time(snapshot.created_at),
+        )
+        if snapshot.reducer is not None:
+            msg.reducer = snapshot.reducer
+        await self._call("SaveSnapshot", msg)
+
+    async def load_snapshot(self, session_id: str, reducer: str | None) -> SnapshotRecord | None:
+        """Return the snapshot `reducer` made of the session, or None."""
+        return (await self.load_session_and_snapshot(session_id, reducer))[1]
+
+    async def load_session_and_snapshot(
+        self, session_id: str, reducer: str | None
+    ) -> tuple[Session, SnapshotRecord | None]:
+        """Return the session and its snapshot in one round trip."""
+        request = pb.LoadSnapshotRequest(session_id=session_id)
+        if reducer is not None:
+            request.reducer = reducer
+        reply = await self._call("LoadSessionAndSnapshot", request)
+        snap = None
+        if reply.HasField("snapshot"):
+            s = reply.snapshot
+            state = orjson.loads(s.state_json) if s.state_json else {}
+            snap = SnapshotRecord(
+                s.session_id,
+                s.version,
+                state,
+                s.reducer if s.HasField("reducer") else None,
+                parse_time(s.created_at, "snapshot created_at"),
+            )
+        return session_from_pb(reply.session), snap
