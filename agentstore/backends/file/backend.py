@@ -25,7 +25,7 @@ from agentstore.backends.base import (
 )
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout
-from agentstore.backends.file.log import Logs, flocked
+from agentstore.backends.file.log import Logs, write_locked
 from agentstore.backends.file.notify import AppendRegistry
 from agentstore.backends.file.opening import prepare_directory
 from agentstore.backends.file.sessions import (
@@ -196,7 +196,7 @@ class FileBackend(Backend):
                 # The check and the deletion under the log's lock, as appends take it:
                 # an append by any process lands either before the check or never.
                 held.enter_context(view.mutex)
-                held.enter_context(flocked(view.fd, exclusive=True))
+                held.enter_context(write_locked(view))
                 self._logs.check_not_replaced(view)
                 self._logs.catch_up_locked(view)
                 if view.last_seq != expected_seq:

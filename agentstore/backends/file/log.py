@@ -35,7 +35,7 @@ from agentstore.backends.file.tail import committed_end, quarantine_tail, read_t
 from agentstore.codec import batch_end
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 
-__all__ = ["LogView", "Logs", "flocked"]
+__all__ = ["LogView", "Logs", "flocked", "write_locked"]
 
 logger = logging.getLogger("agentstore")
 
@@ -89,6 +89,28 @@ def flocked(fd: int, *, exclusive: bool) -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def write_locked(view: LogView) -> Iterator[int]:
+    """Hold a log's lock exclusively, as writers do; yield its descriptor.
+
+    The view may be dropped inside (its file gone or damaged), which closes the descriptor
+    and so releases the lock: then nothing is unlocked on the way out, since that number
+    may already belong to another file opened by another thread.
+    """
+    fd = view.fd
+    assert fd is not None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        raise StorageError(f"cannot lock {view.path} for writing: {exc}") from exc
+    try:
+        yield fd
+    finally:
+        if view.fd == fd:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class Logs:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from agentstore.backends.base import AppendResult, EventFilter, PendingEvent, plan_append
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import temp_path
-from agentstore.backends.file.log import Logs, LogView, flocked
+from agentstore.backends.file.log import Logs, LogView, write_locked
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids, scan_events
 from agentstore.backends.file.sessions import SessionIndex, encode_session
 from agentstore.backends.file.tail import committed_end
@@ -60,10 +60,8 @@ def append_locked(
     fsync: bool,
 ) -> AppendResult:
     """Append a batch to an open log (call with `view.mutex` held)."""
-    fd = view.fd
-    assert fd is not None
     session_id = view.session_id
-    with flocked(fd, exclusive=True):
+    with write_locked(view) as fd:
         logs.check_not_replaced(view)
         if os.fstat(fd).st_size != view.size:
             _repair_or_catch_up(logs, view)
