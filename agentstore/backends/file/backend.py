@@ -241,10 +241,10 @@ class FileBackend(Backend):
         if view is not None and fd is not None:
             # Unchanged size and still linked: nothing was appended (by anyone) and the
             # session was not deleted. The descriptor may be closed by a worker thread
-            # meanwhile: then take the slow path.
+            # meanwhile (and its number reused: hence the inode): then take the slow path.
             try:
                 st = os.fstat(fd)
-                if st.st_nlink and st.st_size == view.size:
+                if st.st_nlink and st.st_size == view.size and st.st_ino == view.ino:
                     return view.last_seq
             except OSError:
                 pass
