@@ -120,7 +120,8 @@ def _section(best: dict[tuple[str, str], Row], rounds: int, n: int) -> str:
         "## PostgreSQL",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores "
-        f"({platform.system()} {platform.release()}), Python {platform.python_version()}; {server} on the "
+        f"({platform.system()} {platform.release()}), Python {platform.python_version()}, "
+        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end; {server} on the "
         "same machine (client and server share the cores: every figure is CPU-bound), fsync on. "
         f"Best of {rounds} interleaved rounds, about {n} operations per row; events/s (higher is better). "
         f"asyncpg {asyncpg.__version__}; peers: "
