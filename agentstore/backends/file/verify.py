@@ -294,8 +294,8 @@ def _note_leftovers(
                     continue
                 if kind == "quarantine" and entry.name not in quarantined:
                     report.notes.append(
-                        f"{entry.path}: a torn tail quarantined earlier, kept for inspection "
-                        "(delete it when done)"
+                        f"{entry.path}: a torn tail (or damaged lines) quarantined earlier, kept "
+                        "for inspection (delete it when done)"
                     )
                 elif kind == "temp":
                     report.notes.append(
