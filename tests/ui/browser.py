@@ -62,25 +62,32 @@ class UiServer:
 
     def __init__(self, data_dir: Path, *args: str) -> None:
         self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "agentstore_cli", "ui", "--data-dir", str(data_dir)),
-                *("--port", "0", "--no-browser", *args),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # printed once the port is bound
-        if not line.startswith("agentstore ui: http://127.0.0.1:"):
+        self.log = data_dir.parent / f"{data_dir.name}-ui.log"  # the server's stderr
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "agentstore_cli", "ui", "--data-dir", str(data_dir)),
+                    *("--port", "0", "--no-browser", *args),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                text=True,
+            )
+        try:
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()  # printed once the port is bound
+            if not line.startswith("agentstore ui: http://127.0.0.1:"):
+                raise AssertionError(
+                    f"agentstore ui printed {line!r}; its log: {self.log.read_text()[-2000:]}"
+                )
+            self.page = line.split()[2]
+            self.base = "/".join(self.page.split("/", 3)[:3])
+            httpx.get(f"{self.base}/healthz", timeout=30).raise_for_status()
+        except BaseException:
             self.proc.kill()
-            raise AssertionError(f"agentstore ui printed {line!r}")
-        self.page = line.split()[2]
-        self.url = self.page.split("/", 3)[:3]
-        self.base = "/".join(self.url)
-        httpx.get(f"{self.base}/healthz", timeout=30).raise_for_status()
+            self.stop()
+            raise
 
     def stop(self) -> int:
         """Stop the server with SIGTERM; return its exit status."""
