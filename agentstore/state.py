@@ -18,7 +18,7 @@ from pydantic import (
     field_serializer,
 )
 
-from agentstore.events import Event, EventType
+from agentstore.events import Event, EventType, StoredEvent
 
 __all__ = [
     "Budget",
@@ -166,7 +166,7 @@ def default_reducer(state: State, event: Event) -> State:
     `metadata.call_id` is open until a `tool_result`, `llm_response` or `error` with the
     same `call_id` is folded in (it closes the latest open call with that id).
     """
-    if type(state) is not State or type(event) is not Event:
+    if type(state) is not State or (type(event) is not StoredEvent and type(event) is not Event):
         return _reduce_slow(state, event)
     # Straight to the fields: pydantic's __setattr__ costs about 1 µs per assignment, and
     # this runs once per event folded. State does not validate assignments, so the result

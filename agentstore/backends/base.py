@@ -93,6 +93,10 @@ class Backend(ABC):
     shared_across_processes: ClassVar[bool] = True
     """Whether other processes or hosts can write the same storage (False for memory)."""
 
+    appends_never_suspend: ClassVar[bool] = False
+    """True when `append` never yields to the event loop (it does no I/O): the store may
+    then skip its per-session lock for an append that nothing else is holding it for."""
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> None:  # noqa: B027 - optional hook

@@ -95,6 +95,7 @@ class MemoryBackend(Backend):
     """
 
     shared_across_processes = False
+    appends_never_suspend = True  # dicts and lists only: nothing in `append` awaits
 
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}

@@ -6,6 +6,11 @@ lock (so the state cache folds appends in order), budgets checked against the st
 made to hold across processes by appending the paid call with `expected_seq` (retrying
 when another writer got in between), folding into the cache, the snapshot policy, and
 telling listeners and followers.
+
+A backend whose appends never suspend (`Backend.appends_never_suspend`: memory) does not
+need the lock for an append nobody else holds it for: nothing can run between its check
+and its end, which is all the lock would guarantee. Snapshots are written after the lock
+is released (see `StateKeeper.save_snapshot`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from agentstore.backends.base import AppendResult, Backend, PendingEvent
+from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import BudgetExceededError, ConcurrencyError
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
@@ -41,6 +47,7 @@ class Writer:
         self._states = states
         self._budgets = budgets
         self._notify = notify
+        self._inline = type(backend).appends_never_suspend
         self.listeners: list[AppendListener] = []
 
     async def append(
@@ -53,19 +60,34 @@ class Writer:
             else any(p.type == EventType.LLM_REQUEST for p in batch)
         )
         states = self._states
-        async with states.lock(session_id):
-            if paid and await self._budgets.get(session_id) is not None:
-                result = await self._append_within_budget(session_id, batch, expected_seq)
-            else:
-                result = await self._backend.append(session_id, batch, expected_seq)
+        lock = states.lock(session_id)
+        snapshot: _Snapshot | None = None
+        due = False
+        if self._inline and not paid and not lock.locked():
+            # Nothing from here to the fold awaits anything that suspends: as good as the lock.
+            result = await self._backend.append(session_id, batch, expected_seq)
             if result.written:
                 states.fold_appended(session_id, result, batch)
-                if states.snapshot_due(result):
-                    await states.snapshot_locked(session_id)
+                due = states.snapshot_due(result)
+                if due:
+                    snapshot = states.capture_snapshot(session_id, _head(result))
+        else:
+            async with lock:
+                if paid and await self._budgets.get(session_id) is not None:
+                    result = await self._append_within_budget(session_id, batch, expected_seq)
+                else:
+                    result = await self._backend.append(session_id, batch, expected_seq)
+                if result.written:
+                    states.fold_appended(session_id, result, batch)
+                    due = states.snapshot_due(result)
+                    if due:
+                        snapshot = states.capture_snapshot(session_id, _head(result))
         if result.written:
             self._notify(session_id)
             if self.listeners:
                 self._tell_listeners(result)
+            if due:  # after the lock: the session's next appends do not wait for it
+                await states.save_snapshot(session_id, _head(result), snapshot)
         return result
 
     async def _append_within_budget(
@@ -107,3 +129,8 @@ class Writer:
             except Exception:
                 # The events are stored and acknowledged: a listener cannot undo that.
                 logger.exception("an append listener raised; the append itself succeeded")
+
+
+def _head(result: AppendResult) -> int:
+    """The session's last sequence number right after an append that wrote something."""
+    return result.previous_seq + result.written

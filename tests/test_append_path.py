@@ -1,0 +1,189 @@
+"""The append path's shortcuts keep what users rely on.
+
+- Snapshots are a cache written after the session lock is released: a snapshot write that
+  fails never fails the append that triggered it, and one that hangs holds up no other
+  append to the session.
+- A backend whose appends never suspend (memory) skips the session lock when nobody holds
+  it: concurrent appends, batches, budgets and reads still give the state a full fold gives.
+- A cold fold pauses the cyclic garbage collector while it works and restores it after.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import agentstore
+from agentstore import Budget, Event, EventType, Metadata, State, Store, new_event
+from agentstore.backends.base import AppendResult, PendingEvent, SnapshotRecord
+from agentstore.backends.memory import MemoryBackend
+from agentstore.errors import StorageError
+
+
+class SuspendingMemory(MemoryBackend):
+    """Memory whose appends yield to the loop first, as every I/O backend's do."""
+
+    appends_never_suspend = False
+
+    async def append(
+        self, session_id: str, batch: list[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        await anyio.lowlevel.checkpoint()
+        return await super().append(session_id, batch, expected_seq)
+
+
+class FailingSnapshots(MemoryBackend):
+    """Every snapshot write fails."""
+
+    attempts = 0
+
+    async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+        self.attempts += 1
+        raise StorageError("disk full (test)")
+
+
+def _hanging(base: type[MemoryBackend]) -> type[MemoryBackend]:
+    class Hanging(base):  # type: ignore[valid-type,misc]
+        """Snapshot writes wait until the test lets them go."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.started = anyio.Event()
+            self.release = anyio.Event()
+
+        async def save_snapshot(self, snapshot: SnapshotRecord) -> None:
+            self.started.set()
+            await self.release.wait()
+            await super().save_snapshot(snapshot)
+
+    return Hanging
+
+
+async def test_a_failing_snapshot_write_does_not_fail_the_append(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = FailingSnapshots()
+    async with Store(backend, snapshot_interval=5) as store:
+        sid = (await store.create_session()).id
+        with caplog.at_level(logging.WARNING, logger="agentstore"):
+            for i in range(12):
+                stored = await store.append(sid, new_event(EventType.TOOL_CALLED, {"i": i}))
+                assert stored.sequence_number == i + 1
+        assert backend.attempts == 2  # at 5 and at 10
+        assert "no snapshot of session" in caplog.text
+        assert [e.payload["i"] for e in await store.replay(sid)] == list(range(12))
+        state = await store.get_state(sid)
+        assert (state.version, state.tool_calls) == (12, 12)
+
+
+@pytest.mark.parametrize("base", [MemoryBackend, SuspendingMemory], ids=["inline", "suspending"])
+async def test_a_hanging_snapshot_write_holds_up_no_other_append(
+    base: type[MemoryBackend],
+) -> None:
+    backend = _hanging(base)()
+    async with Store(backend, snapshot_interval=3) as store:
+        sid = (await store.create_session()).id
+        await store.get_state(sid)
+        await store.append_many(sid, [new_event("step") for _ in range(2)])
+        triggered: list[Event] = []
+
+        async def third() -> None:
+            triggered.append(await store.append(sid, new_event("step", {"n": 3})))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(third)
+            with anyio.fail_after(10):
+                await backend.started.wait()  # the append at 3 is writing its snapshot
+                # The session is free meanwhile: more appends and reads go through.
+                fourth = await store.append(sid, new_event("step", {"n": 4}))
+                assert fourth.sequence_number == 4
+                assert (await store.get_state(sid)).version == 4
+            assert not triggered  # its append waits for its own snapshot only
+            backend.release.set()
+        assert triggered[0].sequence_number == 3
+        snap = await backend.load_snapshot(sid, store._states.reducer_id)
+        assert snap is not None and snap.version == 3
+        assert snap.state["version"] == 3  # the state as of the append, not of the write
+
+
+def _count(state: State, event: Event) -> State:
+    """A user reducer: keeps the sequence numbers it saw, in order."""
+    state = agentstore.default_reducer(state, event)
+    seen = state.data.setdefault("seen", [])
+    seen.append(event.sequence_number)
+    return state
+
+
+async def test_concurrent_appends_without_the_lock_fold_like_a_full_fold() -> None:
+    backend = MemoryBackend()
+    async with Store(backend, reducer=_count, snapshot_interval=7, cache_size=4) as store:
+        sid = (await store.create_session(budget=Budget(max_tokens=10**9))).id
+        await store.get_state(sid)
+
+        async def writer(k: int) -> None:
+            for i in range(30):
+                if i % 10 == 0:
+                    await store.append_many(sid, [new_event("step", {"k": k}) for _ in range(3)])
+                elif i % 7 == 0:
+                    meta = Metadata(tokens_in=1, tokens_out=1)
+                    await store.append(sid, new_event(EventType.LLM_REQUEST, {"k": k}, meta))
+                else:
+                    await store.append(sid, new_event("step", {"k": k, "i": i}))
+                if i % 4 == 0:
+                    await store.get_state(sid)  # a fold that may suspend, under the lock
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            for k in range(8):
+                tg.start_soon(writer, k)
+        hot = await store.get_state(sid)
+    async with Store(backend, reducer=_count, snapshot_interval=0, cache_size=0) as cold:
+        full = await cold.get_state(sid)
+    assert hot.version == full.version == 8 * (30 + 3 * 2)
+    assert hot.data["seen"] == full.data["seen"] == list(range(1, hot.version + 1))
+    assert hot.tokens == full.tokens
+    assert hot.model_dump() == full.model_dump()
+
+
+async def test_a_stored_event_changed_by_its_caller_leaves_the_state_alone() -> None:
+    async with agentstore.open(in_memory=True) as store:
+        sid = (await store.create_session()).id
+        await store.get_state(sid)
+        payload = {"tool": "search", "args": {"q": "x"}}
+        meta = Metadata(call_id="c1", tool_name="search")
+        stored = await store.append(sid, new_event(EventType.TOOL_CALLED, payload, meta))
+        payload["args"]["q"] = "changed"  # the caller's own objects, after the append
+        meta.tool_name = "changed"
+        stored.payload["args"]["q"] = "changed too"
+        state = await store.get_state(sid)
+        assert state.data["tool_called"] == {"tool": "search", "args": {"q": "x"}}
+        assert state.open_calls["c1"].name == "search"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_a_cold_fold_pauses_the_collector_and_restores_it(enabled: bool) -> None:
+    seen: list[bool] = []
+
+    def spy(state: State, event: Event) -> State:
+        seen.append(gc.isenabled())
+        return agentstore.default_reducer(state, event)
+
+    async with agentstore.open(in_memory=True) as store:
+        sid = (await store.create_session()).id
+        await store.append_many(sid, [new_event("step") for _ in range(2500)])
+        backend = store._backend  # a second store on the same memory, folding from cold
+        async with Store(backend, reducer=spy, snapshot_interval=0, cache_size=0) as cold:
+            was = gc.isenabled()
+            try:
+                if not enabled:
+                    gc.disable()
+                assert (await cold.get_state(sid)).version == 2500
+                assert gc.isenabled() is enabled
+            finally:
+                if was:
+                    gc.enable()
+    assert len(seen) == 2500 and not any(seen)
