@@ -96,3 +96,31 @@ async def test_read_only_store_follows_and_refuses_writes(pg_url: str) -> None:
             await asyncio.wait_for(follow, 5)
             with pytest.raises(StoreLockedError, match="read-only"):
                 await reader.append(session.id, new_event("custom", {}))
+
+
+async def test_notification_of_an_odd_session_id_used_directly(
+    pg_url: str, pg_database_url: str
+) -> None:
+    # The Store only lets [A-Za-z0-9._-] through; a backend used directly still quotes.
+    from datetime import UTC, datetime
+
+    from agentstore.backends.postgres.notifications import channel_name
+    from agentstore.session import Session
+    from agentstore.store.validate import prepare
+
+    odd = "it's; SELECT 1 \\"
+    writer = PostgresBackend(pg_url)
+    await writer.open()
+    listener = await asyncpg.connect(pg_database_url)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(
+        channel_name(writer.options.schema), lambda *args: heard.put_nowait(args[3])
+    )
+    try:
+        now = datetime.now(UTC)
+        await writer.create_session(Session(id=odd, created_at=now, updated_at=now))
+        await writer.append(odd, [prepare(new_event("custom", {}))], None)
+        assert await asyncio.wait_for(heard.get(), 5) == f"1 {odd}"
+    finally:
+        await listener.close()
+        await writer.close()

@@ -56,11 +56,15 @@ class Notifier:
     def _statement(self, pending: dict[str, int]) -> str:
         # One simple-protocol round trip. The transaction only carries notifications, so
         # it need not wait for its commit to reach the disk (else every NOTIFY would cost
-        # an fsync of its own). Literals are safe: session ids are [A-Za-z0-9._-] and the
-        # channel [a-z0-9_] (both validated before they get here).
-        payloads = ", ".join(f"'{seq} {sid}'" for sid, seq in pending.items())
+        # an fsync of its own). The Store lets only [A-Za-z0-9._-] through as session ids
+        # and the channel is [a-z0-9_]; quotes are doubled anyway, for a backend used
+        # directly (standard_conforming_strings: a backslash is an ordinary character).
+        payloads = ", ".join(
+            "'" + f"{seq} {sid}".replace("'", "''") + "'" for sid, seq in pending.items()
+        )
         return (
             "BEGIN; SET LOCAL synchronous_commit TO off; "
+            "SET LOCAL standard_conforming_strings TO on; "
             f"SELECT pg_notify('{self._channel}', p) FROM unnest(ARRAY[{payloads}]) AS p; "
             "COMMIT"
         )
