@@ -8,7 +8,8 @@ cross-process tests in test_multiprocess.py and test_kill.py use real processes.
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -22,6 +23,7 @@ from agentstore import (
     new_event,
 )
 from agentstore.backends.file import FileBackend
+from agentstore.backends.file.notify import AppendRegistry
 from tests.durability.conftest import expect_line, finish, start_worker, tell
 
 
@@ -77,20 +79,39 @@ async def test_a_follow_stream_notices_its_session_was_deleted(tmp_path: Path) -
         assert seen == [1]
 
 
-async def test_wait_for_append_wakes_at_once_for_another_store(tmp_path: Path) -> None:
-    """Two backends of one data directory in one process: no polling delay."""
+async def test_wait_for_append_wakes_at_once_for_another_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two backends of one data directory in one process: woken, not polled."""
     one, two = FileBackend(tmp_path), FileBackend(tmp_path)
     async with agentstore.open(one) as a, agentstore.open(two) as b:
         await a.create_session(session_id="s")
-        # Let the waiter reach its longest back-off (0.5 s) before the append.
+        # Make polling useless: the waiting backend's own look at the log always says
+        # "nothing new" until it has been woken, so only the notification can end the wait.
+        woken: list[int] = []
+        real_last_seq = two.last_seq
+
+        async def last_seq_seen_only_when_woken(session_id: str) -> int:
+            return await real_last_seq(session_id) if woken else 0
+
+        monkeypatch.setattr(two, "last_seq", last_seq_seen_only_when_woken)
+        real_waiting = AppendRegistry.waiting
+
+        @contextlib.contextmanager
+        def waiting(root: str, session_id: str) -> Iterator[asyncio.Event | None]:
+            with real_waiting(root, session_id) as event:
+                assert event is not None
+                yield event
+                if event.is_set():
+                    woken.append(1)
+
+        monkeypatch.setattr(AppendRegistry, "waiting", waiting)
         waiter = asyncio.ensure_future(two.wait_for_append("s", 0))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.05)
         assert not waiter.done()
-        start = time.perf_counter()
         await a.append("s", new_event("custom"))
-        assert await asyncio.wait_for(waiter, 5) == 1
-        woke = time.perf_counter() - start
-        assert woke < 0.25, woke
+        assert await asyncio.wait_for(waiter, 10) == 1
+        assert woken
         assert await b.get_events("s")
 
 
