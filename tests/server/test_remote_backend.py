@@ -20,7 +20,7 @@ from agentstore import State, StorageUnavailableError
 from agentstore.backends.remote import RemoteBackend
 from agentstore.server.errors import UnauthenticatedError
 from agentstore.server.grpc_door import GrpcServerHandle, start_grpc_server
-from agentstore.server.service import AgentStoreService
+from agentstore.server.service import AgentStoreService, Limits
 
 from .grpc_helpers import eventually, self_signed_cert
 
@@ -206,3 +206,32 @@ def test_a_bad_url_and_a_missing_extra_are_clear_errors() -> None:
         agentstore.open("grpc://")
     with pytest.raises(agentstore.InvalidInputError, match="grpc://host:port"):
         agentstore.open("grpc://host:1/some/path")
+
+
+async def test_one_store_follows_at_most_its_connections_share_of_sessions(
+    server_store: agentstore.Store,
+) -> None:
+    service = AgentStoreService(server_store, Limits(max_streams_per_client=2))
+    handle = await start_grpc_server(service, "127.0.0.1", 0)
+    try:
+        async with agentstore.open(f"grpc://127.0.0.1:{handle.port}") as store:
+            sids = [(await store.create_session()).id for _ in range(3)]
+            refused: list[BaseException] = []
+
+            async def follow(sid: str) -> None:
+                try:
+                    async for _ in store.stream(sid, follow=True):
+                        pass
+                except StorageUnavailableError as exc:
+                    refused.append(exc)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(follow, sids[0])
+                    tg.start_soon(follow, sids[1])
+                    await eventually(lambda: service.health()["streams"] == 2)
+                    await follow(sids[2])  # a third on the same connection: refused
+                    assert len(refused) == 1 and "unavailable" in str(refused[0])
+                    tg.cancel_scope.cancel()
+    finally:
+        await handle.stop(grace=1)
