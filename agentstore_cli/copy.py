@@ -55,6 +55,12 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         return "copied", len(events)
     have = there.event_count
     if have >= session.event_count:
+        # Copied before: the same log has the same event at SRC's last position.
+        n = session.event_count
+        if n and [e.id for e in await src.replay(session.id, from_seq=n, to_seq=n)] != [
+            e.id for e in await dst.replay(session.id, from_seq=n, to_seq=n)
+        ]:
+            raise CliError(f"session {session.id} differs between the two stores; not copied")
         return "skipped", 0
     # DST holds the beginning of this session (copied before SRC grew): check it is the same
     # log, then append the rest with its own sequence numbers and timestamps.

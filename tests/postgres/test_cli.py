@@ -160,3 +160,18 @@ async def test_global_store_and_read_store_options(pg_url: str, tmp_path: Path) 
     assert "tool_called" in replay.stdout
     alone = agentstore_cli("--read-store", pg_url, "sessions")
     assert alone.returncode == 2 and "--read-store needs --store" in alone.stderr
+
+
+async def test_copy_refuses_a_different_session_with_the_same_id(
+    pg_url: str, tmp_path: Path
+) -> None:
+    ids = await _seed(tmp_path / "src")
+    assert agentstore_cli("copy", tmp_path / "src", pg_url).returncode == 0
+    async with agentstore.open(tmp_path / "src") as store:  # the id taken by another log
+        await store.delete_session(ids[1])
+        await store.create_session(session_id=ids[1])
+        for n in range(3):
+            await store.append(ids[1], new_event("custom", {"n": n}))
+    out = agentstore_cli("copy", tmp_path / "src", pg_url)
+    assert out.returncode == 1
+    assert f"session {ids[1]} differs" in out.stderr and "Traceback" not in out.stderr
