@@ -7,12 +7,14 @@ so a payload holding `[red]` or an ESC sequence is shown as text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
@@ -29,6 +31,7 @@ __all__ = [
     "fmt_elapsed",
     "fmt_int",
     "fmt_time",
+    "fit",
     "make_console",
     "preview",
     "print_line",
@@ -219,6 +222,51 @@ def _result_shape(payload: Any) -> str | None:
     return None
 
 
+class _Out(Protocol):
+    """Where a summary is written: a Rich `Text` (styled) or a `_Plain` (text only)."""
+
+    def append(self, text: str, style: str = ...) -> object:
+        """Add `text` (in `style`, where styles are shown)."""
+
+
+class _Plain:
+    """A summary's text without styles: for output that is not a terminal.
+
+    Building a Rich `Text` (and its spans) for every row of a 100,000-event timeline is
+    most of its cost in a pipe, where no style is shown anyway.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def append(self, text: str, style: str = "") -> _Plain:
+        """Add `text`; the style is dropped."""
+        self.parts.append(text)
+        return self
+
+
+def fit(line: str, width: int) -> str:
+    """Cut `line` to `width` terminal cells with an ellipsis, as Rich's `truncate` does."""
+    if line.isascii() or _narrow_characters().issuperset(line):
+        return line if len(line) <= width else line[: width - 1] + "…"
+    text = Text(line)  # wide characters take two cells: Rich knows each one's width
+    text.truncate(width, overflow="ellipsis")
+    return text.plain
+
+
+@functools.cache
+def _narrow_characters() -> frozenset[str]:
+    """Characters Rich counts as one cell, among those rows are made of (Latin, Greek,
+    Cyrillic, punctuation such as `…` and `·`, arrows such as `→`, box drawing): a row of
+    only these is cut by counting characters, without Rich's per-character measure."""
+    ranges = [(0x20, 0x7E), (0xA0, 0x2FF), (0x370, 0x482), (0x2010, 0x2027), (0x2190, 0x21FF)]
+    ranges.append((0x2500, 0x25FF))
+    chars = (chr(code) for start, stop in ranges for code in range(start, stop + 1))
+    return frozenset(c for c in chars if cell_len(c) == 1)
+
+
 @dataclass(slots=True)
 class _Call:
     seq: int
@@ -249,6 +297,28 @@ class Timeline:
 
     def row(self, event: Event) -> Text:
         """Return the row of one event (and count it in the totals)."""
+        seq, elapsed, kind, shown_type = self._row_start(event)
+        style = TYPE_STYLES.get(kind, "white")
+        text = Text(no_wrap=True, overflow="ellipsis", end="\n")
+        text.append(seq, style="dim")
+        text.append(elapsed, style="dim")
+        text.append(shown_type, style=style)
+        text.append("  ")
+        self._summary(event, text)
+        return text
+
+    def row_plain(self, event: Event, width: int) -> str:
+        """Return the row of one event as text cut to `width` cells, without styles.
+
+        The same characters as `row(event)` truncated to `width` (and the same totals),
+        without building a Rich renderable: for output that is not a terminal.
+        """
+        seq, elapsed, _kind, shown_type = self._row_start(event)
+        out = _Plain()
+        self._summary(event, out)
+        return fit(f"{seq}{elapsed}{shown_type}  {''.join(out.parts)}", width)
+
+    def _row_start(self, event: Event) -> tuple[str, str, str, str]:
         ts = event.timestamp
         if self.first_ts is None:
             self.first_ts = ts
@@ -261,15 +331,13 @@ class Timeline:
             else 0.0
         )
         kind = str(event.type)
-        style = TYPE_STYLES.get(kind, "white")
         shown_type = kind if len(kind) <= _TYPE_WIDTH else kind[: _TYPE_WIDTH - 1] + "…"
-        text = Text(no_wrap=True, overflow="ellipsis", end="\n")
-        text.append(f"{event.sequence_number:>{self.seq_width}}  ", style="dim")
-        text.append(f"{fmt_elapsed(max(elapsed, 0.0)):>8}  ", style="dim")
-        text.append(f"{shown_type:<{_TYPE_WIDTH}}", style=style)
-        text.append("  ")
-        text.append_text(self.summary(event))
-        return text
+        return (
+            f"{event.sequence_number:>{self.seq_width}}  ",
+            f"{fmt_elapsed(max(elapsed, 0.0)):>8}  ",
+            kind,
+            f"{shown_type:<{_TYPE_WIDTH}}",
+        )
 
     def _count(self, event: Event) -> None:
         self.events += 1
@@ -294,12 +362,19 @@ class Timeline:
             return call, (event.timestamp - call.ts).total_seconds() * 1000
         return call, None
 
-    def summary(self, event: Event) -> Text:
-        """Return the one-line summary of an event's payload and metadata."""
+    def summary(self, event: Event, out: _Out | None = None) -> Text:
+        """Return the one-line summary of an event's payload and metadata.
+
+        With `out`, the summary is written there instead (and an empty `Text` returned).
+        """
+        text = Text()
+        self._summary(event, text if out is None else out)
+        return text
+
+    def _summary(self, event: Event, out: _Out) -> None:
         kind = event.type
         payload = event.payload
         meta = event.metadata
-        out = Text()
         if kind in (EventType.TOOL_CALLED, EventType.LLM_REQUEST) and meta.call_id is not None:
             name = _tool_name(event) if kind == EventType.TOOL_CALLED else _model_name(event)
             self._calls[meta.call_id] = _Call(event.sequence_number, event.timestamp, name)
@@ -322,9 +397,8 @@ class Timeline:
             self._error(out, event)
         else:
             out.append(preview(payload) if payload is not None else "")
-        return out
 
-    def _plan(self, out: Text, payload: Any) -> None:
+    def _plan(self, out: _Out, payload: Any) -> None:
         goal = _first(payload, "goal", "objective")
         steps = _first(payload, "steps", "plan")
         if goal is not None:
@@ -341,7 +415,7 @@ class Timeline:
         elif goal is None:
             out.append(preview(payload))
 
-    def _tool_result(self, out: Text, event: Event) -> None:
+    def _tool_result(self, out: _Out, event: Event) -> None:
         call, duration = self._pair(event)
         name = _tool_name(event) or (call.name if call is not None else None)
         out.append(clean(name or "?"), style="bold")
@@ -366,7 +440,7 @@ class Timeline:
             out.append(" · ", style="dim")
             out.append(preview(result if result is not None else payload), style="dim")
 
-    def _llm(self, out: Text, event: Event, text: str) -> None:
+    def _llm(self, out: _Out, event: Event, text: str) -> None:
         meta = event.metadata
         call, duration = self._pair(event) if event.type == EventType.LLM_RESPONSE else (None, None)
         model = _model_name(event) or (call.name if call is not None else None)
@@ -388,7 +462,7 @@ class Timeline:
             out.append(" · " if parts or model else "", style="dim")
             out.append(text)
 
-    def _error(self, out: Text, event: Event) -> None:
+    def _error(self, out: _Out, event: Event) -> None:
         payload = event.payload
         kind = _first(payload, "type", "error_type", "kind", "code")
         if kind is not None:

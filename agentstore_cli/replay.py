@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -190,12 +190,7 @@ _BATCH = 500
 
 
 def _print_rows(console: Console, rows: list[Text]) -> None:
-    if console.is_terminal:
-        console.print(Text("\n").join(rows), soft_wrap=True)
-    else:
-        # No terminal, no styles: write the rows' text directly (Rich's rendering is
-        # most of the cost of a long timeline in a pipe).
-        console.file.write("\n".join(row.plain for row in rows) + "\n")
+    console.print(Text("\n").join(rows), soft_wrap=True)
     console.file.flush()
 
 
@@ -206,25 +201,11 @@ async def _timeline(
     timeline.seq_width = max(len(str(info.event_count)), 3)
     print_line(console, session_header(info))
     source = follow_events if follow else iter_events
-    # Rows are cut to the width here and printed a batch at a time: one Rich render and
-    # one write per batch instead of per event (about 10x faster on a long session).
-    # --follow prints each row as it comes.
-    batch_size = 1 if follow else _BATCH
-    width = console.width
-    rows: list[Text] = []
     async with contextlib.aclosing(source(store, info.id, query)) as events:
-        event: Event
-        async for event in events:
-            row = timeline.row(event)
-            plain = row.plain
-            if len(plain) > width or not plain.isascii():
-                row.truncate(width, overflow="ellipsis")
-            rows.append(row)
-            if len(rows) >= batch_size:
-                _print_rows(console, rows)
-                rows = []
-    if rows:
-        _print_rows(console, rows)
+        if console.is_terminal:
+            await _styled_rows(console, events, timeline, follow=follow)
+        else:
+            await _plain_rows(console, events, timeline, follow=follow)
     console.print(Rule(style="dim"))
     filtered = query != EventQuery()
     # Calls without a result are known only if every event after them was shown.
@@ -236,3 +217,47 @@ async def _timeline(
     line = timeline.open_calls_line(console.width) if to_the_end else None
     if line is not None:
         console.print(line)
+
+
+async def _styled_rows(
+    console: Console, events: AsyncIterator[Event], timeline: Timeline, *, follow: bool
+) -> None:
+    """Rows for a terminal: styled, cut to the width here and printed a batch at a time
+    (one Rich render and one write per batch); --follow prints each row as it comes."""
+    batch_size = 1 if follow else _BATCH
+    width = console.width
+    rows: list[Text] = []
+    async for event in events:
+        row = timeline.row(event)
+        plain = row.plain
+        if len(plain) > width or not plain.isascii():
+            row.truncate(width, overflow="ellipsis")
+        rows.append(row)
+        if len(rows) >= batch_size:
+            _print_rows(console, rows)
+            rows = []
+    if rows:
+        _print_rows(console, rows)
+
+
+async def _plain_rows(
+    console: Console, events: AsyncIterator[Event], timeline: Timeline, *, follow: bool
+) -> None:
+    """Rows for a pipe or a file: no styles, so no Rich renderable per event; written a
+    page at a time (the first page goes out at once), each row as it comes with --follow."""
+    batch_size = 1 if follow else _BATCH
+    width = console.width
+    write, flush = console.file.write, console.file.flush
+    row = timeline.row_plain
+    rows: list[str] = []
+    async for event in events:
+        rows.append(row(event, width))
+        if len(rows) >= batch_size:
+            rows.append("")
+            write("\n".join(rows))
+            flush()
+            rows = []
+    if rows:
+        rows.append("")
+        write("\n".join(rows))
+        flush()
