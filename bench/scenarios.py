@@ -451,10 +451,12 @@ def sample_line() -> bytes:
         metadata=empty_metadata(),
         metadata_json=b"{}",
     )
-    plan = plan_append(
-        str(uuid.uuid4()), [pend], last_seq=41, last_ts=None, known_ids={}, now=datetime.now(UTC)
-    )
-    return plan.lines[0]
+    from agentstore.codec import encode_line
+
+    sid = str(uuid.uuid4())
+    plan = plan_append(sid, [pend], last_seq=41, last_ts=None, known_ids={}, now=datetime.now(UTC))
+    [(pending, seq, ts)] = plan.new
+    return encode_line(pending.id, sid, seq, pending.type, pending.payload_json, ts, b"{}")
 
 
 def disk_info(path: Path) -> str:
