@@ -50,8 +50,21 @@ $(PEERS)/.installed: bench/requirements-peers.txt
 	$(PEERS)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
 	touch $@
 
+# `python -m bench` rewrites bench/RESULTS.md; the others then replace their own sections
+# of it. The A/B runs each probe against the package as it was at AB_BASE (the commit
+# before issue 17's second round) and as it is now, interleaved. About 10 minutes here.
+AB_BASE ?= bc73aa6
+AB_TREE := bench/.data/ab-base
 bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.server_http --seconds 2 --write bench/RESULTS.md
+	$(BIN)/python -m bench.server_grpc --quick --write bench/RESULTS.md
+	$(BIN)/python -m bench.postgres --quick --out bench/RESULTS.md
+	$(BIN)/python -m bench.ui --out bench/RESULTS.md
+	rm -rf $(AB_TREE) && mkdir -p $(AB_TREE)
+	git archive $(AB_BASE) agentstore agentstore_cli | tar -x -C $(AB_TREE)
+	$(BIN)/python -m bench.ab --base $(AB_TREE) --label "commit $(AB_BASE)" --rounds 3 \
+	  --write bench/RESULTS.md
 
 # Regenerate the gRPC modules from agentstore/server/agentstore.proto; commit what changes.
 proto: install

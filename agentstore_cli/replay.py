@@ -187,6 +187,7 @@ async def write_json_array(
 
 
 _BATCH = 500
+_FIRST_BATCH = 50
 
 
 def _print_rows(console: Console, rows: list[Text]) -> None:
@@ -245,7 +246,8 @@ async def _plain_rows(
 ) -> None:
     """Rows for a pipe or a file: no styles, so no Rich renderable per event; written a
     page at a time (the first page goes out at once), each row as it comes with --follow."""
-    batch_size = 1 if follow else _BATCH
+    # The first batch is one screen, so the start shows at once; then bigger batches.
+    batch_size = 1 if follow else _FIRST_BATCH
     width = console.width
     write, flush = console.file.write, console.file.flush
     row = timeline.row_plain
@@ -257,6 +259,7 @@ async def _plain_rows(
             write("\n".join(rows))
             flush()
             rows = []
+            batch_size = 1 if follow else _BATCH
     if rows:
         rows.append("")
         write("\n".join(rows))

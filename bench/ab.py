@@ -30,11 +30,19 @@ __all__ = ["main", "run_probe"]
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MARK = "<!-- ab -->"
+TIMELINE = HERE / ".data" / "cli" / "long-100000-v2"  # built by `python -m bench.cli`
+
+
+def _build_timeline_data() -> None:
+    if not TIMELINE.exists():
+        (HERE / ".data" / "cli").mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "bench.cli", "--build", "--sessions", "100"]
+        subprocess.run(cmd, cwd=ROOT, check=True)
 
 
 def run_probe(tree: Path, probe: str) -> float:
     """Run `probe` in a fresh interpreter whose `agentstore` comes from `tree`."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**os.environ, "PYTHONPATH": str(tree), "AGENTSTORE_AB_TIMELINE_DATA": str(TIMELINE)}
     out = subprocess.run(
         [sys.executable, str(HERE / "ab_probe.py"), probe],
         env=env,
@@ -99,6 +107,8 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     parser.add_argument("probes", nargs="*", default=list(PROBES))
     args = parser.parse_args()
+    if any(probe.startswith("timeline") for probe in args.probes):
+        _build_timeline_data()
     rows = compare(args.base.resolve(), args.probes, args.rounds)
     if args.write:
         text = args.write.read_text() if args.write.exists() else ""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,28 +108,66 @@ async def file_cold_state() -> float:
         return await _cold_ms(lambda: agentstore.open(tmp, snapshot_interval=0), sid, 20)
 
 
-async def file_append_snapshots() -> float:
-    """p99 µs of a durable file append (fsync) with a snapshot every 20 events."""
+async def file_concurrent_snapshots() -> float:
+    """µs per durable append (fsync), 8 tasks on one session, a snapshot every 20 events."""
     with tempfile.TemporaryDirectory() as tmp:
         async with agentstore.open(tmp, snapshot_interval=20) as store:
             sid = (await store.create_session()).id
             await store.get_state(sid)
-            lat = []
-            for i in range(600):
-                start = time.perf_counter()
-                await store.append(sid, new_event(EventType.TOOL_CALLED, _payload(i)))
-                lat.append(time.perf_counter() - start)
-            lat.sort()
-            return lat[int(len(lat) * 0.99)] * 1e6
+
+            async def task(k: int) -> None:
+                for i in range(60):
+                    await store.append(sid, new_event(EventType.TOOL_CALLED, _payload(i)))
+
+            start = time.perf_counter()
+            await asyncio.gather(*(task(k) for k in range(8)))
+            return (time.perf_counter() - start) / (8 * 60) * 1e6
+
+
+def _timeline(first_rows: int | None) -> float:
+    """Seconds until `agentstore replay` of the 100,000-event session wrote `first_rows`
+    rows to a pipe (None: all of it, and the command ended)."""
+    data = os.environ["AGENTSTORE_AB_TIMELINE_DATA"]
+    code = "import sys; from agentstore_cli.app import main; sys.argv[0] = 'agentstore'; main()"
+    cmd = [sys.executable, "-c", code, "--data-dir", data, "replay", "long-run"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ, "COLUMNS": "100"})
+    assert proc.stdout is not None
+    lines = 0
+    while chunk := proc.stdout.read1(1 << 16):
+        lines += chunk.count(b"\n")
+        if first_rows is not None and lines > first_rows:  # the header line, then rows
+            elapsed = time.perf_counter() - start
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            return elapsed
+    proc.wait()
+    proc.stdout.close()
+    if proc.returncode != 0 or lines < 100_000:
+        raise RuntimeError(f"replay failed ({proc.returncode}) after {lines} lines")
+    return time.perf_counter() - start
+
+
+async def timeline_total() -> float:
+    """s for the whole timeline of 100,000 events to a pipe (`agentstore replay`)."""
+    return _timeline(None)
+
+
+async def timeline_first_screen() -> float:
+    """s until the first 50 timeline rows of 100,000 events reached the pipe."""
+    return _timeline(50)
 
 
 PROBES: dict[str, Probe] = {
+    "timeline_total": timeline_total,
+    "timeline_first_screen": timeline_first_screen,
     "memory_append": memory_append,
     "memory_append_folded": memory_append_folded,
     "memory_append_snapshots": memory_append_snapshots,
     "memory_cold_state": memory_cold_state,
     "file_cold_state": file_cold_state,
-    "file_append_snapshots": file_append_snapshots,
+    "file_concurrent_snapshots": file_concurrent_snapshots,
 }
 
 if __name__ == "__main__":
