@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
@@ -187,3 +191,55 @@ async def test_a_cold_fold_pauses_the_collector_and_restores_it(enabled: bool) -
                 if was:
                     gc.enable()
     assert len(seen) == 2500 and not any(seen)
+
+
+_KILLED_IN_SNAPSHOT = """
+import asyncio, os, signal, sys
+import agentstore
+from agentstore.backends.file.backend import FileBackend
+
+async def die(self, snapshot):
+    # The process dies while writing the snapshot of the 10th event, after its append
+    # was written and before it returned.
+    print("snapshot", snapshot.version, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+FileBackend.save_snapshot = die
+
+async def main():
+    async with agentstore.open(sys.argv[1], snapshot_interval=10) as store:
+        sid = (await store.create_session(session_id="s")).id
+        await store.get_state(sid)
+        for i in range(20):
+            stored = await store.append(sid, agentstore.new_event("step", {"i": i}))
+            print("acked", stored.sequence_number, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_killed_while_writing_a_snapshot_keeps_every_appended_event(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_IN_SNAPSHOT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    lines = proc.stdout.split()
+    assert lines[-2:] == ["snapshot", "10"]
+    acked = [int(n) for word, n in zip(lines[::2], lines[1::2], strict=True) if word == "acked"]
+    assert acked == list(range(1, 10))
+
+    async def reopen() -> tuple[list[int], int]:
+        async with agentstore.open(tmp_path) as store:
+            events = await store.replay("s")
+            return [e.payload["i"] for e in events], (await store.get_state("s")).version
+
+    payloads, version = anyio.run(reopen)
+    # Every acknowledged event, and the one whose snapshot was being written (it was
+    # stored before the snapshot began), with nothing torn.
+    assert payloads == list(range(10))
+    assert version == 10
