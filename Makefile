@@ -61,6 +61,7 @@ bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench.server_grpc --quick --write bench/RESULTS.md
 	$(BIN)/python -m bench.postgres --quick --out bench/RESULTS.md
 	$(BIN)/python -m bench.ui --out bench/RESULTS.md
+	$(BIN)/python -m bench.sync_peers --write bench/RESULTS.md
 	rm -rf $(AB_TREE) && mkdir -p $(AB_TREE)
 	git archive $(AB_BASE) agentstore agentstore_cli | tar -x -C $(AB_TREE)
 	$(BIN)/python -m bench.ab --base $(AB_TREE) --label "commit $(AB_BASE)" --rounds 3 \
