@@ -8,6 +8,7 @@ the store holds, and a read builds events without parsing whole JSON lines.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import anyio
 import anyio.lowlevel
 import orjson
 
+from agentstore.backends._wakeups import AppendRegistry
 from agentstore.backends.base import (
     UNSET,
     AppendResult,
@@ -99,7 +101,11 @@ class MemoryBackend(Backend):
 
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
-        self._appended: dict[str, anyio.Event] = {}
+        # Stores on other threads (each `SyncStore` runs its own event loop) may share this
+        # backend: writes take this lock (never across an await), and wake-ups cross
+        # threads through the registry.
+        self._mutex = threading.Lock()
+        self._key = f"memory:{id(self)}"
 
     async def close(self) -> None:
         """Drop nothing: a closed in-memory store simply stops being used."""
@@ -118,19 +124,18 @@ class MemoryBackend(Backend):
         return session
 
     def _notify(self, session_id: str) -> None:
-        waiter = self._appended.pop(session_id, None)
-        if waiter is not None:
-            waiter.set()
+        AppendRegistry.notify(self._key, session_id)
 
     async def create_session(
         self, session: Session, events: Sequence[PendingEvent] = ()
     ) -> AppendResult:
-        if session.id in self._logs:
-            raise SessionExistsError(session.id)
         log = _Log(session.model_copy(deep=True, update={"event_count": 0}))
-        result = self._append_batch(log, session.id, events, None) if events else None
-        # Nothing above can fail half-way, and nothing awaited: the session appears whole.
-        self._logs[session.id] = log
+        with self._mutex:
+            if session.id in self._logs:
+                raise SessionExistsError(session.id)
+            result = self._append_batch(log, session.id, events, None) if events else None
+            # Nothing above can fail half-way, and nothing awaited: it appears whole.
+            self._logs[session.id] = log
         return result if result is not None else AppendResult([], 0, 0)
 
     async def get_session(self, session_id: str) -> Session:
@@ -145,7 +150,8 @@ class MemoryBackend(Backend):
             update["labels"] = dict(changes.labels)
         if changes.budget is not UNSET:
             update["budget"] = changes.budget
-        log.session = log.session.model_copy(deep=True, update=update)
+        with self._mutex:
+            log.session = log.session.model_copy(deep=True, update=update)
         return self._session_view(log)
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
@@ -163,10 +169,11 @@ class MemoryBackend(Backend):
         return SessionPage(page, session_cursor(page[-1]) if more and page else None)
 
     async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
-        log = self._log(session_id)
-        if expected_seq is not None and len(log.ids) != expected_seq:
-            raise ConcurrencyError(session_id, expected_seq, len(log.ids))
-        del self._logs[session_id]
+        with self._mutex:
+            log = self._log(session_id)
+            if expected_seq is not None and len(log.ids) != expected_seq:
+                raise ConcurrencyError(session_id, expected_seq, len(log.ids))
+            del self._logs[session_id]
         self._notify(session_id)
 
     async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
@@ -190,22 +197,25 @@ class MemoryBackend(Backend):
 
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
         while True:
-            last = len(self._log(session_id).ids)
-            if last > after_seq:
-                return last
-            waiter = self._appended.get(session_id)
-            if waiter is None:
-                waiter = self._appended[session_id] = anyio.Event()
-            await waiter.wait()
+            # Registered before looking, so an append in between still wakes us.
+            with AppendRegistry.waiting(self._key, session_id) as appended:
+                last = len(self._log(session_id).ids)
+                if last > after_seq:
+                    return last
+                if appended is None:  # not on asyncio (trio): poll
+                    await anyio.sleep(0.01)
+                else:
+                    await appended.wait()
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
         log = self._log(session_id)
-        if len(batch) == 1:
-            result = self._append_one(log, session_id, batch[0], expected_seq)
-        else:
-            result = self._append_batch(log, session_id, batch, expected_seq)
+        with self._mutex:
+            if len(batch) == 1:
+                result = self._append_one(log, session_id, batch[0], expected_seq)
+            else:
+                result = self._append_batch(log, session_id, batch, expected_seq)
         if result.written:
             self._notify(session_id)
         return result

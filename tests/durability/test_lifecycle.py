@@ -22,8 +22,8 @@ from agentstore import (
     StoreClosedError,
     new_event,
 )
+from agentstore.backends._wakeups import AppendRegistry
 from agentstore.backends.file import FileBackend
-from agentstore.backends.file.notify import AppendRegistry
 from tests.durability.conftest import expect_line, finish, start_worker, tell
 
 

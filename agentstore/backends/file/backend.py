@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import anyio
 
 from agentstore.backends._threads import ThreadPool
+from agentstore.backends._wakeups import AppendRegistry
 from agentstore.backends.base import (
     UNSET,
     AppendResult,
@@ -26,7 +27,6 @@ from agentstore.backends.base import (
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout
 from agentstore.backends.file.log import Logs, write_locked
-from agentstore.backends.file.notify import AppendRegistry
 from agentstore.backends.file.opening import prepare_directory
 from agentstore.backends.file.sessions import (
     SessionIndex,

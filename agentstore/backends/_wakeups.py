@@ -1,8 +1,9 @@
-"""Waking `wait_for_append` at once for appends made in this process.
+"""Waking `wait_for_append` at once for appends made in this process, from any thread.
 
-Every `FileBackend` of one data directory in a process shares one registry (keyed by the
-resolved directory), so an append through any of them wakes the waiters of all of them,
-on whichever event loop they wait. Other processes' appends are found by polling with
+Waiters are keyed by (storage, session): every `FileBackend` of one data directory shares
+the resolved directory as its key, a `MemoryBackend` its own identity, so an append through
+any of them wakes the waiters of all of them, on whichever event loop (and thread: a
+`SyncStore` runs its own) they wait. Other processes' appends are found by polling with
 back-off, as the base class does.
 """
 
@@ -21,7 +22,7 @@ __all__ = ["AppendRegistry"]
 
 
 class AppendRegistry:
-    """Waiters per (data directory, session), woken by `notify`."""
+    """Waiters per (storage key, session), woken by `notify`."""
 
     _lock: ClassVar[threading.Lock] = threading.Lock()
     _waiters: ClassVar[defaultdict[tuple[str, str], set[_Waiter]]] = defaultdict(set)
