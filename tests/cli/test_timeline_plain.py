@@ -1,16 +1,21 @@
 """The timeline in a pipe (text rows, no Rich renderable per event) shows exactly what
-the styled rows show, cut to the same width, with the same totals."""
+the styled rows show, cut to the same width, with the same totals; pages of events are
+read with the cyclic garbage collector paused, and it is restored after."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.text import Text
 
 import agentstore
-from agentstore import Event, EventType, Metadata
+from agentstore import Event, EventType, Metadata, Store
+from agentstore.backends.base import EventFilter
+from agentstore.backends.memory import MemoryBackend
 from agentstore.events import build_event
+from agentstore_cli.events_iter import EventQuery, iter_events
 from agentstore_cli.render import Timeline, fit
 
 
@@ -73,3 +78,35 @@ def test_fit_cuts_to_cells_like_rich() -> None:
 def test_the_timeline_is_public_helpers_only() -> None:
     # The CLI renders stored events: its inputs are what agentstore hands back.
     assert isinstance(_events()[0], agentstore.Event)
+
+
+class _SpyRead(MemoryBackend):
+    """Records whether the cyclic collector ran while each page was read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_on: list[bool] = []
+
+    async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
+        self.collector_on.append(gc.isenabled())
+        return await super().read(session_id, flt)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_pages_are_read_with_the_collector_paused_and_restored(enabled: bool) -> None:
+    backend = _SpyRead()
+    async with Store(backend) as store:
+        sid = (await store.create_session()).id
+        await store.append_many(sid, [agentstore.new_event("step") for _ in range(2500)])
+        was = gc.isenabled()
+        backend.collector_on.clear()
+        try:
+            if not enabled:
+                gc.disable()
+            seen = [e.sequence_number async for e in iter_events(store, sid, EventQuery())]
+            assert gc.isenabled() is enabled
+        finally:
+            if was:
+                gc.enable()
+    assert seen == list(range(1, 2501))
+    assert backend.collector_on == [False, False, False]
