@@ -239,7 +239,7 @@ class SyncStore:
         )
 
     def import_session(
-        self, session: Session | Mapping[str, Any], events: Sequence[Event]
+        self, session: Session | Mapping[str, Any], events: Iterable[Event]
     ) -> Session:
         """Re-create a session from an export (see `Store.import_session`)."""
         return self._call(self._store.import_session, session, events)

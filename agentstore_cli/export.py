@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import orjson
 import typer
@@ -109,10 +110,14 @@ def _destination(output: Path | None) -> Any:
             os.unlink(tmp)
 
 
-def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], list[Event]]:
+def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], Iterator[Event]]:
     """Parse an export (array, `{"session", "events"}` object, or JSON lines).
 
-    Returns the session fields and the events; raises `UsageError` naming `source`.
+    Returns the session fields and the events, as an iterator that turns each decoded
+    object into an `Event` only when it is reached (and drops the object), so a large
+    import is handed to the store a page at a time. Raises `UsageError` naming `source`,
+    up front for the shape and the session, during iteration for a bad event (the store
+    then creates nothing).
     """
     try:
         doc: Any = orjson.loads(data)
@@ -133,29 +138,13 @@ def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], list[Event]]
         raw_events = doc
     if not isinstance(raw_events, list):
         raise UsageError(f"{source}: expected a JSON array of events (agentstore export)")
-    events: list[Event] = []
-    for index, raw in enumerate(raw_events, start=1):
-        if not (
-            isinstance(raw, dict)
-            and raw.get("timestamp") is not None
-            and raw.get("sequence_number") is not None
-            and raw.get("session_id")
-        ):
-            raise UsageError(
-                f"{source}: event {index} is not a stored event (it needs session_id, "
-                "sequence_number and timestamp, as agentstore export writes them)"
-            )
-        try:
-            events.append(Event.from_json(raw))
-        except InvalidInputError as exc:
-            raise UsageError(f"{source}: event {index}: {exc}") from None
     if session is None:
-        if not events:
+        if not raw_events:
             raise UsageError(f"{source}: no events, so no session id to import")
-        ids = {event.session_id for event in events}
-        if len(ids) != 1:
+        ids = {raw.get("session_id") for raw in raw_events if isinstance(raw, dict)}
+        if len(ids) > 1:
             raise UsageError(f"{source}: events of {len(ids)} sessions; export one at a time")
-        first = events[0].timestamp
+        first = _stored_event(raw_events[0], 1, source).timestamp
         session = {"id": ids.pop(), "created_at": first, "updated_at": first}
     try:
         Session.model_validate(session)
@@ -163,7 +152,30 @@ def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], list[Event]]
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         raise UsageError(f"{source}: session {where}: {problem['msg']}") from None
-    return session, events
+    return session, _events(raw_events, source)
+
+
+def _events(raw_events: list[Any], source: str) -> Iterator[Event]:
+    for index in range(len(raw_events)):
+        raw, raw_events[index] = raw_events[index], None  # never two copies of an event
+        yield _stored_event(raw, index + 1, source)
+
+
+def _stored_event(raw: Any, index: int, source: str) -> Event:
+    if not (
+        isinstance(raw, dict)
+        and raw.get("timestamp") is not None
+        and raw.get("sequence_number") is not None
+        and raw.get("session_id")
+    ):
+        raise UsageError(
+            f"{source}: event {index} is not a stored event (it needs session_id, "
+            "sequence_number and timestamp, as agentstore export writes them)"
+        )
+    try:
+        return Event.from_json(raw)
+    except InvalidInputError as exc:
+        raise UsageError(f"{source}: event {index}: {exc}") from None
 
 
 def import_(
@@ -182,19 +194,62 @@ def import_(
       agentstore import run.json
       agentstore replay 3f2a --format json | agentstore --data-dir ./copy import -
     """
-    if file == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = Path(file).read_bytes()
-        except OSError as exc:
-            raise CliError(f"cannot read {file}: {exc.strerror or exc}") from exc
-    session, events = parse_export(data, "stdin" if file == "-" else file)
+    source = "stdin" if file == "-" else file
+    try:
+        stream: BinaryIO = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    with stream:
+        first = stream.readline()
+        streamed = _json_lines(first, stream, source)
+        if streamed is not None:
+            session, events = streamed
+        else:
+            try:
+                data = first + stream.read()
+            except OSError as exc:
+                raise CliError(f"cannot read {file}: {exc.strerror or exc}") from exc
+            session, events = parse_export(data, source)
+            del data  # the decoded objects are all that is needed now
 
-    async def main() -> None:
-        async with open_store(ctx, data_dir, writable=True) as store:
-            created = await store.import_session(session, events)
-        typer.echo(f"imported session {created.id} ({created.event_count} events)", err=True)
-        typer.echo(created.id)
+        async def main() -> None:
+            async with open_store(ctx, data_dir, writable=True) as store:
+                created = await store.import_session(session, events)
+            typer.echo(f"imported session {created.id} ({created.event_count} events)", err=True)
+            typer.echo(created.id)
 
-    run(main)
+        run(main)
+
+
+def _json_lines(
+    first: bytes, rest: BinaryIO, source: str
+) -> tuple[dict[str, Any], Iterator[Event]] | None:
+    """Read JSON lines of events (`replay --format jsonl`) as they are imported.
+
+    Returns None when the input is not JSON lines of events (a JSON document, which is
+    parsed whole). Lines are decoded one at a time, so an import of any size holds only
+    the page being written.
+    """
+    try:
+        head = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return None
+    if not (isinstance(head, dict) and "sequence_number" in head and first.endswith(b"\n")):
+        return None
+    event = _stored_event(head, 1, source)
+    session = {"id": event.session_id, "created_at": event.timestamp}
+
+    def events() -> Iterator[Event]:
+        yield event
+        index = 1
+        for line in rest:
+            if not line.strip():
+                continue
+            index += 1
+            try:
+                raw = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise UsageError(f"{source}: line {index} is not JSON ({exc})") from None
+            yield _stored_event(raw, index, source)
+
+    return session, events()

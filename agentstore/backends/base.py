@@ -24,7 +24,7 @@ probed with `getattr`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import anyio
@@ -120,6 +120,20 @@ class Backend(ABC):
         Raise `SessionExistsError` if the id is taken. Used with events by fork, import and
         copy; `create_session(session)` makes an empty session.
         """
+
+    async def create_session_from_pages(
+        self, session: Session, pages: AsyncIterator[Sequence[PendingEvent]]
+    ) -> int:
+        """`create_session(session, events)` with the events supplied a page at a time.
+
+        Same promise (the whole session or nothing, `SessionExistsError` if taken); returns
+        how many events were written. Fork, import and copy use it so that a session of any
+        size is never held whole in memory: a backend that can write as it goes (the file
+        backend: a temp log renamed into place) overrides it. The default gathers the pages
+        and calls `create_session`. If `pages` raises, nothing is created.
+        """
+        events = [pending async for page in pages for pending in page]
+        return (await self.create_session(session, events)).written
 
     @abstractmethod
     async def get_session(self, session_id: str) -> Session:

@@ -23,7 +23,12 @@ from agentstore.pricing import Pricer, resolve_pricer
 from agentstore.session import PrunedSession, Session, validate_session_id
 from agentstore.state import Budget, Reducer, default_reducer
 from agentstore.store.budgets import BudgetBook
-from agentstore.store.lifecycle_ops import fork_batch, import_batch, prune_sessions
+from agentstore.store.lifecycle_ops import (
+    fork_pages,
+    import_pages,
+    import_session_of,
+    prune_sessions,
+)
 from agentstore.store.reads import StoreReads
 from agentstore.store.sessions import StoreSessions
 from agentstore.store.states import StateKeeper
@@ -194,16 +199,18 @@ class Store(StoreSessions, StoreReads):
         )
 
     async def import_session(
-        self, session: Session | Mapping[str, Any], events: Sequence[Event]
+        self, session: Session | Mapping[str, Any], events: Iterable[Event]
     ) -> Session:
         """Re-create a session from an export, keeping its ids, sequence numbers and times.
 
-        `events` must be the session's events 1..N in order. Raises `SessionExistsError`
-        if the session exists; the session appears whole or not at all.
+        `events` must be the session's events 1..N in order: a list, or any iterable (a
+        generator that reads a large export as it goes is consumed a page at a time). Raises
+        `SessionExistsError` if the session exists; the session appears whole or not at
+        all, and nothing is kept if any event is invalid.
         """
         self._check_open()
-        fresh, batch = import_batch(session, events)
-        await self._backend.create_session(fresh, batch)
+        fresh = import_session_of(session)
+        await self._backend.create_session_from_pages(fresh, import_pages(fresh.id, events))
         return await self._backend.get_session(fresh.id)
 
     # --- appending ------------------------------------------------------------------------
@@ -292,8 +299,9 @@ class Store(StoreSessions, StoreReads):
             forked_at=at_seq,
             budget=source.budget if budget is UNSET else budget,
         )
-        batch = await fork_batch(self._backend, sid, new_id, at_seq)
-        await self._backend.create_session(session, batch)
+        await self._backend.create_session_from_pages(
+            session, fork_pages(self._backend, sid, new_id, at_seq)
+        )
         return await self._backend.get_session(new_id)
 
     # --- tracking (agentstore.tracking) ---------------------------------------------------

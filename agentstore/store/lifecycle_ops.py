@@ -9,7 +9,7 @@ received appends after it was chosen).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,42 +21,50 @@ from agentstore.events import Event
 from agentstore.session import PrunedSession, Session, validate_session_id
 from agentstore.store.validate import aware, check_labels, pending_from_stored
 
-__all__ = ["fork_batch", "import_batch", "prune_sessions"]
+__all__ = ["fork_pages", "import_pages", "import_session_of", "prune_sessions"]
 
 _FORK_NAMESPACE = uuid.UUID("6f1c2d4e-8a4b-4d59-9a63-2f3c1b7e5a10")
 _PAGE = 1000
 
 
-async def fork_batch(
+async def fork_pages(
     backend: Backend, source_id: str, new_id: str, at_seq: int
-) -> list[PendingEvent]:
-    """The first `at_seq` events of a session, re-identified for the fork `new_id`.
+) -> AsyncIterator[list[PendingEvent]]:
+    """The first `at_seq` events of a session, a page at a time, re-identified for `new_id`.
 
     Fork ids are derived from the source's (uuid5), so forking is reproducible and a
     fork's events never collide with its source's.
     """
-    batch: list[PendingEvent] = []
     start = 1
     while start <= at_seq:
         stop = min(start + _PAGE - 1, at_seq)
-        for event in await backend.read(source_id, EventFilter(from_seq=start, to_seq=stop)):
-            fork_id = str(uuid.uuid5(_FORK_NAMESPACE, f"{new_id}/{event.id}"))
-            batch.append(pending_from_stored(event, event_id=fork_id))
+        page = await backend.read(source_id, EventFilter(from_seq=start, to_seq=stop))
+        yield [
+            pending_from_stored(
+                event, event_id=str(uuid.uuid5(_FORK_NAMESPACE, f"{new_id}/{event.id}"))
+            )
+            for event in page
+        ]
         start = stop + 1
-    return batch
 
 
-def import_batch(
-    session: Session | Mapping[str, Any], events: Sequence[Event]
-) -> tuple[Session, list[PendingEvent]]:
-    """Check an export (a session and its events 1..N) and encode it for `create_session`."""
+def import_session_of(session: Session | Mapping[str, Any]) -> Session:
+    """Check an exported session and return it as a new, empty session to create."""
     try:
         target = session if isinstance(session, Session) else Session.model_validate(session)
     except ValidationError as exc:
         raise InvalidInputError(f"not a valid session: {exc}") from exc
-    sid = validate_session_id(target.id)
-    batch: list[PendingEvent] = []
+    validate_session_id(target.id)
+    return target.model_copy(update={"event_count": 0, "updated_at": target.created_at})
+
+
+async def import_pages(sid: str, events: Iterable[Event]) -> AsyncIterator[list[PendingEvent]]:
+    """Check an export's events (1..N, in time order, of this session), a page at a time.
+
+    A bad event raises before its page is written; the backend then creates nothing.
+    """
     previous: datetime | None = None
+    page: list[PendingEvent] = []
     for expected, event in enumerate(events, start=1):
         where = f"event {expected} of the import"
         if not isinstance(event, Event):
@@ -72,9 +80,12 @@ def import_batch(
         if ts is None or (previous is not None and ts < previous):
             raise InvalidInputError(f"{where} has no timestamp or goes back in time")
         previous = ts
-        batch.append(pending_from_stored(event))
-    fresh = target.model_copy(update={"event_count": 0, "updated_at": target.created_at})
-    return fresh, batch
+        page.append(pending_from_stored(event))
+        if len(page) == _PAGE:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 async def prune_sessions(

@@ -111,3 +111,25 @@ def test_export_to_an_unwritable_place(cli: Cli, flight: str, tmp_path: Path) ->
     result = cli("export", flight, "--output", str(tmp_path / "no" / "such" / "dir.json"))
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot write")
+
+
+def test_json_lines_import_stops_whole_on_a_bad_line(cli: Cli, flight: str, tmp_path: Path) -> None:
+    lines = cli("replay", flight, "-o", "jsonl").stdout.splitlines(keepends=True)
+    assert len(lines) > 3
+    other = tmp_path / "other"
+    for bad, message in (
+        ("{not json\n", "line 3 is not JSON"),
+        ('{"type": "x"}\n', "event 3 is not a stored event"),
+    ):
+        broken = tmp_path / "broken.jsonl"
+        broken.write_text("".join([*lines[:2], bad, *lines[2:]]))
+        result = cli("--data-dir", str(other), "import", str(broken))
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and result.stderr.count("\n") == 1
+        # Lines before the bad one were read (and written to a temp log): none of it stays.
+        listed = cli("--data-dir", str(other), "sessions", "-o", "json")
+        assert listed.exit_code == 0 and orjson.loads(listed.stdout) == []
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(lines))
+    assert cli("--data-dir", str(other), "import", str(good)).exit_code == 0
+    assert cli("--data-dir", str(other), "replay", flight, "-o", "jsonl").stdout == "".join(lines)

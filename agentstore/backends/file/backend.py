@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -36,7 +36,12 @@ from agentstore.backends.file.sessions import (
     read_session,
 )
 from agentstore.backends.file.snapshots import default_fingerprint, encode_snapshot, read_snapshot
-from agentstore.backends.file.writes import append_locked, create_session_files, read_view
+from agentstore.backends.file.writes import (
+    SessionBuilder,
+    append_locked,
+    create_session_files,
+    read_view,
+)
 from agentstore.errors import (
     ConcurrencyError,
     InvalidInputError,
@@ -129,6 +134,21 @@ class FileBackend(Backend):
         return await anyio.to_thread.run_sync(
             create_session_files, self._logs, self._index, session, list(events)
         )
+
+    async def create_session_from_pages(
+        self, session: Session, pages: AsyncIterator[Sequence[PendingEvent]]
+    ) -> int:
+        """Write the new session's log page by page under a temp name, then make it real."""
+        self._writable()
+        builder = await anyio.to_thread.run_sync(SessionBuilder, self._logs, session.id)
+        try:
+            async for page in pages:
+                await anyio.to_thread.run_sync(builder.write, list(page))
+            return await anyio.to_thread.run_sync(builder.finish, self._index, session)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(builder.abort)
+            raise
 
     async def get_session(self, session_id: str) -> Session:
         """Return a session with `event_count` and `updated_at` from its log."""

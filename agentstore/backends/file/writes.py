@@ -16,7 +16,13 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from agentstore.backends.base import AppendResult, EventFilter, PendingEvent, plan_append
+from agentstore.backends.base import (
+    AppendResult,
+    EventFilter,
+    PendingEvent,
+    PlannedAppend,
+    plan_append,
+)
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import temp_path
 from agentstore.backends.file.log import Logs, LogView, write_locked
@@ -28,7 +34,13 @@ from agentstore.errors import CorruptLogError, SessionExistsError, StorageError
 from agentstore.events import Event
 from agentstore.session import Session
 
-__all__ = ["append_locked", "create_session_files", "encode_batch", "read_view"]
+__all__ = [
+    "SessionBuilder",
+    "append_locked",
+    "create_session_files",
+    "encode_batch",
+    "read_view",
+]
 
 logger = logging.getLogger("agentstore")
 
@@ -189,50 +201,117 @@ def _read_one(logs: Logs, view: LogView, seq: int) -> Event:
     raise CorruptLogError(f"event {seq} is missing", path=str(view.path), line=seq)
 
 
-def create_session_files(
-    logs: Logs, index: SessionIndex, session: Session, events: list[PendingEvent]
-) -> AppendResult:
-    """Create a session with its first events: the whole session or, after a crash, nothing.
+class SessionBuilder:
+    """Writes a new session's log under a temp name, a page at a time; `finish` makes it real.
 
-    The log is written under a temp name and renamed into place first; the session exists
-    only once its file is linked after it. A crash before that leaves at most a log no
-    session file names (invisible, replaced by the next creation of that id).
+    The session exists only once `finish` has renamed the synced log into place and linked
+    the session file after it, so a crash (or `abort`) at any point leaves the whole
+    session or nothing: a stray temp log, removed when a writer next opens the directory.
+    A fork or an import of any size is written this way without holding it all in memory.
     """
-    sid = session.id
-    plan = plan_append(sid, events, last_seq=0, last_ts=None, known_ids={}, now=datetime.now(UTC))
-    data = b"".join(encode_batch(sid, plan.new))
-    layout = logs.layout
-    log_path = layout.log_path(sid)
-    tmp = temp_path(log_path)
-    with logs.directory_lock(exclusive=True):
-        if os.path.lexists(layout.session_path(sid)):
-            raise SessionExistsError(sid)
+
+    def __init__(self, logs: Logs, session_id: str) -> None:
+        self.logs = logs
+        self.session_id = session_id
+        if os.path.lexists(logs.layout.session_path(session_id)):
+            raise SessionExistsError(session_id)  # fail before writing anything
+        self.tmp = temp_path(logs.layout.log_path(session_id))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
-            # The log first, under a temp name then renamed (replacing any log a deletion
-            # left): until the session file exists, the session does not, so a crash
-            # at any point leaves the whole session or nothing.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, atomic.FILE_MODE)
+            self.fd = os.open(self.tmp, flags, atomic.FILE_MODE)
+        except OSError as exc:
+            raise StorageError(f"cannot create session {session_id!r}: {exc}") from exc
+        self.last_seq = 0
+        self.last_ts: datetime | None = None
+        self.ids: dict[str, int] = {}
+
+    def write(self, events: Sequence[PendingEvent]) -> PlannedAppend:
+        """Number and write the next page of events (ids already written are skipped)."""
+        sid = self.session_id
+        plan = plan_append(
+            sid,
+            events,
+            last_seq=self.last_seq,
+            last_ts=self.last_ts,
+            known_ids=self.ids,
+            now=datetime.now(UTC),
+        )
+        if plan.new:
             try:
-                atomic.write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, log_path)
-            atomic.fsync_dir(layout.events_dir)
-            for path in layout.snapshot_paths(sid):
-                os.unlink(path)
-            logs.forget(sid)
-            # Linking is the claim: of several processes creating one id, one succeeds.
-            atomic.write_file_atomic(
-                layout.session_path(sid), encode_session(session), exclusive=True
-            )
+                # No batch marks: the log becomes visible whole (renamed) or not at all.
+                atomic.write_all(
+                    self.fd,
+                    b"".join(
+                        encode_line(p.id, sid, seq, p.type, p.payload_json, ts, p.metadata_json)
+                        for p, seq, ts in plan.new
+                    ),
+                )
+            except OSError as exc:
+                raise StorageError(f"cannot create session {sid!r}: {exc}") from exc
+        self.ids.update(plan.new_ids)
+        self.last_seq, self.last_ts = plan.last_seq, plan.last_ts
+        return plan
+
+    def finish(self, index: SessionIndex, session: Session) -> int:
+        """Sync the log, rename it into place and link the session file; return its length."""
+        sid = self.session_id
+        layout = self.logs.layout
+        log_path = layout.log_path(sid)
+        try:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            with self.logs.directory_lock(exclusive=True):
+                if os.path.lexists(layout.session_path(sid)):
+                    raise SessionExistsError(sid)
+                # Replacing any log a deletion left: until the session file exists, the
+                # session does not.
+                os.replace(self.tmp, log_path)
+                atomic.fsync_dir(layout.events_dir)
+                for path in layout.snapshot_paths(sid):
+                    os.unlink(path)
+                self.logs.forget(sid)
+                # Linking is the claim: of several processes creating one id, one succeeds.
+                try:
+                    atomic.write_file_atomic(
+                        layout.session_path(sid), encode_session(session), exclusive=True
+                    )
+                except FileExistsError:
+                    raise
+                except OSError:
+                    # No session file names the log: take it back (under the directory
+                    # lock, nobody else can have claimed the id meanwhile).
+                    with contextlib.suppress(OSError):
+                        os.unlink(log_path)
+                    raise
         except FileExistsError as exc:
             raise SessionExistsError(sid) from exc
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise StorageError(f"cannot create session {sid!r}: {exc}") from exc
-    index.record(session)
+        index.record(session)
+        return self.last_seq
+
+    def abort(self) -> None:
+        """Give up: close and remove the temp log (nothing was visible)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+def create_session_files(
+    logs: Logs, index: SessionIndex, session: Session, events: list[PendingEvent]
+) -> AppendResult:
+    """Create a session with its first events: the whole session or, after a crash, nothing."""
+    builder = SessionBuilder(logs, session.id)
+    try:
+        plan = builder.write(events)
+        builder.finish(index, session)
+    except BaseException:
+        builder.abort()
+        raise
     stored = [e for e in plan.events if e is not None]
     result = [
         e if e is not None else stored[plan.duplicates[i] - 1] for i, e in enumerate(plan.events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from agentstore import (
     Budget,
     BudgetExceededError,
+    Event,
     EventType,
     InvalidInputError,
     Metadata,
@@ -228,3 +230,25 @@ class LifecycleContract:
             await store.import_session(session, [stored[0], stored[2]])
         with pytest.raises(SessionNotFoundError):
             await store.get_session(source.id)
+
+    async def test_import_from_a_generator_is_whole_or_nothing(self, store: Store) -> None:
+        source = await store.create_session(session_id="src")
+        await store.append_many(source.id, [new_event("custom", {"i": i}) for i in range(2500)])
+        exported = await store.get_events(source.id)
+        await store.delete_session(source.id)  # re-imported below, by the same id
+        target = {"id": "src", "created_at": datetime.now(UTC)}
+
+        def events(bad_at: int | None) -> Iterator[Event]:
+            for event in exported:
+                if event.sequence_number == bad_at:
+                    yield event.model_copy(update={"sequence_number": 99_999})
+                else:
+                    yield event
+
+        with pytest.raises(InvalidInputError, match="event 2100 of the import"):
+            await store.import_session(target, events(bad_at=2100))
+        with pytest.raises(SessionNotFoundError):
+            await store.get_session("src")
+        created = await store.import_session(target, events(bad_at=None))
+        assert created.event_count == 2500
+        assert [e.payload for e in await store.get_events("src")] == [e.payload for e in exported]
