@@ -11,8 +11,8 @@ from typing import Any
 from agentstore.backends.base import UNSET, Backend, SessionChanges, SessionPage
 from agentstore.backends.base import SessionQuery as _Query
 from agentstore.errors import AmbiguousSessionError, InvalidInputError, SessionNotFoundError
-from agentstore.session import Session, validate_session_id
 from agentstore.pricing import Pricer, warn_if_cost_budget_unpriced
+from agentstore.session import Session, validate_session_id
 from agentstore.state import Budget
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.states import StateKeeper
