@@ -51,10 +51,12 @@ $(PEERS)/.installed: bench/requirements-peers.txt
 	touch $@
 
 # `python -m bench` rewrites bench/RESULTS.md; the others then replace their own sections
-# of it. The A/B runs each probe against the package as it was at AB_BASE (the commit
-# before issue 17's second round) and as it is now, interleaved. About 10 minutes here.
-AB_BASE ?= bc73aa6
-AB_TREE := bench/.data/ab-base
+# of it. The A/B (bench/ab.py) runs each probe against the package as committed now with
+# issue 17's second-round commits (AB_REVERT, newest first) taken back out, so that the
+# work of others since is on both sides, and against the working tree, interleaved.
+# About 8 minutes here.
+AB_REVERT ?= 2c99881 8fdd9c1 acef556 add81d9
+AB_TREE := /tmp/agentstore-ab-before
 bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.server_http --seconds 2 --write bench/RESULTS.md
@@ -63,9 +65,12 @@ bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench.ui --out bench/RESULTS.md
 	$(BIN)/python -m bench.sync_peers --write bench/RESULTS.md
 	rm -rf $(AB_TREE) && mkdir -p $(AB_TREE)
-	git archive $(AB_BASE) agentstore agentstore_cli | tar -x -C $(AB_TREE)
-	$(BIN)/python -m bench.ab --base $(AB_TREE) --label "commit $(AB_BASE)" --rounds 3 \
-	  --write bench/RESULTS.md
+	git archive HEAD agentstore agentstore_cli | tar -x -C $(AB_TREE)
+	for c in $(AB_REVERT); do \
+	  git show $$c -- agentstore agentstore_cli | (cd $(AB_TREE) && git apply -R) || exit 1; \
+	done
+	$(BIN)/python -m bench.ab --base $(AB_TREE) --rounds 3 --write bench/RESULTS.md \
+	  --label "HEAD without issue 17 round 2 ($(AB_REVERT) reverted)"
 
 # Regenerate the gRPC modules from agentstore/server/agentstore.proto; commit what changes.
 proto: install
