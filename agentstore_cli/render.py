@@ -7,18 +7,26 @@ so a payload holding `[red]` or an ESC sequence is shown as text.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
-from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
 from agentstore import Event, EventType
+from agentstore_cli.formats import (
+    fmt_ago,
+    fmt_bytes,
+    fmt_cost,
+    fmt_duration,
+    fmt_elapsed,
+    fmt_int,
+    fmt_time,
+)
+from agentstore_cli.rowtext import Out, Plain, fit
 from agentstore_cli.sanitize import clean
 
 __all__ = [
@@ -73,72 +81,6 @@ def print_line(console: Console, text: Text) -> None:
 def safe(value: object, style: str = "") -> Text:
     """Return `value` as a `Text` with control characters escaped and no markup."""
     return Text(clean(value if isinstance(value, str) else str(value)), style=style)
-
-
-# --- number and time formats ---------------------------------------------------------------
-
-
-def fmt_int(value: int) -> str:
-    """Format an integer with thousands separators: 12,345."""
-    return f"{value:,}"
-
-
-def fmt_cost(value: float) -> str:
-    """Format dollars: $1.25, $0.0180, $0.000012."""
-    if value >= 1:
-        return f"${value:,.2f}"
-    if value == 0 or value >= 0.0001:
-        return f"${value:.4f}"
-    return f"${value:.6f}"
-
-
-def fmt_duration(ms: float) -> str:
-    """Format a duration in milliseconds: 850ms, 1.20s, 2m03s, 1h02m."""
-    if ms < 1000:
-        return f"{ms:.0f}ms" if ms >= 1 or ms == 0 else f"{ms:.2f}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def fmt_elapsed(seconds: float) -> str:
-    """Format time since the first shown event: +0.004s, +12.34s, +3m07s, +1h02m."""
-    if seconds < 10:
-        return f"+{seconds:.3f}s"
-    if seconds < 60:
-        return f"+{seconds:.2f}s"
-    return "+" + fmt_duration(seconds * 1000)
-
-
-def fmt_bytes(size: int) -> str:
-    """Format a size: 98 B, 1.2 KB, 3.4 MB (powers of 1024)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def fmt_time(ts: datetime | None, *, seconds: bool = True) -> str:
-    """Format a UTC timestamp: 2026-11-27 16:46:51 (or 2026-11-27 16:46)."""
-    if ts is None:
-        return "-"
-    return ts.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-
-
-def fmt_ago(ts: datetime, now: datetime) -> str:
-    """Format how long ago `ts` was: 12s ago, 5m ago, 3h ago, 2d ago."""
-    seconds = max((now - ts).total_seconds(), 0.0)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return f"{int(seconds)}s ago"
 
 
 # --- payload summaries ---------------------------------------------------------------------
@@ -222,51 +164,6 @@ def _result_shape(payload: Any) -> str | None:
     return None
 
 
-class _Out(Protocol):
-    """Where a summary is written: a Rich `Text` (styled) or a `_Plain` (text only)."""
-
-    def append(self, text: str, style: str = ...) -> object:
-        """Add `text` (in `style`, where styles are shown)."""
-
-
-class _Plain:
-    """A summary's text without styles: for output that is not a terminal.
-
-    Building a Rich `Text` (and its spans) for every row of a 100,000-event timeline is
-    most of its cost in a pipe, where no style is shown anyway.
-    """
-
-    __slots__ = ("parts",)
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def append(self, text: str, style: str = "") -> _Plain:
-        """Add `text`; the style is dropped."""
-        self.parts.append(text)
-        return self
-
-
-def fit(line: str, width: int) -> str:
-    """Cut `line` to `width` terminal cells with an ellipsis, as Rich's `truncate` does."""
-    if line.isascii() or _narrow_characters().issuperset(line):
-        return line if len(line) <= width else line[: width - 1] + "…"
-    text = Text(line)  # wide characters take two cells: Rich knows each one's width
-    text.truncate(width, overflow="ellipsis")
-    return text.plain
-
-
-@functools.cache
-def _narrow_characters() -> frozenset[str]:
-    """Characters Rich counts as one cell, among those rows are made of (Latin, Greek,
-    Cyrillic, punctuation such as `…` and `·`, arrows such as `→`, box drawing): a row of
-    only these is cut by counting characters, without Rich's per-character measure."""
-    ranges = [(0x20, 0x7E), (0xA0, 0x2FF), (0x370, 0x482), (0x2010, 0x2027), (0x2190, 0x21FF)]
-    ranges.append((0x2500, 0x25FF))
-    chars = (chr(code) for start, stop in ranges for code in range(start, stop + 1))
-    return frozenset(c for c in chars if cell_len(c) == 1)
-
-
 @dataclass(slots=True)
 class _Call:
     seq: int
@@ -314,7 +211,7 @@ class Timeline:
         without building a Rich renderable: for output that is not a terminal.
         """
         seq, elapsed, _kind, shown_type = self._row_start(event)
-        out = _Plain()
+        out = Plain()
         self._summary(event, out)
         return fit(f"{seq}{elapsed}{shown_type}  {''.join(out.parts)}", width)
 
@@ -362,7 +259,7 @@ class Timeline:
             return call, (event.timestamp - call.ts).total_seconds() * 1000
         return call, None
 
-    def summary(self, event: Event, out: _Out | None = None) -> Text:
+    def summary(self, event: Event, out: Out | None = None) -> Text:
         """Return the one-line summary of an event's payload and metadata.
 
         With `out`, the summary is written there instead (and an empty `Text` returned).
@@ -371,7 +268,7 @@ class Timeline:
         self._summary(event, text if out is None else out)
         return text
 
-    def _summary(self, event: Event, out: _Out) -> None:
+    def _summary(self, event: Event, out: Out) -> None:
         kind = event.type
         payload = event.payload
         meta = event.metadata
@@ -398,7 +295,7 @@ class Timeline:
         else:
             out.append(preview(payload) if payload is not None else "")
 
-    def _plan(self, out: _Out, payload: Any) -> None:
+    def _plan(self, out: Out, payload: Any) -> None:
         goal = _first(payload, "goal", "objective")
         steps = _first(payload, "steps", "plan")
         if goal is not None:
@@ -415,7 +312,7 @@ class Timeline:
         elif goal is None:
             out.append(preview(payload))
 
-    def _tool_result(self, out: _Out, event: Event) -> None:
+    def _tool_result(self, out: Out, event: Event) -> None:
         call, duration = self._pair(event)
         name = _tool_name(event) or (call.name if call is not None else None)
         out.append(clean(name or "?"), style="bold")
@@ -440,7 +337,7 @@ class Timeline:
             out.append(" · ", style="dim")
             out.append(preview(result if result is not None else payload), style="dim")
 
-    def _llm(self, out: _Out, event: Event, text: str) -> None:
+    def _llm(self, out: Out, event: Event, text: str) -> None:
         meta = event.metadata
         call, duration = self._pair(event) if event.type == EventType.LLM_RESPONSE else (None, None)
         model = _model_name(event) or (call.name if call is not None else None)
@@ -462,7 +359,7 @@ class Timeline:
             out.append(" · " if parts or model else "", style="dim")
             out.append(text)
 
-    def _error(self, out: _Out, event: Event) -> None:
+    def _error(self, out: Out, event: Event) -> None:
         payload = event.payload
         kind = _first(payload, "type", "error_type", "kind", "code")
         if kind is not None:
