@@ -167,6 +167,7 @@ def main() -> None:
 
         def s3() -> list[Row]:
             rows = asyncio.run(scenarios.append_concurrent(200 // q, 16, base))
+            rows += asyncio.run(scenarios.append_one_session(200 // q, 16, base))
             rows += [raw.fdatasync_loop(base, line, 1000 // q)]
             rows += [raw.fdatasync_threads(base, line, 200 // q, 16)]
             return rows + peers.call(

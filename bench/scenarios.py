@@ -190,6 +190,36 @@ async def append_concurrent(
             ]
 
 
+async def append_one_session(n_per_task: int, tasks: int, base: Path) -> list[dict[str, Any]]:
+    """`tasks` tasks appending to ONE session at once (durability fsync)."""
+    with tmpdir(base) as tmp:
+        async with agentstore.open(tmp) as store:
+            sid = (await store.create_session()).id
+            await store.append(sid, new_event(EventType.USER_MESSAGE, payload(0)))
+
+            async def run() -> dict[str, Any]:
+                lat: list[int] = []
+                clock = time.perf_counter_ns
+
+                async def worker() -> None:
+                    for i in range(n_per_task):
+                        t0 = clock()
+                        await store.append(sid, new_event(EventType.TOOL_CALLED, payload(i)))
+                        lat.append(clock() - t0)
+
+                start = clock()
+                async with asyncio.TaskGroup() as tg:
+                    for _ in range(tasks):
+                        tg.create_task(worker())
+                return result("", latencies_ns=lat, wall_ns=clock() - start)
+
+            return [
+                await _beat(
+                    "agentstore", f"file, fsync, {tasks} tasks on one session", run, durable=True
+                )
+            ]
+
+
 # --- scenario 4 ---------------------------------------------------------------------------
 
 
@@ -327,6 +357,28 @@ async def get_state(reps: int, base: Path) -> list[dict[str, Any]]:
 # --- scenario 6 ---------------------------------------------------------------------------
 
 
+def _bare_replay(log: Path, events: int, reps: int) -> dict[str, Any]:
+    """The floor of a replay: read the session's log file and `orjson.loads` every line."""
+    lat = []
+    loads = orjson.loads
+    for _ in range(reps + 1):
+        t0 = time.perf_counter_ns()
+        with log.open("rb") as handle:
+            got = [loads(line) for line in handle]
+        lat.append(time.perf_counter_ns() - t0)
+        assert len(got) >= events
+    lat = lat[1:]
+    return result(
+        "bare loop: read the log file, orjson.loads every line",
+        latencies_ns=lat,
+        wall_ns=sum(lat),
+        units_per_op=events,
+        unit="event",
+        raw=True,
+        note="no events built, nothing checked: the floor a replay is measured against",
+    )
+
+
 async def replay(events: int, reps: int, base: Path) -> list[dict[str, Any]]:
     """Replay a session's events: from disk on a freshly opened store, and from memory."""
     out = []
@@ -361,6 +413,7 @@ async def replay(events: int, reps: int, base: Path) -> list[dict[str, Any]]:
                     filtered=types is not None,
                 )
             )
+        out.append(_bare_replay(tmp / "events" / f"{sid}.jsonl", events, reps))
     async with agentstore.open(in_memory=True) as store:
         sid = (await store.create_session()).id
         await _fill(store, sid, events, kinds=True)
