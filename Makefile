@@ -55,7 +55,7 @@ $(PEERS)/.installed: bench/requirements-peers.txt
 # issue 17's second-round commits (AB_REVERT, newest first) taken back out, so that the
 # work of others since is on both sides, and against the working tree, interleaved.
 # About 8 minutes here.
-AB_REVERT ?= 2c99881 8fdd9c1 acef556 add81d9
+AB_REVERT ?= 516216a 2c99881 8fdd9c1 acef556 add81d9
 AB_TREE := /tmp/agentstore-ab-before
 bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench
