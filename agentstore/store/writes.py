@@ -61,27 +61,17 @@ class Writer:
         )
         states = self._states
         lock = states.lock(session_id)
-        snapshot: _Snapshot | None = None
-        due = False
         if self._inline and not paid and not lock.locked():
             # Nothing from here to the fold awaits anything that suspends: as good as the lock.
             result = await self._backend.append(session_id, batch, expected_seq)
-            if result.written:
-                states.fold_appended(session_id, result, batch)
-                due = states.snapshot_due(result)
-                if due:
-                    snapshot = states.capture_snapshot(session_id, _head(result))
+            due, snapshot = self._fold(session_id, result, batch)
         else:
             async with lock:
                 if paid and await self._budgets.get(session_id) is not None:
                     result = await self._append_within_budget(session_id, batch, expected_seq)
                 else:
                     result = await self._backend.append(session_id, batch, expected_seq)
-                if result.written:
-                    states.fold_appended(session_id, result, batch)
-                    due = states.snapshot_due(result)
-                    if due:
-                        snapshot = states.capture_snapshot(session_id, _head(result))
+                due, snapshot = self._fold(session_id, result, batch)
         if result.written:
             self._notify(session_id)
             if self.listeners:
@@ -89,6 +79,22 @@ class Writer:
             if due:  # after the lock: the session's next appends do not wait for it
                 await states.save_snapshot(session_id, _head(result), snapshot)
         return result
+
+    def _fold(
+        self, session_id: str, result: AppendResult, batch: Sequence[PendingEvent]
+    ) -> tuple[bool, _Snapshot | None]:
+        """Fold what an append wrote into the cache; capture a snapshot if one is due.
+
+        Runs where the session's order holds (under the lock, or inline for a backend
+        whose appends never suspend); the snapshot is written later, outside it.
+        """
+        if not result.written:
+            return False, None
+        states = self._states
+        states.fold_appended(session_id, result, batch)
+        if not states.snapshot_due(result):
+            return False, None
+        return True, states.capture_snapshot(session_id, _head(result))
 
     async def _append_within_budget(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
