@@ -53,8 +53,11 @@ class AppendRegistry:
     @classmethod
     def notify(cls, root: str, session_id: str) -> None:
         """Wake every waiter of a session (call from any thread)."""
+        key = (root, session_id)
+        if key not in cls._waiters:
+            return  # the common case, every append: nobody follows (a dict lookup is atomic)
         with cls._lock:
-            waiters = list(cls._waiters.get((root, session_id), ()))
+            waiters = list(cls._waiters.get(key, ()))
         for loop, event in waiters:
             with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
                 loop.call_soon_threadsafe(event.set)
