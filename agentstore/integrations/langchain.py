@@ -303,12 +303,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Append an `error` linked to the `llm_request`."""
-        run = self._runs.pop(run_id, None)
-        if run is None:
-            return
-        self._seen(error)
-        self._settle(parent_run_id)
-        await self._append(run.session_id, error_event(error, call_id=run.call_id, model=run.model))
+        await self._run_failed(error, run_id, parent_run_id, kind="llm")
 
     # --- tools ---------------------------------------------------------------------------
 
@@ -365,9 +360,16 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Append an `error` linked to the `tool_called`."""
+        await self._run_failed(error, run_id, parent_run_id, kind="tool")
+
+    async def _run_failed(
+        self, error: BaseException, run_id: UUID, parent_run_id: UUID | None, *, kind: str
+    ) -> None:
+        """Close an open model or tool run with an `error` event linked to its call."""
         run = self._runs.pop(run_id, None)
         if run is None:
             return
         self._seen(error)
         self._settle(parent_run_id)
-        await self._append(run.session_id, error_event(error, call_id=run.call_id, tool=run.name))
+        named = {"model": run.model} if kind == "llm" else {"tool": run.name}
+        await self._append(run.session_id, error_event(error, call_id=run.call_id, **named))
