@@ -285,6 +285,21 @@ class FileBackend(Backend):
             AppendRegistry.notify(self._key, session_id)
         return result
 
+    def append_blocking(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        """Append on the calling thread, blocking until the lines are durable.
+
+        The same rules as `append`, for a caller that already has a thread of its own and
+        waits anyway (`SyncStore`): no hop to a worker and back. Thread-safe; appends of
+        this process's other threads and tasks, and of other processes, are ordered with it.
+        """
+        self._writable()
+        result = self._append_sync(session_id, batch, expected_seq)
+        if result.written:
+            AppendRegistry.notify(self._key, session_id)
+        return result
+
     def _append_sync(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
