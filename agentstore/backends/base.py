@@ -97,6 +97,11 @@ class Backend(ABC):
     """True when `append` never yields to the event loop (it does no I/O): the store may
     then skip its per-session lock for an append that nothing else is holding it for."""
 
+    appends_complete_in_order: ClassVar[bool] = False
+    """True when concurrent appends of this process to one session return to their callers
+    in the order of their sequence numbers (the file backend's group commit): the store then
+    lets them run at once, without its per-session lock, and folds them in that order."""
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> None:  # noqa: B027 - optional hook
