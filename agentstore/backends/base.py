@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -101,6 +101,20 @@ class Backend(ABC):
     """True when concurrent appends of this process to one session return to their callers
     in the order of their sequence numbers (the file backend's group commit): the store then
     lets them run at once, without its per-session lock, and folds them in that order."""
+
+    appends_on_caller_thread: ClassVar[bool] = False
+    """True when `append_blocking` appends on the calling thread: a `SyncStore` then appends
+    there (its caller blocks anyway) instead of through its event loop. A class that defines
+    `append_blocking` has it unless it says otherwise; a subclass that overrides `append`
+    alone loses it (its own `append` would be bypassed)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "appends_on_caller_thread" not in cls.__dict__:
+            if "append_blocking" in cls.__dict__:
+                cls.appends_on_caller_thread = True
+            elif "append" in cls.__dict__:
+                cls.appends_on_caller_thread = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -213,6 +227,18 @@ class Backend(ABC):
         `plan_append` implements rules 2, 3 and 5 for a backend that holds the session's
         tail in hand; a database can do the same in one statement.
         """
+
+    def append_blocking(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        """`append` on the calling thread, returning once the batch is durable.
+
+        Offered by a backend with `appends_on_caller_thread`: the same rules as `append`,
+        callable from many threads at once (ordered with `append` and with other
+        processes), and it wakes followers as `append` does. Not called on the event loop's
+        thread. The default raises `NotImplementedError`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot append on the caller's thread")
 
     @abstractmethod
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
