@@ -98,6 +98,11 @@ class AgentStoreStub:
                 request_serializer=agentstore_dot_server_dot_agentstore__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=agentstore_dot_server_dot_agentstore__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.AppendStream = channel.stream_stream(
+                '/agentstore.v1.AgentStore/AppendStream',
+                request_serializer=agentstore_dot_server_dot_agentstore__pb2.AppendStreamRequest.SerializeToString,
+                response_deserializer=agentstore_dot_server_dot_agentstore__pb2.AppendStreamResponse.FromString,
+                _registered_method=True)
 
 
 class AgentStoreServicer:
@@ -191,6 +196,17 @@ class AgentStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendStream(self, request_iterator, context):
+        """Many appends over one long-lived call, for a client that appends often: each request
+        is answered by one response carrying the same `tag`. Appends to one session run in
+        the order they were sent, appends to different sessions concurrently (so responses
+        may come back in another order). A failed append is answered with its error and the
+        call goes on. The server costs about a third of the CPU of one Append call per append.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +269,11 @@ def add_AgentStoreServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=agentstore_dot_server_dot_agentstore__pb2.GetStatsRequest.FromString,
                     response_serializer=agentstore_dot_server_dot_agentstore__pb2.StatsResponse.SerializeToString,
+            ),
+            'AppendStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.AppendStream,
+                    request_deserializer=agentstore_dot_server_dot_agentstore__pb2.AppendStreamRequest.FromString,
+                    response_serializer=agentstore_dot_server_dot_agentstore__pb2.AppendStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -593,6 +614,33 @@ class AgentStore:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def AppendStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/agentstore.v1.AgentStore/AppendStream',
+            agentstore_dot_server_dot_agentstore__pb2.AppendStreamRequest.SerializeToString,
+            agentstore_dot_server_dot_agentstore__pb2.AppendStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class StorageStub:
     """---------------------------------------------------------------------------------------
@@ -671,6 +719,11 @@ class StorageStub:
                 '/agentstore.v1.Storage/LoadSessionAndSnapshot',
                 request_serializer=agentstore_dot_server_dot_agentstore__pb2.LoadSnapshotRequest.SerializeToString,
                 response_deserializer=agentstore_dot_server_dot_agentstore__pb2.SessionAndSnapshot.FromString,
+                _registered_method=True)
+        self.AppendStream = channel.stream_stream(
+                '/agentstore.v1.Storage/AppendStream',
+                request_serializer=agentstore_dot_server_dot_agentstore__pb2.StorageAppendStreamRequest.SerializeToString,
+                response_deserializer=agentstore_dot_server_dot_agentstore__pb2.StorageAppendStreamResponse.FromString,
                 _registered_method=True)
 
 
@@ -763,6 +816,14 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendStream(self, request_iterator, context):
+        """Appends over one long-lived call, as AgentStore.AppendStream (the remote backend sends
+        every append of its Store this way).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -830,6 +891,11 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.LoadSessionAndSnapshot,
                     request_deserializer=agentstore_dot_server_dot_agentstore__pb2.LoadSnapshotRequest.FromString,
                     response_serializer=agentstore_dot_server_dot_agentstore__pb2.SessionAndSnapshot.SerializeToString,
+            ),
+            'AppendStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.AppendStream,
+                    request_deserializer=agentstore_dot_server_dot_agentstore__pb2.StorageAppendStreamRequest.FromString,
+                    response_serializer=agentstore_dot_server_dot_agentstore__pb2.StorageAppendStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1187,6 +1253,33 @@ class Storage:
             '/agentstore.v1.Storage/LoadSessionAndSnapshot',
             agentstore_dot_server_dot_agentstore__pb2.LoadSnapshotRequest.SerializeToString,
             agentstore_dot_server_dot_agentstore__pb2.SessionAndSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/agentstore.v1.Storage/AppendStream',
+            agentstore_dot_server_dot_agentstore__pb2.StorageAppendStreamRequest.SerializeToString,
+            agentstore_dot_server_dot_agentstore__pb2.StorageAppendStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,6 +84,13 @@ class AgentStoreStub:
     """Copy the first `at_seq` events of a session into a new session."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.GetStatsRequest, _agentstore_pb2.StatsResponse]
     """The `agentstore stats --format json` object of a session."""
+    AppendStream: _grpc.StreamStreamMultiCallable[_agentstore_pb2.AppendStreamRequest, _agentstore_pb2.AppendStreamResponse]
+    """Many appends over one long-lived call, for a client that appends often: each request
+    is answered by one response carrying the same `tag`. Appends to one session run in
+    the order they were sent, appends to different sessions concurrently (so responses
+    may come back in another order). A failed append is answered with its error and the
+    call goes on. The server costs about a third of the CPU of one Append call per append.
+    """
 
 @_typing.type_check_only
 class AgentStoreAsyncStub(AgentStoreStub):
@@ -117,6 +124,13 @@ class AgentStoreAsyncStub(AgentStoreStub):
     """Copy the first `at_seq` events of a session into a new session."""
     GetStats: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.GetStatsRequest, _agentstore_pb2.StatsResponse]  # type: ignore[assignment]
     """The `agentstore stats --format json` object of a session."""
+    AppendStream: _aio.StreamStreamMultiCallable[_agentstore_pb2.AppendStreamRequest, _agentstore_pb2.AppendStreamResponse]  # type: ignore[assignment]
+    """Many appends over one long-lived call, for a client that appends often: each request
+    is answered by one response carrying the same `tag`. Appends to one session run in
+    the order they were sent, appends to different sessions concurrently (so responses
+    may come back in another order). A failed append is answered with its error and the
+    call goes on. The server costs about a third of the CPU of one Append call per append.
+    """
 
 class AgentStoreServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------------------------------
@@ -220,6 +234,19 @@ class AgentStoreServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agentstore_pb2.StatsResponse, _abc.Awaitable[_agentstore_pb2.StatsResponse]]:
         """The `agentstore stats --format json` object of a session."""
 
+    @_abc_1.abstractmethod
+    def AppendStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agentstore_pb2.AppendStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agentstore_pb2.AppendStreamResponse], _abc.AsyncIterator[_agentstore_pb2.AppendStreamResponse]]:
+        """Many appends over one long-lived call, for a client that appends often: each request
+        is answered by one response carrying the same `tag`. Appends to one session run in
+        the order they were sent, appends to different sessions concurrently (so responses
+        may come back in another order). A failed append is answered with its error and the
+        call goes on. The server costs about a third of the CPU of one Append call per append.
+        """
+
 def add_AgentStoreServicer_to_server(servicer: AgentStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class StorageStub:
@@ -249,6 +276,10 @@ class StorageStub:
     """A message each time the session's last sequence number passes `after_seq`."""
     SaveSnapshot: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.Snapshot, _agentstore_pb2.SaveSnapshotResponse]
     LoadSessionAndSnapshot: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.LoadSnapshotRequest, _agentstore_pb2.SessionAndSnapshot]
+    AppendStream: _grpc.StreamStreamMultiCallable[_agentstore_pb2.StorageAppendStreamRequest, _agentstore_pb2.StorageAppendStreamResponse]
+    """Appends over one long-lived call, as AgentStore.AppendStream (the remote backend sends
+    every append of its Store this way).
+    """
 
 @_typing.type_check_only
 class StorageAsyncStub(StorageStub):
@@ -275,6 +306,10 @@ class StorageAsyncStub(StorageStub):
     """A message each time the session's last sequence number passes `after_seq`."""
     SaveSnapshot: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.Snapshot, _agentstore_pb2.SaveSnapshotResponse]  # type: ignore[assignment]
     LoadSessionAndSnapshot: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.LoadSnapshotRequest, _agentstore_pb2.SessionAndSnapshot]  # type: ignore[assignment]
+    AppendStream: _aio.StreamStreamMultiCallable[_agentstore_pb2.StorageAppendStreamRequest, _agentstore_pb2.StorageAppendStreamResponse]  # type: ignore[assignment]
+    """Appends over one long-lived call, as AgentStore.AppendStream (the remote backend sends
+    every append of its Store this way).
+    """
 
 class StorageServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------------------------------
@@ -376,5 +411,15 @@ class StorageServicer(metaclass=_abc_1.ABCMeta):
         request: _agentstore_pb2.LoadSnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agentstore_pb2.SessionAndSnapshot, _abc.Awaitable[_agentstore_pb2.SessionAndSnapshot]]: ...
+
+    @_abc_1.abstractmethod
+    def AppendStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agentstore_pb2.StorageAppendStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agentstore_pb2.StorageAppendStreamResponse], _abc.AsyncIterator[_agentstore_pb2.StorageAppendStreamResponse]]:
+        """Appends over one long-lived call, as AgentStore.AppendStream (the remote backend sends
+        every append of its Store this way).
+        """
 
 def add_StorageServicer_to_server(servicer: StorageServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

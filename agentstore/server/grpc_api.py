@@ -21,6 +21,7 @@ from agentstore import AgentStoreError, Event, InvalidInputError
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from agentstore.server.errors import PayloadTooLargeError, ServerBusyError, describe_error
+from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     ERROR_CODE_KEY,
     ERROR_DETAILS_KEY,
@@ -171,21 +172,30 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
         self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.AppendResponse:
         async with self._guard(context, request):
-            events = []
-            for index, msg in enumerate(request.events):
-                raw: dict[str, Any] = {
-                    "type": msg.type,
-                    "payload": json_value(msg.payload_json, f"event {index}: payload"),
-                }
-                if msg.id:
-                    raw["id"] = msg.id
-                if msg.metadata_json:
-                    raw["metadata"] = json_value(msg.metadata_json, f"event {index}: metadata")
-                events.append(raw)
-            stored = await self.service.append(
-                request.session_id, events, expected_seq=_opt(request, "expected_seq")
-            )
-            return pb.AppendResponse(events=_events_to_pb(stored))
+            return await self._append(request)
+
+    async def AppendStream(  # type: ignore[override]
+        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        async with self._guard(context, None):
+            await serve_append_stream(self.service, context, self._append, pb.AppendStreamResponse)
+
+    async def _append(self, request: pb.AppendRequest) -> pb.AppendResponse:
+        events = []
+        for index, msg in enumerate(request.events):
+            raw: dict[str, Any] = {
+                "type": msg.type,
+                "payload": json_value(msg.payload_json, f"event {index}: payload"),
+            }
+            if msg.id:
+                raw["id"] = msg.id
+            if msg.metadata_json:
+                raw["metadata"] = json_value(msg.metadata_json, f"event {index}: metadata")
+            events.append(raw)
+        stored = await self.service.append(
+            request.session_id, events, expected_seq=_opt(request, "expected_seq")
+        )
+        return pb.AppendResponse(events=_events_to_pb(stored))
 
     async def ReadEvents(
         self, request: pb.ReadEventsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -83,6 +83,7 @@ class _TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] # grp
         self._expected = f"bearer {token}".encode()
         self._refusal = grpc.unary_unary_rpc_method_handler(self._refuse)
         self._stream_refusal = grpc.unary_stream_rpc_method_handler(self._refuse)
+        self._bidi_refusal = grpc.stream_stream_rpc_method_handler(self._refuse)
 
     async def intercept_service(
         self,
@@ -94,6 +95,9 @@ class _TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] # grp
         if method.startswith(_HEALTH_PREFIX) or self._authorised(handler_call_details):
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
+        # The refusal must have the method's shape, or the client reads garbage.
+        if handler is not None and handler.request_streaming:
+            return self._bidi_refusal
         if handler is not None and handler.response_streaming:
             return self._stream_refusal
         return self._refusal

@@ -33,6 +33,7 @@ from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from agentstore.server.grpc_api import RpcErrors, cancel_when_stopping
+from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     budget_from_pb,
     event_to_pb,
@@ -215,12 +216,23 @@ class StorageServicer(pb_grpc.StorageServicer):
 
     async def Append(self, request: pb.StorageAppendRequest, context: Context) -> pb.AppendResult:
         async with self._guard(context, request):
-            sid = validate_session_id(request.session_id)
-            batch = self._batch(request.events)
-            if not batch:
-                raise InvalidInputError("an append needs at least one event")
-            expected = _opt(request, "expected_seq")
-            return result_to_pb(await self.backend.append(sid, batch, expected))
+            return await self._append(request)
+
+    async def AppendStream(  # type: ignore[override]
+        self, request_iterator: Any, context: Context
+    ) -> None:
+        async with self._guard(context, None):
+            await serve_append_stream(
+                self.service, context, self._append, pb.StorageAppendStreamResponse
+            )
+
+    async def _append(self, request: pb.StorageAppendRequest) -> pb.AppendResult:
+        sid = validate_session_id(request.session_id)
+        batch = self._batch(request.events)
+        if not batch:
+            raise InvalidInputError("an append needs at least one event")
+        expected = _opt(request, "expected_seq")
+        return result_to_pb(await self.backend.append(sid, batch, expected))
 
     async def Read(
         self, request: pb.ReadEventsRequest, context: Context

@@ -57,6 +57,8 @@ class Limits:
     """Most live follows open at once, over both doors."""
     max_streams_per_client: int = 16
     """Most live follows open at once from one client address."""
+    max_stream_appends: int = 64
+    """Most appends in flight on one `AppendStream` call (beyond it the call is not read)."""
     stream_queue: int = 64
     """Events queued for a follower's connection (bounded memory per follower)."""
     send_timeout: float = 30.0

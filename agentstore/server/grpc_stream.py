@@ -1,0 +1,117 @@
+"""Appends over one long-lived gRPC call: the `AppendStream` rpc of both services.
+
+A unary call costs the server (and the client) about three times the CPU of one message
+on a call that is already open: grpcio's asyncio server creates a call, a context and a
+task for each, and its poller thread wakes the event loop several times. A client that
+appends often (an agent's own loop, or the remote backend's `Store`) sends its appends as
+messages of one bidirectional call instead; each is answered by a message with its tag.
+
+The rules are the unary call's (the same function appends), plus:
+
+- Appends to one session run in the order they were read; appends to different sessions
+  run concurrently (their syncs overlap), so answers may come back in another order.
+- A failed append is answered with its error (status name, stable code, message,
+  details), and the call goes on.
+- At most `Limits.max_stream_appends` appends are in flight per call: beyond that the
+  server stops reading the call, so HTTP/2 flow control holds the client back. A client
+  that does not read its answers is held back the same way (bounded memory, no drop: it
+  sends nothing new until it reads).
+- When the server begins to stop, it stops reading, answers the appends it has read, and
+  ends the call (status OK): an append sent but never answered was not read, and a
+  client may send it again to another server (its event ids make the retry safe).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import grpc
+import orjson
+
+from agentstore import AgentStoreError
+from agentstore.server import agentstore_pb2 as pb
+from agentstore.server.errors import PayloadTooLargeError, describe_error
+from agentstore.server.service import AgentStoreService
+
+__all__ = ["serve_append_stream", "stream_error"]
+
+_log = logging.getLogger("agentstore.server")
+
+
+def stream_error(exc: BaseException) -> pb.StreamError:
+    """Return the error of one append as the message an `AppendStream` answers with."""
+    if not isinstance(exc, AgentStoreError):
+        _log.error("internal error", exc_info=exc)
+    info = describe_error(exc)
+    return pb.StreamError(
+        status=info.grpc_status,
+        code=info.code,
+        message=info.message,
+        details_json=orjson.dumps(info.details) if info.details else b"",
+    )
+
+
+async def serve_append_stream(
+    service: AgentStoreService,
+    context: grpc.aio.ServicerContext[Any, Any],
+    append: Callable[[Any], Awaitable[Any]],
+    reply: Callable[..., Any],
+) -> None:
+    """Read appends from `context` until the client or the server ends, and answer each.
+
+    `append(request.append)` does one append and returns the message of its result;
+    `reply(tag=..., ok=... | error=...)` builds the answer message.
+    """
+    limits = service.limits
+    max_bytes = limits.max_body_bytes
+    slots = anyio.Semaphore(limits.max_stream_appends)
+    writing = anyio.Lock()
+    # The last append read for each session: the next one to it waits for it to finish.
+    tails: dict[str, anyio.Event] = {}
+
+    async def answer(message: Any) -> None:
+        # No send timeout (unlike a live follow): a client that does not read its answers
+        # is held back by HTTP/2 flow control, and the server stops reading its appends
+        # once `max_stream_appends` are unanswered, so nothing grows while it waits.
+        async with writing:
+            await context.write(message)
+
+    async def one(request: Any, sid: str, after: anyio.Event | None, done: anyio.Event) -> None:
+        try:
+            if after is not None:
+                await after.wait()
+            try:
+                size = request.ByteSize()
+                if size > max_bytes:
+                    raise PayloadTooLargeError(
+                        f"the append is {size} bytes; the limit is {max_bytes}: split the batch"
+                    )
+                message = reply(tag=request.tag, ok=await append(request.append))
+            except Exception as exc:  # this append's error is its answer; the call goes on
+                message = reply(tag=request.tag, error=stream_error(exc))
+        finally:
+            done.set()
+            if tails.get(sid) is done:
+                del tails[sid]
+        await answer(message)
+        slots.release()
+
+    async def stop_reading_when_stopping(scope: anyio.CancelScope) -> None:
+        await service.wait_stopping()
+        scope.cancel()
+
+    async with anyio.create_task_group() as appends, anyio.create_task_group() as reading:
+        reading.start_soon(stop_reading_when_stopping, reading.cancel_scope)
+        while True:
+            await slots.acquire()
+            request = await context.read()
+            if request is grpc.aio.EOF:
+                break
+            sid = request.append.session_id
+            done = anyio.Event()
+            appends.start_soon(one, request, sid, tails.get(sid), done)
+            tails[sid] = done
+        reading.cancel_scope.cancel()
