@@ -90,7 +90,7 @@ def test_url_options_are_parsed_and_checked() -> None:
 async def test_pool_size_and_pgbouncer_mode_take_effect(pg_url: str) -> None:
     backend = PostgresBackend(f"{pg_url}&pool_max_size=3&pgbouncer=true")
     async with agentstore.open(backend) as store:
-        assert backend.db.pool.get_max_size() == 3
+        assert backend.db.max_size == 3
         session = await store.create_session()
         for _ in range(3):  # the same statements again: no prepared-statement cache needed
             await store.append(session.id, new_event("custom", {}))
@@ -224,7 +224,7 @@ async def test_backend_options_reach_the_backend(pg_database_url: str, pg_schema
     async with agentstore.open(pg_database_url, backend_options=options) as store:
         backend = store.backend
         assert isinstance(backend, PostgresBackend)
-        assert (backend.options.schema, backend.db.pool.get_max_size()) == (pg_schema, 2)
+        assert (backend.options.schema, backend.db.max_size) == (pg_schema, 2)
         await store.create_session()
     with pytest.raises(InvalidInputError, match="unknown PostgreSQL option"):
         agentstore.open(pg_database_url, backend_options={"pool": 2})

@@ -97,7 +97,7 @@ class PostgresBackend(Backend):
             raise
         self._db = db
         if opts.notify and not self.read_only:
-            self._notifier = Notifier(db.pool, self._channel)
+            self._notifier = Notifier(lambda: connect(opts), self._channel)
         self._listener = Listener(lambda: connect(opts), self._channel)
 
     async def _check_schema(self, db: Database) -> None:

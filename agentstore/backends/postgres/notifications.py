@@ -34,11 +34,26 @@ def channel_name(schema: str) -> str:
 
 
 class Notifier:
-    """Sends the coalesced notifications of one backend."""
+    """Sends the coalesced notifications of one backend, on a connection of its own.
 
-    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
-        self._pool = pool
+    Its own connection (opened at the first append, reopened after a failure) rather than
+    one of the pool's: a notification never waits for a free pool connection and an append
+    never waits behind a notification, so with one writer the NOTIFY of an append runs
+    while the next append waits for its commit.
+    """
+
+    # One prepared statement, in autocommit. The transaction only carries notifications,
+    # so it need not wait for its commit to reach the disk (else every NOTIFY would cost a
+    # WAL flush of its own): set_config(..., true) is SET LOCAL, in force at the commit.
+    _SQL = (
+        "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, p) "
+        "FROM unnest($2::text[]) AS p"
+    )
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], channel: str) -> None:
+        self._connect = connect
         self._channel = channel
+        self._conn: asyncpg.Connection | None = None
         self._pending: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -48,51 +63,54 @@ class Notifier:
         """Note that `session_id` now ends at `last_seq` (sent soon, without waiting)."""
         if self._closed:
             return
-        self._pending[session_id] = max(last_seq, self._pending.get(session_id, 0))
+        pending = self._pending
+        if last_seq > pending.get(session_id, 0) or last_seq < 0:
+            pending[session_id] = last_seq
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
 
-    def _statement(self, pending: dict[str, int]) -> str:
-        # One simple-protocol round trip. The transaction only carries notifications, so
-        # it need not wait for its commit to reach the disk (else every NOTIFY would cost
-        # an fsync of its own). The Store lets only [A-Za-z0-9._-] through as session ids
-        # and the channel is [a-z0-9_]; quotes are doubled anyway, for a backend used
-        # directly (standard_conforming_strings: a backslash is an ordinary character).
-        payloads = ", ".join(
-            "'" + f"{seq} {sid}".replace("'", "''") + "'" for sid, seq in pending.items()
-        )
-        return (
-            "BEGIN; SET LOCAL synchronous_commit TO off; "
-            "SET LOCAL standard_conforming_strings TO on; "
-            f"SELECT pg_notify('{self._channel}', p) FROM unnest(ARRAY[{payloads}]) AS p; "
-            "COMMIT"
-        )
+    async def _send(self, pending: dict[str, int]) -> None:
+        payloads = [f"{seq} {sid}" for sid, seq in pending.items()]
+        for attempt in (1, 2):  # a connection killed since the last send: once more
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await self._connect()
+                await self._conn.execute(self._SQL, self._channel, payloads)
+                return
+            except Exception as exc:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    conn.terminate()
+                if attempt == 2:
+                    # Waiters elsewhere re-read on their listener's reconnect; nothing is
+                    # lost from the log, only the prompt wake-up.
+                    log.debug("agentstore: NOTIFY failed: %s", exc)
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            pending, self._pending = self._pending, {}
-            try:
-                await self._pool.execute(self._statement(pending))
-            except Exception as exc:
-                # Waiters elsewhere re-read on their listener's reconnect; nothing is lost
-                # from the log, only the prompt wake-up.
-                log.debug("agentstore: NOTIFY failed: %s", exc)
+            if self._pending:
+                pending, self._pending = self._pending, {}
+                await self._send(pending)
+            if self._closed and not self._pending:
+                return
 
     async def close(self) -> None:
-        """Send what is pending, then stop."""
+        """Send what is pending (waiting a few seconds at most), then close the connection."""
         self._closed = True
+        self._wake.set()
         task, self._task = self._task, None
-        if task is None:
-            return
-        if self._pending:
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, 5.0)
+            except Exception as exc:  # the server is away: followers re-read on reconnect
+                log.debug("agentstore: pending NOTIFY not sent at close: %s", exc)
+        conn, self._conn = self._conn, None
+        if conn is not None:
             with contextlib.suppress(Exception):
-                await self._pool.execute(self._statement(self._pending))
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+                await conn.close(timeout=1.0)
 
 
 class Listener:
