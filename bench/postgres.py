@@ -146,7 +146,24 @@ def _section(best: dict[tuple[str, str], Row], rounds: int, n: int) -> str:
         "",
         "Each writer appends to its own session (LangGraph: its own thread with its own saver and "
         "connection; eventsourcing: its own aggregate, one thread each, sharing a pool). agentstore: one "
-        "store, its pool sized to the writers (at most 32). `append_many of 100`: LangGraph's closest is "
+        "store with its defaults (NOTIFY for followers on, a snapshot every 100 events), its pool sized "
+        "to the writers (at most 32). Every system commits each append with `synchronous_commit` on "
+        "(one WAL flush per commit, shared by concurrent commits). eventsourcing is its "
+        "`PostgresApplicationRecorder`, what `Application.save` writes through (it feeds followers, "
+        "as agentstore's NOTIFY does), with the faster of its two settings per row ("
+        + ", ".join(
+            f"{name}: {best[('eventsourcing (PostgreSQL)', name)].get('setting', 'default')}"
+            for name in row_names[:-1]
+            if ("eventsourcing (PostgreSQL)", name) in best
+        )
+        + "; `default` is a pipelined transaction with `LOCK TABLE ... IN EXCLUSIVE MODE`, "
+        "`functions` is `POSTGRES_ENABLE_DB_FUNCTIONS`). Its bare aggregate recorder (one INSERT, no "
+        "notification log; what `Application` keeps snapshots in) does "
+        + " / ".join(
+            _fmt(best.get(("eventsourcing aggregate recorder", name), {}).get("per_s"))
+            for name in row_names[:-1]
+        )
+        + " events/s on the four append rows. `append_many of 100`: LangGraph's closest is "
         "`aput_writes` of 100 writes. `replay of 10,000`: LangGraph lists a thread's 10,000 checkpoints "
         "(`alist`), eventsourcing `select_events` of one aggregate with each event's state decoded "
         "(`json.loads`, as its transcoder would); without decoding it reads "

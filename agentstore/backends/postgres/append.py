@@ -79,6 +79,10 @@ SELECT count(*) FROM s
 """
 
 
+def _first(row: Any) -> Any:
+    return row[0]
+
+
 def _columns(
     batch: Sequence[PendingEvent],
 ) -> tuple[list[str], list[datetime | None], list[str], list[str], list[str]]:
@@ -132,11 +136,11 @@ class Appender:
         """`Backend.append` (see its rules); the batch is not empty."""
         what = f"appending to session {session_id!r}"
         async with translated(what):
-            ids = [p.id for p in batch]
-            if len(set(ids)) == len(ids):
+            if len(batch) == 1 or len({p.id for p in batch}) == len(batch):
                 rows = await self._try_fast(pool, session_id, batch, expected_seq)
                 if rows is not None and len(rows) == len(batch):
-                    rows.sort(key=lambda r: r[0])
+                    if len(rows) > 1:
+                        rows.sort(key=_first)
                     events = [
                         build_event(p.id, session_id, r[0], p.type, p.payload, r[1], p.metadata)
                         for p, r in zip(batch, rows, strict=True)

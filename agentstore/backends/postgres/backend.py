@@ -208,10 +208,10 @@ class PostgresBackend(Backend):
         if not batch:
             return AppendResult([], 0, await self.last_seq(session_id))
         result = await self._appender.append(db, session_id, batch, expected_seq)
-        last = max(e.sequence_number for e in result.events)
-        self._ryw.appended(session_id, last)
-        if result.written:
-            self._notify(session_id, last)
+        if self._replica is not None:
+            self._ryw.appended(session_id, max(e.sequence_number for e in result.events))
+        if result.written and self._notifier is not None:
+            self._notifier.record(session_id, result.previous_seq + result.written)
         return result
 
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:

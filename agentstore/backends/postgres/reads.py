@@ -7,7 +7,7 @@ from typing import Any
 from agentstore.backends.base import EventFilter
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.pool import Database
-from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row
+from agentstore.backends.postgres.rows import EVENT_COLUMNS, events_from_rows
 from agentstore.errors import SessionNotFoundError
 from agentstore.events import Event
 
@@ -63,4 +63,4 @@ class EventReader:
         head = int(rows[0]["head"])
         if rows[0]["seq"] is None:
             return head, []
-        return head, [event_from_row(session_id, row) for row in rows]
+        return head, events_from_rows(session_id, rows, 1)

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from agentstore.codec import gc_paused
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, build_event, decode_metadata, empty_metadata
 from agentstore.session import Session
@@ -15,6 +16,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "SESSION_COLUMNS",
     "event_from_row",
+    "events_from_rows",
     "session_from_row",
     "session_values",
 ]
@@ -71,3 +73,26 @@ def event_from_row(session_id: str, row: Mapping[str, Any]) -> Event:
             f"event {seq} cannot be decoded: {exc}", path=f"postgresql:{session_id}", line=seq
         ) from exc
     return build_event(row["id"], session_id, seq, row["type"], payload, row["ts"], meta)
+
+
+def events_from_rows(session_id: str, rows: list[Any], first: int = 0) -> list[Event]:
+    """Build the `Event`s of rows whose `EVENT_COLUMNS` start at column `first`.
+
+    The replay loop: columns by position (a lookup by name costs more than the rest of the
+    row), the decoders bound to locals, and the cyclic collector paused for the batch (a
+    replay of 10,000 events would otherwise run dozens of young collections over objects
+    that all live on).
+    """
+    loads, build, decode, empty = orjson.loads, build_event, decode_metadata, empty_metadata
+    s, i, t, ts, p, m = range(first, first + 6)
+    events: list[Event] = []
+    append = events.append
+    with gc_paused():
+        for row in rows:
+            try:
+                raw_meta = row[m]
+                meta = empty() if raw_meta == "{}" else decode(loads(raw_meta))
+                append(build(row[i], session_id, row[s], row[t], loads(row[p]), row[ts], meta))
+            except (orjson.JSONDecodeError, ValueError):
+                return [event_from_row(session_id, r) for r in rows]  # raises, naming the event
+    return events
