@@ -4,12 +4,18 @@ A real `agentstore serve` (its own process, a file store with durability `fsync`
 door only) on loopback, and 16 then 64 concurrent clients in this process, each with its
 own channel (its own HTTP/2 connection) and its own session, appending one event per call
 in a loop for a fixed time. Throughput is appends per second over the run; latency is
-each call's, client side. Two client kinds:
+each append's, client side. Three client kinds:
 
-- `AgentStore.Append`: what an agent in any language does (the server's `Store` validates,
-  prices and folds the event);
+- `AgentStore.Append`: one unary call per event, what an agent in any language does with
+  the plainest client (the server's `Store` validates, prices and folds the event);
+- `AgentStore.AppendStream`: the same appends as messages of one long-lived call per
+  client (an agent that appends often; about half the server's CPU per append);
 - `agentstore.open("grpc://...")`: the Python remote backend (the client's `Store` does
-  that work; the server's `Storage.Append` only stores).
+  that work; the server's `Storage.AppendStream` only stores).
+
+Server CPU is the server process's user + system time per append (all its threads);
+client CPU is this process's (all 16 or 64 clients, grpcio's threads included): both
+share the machine's cores, so what the clients cost is not left to the server.
 
 The in-process figure of the same run is scenario 3 of `make bench`: 16 tasks appending to
 16 sessions of one file store in this process (fsync). The goal: 16 gRPC clients reach at
@@ -49,6 +55,11 @@ BEGIN = "<!-- server-grpc:begin -->"
 END = "<!-- server-grpc:end -->"
 AFTER = "<!-- server-http:end -->"  # the HTTP door's section, by bench/server_http.py
 Row = dict[str, Any]
+_LABELS = {
+    "api": "AgentStore.Append",
+    "stream": "AgentStore.AppendStream",
+    "remote": 'open("grpc://...")',
+}
 
 
 @contextlib.contextmanager
@@ -126,6 +137,41 @@ async def _api_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[A
 
 
 @contextlib.asynccontextmanager
+async def _stream_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    channels: list[grpc.aio.Channel] = []
+    calls: list[Any] = []
+
+    async def make(_: int) -> Callable[[int], Awaitable[Any]]:
+        channel = grpc.aio.insecure_channel(target)
+        channels.append(channel)
+        stub = pb_grpc.AgentStoreStub(channel)
+        sid = (await stub.CreateSession(pb.CreateSessionRequest(name="bench"))).id
+        call = stub.AppendStream()
+        calls.append(call)
+
+        async def op(i: int) -> Any:
+            body = orjson.dumps(scenarios.payload(i))
+            event = pb.NewEvent(type="tool_called", payload_json=body)
+            request = pb.AppendRequest(session_id=sid, events=[event])
+            await call.write(pb.AppendStreamRequest(tag=i + 1, append=request))
+            reply = await call.read()
+            if reply.WhichOneof("result") != "ok":
+                raise RuntimeError(f"append failed: {reply}")
+            return reply
+
+        return op
+
+    try:
+        yield make  # type: ignore[misc]
+    finally:
+        for call in calls:
+            await call.done_writing()
+            await call.code()  # the call ends on this loop (no event left for a closed one)
+        for channel in channels:
+            await channel.close()
+
+
+@contextlib.asynccontextmanager
 async def _remote_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
     stores: list[agentstore.Store] = []
 
@@ -159,16 +205,17 @@ async def grpc_rows(
     """Measure each client kind at each number of clients against the server at `target`."""
     rows = []
     for kind in kinds:
-        clients_of = _api_clients if kind == "api" else _remote_clients
+        clients_of = {"api": _api_clients, "stream": _stream_clients}.get(kind, _remote_clients)
         for clients in sizes:
             async with clients_of(target) as make:
-                cpu = cpu_seconds(pid)
+                cpu, mine = cpu_seconds(pid), time.process_time()
                 lat, wall = await _drive(clients, seconds, make)  # type: ignore[arg-type]
-                cpu = cpu_seconds(pid) - cpu
-            label = "AgentStore.Append" if kind == "api" else 'open("grpc://...")'
+                cpu, mine = cpu_seconds(pid) - cpu, time.process_time() - mine
+            label = _LABELS[kind]
             row = result(f"gRPC, {label}", latencies_ns=lat, wall_ns=wall, clients=clients)
             # Includes the warm-up calls: a close upper bound of the server's cost per append.
             row["server_cpu_us"] = cpu / max(len(lat), 1) * 1e6
+            row["client_cpu_us"] = mine / max(len(lat), 1) * 1e6
             rows.append(row)
     return rows
 
@@ -184,29 +231,41 @@ def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
         f"{info['python']}, load {info['load']}. One `agentstore serve` process (file store, "
         "durability `fsync`, gRPC door only); the clients run in one other process on the "
         "same cores, each with its own channel (HTTP/2 connection) and session, appending one "
-        f"event per call for {info['seconds']} s. The in-process row is scenario 3's shape in "
-        "this run: 16 tasks, 16 sessions, one store in one process. The last row serves an "
-        "in-memory store: what the gRPC door costs without the disk.",
+        f"event at a time for {info['seconds']} s: one unary call per event (`Append`), or "
+        "one message per event on a call kept open (`AppendStream`; the remote backend "
+        "sends its appends that way). The in-process row is scenario 3's shape in this run: "
+        "16 tasks, 16 sessions, one store in one process. The last rows serve an in-memory "
+        "store: what the gRPC door costs without the disk. CPU columns: per append, of the "
+        "server process and of the one process running every client.",
         "",
-        "| setup | clients | events/s | p50 ms | p99 ms | server CPU ms/append | ÷ in-process 16 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| setup | clients | events/s | p50 ms | p99 ms | server CPU ms/append "
+        "| client CPU ms/append | ÷ in-process 16 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| in-process Store | 16 | {base:,.0f} | {in_process['median_us'] / 1000:.2f} | "
-        f"{in_process['p99_us'] / 1000:.2f} | - | 1.00x |",
+        f"{in_process['p99_us'] / 1000:.2f} | - | - | 1.00x |",
     ]
     for row in rows:
         lines.append(
             f"| {row['system']} | {row['clients']} | {row['ops_per_s']:,.0f} | "
             f"{row['median_us'] / 1000:.2f} | {row['p99_us'] / 1000:.2f} | "
-            f"{row['server_cpu_us'] / 1000:.2f} | {row['ops_per_s'] / base:.2f}x |"
+            f"{row['server_cpu_us'] / 1000:.2f} | {row['client_cpu_us'] / 1000:.2f} | "
+            f"{row['ops_per_s'] / base:.2f}x |"
         )
-    sixteen = [r for r in rows if r["clients"] == 16 and r["system"] == "gRPC, AgentStore.Append"]
-    if sixteen:
-        ratio = sixteen[0]["ops_per_s"] / base
-        verdict = "met" if ratio >= 0.5 else "not met"
+    verdicts = []
+    for kind in ("stream", "api"):
+        name = f"gRPC, {_LABELS[kind]}"
+        sixteen = [r for r in rows if r["clients"] == 16 and r["system"] == name]
+        if sixteen:
+            ratio = sixteen[0]["ops_per_s"] / base
+            verdicts.append(f"{ratio:.2f}x with `{_LABELS[kind]}`")
+            if kind == "stream":
+                verdicts[-1] += f" ({'met' if ratio >= 0.5 else 'not met'})"
+    if verdicts:
         lines += [
             "",
-            f"Goal: 16 gRPC clients reach at least half the in-process 16-session throughput: "
-            f"{ratio:.2f}x, {verdict}.",
+            "Goal: 16 gRPC clients reach at least half the in-process 16-session throughput: "
+            + "; ".join(verdicts)
+            + ".",
         ]
     lines.append(END)
     return "\n".join(lines) + "\n"
@@ -230,7 +289,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 s per row instead of 5 s")
     parser.add_argument("--write", type=Path, help="write the section into this RESULTS.md")
-    parser.add_argument("--kinds", default="api,remote", help="api, remote or both")
+    parser.add_argument(
+        "--kinds", default="api,stream,remote", help="comma-separated: api, stream, remote"
+    )
     opts = parser.parse_args()
     seconds = 1.0 if opts.quick else 5.0
     base = HERE / ".data"
@@ -240,7 +301,7 @@ def main() -> None:
         rows = asyncio.run(grpc_rows(target, pid, seconds, opts.kinds.split(",")))
     # The door's own ceiling: the same 16 clients against an in-memory store (no disk).
     with server(None) as (target, pid):
-        memory = asyncio.run(grpc_rows(target, pid, seconds, ["api"], (16,)))
+        memory = asyncio.run(grpc_rows(target, pid, seconds, ["api", "stream"], (16,)))
     for row in memory:
         row["system"] += " (in-memory server)"
     rows += memory

@@ -122,6 +122,22 @@ def _error(exc: grpc.aio.AioRpcError, address: str) -> AgentStoreError:
     return _rebuild(exc.code(), str(code) if code else "", message, raw, address)
 
 
+def _stream_error(exc: grpc.aio.AioRpcError, address: str) -> AgentStoreError:
+    """Turn the end of an AppendStream call into the error of every append waiting on it.
+
+    The server ends that call with an error only for a reason of its own (a token, a
+    transport limit), which carries its code; any other failure (a killed server can
+    surface as INTERNAL from grpc's core) means the connection broke: retry elsewhere.
+    """
+    error = _error(exc, address)
+    if type(error) is StorageError:
+        return StorageUnavailableError(
+            f"the agentstore server at {address} broke the append stream "
+            f"({exc.code().name}: {exc.details()}); retrying is safe"
+        )
+    return error
+
+
 def _answer_error(err: pb.StreamError, address: str) -> AgentStoreError:
     """Turn the error answer of one append on an AppendStream into its agentstore error."""
     status = getattr(grpc.StatusCode, err.status, grpc.StatusCode.UNKNOWN)
@@ -201,7 +217,7 @@ class RemoteBackend(Backend):
         # Appends ride one long-lived call (a third of the CPU of a unary call each).
         self._appends = AppendStreamClient(
             lambda: stub.AppendStream(metadata=self._metadata),
-            lambda exc: _error(exc, self.address),
+            lambda exc: _stream_error(exc, self.address),
             lambda err: _answer_error(err, self.address),
             self.address,
             self._timeout,

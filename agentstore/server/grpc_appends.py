@@ -86,9 +86,11 @@ class AppendStreamClient:
         current, self._current = self._current, None
         if current is not None:
             self._fail(current, StorageUnavailableError("the remote store was closed"))
-            for task in current.tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.gather(*current.tasks, return_exceptions=True)
+            # Let grpcio finish the cancelled call on this loop: left pending, its last
+            # event would arrive after the loop is gone ("Event loop is closed").
+            with contextlib.suppress(Exception):
+                await current.call.code()
 
     def _start(self) -> _Call:
         current = _Call(self._open_call())
