@@ -124,6 +124,43 @@ async def file_concurrent_snapshots() -> float:
             return (time.perf_counter() - start) / (8 * 60) * 1e6
 
 
+async def _durable_us(tasks: int, sessions: int, per_task: int) -> float:
+    """µs per durable append (fsync) over the whole run: `tasks` tasks on `sessions` sessions."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("AGENTSTORE_AB_DISK")) as tmp:
+        async with agentstore.open(tmp, snapshot_interval=0) as store:
+            sids = [(await store.create_session()).id for _ in range(sessions)]
+            for sid in sids:
+                await store.get_state(sid)
+
+            async def task(k: int, n: int) -> None:
+                sid = sids[k % sessions]
+                for i in range(n):
+                    await store.append(sid, new_event(EventType.TOOL_CALLED, _payload(i)))
+
+            await asyncio.gather(*(task(k, 20) for k in range(tasks)))  # warm up
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                await asyncio.gather(*(task(k, per_task) for k in range(tasks)))
+                best = min(best, (time.perf_counter() - start) / (tasks * per_task) * 1e6)
+            return best
+
+
+async def file_durable_one() -> float:
+    """µs per durable append (fsync), one task on one session, each awaited in turn."""
+    return await _durable_us(1, 1, 1000)
+
+
+async def file_durable_16_sessions() -> float:
+    """µs per durable append (fsync) over the run, 16 tasks each on its own session."""
+    return await _durable_us(16, 16, 150)
+
+
+async def file_durable_16_one_session() -> float:
+    """µs per durable append (fsync) over the run, 16 tasks on ONE session."""
+    return await _durable_us(16, 1, 150)
+
+
 def _timeline(first_rows: int | None) -> float:
     """Seconds until `agentstore replay` of the 100,000-event session wrote `first_rows`
     rows to a pipe (None: all of it, and the command ended)."""
@@ -168,6 +205,9 @@ PROBES: dict[str, Probe] = {
     "memory_cold_state": memory_cold_state,
     "file_cold_state": file_cold_state,
     "file_concurrent_snapshots": file_concurrent_snapshots,
+    "file_durable_one": file_durable_one,
+    "file_durable_16_sessions": file_durable_16_sessions,
+    "file_durable_16_one_session": file_durable_16_one_session,
 }
 
 if __name__ == "__main__":

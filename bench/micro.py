@@ -19,7 +19,7 @@ import aiofiles
 import anyio
 import anyio.to_thread
 
-from agentstore.backends._threads import ThreadPool
+from bench._hop import ThreadPool
 from bench._timing import result
 
 __all__ = ["hops", "locks"]
@@ -105,7 +105,10 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
                 "anyio.to_thread.run_sync(write + fdatasync) (1 hop)",
                 lambda: anyio.to_thread.run_sync(write_sync),
             ),
-            ("agentstore ThreadPool.run(write + fdatasync) (1 hop)", lambda: pool.run(write_sync)),
+            (
+                "SimpleQueue pool + call_soon_threadsafe (write + fdatasync) (1 hop)",
+                lambda: pool.run(write_sync),
+            ),
         ):
             lat = []
             start = clock()
@@ -124,7 +127,7 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
     for name, hop in (
         ("bare hop: anyio.to_thread.run_sync(noop)", lambda: anyio.to_thread.run_sync(noop)),
         ("bare hop: loop.run_in_executor(None, noop)", lambda: loop.run_in_executor(None, noop)),
-        ("bare hop: agentstore ThreadPool.run(noop)", lambda: pool.run(noop)),
+        ("bare hop: SimpleQueue pool + call_soon_threadsafe (noop)", lambda: pool.run(noop)),
     ):
         lat = []
         start = clock()

@@ -605,10 +605,10 @@ def write_report(
         ]
     out += [
         "",
-        "How a durable append reaches the disk from the event loop. The store uses "
-        "`agentstore.backends._threads.ThreadPool`: the whole append (write and sync) in "
-        "one hop to a worker thread, through a `SimpleQueue` and `call_soon_threadsafe` "
-        "(compare the bare hops: the sync itself dwarfs the difference):",
+        "How a durable append can reach the disk from the event loop: one hop to a worker "
+        "thread and back, by anyio and by a bare `SimpleQueue` + `call_soon_threadsafe` "
+        "pool (what the store's commit thread does for a lone append; the sync itself "
+        "dwarfs the difference):",
         "",
         "| path | ops/s | median µs | p99 µs |",
         "|---|---|---|---|",

@@ -1,9 +1,8 @@
 """The shortcuts the hot paths take keep the guarantees users rely on.
 
 - Event ids come from a shared random buffer: never repeated across threads or a fork.
-- Appends reach a worker thread through `ThreadPool`: a cancelled caller still waits for
-  its call to finish (so the session lock covers the write), errors come back as raised,
-  and calls to different sessions run in parallel.
+- (The commit thread's own rules: cancelled callers, failed syncs, closing: see
+  tests/durability/test_group_commit.py.)
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ import warnings
 
 import pytest
 
-from agentstore.backends._threads import ThreadPool
-from agentstore.errors import StoreClosedError
 from agentstore.events import new_event_id
 
 
@@ -64,63 +61,6 @@ def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
     parent_ids = {parent[i : i + 36] for i in range(0, len(parent), 36)}
     assert len(child_ids) == 10
     assert not child_ids & parent_ids
-
-
-async def test_a_cancelled_call_finishes_before_the_caller_sees_the_cancel() -> None:
-    pool = ThreadPool()
-    started, release = threading.Event(), threading.Event()
-    finished: list[int] = []
-
-    def call() -> int:
-        started.set()
-        release.wait(10)
-        finished.append(1)
-        return 1
-
-    task = asyncio.create_task(pool.run(call))
-    assert await asyncio.to_thread(started.wait, 10)
-    task.cancel()
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert not task.done(), "the caller must wait for the write it started"
-    release.set()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert finished == [1]
-    pool.close()
-
-
-async def test_the_calls_exception_is_raised_in_the_caller() -> None:
-    pool = ThreadPool()
-
-    def fail() -> None:
-        raise OSError(28, "No space left on device")
-
-    with pytest.raises(OSError, match="No space left"):
-        await pool.run(fail)
-    assert await pool.run(lambda: 42) == 42
-    pool.close()
-
-
-async def test_concurrent_calls_run_in_parallel_threads() -> None:
-    pool = ThreadPool(max_threads=4)
-    barrier = threading.Barrier(3, timeout=10)
-
-    def meet() -> str:
-        barrier.wait()  # only returns once three calls run at the same time
-        return threading.current_thread().name
-
-    names = await asyncio.gather(*(pool.run(meet) for _ in range(3)))
-    assert len(set(names)) == 3
-    pool.close()
-
-
-async def test_a_closed_pool_refuses_calls() -> None:
-    pool = ThreadPool()
-    assert await pool.run(lambda: 1) == 1
-    pool.close()
-    with pytest.raises(StoreClosedError, match="closed"):
-        await pool.run(lambda: 1)
 
 
 def test_default_reducer_fast_path_matches_attribute_assignment() -> None:

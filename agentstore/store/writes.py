@@ -9,8 +9,14 @@ telling listeners and followers.
 
 A backend whose appends never suspend (`Backend.appends_never_suspend`: memory) does not
 need the lock for an append nobody else holds it for: nothing can run between its check
-and its end, which is all the lock would guarantee. Snapshots are written after the lock
-is released (see `StateKeeper.save_snapshot`).
+and its end, which is all the lock would guarantee. Nor does one whose concurrent appends
+come back in the order of their sequence numbers (`Backend.appends_complete_in_order`:
+the file backend's group commit): appends to one session then wait for the disk together
+(one write and one sync for all of them) and still fold in order; an append that finds the
+cache elsewhere (a cancelled one in between, another process) drops it, to be rebuilt from
+the log. Paid appends keep the lock: their budget is checked against the state they
+append after. Snapshots are written after the lock is released (see
+`StateKeeper.save_snapshot`).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ class Writer:
         self._states = states
         self._budgets = budgets
         self._notify = notify
-        self._inline = type(backend).appends_never_suspend
+        kind = type(backend)
+        self._unlocked = kind.appends_never_suspend or kind.appends_complete_in_order
         self.listeners: list[AppendListener] = []
 
     async def append(
@@ -61,8 +68,9 @@ class Writer:
         )
         states = self._states
         lock = states.lock(session_id)
-        if self._inline and not paid and not lock.locked():
-            # Nothing from here to the fold awaits anything that suspends: as good as the lock.
+        if self._unlocked and not paid and not lock.locked():
+            # Either nothing from here to the fold suspends, or appends return in sequence
+            # order: the folds happen in order, which is all the lock would guarantee.
             result = await self._backend.append(session_id, batch, expected_seq)
             due, snapshot = self._fold(session_id, result, batch)
         else:

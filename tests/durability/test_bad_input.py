@@ -21,7 +21,7 @@ from agentstore import (
     Metadata,
     new_event,
 )
-from agentstore.backends.file import writes as file_writes
+from agentstore.backends.file import group as file_group
 
 BAD_SESSION_IDS = [
     "",
@@ -233,7 +233,7 @@ async def test_clock_going_backwards_never_breaks_the_order(
         def now(cls, tz: Any = None) -> Any:
             return datetime.now(tz) - timedelta(days=1)
 
-    monkeypatch.setattr(file_writes, "datetime", Yesterday)
+    monkeypatch.setattr(file_group, "datetime", Yesterday)
     second = await store.append("ok", new_event("custom", {"i": 2}))
     assert second.timestamp == first.timestamp  # clamped, not earlier
     assert (await store.verify()).ok

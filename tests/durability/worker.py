@@ -6,6 +6,9 @@ message, so the test can start several at once and kill them at any moment.
 - `kill DATA_DIR SESSION SEED DURABILITY [MAX_SIZE]`: append the operations of
   `plan(SEED, MAX_SIZE)` forever,
   printing `ack I FIRST LAST` once operation I (events FIRST..LAST) is acknowledged.
+- `group DATA_DIR SESSION SEED TASKS MAX_SIZE`: TASKS tasks of one process append to one
+  session at once, task K the operations of `plan(SEED + 2 * K, MAX_SIZE)`, printing
+  `ack SEED' I FIRST LAST` (SEED' the task's seed) as each is acknowledged.
 - `multi DATA_DIR SESSION NAME COUNT`: wait for `go`, append COUNT events, print `done`,
   wait for `check`, print the event count the process now sees through `get_state`.
 - `create DATA_DIR ID...`: wait for `go`, try to create each session id, print `ok ID` or
@@ -81,6 +84,26 @@ async def kill_mode(path: str, session_id: str, seed: int, durability: str, max_
             else:
                 stored = await store.append_many(session_id, events)
             send(f"ack {op.index} {stored[0].sequence_number} {stored[-1].sequence_number}")
+
+
+async def group_mode(path: str, session_id: str, seed: int, tasks: int, max_size: int) -> None:
+    async with agentstore.open(path, snapshot_interval=7) as store:
+
+        async def task(task_seed: int) -> None:
+            for op in plan(task_seed, max_size):
+                events = [
+                    agentstore.new_event("custom", payload(task_seed, op.index, part, size))
+                    for part, size in enumerate(op.sizes)
+                ]
+                if len(events) == 1:
+                    stored = [await store.append(session_id, events[0])]
+                else:
+                    stored = await store.append_many(session_id, events)
+                first, last = stored[0].sequence_number, stored[-1].sequence_number
+                send(f"ack {task_seed} {op.index} {first} {last}")
+
+        send("ready")
+        await asyncio.gather(*(task(seed + 2 * k) for k in range(tasks)))
 
 
 async def multi_mode(path: str, session_id: str, name: str, count: int) -> None:
@@ -164,6 +187,8 @@ def main(argv: list[str]) -> None:
     if mode == "kill":
         max_size = int(args[4]) if len(args) > 4 else MAX_PAYLOAD
         asyncio.run(kill_mode(args[0], args[1], int(args[2]), args[3], max_size))
+    elif mode == "group":
+        asyncio.run(group_mode(args[0], args[1], int(args[2]), int(args[3]), int(args[4])))
     elif mode == "multi":
         asyncio.run(multi_mode(args[0], args[1], args[2], int(args[3])))
     elif mode == "create":

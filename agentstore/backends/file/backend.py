@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import anyio
 
-from agentstore.backends._threads import ThreadPool
 from agentstore.backends._wakeups import AppendRegistry
 from agentstore.backends.base import (
     UNSET,
@@ -25,8 +24,10 @@ from agentstore.backends.base import (
     SnapshotRecord,
 )
 from agentstore.backends.file import atomic
+from agentstore.backends.file.commits import CommitQueue
+from agentstore.backends.file.group import append_alone
 from agentstore.backends.file.layout import Layout
-from agentstore.backends.file.log import Logs, write_locked
+from agentstore.backends.file.log import Logs, read_view, write_locked
 from agentstore.backends.file.opening import prepare_directory
 from agentstore.backends.file.sessions import (
     SessionIndex,
@@ -36,12 +37,7 @@ from agentstore.backends.file.sessions import (
     read_session,
 )
 from agentstore.backends.file.snapshots import default_fingerprint, encode_snapshot, read_snapshot
-from agentstore.backends.file.writes import (
-    SessionBuilder,
-    append_locked,
-    create_session_files,
-    read_view,
-)
+from agentstore.backends.file.writes import SessionBuilder, create_session_files
 from agentstore.errors import (
     ConcurrencyError,
     InvalidInputError,
@@ -68,6 +64,7 @@ class FileBackend(Backend):
     """Stores sessions as files in a data directory (see `agentstore.backends.file`)."""
 
     shared_across_processes: ClassVar[bool] = True
+    appends_complete_in_order = True  # one commit thread answers each round in order
 
     def __init__(
         self,
@@ -85,9 +82,14 @@ class FileBackend(Backend):
         self._logs = Logs(self.layout, read_only=read_only)
         # Creation times and labels of every session, so listing reads one file.
         self._index = SessionIndex(self.layout, writable=not read_only)
-        # Appends reach a worker thread in one cheap hop (see _threads.py).
-        self._appender = ThreadPool()
         self._closed = False
+        # Appends wait for a round of the commit thread (group commit: see commits.py).
+        self._commits = CommitQueue(
+            self._logs,
+            fsync=durability == "fsync",
+            closed=lambda: self._closed,
+            fallback=self._append_sync,
+        )
         self._key = os.path.realpath(self.root)
         self._default_reducer: str | None = None
 
@@ -115,7 +117,7 @@ class FileBackend(Backend):
     async def close(self) -> None:
         """Refuse new appends, let the one in progress finish, close every log."""
         self._closed = True
-        self._appender.close()
+        self._commits.close()
         await anyio.to_thread.run_sync(self._logs.close_all)
 
     def _writable(self) -> None:
@@ -278,9 +280,13 @@ class FileBackend(Backend):
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
-        """Append a batch (see the contract): one worker-thread hop, one write, one sync."""
+        """Append a batch (see the contract), in the commit thread's next round."""
         self._writable()
-        result = await self._appender.run(self._append_sync, session_id, batch, expected_seq)
+        if self._logs.peek(session_id) is None:
+            # Open the log on a worker thread (an unknown session fails here), so that the
+            # commit thread seldom has to stop its pipeline to open one.
+            await anyio.to_thread.run_sync(self._logs.get, session_id)
+        result = await self._commits.append(session_id, batch, expected_seq)
         if result.written:
             AppendRegistry.notify(self._key, session_id)
         return result
@@ -311,7 +317,7 @@ class FileBackend(Backend):
                 if view.fd is None:  # closed (evicted) meanwhile
                     self._logs.forget(session_id, only=view)
                     continue
-                return append_locked(
+                return append_alone(
                     self._logs,
                     view,
                     batch,

@@ -1,16 +1,12 @@
-"""The write path: appending a batch to a log, and writing a new session's first events.
+"""Writing a new session's first events: whole, or (after a crash) nothing.
 
-An append runs in one worker thread, holding the log's `flock` from the check of its end
-to the sync: catch up with other processes, plan (ids, then `expected_seq`, sequence
-numbers, timestamps), encode from the plan, one `write`, one `fdatasync`. Every line of a
-multi-event batch but its last carries `batch_end`, so that a batch a crash cut short is
-recognised as a torn tail and removed whole.
+Appends to an existing log are `group.py`'s (one log's share of a commit) and
+`commits.py`'s (the commit thread).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 from collections.abc import Sequence
@@ -18,187 +14,21 @@ from datetime import UTC, datetime
 
 from agentstore.backends.base import (
     AppendResult,
-    EventFilter,
     PendingEvent,
     PlannedAppend,
     plan_append,
 )
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import temp_path
-from agentstore.backends.file.log import Logs, LogView, write_locked
-from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids, scan_events
+from agentstore.backends.file.log import Logs
 from agentstore.backends.file.sessions import SessionIndex, encode_session
-from agentstore.backends.file.tail import committed_end
 from agentstore.codec import encode_line
-from agentstore.errors import CorruptLogError, SessionExistsError, StorageError
-from agentstore.events import Event
+from agentstore.errors import SessionExistsError, StorageError
 from agentstore.session import Session
 
-__all__ = [
-    "SessionBuilder",
-    "append_locked",
-    "create_session_files",
-    "encode_batch",
-    "read_view",
-]
+__all__ = ["SessionBuilder", "create_session_files"]
 
 logger = logging.getLogger("agentstore")
-
-
-def encode_batch(session_id: str, new: list[tuple[PendingEvent, int, datetime]]) -> list[bytes]:
-    """Encode a plan's new events as lines; all but the last carry `batch_end`."""
-    last = new[-1][1] if new else 0
-    return [
-        encode_line(
-            pending.id,
-            session_id,
-            seq,
-            pending.type,
-            pending.payload_json,
-            ts,
-            pending.metadata_json,
-            None if seq == last else last,
-        )
-        for pending, seq, ts in new
-    ]
-
-
-def append_locked(
-    logs: Logs,
-    view: LogView,
-    batch: Sequence[PendingEvent],
-    expected_seq: int | None,
-    *,
-    fsync: bool,
-) -> AppendResult:
-    """Append a batch to an open log (call with `view.mutex` held)."""
-    session_id = view.session_id
-    with write_locked(view) as fd:
-        logs.check_not_replaced(view)
-        if os.fstat(fd).st_size != view.size:
-            _repair_or_catch_up(logs, view)
-        previous = view.last_seq
-        if view.ids is None:
-            view.ids = build_ids(fd, view.path, session_id, view.size)
-        plan = plan_append(
-            session_id,
-            batch,
-            last_seq=previous,
-            last_ts=view.last_ts,
-            known_ids=view.ids,
-            now=datetime.now(UTC),
-            expected_seq=expected_seq,
-        )
-        if plan.new:
-            lines = encode_batch(session_id, plan.new)
-            data = b"".join(lines) if len(lines) > 1 else lines[0]
-            _write(logs, view, data, fsync=fsync)
-            if previous // CHECKPOINT_EVERY != plan.last_seq // CHECKPOINT_EVERY:
-                offset = view.size
-                for seq, line in enumerate(lines, previous + 1):
-                    if seq % CHECKPOINT_EVERY == 0:
-                        view.checkpoints[seq] = offset
-                    offset += len(line)
-            # last_seq before size: `last_seq()` trusts last_seq once size matches.
-            view.last_seq = plan.last_seq
-            view.last_ts = plan.last_ts
-            view.size += len(data)
-            view.ids.update(plan.new_ids)
-    events: list[Event] = []
-    for index, event in enumerate(plan.events):
-        if event is None:
-            event = _read_one(logs, view, plan.duplicates[index])
-        events.append(event)
-    return AppendResult(events, len(plan.new), previous)
-
-
-def _repair_or_catch_up(logs: Logs, view: LogView) -> None:
-    """Quarantine a torn tail, then read what other processes appended (hold the lock)."""
-    assert view.fd is not None
-    size = os.fstat(view.fd).st_size
-    end = committed_end(view.fd, size)
-    if end < view.size:
-        # Only lines this process never accepted can be cut; anything else means the
-        # file was changed by something other than an agentstore writer.
-        logs.forget(view.session_id, only=view)
-        raise StorageError(
-            f"{view.path}: lines this process already read were cut by another program"
-        )
-    if end != size:
-        try:
-            logs.quarantine(view, end, size)
-        except OSError as exc:
-            raise StorageError(
-                f"{view.path} ends with a torn line that could not be moved aside ({exc}); "
-                "nothing was appended"
-            ) from exc
-    logs.catch_up_locked(view)
-
-
-def _write(logs: Logs, view: LogView, data: bytes, *, fsync: bool) -> None:
-    assert view.fd is not None
-    try:
-        atomic.write_all(view.fd, data)
-        if fsync:
-            atomic.sync(view.fd)
-    except OSError as exc:
-        _undo_failed_write(logs, view)
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
-        raise StorageError(
-            f"could not write to {view.path}: {reason}; nothing was appended"
-        ) from exc
-
-
-def _undo_failed_write(logs: Logs, view: LogView) -> None:
-    """Cut a failed append back out of the log and drop the file descriptor.
-
-    After a failed fsync the kernel may have dropped the dirty pages, so the descriptor is
-    never trusted again (PostgreSQL's "fsyncgate").
-    """
-    assert view.fd is not None
-    try:
-        atomic.truncate(view.fd, view.size)
-        os.fsync(view.fd)
-    except OSError:
-        # The bytes stay beyond the committed end; whoever opens the log next treats a
-        # partial line or batch as torn (a whole single line would be kept: it was not
-        # acknowledged, but it was written, like an append whose reply was lost).
-        logger.exception("%s: could not cut back a failed append", view.path)
-    # Closing the descriptor (in `forget`) releases the flock too.
-    logs.forget(view.session_id, only=view)
-
-
-def read_view(logs: Logs, view: LogView, flt: EventFilter) -> list[Event]:
-    """Read the events of an open log that pass `flt`, up to what this process has seen.
-
-    The file is opened anew (a view's descriptor may be closed by another thread) and
-    must be the one the view opened.
-    """
-    with view.mutex:
-        size, checkpoints, ino = view.size, dict(view.checkpoints), view.ino
-    if size == 0:
-        return []
-    try:
-        fd = atomic.open_file(view.path, os.O_RDONLY)
-    except FileNotFoundError:
-        logs.raise_gone(view)
-    except OSError as exc:
-        raise StorageError(f"cannot read {view.path}: {exc}") from exc
-    try:
-        if os.fstat(fd).st_ino != ino:
-            logs.raise_gone(view)
-        events = list(scan_events(fd, view.path, flt, size, checkpoints))
-    finally:
-        os.close(fd)
-    with view.mutex:
-        view.checkpoints.update(checkpoints)
-    return events
-
-
-def _read_one(logs: Logs, view: LogView, seq: int) -> Event:
-    for event in read_view(logs, view, EventFilter(from_seq=seq, to_seq=seq)):
-        return event
-    raise CorruptLogError(f"event {seq} is missing", path=str(view.path), line=seq)
 
 
 class SessionBuilder:

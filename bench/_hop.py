@@ -1,4 +1,5 @@
-"""A small pool of worker threads for blocking appends, with one cheap hop each way.
+"""A pool of worker threads with one cheap hop each way (the store's append path until the
+commit thread of `agentstore/backends/file/commits.py` replaced it; kept to time the hop).
 
 `anyio.to_thread.run_sync` costs about twice a bare hop (a cancel scope, a limiter, a
 `concurrent.futures` round trip); a durable append is one `write` and one `fdatasync`, so

@@ -1,0 +1,400 @@
+"""Group commit: one commit thread writes what every waiting append of a store brings.
+
+An append queues a request and waits. The commit thread takes every request waiting (a
+round), groups them per log and, for each log in turn, plans its requests in the order
+they came under the log's lock and writes them with one `write` (see `group.py`). Then it
+makes every written log durable: one `fdatasync` per log, run in parallel on a few sync
+threads when the round touched several logs (the disk does parallel syncs several times
+faster than one after another). Only then is any request of the round acknowledged, with
+one wake-up per event loop for the whole round instead of one per append.
+
+So appends that queue up behind a sync in progress (many tasks on one session, or many
+sessions) cost one write and one sync per round, and a lone append costs what it did
+with a worker thread: one hop each way around its write and sync. Results reach the
+waiting tasks in the order of their sequence numbers, which lets the store fold them
+into its cache without a lock of its own (`Backend.appends_complete_in_order`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio.to_thread
+
+from agentstore.backends.base import AppendResult, PendingEvent, PlannedAppend
+from agentstore.backends.file import atomic
+from agentstore.backends.file.group import LogGroup
+from agentstore.backends.file.log import Logs, LogView
+from agentstore.errors import StoreClosedError
+
+__all__ = ["CommitQueue"]
+
+MAX_ROUND = 1024
+"""The most messages the commit thread takes at once: bounds the wait of the first."""
+
+SYNC_THREADS = 16
+"""The most logs synced at once (the disk does parallel syncs several times faster)."""
+
+_STOP = None
+_Outcome = tuple[bool, Any]  # (ok, AppendResult or the exception to raise)
+
+
+class _Request:
+    """One `append` call waiting for the commit thread."""
+
+    __slots__ = ("batch", "expected_seq", "future", "loop", "outcome", "session_id")
+
+    def __init__(
+        self,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[AppendResult],
+    ) -> None:
+        self.session_id = session_id
+        self.batch = batch
+        self.expected_seq = expected_seq
+        self.loop = loop
+        self.future = future
+        self.outcome: _Outcome | None = None
+
+
+_Planned = tuple[_Request, PlannedAppend]
+
+
+class _Flight:
+    """A log's group between its write and the end of its sync (its mutex and lock held)."""
+
+    __slots__ = ("error", "group", "planned", "requests")
+
+    def __init__(self, group: LogGroup, planned: list[_Planned], requests: list[_Request]):
+        self.group = group
+        self.planned = planned
+        self.requests = requests
+        self.error: BaseException | None = None
+
+    def sync(self) -> None:
+        """`fdatasync` the log; an error is kept for `CommitQueue._land` to undo."""
+        if self.error is None and self.group.pending:
+            try:
+                atomic.sync(self.group.fd)
+            except OSError as exc:
+                self.error = exc
+
+
+_Message = _Request | _Flight | None
+
+
+def _deliver(requests: list[_Request]) -> None:
+    """Resolve futures on their loop, in order (so one session's tasks resume in seq order)."""
+    for request in requests:
+        future, outcome = request.future, request.outcome
+        if future.done() or outcome is None:
+            continue
+        ok, value = outcome
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class CommitQueue:
+    """The commit thread of one `FileBackend` (see the module docstring)."""
+
+    def __init__(
+        self,
+        logs: Logs,
+        *,
+        fsync: bool,
+        closed: Callable[[], bool],
+        fallback: Callable[[str, Sequence[PendingEvent], int | None], AppendResult],
+    ) -> None:
+        self._logs = logs
+        self._fsync = fsync
+        self._closed = closed
+        # Appends outside asyncio (trio) run alone on a worker thread, this way.
+        self._fallback = fallback
+        self._stopped = False
+        self._start_lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._queue: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._to_sync: queue.SimpleQueue[_Flight | None] = queue.SimpleQueue()
+        self._syncers: list[threading.Thread] = []
+        self._idle_syncers = 0
+        self._count_lock = threading.Lock()
+        self._deferred: list[_Request] = []
+
+    # --- the event-loop side -----------------------------------------------------------
+
+    async def append(
+        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+    ) -> AppendResult:
+        """Queue an append and wait for it to be durable (or refused).
+
+        Cancelling the waiting task does not withdraw the append, which the commit thread
+        may be writing: the task waits for the outcome, then raises `CancelledError`, so
+        the append is whole or absent and the caller's locks still covered it.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): the append runs alone on a worker thread
+            return await anyio.to_thread.run_sync(self._fallback, session_id, batch, expected_seq)
+        if self._stopped:
+            raise StoreClosedError("the store was closed; nothing was appended")
+        self._ensure_thread()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        self._queue.put(_Request(session_id, batch, expected_seq, loop, future))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    continue
+                except BaseException:
+                    break
+            raise
+
+    def close(self) -> None:
+        """Refuse new appends; the commit thread answers the queued ones, then stops."""
+        self._stopped = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread = None
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._pid != os.getpid():  # forked: the parent's threads do not exist here
+                self._reset()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="agentstore-commit", daemon=True
+                )
+                self._thread.start()
+
+    # --- the commit thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._dispatch()
+        finally:
+            for _ in self._syncers:
+                self._to_sync.put(_STOP)
+            self._syncers = []
+
+    def _dispatch(self) -> None:
+        """Take messages (appends, synced flights) until stopped with nothing in flight.
+
+        A log has at most one flight; appends to it that arrive meanwhile wait for it to
+        land, then go out together in its next flight.
+        """
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        in_flight: dict[str, _Flight] = {}
+        held_back: dict[str, list[_Request]] = {}
+        stopping = False
+        while not stopping or in_flight:
+            items = [get()]
+            while len(items) < MAX_ROUND:
+                try:
+                    items.append(get_nowait())
+                except queue.Empty:
+                    break
+            answered: list[_Request] = []
+            ready: list[_Request] = []
+            for item in items:
+                if item is None:
+                    stopping = True
+                elif isinstance(item, _Flight):
+                    session_id = item.group.view.session_id
+                    del in_flight[session_id]
+                    answered += self._land(item)
+                    ready += held_back.pop(session_id, ())
+                elif item.session_id in in_flight:
+                    held_back.setdefault(item.session_id, []).append(item)
+                else:
+                    ready.append(item)
+            if self._deferred:
+                ready, self._deferred = self._deferred + ready, []
+            if stopping and not in_flight:
+                for waiting in held_back.values():
+                    ready += waiting
+                held_back.clear()
+            while ready:
+                try:
+                    answered += self._take_off(ready, in_flight)
+                except BaseException as exc:  # a bug here must still answer every waiter
+                    for request in ready:
+                        if request.outcome is None:
+                            request.outcome = (False, exc)
+                            answered.append(request)
+                    self._deferred.clear()
+                # Deferred appends go now if nothing is in flight (no landing will come).
+                ready = []
+                if self._deferred and not in_flight:
+                    ready, self._deferred = self._deferred, []
+            self._wake(answered)
+            del items, answered, ready
+
+    def _take_off(self, ready: list[_Request], in_flight: dict[str, _Flight]) -> list[_Request]:
+        """Plan and write the ready appends, a group per log; sync them or start their syncs.
+
+        Returns the appends answered now. Appends to a log this process must open first
+        wait (in `_deferred`) until nothing is in flight: opening takes the directory's
+        lock, which a deletion holds while it waits for the mutex of a log in flight.
+        """
+        if self._closed():
+            return self._refuse(ready)
+        by_log: dict[str, list[_Request]] = {}
+        for request in ready:
+            by_log.setdefault(request.session_id, []).append(request)
+        answered: list[_Request] = []
+        views: list[tuple[LogView, list[_Request]]] = []
+        for session_id, requests in by_log.items():
+            view = self._logs.peek(session_id)
+            if view is None and not in_flight:
+                try:  # no mutex is held yet: opening is safe
+                    view = self._logs.get(session_id)
+                except Exception as exc:
+                    for request in requests:
+                        request.outcome = (False, exc)
+                    answered += requests
+                    continue
+            if view is None or view.fd is None:
+                self._deferred += requests
+            else:
+                views.append((view, requests))
+        flights: list[_Flight] = []
+        for view, requests in views:
+            flight = self._lift(view, requests)
+            if flight is not None:
+                flights.append(flight)
+            elif all(request.outcome is not None for request in requests):
+                answered += requests
+            else:
+                self._deferred += requests  # the log was closed meanwhile
+        if not self._fsync or (len(flights) == 1 and not in_flight):
+            # Nothing else in flight: sync here rather than hop to a sync thread and back.
+            for flight in flights:
+                if self._fsync:
+                    flight.sync()
+                answered += self._land(flight)
+            return answered
+        for flight in flights:
+            in_flight[flight.group.view.session_id] = flight
+            self._start_sync(flight)
+        return answered
+
+    def _lift(self, view: LogView, requests: list[_Request]) -> _Flight | None:
+        """Take a log's mutex and lock, plan each append in order, write the group.
+
+        Returns the flight (the mutex and lock stay held until it lands), or None: every
+        append answered already (the log could not be locked), or none (it was closed).
+        """
+        view.mutex.acquire()
+        if view.fd is None:  # closed (evicted) since it was looked up
+            view.mutex.release()
+            return None
+        group = LogGroup(self._logs, view)
+        try:
+            group.lock()
+        except Exception as exc:
+            view.mutex.release()
+            for request in requests:
+                request.outcome = (False, exc)
+            return None
+        planned: list[_Planned] = []
+        for request in requests:
+            try:
+                plan = group.add(request.batch, request.expected_seq)
+            except Exception as exc:  # its own rules failed: the others go on
+                request.outcome = (False, exc)
+                continue
+            planned.append((request, plan))
+        flight = _Flight(group, planned, requests)
+        if group.pending:
+            try:
+                group.write()
+            except Exception as exc:
+                flight.error = exc
+        return flight
+
+    def _land(self, flight: _Flight) -> list[_Request]:
+        """Finish a flight on the commit thread: commit, answer, unlock. Returns its requests."""
+        group = flight.group
+        try:
+            error = flight.error
+            if isinstance(error, OSError):  # from the sync: undo here, under the mutex
+                error = group.failed(error)
+            if error is not None:
+                for request, _ in flight.planned:
+                    request.outcome = (False, error)
+                return flight.requests
+            group.commit()
+            for request, plan in flight.planned:
+                try:
+                    request.outcome = (True, group.result(plan))
+                except Exception as exc:
+                    request.outcome = (False, exc)
+            return flight.requests
+        finally:
+            group.unlock()
+            group.view.mutex.release()
+
+    def _start_sync(self, flight: _Flight) -> None:
+        """Hand a flight's `fdatasync` to a sync thread; it comes back through the queue."""
+        with self._count_lock:
+            start = self._idle_syncers == 0 and len(self._syncers) < SYNC_THREADS
+            if not start:
+                self._idle_syncers -= 1
+        if start:
+            thread = threading.Thread(
+                target=self._sync_worker, name=f"agentstore-sync-{len(self._syncers)}", daemon=True
+            )
+            self._syncers.append(thread)
+            thread.start()
+        self._to_sync.put(flight)
+
+    def _sync_worker(self) -> None:
+        get, back = self._to_sync.get, self._queue.put
+        while True:
+            flight = get()
+            if flight is _STOP:
+                return
+            flight.sync()  # an error is undone by the commit thread, which holds the mutex
+            with self._count_lock:
+                self._idle_syncers += 1
+            back(flight)
+
+    @staticmethod
+    def _refuse(requests: list[_Request]) -> list[_Request]:
+        for request in requests:
+            error = StoreClosedError("the store was closed; nothing was appended")
+            request.outcome = (False, error)
+        return requests
+
+    @staticmethod
+    def _wake(requests: list[_Request]) -> None:
+        """One `call_soon_threadsafe` per event loop for everything answered together."""
+        if not requests:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+        for request in requests:
+            by_loop.setdefault(request.loop, []).append(request)
+        for loop, answered in by_loop.items():
+            # A closed loop (RuntimeError) means nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, answered)

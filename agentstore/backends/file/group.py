@@ -1,0 +1,261 @@
+"""One log's share of a commit: appends planned in order, written once, synced once.
+
+Every append to a log goes through a `LogGroup`, alone (`append_blocking`) or with the
+other appends that waited for the same round of the commit thread (see `commits.py`).
+Under the log's `flock` the group catches up with other processes, then plans each append
+against the tail the appends before it left (ids, then `expected_seq`, sequence numbers,
+timestamps: exactly as if they ran one after another), so one append can fail its
+`expected_seq` while the others of its group succeed. The group's lines go out in one
+`write` and one `fdatasync`; only then does this process's view of the log move on and do
+the appends get their results. A crash before the sync can leave whole lines of the group
+(never acknowledged, like an append whose reply was lost) or a batch cut short, which the
+next writer removes as a torn tail (every line of a batch but its last carries
+`batch_end`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from agentstore.backends.base import (
+    AppendResult,
+    EventFilter,
+    PendingEvent,
+    PlannedAppend,
+    plan_append,
+)
+from agentstore.backends.file import atomic
+from agentstore.backends.file.log import Logs, LogView, read_view, write_locked
+from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids
+from agentstore.backends.file.tail import committed_end
+from agentstore.codec import encode_line
+from agentstore.errors import CorruptLogError, StorageError
+from agentstore.events import Event
+
+__all__ = ["LogGroup", "append_alone", "encode_batch"]
+
+logger = logging.getLogger("agentstore")
+
+
+def encode_batch(session_id: str, new: list[tuple[PendingEvent, int, datetime]]) -> list[bytes]:
+    """Encode a plan's new events as lines; all but the last carry `batch_end`."""
+    last = new[-1][1] if new else 0
+    return [
+        encode_line(
+            pending.id,
+            session_id,
+            seq,
+            pending.type,
+            pending.payload_json,
+            ts,
+            pending.metadata_json,
+            None if seq == last else last,
+        )
+        for pending, seq, ts in new
+    ]
+
+
+class LogGroup:
+    """The appends of one round to one log (hold `view.mutex` from `lock` to `result`)."""
+
+    __slots__ = ("_held", "_lines", "_new", "last_seq", "last_ts", "logs", "previous", "view")
+
+    def __init__(self, logs: Logs, view: LogView) -> None:
+        self.logs = logs
+        self.view = view
+        self._held = contextlib.ExitStack()
+        self._lines: list[bytes] = []
+        self._new: dict[int, Event] = {}
+        self.previous = 0
+        """The log's last sequence number before this group."""
+        self.last_seq = 0
+        self.last_ts: datetime | None = None
+
+    # --- under the log's lock ---------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the log's `flock`, repair a torn tail and catch up with other processes."""
+        view = self.view
+        fd = self._held.enter_context(write_locked(view))
+        try:
+            self.logs.check_not_replaced(view)
+            if os.fstat(fd).st_size != view.size:
+                _repair_or_catch_up(self.logs, view)
+            if view.ids is None:
+                view.ids = build_ids(fd, view.path, view.session_id, view.size)
+        except BaseException:
+            self.unlock()
+            raise
+        self.previous = self.last_seq = view.last_seq
+        self.last_ts = view.last_ts
+
+    def unlock(self) -> None:
+        """Release the log's `flock` (harmless when not held)."""
+        self._held.close()
+
+    def add(self, batch: Sequence[PendingEvent], expected_seq: int | None) -> PlannedAppend:
+        """Plan one append after those already in the group; raise if its rules fail.
+
+        A failed append (its `expected_seq`, say) adds nothing; the group goes on.
+        """
+        view = self.view
+        assert view.ids is not None
+        plan = plan_append(
+            view.session_id,
+            batch,
+            last_seq=self.last_seq,
+            last_ts=self.last_ts,
+            known_ids=view.ids,
+            now=datetime.now(UTC),
+            expected_seq=expected_seq,
+        )
+        if plan.new:
+            # Seen at once by the group's later appends; if the write fails the whole view
+            # (ids included) is dropped, so nothing stale survives.
+            view.ids.update(plan.new_ids)
+            self._lines += encode_batch(view.session_id, plan.new)
+            for event in plan.events:
+                if event is not None:
+                    self._new[event.sequence_number] = event
+            self.last_seq, self.last_ts = plan.last_seq, plan.last_ts
+        return plan
+
+    @property
+    def pending(self) -> bool:
+        """True when the group has lines to write."""
+        return bool(self._lines)
+
+    def write(self) -> None:
+        """Write every line of the group with one `write` (raises `StorageError`)."""
+        lines = self._lines
+        try:
+            atomic.write_all(self.fd, b"".join(lines) if len(lines) > 1 else lines[0])
+        except OSError as exc:
+            raise self.failed(exc) from exc
+
+    def sync(self) -> None:
+        """Make the group's lines durable (`fdatasync`; raises `StorageError`)."""
+        try:
+            atomic.sync(self.fd)
+        except OSError as exc:
+            raise self.failed(exc) from exc
+
+    @property
+    def fd(self) -> int:
+        """The log's descriptor (open while the group holds the view's mutex)."""
+        fd = self.view.fd
+        assert fd is not None
+        return fd
+
+    def commit(self) -> None:
+        """Move this process's view of the log past the group's lines (after the sync)."""
+        view = self.view
+        previous = self.previous
+        if previous // CHECKPOINT_EVERY != self.last_seq // CHECKPOINT_EVERY:
+            offset = view.size
+            for seq, line in enumerate(self._lines, previous + 1):
+                if seq % CHECKPOINT_EVERY == 0:
+                    view.checkpoints[seq] = offset
+                offset += len(line)
+        # last_seq before size: `last_seq()` trusts last_seq once size matches.
+        view.last_seq = self.last_seq
+        view.last_ts = self.last_ts
+        view.size += sum(map(len, self._lines))
+
+    def result(self, plan: PlannedAppend) -> AppendResult:
+        """The result of one append of the group, once committed (duplicates filled in)."""
+        events: list[Event] = []
+        for index, event in enumerate(plan.events):
+            if event is None:
+                seq = plan.duplicates[index]
+                event = self._new.get(seq) or self._read_one(seq)
+            events.append(event)
+        return AppendResult(events, len(plan.new), plan.last_seq - len(plan.new))
+
+    # --- failures ------------------------------------------------------------------------
+
+    def failed(self, exc: OSError) -> StorageError:
+        """Undo the group after its write or sync failed; return the error to raise.
+
+        Call on the thread that holds the view's mutex (a sync thread hands its error back).
+        """
+        self._undo_failed_write()
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
+        error = StorageError(f"could not write to {self.view.path}: {reason}; nothing was appended")
+        error.__cause__ = exc
+        return error
+
+    def _undo_failed_write(self) -> None:
+        """Cut the group back out of the log and drop the file descriptor.
+
+        After a failed fsync the kernel may have dropped the dirty pages, so the
+        descriptor is never trusted again (PostgreSQL's "fsyncgate").
+        """
+        view = self.view
+        assert view.fd is not None
+        try:
+            atomic.truncate(view.fd, view.size)
+            os.fsync(view.fd)
+        except OSError:
+            # The bytes stay beyond the committed end; whoever opens the log next treats a
+            # partial line or batch as torn (a whole single line would be kept: it was not
+            # acknowledged, but it was written, like an append whose reply was lost).
+            logger.exception("%s: could not cut back a failed append", view.path)
+        # Closing the descriptor (in `forget`) releases the flock too.
+        self.logs.forget(view.session_id, only=view)
+
+    def _read_one(self, seq: int) -> Event:
+        for event in read_view(self.logs, self.view, EventFilter(from_seq=seq, to_seq=seq)):
+            return event
+        raise CorruptLogError(f"event {seq} is missing", path=str(self.view.path), line=seq)
+
+
+def append_alone(
+    logs: Logs,
+    view: LogView,
+    batch: Sequence[PendingEvent],
+    expected_seq: int | None,
+    *,
+    fsync: bool,
+) -> AppendResult:
+    """Append one batch to a log as a group of its own (call with `view.mutex` held)."""
+    group = LogGroup(logs, view)
+    group.lock()
+    try:
+        plan = group.add(batch, expected_seq)
+        if group.pending:
+            group.write()
+            if fsync:
+                group.sync()
+        group.commit()
+    finally:
+        group.unlock()
+    return group.result(plan)
+
+
+def _repair_or_catch_up(logs: Logs, view: LogView) -> None:
+    """Quarantine a torn tail, then read what other processes appended (hold the lock)."""
+    assert view.fd is not None
+    size = os.fstat(view.fd).st_size
+    end = committed_end(view.fd, size)
+    if end < view.size:
+        # Only lines this process never accepted can be cut; anything else means the
+        # file was changed by something other than an agentstore writer.
+        logs.forget(view.session_id, only=view)
+        raise StorageError(
+            f"{view.path}: lines this process already read were cut by another program"
+        )
+    if end != size:
+        try:
+            logs.quarantine(view, end, size)
+        except OSError as exc:
+            raise StorageError(
+                f"{view.path} ends with a torn line that could not be moved aside ({exc}); "
+                "nothing was appended"
+            ) from exc
+    logs.catch_up_locked(view)
