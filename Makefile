@@ -51,11 +51,10 @@ $(PEERS)/.installed: bench/requirements-peers.txt
 	touch $@
 
 # `python -m bench` rewrites bench/RESULTS.md; the others then replace their own sections
-# of it. The A/B (bench/ab.py) runs each probe against the package as committed now with
-# issue 17's second-round commits (AB_REVERT, newest first) taken back out, so that the
-# work of others since is on both sides, and against the working tree, interleaved.
-# About 8 minutes here.
-AB_REVERT ?= 516216a 2c99881 8fdd9c1 acef556 add81d9
+# of it. The A/B (bench/ab.py) runs each probe against the package as it was at AB_BASE
+# (the last commit before this round of performance work) and against the working tree,
+# interleaved. About 10 minutes here.
+AB_BASE ?= 057a65f
 AB_TREE := /tmp/agentstore-ab-before
 bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench
@@ -65,12 +64,9 @@ bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench.ui --out bench/RESULTS.md
 	$(BIN)/python -m bench.sync_peers --write bench/RESULTS.md
 	rm -rf $(AB_TREE) && mkdir -p $(AB_TREE)
-	git archive HEAD agentstore agentstore_cli | tar -x -C $(AB_TREE)
-	for c in $(AB_REVERT); do \
-	  git show $$c -- agentstore agentstore_cli | (cd $(AB_TREE) && git apply -R) || exit 1; \
-	done
+	git archive $(AB_BASE) agentstore agentstore_cli | tar -x -C $(AB_TREE)
 	$(BIN)/python -m bench.ab --base $(AB_TREE) --rounds 3 --write bench/RESULTS.md \
-	  --label "HEAD without issue 17 round 2 ($(AB_REVERT) reverted)"
+	  --label "the package at $(AB_BASE) (before this round)"
 
 # Regenerate the gRPC modules from agentstore/server/agentstore.proto; commit what changes.
 proto: install

@@ -95,6 +95,15 @@ def table(rows: list[dict[str, Any]], base_label: str) -> str:
             f"| `{row['probe']}` | {row['what']} | {row['before']:.2f} | {row['after']:.2f} "
             f"| {row['ratio']:.2f}x |"
         )
+    after = {row["probe"]: row["after"] for row in rows}
+    if "timeline_total" in after and "timeline_first_screen" in after:
+        total, first = after["timeline_total"], after["timeline_first_screen"]
+        met = "met" if total <= 1.5 and first <= 0.3 else "not met"
+        lines += [
+            "",
+            f"Issue 17's timeline target (the whole 100,000-event timeline to a pipe <= 1.5 s,"
+            f" the first screen <= 0.3 s): {total:.2f} s and {first:.2f} s: **{met}**.",
+        ]
     return "\n".join(lines) + "\n" + MARK + "\n"
 
 
