@@ -10,11 +10,10 @@ import base64
 import binascii
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import orjson
 
-from agentstore import Event, InvalidInputError, Metadata, Session
+from agentstore import Event, InvalidEventError, InvalidInputError, Metadata, Session, new_event
 
 __all__ = ["decode_cursor", "encode_cursor", "event_from_json", "is_after_cursor"]
 
@@ -34,18 +33,27 @@ def event_from_json(raw: object, index: int) -> Event:
         )
     if "type" not in raw:
         raise InvalidInputError(f"{where}: the event type is missing")
+    event_id = raw.get("id")
+    if event_id is not None and not (isinstance(event_id, str) and 0 < len(event_id) <= 128):
+        raise InvalidEventError(f"{where}: the id must be a string of 1 to 128 characters")
     metadata = raw.get("metadata")
-    fields: dict[str, Any] = {"type": raw["type"], "payload": raw.get("payload")}
-    if raw.get("id") is not None:
-        fields["id"] = raw["id"]
+    meta: Metadata | None = None
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise InvalidInputError(f"{where}: metadata must be a JSON object")
         try:
-            fields["metadata"] = Metadata(**metadata)
+            meta = Metadata(**metadata)
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             raise InvalidInputError(f"{where}: invalid metadata: {exc}") from exc
-    return Event(**fields)
+    try:
+        # `new_event`, not `Event(...)`: the type is checked the same way and the payload
+        # when it is appended, without a pydantic validation of the whole model per event.
+        event = new_event(raw["type"], raw.get("payload"), meta)
+    except InvalidEventError as exc:
+        raise InvalidEventError(f"{where}: {exc}") from None
+    if event_id is not None:
+        event.id = event_id
+    return event
 
 
 # --- cursors: the (created_at, id) of the last session of a page, opaque to clients ------
