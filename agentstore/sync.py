@@ -15,7 +15,9 @@ Each `SyncStore` runs its `Store` on an event loop in a thread of its own (anyio
 blocking portal); every method hands its call to that loop and waits for the result.
 That makes a `SyncStore` safe to use from many threads at once: the calls are queued on
 one loop, where the store keeps sequence numbers in order exactly as it does for tasks.
-Do not call a `SyncStore` from async code (it would block that event loop): use `Store`.
+Appends on the file backend run on the calling thread instead (it blocks anyway; see
+`agentstore.store.blocking`). Do not call a `SyncStore` from async code (it would block
+that event loop): use `Store`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from agentstore.pricing import Pricer
 from agentstore.session import PrunedSession, Session
 from agentstore.state import Budget, Reducer, State
 from agentstore.store import Store
+from agentstore.store.blocking import CallerThreadAppends
 from agentstore.verify import VerifyReport
 
 __all__ = ["SyncStore", "open_sync"]
@@ -66,9 +69,12 @@ class SyncStore:
         self._store = store
         self._close_lock = threading.Lock()
         self._closed = False
+        # Appends on the callers' threads, when the backend can (None: all through the loop).
+        self._inline: CallerThreadAppends | None = None
         self._portal, self._thread = start_portal()
         try:
             self._portal.call(store.__aenter__)
+            self._inline = self._portal.call(CallerThreadAppends.for_store, store)
         except BaseException:
             self._closed = True
             self._stop_portal()
@@ -121,9 +127,16 @@ class SyncStore:
             self._closed = True
             LIVE.discard(self)
             try:
-                self._portal.call(self._store.close)
+                self._portal.call(self._close_store)
             finally:
                 self._stop_portal()
+
+    async def _close_store(self) -> None:
+        # Appends on callers' threads may have left snapshot writes on the loop. One still
+        # running finishes (the backend waits for it) and stands; a later one is refused.
+        if self._inline is not None:
+            await self._inline.settle()
+        await self._store.close()
 
     def _stop_portal(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone already
@@ -247,7 +260,13 @@ class SyncStore:
     # --- appending ------------------------------------------------------------------------
 
     def append(self, session_id: str, event: Event, *, expected_seq: int | None = None) -> Event:
-        """Append one event; return the stored event (see `Store.append`)."""
+        """Append one event; return the stored event (see `Store.append`).
+
+        On the file backend it appends on the calling thread (see the module's docstring).
+        """
+        stored = self._append_here(session_id, (event,), expected_seq)
+        if stored is not None:
+            return stored[0]
         return self._call(self._store.append, session_id, event, expected_seq=expected_seq)
 
     def append_many(
@@ -259,9 +278,21 @@ class SyncStore:
     ) -> list[Event]:
         """Append several events atomically (see `Store.append_many`)."""
         # Materialise here: a generator must not be consumed in the loop thread.
-        return self._call(
-            self._store.append_many, session_id, list(events), expected_seq=expected_seq
-        )
+        batch = list(events)
+        stored = self._append_here(session_id, batch, expected_seq)
+        if stored is not None:
+            return stored
+        return self._call(self._store.append_many, session_id, batch, expected_seq=expected_seq)
+
+    def _append_here(
+        self, session_id: str, batch: Sequence[Event], expected_seq: int | None
+    ) -> list[Event] | None:
+        # On the caller's thread when the backend can; None: through the loop after all.
+        if self._inline is None:
+            return None
+        if self._closed:
+            raise StoreClosedError("this store was closed; open a new one")
+        return self._inline.append(session_id, batch, expected_seq)
 
     # --- reading --------------------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""Appends on the caller's thread, for a `SyncStore` over a backend that can (the file one).
+
+A `SyncStore` hands each call to its store's event loop and waits for the answer. An append
+to a backend with `Backend.appends_on_caller_thread` need not: the caller's thread blocks
+anyway, so it validates, appends and waits for the sync itself (`append_blocking`), and
+hands the loop only what lives there: folding into the state cache, telling listeners, and
+the snapshot policy. The hand-over does not wait; it is queued with `call_soon_threadsafe`
+before the append returns, and the loop runs such callbacks in order, so the same thread's
+next call through the portal (queued the same way) runs after the fold: each thread reads
+its own writes.
+
+Kept on the loop (the caller gets None and uses the portal): batches with an
+`llm_request` (a budget is checked against the state under the session lock) and empty
+batches. Appends of several threads to one session may be handed over out of order; each
+round sorts what it takes by sequence number, and `StateKeeper.fold_appended` drops the
+cached state if it still meets one out of order (rebuilt from the log: correct, slower).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from agentstore.backends.base import AppendResult, PendingEvent
+from agentstore.events import Event, EventType
+from agentstore.session import validate_session_id
+from agentstore.store.facade import Store
+from agentstore.store.validate import check_count, prepare
+
+if TYPE_CHECKING:  # asyncio itself is not imported by `import agentstore` (it loads fcntl)
+    import asyncio
+
+__all__ = ["CallerThreadAppends"]
+
+logger = logging.getLogger("agentstore")
+
+_Handed = tuple[str, AppendResult, Sequence[PendingEvent]]
+
+
+class CallerThreadAppends:
+    """Appends to a `Store` from the threads of its `SyncStore`, without its loop's help.
+
+    Make one with `for_store` on the store's loop; call `append` from any other thread.
+    """
+
+    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+        if not type(store.backend).appends_on_caller_thread:
+            raise TypeError(f"{type(store.backend).__name__} cannot append on the caller's thread")
+        self._store = store
+        self._loop = loop
+        self._mutex = threading.Lock()
+        # What the loop has yet to fold. Non-empty exactly while a drain is scheduled and
+        # has not taken it: only the append that finds it empty schedules one.
+        self._handed: list[_Handed] = []
+        self._snapshots: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def for_store(cls, store: Store) -> CallerThreadAppends | None:
+        """Make one for `store` if its backend can (call it on the store's loop), else None."""
+        if not type(store.backend).appends_on_caller_thread:
+            return None
+        import asyncio  # loaded by the running loop already; `import agentstore` must not
+
+        return cls(store, asyncio.get_running_loop())
+
+    def append(
+        self, session_id: str, events: Sequence[Event], expected_seq: int | None
+    ) -> list[Event] | None:
+        """Append on this thread; return the stored events, or None: use the loop instead.
+
+        The checks and errors are those of `Store.append_many`, in the same order.
+        """
+        for event in events:
+            if isinstance(event, Event) and event.type == EventType.LLM_REQUEST:
+                return None  # maybe paid: the budget needs the session lock
+        store = self._store
+        store._check_open()
+        sid = validate_session_id(session_id)
+        batch = [prepare(event, store._pricer) for event in events]
+        if expected_seq is not None:
+            check_count("expected_seq", expected_seq)
+        if not batch:
+            return None
+        result = store.backend.append_blocking(sid, batch, expected_seq)
+        if result.written:
+            self._hand_over((sid, result, batch))
+        return result.events
+
+    def _hand_over(self, handed: _Handed) -> None:
+        with self._mutex:
+            self._handed.append(handed)
+            if len(self._handed) > 1:
+                return  # the drain scheduled by the first one takes this too
+        # RuntimeError: the loop is gone, the store closed after this append was made
+        # durable. It stands (acknowledged); there is no cache or listener left to tell.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        """Fold, tell and snapshot what threads appended (on the loop's thread)."""
+        with self._mutex:
+            handed, self._handed = self._handed, []
+        if self._store.closed:
+            return
+        if len(handed) > 1:
+            handed.sort(key=lambda h: h[1].previous_seq)  # per session: in sequence order
+        writer = self._store._writer
+        for sid, result, batch in handed:
+            try:
+                due, snapshot = writer._fold(sid, result, batch)
+                writer._notify(sid)
+                if writer.listeners:
+                    writer._tell_listeners(result)
+            except Exception:
+                # The events are stored and acknowledged; only the cache is in doubt.
+                logger.exception("folding an append of session %s failed; state rebuilt", sid)
+                self._store._states.forget(sid)
+                continue
+            if due:
+                head = result.previous_seq + result.written
+                task = self._loop.create_task(
+                    self._store._states.save_snapshot(sid, head, snapshot)
+                )
+                self._snapshots.add(task)
+                task.add_done_callback(self._snapshots.discard)
+
+    async def settle(self) -> None:
+        """Wait for the snapshot writes handed to the loop (before the store closes)."""
+        while self._snapshots:
+            await next(iter(self._snapshots))  # each removes itself when done
