@@ -62,7 +62,7 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
         finally:
             finish(proc)
         acked: dict[int, tuple[int, int]] = {
-            int(a[1]): (int(a[2]), int(a[3])) for a in acks if len(a) == 4 and a[0] == "ack"
+            int(a[2]): (int(a[3]), int(a[4])) for a in acks if len(a) == 5 and a[0] == "ack"
         }
         size_before = log.stat().st_size
         async with agentstore.open(data) as store:
@@ -171,7 +171,7 @@ async def test_sigkill_among_concurrent_writers(tmp_path: Path) -> None:
         for event in events:
             by_seed[event.payload["seed"]].append(event)
         for seed, lines in acks.items():
-            acked = {int(a.split()[1]): (int(a.split()[2]), int(a.split()[3])) for a in lines}
+            acked = {int(a.split()[2]): (int(a.split()[3]), int(a.split()[4])) for a in lines}
             mine = by_seed.get(seed, [])
             by_op: dict[int, list[agentstore.Event]] = defaultdict(list)
             for event in mine:

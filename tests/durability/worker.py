@@ -5,7 +5,7 @@ message, so the test can start several at once and kill them at any moment.
 
 - `kill DATA_DIR SESSION SEED DURABILITY [MAX_SIZE]`: append the operations of
   `plan(SEED, MAX_SIZE)` forever,
-  printing `ack I FIRST LAST` once operation I (events FIRST..LAST) is acknowledged.
+  printing `ack SEED I FIRST LAST` once operation I (events FIRST..LAST) is acknowledged.
 - `group DATA_DIR SESSION SEED TASKS MAX_SIZE`: TASKS tasks of one process append to one
   session at once, task K the operations of `plan(SEED + 2 * K, MAX_SIZE)`, printing
   `ack SEED' I FIRST LAST` (SEED' the task's seed) as each is acknowledged.
@@ -71,39 +71,31 @@ def send(line: str) -> None:
     sys.stdout.flush()
 
 
+async def run_plan(store: agentstore.Store, session_id: str, seed: int, max_size: int) -> None:
+    """Append the operations of `plan(seed)` forever, printing `ack SEED I FIRST LAST`."""
+    for op in plan(seed, max_size):
+        events = [
+            agentstore.new_event("custom", payload(seed, op.index, part, size))
+            for part, size in enumerate(op.sizes)
+        ]
+        if len(events) == 1:
+            stored = [await store.append(session_id, events[0])]
+        else:
+            stored = await store.append_many(session_id, events)
+        send(f"ack {seed} {op.index} {stored[0].sequence_number} {stored[-1].sequence_number}")
+
+
 async def kill_mode(path: str, session_id: str, seed: int, durability: str, max_size: int) -> None:
     async with agentstore.open(path, durability=durability, snapshot_interval=7) as store:  # type: ignore[arg-type]
         send("ready")
-        for op in plan(seed, max_size):
-            events = [
-                agentstore.new_event("custom", payload(seed, op.index, part, size))
-                for part, size in enumerate(op.sizes)
-            ]
-            if len(events) == 1:
-                stored = [await store.append(session_id, events[0])]
-            else:
-                stored = await store.append_many(session_id, events)
-            send(f"ack {op.index} {stored[0].sequence_number} {stored[-1].sequence_number}")
+        await run_plan(store, session_id, seed, max_size)
 
 
 async def group_mode(path: str, session_id: str, seed: int, tasks: int, max_size: int) -> None:
     async with agentstore.open(path, snapshot_interval=7) as store:
-
-        async def task(task_seed: int) -> None:
-            for op in plan(task_seed, max_size):
-                events = [
-                    agentstore.new_event("custom", payload(task_seed, op.index, part, size))
-                    for part, size in enumerate(op.sizes)
-                ]
-                if len(events) == 1:
-                    stored = [await store.append(session_id, events[0])]
-                else:
-                    stored = await store.append_many(session_id, events)
-                first, last = stored[0].sequence_number, stored[-1].sequence_number
-                send(f"ack {task_seed} {op.index} {first} {last}")
-
         send("ready")
-        await asyncio.gather(*(task(seed + 2 * k) for k in range(tasks)))
+        tasks_ = (run_plan(store, session_id, seed + 2 * k, max_size) for k in range(tasks))
+        await asyncio.gather(*tasks_)
 
 
 async def multi_mode(path: str, session_id: str, name: str, count: int) -> None:
