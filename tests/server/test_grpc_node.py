@@ -1,9 +1,10 @@
 """A client outside Python proves the .proto: Node.js with @grpc/grpc-js and @grpc/proto-loader.
 
 `tests/server/node/client.js` loads `agentstore.proto` at run time (no generated code),
-creates a session, appends, provokes a concurrency conflict and replays what it wrote,
-against a live gRPC door on a file store. Its npm packages are installed into
-`tests/server/node/node_modules` (from the committed lock file) on first use.
+creates a session, appends (one call per batch, then over an AppendStream call), provokes
+a concurrency conflict and replays what it wrote, against a live gRPC door on a file
+store. Its npm packages are installed into `tests/server/node/node_modules` (from the
+committed lock file) on first use.
 """
 
 from __future__ import annotations
@@ -57,9 +58,14 @@ async def test_a_node_client_creates_appends_and_replays(
             "code": "ABORTED",
             "agentstore_code": "concurrency_conflict",
         }
+        assert out["streamed"] == [
+            {"tag": 1, "seq": 3},
+            {"tag": 2, "status": "NOT_FOUND", "agentstore_code": "session_not_found"},
+        ]
         assert [(e["seq"], e["type"]) for e in out["replayed"]] == [
             (1, "user_message"),
             (2, "tool_called"),
+            (3, "llm_response"),
         ]
         assert out["replayed"][1]["payload"] == {
             "tool": "search_flights",

@@ -2,8 +2,9 @@
 //
 //   node client.js HOST:PORT [TOKEN]
 //
-// Creates a session, appends two events, provokes a concurrency conflict, replays what it
-// wrote, and prints one JSON object on stdout (checked by tests/server/test_grpc_node.py).
+// Creates a session, appends two events, provokes a concurrency conflict, appends over an
+// AppendStream call, replays what it wrote, and prints one JSON object on stdout (checked
+// by tests/server/test_grpc_node.py).
 "use strict";
 
 const path = require("node:path");
@@ -40,6 +41,19 @@ function readEvents(request) {
   });
 }
 
+// Send every request on one AppendStream call and collect the answers, sorted by tag.
+function appendStream(requests) {
+  return new Promise((resolve, reject) => {
+    const answers = [];
+    const stream = client.AppendStream(metadata);
+    stream.on("data", (answer) => answers.push(answer));
+    stream.on("error", reject);
+    stream.on("end", () => resolve(answers.sort((a, b) => a.tag - b.tag)));
+    for (const request of requests) stream.write(request);
+    stream.end();
+  });
+}
+
 async function main() {
   const session = await call("CreateSession", { name: "node-agent", labels: { lang: "js" } });
   const appended = await call("Append", {
@@ -67,12 +81,25 @@ async function main() {
       agentstore_code: err.metadata.get("agentstore-error-code")[0] || null,
     };
   }
+  // Two appends on one AppendStream call: one lands, one fails with its own answer.
+  const streamed = await appendStream([
+    {
+      tag: 1,
+      append: { session_id: session.id, events: [{ type: "llm_response", payload_json: json("done") }] },
+    },
+    { tag: 2, append: { session_id: "no-such-session", events: [{ type: "custom" }] } },
+  ]);
   const replayed = await readEvents({ session_id: session.id });
   process.stdout.write(
     JSON.stringify({
       session_id: session.id,
       appended: appended.events.map((e) => e.sequence_number),
       conflict,
+      streamed: streamed.map((a) =>
+        a.result === "ok"
+          ? { tag: a.tag, seq: a.ok.events[0].sequence_number }
+          : { tag: a.tag, status: a.error.status, agentstore_code: a.error.code },
+      ),
       replayed: replayed.map((e) => ({
         seq: e.sequence_number,
         type: e.type,
