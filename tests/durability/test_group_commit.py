@@ -327,3 +327,18 @@ async def test_deleting_sessions_while_others_are_in_flight_does_not_deadlock(
         counts = await asyncio.wait_for(asyncio.gather(*writers), timeout=60)
         for sid, count in zip(busy, counts, strict=True):
             assert len(await store.get_events(sid)) == count
+
+
+async def test_more_sessions_than_open_logs_all_append(tmp_path: Path) -> None:
+    """Logs closed to stay under the open-file limit are reopened, even mid-pipeline."""
+    from agentstore.backends.file.log import MAX_OPEN_LOGS
+
+    async with agentstore.open(tmp_path / "data", snapshot_interval=0) as store:
+        sids = [(await store.create_session()).id for _ in range(MAX_OPEN_LOGS + 44)]
+        for round_no in range(3):
+            stored = await asyncio.gather(
+                *(store.append(sid, new_event("custom", {"r": round_no})) for sid in sids)
+            )
+            assert {e.sequence_number for e in stored} == {round_no + 1}
+        for sid in sids[:: len(sids) // 10]:
+            assert [e.payload["r"] for e in await store.get_events(sid)] == [0, 1, 2]

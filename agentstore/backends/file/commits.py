@@ -31,7 +31,7 @@ from agentstore.backends.base import AppendResult, PendingEvent, PlannedAppend
 from agentstore.backends.file import atomic
 from agentstore.backends.file.group import LogGroup
 from agentstore.backends.file.log import Logs, LogView
-from agentstore.errors import StoreClosedError
+from agentstore.errors import StorageError, StoreClosedError
 
 __all__ = ["CommitQueue"]
 
@@ -202,17 +202,14 @@ class CommitQueue:
         A log has at most one flight; appends to it that arrive meanwhile wait for it to
         land, then go out together in its next flight.
         """
-        get, get_nowait = self._queue.get, self._queue.get_nowait
+        get, get_nowait, empty = self._queue.get, self._queue.get_nowait, self._queue.empty
         in_flight: dict[str, _Flight] = {}
         held_back: dict[str, list[_Request]] = {}
         stopping = False
         while not stopping or in_flight:
             items = [get()]
-            while len(items) < MAX_ROUND:
-                try:
-                    items.append(get_nowait())
-                except queue.Empty:
-                    break
+            while len(items) < MAX_ROUND and not empty():
+                items.append(get_nowait())
             answered: list[_Request] = []
             ready: list[_Request] = []
             for item in items:
@@ -220,8 +217,8 @@ class CommitQueue:
                     stopping = True
                 elif isinstance(item, _Flight):
                     session_id = item.group.view.session_id
-                    del in_flight[session_id]
-                    answered += self._land(item)
+                    in_flight.pop(session_id, None)
+                    answered += self._land_or_fail(item)
                     ready += held_back.pop(session_id, ())
                 elif item.session_id in in_flight:
                     held_back.setdefault(item.session_id, []).append(item)
@@ -233,7 +230,12 @@ class CommitQueue:
                 for waiting in held_back.values():
                     ready += waiting
                 held_back.clear()
+            tries = 0
             while ready:
+                tries += 1
+                if tries > 3:  # a log closed under us again and again: give up on these
+                    answered += self._fail(ready, "cannot open the log for appending")
+                    break
                 try:
                     answered += self._take_off(ready, in_flight)
                 except BaseException as exc:  # a bug here must still answer every waiter
@@ -354,6 +356,15 @@ class CommitQueue:
             group.unlock()
             group.view.mutex.release()
 
+    def _land_or_fail(self, flight: _Flight) -> list[_Request]:
+        try:
+            return self._land(flight)
+        except BaseException as exc:  # a bug here must still answer every waiter
+            for request in flight.requests:
+                if request.outcome is None:
+                    request.outcome = (False, exc)
+            return flight.requests
+
     def _start_sync(self, flight: _Flight) -> None:
         """Hand a flight's `fdatasync` to a sync thread; it comes back through the queue."""
         with self._count_lock:
@@ -378,6 +389,12 @@ class CommitQueue:
             with self._count_lock:
                 self._idle_syncers += 1
             back(flight)
+
+    @staticmethod
+    def _fail(requests: list[_Request], why: str) -> list[_Request]:
+        for request in requests:
+            request.outcome = (False, StorageError(f"session {request.session_id!r}: {why}"))
+        return requests
 
     @staticmethod
     def _refuse(requests: list[_Request]) -> list[_Request]:
