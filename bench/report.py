@@ -218,7 +218,8 @@ class Section:
             "against one writer's raw `fdatasync` loop and 16 threads each syncing their own "
             "file (what the disk gives to parallel syncs). Peers run the same shape "
             "(16 tasks, 16 threads/sessions). The row '16 tasks on one session' has 16 "
-            "tasks appending to the same session (what group commit would speed up).",
+            "tasks appending to the same session (group-committed: the appends that wait "
+            "for a sync share the next one).",
             rows,
         )
         mine = sec.find("sessions")
