@@ -34,6 +34,7 @@ from agentstore.backends.base import (
     plan_append,
     session_cursor,
 )
+from agentstore.codec import gc_paused
 from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
 from agentstore.events import (
     Event,
@@ -293,31 +294,38 @@ class MemoryBackend(Backend):
         ids, payloads, metas = log.ids, log.payloads, log.metas
         loads = orjson.loads
         first = max(flt.from_seq, 1) - 1
-        for index in range(first, stop):
-            if index > first and not (index - first) % _READ_PAGE:
+        for page in range(first, stop, _READ_PAGE):
+            if page > first:
                 # Building 10,000 events takes tens of milliseconds: let the loop breathe.
                 # The range was fixed above; appends meanwhile only add events after it.
                 await anyio.lowlevel.checkpoint()
-            if types is not None and log_types[index] not in types:
-                continue
-            ts = stamps[index]
-            if since is not None and ts < since:
-                continue
-            if until is not None and ts > until:
-                break  # timestamps never go backwards
-            meta = metas[index]
-            out.append(
-                build_event(
-                    ids[index],
-                    session_id,
-                    index + 1,
-                    log_types[index],
-                    loads(payloads[index]),
-                    ts,
-                    empty_metadata() if meta is None else copy_metadata(meta),
-                )
-            )
-            if limit is not None and len(out) >= limit:
+            done = False
+            with gc_paused():  # a page of new objects, walked once after it (see codec)
+                for index in range(page, min(page + _READ_PAGE, stop)):
+                    if types is not None and log_types[index] not in types:
+                        continue
+                    ts = stamps[index]
+                    if since is not None and ts < since:
+                        continue
+                    if until is not None and ts > until:
+                        done = True  # timestamps never go backwards
+                        break
+                    meta = metas[index]
+                    out.append(
+                        build_event(
+                            ids[index],
+                            session_id,
+                            index + 1,
+                            log_types[index],
+                            loads(payloads[index]),
+                            ts,
+                            empty_metadata() if meta is None else copy_metadata(meta),
+                        )
+                    )
+                    if limit is not None and len(out) >= limit:
+                        done = True
+                        break
+            if done:
                 break
         return out
 

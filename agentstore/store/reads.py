@@ -56,7 +56,9 @@ class StoreReads:
             state = self._states.hot(sid, head)
             if state is None:
                 async with self._states.lock(sid):
-                    state = await self._states.current_locked(sid)
+                    # `head` was read at the start of this call: a state at least that new
+                    # answers it (the second read of the head would cost a thread hop).
+                    state = await self._states.current_locked(sid, head)
             return copy_state(state)
         return await self._states.at(sid, at_seq)
 

@@ -4,8 +4,9 @@ The state of recently used sessions is kept in memory (an LRU of `cache_size`) a
 append folds into it, so `get_state` on a hot session reads nothing. A cold session starts
 from the snapshot its reducer made (if any) and folds the events after it, a page at a
 time so a long fold gives the event loop a turn, with the cyclic garbage collector paused
-while a page is read and folded (a page makes thousands of objects that die young; letting
-the collector walk them page after page cost 20-40% of a fold).
+while a page is decoded and folded (`agentstore.codec.gc_paused`: a page makes thousands of
+objects that die young; letting the collector walk them page after page cost 20-40% of a
+fold).
 
 Snapshots are a cache that can be lost (the log is the truth): an append that crosses the
 interval captures the state's JSON under the session lock (memory only, no I/O) and
@@ -15,11 +16,9 @@ the session's other appends, and never fails the append that triggered it.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import anyio
@@ -29,6 +28,7 @@ from pydantic import ValidationError
 
 from agentstore.backends.base import AppendResult, Backend, EventFilter, PendingEvent
 from agentstore.backends.base import SnapshotRecord as _Snapshot
+from agentstore.codec import gc_paused
 from agentstore.errors import ReducerError
 from agentstore.events import Event, build_event
 from agentstore.state import Reducer, State, copy_state, default_reducer, reducer_fingerprint
@@ -40,27 +40,6 @@ __all__ = ["StateKeeper"]
 logger = logging.getLogger("agentstore")
 
 _FOLD_PAGE = 1000
-
-# How many folds have the collector paused, and whether it was on before the first did:
-# folds of several sessions interleave, and only the last one out turns it back on.
-_gc_pauses = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the block, then restore what it was."""
-    global _gc_pauses, _gc_was_enabled
-    if _gc_pauses == 0:
-        _gc_was_enabled = gc.isenabled()
-        gc.disable()
-    _gc_pauses += 1
-    try:
-        yield
-    finally:
-        _gc_pauses -= 1
-        if _gc_pauses == 0 and _gc_was_enabled:
-            gc.enable()
 
 
 class StateKeeper:
@@ -173,10 +152,16 @@ class StateKeeper:
         self._cache.move_to_end(session_id)
         return cached
 
-    async def current_locked(self, session_id: str) -> State:
-        """Bring the cached state up to the log's head (call with the session lock)."""
-        head = await self._backend.last_seq(session_id)
+    async def current_locked(self, session_id: str, head: int | None = None) -> State:
+        """Bring the cached state up to the log's head (call with the session lock).
+
+        `head`: the last sequence number as the caller just read it (spares a read). It is
+        read again if the cache is past it: an append folded meanwhile, or the session was
+        deleted and made anew elsewhere (then the cached state is not its state at all).
+        """
         cached = self._cache.get(session_id)
+        if head is None or (cached is not None and cached.version > head):
+            head = await self._backend.last_seq(session_id)
         if cached is not None and cached.version == head:
             return cached
         if cached is not None and cached.version < head:
@@ -206,9 +191,12 @@ class StateKeeper:
         start = state.version + 1
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
-            with _gc_paused():
-                page = EventFilter(from_seq=start, to_seq=stop)
-                state = self.fold(state, await self._backend.read(session_id, page))
+            # The backend decodes the page with the collector paused (on its own thread, if
+            # it has one); the fold makes short-lived objects, so it is paused here too.
+            events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
+            with gc_paused():
+                state = self.fold(state, events)
+            del events
             start = stop + 1
             if start <= stop_at:
                 await anyio.lowlevel.checkpoint()
