@@ -1,4 +1,4 @@
-"""`python -m bench.postgres [--quick] [--out bench/RESULTS.md]`: agentstore on PostgreSQL
+"""`python -m bench.postgres [--quick] [--rounds N] [--out bench/RESULTS.md]`: agentstore on PostgreSQL
 against LangGraph's AsyncPostgresSaver and eventsourcing's PostgreSQL recorder, and the
 asyncpg / psycopg 3 comparison behind the choice of driver.
 
@@ -107,6 +107,7 @@ def _best(rounds: list[list[Row]]) -> dict[tuple[str, str], Row]:
 
 
 def _section(best: dict[tuple[str, str], Row], rounds: int, n: int) -> str:
+    """The "## PostgreSQL" section of RESULTS.md from the best figure of each row."""
     import asyncpg
 
     versions = next((r["versions"] for r in best.values() if r["system"] == "versions"), {})
@@ -233,8 +234,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="one small round")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 1 quick, else 3)")
     args = parser.parse_args()
     rounds, n = (1, 400) if args.quick else (3, 2000)
+    rounds = args.rounds or rounds
     database = f"agentstore_bench_{secrets.token_hex(4)}"
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
     url = _db_url(SERVER, database)

@@ -4,8 +4,8 @@ one LISTEN connection per backend that wakes `wait_for_append` at once, on any h
 Why outside the append: a NOTIFY inside the transaction serialises commits on the
 notification queue's lock and defeats group commit (measured here: 4,162 events/s instead
 of 6,937 with 8 writers). Instead each append records (session, last_seq) and one sender
-task flushes everything recorded so far in one statement, so under load many appends share
-one notification round trip.
+task flushes everything recorded so far in one statement, at most one per `NOTIFY_GAP`,
+so many appends share one notification round trip.
 
 Payload: `<last_seq> <session id>` (`-1` for a deleted session). A waiter registers first,
 then reads `last_seq`, then waits: an append between the two is never missed. When the
@@ -26,6 +26,12 @@ from agentstore.errors import StoreClosedError
 __all__ = ["Listener", "Notifier", "channel_name"]
 
 log = logging.getLogger("agentstore.postgres")
+
+# After sending, the notifier waits this long before the next NOTIFY: the appends that end
+# meanwhile share one. A follower hears of an append at most this much later; one writer
+# sends one NOTIFY per millisecond instead of one per append (each is a transaction of its
+# own on the server, and a wake-up of every listening connection).
+NOTIFY_GAP = 0.001
 
 
 def channel_name(schema: str) -> str:
@@ -91,6 +97,8 @@ class Notifier:
             if self._pending:
                 pending, self._pending = self._pending, {}
                 await self._send(pending)
+                if not self._closed:
+                    await asyncio.sleep(NOTIFY_GAP)
             if self._closed and not self._pending:
                 return
 
