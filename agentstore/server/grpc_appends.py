@@ -68,7 +68,8 @@ class AppendStreamClient:
         current.waiting[tag] = answer
         current.outbox.put_nowait(pb.StorageAppendStreamRequest(tag=tag, append=request))
         try:
-            reply = await asyncio.wait_for(answer, self._answer_within)
+            async with asyncio.timeout(self._answer_within):  # no task, unlike wait_for
+                reply = await answer
         except TimeoutError:
             raise StorageUnavailableError(
                 f"the agentstore server at {self._address} did not answer an append within "

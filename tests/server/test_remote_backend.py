@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import agentstore
@@ -233,5 +234,45 @@ async def test_one_store_follows_at_most_its_connections_share_of_sessions(
                     await follow(sids[2])  # a third on the same connection: refused
                     assert len(refused) == 1 and "unavailable" in str(refused[0])
                     tg.cancel_scope.cancel()
+    finally:
+        await handle.stop(grace=1)
+
+
+async def test_appends_of_many_tasks_share_one_call_and_a_cancelled_one_spares_the_rest(
+    server_store: agentstore.Store,
+) -> None:
+    handle = await _start(server_store)
+    try:
+        async with agentstore.open(f"grpc://127.0.0.1:{handle.port}", pricing=False) as store:
+            sids = [(await store.create_session()).id for _ in range(4)]
+            acked: dict[int, str] = {}
+
+            async def append(i: int) -> None:
+                stored = await store.append(sids[i % 4], agentstore.new_event("custom", i))
+                acked[i] = stored.id
+
+            doomed: list[anyio.CancelScope] = []
+
+            async def cancelled_append(i: int) -> None:
+                with anyio.CancelScope() as scope:
+                    doomed.append(scope)
+                    await append(i)
+
+            async with anyio.create_task_group() as tg:
+                for i in range(40):
+                    tg.start_soon(cancelled_append if i % 5 == 0 else append, i)
+                # One pass of the loop: every append has started and waits on the call.
+                await anyio.lowlevel.checkpoint()
+                for scope in doomed:
+                    scope.cancel()
+            # Every append that was not cancelled got its answer; nothing failed.
+            assert {i for i in range(40) if i % 5} <= set(acked)
+            for k, sid in enumerate(sids):
+                stored = await server_store.replay(sid)
+                # Per session, in the order they were sent; each acknowledged one is there.
+                assert [e.payload for e in stored] == sorted(e.payload for e in stored)
+                assert {acked[i] for i in acked if i % 4 == k} <= {e.id for e in stored}
+            # The call is still good for the next append.
+            assert (await store.append(sids[0], agentstore.new_event("custom", 99))).id
     finally:
         await handle.stop(grace=1)
