@@ -10,6 +10,8 @@ edits in the working tree do not get in). Every round runs each probe once per t
 alternating which goes first, each in a fresh process, so that the other tenants of this
 shared machine slow both sides alike; read the ratio of the medians, not the absolute
 numbers. A probe prints a JSON object of figures (smaller is better for every one of them).
+`READ_AB_FREEZE=1` in the environment: the replay probe calls `gc.freeze()` once its
+data is written, as docs/performance.md advises long-running agents.
 
 Run as a script (`python bench/read_ab.py PROBE` with `PYTHONPATH=tree` is one probe run),
 not with -m: the tree under test must come first on `sys.path`.
@@ -126,6 +128,11 @@ async def replay() -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         sid = await _fill(tmp, 10_000, kinds=True)
+        if os.environ.get("READ_AB_FREEZE"):
+            # What docs/performance.md advises a long-running agent: start-up's heap
+            # (imports, the store) out of the collector's sight.
+            gc.collect()
+            gc.freeze()
         log = Path(tmp) / "events" / f"{sid}.jsonl"
         mine: list[float] = []
         bare: list[float] = []
