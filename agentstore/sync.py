@@ -86,8 +86,11 @@ class SyncStore:
     def _call(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         if self._closed:
             raise StoreClosedError("this store was closed; open a new one")
+        call: Callable[[], Awaitable[T]] = functools.partial(func, *args, **kwargs)
+        if self._inline is not None and self._inline.pending:  # the call sees the appends
+            call = functools.partial(self._inline.after_drain, call)
         try:
-            return self._portal.call(functools.partial(func, *args, **kwargs))
+            return self._portal.call(call)
         except RuntimeError as exc:
             if self._closed and "not running" in str(exc):
                 raise StoreClosedError("this store was closed; open a new one") from exc
@@ -260,10 +263,7 @@ class SyncStore:
     # --- appending ------------------------------------------------------------------------
 
     def append(self, session_id: str, event: Event, *, expected_seq: int | None = None) -> Event:
-        """Append one event; return the stored event (see `Store.append`).
-
-        On the file backend it appends on the calling thread (see the module's docstring).
-        """
+        """Append one event; return the stored event (see `Store.append`; file: on this thread)."""
         stored = self._append_here(session_id, (event,), expected_seq)
         if stored is not None:
             return stored[0]
@@ -287,11 +287,10 @@ class SyncStore:
     def _append_here(
         self, session_id: str, batch: Sequence[Event], expected_seq: int | None
     ) -> list[Event] | None:
-        # On the caller's thread when the backend can; None: through the loop after all.
-        if self._inline is None:
+        # On the caller's thread when the backend can; None: through the loop after all
+        # (which raises StoreClosedError once closed).
+        if self._inline is None or self._closed:
             return None
-        if self._closed:
-            raise StoreClosedError("this store was closed; open a new one")
         return self._inline.append(session_id, batch, expected_seq)
 
     # --- reading --------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from agentstore.backends.base import AppendResult, PendingEvent
 from agentstore.events import Event, EventType
@@ -38,6 +38,10 @@ __all__ = ["CallerThreadAppends"]
 logger = logging.getLogger("agentstore")
 
 _Handed = tuple[str, AppendResult, Sequence[PendingEvent]]
+T = TypeVar("T")
+
+_QUEUED = 64
+"""Appends queued before the loop is woken to fold them even though nothing asks yet."""
 
 
 class CallerThreadAppends:
@@ -52,9 +56,9 @@ class CallerThreadAppends:
         self._store = store
         self._loop = loop
         self._mutex = threading.Lock()
-        # What the loop has yet to fold. Non-empty exactly while a drain is scheduled and
-        # has not taken it: only the append that finds it empty schedules one.
+        # What the loop has yet to fold, and whether a drain is scheduled to take it.
         self._handed: list[_Handed] = []
+        self._scheduled = False
         self._snapshots: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -90,20 +94,37 @@ class CallerThreadAppends:
         return result.events
 
     def _hand_over(self, handed: _Handed) -> None:
+        # Waking the loop costs more than the append's own work on a busy machine (a
+        # syscall, and the GIL handed to the loop's thread and back): wake it only for what
+        # must not wait (listeners, a snapshot) or when enough is queued. The rest is
+        # drained first thing in the next call through the loop (`after_drain`).
+        urgent = bool(self._store._writer.listeners) or self._store._states.snapshot_due(handed[1])
         with self._mutex:
             self._handed.append(handed)
-            if len(self._handed) > 1:
-                return  # the drain scheduled by the first one takes this too
+            if self._scheduled or (not urgent and len(self._handed) < _QUEUED):
+                return
+            self._scheduled = True
         # RuntimeError: the loop is gone, the store closed after this append was made
         # durable. It stands (acknowledged); there is no cache or listener left to tell.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._drain)
 
+    @property
+    def pending(self) -> bool:
+        """True when appends are waiting to be folded (read from the appending thread)."""
+        return bool(self._handed)
+
+    async def after_drain(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Fold what is pending, then run `func` (on the loop): how a call sees the appends."""
+        self._drain()
+        return await func()
+
     def _drain(self) -> None:
         """Fold, tell and snapshot what threads appended (on the loop's thread)."""
         with self._mutex:
             handed, self._handed = self._handed, []
-        if self._store.closed:
+            self._scheduled = False
+        if self._store.closed or not handed:
             return
         if len(handed) > 1:
             handed.sort(key=lambda h: h[1].previous_seq)  # per session: in sequence order
@@ -128,6 +149,7 @@ class CallerThreadAppends:
                 task.add_done_callback(self._snapshots.discard)
 
     async def settle(self) -> None:
-        """Wait for the snapshot writes handed to the loop (before the store closes)."""
+        """Fold what is pending and wait for the snapshot writes (before the store closes)."""
+        self._drain()
         while self._snapshots:
             await next(iter(self._snapshots))  # each removes itself when done
