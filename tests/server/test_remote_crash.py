@@ -68,3 +68,48 @@ async def test_a_killed_server_loses_nothing_acknowledged_and_the_client_goes_on
     finally:
         if proc.poll() is None:
             stop(proc, signal.SIGTERM)
+
+
+async def test_sigterm_while_remote_clients_append_loses_nothing_acknowledged(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    proc, port = serve(data)
+    acked: list[str] = []
+    enough = anyio.Event()
+    try:
+        async with agentstore.open(f"grpc://127.0.0.1:{port}") as store:
+            sids = [(await store.create_session()).id for _ in range(2)]
+
+            async def writer(worker: int) -> None:
+                # Appends ride one AppendStream call shared by the four writers.
+                for n in range(100_000):
+                    event = agentstore.new_event("custom", {"worker": worker, "n": n})
+                    try:
+                        await store.append(sids[worker % 2], event)
+                    except StorageUnavailableError:
+                        return  # the server is going away: expected
+                    acked.append(event.id)
+                    if len(acked) >= 200:
+                        enough.set()
+
+            async with anyio.create_task_group() as tg:
+                for worker in range(4):
+                    tg.start_soon(writer, worker)
+                with anyio.fail_after(60):
+                    await enough.wait()
+                proc.send_signal(signal.SIGTERM)
+                # The open stream must not hold the shutdown up for its grace period.
+                with anyio.fail_after(15):
+                    while proc.poll() is None:  # noqa: ASYNC110 - a process has no event
+                        await anyio.sleep(0.05)
+            assert proc.returncode == 0
+    finally:
+        stop(proc, signal.SIGKILL)  # closes its pipes (a no-op signal once it has exited)
+    async with agentstore.open(data) as store:
+        stored = [e for sid in sids for e in await store.replay(sid)]
+        for sid in sids:
+            seqs = [e.sequence_number for e in await store.replay(sid)]
+            assert seqs == list(range(1, len(seqs) + 1))
+    missing = set(acked) - {e.id for e in stored}
+    assert not missing, f"{len(missing)} acknowledged appends were lost"
