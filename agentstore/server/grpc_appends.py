@@ -103,13 +103,11 @@ class AppendStreamClient:
         return current
 
     async def _write(self, current: _Call) -> None:
-        try:
+        # A failed write ends the call; the reader then gets its status, which tells why
+        # better than the write's own error (a refused token arrives as the status).
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
             while True:
                 await current.call.write(await current.outbox.get())
-        except grpc.aio.AioRpcError as exc:
-            self._fail(current, self._call_error(exc))
-        except asyncio.InvalidStateError:  # the call ended: the reader has the reason
-            self._fail(current, self._gone())
 
     async def _read(self, current: _Call) -> None:
         try:
