@@ -4,10 +4,12 @@ A `SyncStore` hands each call to its store's event loop and waits for the answer
 to a backend with `Backend.appends_on_caller_thread` need not: the caller's thread blocks
 anyway, so it validates, appends and waits for the sync itself (`append_blocking`), and
 hands the loop only what lives there: folding into the state cache, telling listeners, and
-the snapshot policy. The hand-over does not wait; it is queued with `call_soon_threadsafe`
-before the append returns, and the loop runs such callbacks in order, so the same thread's
-next call through the portal (queued the same way) runs after the fold: each thread reads
-its own writes.
+the snapshot policy. The hand-over does not wait: the append is queued before it returns,
+and every call through the portal folds the queue first (`after_drain`), so each thread
+reads its own writes. The loop is woken for the queue (`call_soon_threadsafe`, queued
+ahead of any later portal call) only when something must not wait for a call: listeners,
+a snapshot that is due, or `_QUEUED` appends; a wake-up costs a syscall and two trips of
+the GIL, more than the append's own work on a busy machine.
 
 Kept on the loop (the caller gets None and uses the portal): batches with an
 `llm_request` (a budget is checked against the state under the session lock) and empty
