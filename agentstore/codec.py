@@ -24,11 +24,6 @@ project machine with `timeit`, best of 5.
 
 from __future__ import annotations
 
-import gc
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +33,7 @@ from google_crc32c import value as _crc32c
 
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, decode_event, format_timestamp, parse_timestamp
+from agentstore.metadata import gc_paused
 
 __all__ = [
     "CHECKSUM_FIELD",
@@ -135,52 +131,3 @@ def decode_object(line: bytes) -> dict[str, Any]:
 def decode_line(line: bytes) -> Event:
     """Decode one stored line (without its newline) to an `Event`; raise `CorruptLogError`."""
     return decode_event(decode_object(line))
-
-
-# --- pausing the cyclic collector while events are decoded ------------------------------
-#
-# Decoding a page of events makes thousands of container objects (each event, its field
-# dict, its metadata); with the collector on, it walks them again every few hundred, and
-# its older generations (the whole heap) every few thousand: 20-40% of a replay. Pausing
-# it for a page makes that one young collection after the page. `gc.disable()` is
-# process-wide and pages are decoded on several threads at once (the loop, the file
-# backend's workers), so the pauses are counted under a lock: the first one in records
-# whether the collector was on, the last one out turns it back on (only if it was).
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_resume = False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the block (nestable, any thread).
-
-    The collector is turned back on when the last pause in the process ends, and only if
-    it was on when the first began: a program that disabled it keeps it disabled.
-    """
-    global _gc_pauses, _gc_resume
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_resume = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            if _gc_pauses:  # 0 only in a child forked inside this pause (reset there)
-                _gc_pauses -= 1
-                if _gc_pauses == 0 and _gc_resume:
-                    gc.enable()
-
-
-def _gc_after_fork() -> None:
-    # Only the forking thread lives on in the child: pauses held by the others never end.
-    global _gc_lock, _gc_pauses, _gc_resume
-    if _gc_pauses and _gc_resume:
-        gc.enable()
-    _gc_lock, _gc_pauses, _gc_resume = threading.Lock(), 0, False
-
-
-os.register_at_fork(after_in_child=_gc_after_fork)

@@ -14,8 +14,8 @@ import agentstore
 from agentstore import EventType, new_event
 from agentstore.backends.file.scan import DECODE_PAGE
 from agentstore.backends.memory import MemoryBackend
-from agentstore.codec import gc_paused
 from agentstore.errors import CorruptLogError
+from agentstore.metadata import gc_paused
 
 
 @pytest.fixture

@@ -34,7 +34,6 @@ from agentstore.backends.base import (
     plan_append,
     session_cursor,
 )
-from agentstore.codec import gc_paused
 from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
 from agentstore.events import (
     Event,
@@ -44,6 +43,7 @@ from agentstore.events import (
     empty_metadata,
     encode_metadata,
 )
+from agentstore.metadata import gc_paused
 from agentstore.session import Session
 
 __all__ = ["MemoryBackend"]
@@ -300,7 +300,7 @@ class MemoryBackend(Backend):
                 # The range was fixed above; appends meanwhile only add events after it.
                 await anyio.lowlevel.checkpoint()
             done = False
-            with gc_paused():  # a page of new objects, walked once after it (see codec)
+            with gc_paused():  # a page of new objects, walked once after it (see metadata)
                 for index in range(page, min(page + _READ_PAGE, stop)):
                     if types is not None and log_types[index] not in types:
                         continue

@@ -4,7 +4,7 @@ The state of recently used sessions is kept in memory (an LRU of `cache_size`) a
 append folds into it, so `get_state` on a hot session reads nothing. A cold session starts
 from the snapshot its reducer made (if any) and folds the events after it, a page at a
 time so a long fold gives the event loop a turn, with the cyclic garbage collector paused
-while a page is decoded and folded (`agentstore.codec.gc_paused`: a page makes thousands of
+while a page is decoded and folded (`agentstore.metadata.gc_paused`: a page makes thousands of
 objects that die young; letting the collector walk them page after page cost 20-40% of a
 fold).
 
@@ -28,9 +28,9 @@ from pydantic import ValidationError
 
 from agentstore.backends.base import AppendResult, Backend, EventFilter, PendingEvent
 from agentstore.backends.base import SnapshotRecord as _Snapshot
-from agentstore.codec import gc_paused
 from agentstore.errors import ReducerError
 from agentstore.events import Event, build_event
+from agentstore.metadata import gc_paused
 from agentstore.state import Reducer, State, copy_state, default_reducer, reducer_fingerprint
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.validate import private_copy
