@@ -367,6 +367,7 @@ def _bare_replay(log: Path, events: int, reps: int) -> dict[str, Any]:
             got = [loads(line) for line in handle]
         lat.append(time.perf_counter_ns() - t0)
         assert len(got) >= events
+        del got
     lat = lat[1:]
     return result(
         "bare loop: read the log file, orjson.loads every line",
@@ -399,6 +400,9 @@ async def replay(events: int, reps: int, base: Path) -> list[dict[str, Any]]:
                         got = await fresh.replay(sid, types=types)
                         lat.append(time.perf_counter_ns() - t0)
                         assert len(got) == (events if types is None else events // 10)
+                        # Not kept alive into the next replay (no agent holds two at once):
+                        # the collector would walk both.
+                        del got
                 lat = lat[1:]
                 return result(
                     "", latencies_ns=lat, wall_ns=sum(lat), units_per_op=events, unit="event"
