@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 
 from agentstore import Event, Store
 from agentstore.events import check_event_type
+from agentstore.metadata import gc_paused  # counted: safe beside the store's own pauses
 from agentstore_cli.common import UsageError
 
 __all__ = ["EventQuery", "follow_events", "gc_paused", "iter_events", "parse_types"]
 
 PAGE = 1000
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a page of events is decoded.
-
-    A page makes thousands of objects that live until they are shown; letting the
-    collector walk them (and the rest of the heap) again and again was most of the time
-    a 100,000-event replay took. It is restored as it was once the page is read.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def parse_types(values: list[str] | None) -> frozenset[str] | None:
