@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from agentstore.backends.base import (
     plan_append,
 )
 from agentstore.backends.file import atomic
-from agentstore.backends.file.log import Logs, LogView, read_view, write_locked
+from agentstore.backends.file.log import Logs, LogView, read_view
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids
 from agentstore.backends.file.tail import committed_end
 from agentstore.codec import encode_line
@@ -63,12 +64,13 @@ def encode_batch(session_id: str, new: list[tuple[PendingEvent, int, datetime]])
 class LogGroup:
     """The appends of one round to one log (hold `view.mutex` from `lock` to `result`)."""
 
-    __slots__ = ("_held", "_lines", "_new", "last_seq", "last_ts", "logs", "previous", "view")
+    __slots__ = ("_lines", "_locked", "_new", "last_seq", "last_ts", "logs", "previous", "view")
 
     def __init__(self, logs: Logs, view: LogView) -> None:
         self.logs = logs
         self.view = view
-        self._held = contextlib.ExitStack()
+        self._locked = -1
+        """The descriptor whose `flock` this group holds (-1: none)."""
         self._lines: list[bytes] = []
         self._new: dict[int, Event] = {}
         self.previous = 0
@@ -81,7 +83,13 @@ class LogGroup:
     def lock(self) -> None:
         """Take the log's `flock`, repair a torn tail and catch up with other processes."""
         view = self.view
-        fd = self._held.enter_context(write_locked(view))
+        fd = view.fd
+        assert fd is not None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise StorageError(f"cannot lock {view.path} for writing: {exc}") from exc
+        self._locked = fd
         try:
             self.logs.check_not_replaced(view)
             if os.fstat(fd).st_size != view.size:
@@ -95,8 +103,16 @@ class LogGroup:
         self.last_ts = view.last_ts
 
     def unlock(self) -> None:
-        """Release the log's `flock` (harmless when not held)."""
-        self._held.close()
+        """Release the log's `flock` (harmless when not held).
+
+        If the view was dropped meanwhile (its file gone, or a failed write), closing its
+        descriptor released the lock, and the number may already be another file's: then
+        nothing is unlocked.
+        """
+        fd, self._locked = self._locked, -1
+        if fd >= 0 and self.view.fd == fd:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def add(self, batch: Sequence[PendingEvent], expected_seq: int | None) -> PlannedAppend:
         """Plan one append after those already in the group; raise if its rules fail.
