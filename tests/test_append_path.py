@@ -243,3 +243,34 @@ def test_a_process_killed_while_writing_a_snapshot_keeps_every_appended_event(
     # stored before the snapshot began), with nothing torn.
     assert payloads == list(range(10))
     assert version == 10
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+async def test_a_store_that_only_writes_keeps_true_states_through_its_snapshots(
+    tmp_path: Path, where: str
+) -> None:
+    """A writer that never reads: each snapshot folds from the log, concurrent appends and all."""
+    target = "memory://" if where == "memory" else tmp_path / "data"
+    async with agentstore.open(target, snapshot_interval=5) as store:
+        sid = (await store.create_session()).id
+
+        async def task(k: int) -> None:
+            for i in range(12):
+                usage = Metadata(input_tokens=k + 1, output_tokens=i, model="gpt-4o-mini")
+                if i % 4 == 3:
+                    await store.append_many(
+                        sid, [new_event("custom", {"k": k, "i": i, "p": p}) for p in range(3)]
+                    )
+                else:
+                    await store.append(sid, new_event("llm_response", {"k": k}, metadata=usage))
+
+        async with anyio.create_task_group() as tg:
+            for k in range(6):
+                tg.start_soon(task, k)
+        kept = await store.get_state(sid)
+        events = await store.get_events(sid)
+        async with Store(MemoryBackend(), snapshot_interval=0) as plain:
+            await plain.import_session(await store.get_session(sid), events)
+            folded = await plain.get_state(sid)
+    assert kept.version == len(events) == 6 * (9 + 3 * 3)
+    assert kept.model_dump() == folded.model_dump()
