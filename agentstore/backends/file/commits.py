@@ -48,7 +48,7 @@ _Outcome = tuple[bool, Any]  # (ok, AppendResult or the exception to raise)
 class _Request:
     """One `append` call waiting for the commit thread."""
 
-    __slots__ = ("batch", "expected_seq", "future", "loop", "outcome", "session_id")
+    __slots__ = ("answered", "batch", "expected_seq", "future", "loop", "outcome", "session_id")
 
     def __init__(
         self,
@@ -64,6 +64,8 @@ class _Request:
         self.loop = loop
         self.future = future
         self.outcome: _Outcome | None = None
+        self.answered = False
+        """Set on the loop's thread once `_deliver` has seen the outcome."""
 
 
 _Planned = tuple[_Request, PlannedAppend]
@@ -96,7 +98,8 @@ def _deliver(requests: list[_Request]) -> None:
     """Resolve futures on their loop, in order (so one session's tasks resume in seq order)."""
     for request in requests:
         future, outcome = request.future, request.outcome
-        if future.done() or outcome is None:
+        request.answered = True
+        if future.done() or outcome is None:  # cancelled: its task knows (`answered`)
             continue
         ok, value = outcome
         if ok:
@@ -154,17 +157,25 @@ class CommitQueue:
             raise StoreClosedError("the store was closed; nothing was appended")
         self._ensure_thread()
         future: asyncio.Future[AppendResult] = loop.create_future()
-        self._queue.put(_Request(session_id, batch, expected_seq, loop, future))
+        request = _Request(session_id, batch, expected_seq, loop, future)
+        self._queue.put(request)
         try:
-            return await asyncio.shield(future)
+            # The future itself, not a shield of it: one trip through the loop fewer.
+            return await future
         except asyncio.CancelledError:
-            while not future.done():
-                try:
-                    await asyncio.shield(future)
-                except asyncio.CancelledError:
-                    continue
-                except BaseException:
-                    break
+            # Cancelling the task cancelled `future`, but not the append: wait on a fresh
+            # future for its outcome (`_deliver` runs on this thread, so it resolves
+            # whichever future the request holds when it runs), then re-raise.
+            if not request.answered:
+                waiter: asyncio.Future[AppendResult] = loop.create_future()
+                request.future = waiter
+                while not waiter.done():
+                    try:
+                        await asyncio.shield(waiter)
+                    except asyncio.CancelledError:
+                        continue
+                    except BaseException:
+                        break
             raise
 
     def close(self) -> None:
