@@ -154,4 +154,6 @@ class CallerThreadAppends:
         """Fold what is pending and wait for the snapshot writes (before the store closes)."""
         self._drain()
         while self._snapshots:
-            await next(iter(self._snapshots))  # each removes itself when done
+            # Popped here: a finished task's own discard runs later, and awaiting a
+            # finished task does not give the loop a turn to run it.
+            await self._snapshots.pop()
