@@ -65,6 +65,7 @@ class FileBackend(Backend):
 
     shared_across_processes: ClassVar[bool] = True
     appends_complete_in_order = True  # one commit thread answers each round in order
+    appends_on_caller_thread = True  # `append_blocking`: a SyncStore appends on its thread
 
     def __init__(
         self,
