@@ -143,21 +143,21 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
 async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
     """Where one durable append's time goes: median µs per stage (instrumented run).
 
-    Wraps the file backend's worker call, its sync and the thread pool's dispatch with
+    Wraps the commit queue's `append` (on the loop), its commit-thread work for a round
+    (`_take_off`: for a lone append, lock, plan, write, sync and answer) and the sync with
     timestamps (bench-only instrumentation, removed afterwards).
     """
     import statistics
 
     import agentstore
-    import agentstore.backends.file as file_mod
     from agentstore import EventType, new_event
-    from agentstore.backends import _threads
     from agentstore.backends.file import atomic as file_atomic
+    from agentstore.backends.file import commits
 
     marks: list[dict[str, int]] = []
     clock = time.perf_counter_ns
-    orig_call = file_mod.FileBackend._append_sync
-    orig_run = _threads.ThreadPool.run
+    orig_call = commits.CommitQueue._take_off
+    orig_run = commits.CommitQueue.append
     orig_sync = file_atomic.sync
 
     def call(self: Any, *args: Any) -> Any:
@@ -167,9 +167,9 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
         finally:
             marks[-1]["end"] = clock()
 
-    async def run(self: Any, fn: Any, *args: Any) -> Any:
+    async def run(self: Any, *args: Any) -> Any:
         marks.append({"submit": clock()})
-        value = await orig_run(self, fn, *args)
+        value = await orig_run(self, *args)
         marks[-1]["resume"] = clock()
         return value
 
@@ -178,8 +178,8 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
         orig_sync(fd)
         marks[-1]["sync"] = clock() - t0
 
-    file_mod.FileBackend._append_sync = call  # type: ignore[method-assign]
-    _threads.ThreadPool.run = run  # type: ignore[method-assign]
+    commits.CommitQueue._take_off = call  # type: ignore[method-assign]
+    commits.CommitQueue.append = run  # type: ignore[method-assign]
     file_atomic.sync = sync
     try:
         root = base / "breakdown"
@@ -194,8 +194,8 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
                 await store.append(sid, new_event(EventType.TOOL_CALLED, payload))
             wall = clock() - start
     finally:
-        file_mod.FileBackend._append_sync = orig_call  # type: ignore[method-assign]
-        _threads.ThreadPool.run = orig_run  # type: ignore[method-assign]
+        commits.CommitQueue._take_off = orig_call  # type: ignore[method-assign]
+        commits.CommitQueue.append = orig_run  # type: ignore[method-assign]
         file_atomic.sync = orig_sync
         import shutil
 
@@ -207,12 +207,12 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
 
     return {
         "per append (wall / n)": wall / n / 1000,
-        "loop -> worker thread wake-up": med([m["start"] - m["submit"] for m in done]),
-        "in the worker: fdatasync": med([m["sync"] for m in done]),
-        "in the worker: everything else (flock, stat, encode, write)": med(
+        "loop -> commit thread wake-up": med([m["start"] - m["submit"] for m in done]),
+        "on the commit thread: fdatasync": med([m["sync"] for m in done]),
+        "on the commit thread: everything else (flock, stat, plan, encode, write)": med(
             [m["end"] - m["start"] - m["sync"] for m in done]
         ),
-        "worker -> event loop wake-up": med([m["resume"] - m["end"] for m in done]),
+        "commit thread -> event loop wake-up": med([m["resume"] - m["end"] for m in done]),
         "on the loop between appends (new_event, validate, lock, fold, snapshot)": med(
             [b["submit"] - a["resume"] for a, b in itertools.pairwise(done)]
         ),
