@@ -15,9 +15,7 @@ next writer removes as a torn tail (every line of a batch but its last carries
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import logging
 import os
 from collections.abc import Sequence
@@ -31,7 +29,13 @@ from agentstore.backends.base import (
     plan_append,
 )
 from agentstore.backends.file import atomic
-from agentstore.backends.file.log import Logs, LogView, read_view
+from agentstore.backends.file.log import (
+    Logs,
+    LogView,
+    lock_for_writing,
+    read_view,
+    unlock_if_open,
+)
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids
 from agentstore.backends.file.tail import committed_end
 from agentstore.codec import encode_line
@@ -83,13 +87,7 @@ class LogGroup:
     def lock(self) -> None:
         """Take the log's `flock`, repair a torn tail and catch up with other processes."""
         view = self.view
-        fd = view.fd
-        assert fd is not None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            raise StorageError(f"cannot lock {view.path} for writing: {exc}") from exc
-        self._locked = fd
+        fd = self._locked = lock_for_writing(view)
         try:
             self.logs.check_not_replaced(view)
             if os.fstat(fd).st_size != view.size:
@@ -103,16 +101,10 @@ class LogGroup:
         self.last_ts = view.last_ts
 
     def unlock(self) -> None:
-        """Release the log's `flock` (harmless when not held).
-
-        If the view was dropped meanwhile (its file gone, or a failed write), closing its
-        descriptor released the lock, and the number may already be another file's: then
-        nothing is unlocked.
-        """
+        """Release the log's `flock` (harmless when not held, or when the view was dropped)."""
         fd, self._locked = self._locked, -1
-        if fd >= 0 and self.view.fd == fd:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        if fd >= 0:
+            unlock_if_open(self.view, fd)
 
     def add(self, batch: Sequence[PendingEvent], expected_seq: int | None) -> PlannedAppend:
         """Plan one append after those already in the group; raise if its rules fail.

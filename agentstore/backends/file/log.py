@@ -37,7 +37,15 @@ from agentstore.codec import batch_end
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 from agentstore.events import Event
 
-__all__ = ["LogView", "Logs", "flocked", "read_view", "write_locked"]
+__all__ = [
+    "LogView",
+    "Logs",
+    "flocked",
+    "lock_for_writing",
+    "read_view",
+    "unlock_if_open",
+    "write_locked",
+]
 
 logger = logging.getLogger("agentstore")
 
@@ -93,26 +101,37 @@ def flocked(fd: int, *, exclusive: bool) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def write_locked(view: LogView) -> Iterator[int]:
-    """Hold a log's lock exclusively, as writers do; yield its descriptor.
-
-    The view may be dropped inside (its file gone or damaged), which closes the descriptor
-    and so releases the lock: then nothing is unlocked on the way out, since that number
-    may already belong to another file opened by another thread.
-    """
+def lock_for_writing(view: LogView) -> int:
+    """Take a log's lock exclusively, as writers do; return its descriptor."""
     fd = view.fd
     assert fd is not None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
     except OSError as exc:
         raise StorageError(f"cannot lock {view.path} for writing: {exc}") from exc
+    return fd
+
+
+def unlock_if_open(view: LogView, fd: int) -> None:
+    """Release the lock taken by `lock_for_writing`, unless the view was dropped since.
+
+    Dropping a view (its file gone or damaged, a failed write) closes the descriptor and
+    so releases the lock: then nothing is unlocked, since that number may already belong
+    to another file opened by another thread.
+    """
+    if view.fd == fd:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def write_locked(view: LogView) -> Iterator[int]:
+    """Hold a log's lock exclusively, as writers do; yield its descriptor."""
+    fd = lock_for_writing(view)
     try:
         yield fd
     finally:
-        if view.fd == fd:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        unlock_if_open(view, fd)
 
 
 class Logs:
