@@ -304,7 +304,7 @@ class CommitQueue:
             for flight in flights:
                 if self._fsync:
                     flight.sync()
-                answered += self._land(flight)
+                answered += self._land_or_fail(flight)
             return answered
         for flight in flights:
             in_flight[flight.group.view.session_id] = flight
