@@ -1,8 +1,9 @@
 """The append path's shortcuts keep what users rely on.
 
-- Snapshots are a cache written after the session lock is released: a snapshot write that
-  fails never fails the append that triggered it, and one that hangs holds up no other
-  append to the session.
+- Snapshots are a cache written after the append returns: a snapshot write that fails
+  never fails the append that triggered it, and one that hangs holds up no append to the
+  session; the store's own `get_state` of that session waits for it (it reads its own
+  snapshots), and closing the store finishes it.
 - A backend whose appends never suspend (memory) skips the session lock when nobody holds
   it: concurrent appends, batches, budgets and reads still give the state a full fold gives.
 - A cold fold pauses the cyclic garbage collector while it works and restores it after.
@@ -20,6 +21,7 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio import wait_all_tasks_blocked
 
 import agentstore
 from agentstore import Budget, Event, EventType, Metadata, State, Store, new_event
@@ -77,10 +79,10 @@ async def test_a_failing_snapshot_write_does_not_fail_the_append(
             for i in range(12):
                 stored = await store.append(sid, new_event(EventType.TOOL_CALLED, {"i": i}))
                 assert stored.sequence_number == i + 1
+            state = await store.get_state(sid)  # waits for the writes behind the appends
         assert backend.attempts == 2  # at 5 and at 10
         assert "no snapshot of session" in caplog.text
         assert [e.payload["i"] for e in await store.replay(sid)] == list(range(12))
-        state = await store.get_state(sid)
         assert (state.version, state.tool_calls) == (12, 12)
 
 
@@ -93,22 +95,24 @@ async def test_a_hanging_snapshot_write_holds_up_no_other_append(
         sid = (await store.create_session()).id
         await store.get_state(sid)
         await store.append_many(sid, [new_event("step") for _ in range(2)])
-        triggered: list[Event] = []
+        states: list[State] = []
 
-        async def third() -> None:
-            triggered.append(await store.append(sid, new_event("step", {"n": 3})))
+        async def read_state() -> None:
+            states.append(await store.get_state(sid))
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(third)
-            with anyio.fail_after(10):
-                await backend.started.wait()  # the append at 3 is writing its snapshot
-                # The session is free meanwhile: more appends and reads go through.
-                fourth = await store.append(sid, new_event("step", {"n": 4}))
-                assert fourth.sequence_number == 4
-                assert (await store.get_state(sid)).version == 4
-            assert not triggered  # its append waits for its own snapshot only
-            backend.release.set()
-        assert triggered[0].sequence_number == 3
+        with anyio.fail_after(10):
+            third = await store.append(sid, new_event("step", {"n": 3}))  # returns at once
+            await backend.started.wait()  # its snapshot is being written behind it
+            # The session is free meanwhile: more appends go through, with no snapshot.
+            fourth = await store.append(sid, new_event("step", {"n": 4}))
+            assert (third.sequence_number, fourth.sequence_number) == (3, 4)
+            assert await backend.load_snapshot(sid, store._states.reducer_id) is None
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_state)
+                await wait_all_tasks_blocked()
+                assert not states  # the store's own read waits for its snapshot
+                backend.release.set()
+        assert states[0].version == 4
         snap = await backend.load_snapshot(sid, store._states.reducer_id)
         assert snap is not None and snap.version == 3
         assert snap.state["version"] == 3  # the state as of the append, not of the write
@@ -199,8 +203,8 @@ import agentstore
 from agentstore.backends.file.backend import FileBackend
 
 async def die(self, snapshot):
-    # The process dies while writing the snapshot of the 10th event, after its append
-    # was written and before it returned.
+    # The process dies while writing the snapshot of the 10th event, which is written
+    # behind its append: that append has returned.
     print("snapshot", snapshot.version, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -231,7 +235,7 @@ def test_a_process_killed_while_writing_a_snapshot_keeps_every_appended_event(
     lines = proc.stdout.split()
     assert lines[-2:] == ["snapshot", "10"]
     acked = [int(n) for word, n in zip(lines[::2], lines[1::2], strict=True) if word == "acked"]
-    assert acked == list(range(1, 10))
+    assert acked == list(range(1, 11))
 
     async def reopen() -> tuple[list[int], int]:
         async with agentstore.open(tmp_path) as store:
@@ -239,10 +243,10 @@ def test_a_process_killed_while_writing_a_snapshot_keeps_every_appended_event(
             return [e.payload["i"] for e in events], (await store.get_state("s")).version
 
     payloads, version = anyio.run(reopen)
-    # Every acknowledged event, and the one whose snapshot was being written (it was
-    # stored before the snapshot began), with nothing torn.
-    assert payloads == list(range(10))
-    assert version == 10
+    # Every acknowledged event, with nothing torn; the 11th, in flight when the process
+    # died, may or may not have reached the log (it was never acknowledged).
+    assert payloads in (list(range(10)), list(range(11)))
+    assert version == len(payloads)
 
 
 @pytest.mark.parametrize("where", ["memory", "file"])

@@ -185,13 +185,15 @@ async def test_snapshots_per_reducer_share_a_data_directory(tmp_path: Path) -> N
         await plain.append_many("s", [new_event("custom", i) for i in range(2)])
         await custom.append_many("s", [new_event("custom", i) for i in range(2)])
         await plain.append_many("s", [new_event("custom", i) for i in range(2)])
+        # Snapshots are written behind the appends; each store's get_state waits for its own.
+        assert (await custom.get_state("s")).data["seen"] == 6
+        assert (await plain.get_state("s")).version == 6
         go_place = tmp_path / "snapshots" / "s.json"
         [other] = list((tmp_path / "snapshots" / ".reducers").glob("*/s.json"))
         assert json.loads(go_place.read_text())["reducer"].startswith(
             "agentstore.state.default_reducer:"
         )
         assert "counting" in json.loads(other.read_text())["reducer"]
-        assert (await custom.get_state("s")).data["seen"] == 6
         size = await plain.backend.storage_size("s")
         files = [tmp_path / "sessions" / "s.json", tmp_path / "events" / "s.jsonl"]
         assert size == sum(p.stat().st_size for p in [*files, go_place, other])

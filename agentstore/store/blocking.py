@@ -61,7 +61,6 @@ class CallerThreadAppends:
         # What the loop has yet to fold, and whether a drain is scheduled to take it.
         self._handed: list[_Handed] = []
         self._scheduled = False
-        self._snapshots: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def for_store(cls, store: Store) -> CallerThreadAppends | None:
@@ -144,16 +143,9 @@ class CallerThreadAppends:
                 continue
             if due:
                 head = result.previous_seq + result.written
-                task = self._loop.create_task(
-                    self._store._states.save_snapshot(sid, head, snapshot)
-                )
-                self._snapshots.add(task)
-                task.add_done_callback(self._snapshots.discard)
+                self._store._snapshots.start(sid, head, snapshot, self._loop)
 
     async def settle(self) -> None:
         """Fold what is pending and wait for the snapshot writes (before the store closes)."""
         self._drain()
-        while self._snapshots:
-            # Popped here: a finished task's own discard runs later, and awaiting a
-            # finished task does not give the loop a turn to run it.
-            await self._snapshots.pop()
+        await self._store._snapshots.settle_all()

@@ -31,6 +31,7 @@ from agentstore.store.lifecycle_ops import (
 )
 from agentstore.store.reads import StoreReads
 from agentstore.store.sessions import StoreSessions
+from agentstore.store.snapshots import SnapshotWriter
 from agentstore.store.states import StateKeeper
 from agentstore.store.validate import (
     check_budget,
@@ -84,7 +85,8 @@ class Store(StoreSessions, StoreReads):
             snapshot_interval=snapshot_interval,
             cache_size=cache_size,
         )
-        self._writer = Writer(backend, self._states, self._budgets, self._notify)
+        self._snapshots = SnapshotWriter(self._states)
+        self._writer = Writer(backend, self._states, self._snapshots, self._budgets, self._notify)
         self._followers: set[anyio.CancelScope] = set()
         self._last_created: datetime | None = None
         self._opened = False
@@ -138,6 +140,7 @@ class Store(StoreSessions, StoreReads):
         self._closed = True
         for scope in self._followers:
             scope.cancel()
+        await self._snapshots.settle_all()
         self._states.clear()
         self._budgets.clear()
         if self._opened:

@@ -12,6 +12,7 @@ from agentstore.errors import InvalidInputError, SessionNotFoundError, StoreLock
 from agentstore.events import Event, EventType
 from agentstore.session import validate_session_id
 from agentstore.state import State, copy_state
+from agentstore.store.snapshots import SnapshotWriter
 from agentstore.store.states import StateKeeper
 from agentstore.store.validate import check_count, make_filter
 from agentstore.verify import VerifyReport, check_snapshots
@@ -26,6 +27,7 @@ class StoreReads:
 
     _backend: Backend
     _states: StateKeeper
+    _snapshots: SnapshotWriter
     _closed: bool
     _followers: set[anyio.CancelScope]
 
@@ -43,6 +45,8 @@ class StoreReads:
         sid = validate_session_id(session_id)
         if at_seq is not None:
             check_count("at_seq", at_seq)
+        if self._snapshots.busy:  # a store reads its own snapshots (see store.snapshots)
+            await self._snapshots.settled(sid)
         try:
             head = await self._backend.last_seq(sid)
         except SessionNotFoundError:
@@ -147,6 +151,7 @@ class StoreReads:
             session_id = validate_session_id(session_id)
         if repair and self._backend.read_only:
             raise StoreLockedError("this store was opened read-only; it cannot repair anything")
+        await self._snapshots.settle_all()  # it checks the snapshots: this store's are written
         report = await self._backend.verify(session_id, repair=repair)
         await check_snapshots(self._backend, report, self._states.reducer, self._states.reducer_id)
         return report

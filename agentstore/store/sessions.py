@@ -15,6 +15,7 @@ from agentstore.pricing import Pricer, warn_if_cost_budget_unpriced
 from agentstore.session import Session, validate_session_id
 from agentstore.state import Budget
 from agentstore.store.budgets import BudgetBook
+from agentstore.store.snapshots import SnapshotWriter
 from agentstore.store.states import StateKeeper
 from agentstore.store.validate import check_budget, check_count, check_labels
 
@@ -28,6 +29,7 @@ class StoreSessions:
 
     _backend: Backend
     _states: StateKeeper
+    _snapshots: SnapshotWriter
     _budgets: BudgetBook
     _last_created: datetime | None
     _pricer: Pricer | None
@@ -180,6 +182,8 @@ class StoreSessions:
         await self._delete(validate_session_id(session_id), None)
 
     async def _delete(self, sid: str, expected_seq: int | None) -> None:
+        if self._snapshots.busy:  # its snapshot write in flight ends first, not after
+            await self._snapshots.settled(sid)
         async with self._states.lock(sid):
             self._states.forget(sid)
             self._budgets.forget(sid)

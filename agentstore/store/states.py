@@ -9,9 +9,10 @@ objects that die young; letting the collector walk them page after page cost 20-
 fold).
 
 Snapshots are a cache that can be lost (the log is the truth): an append that crosses the
-interval captures the state's JSON under the session lock (memory only, no I/O) and
-writes it after the lock is released, so a slow or failing snapshot write never holds up
-the session's other appends, and never fails the append that triggered it.
+interval captures the state's JSON in order with the session's appends (memory only, no
+I/O), and `agentstore.store.snapshots` writes it after the append returns, so a slow or
+failing snapshot write never holds up the session's appends, and never fails the append
+that triggered it.
 """
 
 from __future__ import annotations

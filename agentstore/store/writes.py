@@ -15,8 +15,8 @@ the file backend's group commit): appends to one session then wait for the disk 
 (one write and one sync for all of them) and still fold in order; an append that finds the
 cache elsewhere (a cancelled one in between, another process) drops it, to be rebuilt from
 the log. Paid appends keep the lock: their budget is checked against the state they
-append after. Snapshots are written after the lock is released (see
-`StateKeeper.save_snapshot`).
+append after. Snapshots are written after the append returns (see
+`agentstore.store.snapshots`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import BudgetExceededError, ConcurrencyError
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
+from agentstore.store.snapshots import SnapshotWriter
 from agentstore.store.states import StateKeeper
 
 __all__ = ["AppendListener", "Writer"]
@@ -46,11 +47,13 @@ class Writer:
         self,
         backend: Backend,
         states: StateKeeper,
+        snapshots: SnapshotWriter,
         budgets: BudgetBook,
         notify: Callable[[str], None],
     ) -> None:
         self._backend = backend
         self._states = states
+        self._snapshots = snapshots
         self._budgets = budgets
         self._notify = notify
         kind = type(backend)
@@ -84,8 +87,8 @@ class Writer:
             self._notify(session_id)
             if self.listeners:
                 self._tell_listeners(result)
-            if due:  # after the lock: the session's next appends do not wait for it
-                await states.save_snapshot(session_id, _head(result), snapshot)
+            if due:  # written behind this append: neither it nor the next ones wait for it
+                await self._snapshots.write(session_id, _head(result), snapshot)
         return result
 
     def _fold(
