@@ -18,6 +18,7 @@ from typing import Any
 
 from agentstore.backends.base import AppendResult, PendingEvent, plan_append
 from agentstore.backends.postgres._driver import pgexc, translated
+from agentstore.backends.postgres.flights import Flights
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row, session_values
 from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
@@ -125,6 +126,12 @@ class Appender:
             "AS u(seq, id, ts, type, p, m)"
         )
         self._bump = f"UPDATE {s}.sessions SET last_seq = $2, last_ts = $3 WHERE id = $1"
+        self._flights = Flights(schema, self._alone)
+
+    @property
+    def shared_flights(self) -> int:
+        """Append statements so far that carried appends to several sessions."""
+        return self._flights.shared
 
     async def append(
         self,
@@ -159,19 +166,42 @@ class Appender:
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
     ) -> list[Any] | None:
-        """Run the one-statement append; None when an id is already stored."""
-        ids, stamps, types, payloads, metas = _columns(batch)
-        if any(stamps):
+        """Run the one-statement append (shared with concurrent appends to other sessions
+        when none brings its own timestamp); None when an id is already stored."""
+        if any(p.timestamp for p in batch):
+            ids, stamps, types, payloads, metas = _columns(batch)
             sql = self._fast if expected_seq is None else self._fast_expected
             args: tuple[Any, ...] = (session_id, ids, stamps, types, payloads, metas)
-        else:
-            sql = self._now if expected_seq is None else self._now_expected
-            args = (session_id, ids, types, payloads, metas)
+            if expected_seq is not None:
+                args += (expected_seq,)
+            try:
+                rows: list[Any] = await pool.fetch(sql, *args)
+            except pgexc.UniqueViolationError:
+                return None
+            return rows
+        return await self._flights.run(pool, session_id, batch, expected_seq)
+
+    async def _alone(
+        self,
+        pool: Database,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+    ) -> list[Any] | None:
+        """The one-statement append of a batch without timestamps of its own."""
+        ids = [p.id for p in batch]
+        types = [p.type for p in batch]
+        payloads = [p.payload_json.decode() for p in batch]
+        metas = [p.metadata_json.decode() for p in batch]
         try:
             if expected_seq is None:
-                rows: list[Any] = await pool.fetch(sql, *args)
+                rows: list[Any] = await pool.fetch(
+                    self._now, session_id, ids, types, payloads, metas
+                )
             else:
-                rows = await pool.fetch(sql, *args, expected_seq)
+                rows = await pool.fetch(
+                    self._now_expected, session_id, ids, types, payloads, metas, expected_seq
+                )
         except pgexc.UniqueViolationError:
             return None
         return rows

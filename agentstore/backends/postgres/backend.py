@@ -82,6 +82,12 @@ class PostgresBackend(Backend):
     def __repr__(self) -> str:
         return f"PostgresBackend({self.options.display!r}, schema={self.options.schema!r})"
 
+    @property
+    def shared_flights(self) -> int:
+        """Append statements so far that carried concurrent appends to several sessions
+        (see `agentstore.backends.postgres.flights`)."""
+        return self._appender.shared_flights
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> None:
