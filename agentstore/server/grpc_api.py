@@ -27,6 +27,7 @@ from agentstore.server.grpc_wire import (
     ERROR_DETAILS_KEY,
     budget_from_pb,
     event_to_pb,
+    fill_event_pb,
     json_value,
     parse_time,
     session_to_pb,
@@ -172,7 +173,9 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
         self, request: pb.AppendRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.AppendResponse:
         async with self._guard(context, request):
-            return await self._append(request)
+            response = pb.AppendResponse()
+            await self._append(request, response)
+            return response
 
     async def AppendStream(  # type: ignore[override]
         self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -180,7 +183,8 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
         async with self._guard(context, None):
             await serve_append_stream(self.service, context, self._append, pb.AppendStreamResponse)
 
-    async def _append(self, request: pb.AppendRequest) -> pb.AppendResponse:
+    async def _append(self, request: pb.AppendRequest, out: pb.AppendResponse) -> None:
+        """Append what `request` carries; write the stored events into `out`."""
         events = []
         for index, msg in enumerate(request.events):
             raw: dict[str, Any] = {
@@ -195,7 +199,8 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
         stored = await self.service.append(
             request.session_id, events, expected_seq=_opt(request, "expected_seq")
         )
-        return pb.AppendResponse(events=_events_to_pb(stored))
+        for event in stored:
+            fill_event_pb(out.events.add(), event)
 
     async def ReadEvents(
         self, request: pb.ReadEventsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -37,6 +37,7 @@ from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     budget_from_pb,
     event_to_pb,
+    fill_event_pb,
     format_time,
     json_value,
     parse_time,
@@ -85,11 +86,17 @@ def pending_from_pb(msg: pb.PendingEvent, index: int) -> PendingEvent:
 
 def result_to_pb(result: AppendResult) -> pb.AppendResult:
     """Return an `AppendResult` as a message."""
-    return pb.AppendResult(
-        events=[event_to_pb(e) for e in result.events],
-        written=result.written,
-        previous_seq=result.previous_seq,
-    )
+    msg = pb.AppendResult()
+    fill_result_pb(msg, result)
+    return msg
+
+
+def fill_result_pb(msg: pb.AppendResult, result: AppendResult) -> None:
+    """Set the fields of an empty `msg` to `result` (no message built and copied)."""
+    for event in result.events:
+        fill_event_pb(msg.events.add(), event)
+    msg.written = result.written
+    msg.previous_seq = result.previous_seq
 
 
 def snapshot_to_pb(snap: SnapshotRecord) -> pb.Snapshot:
@@ -216,7 +223,9 @@ class StorageServicer(pb_grpc.StorageServicer):
 
     async def Append(self, request: pb.StorageAppendRequest, context: Context) -> pb.AppendResult:
         async with self._guard(context, request):
-            return await self._append(request)
+            result = pb.AppendResult()
+            await self._append(request, result)
+            return result
 
     async def AppendStream(  # type: ignore[override]
         self, request_iterator: Any, context: Context
@@ -226,13 +235,14 @@ class StorageServicer(pb_grpc.StorageServicer):
                 self.service, context, self._append, pb.StorageAppendStreamResponse
             )
 
-    async def _append(self, request: pb.StorageAppendRequest) -> pb.AppendResult:
+    async def _append(self, request: pb.StorageAppendRequest, out: pb.AppendResult) -> None:
+        """Append what `request` carries; write the result into `out`."""
         sid = validate_session_id(request.session_id)
         batch = self._batch(request.events)
         if not batch:
             raise InvalidInputError("an append needs at least one event")
         expected = _opt(request, "expected_seq")
-        return result_to_pb(await self.backend.append(sid, batch, expected))
+        fill_result_pb(out, await self.backend.append(sid, batch, expected))
 
     async def Read(
         self, request: pb.ReadEventsRequest, context: Context

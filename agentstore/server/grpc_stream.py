@@ -57,13 +57,14 @@ def stream_error(exc: BaseException) -> pb.StreamError:
 async def serve_append_stream(
     service: AgentStoreService,
     context: grpc.aio.ServicerContext[Any, Any],
-    append: Callable[[Any], Awaitable[Any]],
+    append: Callable[[Any, Any], Awaitable[None]],
     reply: Callable[..., Any],
 ) -> None:
     """Read appends from `context` until the client or the server ends, and answer each.
 
-    `append(request.append)` does one append and returns the message of its result;
-    `reply(tag=..., ok=... | error=...)` builds the answer message.
+    `append(request.append, out)` does one append and writes its result into `out`, the
+    answer's `ok` field (filled in place: no result message to copy into the answer);
+    `reply(tag=..., error=...)` builds an answer message.
     """
     limits = service.limits
     max_bytes = limits.max_body_bytes
@@ -91,7 +92,10 @@ async def serve_append_stream(
                     raise PayloadTooLargeError(
                         f"the append is {size} bytes; the limit is {max_bytes}: split the batch"
                     )
-                message = reply(tag=request.tag, ok=await append(request.append))
+                message = reply(tag=request.tag)
+                out = message.ok
+                out.SetInParent()  # an empty result is still an `ok` answer
+                await append(request.append, out)
             except Exception as exc:  # this append's error is its answer; the call goes on
                 message = reply(tag=request.tag, error=stream_error(exc))
         finally:

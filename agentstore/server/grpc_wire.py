@@ -35,6 +35,7 @@ __all__ = [
     "budget_to_pb",
     "event_from_pb",
     "event_to_pb",
+    "fill_event_pb",
     "format_time",
     "json_value",
     "parse_time",
@@ -109,16 +110,27 @@ def _int64(text: str, what: str) -> int:
 
 def event_to_pb(event: Event, payload_json: bytes | None = None) -> pb.Event:
     """Return a stored event as a message (`payload_json`: the stored bytes, if at hand)."""
+    msg = pb.Event()
+    fill_event_pb(msg, event, payload_json)
+    return msg
+
+
+def fill_event_pb(msg: pb.Event, event: Event, payload_json: bytes | None = None) -> None:
+    """Set the fields of an empty `msg` (e.g. from a repeated field's `add()`) to `event`.
+
+    Filling the message that is sent, instead of building one and copying it into its
+    parent, halves the cost of an append's answer (each copy is a copy in upb).
+    """
+    msg.id = event.id
+    msg.session_id = event.session_id
+    msg.sequence_number = event.sequence_number
+    msg.type = str(event.type)
+    msg.payload_json = payload_json if payload_json is not None else orjson.dumps(event.payload)
+    if event.timestamp is not None:
+        msg.timestamp = format_time(event.timestamp)
     meta = event.metadata.to_dict()
-    return pb.Event(
-        id=event.id,
-        session_id=event.session_id,
-        sequence_number=event.sequence_number,
-        type=str(event.type),
-        payload_json=payload_json if payload_json is not None else orjson.dumps(event.payload),
-        timestamp=format_time(event.timestamp) if event.timestamp is not None else "",
-        metadata_json=orjson.dumps(meta) if meta else b"",
-    )
+    if meta:
+        msg.metadata_json = orjson.dumps(meta)
 
 
 def event_from_pb(msg: pb.Event) -> Event:
