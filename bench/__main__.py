@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -145,6 +146,11 @@ def main() -> None:
     info["peers"] = ", ".join(f"{k} {v}" for k, v in peers.call("versions").items())
     line = scenarios.sample_line()
     sections: list[Section] = []
+    # A benchmark is a long-running process: it does what docs/performance.md advises and
+    # freezes its start-up heap (the imported libraries; a full collection of it takes
+    # 15-30 ms here), so the heartbeat shows the stalls of what runs after start-up.
+    gc.collect()
+    gc.freeze()
 
     def step(title: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {title}", file=sys.stderr, flush=True)

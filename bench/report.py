@@ -569,7 +569,9 @@ def write_report(
         "timed region, as an agent does between steps. agentstore ÷ this = how many times "
         "agentstore's row named in brackets outdoes this row (above 1: agentstore is "
         "faster). Scenarios 1-6 ran `rounds` times, interleaved with the baselines and "
-        "peers; every row shows its best round (and its worst heartbeat).",
+        "peers; every row shows its best round (and its worst heartbeat). The process "
+        "freezes its start-up heap (`gc.freeze()` after its imports), as docs/performance.md "
+        "advises long-running agents; what every row creates after that is collected as usual.",
         "",
     ]
     from bench.targets17 import issue17_targets  # the round-2 table, kept out of this file
