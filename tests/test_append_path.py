@@ -118,6 +118,32 @@ async def test_a_hanging_snapshot_write_holds_up_no_other_append(
         assert snap.state["version"] == 3  # the state as of the append, not of the write
 
 
+async def test_closing_the_store_finishes_the_snapshot_writes_behind_its_appends(
+    tmp_path: Path,
+) -> None:
+    async with agentstore.open(tmp_path, snapshot_interval=5) as store:
+        sid = (await store.create_session()).id
+        for i in range(5):
+            await store.append(sid, new_event("step", {"i": i}))
+        reducer_id = store._states.reducer_id
+    # Closed right after the append that made the snapshot due: it was written first.
+    async with agentstore.open(tmp_path) as reopened:
+        snap = await reopened.backend.load_snapshot(sid, reducer_id)
+    assert snap is not None and snap.version == 5
+
+
+def test_off_asyncio_the_append_writes_its_snapshot_before_it_returns(tmp_path: Path) -> None:
+    async def run() -> int | None:
+        async with agentstore.open(tmp_path, snapshot_interval=3) as store:
+            sid = (await store.create_session()).id
+            for i in range(3):
+                await store.append(sid, new_event("step", {"i": i}))
+            snap = await store.backend.load_snapshot(sid, store._states.reducer_id)
+            return None if snap is None else snap.version
+
+    assert anyio.run(run, backend="trio") == 3  # no asyncio loop to write it behind
+
+
 def _count(state: State, event: Event) -> State:
     """A user reducer: keeps the sequence numbers it saw, in order."""
     state = agentstore.default_reducer(state, event)
