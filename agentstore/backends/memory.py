@@ -103,6 +103,10 @@ class MemoryBackend(Backend):
 
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
+        # While sessions arrive in (created_at, id) order (a store stamps them so), the
+        # dict's own order is the listing's: a page is read off its end, not sorted.
+        self._in_order = True
+        self._newest: tuple[datetime, str] | None = None
         # Stores on other threads (each `SyncStore` runs its own event loop) may share this
         # backend: writes take this lock (never across an await), and wake-ups cross
         # threads through the registry.
@@ -119,8 +123,12 @@ class MemoryBackend(Backend):
         return log
 
     def _session_view(self, log: _Log) -> Session:
-        session = log.session.model_copy(deep=True)
-        session.event_count = len(log.ids)
+        # A copy the caller may change: its only mutable parts are the labels and budget
+        # (a deep copy through pydantic costs several times as much).
+        kept = log.session
+        session = kept.model_copy(update={"event_count": len(log.ids), "labels": dict(kept.labels)})
+        if kept.budget is not None:
+            session.budget = kept.budget.model_copy()
         if log.stamps and log.stamps[-1] > session.created_at:
             session.updated_at = log.stamps[-1]
         return session
@@ -138,6 +146,11 @@ class MemoryBackend(Backend):
             result = self._append_batch(log, session.id, events, None) if events else None
             # Nothing above can fail half-way, and nothing awaited: it appears whole.
             self._logs[session.id] = log
+            key = (session.created_at, session.id)
+            if self._newest is not None and key < self._newest:
+                self._in_order = False  # imported with an older time: sort from now on
+            else:
+                self._newest = key
         return result if result is not None else AppendResult([], 0, 0)
 
     async def get_session(self, session_id: str) -> Session:
@@ -159,6 +172,8 @@ class MemoryBackend(Backend):
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         labels = query.labels
         after = parse_session_cursor(query.cursor) if query.cursor else None
+        if self._in_order:
+            return self._page_from_newest(query, after)
         logs = [
             log
             for log in self._logs.values()
@@ -169,6 +184,24 @@ class MemoryBackend(Backend):
         page = [self._session_view(log) for log in logs[: query.limit]]
         more = len(logs) > query.limit
         return SessionPage(page, session_cursor(page[-1]) if more and page else None)
+
+    def _page_from_newest(
+        self, query: SessionQuery, after: tuple[datetime, str] | None
+    ) -> SessionPage:
+        """A page read off the end of the (created_at, id)-ordered dict: O(page), no sort."""
+        labels = query.labels
+        page: list[Session] = []
+        with self._mutex:  # another thread's create must not change the dict mid-walk
+            for log in reversed(self._logs.values()):
+                session = log.session
+                if after is not None and (session.created_at, session.id) >= after:
+                    continue
+                if labels and any(session.labels.get(k) != v for k, v in labels.items()):
+                    continue
+                if len(page) == query.limit:  # one more matches: there is a next page
+                    return SessionPage(page, session_cursor(page[-1]) if page else None)
+                page.append(self._session_view(log))
+        return SessionPage(page, None)
 
     async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
         with self._mutex:

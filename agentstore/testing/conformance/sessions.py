@@ -74,6 +74,25 @@ class SessionsContract:
         listed = await store.list_sessions()
         assert [s.id for s in listed] == ids[::-1]
 
+    async def test_list_places_an_imported_session_by_its_creation_time(
+        self, store: Store
+    ) -> None:
+        first = await store.create_session(name="first")
+        exported = await store.get_session(first.id)
+        later = [(await store.create_session()).id for _ in range(3)]
+        await store.delete_session(first.id)
+        await store.import_session(exported.to_dict(), [])  # back, older than the others
+        newest = (await store.create_session()).id
+        expected = [newest, *reversed(later), first.id]
+        assert [s.id for s in await store.list_sessions()] == expected
+        seen: list[str] = []
+        page = await store.list_sessions_page(limit=2)
+        seen.extend(s.id for s in page.sessions)
+        while page.next_cursor is not None:
+            page = await store.list_sessions_page(limit=2, cursor=page.next_cursor)
+            seen.extend(s.id for s in page.sessions)
+        assert seen == expected
+
     async def test_label_filter_applies_before_paging(self, store: Store) -> None:
         wanted = []
         for i in range(10):
