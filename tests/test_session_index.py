@@ -80,3 +80,27 @@ async def test_a_deleted_and_recreated_session_is_read_again(tmp_path: Path) -> 
         await store.create_session(session_id="s", labels={"v": "2"})
         assert [s.labels for s in await store.list_sessions()] == [{"v": "2"}]
     assert await _ids(tmp_path, labels={"v": "1"}) == []
+
+
+async def test_a_long_lived_store_reads_what_others_add_to_the_index(tmp_path: Path) -> None:
+    """The index is parsed once and then only what was appended to it (see `_load`)."""
+    async with agentstore.open(tmp_path) as mine, agentstore.open(tmp_path) as other:
+        a = await mine.create_session(labels={"team": "a"})
+        assert [s.id for s in await mine.list_sessions()] == [a.id]  # parsed now
+        b = await other.create_session(labels={"team": "b"})
+        await other.update_session(a.id, labels={"team": "b"})  # a new file: a new line
+        gone = await other.create_session(labels={"team": "b"})
+        await other.delete_session(gone.id)
+        assert [s.id for s in await mine.list_sessions(labels={"team": "b"})] == [b.id, a.id]
+        # A line caught half-written is left for the next listing, then taken whole.
+        index = tmp_path / INDEX_NAME
+        line = json.dumps({"id": b.id, "ino": 1, "created": "x", "labels": {}}).encode()
+        with index.open("ab") as f:
+            f.write(line[:20])
+        assert [s.id for s in await mine.list_sessions(labels={"team": "b"})] == [b.id, a.id]
+        with index.open("ab") as f:
+            f.write(line[20:] + b"\n")  # a stale inode: not trusted, the file is read
+        assert [s.id for s in await mine.list_sessions(labels={"team": "b"})] == [b.id, a.id]
+        # Replaced whole (compacted by another store): parsed again from the start.
+        index.write_bytes(b"")
+        assert [s.id for s in await mine.list_sessions()] == [b.id, a.id]

@@ -25,7 +25,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +58,44 @@ _COMPACT_SLACK = 1000
 
 IndexEntry = tuple[str, str, dict[str, str]]
 """(sort key of created_at, session id, labels)."""
+
+_Known = dict[str, tuple[int, str, dict[str, str]]]
+"""Session id -> (inode of its session file, sort key of created_at, labels)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """The index file as parsed up to `size` bytes (whole lines), while its inode is `ino`."""
+
+    ino: int
+    size: int
+    known: _Known
+    lines: int
+
+
+def _read_from(fd: int, offset: int) -> bytes:
+    chunks = []
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _parse_lines(known: _Known, data: bytes) -> int:
+    """Apply the index lines in `data` to `known`; return how many lines there were."""
+    lines = data.split(b"\n")
+    for line in lines:
+        if not line:
+            continue
+        try:
+            obj = orjson.loads(line)
+            if obj.get("deleted"):
+                known.pop(str(obj["id"]), None)
+                continue
+            known[str(obj["id"])] = (int(obj["ino"]), str(obj["created"]), obj["labels"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # a torn, foreign or older line: the session file is read instead
+    return len(lines) - 1  # `data` ends with a newline
 
 
 def sort_key(created: datetime) -> str:
@@ -135,6 +175,10 @@ class SessionIndex:
         self.layout = layout
         self.path = layout.index_path
         self._writable = writable
+        # What was parsed of the index file so far (see `_load`); listings run on worker
+        # threads, so the parse is serialised.
+        self._parsed: _Parsed | None = None
+        self._parse_lock = threading.Lock()
 
     def _append(self, lines: list[bytes]) -> None:
         if not self._writable or not lines:
@@ -168,25 +212,40 @@ class SessionIndex:
         """Note a session deleted (call right after removing its file)."""
         self._append([orjson.dumps({"id": session_id, "deleted": True}) + b"\n"])
 
-    def _load(self) -> tuple[dict[str, tuple[int, str, dict[str, str]]], int]:
-        known: dict[str, tuple[int, str, dict[str, str]]] = {}
+    def _load(self) -> tuple[_Known, int]:
+        """The index's entries and line count, parsing only what was appended since last time.
+
+        The file only grows (appends of whole lines) or is replaced whole (a new inode),
+        so what was parsed stays true while the inode is the same. Only whole lines are
+        taken: a line being appended right now is read next time. Each result is a dict
+        of its own (copied, then extended), so listings on other threads never see one
+        change under them.
+        """
         try:
-            raw = atomic.read_file(self.path)
+            fd = atomic.open_file(self.path, os.O_RDONLY)
         except (OSError, StorageError):
-            return known, 0
-        lines = raw.split(b"\n")
-        for line in lines:
-            if not line:
-                continue
-            try:
-                obj = orjson.loads(line)
-                if obj.get("deleted"):
-                    known.pop(str(obj["id"]), None)
-                    continue
-                known[str(obj["id"])] = (int(obj["ino"]), str(obj["created"]), obj["labels"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue  # a torn, foreign or older line: the session file is read instead
-        return known, len(lines)
+            return {}, 0
+        try:
+            with self._parse_lock:
+                st = os.fstat(fd)
+                parsed = self._parsed
+                if parsed is None or parsed.ino != st.st_ino or parsed.size > st.st_size:
+                    parsed = _Parsed(st.st_ino, 0, {}, 0)
+                if parsed.size < st.st_size:
+                    tail = _read_from(fd, parsed.size)
+                    whole = tail.rfind(b"\n") + 1
+                    if whole:
+                        known = dict(parsed.known)
+                        count = _parse_lines(known, tail[:whole])
+                        parsed = _Parsed(
+                            st.st_ino, parsed.size + whole, known, parsed.lines + count
+                        )
+                self._parsed = parsed
+        except OSError:
+            return {}, 0
+        finally:
+            os.close(fd)
+        return parsed.known, parsed.lines
 
     def entries(self) -> list[IndexEntry]:
         """Return every session's (sort key, id, labels), unsorted.
@@ -250,7 +309,7 @@ class SessionIndex:
     def _rewrite(
         self,
         out: list[IndexEntry],
-        known: dict[str, tuple[int, str, dict[str, str]]],
+        known: _Known,
         learned: list[bytes],
     ) -> None:
         """Replace the index with one line per live session (drops deleted ones)."""
