@@ -1,9 +1,10 @@
 """The `agentstore` command line: a Typer app over the same `Store` as the library.
 
 Each command lives in its own module and is registered by one line in `COMMANDS`
-below. Errors never reach the user as tracebacks: `AgentstoreGroup.main` turns them into
-one line on stderr (exit 2 for usage errors, 1 for the rest); `--debug` shows the
-traceback too.
+below; a module is imported, and its command built, only when that command is looked
+up, so `agentstore replay` does not pay for the fourteen others. Errors never reach the
+user as tracebacks: `AgentstoreGroup.main` turns them into one line on stderr (exit 2
+for usage errors, 1 for the rest); `--debug` shows the traceback too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -20,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
+from typer.main import get_command_from_info
+from typer.models import CommandInfo
 
 import agentstore
 from agentstore import AgentStoreError, AmbiguousSessionError, InvalidInputError
@@ -76,8 +79,44 @@ and verify --repair write to it.
 """
 
 
+class _LazyCommands(MutableMapping[str, Any]):
+    """The root group's commands by name: each built the first time it is looked up.
+
+    Names are all known at once (for help, listing and "did you mean"), in the order of
+    `COMMANDS`; building one imports its module and turns its function into a Click
+    command (measured: importing and building all of them cost 0.14 s at every start).
+    """
+
+    def __init__(self, built: Mapping[str, Any]) -> None:
+        self._built = dict(built)
+
+    def __getitem__(self, name: str) -> Any:
+        command = self._built.get(name)
+        if command is None:
+            target = _TARGETS[name]  # KeyError for an unknown name, like a dict
+            command = self._built[name] = _build(name, target)
+        return command
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from _TARGETS
+        yield from (name for name in self._built if name not in _TARGETS)
+
+    def __len__(self) -> int:
+        return len(_TARGETS.keys() | self._built.keys())
+
+
 class AgentstoreGroup(MetavarStyle, TyperGroup):
     """The root group: turns every error into one clear line on stderr."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _LazyCommands(self.commands)
 
     def main(  # type: ignore[override]
         self,
@@ -287,9 +326,20 @@ def _load(target: str) -> Callable[..., Any]:
     return func
 
 
-for _name, _target in COMMANDS:
-    _func = _load(_target)
-    app.command(_name, cls=AgentstoreCommand, help=reflow(_func.__doc__))(_func)
+_TARGETS = dict(COMMANDS)
+
+
+def _build(name: str, target: str) -> Any:
+    """Import a command's module and build its Click command (as `app.command` would)."""
+    func = _load(target)
+    info = CommandInfo(name=name, cls=AgentstoreCommand, help=reflow(func.__doc__), callback=func)
+    return get_command_from_info(
+        info,
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+
+
 app.add_typer(otel_app, name="otel")  # a command group: `agentstore otel export`
 
 
