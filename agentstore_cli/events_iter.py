@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from agentstore.events import check_event_type
 from agentstore.metadata import gc_paused  # counted: safe beside the store's own pauses
 from agentstore_cli.common import UsageError
 
-__all__ = ["EventQuery", "follow_events", "gc_paused", "iter_events", "parse_types"]
+__all__ = ["EventQuery", "follow_events", "gc_paused", "iter_events", "iter_pages", "parse_types"]
 
 PAGE = 1000
 
@@ -71,18 +72,22 @@ class EventQuery:
         return ts is not None and self.until is not None and ts >= self.until
 
 
-async def iter_events(
-    store: Store, session_id: str, query: EventQuery
-) -> AsyncGenerator[Event, None]:
-    """Yield the events that match `query`, reading `PAGE` events at a time.
+async def iter_pages(
+    store: Store, session_id: str, query: EventQuery, *, first_page: int = PAGE
+) -> AsyncGenerator[list[Event], None]:
+    """Yield the events that match `query` as lists of at most `PAGE` events.
 
     Filters go down to the store, so a `--to-seq 10` or `--limit 5` on a huge session
-    reads only the start of its log.
+    reads only the start of its log. The first page holds at most `first_page` events:
+    a small one puts the first rows on screen before a whole page is read. A consumer
+    that handles a page at a time pays one async step per page, not one per event.
     """
     next_seq = query.from_seq or 1
     remaining = query.limit
+    size = min(first_page, PAGE)
     while remaining is None or remaining > 0:
-        size = PAGE if remaining is None else min(PAGE, remaining)
+        if remaining is not None:
+            size = min(size, remaining)
         with gc_paused():
             page = await store.replay(
                 session_id,
@@ -93,13 +98,24 @@ async def iter_events(
                 to_seq=query.to_seq,
                 limit=size,
             )
-        for event in page:
-            yield event
+        if page:
+            yield page
         if len(page) < size:
             return
         next_seq = page[-1].sequence_number + 1
         if remaining is not None:
             remaining -= len(page)
+        size = PAGE
+
+
+async def iter_events(
+    store: Store, session_id: str, query: EventQuery
+) -> AsyncGenerator[Event, None]:
+    """Yield the events that match `query`, reading `PAGE` events at a time."""
+    async with contextlib.aclosing(iter_pages(store, session_id, query)) as pages:
+        async for page in pages:
+            for event in page:
+                yield event
 
 
 async def follow_events(

@@ -7,7 +7,7 @@ so a payload holding `[red]` or an ESC sequence is shown as text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,15 @@ from agentstore_cli.formats import (
     fmt_elapsed,
     fmt_int,
     fmt_time,
+)
+from agentstore_cli.payloadtext import (
+    call_args,
+    first_of,
+    model_name,
+    preview,
+    result_shape,
+    text_of,
+    tool_name,
 )
 from agentstore_cli.rowtext import Out, Plain, fit
 from agentstore_cli.sanitize import clean
@@ -60,7 +69,18 @@ TYPE_STYLES: dict[str, str] = {
 """Colour of each built-in event type in the timeline (user types: `white`)."""
 
 _TYPE_WIDTH = 13  # len("state_updated"), the longest built-in type
-_PREVIEW_CHARS = 400  # longer than any terminal line: the console cuts the rest
+_SHOWN_TYPES: dict[str, str] = {}
+
+
+def _shown_type(kind: str) -> str:
+    """The type column: `kind` padded to its width, or cut with an ellipsis."""
+    shown = _SHOWN_TYPES.get(kind)
+    if shown is None:
+        shown = kind if len(kind) <= _TYPE_WIDTH else kind[: _TYPE_WIDTH - 1] + "…"
+        shown = f"{shown:<{_TYPE_WIDTH}}"
+        if len(_SHOWN_TYPES) < 1000:  # user types are few; a hostile log must not grow it
+            _SHOWN_TYPES[kind] = shown
+    return shown
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -81,87 +101,6 @@ def print_line(console: Console, text: Text) -> None:
 def safe(value: object, style: str = "") -> Text:
     """Return `value` as a `Text` with control characters escaped and no markup."""
     return Text(clean(value if isinstance(value, str) else str(value)), style=style)
-
-
-# --- payload summaries ---------------------------------------------------------------------
-
-
-def preview(value: Any, limit: int = _PREVIEW_CHARS) -> str:
-    """Return a one-line, cleaned preview of a JSON value (strings without quotes)."""
-    if isinstance(value, str):
-        text = value[: limit * 2]
-    else:
-        try:
-            text = orjson.dumps(value).decode()
-        except TypeError:
-            text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return clean(text)
-
-
-def _json_preview(value: Any, limit: int) -> str:
-    """Like `preview`, but strings keep their quotes (for arguments: `to="MUC"`)."""
-    return preview(value if not isinstance(value, str) else orjson.dumps(value).decode(), limit)
-
-
-def _first(payload: Any, *keys: str) -> Any:
-    if isinstance(payload, Mapping):
-        for key in keys:
-            value = payload.get(key)
-            if value is not None and value != "":
-                return value
-    return None
-
-
-def _text_of(payload: Any, *keys: str) -> str:
-    """The payload's main text: itself if a string, else the first key present."""
-    if isinstance(payload, str):
-        return preview(payload)
-    found = _first(payload, *keys)
-    if found is None:
-        return preview(payload) if payload is not None else ""
-    if isinstance(found, list) and found and isinstance(found[-1], Mapping):
-        # chat messages: show the last one's content
-        inner = _first(found[-1], "content", "text")
-        return preview(inner if inner is not None else found[-1])
-    return preview(found)
-
-
-def _tool_name(event: Event) -> str | None:
-    name = event.metadata.tool_name or _first(event.payload, "tool", "tool_name", "name")
-    return str(name) if name is not None else None
-
-
-def _model_name(event: Event) -> str | None:
-    name = event.metadata.model or _first(event.payload, "model")
-    return str(name) if name is not None else None
-
-
-def _call_args(payload: Any) -> str:
-    args = _first(payload, "args", "arguments", "input", "parameters", "params")
-    if args is None and isinstance(payload, Mapping):
-        args = {k: v for k, v in payload.items() if k not in ("tool", "tool_name", "name")}
-    if isinstance(args, Mapping):
-        return ", ".join(f"{clean(str(k))}={_json_preview(v, 80)}" for k, v in args.items())
-    if args is None:
-        return ""
-    return preview(args, 160)
-
-
-def _result_shape(payload: Any) -> str | None:
-    """Describe a result's size in items: '2 flights', '5 items'."""
-    result = _first(payload, "result", "results", "output", "data")
-    if result is None:
-        result = payload
-    if isinstance(result, list):
-        return f"{len(result)} item{'s' if len(result) != 1 else ''}"
-    if isinstance(result, Mapping):
-        lists = [(k, v) for k, v in result.items() if isinstance(v, list)]
-        if len(lists) == 1:
-            key, items = lists[0]
-            return f"{len(items)} {clean(str(key))}"
-    return None
 
 
 @dataclass(slots=True)
@@ -194,12 +133,12 @@ class Timeline:
 
     def row(self, event: Event) -> Text:
         """Return the row of one event (and count it in the totals)."""
-        seq, elapsed, kind, shown_type = self._row_start(event)
-        style = TYPE_STYLES.get(kind, "white")
+        elapsed = self._start(event)
+        kind = str(event.type)
         text = Text(no_wrap=True, overflow="ellipsis", end="\n")
-        text.append(seq, style="dim")
-        text.append(elapsed, style="dim")
-        text.append(shown_type, style=style)
+        text.append(f"{event.sequence_number:>{self.seq_width}}  ", style="dim")
+        text.append(f"{fmt_elapsed(elapsed):>8}  ", style="dim")
+        text.append(_shown_type(kind), style=TYPE_STYLES.get(kind, "white"))
         text.append("  ")
         self._summary(event, text)
         return text
@@ -210,37 +149,30 @@ class Timeline:
         The same characters as `row(event)` truncated to `width` (and the same totals),
         without building a Rich renderable: for output that is not a terminal.
         """
-        seq, elapsed, _kind, shown_type = self._row_start(event)
+        elapsed = self._start(event)
+        # fmt_elapsed's first case inline: the row start is a tenth of a plain row's cost.
+        shown = f"+{elapsed:.3f}s" if elapsed < 10 else fmt_elapsed(elapsed)
         out = Plain()
         self._summary(event, out)
-        return fit(f"{seq}{elapsed}{shown_type}  {''.join(out.parts)}", width)
-
-    def _row_start(self, event: Event) -> tuple[str, str, str, str]:
-        ts = event.timestamp
-        if self.first_ts is None:
-            self.first_ts = ts
-        if ts is not None:
-            self.last_ts = ts
-        self._count(event)
-        elapsed = (
-            (ts - self.first_ts).total_seconds()
-            if ts is not None and self.first_ts is not None
-            else 0.0
+        line = (
+            f"{event.sequence_number:>{self.seq_width}}  {shown:>8}  "
+            f"{_shown_type(str(event.type))}  {''.join(out.parts)}"
         )
-        kind = str(event.type)
-        shown_type = kind if len(kind) <= _TYPE_WIDTH else kind[: _TYPE_WIDTH - 1] + "…"
-        return (
-            f"{event.sequence_number:>{self.seq_width}}  ",
-            f"{fmt_elapsed(max(elapsed, 0.0)):>8}  ",
-            kind,
-            f"{shown_type:<{_TYPE_WIDTH}}",
-        )
+        if line.isascii():  # `fit`'s first case inline: most rows
+            return line if len(line) <= width else line[: width - 1] + "…"
+        return fit(line, width)
 
-    def _count(self, event: Event) -> None:
+    def rows_plain(self, events: Iterable[Event], width: int) -> str:
+        """Return `row_plain` of each event, each line ending in a newline."""
+        row = self.row_plain
+        return "".join([row(event, width) + "\n" for event in events])
+
+    def _start(self, event: Event) -> float:
+        """Count `event` in the totals; return the seconds since the first shown event."""
         self.events += 1
         kind = event.type
-        meta = event.metadata
-        if kind in (EventType.LLM_REQUEST, EventType.LLM_RESPONSE):
+        if kind == EventType.LLM_RESPONSE or kind == EventType.LLM_REQUEST:
+            meta = event.metadata
             self.tokens_in += meta.tokens_in or 0
             self.tokens_out += meta.tokens_out or 0
             self.cost_usd += meta.cost_usd or 0.0
@@ -248,6 +180,15 @@ class Timeline:
             self.tool_calls += 1
         elif kind == EventType.ERROR:
             self.errors += 1
+        ts = event.timestamp
+        if ts is None:
+            return 0.0
+        first = self.first_ts
+        if first is None:
+            self.first_ts = first = ts
+        self.last_ts = ts
+        elapsed = (ts - first).total_seconds()
+        return elapsed if elapsed > 0.0 else 0.0
 
     def _pair(self, event: Event) -> tuple[_Call | None, float | None]:
         """Match a result with its call by call_id; return the call and the duration."""
@@ -272,32 +213,32 @@ class Timeline:
         kind = event.type
         payload = event.payload
         meta = event.metadata
-        if kind in (EventType.TOOL_CALLED, EventType.LLM_REQUEST) and meta.call_id is not None:
-            name = _tool_name(event) if kind == EventType.TOOL_CALLED else _model_name(event)
+        if meta.call_id is not None and kind in (EventType.TOOL_CALLED, EventType.LLM_REQUEST):
+            name = tool_name(event) if kind == EventType.TOOL_CALLED else model_name(event)
             self._calls[meta.call_id] = _Call(event.sequence_number, event.timestamp, name)
             if len(self._calls) > 10_000:  # calls never answered must not grow without end
                 self._calls.pop(next(iter(self._calls)))
         if kind == EventType.USER_MESSAGE:
-            out.append(_text_of(payload, "content", "message", "text", "prompt"))
+            out.append(text_of(payload, "content", "message", "text", "prompt"))
+        elif kind == EventType.TOOL_CALLED:
+            out.append(clean(tool_name(event) or "?"), style="bold")
+            out.append(f"({call_args(payload)})")
         elif kind == EventType.PLAN_CREATED:
             self._plan(out, payload)
-        elif kind == EventType.TOOL_CALLED:
-            out.append(clean(_tool_name(event) or "?"), style="bold")
-            out.append(f"({_call_args(payload)})")
         elif kind == EventType.TOOL_RESULT:
             self._tool_result(out, event)
         elif kind == EventType.LLM_REQUEST:
-            self._llm(out, event, _text_of(payload, "prompt", "messages", "input", "content"))
+            self._llm(out, event, text_of(payload, "prompt", "messages", "input", "content"))
         elif kind == EventType.LLM_RESPONSE:
-            self._llm(out, event, _text_of(payload, "content", "text", "output", "message"))
+            self._llm(out, event, text_of(payload, "content", "text", "output", "message"))
         elif kind == EventType.ERROR:
             self._error(out, event)
         else:
             out.append(preview(payload) if payload is not None else "")
 
     def _plan(self, out: Out, payload: Any) -> None:
-        goal = _first(payload, "goal", "objective")
-        steps = _first(payload, "steps", "plan")
+        goal = first_of(payload, "goal", "objective")
+        steps = first_of(payload, "steps", "plan")
         if goal is not None:
             out.append("goal: ", style="dim")
             out.append(preview(goal, 120))
@@ -305,7 +246,7 @@ class Timeline:
         if isinstance(steps, list):
             names = []
             for step in steps:
-                label = _first(step, "name", "tool", "title", "description", "step")
+                label = first_of(step, "name", "tool", "title", "description", "step")
                 names.append(preview(label if label is not None else step, 60))
             out.append(f"{len(steps)} step{'s' if len(steps) != 1 else ''}: ")
             out.append(" → ".join(names))
@@ -314,13 +255,13 @@ class Timeline:
 
     def _tool_result(self, out: Out, event: Event) -> None:
         call, duration = self._pair(event)
-        name = _tool_name(event) or (call.name if call is not None else None)
+        name = tool_name(event) or (call.name if call is not None else None)
         out.append(clean(name or "?"), style="bold")
         out.append(" → ")
         payload = event.payload
-        error = _first(payload, "error")
+        error = first_of(payload, "error")
         parts: list[str] = []
-        shape = _result_shape(payload)
+        shape = result_shape(payload)
         if shape is not None:
             parts.append(shape)
         parts.append(fmt_bytes(len(orjson.dumps(payload))))
@@ -333,14 +274,14 @@ class Timeline:
             out.append(" · error: ", style="bold red")
             out.append(preview(error, 200), style="red")
         else:
-            result = _first(payload, "result", "results", "output")
+            result = first_of(payload, "result", "results", "output")
             out.append(" · ", style="dim")
             out.append(preview(result if result is not None else payload), style="dim")
 
     def _llm(self, out: Out, event: Event, text: str) -> None:
         meta = event.metadata
         call, duration = self._pair(event) if event.type == EventType.LLM_RESPONSE else (None, None)
-        model = _model_name(event) or (call.name if call is not None else None)
+        model = model_name(event) or (call.name if call is not None else None)
         parts: list[str] = []
         if meta.tokens_in is not None:
             parts.append(f"{fmt_int(meta.tokens_in)} in")
@@ -361,11 +302,11 @@ class Timeline:
 
     def _error(self, out: Out, event: Event) -> None:
         payload = event.payload
-        kind = _first(payload, "type", "error_type", "kind", "code")
+        kind = first_of(payload, "type", "error_type", "kind", "code")
         if kind is not None:
             out.append(preview(kind, 60) + ": ", style="bold red")
-        out.append(_text_of(payload, "message", "error", "detail", "reason"), style="red")
-        if _first(payload, "recoverable") is True:
+        out.append(text_of(payload, "message", "error", "detail", "reason"), style="red")
+        if first_of(payload, "recoverable") is True:
             out.append(" (recoverable)", style="dim")
         call_id = event.metadata.call_id
         call = self._calls.pop(call_id, None) if call_id is not None else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -22,7 +22,13 @@ from agentstore_cli.common import (
     run,
     write_bytes,
 )
-from agentstore_cli.events_iter import EventQuery, follow_events, iter_events, parse_types
+from agentstore_cli.events_iter import (
+    EventQuery,
+    follow_events,
+    iter_events,
+    iter_pages,
+    parse_types,
+)
 from agentstore_cli.headers import session_header
 from agentstore_cli.render import Timeline, make_console, print_line
 from agentstore_cli.timeparse import parse_time
@@ -186,27 +192,33 @@ async def write_json_array(
     return count
 
 
-_BATCH = 500
-_FIRST_BATCH = 50
-
-
-def _print_rows(console: Console, rows: list[Text]) -> None:
-    console.print(Text("\n").join(rows), soft_wrap=True)
-    console.file.flush()
+# The first page is about one screen, so the first rows show before a full page is read.
+_FIRST_PAGE = 100
 
 
 async def _timeline(
-    store: Store, info: Session, query: EventQuery, timeline: Timeline, *, follow: bool
+    store: Store,
+    info: Session,
+    query: EventQuery,
+    timeline: Timeline,
+    *,
+    follow: bool,
+    console: Console | None = None,
 ) -> None:
-    console = make_console()
+    """Print the header, then each page of rows as soon as it is read, then the totals."""
+    console = console if console is not None else make_console()
     timeline.seq_width = max(len(str(info.event_count)), 3)
     print_line(console, session_header(info))
-    source = follow_events if follow else iter_events
-    async with contextlib.aclosing(source(store, info.id, query)) as events:
+    pages: AsyncGenerator[list[Event], None]
+    if follow:  # each event its own page: written the moment it is appended
+        pages = _one_by_one(follow_events(store, info.id, query))
+    else:
+        pages = iter_pages(store, info.id, query, first_page=_FIRST_PAGE)
+    async with contextlib.aclosing(pages):
         if console.is_terminal:
-            await _styled_rows(console, events, timeline, follow=follow)
+            await _styled_rows(console, pages, timeline)
         else:
-            await _plain_rows(console, events, timeline, follow=follow)
+            await _plain_rows(console, pages, timeline)
     console.print(Rule(style="dim"))
     filtered = query != EventQuery()
     # Calls without a result are known only if every event after them was shown.
@@ -220,47 +232,40 @@ async def _timeline(
         console.print(line)
 
 
+async def _one_by_one(events: AsyncGenerator[Event, None]) -> AsyncGenerator[list[Event], None]:
+    """Pages of one event each (for --follow)."""
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield [event]
+
+
 async def _styled_rows(
-    console: Console, events: AsyncIterator[Event], timeline: Timeline, *, follow: bool
+    console: Console, pages: AsyncIterator[list[Event]], timeline: Timeline
 ) -> None:
-    """Rows for a terminal: styled, cut to the width here and printed a batch at a time
-    (one Rich render and one write per batch); --follow prints each row as it comes."""
-    batch_size = 1 if follow else _BATCH
+    """Rows for a terminal: styled, cut to the width here, one Rich render and one write
+    per page of events (per event with --follow)."""
     width = console.width
-    rows: list[Text] = []
-    async for event in events:
-        row = timeline.row(event)
-        plain = row.plain
-        if len(plain) > width or not plain.isascii():
-            row.truncate(width, overflow="ellipsis")
-        rows.append(row)
-        if len(rows) >= batch_size:
-            _print_rows(console, rows)
-            rows = []
-    if rows:
-        _print_rows(console, rows)
+    for_terminal = timeline.row
+    async for page in pages:
+        rows: list[Text] = []
+        for event in page:
+            row = for_terminal(event)
+            plain = row.plain
+            if len(plain) > width or not plain.isascii():
+                row.truncate(width, overflow="ellipsis")
+            rows.append(row)
+        console.print(Text("\n").join(rows), soft_wrap=True)
+        console.file.flush()
 
 
 async def _plain_rows(
-    console: Console, events: AsyncIterator[Event], timeline: Timeline, *, follow: bool
+    console: Console, pages: AsyncIterator[list[Event]], timeline: Timeline
 ) -> None:
-    """Rows for a pipe or a file: no styles, so no Rich renderable per event; written a
-    page at a time (the first page goes out at once), each row as it comes with --follow."""
-    # The first batch is one screen, so the start shows at once; then bigger batches.
-    batch_size = 1 if follow else _FIRST_BATCH
+    """Rows for a pipe or a file: text built with string formatting (no styles, so no
+    Rich renderable per event), one write per page of events as it is read."""
     width = console.width
     write, flush = console.file.write, console.file.flush
-    row = timeline.row_plain
-    rows: list[str] = []
-    async for event in events:
-        rows.append(row(event, width))
-        if len(rows) >= batch_size:
-            rows.append("")
-            write("\n".join(rows))
-            flush()
-            rows = []
-            batch_size = 1 if follow else _BATCH
-    if rows:
-        rows.append("")
-        write("\n".join(rows))
+    rows = timeline.rows_plain
+    async for page in pages:
+        write(rows(page, width))
         flush()
