@@ -95,7 +95,8 @@ class _SpyRead(MemoryBackend):
 @pytest.mark.parametrize("enabled", [True, False])
 async def test_pages_are_read_with_the_collector_paused_and_restored(enabled: bool) -> None:
     backend = _SpyRead()
-    async with Store(backend) as store:
+    # No snapshots: the store's background snapshot reads are not the timeline's pages.
+    async with Store(backend, snapshot_interval=0) as store:
         sid = (await store.create_session()).id
         await store.append_many(sid, [agentstore.new_event("step") for _ in range(2500)])
         was = gc.isenabled()
