@@ -140,7 +140,7 @@ class Store(StoreSessions, StoreReads):
         self._closed = True
         for scope in self._followers:
             scope.cancel()
-        await self._snapshots.settle_all()
+        await self._snapshots.close()
         self._states.clear()
         self._budgets.clear()
         if self._opened:

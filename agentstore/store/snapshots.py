@@ -34,6 +34,7 @@ class SnapshotWriter:
         self._states = states
         self._running: dict[str, asyncio.Task[None]] = {}
         self._waiting: dict[str, tuple[int, SnapshotRecord | None]] = {}
+        self._closing = False
 
     @property
     def busy(self) -> bool:
@@ -48,6 +49,8 @@ class SnapshotWriter:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """Write a snapshot on `loop` (call on the loop's thread); see `write`."""
+        if self._closing:
+            return  # an append that raced `close`: its snapshot is a cache, and skipped
         if session_id in self._running:
             waiting = self._waiting.get(session_id)
             if waiting is None or waiting[0] < version:
@@ -63,6 +66,8 @@ class SnapshotWriter:
         is folded first). Returns at once on asyncio; elsewhere after the write.
         """
         loop = _running_asyncio_loop()
+        if self._closing:
+            return  # see `start`
         if loop is None:
             await self._states.save_snapshot(session_id, version, record)
         else:
@@ -91,11 +96,16 @@ class SnapshotWriter:
             await asyncio.shield(task)
 
     async def settle_all(self) -> None:
-        """Wait for every write in flight (before the backend closes)."""
+        """Wait for every write in flight (started before this call or while it waits)."""
         while self._running:
             import asyncio
 
             await asyncio.wait(list(self._running.values()))
+
+    async def close(self) -> None:
+        """Wait for every write in flight, and start no more (the store is closing)."""
+        self._closing = True
+        await self.settle_all()
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
