@@ -73,6 +73,11 @@ The same letters mean the same thing in every command: `-o` is the output format
 - The timeline and the tables are for people: colour on a terminal, none in a pipe or
   when `NO_COLOR` is set; rows are cut to the terminal width (`COLUMNS` in a pipe, else
   80) with an ellipsis, never wrapped.
+- The timeline is written as the log is read: the first screen of rows as soon as the
+  first events are read, then a page of rows per page of events, so
+  `agentstore replay ID | less` shows the start of a long session at once. In a pipe or a
+  file the rows are plain text (the same columns and summaries as on a terminal, no
+  colour codes), made without a Rich object per event.
 - `--format json` prints one JSON array (`replay`, `export --bare`: the stored events
   with exactly the on-disk fields `id`, `session_id`, `sequence_number`, `type`,
   `payload`, `timestamp`, `metadata`; `sessions`: the on-disk session fields);
