@@ -161,6 +161,34 @@ async def file_durable_16_one_session() -> float:
     return await _durable_us(16, 1, 150)
 
 
+async def _list_ms(store: agentstore.Store, reps: int) -> float:
+    """Best ms for the first page of 100 sessions, newest first."""
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        await store.list_sessions(limit=100)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+async def memory_list_sessions() -> float:
+    """ms for list_sessions(limit=100) over 10,000 sessions, in memory."""
+    async with agentstore.open(in_memory=True) as store:
+        for _ in range(10_000):
+            await store.create_session(labels={"env": "bench"})
+        return await _list_ms(store, 30)
+
+
+async def file_list_sessions() -> float:
+    """ms for list_sessions(limit=100) over 2,000 sessions in a data directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        async with agentstore.open(tmp, durability="flush") as store:
+            for _ in range(2_000):  # each creation syncs its directory: 10,000 took a minute
+                await store.create_session(labels={"env": "bench"})
+        async with agentstore.open(tmp) as store:
+            return await _list_ms(store, 10)
+
+
 def _timeline(first_rows: int | None) -> float:
     """Seconds until `agentstore replay` of the 100,000-event session wrote `first_rows`
     rows to a pipe (None: all of it, and the command ended)."""
@@ -208,6 +236,8 @@ PROBES: dict[str, Probe] = {
     "file_durable_one": file_durable_one,
     "file_durable_16_sessions": file_durable_16_sessions,
     "file_durable_16_one_session": file_durable_16_one_session,
+    "memory_list_sessions": memory_list_sessions,
+    "file_list_sessions": file_list_sessions,
 }
 
 if __name__ == "__main__":
