@@ -74,9 +74,7 @@ class SessionsContract:
         listed = await store.list_sessions()
         assert [s.id for s in listed] == ids[::-1]
 
-    async def test_list_places_an_imported_session_by_its_creation_time(
-        self, store: Store
-    ) -> None:
+    async def test_list_places_an_imported_session_by_its_creation_time(self, store: Store) -> None:
         first = await store.create_session(name="first")
         exported = await store.get_session(first.id)
         later = [(await store.create_session()).id for _ in range(3)]
