@@ -9,8 +9,9 @@ a slow disk never lets an older snapshot land over a newer one, nor queues more 
 per session.
 
 A store reads its own snapshots: `get_state` and deleting a session wait for that
-session's write in flight, and closing the store waits for every write. Off asyncio (on trio) there
-is no loop to hand a task to: the append writes its snapshot itself before it returns.
+session's write in flight, `verify` for every write, and closing the store finishes every
+write and starts no more. Off asyncio (on trio) there is no loop to hand a task to: the
+append writes its snapshot itself before it returns.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ logger = logging.getLogger("agentstore")
 _FOLD_PAGE = 1000
 """Events read from the backend at once for a fold (one read: one thread hop on files)."""
 _FOLD_SLICE = 250
+"""Events folded between two looks at the clock."""
 _FOLD_TURN = 0.002
 """The loop gets a turn between slices of a page once a fold has held it this long (s).
 
@@ -195,9 +196,9 @@ class StateKeeper:
         return await self._fold_range(session_id, base, at_seq)
 
     async def _fold_range(self, session_id: str, state: State, stop_at: int) -> State:
-        # A page at a time, with a turn of the loop after every slice of it: folding a
-        # cold session of 10,000 events must not hold the event loop (the heartbeat of
-        # `make bench` asks for no stall over 5 ms).
+        # A page at a time, and within a page a turn of the loop once the fold has held it
+        # for `_FOLD_TURN`: folding a cold session of 10,000 events must not hold the
+        # event loop (the heartbeat of `make bench` asks for no stall over 5 ms).
         start = state.version + 1
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
