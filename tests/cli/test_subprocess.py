@@ -121,7 +121,24 @@ def test_closed_pipe_is_quiet(data_dir: Path, procs: list[subprocess.Popen[bytes
     assert producer.stderr.read() == b""
 
 
+@pytest.fixture
+def interruptible() -> Iterator[None]:
+    """Let the processes a test starts be stopped by Ctrl-C (SIGINT), as a user's are.
+
+    A runner started in the background by a non-interactive shell (`cmd &`) ignores
+    SIGINT, and its children inherit that: Python then installs no KeyboardInterrupt
+    handler in them. A handler of our own here is reset to the default in a child.
+    """
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "timeline"])
+@pytest.mark.usefixtures("interruptible")
 def test_follow_sees_another_process_appending(
     data_dir: Path, procs: list[subprocess.Popen[bytes]], fmt: str
 ) -> None:
