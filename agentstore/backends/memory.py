@@ -9,9 +9,10 @@ the store holds, and a read builds events without parsing whole JSON lines.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import anyio
@@ -172,36 +173,28 @@ class MemoryBackend(Backend):
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         labels = query.labels
         after = parse_session_cursor(query.cursor) if query.cursor else None
-        if self._in_order:
-            return self._page_from_newest(query, after)
-        logs = [
-            log
-            for log in self._logs.values()
-            if (not labels or all(log.session.labels.get(k) == v for k, v in labels.items()))
-            and before_cursor(log.session, after)
-        ]
-        logs.sort(key=lambda log: (log.session.created_at, log.session.id), reverse=True)
-        page = [self._session_view(log) for log in logs[: query.limit]]
-        more = len(logs) > query.limit
-        return SessionPage(page, session_cursor(page[-1]) if more and page else None)
 
-    def _page_from_newest(
-        self, query: SessionQuery, after: tuple[datetime, str] | None
-    ) -> SessionPage:
-        """A page read off the end of the (created_at, id)-ordered dict: O(page), no sort."""
-        labels = query.labels
-        page: list[Session] = []
+        def wanted(log: _Log) -> bool:
+            session = log.session
+            return (not labels or all(session.labels.get(k) == v for k, v in labels.items())) and (
+                before_cursor(session, after)
+            )
+
         with self._mutex:  # another thread's create must not change the dict mid-walk
-            for log in reversed(self._logs.values()):
-                session = log.session
-                if after is not None and (session.created_at, session.id) >= after:
-                    continue
-                if labels and any(session.labels.get(k) != v for k, v in labels.items()):
-                    continue
-                if len(page) == query.limit:  # one more matches: there is a next page
-                    return SessionPage(page, session_cursor(page[-1]) if page else None)
-                page.append(self._session_view(log))
-        return SessionPage(page, None)
+            newest_first: Iterable[_Log]
+            if self._in_order:  # the dict's own order, newest last: read off its end
+                newest_first = reversed(self._logs.values())
+            else:
+                newest_first = sorted(
+                    self._logs.values(),
+                    key=lambda log: (log.session.created_at, log.session.id),
+                    reverse=True,
+                )
+            # One more than a page: is there a next page?
+            chosen = list(islice(filter(wanted, newest_first), query.limit + 1))
+        page = [self._session_view(log) for log in chosen[: query.limit]]
+        more = len(chosen) > query.limit
+        return SessionPage(page, session_cursor(page[-1]) if more and page else None)
 
     async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
         with self._mutex:
