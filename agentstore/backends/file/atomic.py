@@ -21,6 +21,7 @@ __all__ = [
     "fsync_dir",
     "open_file",
     "read_file",
+    "read_from",
     "sync",
     "truncate",
     "write_all",
@@ -93,12 +94,18 @@ def read_file(path: Path) -> bytes:
     """Read a whole small file (session, snapshot, index) without following a symlink."""
     fd = open_file(path, os.O_RDONLY)
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return read_from(fd, 0)
     finally:
         os.close(fd)
+
+
+def read_from(fd: int, offset: int) -> bytes:
+    """Read an open file from `offset` to its end."""
+    chunks = []
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def write_file_atomic(path: Path, data: bytes, *, exclusive: bool) -> None:

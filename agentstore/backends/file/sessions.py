@@ -73,14 +73,6 @@ class _Parsed:
     lines: int
 
 
-def _read_from(fd: int, offset: int) -> bytes:
-    chunks = []
-    while chunk := os.pread(fd, 1 << 20, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
 def _parse_lines(known: _Known, data: bytes) -> int:
     """Apply the index lines in `data` to `known`; return how many lines there were."""
     lines = data.split(b"\n")
@@ -232,7 +224,7 @@ class SessionIndex:
                 if parsed is None or parsed.ino != st.st_ino or parsed.size > st.st_size:
                     parsed = _Parsed(st.st_ino, 0, {}, 0)
                 if parsed.size < st.st_size:
-                    tail = _read_from(fd, parsed.size)
+                    tail = atomic.read_from(fd, parsed.size)
                     whole = tail.rfind(b"\n") + 1
                     if whole:
                         known = dict(parsed.known)
