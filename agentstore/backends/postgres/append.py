@@ -174,11 +174,7 @@ class Appender:
             args: tuple[Any, ...] = (session_id, ids, stamps, types, payloads, metas)
             if expected_seq is not None:
                 args += (expected_seq,)
-            try:
-                rows: list[Any] = await pool.fetch(sql, *args)
-            except pgexc.UniqueViolationError:
-                return None
-            return rows
+            return await _fetch_unless_stored(pool, sql, *args)
         return await self._flights.run(pool, session_id, batch, expected_seq)
 
     async def _alone(
@@ -193,18 +189,10 @@ class Appender:
         types = [p.type for p in batch]
         payloads = [p.payload_json.decode() for p in batch]
         metas = [p.metadata_json.decode() for p in batch]
-        try:
-            if expected_seq is None:
-                rows: list[Any] = await pool.fetch(
-                    self._now, session_id, ids, types, payloads, metas
-                )
-            else:
-                rows = await pool.fetch(
-                    self._now_expected, session_id, ids, types, payloads, metas, expected_seq
-                )
-        except pgexc.UniqueViolationError:
-            return None
-        return rows
+        args: tuple[Any, ...] = (session_id, ids, types, payloads, metas)
+        if expected_seq is None:
+            return await _fetch_unless_stored(pool, self._now, *args)
+        return await _fetch_unless_stored(pool, self._now_expected, *args, expected_seq)
 
     async def _resolve(
         self,
@@ -307,3 +295,12 @@ class Appender:
             for index, event in enumerate(plan.events)
         ]
         return AppendResult(out, len(plan.new), 0)
+
+
+async def _fetch_unless_stored(pool: Database, sql: str, *args: Any) -> list[Any] | None:
+    """Run a one-statement append: its rows, or None when an id of it is stored already."""
+    try:
+        rows: list[Any] = await pool.fetch(sql, *args)
+    except pgexc.UniqueViolationError:
+        return None
+    return rows
