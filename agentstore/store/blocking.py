@@ -133,7 +133,6 @@ class CallerThreadAppends:
         for sid, result, batch in handed:
             try:
                 due, snapshot = writer._fold(sid, result, batch)
-                writer._notify(sid)
                 if writer.listeners:
                     writer._tell_listeners(result)
             except Exception:

@@ -86,7 +86,7 @@ class Store(StoreSessions, StoreReads):
             cache_size=cache_size,
         )
         self._snapshots = SnapshotWriter(self._states)
-        self._writer = Writer(backend, self._states, self._snapshots, self._budgets, self._notify)
+        self._writer = Writer(backend, self._states, self._snapshots, self._budgets)
         self._followers: set[anyio.CancelScope] = set()
         self._last_created: datetime | None = None
         self._opened = False
@@ -258,9 +258,6 @@ class Store(StoreSessions, StoreReads):
                 raise ConcurrencyError(sid, expected_seq, actual)
             return []
         return (await self._writer.append(sid, batch, expected_seq)).events
-
-    def _notify(self, sid: str) -> None:
-        """In-process appends need no notice: backends wake their own followers."""
 
     # --- time travel ----------------------------------------------------------------------
 

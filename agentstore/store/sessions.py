@@ -37,9 +37,6 @@ class StoreSessions:
     def _check_open(self) -> None:
         raise NotImplementedError
 
-    def _notify(self, sid: str) -> None:
-        raise NotImplementedError
-
     # --- sessions -------------------------------------------------------------------------
 
     async def create_session(
@@ -188,7 +185,6 @@ class StoreSessions:
             self._states.forget(sid)
             self._budgets.forget(sid)
             await self._backend.delete_session(sid, expected_seq=expected_seq)
-        self._notify(sid)
 
     async def resolve_session_id(self, prefix: str) -> str:
         """Return the id of the one session whose id is `prefix` or starts with it.

@@ -49,13 +49,11 @@ class Writer:
         states: StateKeeper,
         snapshots: SnapshotWriter,
         budgets: BudgetBook,
-        notify: Callable[[str], None],
     ) -> None:
         self._backend = backend
         self._states = states
         self._snapshots = snapshots
         self._budgets = budgets
-        self._notify = notify
         kind = type(backend)
         self._unlocked = kind.appends_never_suspend or kind.appends_complete_in_order
         self.listeners: list[AppendListener] = []
@@ -84,7 +82,6 @@ class Writer:
                     result = await self._backend.append(session_id, batch, expected_seq)
                 due, snapshot = self._fold(session_id, result, batch)
         if result.written:
-            self._notify(session_id)
             if self.listeners:
                 self._tell_listeners(result)
             if due:  # written behind this append: neither it nor the next ones wait for it
