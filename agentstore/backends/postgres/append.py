@@ -21,7 +21,12 @@ from agentstore.backends.postgres._driver import pgexc, translated
 from agentstore.backends.postgres.flights import Flights
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row, session_values
-from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
+from agentstore.errors import (
+    ConcurrencyError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StorageError,
+)
 from agentstore.events import Event, build_event
 from agentstore.session import Session
 
@@ -50,19 +55,23 @@ FROM s, {batch}
 RETURNING seq, ts
 """
 
-# The common case, no event bringing its own timestamp: all get max(now, the log's last).
+# The common case, no event bringing its own timestamp: all get max(now, the log's last),
+# so the events are `base + 1 .. base + n` at one time and one row tells them all (a row
+# per event cost about 7% of a batch of 100 here, in output and decoding). The INSERT runs
+# to completion although nothing reads it (PostgreSQL runs every data-modifying WITH).
 _FAST_NOW = """
 WITH s AS (
     UPDATE {s}.sessions
     SET last_seq = last_seq + cardinality($2::text[]), last_ts = greatest(last_ts, now())
     WHERE id = $1 {expected}
     RETURNING last_seq - cardinality($2::text[]) AS base, last_ts
+), i AS (
+    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
+    SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
+    FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
+        WITH ORDINALITY AS u(id, type, p, m, ord)
 )
-INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
-FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
-    WITH ORDINALITY AS u(id, type, p, m, ord)
-RETURNING seq, ts
+SELECT base, last_ts FROM s
 """
 
 _CREATE = """
@@ -144,15 +153,10 @@ class Appender:
         what = f"appending to session {session_id!r}"
         async with translated(what):
             if len(batch) == 1 or len({p.id for p in batch}) == len(batch):
-                rows = await self._try_fast(pool, session_id, batch, expected_seq)
-                if rows is not None and len(rows) == len(batch):
-                    if len(rows) > 1:
-                        rows.sort(key=_first)
-                    events = [
-                        build_event(p.id, session_id, r[0], p.type, p.payload, r[1], p.metadata)
-                        for p, r in zip(batch, rows, strict=True)
-                    ]
-                    return AppendResult(events, len(events), rows[0][0] - 1)
+                stamped = any(p.timestamp for p in batch)
+                rows = await self._try_fast(pool, session_id, batch, expected_seq, stamped)
+                if rows:
+                    return _written(session_id, batch, rows, stamped)
                 if rows is not None:  # nothing written: look at what is stored
                     done = await self._resolve(pool, session_id, batch, expected_seq)
                     if done is not None:
@@ -165,10 +169,12 @@ class Appender:
         session_id: str,
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
+        stamped: bool,
     ) -> list[Any] | None:
         """Run the one-statement append (shared with concurrent appends to other sessions
-        when none brings its own timestamp); None when an id is already stored."""
-        if any(p.timestamp for p in batch):
+        when none brings its own timestamp): rows as `_written` takes them, [] (nothing
+        written) or None (an id is already stored)."""
+        if stamped:
             ids, stamps, types, payloads, metas = _columns(batch)
             sql = self._fast if expected_seq is None else self._fast_expected
             args: tuple[Any, ...] = (session_id, ids, stamps, types, payloads, metas)
@@ -184,7 +190,8 @@ class Appender:
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
     ) -> list[Any] | None:
-        """The one-statement append of a batch without timestamps of its own."""
+        """The one-statement append of a batch without timestamps of its own: one row
+        `(base, ts)` (its events are `base + 1 ..` at `ts`), [] or None as `_try_fast`."""
         ids = [p.id for p in batch]
         types = [p.type for p in batch]
         payloads = [p.payload_json.decode() for p in batch]
@@ -295,6 +302,28 @@ class Appender:
             for index, event in enumerate(plan.events)
         ]
         return AppendResult(out, len(plan.new), 0)
+
+
+def _written(
+    session_id: str, batch: Sequence[PendingEvent], rows: list[Any], stamped: bool
+) -> AppendResult:
+    """The result of a one-statement append that wrote `batch`: from a `(seq, ts)` row per
+    event (`stamped`: events with timestamps of their own) or one `(base, ts)` row."""
+    if not stamped:
+        base, ts = rows[0][0], rows[0][1]
+        events = [
+            build_event(p.id, session_id, base + k, p.type, p.payload, ts, p.metadata)
+            for k, p in enumerate(batch, start=1)
+        ]
+        return AppendResult(events, len(events), base)
+    if len(rows) != len(batch):  # never partial: one statement
+        raise StorageError(f"appending to session {session_id!r}: {len(rows)} rows back")
+    rows.sort(key=_first)
+    events = [
+        build_event(p.id, session_id, r[0], p.type, p.payload, r[1], p.metadata)
+        for p, r in zip(batch, rows, strict=True)
+    ]
+    return AppendResult(events, len(events), rows[0][0] - 1)
 
 
 async def _fetch_unless_stored(pool: Database, sql: str, *args: Any) -> list[Any] | None:
