@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agentstore.errors import CorruptLogError, InvalidEventError
 from agentstore.metadata import (
     _SLOT_SETTERS,
+    _UNSET_METADATA,
     NO_METADATA,
     Metadata,
     copy_metadata,
@@ -249,6 +250,11 @@ Assembler = Callable[[str, str, int, str, Any, datetime | None, Metadata], Event
 """`(id, session_id, sequence_number, type, payload, timestamp, metadata) -> Event`."""
 
 
+# The fields-set every read-only event shares (see `_assembler`): the fields a user gives
+# `new_event`; the store sets the others.
+_STORED_FIELDS_SET = {"id", "type", "payload", "metadata"}
+
+
 def _assembler(cls: type[Event], doc: str, *, shared_fields_set: bool) -> Assembler:
     """Make a function that builds a `cls` from values already valid, skipping validation.
 
@@ -264,8 +270,8 @@ def _assembler(cls: type[Event], doc: str, *, shared_fields_set: bool) -> Assemb
     """
     new = _new_model
     set_dict, set_fields, set_extra, set_private = _SLOT_SETTERS
-    fields_set = frozenset(("id", "type", "payload", "metadata"))
-    shared = set(fields_set)
+    fields_set = frozenset(_STORED_FIELDS_SET)
+    shared = _STORED_FIELDS_SET
 
     def assemble(
         event_id: str,
@@ -414,7 +420,9 @@ def parse_timestamp(value: Any) -> datetime:
 def decode_event(obj: dict[str, Any]) -> Event:
     """Build an `Event` from a decoded log line; raise `CorruptLogError` if it is not one."""
     # Once per event of every read: the common case (what agentstore writes) is tested
-    # first with `type(...) is`, the rest falls back to the general checks.
+    # first with `type(...) is`, the rest falls back to the general checks. The empty
+    # metadata and the event are built here rather than by `empty_metadata` and
+    # `build_event` (the same steps): two calls fewer per event read.
     try:
         seq = obj["sequence_number"]
         session_id = obj["session_id"]
@@ -432,7 +440,11 @@ def decode_event(obj: dict[str, Any]) -> Event:
             ts = parse_timestamp(raw_ts)
         raw_meta = obj.get("metadata")
         if not raw_meta:
-            meta = empty_metadata()
+            meta = _new_model(Metadata)
+            _set_dict(meta, _UNSET_METADATA.copy())
+            _set_fields(meta, set())
+            _set_extra(meta, {})
+            _set_private(meta, None)
         elif type(raw_meta) is dict:
             meta = decode_metadata(raw_meta)
         else:
@@ -442,7 +454,24 @@ def decode_event(obj: dict[str, Any]) -> Event:
             raise ValueError("id must be a string")
     except (KeyError, ValueError, TypeError, ValidationError) as exc:
         raise CorruptLogError(f"not a valid event: {exc}") from exc
-    return build_event(event_id, session_id, seq, known, obj.get("payload"), ts, meta)
+    event = _new_model(StoredEvent)
+    _set_dict(
+        event,
+        {
+            "id": event_id,
+            "session_id": session_id,
+            "sequence_number": seq,
+            "type": known,
+            "payload": obj.get("payload"),
+            "timestamp": ts,
+            "metadata": meta,
+        },
+    )
+    _set_fields(event, _STORED_FIELDS_SET)
+    _set_extra(event, None)
+    _set_private(event, None)
+    return event
 
 
+_set_dict, _set_fields, _set_extra, _set_private = _SLOT_SETTERS
 _fromisoformat = datetime.fromisoformat

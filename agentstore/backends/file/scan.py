@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import orjson
+from google_crc32c import extend as _crc32c_extend
+from google_crc32c import value as _crc32c
 
 from agentstore.backends.base import EventFilter
-from agentstore.codec import checksum_ok, gc_paused
+from agentstore.codec import _CRC_KEY, _CRC_TAIL, checksum_ok, gc_paused
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, decode_event, legacy_event_id
 
@@ -196,9 +198,103 @@ def scan_events(
             start_seq, offset = seq, off
     if target > start_seq:
         start_seq, offset = _closer_start(fd, target, start_seq, offset, checkpoints)
+    to_seq, limit = flt.to_seq, flt.limit
+    if flt.types is not None or flt.since is not None or flt.until is not None:
+        yield from _scan_filtered(fd, path, flt, end, checkpoints, start_seq, offset)
+        return
+    seq = start_seq - 1  # the sequence number of the line before `lines[0]`
+    for base, lines in read_lines(fd, offset, end):
+        count = len(lines)
+        if seq + count < target:
+            seq += count  # all before the range
+            continue
+        # The lines of this chunk in the range, as indexes: [lo, hi).
+        lo = max(target - seq - 1, 0)
+        hi = count if to_seq is None else min(count, to_seq - seq)
+        if limit is not None:
+            hi = min(hi, lo + limit)
+        _learn_checkpoints(checkpoints, lines, base, seq, lo, hi)
+        for first in range(lo, hi, DECODE_PAGE):
+            page = _decode_page(lines, first, min(first + DECODE_PAGE, hi), seq + first, path)
+            yield from page
+        if limit is not None:
+            limit -= max(hi - lo, 0)
+            if limit <= 0:
+                return
+        if hi < count:
+            return  # past `to_seq`
+        seq += count
+
+
+def _learn_checkpoints(
+    checkpoints: dict[int, int], lines: list[bytes], base: int, seq: int, lo: int, hi: int
+) -> None:
+    """Record where lines `lo..hi` of a chunk that are multiples of `CHECKPOINT_EVERY` start.
+
+    `seq` is the sequence number of the line before `lines[0]`, at file offset `base`.
+    The offsets are summed only up to each checkpoint: a few per chunk, not one per line.
+    """
+    k = (seq + lo) // CHECKPOINT_EVERY * CHECKPOINT_EVERY + CHECKPOINT_EVERY
+    at, walked = base, 0
+    while k <= seq + hi:
+        idx = k - seq - 1
+        at += sum(map(len, lines[walked:idx])) + idx - walked
+        walked = idx
+        checkpoints.setdefault(k, at)
+        k += CHECKPOINT_EVERY
+
+
+def _decode_page(lines: list[bytes], first: int, stop: int, seq: int, path: Path) -> list[Event]:
+    """Decode `lines[first:stop]` (sequence numbers `seq + 1` on) with the collector paused.
+
+    `decode_at`, unrolled (its checks in the same order, `checksum_ok` inlined): this is
+    the loop of every read, and a call per line shows.
+    """
+    page: list[Event] = []
+    append, loads, JSONDecodeError, decode = (
+        page.append,
+        orjson.loads,
+        orjson.JSONDecodeError,
+        decode_event,
+    )
+    crc, crc_extend = _crc32c, _crc32c_extend
+    with gc_paused():
+        for line in lines[first:stop]:
+            seq += 1
+            # `checksum_ok(line) is False`: a line with the checksum tail whose CRC differs.
+            if line[-_CRC_TAIL:-10] == _CRC_KEY and line[-2:] == b'"}':
+                try:
+                    stored = int(line[-10:-2], 16)
+                except ValueError:
+                    stored = -1
+                if crc_extend(crc(line[:-_CRC_TAIL]), b"}") != stored:
+                    _raise_corrupt(line, path, seq)
+            try:
+                obj = loads(line)
+            except JSONDecodeError:
+                obj = None
+            if type(obj) is not dict or obj.get("sequence_number") != seq:
+                _raise_corrupt(line, path, seq)
+            try:
+                append(decode(obj))
+            except CorruptLogError as exc:
+                raise CorruptLogError(str(exc), path=str(path), line=seq) from exc
+    return page
+
+
+def _scan_filtered(
+    fd: int,
+    path: Path,
+    flt: EventFilter,
+    end: int,
+    checkpoints: dict[int, int],
+    start_seq: int,
+    offset: int,
+) -> Iterator[Event]:
+    """`scan_events` with a type or time filter: lines of other types are not decoded."""
+    target = max(flt.from_seq, 1)
     patterns = tuple(f'"type":"{t}"'.encode() for t in flt.types) if flt.types is not None else None
     to_seq, until, limit = flt.to_seq, flt.until, flt.limit
-    filtered = flt.types is not None or flt.since is not None or until is not None
     loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
     count = 0
     seq = start_seq - 1
@@ -229,7 +325,6 @@ def scan_events(
                         else:  # not of a wanted type: skip it undecoded, but never skip damage
                             _unchecked_is_sound(line, path, seq)
                             continue
-                    # `decode_at`, unrolled: one call less per event of every read.
                     if checksum_ok(line) is False:
                         _raise_corrupt(line, path, seq)
                     try:
@@ -242,13 +337,12 @@ def scan_events(
                         event = decode_event(obj)
                     except CorruptLogError as exc:
                         raise CorruptLogError(str(exc), path=str(path), line=seq) from exc
-                    if filtered:
-                        ts = event.timestamp
-                        if until is not None and ts is not None and ts > until:
-                            done = True  # timestamps never go backwards
-                            break
-                        if not flt.matches(event):
-                            continue
+                    ts = event.timestamp
+                    if until is not None and ts is not None and ts > until:
+                        done = True  # timestamps never go backwards
+                        break
+                    if not flt.matches(event):
+                        continue
                     page.append(event)
                     if limit is not None and count + len(page) >= limit:
                         done = True

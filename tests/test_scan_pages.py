@@ -1,0 +1,99 @@
+"""The file backend's scan: ranges, limits and checkpoints across chunks and decode pages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import agentstore
+from agentstore import new_event
+from agentstore.backends.base import EventFilter
+from agentstore.backends.file import scan
+from agentstore.backends.file.scan import CHECKPOINT_EVERY, DECODE_PAGE, scan_events
+from agentstore.codec import decode_line
+
+N = 2 * CHECKPOINT_EVERY + DECODE_PAGE + 37
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log of N events (its lines of different lengths)."""
+    import anyio
+
+    root = tmp_path_factory.mktemp("scan")
+
+    async def fill() -> str:
+        async with agentstore.open(root, snapshot_interval=0, durability="flush") as store:
+            sid = (await store.create_session()).id
+            for start in range(0, N, 1000):
+                await store.append_many(
+                    sid,
+                    [
+                        new_event("tool_called", {"step": i, "pad": "x" * (i % 13)})
+                        for i in range(start, min(N, start + 1000))
+                    ],
+                )
+            return sid
+
+    sid = anyio.run(fill)
+    return root / "events" / f"{sid}.jsonl"
+
+
+def _scan(log: Path, flt: EventFilter, checkpoints: dict[int, int]) -> list[int]:
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        return [e.sequence_number for e in scan_events(fd, log, flt, size, checkpoints)]
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("chunk", [scan.READ_CHUNK, 7_001, 300])
+@pytest.mark.parametrize(
+    ("from_seq", "to_seq", "limit"),
+    [
+        (0, None, None),
+        (1, N, None),
+        (CHECKPOINT_EVERY - 1, None, DECODE_PAGE + 3),
+        (5, CHECKPOINT_EVERY + 1, None),
+        (CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY, 10),
+        (N - 3, None, 100),
+        (N + 1, None, None),
+        (50, 40, None),
+        (1, None, 1),
+    ],
+)
+def test_a_scan_returns_its_range_and_learns_true_checkpoints(
+    log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk: int,
+    from_seq: int,
+    to_seq: int | None,
+    limit: int | None,
+) -> None:
+    monkeypatch.setattr(scan, "READ_CHUNK", chunk)
+    checkpoints: dict[int, int] = {}
+    got = _scan(log, EventFilter(from_seq=from_seq, to_seq=to_seq, limit=limit), checkpoints)
+    want = list(range(max(from_seq, 1), (to_seq if to_seq is not None else N) + 1))
+    assert got == want[:limit]
+    data = log.read_bytes()
+    starts = [0, *[i + 1 for i, b in enumerate(data) if b == 0x0A][:-1]]
+    for seq, offset in checkpoints.items():
+        assert offset == starts[seq - 1], seq
+        assert decode_line(data[offset:].split(b"\n", 1)[0]).sequence_number == seq
+    # Every multiple of CHECKPOINT_EVERY the scan went through is learnt.
+    if got:
+        passed = range(got[0], got[-1] + 1)
+        assert {s for s in passed if s % CHECKPOINT_EVERY == 0} <= set(checkpoints)
+
+
+def test_a_scan_from_learnt_checkpoints_gives_the_same_events(log: Path) -> None:
+    checkpoints: dict[int, int] = {}
+    everything = _scan(log, EventFilter(), checkpoints)
+    assert everything == list(range(1, N + 1))
+    assert sorted(checkpoints) == list(range(CHECKPOINT_EVERY, N + 1, CHECKPOINT_EVERY))
+    for from_seq in (CHECKPOINT_EVERY, CHECKPOINT_EVERY + 1, 2 * CHECKPOINT_EVERY + 5):
+        got = _scan(log, EventFilter(from_seq=from_seq, limit=3), dict(checkpoints))
+        assert got == [from_seq, from_seq + 1, from_seq + 2]
