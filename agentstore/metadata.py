@@ -28,6 +28,8 @@ __all__ = [
     "decode_metadata",
     "empty_metadata",
     "gc_paused",
+    "metadata_from_parts",
+    "metadata_parts",
 ]
 
 
@@ -169,6 +171,48 @@ def copy_metadata(meta: Metadata) -> Metadata:
     _set_fields(out, set(meta.__pydantic_fields_set__))
     extra = meta.__pydantic_extra__
     _set_extra(out, copy.deepcopy(extra) if extra else {})
+    _set_private(out, None)
+    return out
+
+
+MetadataParts = dict[str, Any]
+"""A `Metadata` taken apart into one dict: see `metadata_parts`."""
+
+# Where the parts keep the names set and the unknown keys: no field name has a space.
+_NAMES = " names"
+_UNKNOWN = " unknown"
+
+
+def metadata_parts(meta: Metadata) -> MetadataParts:
+    """Take a private copy of `meta` apart into one dict, for a store to keep many of.
+
+    A `Metadata` is two objects (the model and its set of names) that the cyclic collector
+    walks in every full collection, which pauses every thread in proportion to the heap.
+    A dict of scalars, strings and tuples of strings (the names; `extra`'s items) is one
+    that the collector stops tracking in its next full collections: a dict or a tuple
+    that holds a dict never is.
+    """
+    parts = meta.__dict__.copy()
+    if parts.get("extra") is not None:
+        parts["extra"] = tuple(parts["extra"].items())  # a dict inside keeps it tracked
+    parts[_NAMES] = tuple(meta.__pydantic_fields_set__)
+    unknown = meta.__pydantic_extra__
+    if unknown:
+        parts[_UNKNOWN] = copy.deepcopy(unknown)
+    return parts
+
+
+def metadata_from_parts(parts: MetadataParts) -> Metadata:
+    """Build a new `Metadata` (nothing shared with `parts`) from `metadata_parts`' result."""
+    fields = parts.copy()
+    names = fields.pop(_NAMES)
+    unknown = fields.pop(_UNKNOWN, None)
+    if fields["extra"] is not None:
+        fields["extra"] = dict(fields["extra"])
+    out = _new_metadata(Metadata)
+    _set_dict(out, fields)
+    _set_fields(out, set(names))
+    _set_extra(out, copy.deepcopy(unknown) if unknown else {})
     _set_private(out, None)
     return out
 
