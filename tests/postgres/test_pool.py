@@ -95,3 +95,64 @@ async def test_a_cut_notify_connection_is_reopened(pg_url: str, pg_database_url:
             assert await asyncio.wait_for(seen.get(), 5) == 2
         finally:
             task.cancel()
+
+
+async def _end_backends(admin: asyncpg.Connection, pids: list[int]) -> None:
+    """Terminate `pids` and wait until the server has let them go (a condition, polled)."""
+    await admin.fetchval("SELECT count(pg_terminate_backend(p)) FROM unnest($1::int[]) p", pids)
+    left = len(pids)
+    while left:
+        await asyncio.sleep(0.005)  # pacing of the check
+        left = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+        )
+
+
+async def test_idle_connections_the_server_ended_are_not_handed_out(
+    pg_url: str, pg_database_url: str
+) -> None:
+    # Ended while idle in the pool (a failover, pg_terminate_backend, an idle timeout):
+    # the next call gets a fresh connection instead of an error about a dead one.
+    backend = PostgresBackend(pg_url, pool_min_size=3, pool_max_size=3, notify=False)
+    async with agentstore.open(backend) as store:
+        session = await store.create_session()
+        idle = list(backend.db._idle)
+        assert len(idle) == 3
+        admin = await asyncpg.connect(pg_database_url)
+        try:
+            await _end_backends(admin, [c.get_server_pid() for c in idle])
+            while not all(c.is_closed() for c in idle):  # each socket reports its end
+                await admin.fetchval("SELECT 1")  # a round trip: loop steps for the reads
+        finally:
+            await admin.close()
+        stored = await store.append(session.id, new_event("custom", {"n": 1}))
+        assert stored.sequence_number == 1
+
+
+async def test_a_connection_caught_between_goodbye_and_end_is_not_used(
+    pg_url: str, pg_database_url: str
+) -> None:
+    # What was behind asyncpg's "cannot switch to state 12; another operation (2) is in
+    # progress" under a server restart: an idle connection has read the server's goodbye
+    # (an ErrorResponse, which leaves asyncpg's protocol unable to start a statement) but
+    # not yet the end of the stream, so it does not look closed. A statement on it fails
+    # before anything is sent: the pool drops it and runs the statement on another.
+    backend = PostgresBackend(pg_url, pool_min_size=1, pool_max_size=2, notify=False)
+    async with agentstore.open(backend) as store:
+        await store.create_session()
+        (conn,) = backend.db._idle
+        transport = conn._transport
+        transport.pause_reading()  # the goodbye waits in the socket until we choose
+        admin = await asyncpg.connect(pg_database_url)
+        try:
+            await _end_backends(admin, [conn.get_server_pid()])
+        finally:
+            await admin.close()
+        transport.resume_reading()
+        # asyncio reads a socket once per loop step: the goodbye in the first step after
+        # this task yields, the end of the stream in the step after that one.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not conn.is_closed()  # the window is open
+        assert await backend.db.fetchval("SELECT 41 + 1") == 42
+        assert conn.is_closed()

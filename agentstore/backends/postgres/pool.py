@@ -18,6 +18,10 @@ Rules that keep it safe:
   longer and then cancels it too. Behind pgbouncer in transaction mode startup settings
   are refused, so there only the client-side timeout applies (asyncpg sends a cancel
   request, which pgbouncer forwards).
+- A connection the server ended while it was idle here is dropped at checkout, and one
+  caught between the server's goodbye and the end of its stream (it cannot start a
+  statement, yet does not look closed) is dropped when the statement fails to start; the
+  statement then runs on another connection, as nothing was sent.
 - Connections idle for longer than five minutes beyond `pool_min_size` are closed.
 """
 
@@ -61,6 +65,16 @@ async def connect(options: PostgresOptions, dsn: str | None = None) -> Any:
     target = dsn or options.dsn
     async with translated(f"connecting to {redact(target)}"):
         return await asyncpg.connect(target, **_connect_kwargs(options))
+
+
+def _unsent(exc: BaseException) -> bool:
+    """Tell whether `exc` was raised before the statement was sent: asyncpg's protocol was
+    not idle, as after it read the goodbye of a server that ended the connection (a
+    restart, pg_terminate_backend) but not yet the end of the stream, so the connection
+    did not look closed. Nothing reached the server: the statement may run elsewhere."""
+    return isinstance(exc, pgexc.InternalClientError) and str(exc).startswith(
+        "cannot switch to state"
+    )
 
 
 def _reusable(conn: Any, exc: BaseException) -> bool:
@@ -121,9 +135,12 @@ class Database:
             raise
 
     async def _checkout(self) -> Any:
-        if self._idle:
+        while self._idle:
             self._idle_since.pop()
-            return self._idle.pop()
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+            self._discard(conn)  # ended by the server while idle (a restart, a kill)
         if self._closed:
             raise asyncpg.InterfaceError("the connection pool is closed")
         if self._size < self.max_size:
@@ -204,48 +221,42 @@ class Database:
         else:
             self._checkin(conn)
 
+    async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        """Run `conn.<method>(sql, *args)` on a pooled connection.
+
+        A connection that turns out unable to start a statement (`_unsent`) is dropped
+        and the statement runs on another: nothing had been sent, so this is no retry.
+        """
+        for _ in range(self.max_size + 1):
+            conn = await self._checkout()
+            try:
+                result = await getattr(conn, method)(sql, *args)
+            except BaseException as exc:
+                self._after(conn, exc)
+                if _unsent(exc):
+                    last = exc
+                    continue
+                raise
+            self._checkin(conn)
+            return result
+        raise last
+
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         """Run a query and return all its rows."""
-        conn = await self._checkout()
-        try:
-            rows: list[Any] = await conn.fetch(sql, *args)
-        except BaseException as exc:
-            self._after(conn, exc)
-            raise
-        self._checkin(conn)
+        rows: list[Any] = await self._run("fetch", sql, args)
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         """Run a query and return its first row, or None."""
-        conn = await self._checkout()
-        try:
-            row = await conn.fetchrow(sql, *args)
-        except BaseException as exc:
-            self._after(conn, exc)
-            raise
-        self._checkin(conn)
-        return row
+        return await self._run("fetchrow", sql, args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """Run a query and return the first column of its first row, or None."""
-        conn = await self._checkout()
-        try:
-            value = await conn.fetchval(sql, *args)
-        except BaseException as exc:
-            self._after(conn, exc)
-            raise
-        self._checkin(conn)
-        return value
+        return await self._run("fetchval", sql, args)
 
     async def execute(self, sql: str, *args: Any) -> str:
         """Run a statement; return its status tag."""
-        conn = await self._checkout()
-        try:
-            status: str = await conn.execute(sql, *args)
-        except BaseException as exc:
-            self._after(conn, exc)
-            raise
-        self._checkin(conn)
+        status: str = await self._run("execute", sql, args)
         return status
 
     async def close(self) -> None:
