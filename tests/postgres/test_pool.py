@@ -68,6 +68,11 @@ async def test_a_cancelled_append_never_hands_its_connection_on(
 
 
 async def test_a_cut_notify_connection_is_reopened(pg_url: str, pg_database_url: str) -> None:
+    clock = await asyncpg.connect(pg_database_url)
+    try:
+        started = await clock.fetchval("SELECT now()")
+    finally:
+        await clock.close()
     async with agentstore.open(pg_url) as writer, agentstore.open(pg_url) as reader:
         session = await writer.create_session()
         await writer.append(session.id, new_event("custom", {"n": 0}))  # opens the NOTIFY one
@@ -82,11 +87,18 @@ async def test_a_cut_notify_connection_is_reopened(pg_url: str, pg_database_url:
             assert await asyncio.wait_for(seen.get(), 5) == 1
             admin = await asyncpg.connect(pg_database_url)
             try:
-                cut = await admin.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE query LIKE '%pg_notify%' AND pid <> pg_backend_pid() "
-                    "AND datname = current_database()"
-                )
+                # The writer's NOTIFY connection: opened by its first append (the follower
+                # may have read event 1 before it was up: wait for it, a condition polled)
+                # and started in this test (an earlier test's may still be exiting).
+                cut = 0
+                while not cut:
+                    cut = await admin.fetchval(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE query LIKE '%pg_notify%' AND pid <> pg_backend_pid() "
+                        "AND datname = current_database() AND backend_start >= $1",
+                        started,
+                    )
+                    await asyncio.sleep(0.005)  # pacing of the check
             finally:
                 await admin.close()
             assert cut == 1
