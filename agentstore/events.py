@@ -14,25 +14,27 @@ nanosecond timestamps (read with microsecond precision).
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import re
 import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.main import TupleGenerator
 
 from agentstore.errors import CorruptLogError, InvalidEventError
+from agentstore.eventjson import encode_metadata as encode_metadata
+from agentstore.eventjson import encode_payload as encode_payload
+from agentstore.eventjson import format_timestamp as format_timestamp
+from agentstore.eventjson import parse_timestamp as parse_timestamp
 from agentstore.metadata import (
     _SLOT_SETTERS,
-    _UNSET_METADATA,
-    NO_METADATA,
+    SHARED_EMPTY,
     Metadata,
     copy_metadata,
     decode_metadata,
@@ -185,7 +187,8 @@ class Event(BaseModel):
             "type": str(self.type),
             "payload": self.payload,
             "timestamp": format_timestamp(self.timestamp) if self.timestamp else None,
-            "metadata": self.metadata.to_dict(),
+            # Not `self.metadata`: serialising makes no private copy of a shared empty one.
+            "metadata": self.__dict__["metadata"].to_dict(),
         }
 
     def to_json(self) -> bytes:
@@ -244,6 +247,36 @@ class StoredEvent(Event):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # equal to mutable Events: not hashable
+
+    def __iter__(self) -> TupleGenerator:
+        """Yield (field, value) pairs, as `BaseModel` does (`dict(event)`)."""
+        _ = self.metadata  # the event's own metadata, never the shared empty one
+        yield from super().__iter__()
+
+
+class _OwnMetadata:
+    """`StoredEvent.metadata`: the event's own `Metadata`, made the first time it is read.
+
+    A decoded event without metadata holds `metadata.SHARED_EMPTY` in its field dict (it
+    serialises, compares and copies as an empty `Metadata`); reading the field replaces
+    it with a new empty one, so what a user gets is this event's alone, as before.
+    """
+
+    def __get__(self, event: Event | None, owner: type | None = None) -> Metadata:
+        if event is None:
+            raise AttributeError("metadata")  # a field, not a class attribute (as before)
+        fields = event.__dict__
+        meta: Metadata = fields["metadata"]
+        if meta is SHARED_EMPTY:
+            meta = fields["metadata"] = empty_metadata()
+        return meta
+
+    def __set__(self, event: Event, value: Metadata) -> None:
+        event.__setattr__("metadata", value)  # StoredEvent refuses it
+
+
+# Set after the class is built: in its body pydantic would take it for a field default.
+type.__setattr__(StoredEvent, "metadata", _OwnMetadata())
 
 
 Assembler = Callable[[str, str, int, str, Any, datetime | None, Metadata], Event]
@@ -343,86 +376,11 @@ def new_event(
     )
 
 
-# --- encoding -------------------------------------------------------------------------
-
-_DUMPS_OPTIONS = orjson.OPT_UTC_Z
-
-
-def format_timestamp(ts: datetime) -> str:
-    """Format a UTC timestamp as RFC 3339 with a `Z`, as written on disk."""
-    return orjson.dumps(ts, option=_DUMPS_OPTIONS)[1:-1].decode()
-
-
-def _has_non_finite(value: Any) -> bool:
-    """Tell whether a NaN or infinity hides anywhere orjson would write it as `null`.
-
-    orjson serialises floats in dicts, lists and tuples, but also the fields of
-    dataclasses and the values of enums (and a float subclass is still a float).
-    """
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_non_finite(v) for v in value)
-    if isinstance(value, Enum):
-        return _has_non_finite(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(_has_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
-    return False
-
-
-def encode_payload(payload: Any) -> bytes:
-    """Serialise a payload to JSON bytes, or raise `InvalidEventError`.
-
-    NaN and Infinity are refused: JSON has no such numbers and orjson would silently
-    write them as `null`, which loses data.
-    """
-    try:
-        blob = orjson.dumps(payload)
-    except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
-        raise InvalidEventError(f"payload is not JSON-serialisable: {exc}") from exc
-    # orjson writes NaN/Infinity as null, so only a payload whose JSON has a null can
-    # hold one: a cheap scan spares the walk for almost every payload.
-    if b"null" in blob and _has_non_finite(payload):
-        raise InvalidEventError("payload holds NaN or Infinity, which JSON cannot represent")
-    return blob
-
-
-def encode_metadata(metadata: Metadata) -> bytes:
-    """Serialise metadata (set fields only) to JSON bytes."""
-    # Comparing with an all-None tuple is one C loop (the hot case: no metadata at all).
-    if metadata.__pydantic_extra__ or tuple(metadata.__dict__.values()) != NO_METADATA:
-        fields = metadata.to_dict()
-        try:
-            blob = orjson.dumps(fields)
-        except TypeError as exc:
-            raise InvalidEventError(f"metadata is not JSON-serialisable: {exc}") from exc
-        if b"null" in blob and _has_non_finite(fields):  # see encode_payload
-            raise InvalidEventError("metadata holds NaN or Infinity, which JSON cannot represent")
-        return blob
-    return b"{}"
-
-
-def parse_timestamp(value: Any) -> datetime:
-    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds) as UTC."""
-    if not isinstance(value, str):
-        raise ValueError(f"timestamp must be a string, not {type(value).__name__}")
-    ts = datetime.fromisoformat(value)
-    tz = ts.tzinfo
-    if tz is UTC:  # what agentstore writes ("...Z")
-        return ts
-    if tz is None:
-        return ts.replace(tzinfo=UTC)
-    return ts if ts.utcoffset() == UTC.utcoffset(None) else ts.astimezone(UTC)
-
-
 def decode_event(obj: dict[str, Any]) -> Event:
     """Build an `Event` from a decoded log line; raise `CorruptLogError` if it is not one."""
     # Once per event of every read: the common case (what agentstore writes) is tested
-    # first with `type(...) is`, the rest falls back to the general checks. The empty
-    # metadata and the event are built here rather than by `empty_metadata` and
-    # `build_event` (the same steps): two calls fewer per event read.
+    # first with `type(...) is`, the rest falls back to the general checks. The event is
+    # built here rather than by `build_event` (the same steps): a call fewer per event.
     try:
         seq = obj["sequence_number"]
         session_id = obj["session_id"]
@@ -440,11 +398,7 @@ def decode_event(obj: dict[str, Any]) -> Event:
             ts = parse_timestamp(raw_ts)
         raw_meta = obj.get("metadata")
         if not raw_meta:
-            meta = _new_model(Metadata)
-            _set_dict(meta, _UNSET_METADATA.copy())
-            _set_fields(meta, set())
-            _set_extra(meta, {})
-            _set_private(meta, None)
+            meta = SHARED_EMPTY  # the event's own copy is made when it is read
         elif type(raw_meta) is dict:
             meta = decode_metadata(raw_meta)
         else:

@@ -23,6 +23,7 @@ from agentstore.errors import InvalidEventError
 
 __all__ = [
     "NO_METADATA",
+    "SHARED_EMPTY",
     "Metadata",
     "copy_metadata",
     "decode_metadata",
@@ -71,6 +72,16 @@ class Metadata(BaseModel):
         except ValidationError as exc:
             raise InvalidEventError(f"invalid metadata: {exc}") from exc
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self is SHARED_EMPTY:  # never handed to users (see `SHARED_EMPTY`): a bug here
+            raise InvalidEventError("the shared empty Metadata of stored events is read-only")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self is SHARED_EMPTY:
+            raise InvalidEventError("the shared empty Metadata of stored events is read-only")
+        super().__delattr__(name)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the set fields as a JSON-ready dict (unset fields are left out)."""
         out = {k: v for k, v in self.__dict__.items() if v is not None}
@@ -109,6 +120,17 @@ def empty_metadata() -> Metadata:
     _set_extra(meta, {})
     _set_private(meta, None)
     return meta
+
+
+SHARED_EMPTY = empty_metadata()
+"""One empty `Metadata` that events decoded without metadata share, until it is read.
+
+Building an empty `Metadata` for each of them (and walking it and its fields-set in every
+collection) was a sixth of a replay. A `StoredEvent` keeps this object in its field dict
+and hands out its own copy the first time `event.metadata` is read (`events.py`), so no
+user ever holds it: it serialises, compares and copies like any empty `Metadata`, and
+setting a field on it raises (a bug, if it ever happens) rather than changing every event.
+"""
 
 
 _META_INTS = frozenset(

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("agentstore", "agentstore_cli")
 MODEL = {
     "agentstore.events",
+    "agentstore.eventjson",
     "agentstore.session",
     "agentstore.state",
     "agentstore.errors",

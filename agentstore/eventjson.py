@@ -1,0 +1,90 @@
+"""The JSON of an event's parts: timestamps, payloads and metadata, checked for JSON.
+
+Split from `agentstore.events` (which re-exports these names) to keep modules small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from agentstore.errors import InvalidEventError
+from agentstore.metadata import NO_METADATA, Metadata
+
+__all__ = ["encode_metadata", "encode_payload", "format_timestamp", "parse_timestamp"]
+
+_DUMPS_OPTIONS = orjson.OPT_UTC_Z
+
+
+def format_timestamp(ts: datetime) -> str:
+    """Format a UTC timestamp as RFC 3339 with a `Z`, as written on disk."""
+    return orjson.dumps(ts, option=_DUMPS_OPTIONS)[1:-1].decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Tell whether a NaN or infinity hides anywhere orjson would write it as `null`.
+
+    orjson serialises floats in dicts, lists and tuples, but also the fields of
+    dataclasses and the values of enums (and a float subclass is still a float).
+    """
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    if isinstance(value, Enum):
+        return _has_non_finite(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_has_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
+
+
+def encode_payload(payload: Any) -> bytes:
+    """Serialise a payload to JSON bytes, or raise `InvalidEventError`.
+
+    NaN and Infinity are refused: JSON has no such numbers and orjson would silently
+    write them as `null`, which loses data.
+    """
+    try:
+        blob = orjson.dumps(payload)
+    except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
+        raise InvalidEventError(f"payload is not JSON-serialisable: {exc}") from exc
+    # orjson writes NaN/Infinity as null, so only a payload whose JSON has a null can
+    # hold one: a cheap scan spares the walk for almost every payload.
+    if b"null" in blob and _has_non_finite(payload):
+        raise InvalidEventError("payload holds NaN or Infinity, which JSON cannot represent")
+    return blob
+
+
+def encode_metadata(metadata: Metadata) -> bytes:
+    """Serialise metadata (set fields only) to JSON bytes."""
+    # Comparing with an all-None tuple is one C loop (the hot case: no metadata at all).
+    if metadata.__pydantic_extra__ or tuple(metadata.__dict__.values()) != NO_METADATA:
+        fields = metadata.to_dict()
+        try:
+            blob = orjson.dumps(fields)
+        except TypeError as exc:
+            raise InvalidEventError(f"metadata is not JSON-serialisable: {exc}") from exc
+        if b"null" in blob and _has_non_finite(fields):  # see encode_payload
+            raise InvalidEventError("metadata holds NaN or Infinity, which JSON cannot represent")
+        return blob
+    return b"{}"
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds) as UTC."""
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be a string, not {type(value).__name__}")
+    ts = datetime.fromisoformat(value)
+    tz = ts.tzinfo
+    if tz is UTC:  # what agentstore writes ("...Z")
+        return ts
+    if tz is None:
+        return ts.replace(tzinfo=UTC)
+    return ts if ts.utcoffset() == UTC.utcoffset(None) else ts.astimezone(UTC)
