@@ -73,3 +73,16 @@ async def test_in_memory_events_add_no_objects_for_the_collector_to_walk() -> No
         assert events[-1].metadata == meta and events[-1].payload["nested"] == {"list": [999]}
         events[-1].metadata.extra["k"] = "changed"  # type: ignore[index]
         assert (await store.replay(session.id, from_seq=1001))[0].metadata == meta
+
+
+async def test_metadata_kept_apart_comes_back_whole_and_unshared() -> None:
+    # Unknown keys (kept by Metadata) and which fields were set survive the parts.
+    meta = Metadata.model_validate({"model": "m", "custom": {"a": [1]}, "extra": {"k": "v"}})
+    async with agentstore.open(in_memory=True) as store:
+        session = await store.create_session()
+        await store.append(session.id, new_event(EventType.LLM_RESPONSE, {}, metadata=meta))
+        first = (await store.replay(session.id))[0].metadata
+        assert first == meta and first.model_fields_set == meta.model_fields_set
+        assert first.__pydantic_extra__ == {"custom": {"a": [1]}}
+        first.__pydantic_extra__["custom"]["a"].append(2)
+        assert (await store.replay(session.id))[0].metadata == meta
