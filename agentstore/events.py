@@ -36,6 +36,8 @@ from agentstore.metadata import (
     _SLOT_SETTERS,
     SHARED_EMPTY,
     Metadata,
+    OwnMetadata,
+    SlotDefault,
     copy_metadata,
     decode_metadata,
     empty_metadata,
@@ -214,6 +216,11 @@ class Event(BaseModel):
             raise InvalidEventError(str(exc)) from exc
 
 
+# The fields-set every read-only event shares (see `_assembler`): the fields a user gives
+# `new_event`; the store sets the others.
+_STORED_FIELDS_SET = {"id", "type", "payload", "metadata"}
+
+
 class StoredEvent(Event):
     """An event as the store handed it back: read-only.
 
@@ -254,41 +261,24 @@ class StoredEvent(Event):
         yield from super().__iter__()
 
 
-class _OwnMetadata:
-    """`StoredEvent.metadata`: the event's own `Metadata`, made the first time it is read.
-
-    A decoded event without metadata holds `metadata.SHARED_EMPTY` in its field dict (it
-    serialises, compares and copies as an empty `Metadata`); reading the field replaces
-    it with a new empty one, so what a user gets is this event's alone, as before.
-    """
-
-    def __get__(self, event: Event | None, owner: type | None = None) -> Metadata:
-        if event is None:
-            raise AttributeError("metadata")  # a field, not a class attribute (as before)
-        fields = event.__dict__
-        meta: Metadata = fields["metadata"]
-        if meta is SHARED_EMPTY:
-            meta = fields["metadata"] = empty_metadata()
-        return meta
-
-    def __set__(self, event: Event, value: Metadata) -> None:
-        event.__setattr__("metadata", value)  # StoredEvent refuses it
-
-
-# Set after the class is built: in its body pydantic would take it for a field default.
-type.__setattr__(StoredEvent, "metadata", _OwnMetadata())
+# Set after the class is built (in its body pydantic would take them for field defaults).
+# `metadata`: the event's own `Metadata`, made when first read (`OwnMetadata`). The three
+# slots read as the defaults every stored event has until one is set (`model_copy`,
+# unpickling): an event is built with its field dict alone, three calls fewer per event.
+type.__setattr__(StoredEvent, "metadata", OwnMetadata())
+for _slot, _default in (
+    ("__pydantic_fields_set__", _STORED_FIELDS_SET),
+    ("__pydantic_extra__", None),
+    ("__pydantic_private__", None),
+):
+    type.__setattr__(StoredEvent, _slot, SlotDefault(_slot, _default))
 
 
 Assembler = Callable[[str, str, int, str, Any, datetime | None, Metadata], Event]
 """`(id, session_id, sequence_number, type, payload, timestamp, metadata) -> Event`."""
 
 
-# The fields-set every read-only event shares (see `_assembler`): the fields a user gives
-# `new_event`; the store sets the others.
-_STORED_FIELDS_SET = {"id", "type", "payload", "metadata"}
-
-
-def _assembler(cls: type[Event], doc: str, *, shared_fields_set: bool) -> Assembler:
+def _assembler(cls: type[Event], doc: str, *, read_only: bool) -> Assembler:
     """Make a function that builds a `cls` from values already valid, skipping validation.
 
     `pydantic.BaseModel.model_construct` does the same but costs about 3 µs. One function
@@ -296,15 +286,14 @@ def _assembler(cls: type[Event], doc: str, *, shared_fields_set: bool) -> Assemb
     reads or writes, and an extra call shows. The model's slots are set through their
     descriptors (a third cheaper than `object.__setattr__`, which looks the name up).
 
-    With `shared_fields_set`, every event gets the same fields-set object: one allocation
-    and one object fewer for the garbage collector to walk per event. Only for read-only
-    events: pydantic adds to that set in place when a field is assigned, and an assignment
-    to a `StoredEvent` is refused before it gets there (`model_copy` copies the set).
+    With `read_only` (a `StoredEvent`), only the field dict is set: the other slots read
+    as the class's defaults, the same fields-set object for every event (pydantic adds to
+    it in place when a field is assigned, and an assignment to a `StoredEvent` is refused
+    before it gets there; `model_copy` sets a copy of its own).
     """
     new = _new_model
     set_dict, set_fields, set_extra, set_private = _SLOT_SETTERS
     fields_set = frozenset(_STORED_FIELDS_SET)
-    shared = _STORED_FIELDS_SET
 
     def assemble(
         event_id: str,
@@ -328,9 +317,10 @@ def _assembler(cls: type[Event], doc: str, *, shared_fields_set: bool) -> Assemb
                 "metadata": metadata,
             },
         )
-        set_fields(event, shared if shared_fields_set else set(fields_set))
-        set_extra(event, None)
-        set_private(event, None)
+        if not read_only:
+            set_fields(event, set(fields_set))
+            set_extra(event, None)
+            set_private(event, None)
         return event
 
     assemble.__doc__ = doc
@@ -342,13 +332,11 @@ _new_model = BaseModel.__new__
 build_event: Assembler = _assembler(
     StoredEvent,
     "Assemble a read-only `StoredEvent` from values already valid, skipping validation.",
-    shared_fields_set=True,
+    read_only=True,
 )
 """Assemble a read-only `StoredEvent` from values already valid (the store's hot path)."""
 
-_new_writable = _assembler(
-    Event, "Assemble a writable `Event` (for `new_event`).", shared_fields_set=False
-)
+_new_writable = _assembler(Event, "Assemble a writable `Event` (for `new_event`).", read_only=False)
 
 
 def new_event(
@@ -421,11 +409,8 @@ def decode_event(obj: dict[str, Any]) -> Event:
             "metadata": meta,
         },
     )
-    _set_fields(event, _STORED_FIELDS_SET)
-    _set_extra(event, None)
-    _set_private(event, None)
-    return event
+    return event  # its other slots read as StoredEvent's defaults
 
 
-_set_dict, _set_fields, _set_extra, _set_private = _SLOT_SETTERS
+_set_dict = _SLOT_SETTERS[0]
 _fromisoformat = datetime.fromisoformat

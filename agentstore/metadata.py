@@ -133,6 +133,55 @@ setting a field on it raises (a bug, if it ever happens) rather than changing ev
 """
 
 
+class OwnMetadata:
+    """`StoredEvent.metadata`: the event's own `Metadata`, made the first time it is read.
+
+    A decoded event without metadata holds `SHARED_EMPTY` in its field dict (it
+    serialises, compares and copies as an empty `Metadata`); reading the field replaces
+    it with a new empty one, so what a user gets is this event's alone, as before.
+    """
+
+    def __get__(self, event: BaseModel | None, owner: type | None = None) -> Metadata:
+        if event is None:
+            raise AttributeError("metadata")  # a field, not a class attribute (as before)
+        fields = event.__dict__
+        meta: Metadata = fields["metadata"]
+        if meta is SHARED_EMPTY:
+            meta = fields["metadata"] = empty_metadata()
+        return meta
+
+    def __set__(self, event: BaseModel, value: Metadata) -> None:
+        event.__setattr__("metadata", value)  # StoredEvent refuses it
+
+
+class SlotDefault:
+    """One of `BaseModel`'s slots, reading as `default` until it is set.
+
+    For a class whose instances almost all hold the same value there (a `StoredEvent`:
+    the shared fields-set, no extra, no private values): they are built without setting
+    it, and whatever pydantic sets (a copy's own fields-set) is read back as usual.
+    """
+
+    def __init__(self, name: str, default: Any) -> None:
+        slot = BaseModel.__dict__[name]
+        self._get, self._set, self._delete = slot.__get__, slot.__set__, slot.__delete__
+        self._default = default
+
+    def __get__(self, obj: BaseModel | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return self._get(obj, owner)
+        except AttributeError:
+            return self._default
+
+    def __set__(self, obj: BaseModel, value: Any) -> None:
+        self._set(obj, value)
+
+    def __delete__(self, obj: BaseModel) -> None:
+        self._delete(obj)
+
+
 _META_INTS = frozenset(
     (
         "tokens_in",

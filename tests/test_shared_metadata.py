@@ -82,3 +82,19 @@ def test_event_from_json_of_a_stored_line_has_its_own_metadata() -> None:
     assert event.metadata is not SHARED_EMPTY
     event.metadata.model = "x"  # its own
     assert Event.from_json(line).metadata.model is None
+
+
+async def test_stored_events_read_their_slots_as_before(tmp_path: Path) -> None:
+    appended, read = await _stored(tmp_path)
+    for r in (*appended, *read):
+        assert r.model_fields_set == {"id", "type", "payload", "metadata"}
+        assert r.__pydantic_extra__ is None and r.__pydantic_private__ is None
+        assert r.model_dump(exclude_unset=True).keys() == {"id", "type", "payload", "metadata"}
+        changed = r.model_copy(update={"payload": 5})
+        assert changed.payload == 5 and "payload" in changed.model_fields_set
+        assert r.model_fields_set == {"id", "type", "payload", "metadata"}  # not the copy's
+        again = pickle.loads(pickle.dumps(changed))
+        assert again == changed and again.model_fields_set == changed.model_fields_set
+        writable = Event.model_validate(r.model_dump())
+        assert writable == r and r == writable
+        assert Event.model_validate(r, from_attributes=True) == r
