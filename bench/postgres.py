@@ -9,6 +9,10 @@ run in `bench/.venv-peers` (`python -m bench.postgres_peers`), round by round
 interleaved with agentstore's. Rows: appends by 1, 8 and 64 concurrent writers (each on
 its own session / thread / aggregate), a batch of 100, a replay of 10,000 events. The
 section "PostgreSQL" of RESULTS.md is replaced with the figures (the best of the rounds).
+
+Quick A/B of agentstore's own settings: `--no-peers --variant 'notify=false' --variant
+'snapshot_interval=0'` runs each variant beside the defaults in every round and prints the
+ratios (RESULTS.md is left alone).
 """
 
 from __future__ import annotations
@@ -41,18 +45,37 @@ def _db_url(url: str, database: str) -> str:
 # --- agentstore -----------------------------------------------------------------------------
 
 
-async def agentstore_rows(url: str, n: int) -> list[Row]:
-    """agentstore's rows: one store (its pool sized to the writers), as an app would run."""
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """`notify=false&snapshot_interval=0` -> (that text, its options)."""
+    options = dict(part.split("=", 1) for part in text.split("&") if part)
+    return text, options
+
+
+def _open_args(options: dict[str, str]) -> tuple[str, dict[str, int]]:
+    """Split variant options into URL query text and `agentstore.open` keywords."""
+    kwargs = {k: int(v) for k, v in options.items() if k == "snapshot_interval"}
+    query = "".join(f"&{k}={v}" for k, v in options.items() if k not in kwargs)
+    return query, kwargs
+
+
+async def agentstore_rows(
+    url: str, n: int, system: str = "agentstore", options: dict[str, str] | None = None
+) -> list[Row]:
+    """agentstore's rows: one store (its pool sized to the writers), as an app would run.
+
+    `options` (a `--variant`) adds URL options (`notify=false`) or `snapshot_interval`.
+    """
     import agentstore
     from agentstore import Metadata, new_event
 
+    query, kwargs = _open_args(options or {})
     rows: list[Row] = []
     meta = Metadata(**METADATA)
     for writers in WRITERS:
         schema = f"a_{secrets.token_hex(4)}"
         pool = min(writers, 32)
         async with agentstore.open(
-            f"{url}?schema={schema}&pool_max_size={pool}", pricing=False
+            f"{url}?schema={schema}&pool_max_size={pool}{query}", pricing=False, **kwargs
         ) as store:
             sessions = [(await store.create_session()).id for _ in range(writers)]
             per = max(n // writers, 20)
@@ -64,9 +87,9 @@ async def agentstore_rows(url: str, n: int) -> list[Row]:
             async def run(sessions: list[str] = sessions) -> None:
                 await asyncio.gather(*(writer(sid) for sid in sessions))
 
-            rows.append(await timed("agentstore", f"append, {writers} writers", per * writers, run))
+            rows.append(await timed(system, f"append, {writers} writers", per * writers, run))
     schema = f"a_{secrets.token_hex(4)}"
-    async with agentstore.open(f"{url}?schema={schema}", pricing=False) as store:
+    async with agentstore.open(f"{url}?schema={schema}{query}", pricing=False, **kwargs) as store:
         sid = (await store.create_session()).id
         batches = max(n // 100, 10)
 
@@ -76,7 +99,7 @@ async def agentstore_rows(url: str, n: int) -> list[Row]:
                     sid, [new_event("tool_result", PAYLOAD, meta) for _ in range(100)]
                 )
 
-        rows.append(await timed("agentstore", "append_many of 100", batches * 100, many))
+        rows.append(await timed(system, "append_many of 100", batches * 100, many))
         big = (await store.create_session()).id
         for _ in range(100):
             await store.append_many(
@@ -86,7 +109,7 @@ async def agentstore_rows(url: str, n: int) -> list[Row]:
         async def replay() -> None:
             assert len(await store.replay(big)) == 10_000
 
-        rows.append(await timed("agentstore", "replay of 10,000", 10_000, replay))
+        rows.append(await timed(system, "replay of 10,000", 10_000, replay))
     return rows
 
 
@@ -194,6 +217,24 @@ def _section(best: dict[tuple[str, str], Row], rounds: int, n: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def variants_table(best: dict[tuple[str, str], Row], variants: list[str]) -> str:
+    """agentstore's rows with each `--variant` beside its defaults (ratio: variant/defaults)."""
+    names = [f"append, {w} writers" for w in WRITERS] + ["append_many of 100", "replay of 10,000"]
+    out = [
+        "| row | agentstore | " + " | ".join(f"`{v}`" for v in variants) + " |",
+        "|---|---|" + "---|" * len(variants),
+    ]
+    for name in names:
+        ours = best.get(("agentstore", name), {}).get("per_s")
+        cells = [_fmt(ours)]
+        for v in variants:
+            theirs = best.get((f"agentstore {v}", name), {}).get("per_s")
+            ratio = f" ({theirs / ours:.2f}x)" if theirs and ours else ""
+            cells.append(_fmt(theirs) + ratio)
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
 def _fmt(value: float | None) -> str:
     return f"{value:,.0f}" if value else "n/a"
 
@@ -235,25 +276,41 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one small round")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 1 quick, else 3)")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="agentstore only (RESULTS.md is left alone)"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="OPTIONS",
+        help="also run agentstore with these options, in every round beside its defaults, "
+        "e.g. 'notify=false' or 'snapshot_interval=0&notify=false' (URL options, plus "
+        "snapshot_interval); prints a table of ratios, RESULTS.md is left alone",
+    )
     args = parser.parse_args()
+    variants = [parse_variant(v) for v in args.variant]
     rounds, n = (1, 400) if args.quick else (3, 2000)
     rounds = args.rounds or rounds
     database = f"agentstore_bench_{secrets.token_hex(4)}"
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
     url = _db_url(SERVER, database)
     peers = None
-    if PEERS_PY.exists():
+    if not args.no_peers and PEERS_PY.exists():
         peers = subprocess.Popen(
             [str(PEERS_PY), "-m", "bench.postgres_peers"],
             cwd=HERE.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-    else:
+    elif not args.no_peers:
         print(f"! no peers venv at {PEERS_PY.parent.parent}: run `make bench`", file=sys.stderr)
     results: list[list[Row]] = []
     try:
         for r in range(rounds):
-            print(f"postgres round {r + 1}/{rounds}: agentstore", file=sys.stderr)
-            results.append(asyncio.run(agentstore_rows(url, n)))
+            # Defaults and variants alternate which goes first, round by round.
+            runs = [("agentstore", {})] + [(f"agentstore {v}", o) for v, o in variants]
+            for system, options in runs if r % 2 == 0 else runs[::-1]:
+                print(f"postgres round {r + 1}/{rounds}: {system}", file=sys.stderr)
+                results.append(asyncio.run(agentstore_rows(url, n, system, options)))
             if peers is not None and peers.stdin is not None and peers.stdout is not None:
                 print(f"postgres round {r + 1}/{rounds}: peers and drivers", file=sys.stderr)
                 peers.stdin.write(json.dumps({"url": url, "n": n}) + "\n")
@@ -264,7 +321,13 @@ def main() -> None:
             peers.stdin.close()
             peers.wait(timeout=60)
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    section = _section(_best(results), rounds, n)
+    best = _best(results)
+    if args.no_peers or variants:  # a partial run: printed, not recorded
+        print(variants_table(best, [label for label, _ in variants]))
+        if peers is not None:
+            print(_section(best, rounds, n))
+        return
+    section = _section(best, rounds, n)
     write_section(args.out, section)
     print(section)
 
