@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,54 @@ def test_a_scan_from_learnt_checkpoints_gives_the_same_events(log: Path) -> None
     for from_seq in (CHECKPOINT_EVERY, CHECKPOINT_EVERY + 1, 2 * CHECKPOINT_EVERY + 5):
         got = _scan(log, EventFilter(from_seq=from_seq, limit=3), dict(checkpoints))
         assert got == [from_seq, from_seq + 1, from_seq + 2]
+
+
+def _damaged(log: Path, tmp_path: Path, faults: dict[int, bytes]) -> Path:
+    """A copy of `log` with lines (by sequence number) replaced."""
+    lines = log.read_bytes().split(b"\n")
+    for seq, line in faults.items():
+        lines[seq - 1] = line
+    out = tmp_path / "damaged.jsonl"
+    out.write_bytes(b"\n".join(lines))
+    return out
+
+
+Fault = Callable[[Path, int], bytes]
+"""Makes a damaged line for a sequence number of the log."""
+
+
+def _not_json(log: Path, seq: int) -> bytes:
+    return b'{"id":"x","sequence_number":' + str(seq).encode() + b',"broken'
+
+
+def _bad_checksum(log: Path, seq: int) -> bytes:
+    return log.read_bytes().split(b"\n")[seq - 1].replace(b'"step":', b'"stop":')
+
+
+def _wrong_seq(log: Path, seq: int) -> bytes:
+    return log.read_bytes().split(b"\n")[seq]  # the next line: sound, but one too far
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (_not_json, _bad_checksum),
+        (_bad_checksum, _not_json),
+        (_wrong_seq, _bad_checksum),
+        (_bad_checksum, _wrong_seq),
+        (_not_json, _not_json),
+    ],
+)
+def test_the_first_damaged_line_of_a_page_is_the_one_reported(
+    log: Path, tmp_path: Path, first: Fault, second: Fault
+) -> None:
+    at, later = CHECKPOINT_EVERY + 10, CHECKPOINT_EVERY + 20  # one decode page
+    damaged = _damaged(log, tmp_path, {at: first(log, at), later: second(log, later)})
+    with pytest.raises(agentstore.CorruptLogError) as info:
+        _scan(damaged, EventFilter(), {})
+    assert info.value.line == at
+    with pytest.raises(agentstore.CorruptLogError) as alone:
+        scan.decode_at(first(log, at), damaged, at)
+    assert str(info.value) == str(alone.value)
+    # The lines before it are read: a range that stops short of it has no error.
+    assert _scan(damaged, EventFilter(to_seq=at - 1), {}) == list(range(1, at))
