@@ -11,7 +11,9 @@ alternating which goes first, each in a fresh process, so that the other tenants
 shared machine slow both sides alike; read the ratio of the medians, not the absolute
 numbers. A probe prints a JSON object of figures (smaller is better for every one of them).
 `READ_AB_FREEZE=1` in the environment: the replay probe calls `gc.freeze()` once its
-data is written, as docs/performance.md advises long-running agents.
+data is written, as docs/performance.md advises long-running agents (and `make bench`
+does). The `bench_figures` probe (not run by default: about 20 s a run) runs the
+benchmark's own scenarios 5 and 6 and reports the two issue-17 read figures.
 
 Run as a script (`python bench/read_ab.py PROBE` with `PYTHONPATH=tree` is one probe run),
 not with -m: the tree under test must come first on `sys.path`.
@@ -195,10 +197,37 @@ async def memory_append() -> dict[str, float]:
         return {"append_us": best}
 
 
+async def bench_figures() -> dict[str, float]:
+    """The two issue-17 read figures as `make bench` computes them (scenarios 5 and 6).
+
+    Runs `bench.scenarios` itself (the repository's, after the tree under test on the
+    path), with the start-up heap frozen as `python -m bench` does. About 20 s a run.
+    """
+    sys.path.append(str(HERE.parent))  # after the tree: its agentstore comes first
+    from bench import scenarios
+
+    gc.collect()
+    gc.freeze()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = await scenarios.replay(10_000, 10, Path(tmp))
+        replay = next(r for r in rows if r["backend"] == "file, cold (reopened), all events")
+        bare = next(r for r in rows if r.get("raw"))
+        rows = await scenarios.get_state(4000, Path(tmp))
+        label = "file, cold (reopened), no snapshot, 1,000 events"
+        cold = next(r for r in rows if r["backend"] == label)
+    return {
+        # Smaller is better for every figure (see `compare`): the slowdown, not the ratio.
+        "replay_vs_bare": bare["units_per_s"] / replay["units_per_s"],
+        "cold_1000_mean_ms": 1000 / cold["ops_per_s"],
+        "cold_1000_median_ms": cold["median_us"] / 1000,
+    }
+
+
 PROBES: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
     "replay": replay,
     "cold_state": cold_state,
     "memory_append": memory_append,
+    "bench_figures": bench_figures,
 }
 
 
@@ -248,7 +277,7 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--new", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("probes", nargs="*", default=list(PROBES))
+    parser.add_argument("probes", nargs="*", default=[p for p in PROBES if p != "bench_figures"])
     args = parser.parse_args()
     compare(args.base.resolve(), args.new.resolve(), args.probes, args.rounds)
 
