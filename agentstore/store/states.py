@@ -52,6 +52,36 @@ Not after every slice: a turn lets a worker thread take the GIL for up to its sw
 interval (5 ms), which costs more than it gives when the page folds quickly."""
 
 
+_ADOPT_MAX = 1000
+"""The most events appended meanwhile that a snapshot's fold takes in to become the cache."""
+
+
+class _Adoption:
+    """A snapshot being folded from the log, and the events this store appended since."""
+
+    __slots__ = ("base", "events", "head")
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.head = base
+        """The session's last sequence number as this store appended it; -1: given up."""
+        self.events: list[Event] = []
+
+    def take(self, result: AppendResult, batch: Sequence[PendingEvent]) -> None:
+        """Keep private copies of an append's new events (the caller may change its own)."""
+        if self.head < 0:
+            return
+        if result.previous_seq != self.head or len(self.events) + result.written > _ADOPT_MAX:
+            self.head, self.events = -1, []  # another writer appended, or too much: give up
+            return
+        self.head = result.previous_seq + result.written
+        self.events += [
+            private_copy(event, pending.payload_json)
+            for event, pending in zip(result.events, batch, strict=True)
+            if event.sequence_number > result.previous_seq
+        ]
+
+
 class StateKeeper:
     """Folds events into states, caches them, and saves snapshots."""
 
@@ -71,6 +101,12 @@ class StateKeeper:
         self.snapshot_interval = snapshot_interval
         self._cache: OrderedDict[str, State] = OrderedDict()
         self._cache_size = cache_size
+        # Sessions whose snapshot is folded from the log (nothing was cached when it was
+        # due), with what this store appends to them meanwhile: see `_adopt`. Not on a
+        # backend whose appends never suspend (memory): reading its log back is cheaper
+        # than folding every append into a cached state (6.6 vs 8.8 µs per append).
+        self._adopting: dict[str, _Adoption] = {}
+        self._adopts = bool(cache_size) and not type(backend).appends_never_suspend
         # One lock per session, kept (not rebuilt per append); unlocked ones are dropped
         # when the table grows well past the cache.
         self._locks: dict[str, anyio.Lock] = {}
@@ -87,10 +123,12 @@ class StateKeeper:
     def forget(self, session_id: str) -> None:
         """Drop a session's cached state (deleted, or changed elsewhere)."""
         self._cache.pop(session_id, None)
+        self._adopting.pop(session_id, None)
 
     def clear(self) -> None:
         """Drop every cached state."""
         self._cache.clear()
+        self._adopting.clear()
 
     # --- folding ----------------------------------------------------------------------------
 
@@ -118,6 +156,9 @@ class StateKeeper:
         """Fold what an append wrote into the cached state, if the cache is at its head."""
         cached = self._cache.get(session_id)
         if cached is None:
+            adoption = self._adopting.get(session_id)
+            if adoption is not None:
+                adoption.take(result, batch)
             return
         if cached.version != result.previous_seq:
             del self._cache[session_id]  # someone else appended in between: rebuild
@@ -180,11 +221,15 @@ class StateKeeper:
             base = await self._base_from_snapshot(session_id, head)
         self._cache.pop(session_id, None)  # folded in place below: not valid until done
         state = await self._fold_range(session_id, base, head)
+        self._keep(session_id, state)
+        return state
+
+    def _keep(self, session_id: str, state: State) -> None:
+        """Cache `state` as the session's newest (the least recently used go past the size)."""
         if self._cache_size:
             self._cache[session_id] = state
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return state
 
     async def at(self, session_id: str, at_seq: int) -> State:
         """Return the state right after event `at_seq` (below the head)."""
@@ -258,23 +303,58 @@ class StateKeeper:
         """
         cached = self._cache.get(session_id)
         if cached is None or cached.version != version:
+            if cached is None and self._adopts:
+                adoption = self._adopting.get(session_id)
+                if adoption is None or adoption.head < 0:  # one at a time: it takes the rest
+                    self._adopting[session_id] = _Adoption(version)
             return None
         return self._record(session_id, cached)
 
     async def save_snapshot(self, session_id: str, version: int, record: _Snapshot | None) -> None:
         """Write a snapshot taken by `capture_snapshot` (call WITHOUT the session lock).
 
-        Without a record, the state at `version` is folded first (no cache changes). A
-        failure is logged, never raised: the events are stored and acknowledged, and a
-        missing snapshot only makes the next cold fold longer.
+        Without a record (nothing was cached: a store that only writes), the state at
+        `version` is folded from the log first, then brought up to date with what this
+        store appended meanwhile and kept in the cache (`_adopt`): the appends after it
+        fold into it and the next snapshot is taken from it, instead of the log being read
+        back at every snapshot. A failure is logged, never raised: the events are stored
+        and acknowledged, and a missing snapshot only makes the next cold fold longer.
         """
         try:
             if record is None:
-                record = self._record(session_id, await self.at(session_id, version))
-            if record is not None:
-                await self._backend.save_snapshot(record)
+                state = await self.at(session_id, version)
+                record = self._record(session_id, state)
+                if record is not None:
+                    await self._backend.save_snapshot(record)
+                self._adopt(session_id, state)
+                return
+            await self._backend.save_snapshot(record)
         except Exception as exc:
+            self._drop_adoption(session_id, version)
             logger.warning("no snapshot of session %s at %d: %r", session_id, version, exc)
+
+    def _adopt(self, session_id: str, state: State) -> None:
+        """Cache `state`, folded for a snapshot, with the events appended since folded in.
+
+        Synchronous: no append can land between the fold of the last event taken and the
+        state entering the cache. Skipped when the cache got the session meanwhile, or
+        when another writer (or too many events) broke the adoption off.
+        """
+        adoption = self._drop_adoption(session_id, state.version)
+        if adoption is None or adoption.head < 0 or session_id in self._cache:
+            return
+        try:
+            state = self.fold(state, adoption.events)
+        except ReducerError:
+            return  # the next cold read folds from the log and says what failed
+        self._keep(session_id, state)
+
+    def _drop_adoption(self, session_id: str, version: int) -> _Adoption | None:
+        adoption = self._adopting.get(session_id)
+        if adoption is None or adoption.base != version:
+            return None  # none, or another snapshot's
+        del self._adopting[session_id]
+        return adoption
 
     def _record(self, session_id: str, state: State) -> _Snapshot | None:
         try:
