@@ -122,6 +122,12 @@ def _bad_checksum(log: Path, seq: int) -> bytes:
     return log.read_bytes().split(b"\n")[seq - 1].replace(b'"step":', b'"stop":')
 
 
+def _bad_type(log: Path, seq: int) -> bytes:
+    line = log.read_bytes().split(b"\n")[seq - 1]
+    unchecked = line[: line.rindex(b',"crc32c":')] + b"}"  # no checksum, as the Go original
+    return unchecked.replace(b'"type":"tool_called"', b'"type":"Not A Type"')
+
+
 def _wrong_seq(log: Path, seq: int) -> bytes:
     return log.read_bytes().split(b"\n")[seq]  # the next line: sound, but one too far
 
@@ -134,6 +140,9 @@ def _wrong_seq(log: Path, seq: int) -> bytes:
         (_wrong_seq, _bad_checksum),
         (_bad_checksum, _wrong_seq),
         (_not_json, _not_json),
+        (_bad_type, _wrong_seq),
+        (_wrong_seq, _bad_type),
+        (_bad_type, _not_json),
     ],
 )
 def test_the_first_damaged_line_of_a_page_is_the_one_reported(
