@@ -6,7 +6,8 @@ they came under the log's lock and writes them with one `write` (see `group.py`)
 makes every written log durable: one `fdatasync` per log, run in parallel on a few sync
 threads when the round touched several logs (the disk does parallel syncs several times
 faster than one after another). Only then is any request of the round acknowledged, with
-one wake-up per event loop for the whole round instead of one per append.
+one wake-up of the event loop for everything answered before the loop gets to it (see
+`inbox.py`), instead of one per append.
 
 So appends that queue up behind a sync in progress (many tasks on one session, or many
 sessions) cost one write and one sync per round, and a lone append costs what it did
@@ -23,13 +24,13 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import anyio.to_thread
 
 from agentstore.backends.base import AppendResult, PendingEvent, PlannedAppend
 from agentstore.backends.file import atomic
 from agentstore.backends.file.group import LogGroup
+from agentstore.backends.file.inbox import LoopInbox, Request, resolve
 from agentstore.backends.file.log import Logs, LogView
 from agentstore.errors import StorageError, StoreClosedError
 
@@ -42,33 +43,9 @@ SYNC_THREADS = 16
 """The most logs synced at once (the disk does parallel syncs several times faster)."""
 
 _STOP = None
-_Outcome = tuple[bool, Any]  # (ok, AppendResult or the exception to raise)
 
 
-class _Request:
-    """One `append` call waiting for the commit thread."""
-
-    __slots__ = ("answered", "batch", "expected_seq", "future", "loop", "outcome", "session_id")
-
-    def __init__(
-        self,
-        session_id: str,
-        batch: Sequence[PendingEvent],
-        expected_seq: int | None,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[AppendResult],
-    ) -> None:
-        self.session_id = session_id
-        self.batch = batch
-        self.expected_seq = expected_seq
-        self.loop = loop
-        self.future = future
-        self.outcome: _Outcome | None = None
-        self.answered = False
-        """Set on the loop's thread once `_deliver` has seen the outcome."""
-
-
-_Planned = tuple[_Request, PlannedAppend]
+_Planned = tuple[Request, PlannedAppend]
 
 
 class _Flight:
@@ -76,7 +53,7 @@ class _Flight:
 
     __slots__ = ("error", "group", "planned", "requests")
 
-    def __init__(self, group: LogGroup, planned: list[_Planned], requests: list[_Request]):
+    def __init__(self, group: LogGroup, planned: list[_Planned], requests: list[Request]):
         self.group = group
         self.planned = planned
         self.requests = requests
@@ -91,21 +68,7 @@ class _Flight:
                 self.error = exc
 
 
-_Message = _Request | _Flight | None
-
-
-def _deliver(requests: list[_Request]) -> None:
-    """Resolve futures on their loop, in order (so one session's tasks resume in seq order)."""
-    for request in requests:
-        future, outcome = request.future, request.outcome
-        request.answered = True
-        if future.done() or outcome is None:  # cancelled: its task knows (`answered`)
-            continue
-        ok, value = outcome
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+_Message = Request | _Flight | None
 
 
 class CommitQueue:
@@ -136,7 +99,9 @@ class CommitQueue:
         self._syncers: list[threading.Thread] = []
         self._idle_syncers = 0
         self._count_lock = threading.Lock()
-        self._deferred: list[_Request] = []
+        self._deferred: list[Request] = []
+        self._inbox: LoopInbox[Request] | None = None
+        """The inbox of the loop answered last (a store seldom serves two loops)."""
 
     # --- the event-loop side -----------------------------------------------------------
 
@@ -157,14 +122,14 @@ class CommitQueue:
             raise StoreClosedError("the store was closed; nothing was appended")
         self._ensure_thread()
         future: asyncio.Future[AppendResult] = loop.create_future()
-        request = _Request(session_id, batch, expected_seq, loop, future)
+        request = Request(session_id, batch, expected_seq, loop, future)
         self._queue.put(request)
         try:
             # The future itself, not a shield of it: one trip through the loop fewer.
             return await future
         except asyncio.CancelledError:
             # Cancelling the task cancelled `future`, but not the append: wait on a fresh
-            # future for its outcome (`_deliver` runs on this thread, so it resolves
+            # future for its outcome (`resolve` runs on this thread, so it resolves
             # whichever future the request holds when it runs), then re-raise.
             if not request.answered:
                 waiter: asyncio.Future[AppendResult] = loop.create_future()
@@ -215,14 +180,14 @@ class CommitQueue:
         """
         get, get_nowait, empty = self._queue.get, self._queue.get_nowait, self._queue.empty
         in_flight: dict[str, _Flight] = {}
-        held_back: dict[str, list[_Request]] = {}
+        held_back: dict[str, list[Request]] = {}
         stopping = False
         while not stopping or in_flight:
             items = [get()]
             while len(items) < MAX_ROUND and not empty():
                 items.append(get_nowait())
-            answered: list[_Request] = []
-            ready: list[_Request] = []
+            answered: list[Request] = []
+            ready: list[Request] = []
             for item in items:
                 if item is None:
                     stopping = True
@@ -262,7 +227,7 @@ class CommitQueue:
             self._wake(answered)
             del items, answered, ready
 
-    def _take_off(self, ready: list[_Request], in_flight: dict[str, _Flight]) -> list[_Request]:
+    def _take_off(self, ready: list[Request], in_flight: dict[str, _Flight]) -> list[Request]:
         """Plan and write the ready appends, a group per log; sync them or start their syncs.
 
         Returns the appends answered now. Appends to a log this process must open first
@@ -271,11 +236,11 @@ class CommitQueue:
         """
         if self._closed():
             return self._refuse(ready)
-        by_log: dict[str, list[_Request]] = {}
+        by_log: dict[str, list[Request]] = {}
         for request in ready:
             by_log.setdefault(request.session_id, []).append(request)
-        answered: list[_Request] = []
-        views: list[tuple[LogView, list[_Request]]] = []
+        answered: list[Request] = []
+        views: list[tuple[LogView, list[Request]]] = []
         for session_id, requests in by_log.items():
             view = self._logs.peek(session_id)
             if view is None and not in_flight:
@@ -311,7 +276,7 @@ class CommitQueue:
             self._start_sync(flight)
         return answered
 
-    def _lift(self, view: LogView, requests: list[_Request]) -> _Flight | None:
+    def _lift(self, view: LogView, requests: list[Request]) -> _Flight | None:
         """Take a log's mutex and lock, plan each append in order, write the group.
 
         Returns the flight (the mutex and lock stay held until it lands), or None: every
@@ -345,7 +310,7 @@ class CommitQueue:
                 flight.error = exc
         return flight
 
-    def _land(self, flight: _Flight) -> list[_Request]:
+    def _land(self, flight: _Flight) -> list[Request]:
         """Finish a flight on the commit thread: commit, answer, unlock. Returns its requests."""
         group = flight.group
         try:
@@ -367,7 +332,7 @@ class CommitQueue:
             group.unlock()
             group.view.mutex.release()
 
-    def _land_or_fail(self, flight: _Flight) -> list[_Request]:
+    def _land_or_fail(self, flight: _Flight) -> list[Request]:
         try:
             return self._land(flight)
         except BaseException as exc:  # a bug here must still answer every waiter
@@ -402,27 +367,35 @@ class CommitQueue:
             back(flight)
 
     @staticmethod
-    def _fail(requests: list[_Request], why: str) -> list[_Request]:
+    def _fail(requests: list[Request], why: str) -> list[Request]:
         for request in requests:
             request.outcome = (False, StorageError(f"session {request.session_id!r}: {why}"))
         return requests
 
     @staticmethod
-    def _refuse(requests: list[_Request]) -> list[_Request]:
+    def _refuse(requests: list[Request]) -> list[Request]:
         for request in requests:
             error = StoreClosedError("the store was closed; nothing was appended")
             request.outcome = (False, error)
         return requests
 
-    @staticmethod
-    def _wake(requests: list[_Request]) -> None:
-        """One `call_soon_threadsafe` per event loop for everything answered together."""
+    def _wake(self, requests: list[Request]) -> None:
+        """Hand answered appends to their loops, through the inbox (see `inbox.py`)."""
         if not requests:
             return
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+        inbox = self._inbox
+        loop = requests[0].loop
+        if inbox is None or inbox.loop is not loop:
+            inbox = self._inbox = LoopInbox(loop, resolve)
+        if all(request.loop is loop for request in requests):
+            inbox.post(requests)
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[Request]] = {}
         for request in requests:
             by_loop.setdefault(request.loop, []).append(request)
-        for loop, answered in by_loop.items():
-            # A closed loop (RuntimeError) means nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_deliver, answered)
+        for other, answered in by_loop.items():
+            if other is loop:
+                inbox.post(answered)
+            else:  # a store used from two loops' threads: seldom, so no inbox of its own
+                with contextlib.suppress(RuntimeError):  # closed: nobody waits any more
+                    other.call_soon_threadsafe(resolve, answered)
