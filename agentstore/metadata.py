@@ -2,8 +2,10 @@
 
 Building a `Metadata` through pydantic validation costs several microseconds; the
 helpers here build them from values already known to be valid (an empty one, a copy, a
-decoded log line whose values have the expected JSON types), which the hot paths use,
-and `gc_paused`, the pause of the cyclic collector while a page of events is built.
+decoded log line whose values have the expected JSON types), which the hot paths use.
+Events read without metadata build none: they share `SHARED_EMPTY` until it is read
+(`OwnMetadata`); `SlotDefault` spares read-only events their other pydantic slots. And
+`gc_paused`, the pause of the cyclic collector while a page of events is built.
 """
 
 from __future__ import annotations
