@@ -3,9 +3,10 @@
 An append queues a request and waits. The commit thread takes every request waiting (a
 round), groups them per log and, for each log in turn, plans its requests in the order
 they came under the log's lock and writes them with one `write` (see `group.py`). Then it
-makes every written log durable: one `fdatasync` per log, run in parallel on a few sync
-threads when the round touched several logs (the disk does parallel syncs several times
-faster than one after another). Only then is any request of the round acknowledged, with
+makes every written log durable: one `fdatasync` per log, run in parallel when the round
+touched several logs (the disk does parallel syncs several times faster than one after
+another), by the kernel's AIO where it works, else on sync threads (see `syncing.py`).
+Only then is any request of the round acknowledged, with
 one wake-up of the event loop for everything answered before the loop gets to it (see
 `inbox.py`), instead of one per append.
 
@@ -28,10 +29,10 @@ from collections.abc import Callable, Sequence
 import anyio.to_thread
 
 from agentstore.backends.base import AppendResult, PendingEvent, PlannedAppend
-from agentstore.backends.file import atomic
 from agentstore.backends.file.group import LogGroup
 from agentstore.backends.file.inbox import LoopInbox, Request, resolve
 from agentstore.backends.file.log import Logs, LogView
+from agentstore.backends.file.syncing import Flight, Syncs
 from agentstore.errors import StorageError, StoreClosedError
 
 __all__ = ["CommitQueue"]
@@ -39,36 +40,12 @@ __all__ = ["CommitQueue"]
 MAX_ROUND = 1024
 """The most messages the commit thread takes at once: bounds the wait of the first."""
 
-SYNC_THREADS = 16
-"""The most logs synced at once (the disk does parallel syncs several times faster)."""
+USE_AIO = True
+"""Sync a round's logs through Linux AIO where it works (see `syncing.py`); else on threads."""
 
 _STOP = None
 
-
-_Planned = tuple[Request, PlannedAppend]
-
-
-class _Flight:
-    """A log's group between its write and the end of its sync (its mutex and lock held)."""
-
-    __slots__ = ("error", "group", "planned", "requests")
-
-    def __init__(self, group: LogGroup, planned: list[_Planned], requests: list[Request]):
-        self.group = group
-        self.planned = planned
-        self.requests = requests
-        self.error: BaseException | None = None
-
-    def sync(self) -> None:
-        """`fdatasync` the log; an error is kept for `CommitQueue._land` to undo."""
-        if self.error is None and self.group.pending:
-            try:
-                atomic.sync(self.group.fd)
-            except OSError as exc:
-                self.error = exc
-
-
-_Message = Request | _Flight | None
+_Message = Request | Flight | None
 
 
 class CommitQueue:
@@ -95,10 +72,7 @@ class CommitQueue:
         self._pid = os.getpid()
         self._queue: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._to_sync: queue.SimpleQueue[_Flight | None] = queue.SimpleQueue()
-        self._syncers: list[threading.Thread] = []
-        self._idle_syncers = 0
-        self._count_lock = threading.Lock()
+        self._syncs = Syncs(self._queue.put, aio=USE_AIO)
         self._deferred: list[Request] = []
         self._inbox: LoopInbox[Request] | None = None
         """The inbox of the loop answered last (a store seldom serves two loops)."""
@@ -168,9 +142,7 @@ class CommitQueue:
         try:
             self._dispatch()
         finally:
-            for _ in self._syncers:
-                self._to_sync.put(_STOP)
-            self._syncers = []
+            self._syncs.stop()
 
     def _dispatch(self) -> None:
         """Take messages (appends, synced flights) until stopped with nothing in flight.
@@ -179,7 +151,7 @@ class CommitQueue:
         land, then go out together in its next flight.
         """
         get, get_nowait, empty = self._queue.get, self._queue.get_nowait, self._queue.empty
-        in_flight: dict[str, _Flight] = {}
+        in_flight: dict[str, Flight] = {}
         held_back: dict[str, list[Request]] = {}
         stopping = False
         while not stopping or in_flight:
@@ -191,7 +163,7 @@ class CommitQueue:
             for item in items:
                 if item is None:
                     stopping = True
-                elif isinstance(item, _Flight):
+                elif isinstance(item, Flight):
                     session_id = item.group.view.session_id
                     in_flight.pop(session_id, None)
                     answered += self._land_or_fail(item)
@@ -227,7 +199,7 @@ class CommitQueue:
             self._wake(answered)
             del items, answered, ready
 
-    def _take_off(self, ready: list[Request], in_flight: dict[str, _Flight]) -> list[Request]:
+    def _take_off(self, ready: list[Request], in_flight: dict[str, Flight]) -> list[Request]:
         """Plan and write the ready appends, a group per log; sync them or start their syncs.
 
         Returns the appends answered now. Appends to a log this process must open first
@@ -255,7 +227,7 @@ class CommitQueue:
                 self._deferred += requests
             else:
                 views.append((view, requests))
-        flights: list[_Flight] = []
+        flights: list[Flight] = []
         for view, requests in views:
             flight = self._lift(view, requests)
             if flight is not None:
@@ -273,10 +245,10 @@ class CommitQueue:
             return answered
         for flight in flights:
             in_flight[flight.group.view.session_id] = flight
-            self._start_sync(flight)
+        self._syncs.start(flights)
         return answered
 
-    def _lift(self, view: LogView, requests: list[Request]) -> _Flight | None:
+    def _lift(self, view: LogView, requests: list[Request]) -> Flight | None:
         """Take a log's mutex and lock, plan each append in order, write the group.
 
         Returns the flight (the mutex and lock stay held until it lands), or None: every
@@ -294,7 +266,7 @@ class CommitQueue:
             for request in requests:
                 request.outcome = (False, exc)
             return None
-        planned: list[_Planned] = []
+        planned: list[tuple[Request, PlannedAppend]] = []
         for request in requests:
             try:
                 plan = group.add(request.batch, request.expected_seq)
@@ -302,7 +274,7 @@ class CommitQueue:
                 request.outcome = (False, exc)
                 continue
             planned.append((request, plan))
-        flight = _Flight(group, planned, requests)
+        flight = Flight(group, planned, requests)
         if group.pending:
             try:
                 group.write()
@@ -310,7 +282,7 @@ class CommitQueue:
                 flight.error = exc
         return flight
 
-    def _land(self, flight: _Flight) -> list[Request]:
+    def _land(self, flight: Flight) -> list[Request]:
         """Finish a flight on the commit thread: commit, answer, unlock. Returns its requests."""
         group = flight.group
         try:
@@ -332,7 +304,7 @@ class CommitQueue:
             group.unlock()
             group.view.mutex.release()
 
-    def _land_or_fail(self, flight: _Flight) -> list[Request]:
+    def _land_or_fail(self, flight: Flight) -> list[Request]:
         try:
             return self._land(flight)
         except BaseException as exc:  # a bug here must still answer every waiter
@@ -340,31 +312,6 @@ class CommitQueue:
                 if request.outcome is None:
                     request.outcome = (False, exc)
             return flight.requests
-
-    def _start_sync(self, flight: _Flight) -> None:
-        """Hand a flight's `fdatasync` to a sync thread; it comes back through the queue."""
-        with self._count_lock:
-            start = self._idle_syncers == 0 and len(self._syncers) < SYNC_THREADS
-            if not start:
-                self._idle_syncers -= 1
-        if start:
-            thread = threading.Thread(
-                target=self._sync_worker, name=f"agentstore-sync-{len(self._syncers)}", daemon=True
-            )
-            self._syncers.append(thread)
-            thread.start()
-        self._to_sync.put(flight)
-
-    def _sync_worker(self) -> None:
-        get, back = self._to_sync.get, self._queue.put
-        while True:
-            flight = get()
-            if flight is _STOP:
-                return
-            flight.sync()  # an error is undone by the commit thread, which holds the mutex
-            with self._count_lock:
-                self._idle_syncers += 1
-            back(flight)
 
     @staticmethod
     def _fail(requests: list[Request], why: str) -> list[Request]:

@@ -1,0 +1,195 @@
+"""`fdatasync` of many logs at once without a thread each, through Linux AIO.
+
+The commit thread hands every log it wrote in a round to the kernel with one
+`io_submit` of `IOCB_CMD_FDSYNC` requests (Linux 4.18 and later run them in parallel on
+the kernel's own workers, each the `fdatasync` of one file); one reaper thread waits in
+`io_getevents` and hands the finished syncs back in batches. A Python thread per sync
+costs, per log, a thread wake-up and two waits for the interpreter lock, which on a
+loaded machine were most of the commit path's system time (see `commits.py`).
+
+Where AIO is missing or refused (another system or architecture, a seccomp filter, an
+old kernel) `AioSyncer.open` returns None, and a request the kernel refuses is handed
+back by `submit`: the commit thread syncs those on its threads, as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["AioSyncer"]
+
+T = TypeVar("T")
+
+# (io_setup, io_destroy, io_submit, io_getevents) per architecture.
+_SYSCALLS = {"x86_64": (206, 207, 209, 208), "aarch64": (0, 1, 2, 4)}
+_IOCB_CMD_FDSYNC = 3
+_MAX_EVENTS = 256
+"""Syncs in flight at once (the context's size); more wait in `io_submit`."""
+_BATCH = 64
+_IDLE_WAKE_S = 1
+"""How often an idle reaper looks whether it was closed (it cannot be woken otherwise)."""
+
+
+class _Iocb(ctypes.Structure):
+    # struct iocb of <linux/aio_abi.h>, little-endian (both architectures above).
+    _fields_ = [
+        ("aio_data", ctypes.c_uint64),
+        ("aio_key", ctypes.c_uint32),
+        ("aio_rw_flags", ctypes.c_int32),
+        ("aio_lio_opcode", ctypes.c_uint16),
+        ("aio_reqprio", ctypes.c_int16),
+        ("aio_fildes", ctypes.c_uint32),
+        ("aio_buf", ctypes.c_uint64),
+        ("aio_nbytes", ctypes.c_uint64),
+        ("aio_offset", ctypes.c_int64),
+        ("aio_reserved2", ctypes.c_uint64),
+        ("aio_flags", ctypes.c_uint32),
+        ("aio_resfd", ctypes.c_uint32),
+    ]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_uint64),
+        ("obj", ctypes.c_uint64),
+        ("res", ctypes.c_int64),
+        ("res2", ctypes.c_int64),
+    ]
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class AioSyncer(Generic[T]):
+    """Kernel-side `fdatasync`s; `done` gets (token, error or None) batches on the reaper."""
+
+    def __init__(
+        self,
+        libc: ctypes.CDLL,
+        calls: tuple[int, int, int, int],
+        context: int,
+        done: Callable[[list[tuple[T, OSError | None]]], None],
+    ) -> None:
+        self._syscall = libc.syscall
+        self._destroy, self._submit, self._getevents = calls[1:]
+        self._context = ctypes.c_ulong(context)
+        self._done = done
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[T, _Iocb]] = {}
+        """Key -> (token, its request: kept alive until the kernel is done with it)."""
+        self._next_key = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._reap, name="agentstore-aio", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def open(cls, done: Callable[[list[tuple[T, OSError | None]]], None]) -> AioSyncer[T] | None:
+        """An `AioSyncer`, or None where this system offers no AIO context."""
+        calls = _SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
+        if calls is None:
+            return None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+        context = ctypes.c_ulong(0)
+        if libc.syscall(calls[0], ctypes.c_long(_MAX_EVENTS), ctypes.byref(context)) != 0:
+            return None  # refused (a seccomp filter, a container's aio limit) or missing
+        return cls(libc, calls, context.value, done)
+
+    def submit(self, items: Sequence[tuple[int, T]]) -> list[T]:
+        """Start the `fdatasync` of each (descriptor, token).
+
+        Returns the tokens the kernel did not take (an old kernel without `FDSYNC`, a
+        file whose system cannot sync this way, a closed syncer): sync those otherwise.
+        """
+        if self._closed or not items:
+            return [token for _, token in items]
+        pointers = (ctypes.POINTER(_Iocb) * len(items))()
+        keys: list[int] = []
+        with self._lock:
+            for index, (fd, token) in enumerate(items):
+                request = _Iocb()
+                request.aio_lio_opcode = _IOCB_CMD_FDSYNC
+                request.aio_fildes = fd
+                key = request.aio_data = self._next_key
+                self._next_key += 1
+                self._pending[key] = (token, request)
+                keys.append(key)
+                pointers[index] = ctypes.pointer(request)
+        taken = 0
+        while taken < len(items):
+            rest = len(items) - taken
+            got = self._syscall(
+                self._submit,
+                self._context,
+                ctypes.c_long(rest),
+                ctypes.byref(pointers, taken * ctypes.sizeof(ctypes.c_void_p)),
+            )
+            if got < 0 and ctypes.get_errno() in (errno.EINTR, errno.EAGAIN):
+                continue  # interrupted, or the context is full for a moment: try again
+            if got <= 0:
+                break  # the kernel refuses the next one: hand it and the rest back
+            taken += got
+        if taken == len(items):
+            return []
+        with self._lock:
+            for key in keys[taken:]:
+                del self._pending[key]
+        return [token for _, token in items[taken:]]
+
+    def close(self) -> None:
+        """Take no more syncs; the reaper hands back those in flight, then stops."""
+        self._closed = True
+
+    def _reap(self) -> None:
+        events = (_Event * _BATCH)()
+        idle = _Timespec(_IDLE_WAKE_S, 0)
+        try:
+            while True:
+                got = self._syscall(
+                    self._getevents,
+                    self._context,
+                    ctypes.c_long(1),
+                    ctypes.c_long(_BATCH),
+                    events,
+                    ctypes.byref(idle),
+                )
+                if got < 0:
+                    err = ctypes.get_errno()
+                    if err == errno.EINTR:
+                        continue
+                    self._fail_pending(OSError(err, f"io_getevents: {os.strerror(err)}"))
+                    return
+                if got == 0:
+                    with self._lock:
+                        if self._closed and not self._pending:
+                            return
+                    continue
+                finished: list[tuple[T, OSError | None]] = []
+                with self._lock:
+                    for event in events[:got]:
+                        token, _ = self._pending.pop(event.data)
+                        res = event.res
+                        error = OSError(-res, os.strerror(-res)) if res < 0 else None
+                        finished.append((token, error))
+                self._done(finished)
+        finally:
+            self._syscall(self._destroy, self._context)
+
+    def _fail_pending(self, error: OSError) -> None:
+        # The context broke: nothing in flight can be known durable, so each is failed
+        # (and cut back out by whoever holds its log).
+        self._closed = True
+        with self._lock:
+            tokens = [token for token, _ in self._pending.values()]
+            self._pending.clear()
+        self._done([(token, error) for token in tokens])
