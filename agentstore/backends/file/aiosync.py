@@ -30,8 +30,9 @@ T = TypeVar("T")
 # (io_setup, io_destroy, io_submit, io_getevents) per architecture.
 _SYSCALLS = {"x86_64": (206, 207, 209, 208), "aarch64": (0, 1, 2, 4)}
 _IOCB_CMD_FDSYNC = 3
-_MAX_EVENTS = 256
-"""Syncs in flight at once (the context's size); more wait in `io_submit`."""
+_MAX_EVENTS = 128
+"""Syncs in flight at once (the context's size): more are handed back, to sync on threads.
+Each context takes about twice this from the system's `fs.aio-max-nr` (65,536 by default)."""
 _BATCH = 64
 _IDLE_WAKE_S = 1
 """How often an idle reaper looks whether it was closed (it cannot be woken otherwise)."""
@@ -134,10 +135,12 @@ class AioSyncer(Generic[T]):
                 ctypes.c_long(rest),
                 ctypes.byref(pointers, taken * ctypes.sizeof(ctypes.c_void_p)),
             )
-            if got < 0 and ctypes.get_errno() in (errno.EINTR, errno.EAGAIN):
-                continue  # interrupted, or the context is full for a moment: try again
+            if got < 0 and ctypes.get_errno() == errno.EINTR:
+                continue
             if got <= 0:
-                break  # the kernel refuses the next one: hand it and the rest back
+                # Refused (EAGAIN: the context is full; EINVAL: no FDSYNC for this file
+                # or kernel): hand it and the rest back rather than wait here.
+                break
             taken += got
         if taken == len(items):
             return []
@@ -177,8 +180,10 @@ class AioSyncer(Generic[T]):
                 finished: list[tuple[T, OSError | None]] = []
                 with self._lock:
                     for event in events[:got]:
-                        token, _ = self._pending.pop(event.data)
-                        res = event.res
+                        entry = self._pending.pop(event.data, None)
+                        if entry is None:  # not one of ours: nothing waits for it
+                            continue
+                        token, res = entry[0], event.res
                         error = OSError(-res, os.strerror(-res)) if res < 0 else None
                         finished.append((token, error))
                 self._done(finished)
