@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -29,6 +30,7 @@ from tests.durability.conftest import expect_line, finish, start_worker
 from tests.durability.worker import payload, plan
 
 SMALL = 16 * 1024
+SESSIONS_WORKER = Path(__file__).with_name("sessions_worker.py")
 TASKS = 16
 
 
@@ -227,6 +229,58 @@ async def test_sigkill_among_sixteen_appenders_of_one_session(tmp_path: Path) ->
             seen += len(new)
             state = await store.get_state(session.id)
             assert state.event_count == seen
+            report = await store.verify()
+            assert report.ok, [str(p) for p in report.problems]
+
+
+@pytest.mark.slow
+async def test_sigkill_among_appenders_of_sixteen_sessions(tmp_path: Path) -> None:
+    """Many logs synced per round (AIO where it works): nothing acknowledged is lost."""
+    data = tmp_path / "data"
+    async with agentstore.open(data) as store:
+        for k in range(TASKS):
+            await store.create_session(session_id=f"s{k}")
+    rng = random.Random(int.from_bytes(os.urandom(4)))
+    for run in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, str(SESSIONS_WORKER), str(data), str(run), str(TASKS)],
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        try:
+            expect_line(proc, "ready")
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline() for _ in range(rng.randrange(1, 400))]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            lines += proc.stdout.read().splitlines(keepends=True)
+        finally:
+            finish(proc)
+        acked: dict[tuple[int, int], tuple[int, int]] = {}
+        for line in lines:
+            parts = line.split()
+            if line.endswith("\n") and len(parts) == 5 and parts[0] == "ack":
+                acked[int(parts[1]), int(parts[2])] = (int(parts[3]), int(parts[4]))
+        async with agentstore.open(data) as store:
+            for k in range(TASKS):
+                events = await store.get_events(f"s{k}")
+                seqs = [e.sequence_number for e in events]
+                assert seqs == list(range(1, len(events) + 1)), "no gap in a session's log"
+                ops: dict[int, list[agentstore.Event]] = defaultdict(list)
+                for event in events:
+                    if event.payload["run"] == run:
+                        ops[event.payload["i"]].append(event)
+                assert list(ops) == list(range(len(ops))), "a task's operations in order"
+                mine = {i: span for (task, i), span in acked.items() if task == k}
+                assert set(mine) <= set(ops), "every acknowledged operation is in the log"
+                assert len(ops) - len(mine) <= 1, "at most the one in flight is extra"
+                for i, stored in ops.items():
+                    assert [e.payload["part"] for e in stored] == list(
+                        range(3 if i % 4 == 3 else 1)
+                    ), f"operation {i} of task {k} is all or nothing"
+                    if i in mine:
+                        assert mine[i] == (stored[0].sequence_number, stored[-1].sequence_number)
             report = await store.verify()
             assert report.ok, [str(p) for p in report.problems]
 
