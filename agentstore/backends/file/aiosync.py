@@ -94,7 +94,10 @@ class AioSyncer(Generic[T]):
     @classmethod
     def open(cls, done: Callable[[list[tuple[T, OSError | None]]], None]) -> AioSyncer[T] | None:
         """An `AioSyncer`, or None where this system offers no AIO context."""
-        calls = _SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
+        # A 64-bit process only: a 32-bit one on a 64-bit kernel reports the same machine
+        # but calls through another system call table.
+        linux64 = sys.platform == "linux" and sys.maxsize > 2**32
+        calls = _SYSCALLS.get(platform.machine()) if linux64 else None
         if calls is None:
             return None
         try:
