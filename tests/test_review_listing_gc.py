@@ -106,3 +106,37 @@ def test_listings_on_many_threads_at_once_leave_the_collector_on(
         t.join()
     assert errors == []
     assert gc.isenabled()
+
+
+def test_a_child_forked_during_another_threads_pause_collects(collector_on: None) -> None:
+    # A listing (or a page decode) on another thread holds a pause when this thread
+    # forks: in the child that thread does not exist, so its pause must not either.
+    import os
+
+    from agentstore.metadata import gc_paused
+
+    paused, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gc_paused():
+            paused.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        paused.wait()
+        assert not gc.isenabled()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            ok = gc.isenabled()
+            with gc_paused():
+                ok = ok and not gc.isenabled()
+            ok = ok and gc.isenabled()
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        release.set()
+        holder.join()
+    assert gc.isenabled()
