@@ -75,11 +75,12 @@ class _Adoption:
             self.head, self.events = -1, []  # another writer appended, or too much: give up
             return
         self.head = result.previous_seq + result.written
-        self.events += [
-            private_copy(event, pending.payload_json)
-            for event, pending in zip(result.events, batch, strict=True)
-            if event.sequence_number > result.previous_seq
-        ]
+        taken = result.previous_seq
+        for event, pending in zip(result.events, batch, strict=True):
+            # A batch naming one id twice gives its event twice: the second is no new one.
+            if event.sequence_number > taken:
+                taken = event.sequence_number
+                self.events.append(private_copy(event, pending.payload_json))
 
 
 class StateKeeper:
