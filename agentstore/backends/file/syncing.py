@@ -89,10 +89,13 @@ class Syncs:
             self._aio = AioSyncer.open(self._synced)
         rest = flights
         if self._aio is not None:
+            # Which land now (nothing to sync, or failed already) is decided before the
+            # submit: a sync the kernel fails at once sets its flight's error on the reaper
+            # thread, and that flight must not land a second time from here.
+            now = [f for f in flights if not f.needs_sync]
             rest = self._aio.submit([(f.group.fd, f) for f in flights if f.needs_sync])
-            for flight in flights:
-                if not flight.needs_sync:  # nothing to sync, or failed already: lands now
-                    self._done(flight)
+            for flight in now:
+                self._done(flight)
         for flight in rest:
             self._start_thread_sync(flight)
 
