@@ -165,6 +165,13 @@ class Event(BaseModel):
     def _check_type(cls, value: object) -> str:
         return check_event_type(value)
 
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _own_metadata(cls, value: Metadata) -> Metadata:
+        # A read event's shared empty Metadata is never another event's: a writable copy
+        # (`Event(**vars(stored))`) gets an empty one of its own.
+        return empty_metadata() if value is SHARED_EMPTY else value
+
     def with_metadata(self, metadata: Metadata | None = None, **fields: Any) -> Self:
         """Set this event's metadata in place and return the event, for chaining.
 
@@ -240,6 +247,15 @@ class StoredEvent(Event):
 
     def __delattr__(self, name: str) -> None:
         raise InvalidEventError(f"stored events are read-only (tried to delete {name!r})")
+
+    @property
+    def model_fields_set(self) -> set[str]:
+        """The fields given when the event was made, as a set of the caller's own.
+
+        Stored events share one set (built once per read, not once per event): handing it
+        out would let a change made through one event show in all of them.
+        """
+        return set(self.__pydantic_fields_set__)
 
     def with_metadata(self, metadata: Metadata | None = None, **fields: Any) -> Self:
         """Refuse: a stored event's metadata cannot change (see the class docstring)."""

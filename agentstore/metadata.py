@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, SupportsIndex
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,6 +84,18 @@ class Metadata(BaseModel):
             raise InvalidEventError("the shared empty Metadata of stored events is read-only")
         super().__delattr__(name)
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        if self is SHARED_EMPTY:
+            # Unpickled read events share it again (and each makes its own when read): a
+            # pickle of many events would otherwise give them one ordinary copy to share.
+            return (_shared_empty, ())
+        return super().__reduce_ex__(protocol)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Metadata:
+        if self is SHARED_EMPTY:
+            return self  # as with pickling: copies of read events keep sharing it
+        return super().__deepcopy__(memo)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the set fields as a JSON-ready dict (unset fields are left out)."""
         out = {k: v for k, v in self.__dict__.items() if v is not None}
@@ -135,6 +147,14 @@ setting a field on it raises (a bug, if it ever happens) rather than changing ev
 """
 
 
+def _shared_empty() -> Metadata:
+    return SHARED_EMPTY
+
+
+# Two threads reading one event's metadata for the first time must get the same object.
+_first_read = threading.Lock()
+
+
 class OwnMetadata:
     """`StoredEvent.metadata`: the event's own `Metadata`, made the first time it is read.
 
@@ -149,7 +169,10 @@ class OwnMetadata:
         fields = event.__dict__
         meta: Metadata = fields["metadata"]
         if meta is SHARED_EMPTY:
-            meta = fields["metadata"] = empty_metadata()
+            with _first_read:
+                meta = fields["metadata"]
+                if meta is SHARED_EMPTY:
+                    meta = fields["metadata"] = empty_metadata()
         return meta
 
     def __set__(self, event: BaseModel, value: Metadata) -> None:
