@@ -234,9 +234,10 @@ class StoredEvent(Event):
     The log is immutable, and so are the events read from it or returned by an append:
     setting a field raises `InvalidEventError`. To change something, make a new event
     (`stored.model_copy(update={...})` gives a copy with changes, still read-only;
-    `Event.model_validate(stored.model_dump())` a writable one). Nested values (the
-    payload's dicts, the metadata) are this object's own copies: changing them changes
-    nothing in the store. A stored event equals an `Event` with the same fields.
+    `Event.model_validate(stored.model_dump())` a writable one). Changing its nested values
+    (the payload's dicts, the metadata) changes nothing in the store; an event read back
+    has its own, while one returned by `append` holds the payload and metadata objects of
+    the event that was appended. A stored event equals an `Event` with the same fields.
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
