@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,15 @@ def go_data(tmp_path: Path) -> Path:
     target = tmp_path / "go-agent-data"
     shutil.copytree(GO_DATA, target)
     return target
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    """Run the test with the cyclic garbage collector on, and leave it as it was."""
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not was:
+            gc.disable()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,18 +15,6 @@ from agentstore.backends.file.scan import DECODE_PAGE
 from agentstore.backends.memory import MemoryBackend
 from agentstore.errors import CorruptLogError
 from agentstore.metadata import gc_paused
-
-
-@pytest.fixture
-def collector_on() -> Iterator[None]:
-    """Run the test with the collector on, and leave it as it was."""
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        yield
-    finally:
-        if not was:
-            gc.disable()
 
 
 def test_a_pause_restores_the_collector_even_on_error(collector_on: None) -> None:

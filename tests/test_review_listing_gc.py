@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -17,18 +16,6 @@ import pytest
 
 import agentstore
 from agentstore.errors import InvalidInputError
-
-
-@pytest.fixture
-def collector_on() -> Iterator[None]:
-    """The collector on for the test, and as it was after it."""
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        yield
-    finally:
-        if not was:
-            gc.disable()
 
 
 async def _make(root: Path, count: int) -> list[str]:
