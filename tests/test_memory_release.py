@@ -12,6 +12,8 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,8 +33,12 @@ def no_cyclic_collector() -> Iterator[None]:
             gc.enable()
 
 
-async def _used_store() -> weakref.ref[agentstore.Store]:
-    store = agentstore.open(in_memory=True, snapshot_interval=5)
+async def _used_store(path: Path | None = None) -> tuple[weakref.ref[Any], weakref.ref[Any]]:
+    store = (
+        agentstore.open(path, snapshot_interval=5)
+        if path
+        else agentstore.open(in_memory=True, snapshot_interval=5)
+    )
     async with store:
         session = await store.create_session(labels={"team": "a"})
         for i in range(12):
@@ -40,13 +46,21 @@ async def _used_store() -> weakref.ref[agentstore.Store]:
         await store.get_state(session.id)
         await store.list_sessions(limit=10)
         await store.replay(session.id)
-    return weakref.ref(store)
+    # The backend too: it holds the caches, and a cycle there would keep them.
+    return weakref.ref(store), weakref.ref(store._backend)
 
 
 @pytest.mark.usefixtures("no_cyclic_collector")
 async def test_a_closed_in_memory_store_is_freed_without_the_cyclic_collector() -> None:
-    ref = await _used_store()
-    assert ref() is None, "the store is kept alive by a reference cycle"
+    store, backend = await _used_store()
+    assert store() is None and backend() is None, "kept alive by a reference cycle"
+
+
+@pytest.mark.usefixtures("no_cyclic_collector")
+async def test_a_closed_file_store_is_freed_without_the_cyclic_collector(tmp_path: Path) -> None:
+    store, backend = await _used_store(tmp_path)
+    assert store() is None, "the store is kept alive by a reference cycle"
+    assert backend() is None, "its backend is kept alive by a reference cycle"
 
 
 def _tracked_after_full_collections() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -84,12 +85,15 @@ class FileBackend(Backend):
         # Creation times and labels of every session, so listing reads one file.
         self._index = SessionIndex(self.layout, writable=not read_only)
         self._closed = False
-        # Appends wait for a round of the commit thread (group commit: see commits.py).
+        # Appends wait for a round of the commit thread (group commit: see commits.py). It
+        # holds this backend weakly: a cycle would keep a dropped store's caches alive
+        # until a full run of the cyclic collector (which pauses every thread).
+        me = weakref.ref(self)
         self._commits = CommitQueue(
             self._logs,
             fsync=durability == "fsync",
-            closed=lambda: self._closed,
-            fallback=self._append_sync,
+            closed=lambda: _gone_or_closed(me),
+            fallback=lambda *args: _alive(me)._append_sync(*args),
         )
         self._key = os.path.realpath(self.root)
         self._default_reducer: str | None = None
@@ -406,3 +410,15 @@ class FileBackend(Backend):
         if repair:
             self._writable()
         return await anyio.to_thread.run_sync(verify_files, self.layout, session_id, repair)
+
+
+def _gone_or_closed(ref: weakref.ref[FileBackend]) -> bool:
+    backend = ref()
+    return backend is None or backend._closed
+
+
+def _alive(ref: weakref.ref[FileBackend]) -> FileBackend:
+    backend = ref()
+    if backend is None:
+        raise StoreClosedError("the store was closed; nothing was appended")
+    return backend
