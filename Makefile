@@ -60,7 +60,7 @@ bench: install $(PEERS)/.installed
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.server_http --seconds 2 --write bench/RESULTS.md
 	$(BIN)/python -m bench.server_grpc --quick --write bench/RESULTS.md
-	$(BIN)/python -m bench.postgres --quick --out bench/RESULTS.md
+	$(BIN)/python -m bench.postgres --quick --rounds 3 --out bench/RESULTS.md
 	$(BIN)/python -m bench.ui --out bench/RESULTS.md
 	$(BIN)/python -m bench.sync_peers --write bench/RESULTS.md
 	rm -rf $(AB_TREE) && mkdir -p $(AB_TREE)
