@@ -126,14 +126,19 @@ _SLOT_SETTERS = tuple(
 _set_dict, _set_fields, _set_extra, _set_private = _SLOT_SETTERS
 
 
-def empty_metadata() -> Metadata:
-    """Return a new, empty `Metadata` without running validation (hot path)."""
+def _assemble(fields: dict[str, Any], names: set[str], unknown: dict[str, Any]) -> Metadata:
+    """A `Metadata` from parts already valid (its own, shared with nothing): no validation."""
     meta = _new_metadata(Metadata)
-    _set_dict(meta, _UNSET_METADATA.copy())
-    _set_fields(meta, set())
-    _set_extra(meta, {})
+    _set_dict(meta, fields)
+    _set_fields(meta, names)
+    _set_extra(meta, unknown)
     _set_private(meta, None)
     return meta
+
+
+def empty_metadata() -> Metadata:
+    """Return a new, empty `Metadata` without running validation (hot path)."""
+    return _assemble(_UNSET_METADATA.copy(), set(), {})
 
 
 SHARED_EMPTY = empty_metadata()
@@ -249,26 +254,18 @@ def decode_metadata(raw: dict[str, Any]) -> Metadata:
         else:
             return Metadata.model_validate(raw)
         fields[key] = value
-    meta = _new_metadata(Metadata)
-    _set_dict(meta, fields)
-    _set_fields(meta, set(raw))
-    _set_extra(meta, {})
-    _set_private(meta, None)
-    return meta
+    return _assemble(fields, set(raw), {})
 
 
 def copy_metadata(meta: Metadata) -> Metadata:
     """Return a deep copy of `meta` (its values are scalars, or `extra`'s strings)."""
-    out = _new_metadata(Metadata)
     fields = meta.__dict__.copy()
     if fields.get("extra") is not None:
         fields["extra"] = dict(fields["extra"])
-    _set_dict(out, fields)
-    _set_fields(out, set(meta.__pydantic_fields_set__))
     extra = meta.__pydantic_extra__
-    _set_extra(out, copy.deepcopy(extra) if extra else {})
-    _set_private(out, None)
-    return out
+    return _assemble(
+        fields, set(meta.__pydantic_fields_set__), copy.deepcopy(extra) if extra else {}
+    )
 
 
 MetadataParts = dict[str, Any]
@@ -305,12 +302,7 @@ def metadata_from_parts(parts: MetadataParts) -> Metadata:
     unknown = fields.pop(_UNKNOWN, None)
     if fields["extra"] is not None:
         fields["extra"] = dict(fields["extra"])
-    out = _new_metadata(Metadata)
-    _set_dict(out, fields)
-    _set_fields(out, set(names))
-    _set_extra(out, copy.deepcopy(unknown) if unknown else {})
-    _set_private(out, None)
-    return out
+    return _assemble(fields, set(names), copy.deepcopy(unknown) if unknown else {})
 
 
 # --- pausing the cyclic collector while events are built ---------------------------------
