@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from google_crc32c import extend as _crc32c_extend
 from google_crc32c import value as _crc32c
 
 from agentstore.errors import CorruptLogError
@@ -99,8 +98,9 @@ def checksum_ok(line: bytes) -> bool | None:
         stored = int(line[-10:-2], 16)
     except ValueError:
         return False
-    # The CRC of `body + "}"` without building that string: one copy less per line.
-    return bool(_crc32c_extend(_crc32c(line[:-_CRC_TAIL]), b"}") == stored)
+    # The CRC of `body + "}"`: the line without its `,"crc32c":"…"` field.
+    crc: int = _crc32c(line[:-_CRC_TAIL] + b"}")
+    return crc == stored
 
 
 def batch_end(line: bytes) -> int | None:

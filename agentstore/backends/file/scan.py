@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import orjson
-from google_crc32c import value as _crc32c
 
 from agentstore.backends.base import EventFilter
-from agentstore.codec import _CRC_KEY, _CRC_TAIL, checksum_ok, gc_paused
+from agentstore.codec import checksum_ok, gc_paused
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, decode_event, legacy_event_id
 
@@ -247,7 +246,7 @@ def _decode_page(lines: list[bytes], first: int, stop: int, seq: int, path: Path
     """Decode `lines[first:stop]` (sequence numbers `seq + 1` on) with the collector paused.
 
     `decode_at` on each line, unrolled into three passes over the page: the checksums
-    (`checksum_ok`, inlined), then `orjson.loads` of the lines before the first mismatch,
+    (`checksum_ok`), then `orjson.loads` of the lines before the first mismatch,
     then the checks and `decode_event`. Measured on 10,000 events, the passes take 15%
     less than one loop doing all three per line (the CRC and the parser each stay hot in
     the CPU's caches). A damaged line raises exactly what the line-by-line order would:
@@ -257,19 +256,12 @@ def _decode_page(lines: list[bytes], first: int, stop: int, seq: int, path: Path
     bad = len(page_lines)  # index of the first line whose checksum does not match
     page: list[Event] = []
     append, decode = page.append, decode_event
-    crc = _crc32c
+    checked = checksum_ok
     with gc_paused():
         for at, line in enumerate(page_lines):
-            # `checksum_ok(line) is False`: a line with the checksum tail whose CRC differs.
-            # (The CRC of `body + "}"`: the line without its `,"crc32c":"…"` field.)
-            if line[-_CRC_TAIL:-10] == _CRC_KEY and line[-2:] == b'"}':
-                try:
-                    stored = int(line[-10:-2], 16)
-                except ValueError:
-                    stored = -1
-                if crc(line[:-_CRC_TAIL] + b"}") != stored:
-                    bad = at
-                    break
+            if checked(line) is False:  # the checksum tail is there, and its CRC differs
+                bad = at
+                break
         good = page_lines[:bad] if bad < len(page_lines) else page_lines
         try:
             objs = list(map(orjson.loads, good))
