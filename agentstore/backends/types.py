@@ -86,6 +86,12 @@ class AppendResult:
     previous_seq: int
     """The session's last sequence number before the append."""
 
+    @property
+    def last_seq(self) -> int:
+        """The session's last sequence number right after the append (its new events are
+        `previous_seq + 1` to this)."""
+        return self.previous_seq + self.written
+
 
 @dataclass(slots=True, frozen=True)
 class EventFilter:

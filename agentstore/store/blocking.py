@@ -141,8 +141,7 @@ class CallerThreadAppends:
                 self._store._states.forget(sid)
                 continue
             if due:
-                head = result.previous_seq + result.written
-                self._store._snapshots.start(sid, head, snapshot, self._loop)
+                self._store._snapshots.start(sid, result.last_seq, snapshot, self._loop)
 
     async def settle(self) -> None:
         """Fold what is pending and wait for the snapshot writes (before the store closes)."""

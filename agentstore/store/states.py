@@ -74,7 +74,7 @@ class _Adoption:
         if result.previous_seq != self.head or len(self.events) + result.written > _ADOPT_MAX:
             self.head, self.events = -1, []  # another writer appended, or too much: give up
             return
-        self.head = result.previous_seq + result.written
+        self.head = result.last_seq
         taken = result.previous_seq
         for event, pending in zip(result.events, batch, strict=True):
             # A batch naming one id twice gives its event twice: the second is no new one.
@@ -292,8 +292,7 @@ class StateKeeper:
     def snapshot_due(self, result: AppendResult) -> bool:
         """Tell whether an append crossed a multiple of the snapshot interval."""
         interval = self.snapshot_interval
-        last = result.previous_seq + result.written
-        return bool(interval) and last // interval != result.previous_seq // interval
+        return bool(interval) and result.last_seq // interval != result.previous_seq // interval
 
     def capture_snapshot(self, session_id: str, version: int) -> _Snapshot | None:
         """Take the snapshot of a session at `version` from the cache (with the lock held).

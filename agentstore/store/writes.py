@@ -85,7 +85,7 @@ class Writer:
             if self.listeners:
                 self._tell_listeners(result)
             if due:  # written behind this append: neither it nor the next ones wait for it
-                await self._snapshots.write(session_id, _head(result), snapshot)
+                await self._snapshots.write(session_id, result.last_seq, snapshot)
         return result
 
     def _fold(
@@ -102,7 +102,7 @@ class Writer:
         states.fold_appended(session_id, result, batch)
         if not states.snapshot_due(result):
             return False, None
-        return True, states.capture_snapshot(session_id, _head(result))
+        return True, states.capture_snapshot(session_id, result.last_seq)
 
     async def _append_within_budget(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
@@ -143,8 +143,3 @@ class Writer:
             except Exception:
                 # The events are stored and acknowledged: a listener cannot undo that.
                 logger.exception("an append listener raised; the append itself succeeded")
-
-
-def _head(result: AppendResult) -> int:
-    """The session's last sequence number right after an append that wrote something."""
-    return result.previous_seq + result.written

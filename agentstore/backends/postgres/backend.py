@@ -217,7 +217,7 @@ class PostgresBackend(Backend):
         if self._replica is not None:
             self._ryw.appended(session_id, max(e.sequence_number for e in result.events))
         if result.written and self._notifier is not None:
-            self._notifier.record(session_id, result.previous_seq + result.written)
+            self._notifier.record(session_id, result.last_seq)
         return result
 
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
