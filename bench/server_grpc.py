@@ -19,7 +19,10 @@ share the machine's cores, so what the clients cost is not left to the server.
 
 The in-process figure of the same run is scenario 3 of `make bench`: 16 tasks appending to
 16 sessions of one file store in this process (fsync). The goal: 16 gRPC clients reach at
-least half of it. The section is written into RESULTS.md between two markers, so the rest
+least half of it. The last row is the transport's own ceiling on this machine: a bare
+grpc.aio server (`--echo-server`, no store, no protobuf) that sends each message of a
+bidirectional call straight back, driven by the same 16 clients with messages of an
+append's size. The section is written into RESULTS.md between two markers, so the rest
 of the file (written by `python -m bench`) is left as it is.
 """
 
@@ -59,15 +62,22 @@ _LABELS = {
     "api": "AgentStore.Append",
     "stream": "AgentStore.AppendStream",
     "remote": 'open("grpc://...")',
+    "echo": "bare grpc.aio echo, no store",
 }
+_ECHO_METHOD = "/bench.Echo/Stream"
 
 
 @contextlib.contextmanager
-def server(data_dir: Path | None) -> Any:
-    """Run `agentstore serve` (gRPC only, port 0; None: in memory); yield host:port and pid."""
+def server(data_dir: Path | None, *, echo: bool = False) -> Any:
+    """Run `agentstore serve` (gRPC only, port 0; None: in memory); yield host:port and pid.
+
+    With `echo`, run this module's bare echo server instead (see `serve_echo`).
+    """
     where = ["--data-dir", str(data_dir)] if data_dir is not None else ["--in-memory"]
     cmd = [sys.executable, "-m", "agentstore_cli", "serve", *where]
     cmd += ["--no-http", "--grpc-port", "0", "--max-streams", "512"]
+    if echo:
+        cmd = [sys.executable, "-m", "bench.server_grpc", "--echo-server"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -193,6 +203,62 @@ async def _remote_clients(target: str) -> AsyncIterator[Callable[[int], Awaitabl
             await store.close()
 
 
+async def serve_echo() -> None:
+    """A bare grpc.aio server: each message of a bidirectional call is sent straight back.
+
+    No store, no protobuf (bytes in, bytes out): what grpc.aio itself costs per message
+    on this machine, the ceiling of any server built on it. Prints where it listens the
+    way `agentstore serve` does, and runs until SIGTERM.
+    """
+
+    async def stream(_: Any, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        while (message := await context.read()) is not grpc.aio.EOF:
+            await context.write(message)
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Stream": grpc.stream_stream_rpc_method_handler(stream)}
+    )
+    echo = grpc.aio.server()
+    echo.add_generic_rpc_handlers((handler,))
+    port = echo.add_insecure_port("127.0.0.1:0")
+    await echo.start()
+    print(orjson.dumps({"listening": {"grpc": f"127.0.0.1:{port}"}}).decode(), flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await echo.stop(None)
+
+
+@contextlib.asynccontextmanager
+async def _echo_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    channels: list[grpc.aio.Channel] = []
+    calls: list[Any] = []
+
+    async def make(_: int) -> Callable[[int], Awaitable[Any]]:
+        channel = grpc.aio.insecure_channel(target)
+        channels.append(channel)
+        call = channel.stream_stream(_ECHO_METHOD)()
+        calls.append(call)
+
+        async def op(i: int) -> Any:
+            # An append's message, as bytes: the same size on the wire as the other rows.
+            event = pb.NewEvent(type="tool_called", payload_json=orjson.dumps(scenarios.payload(i)))
+            request = pb.AppendRequest(session_id="s" * 26, events=[event])
+            await call.write(pb.AppendStreamRequest(tag=i + 1, append=request).SerializeToString())
+            return await call.read()
+
+        return op
+
+    try:
+        yield make  # type: ignore[misc]
+    finally:
+        for call in calls:
+            await call.done_writing()
+            await call.code()
+        for channel in channels:
+            await channel.close()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all its threads, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -205,7 +271,9 @@ async def grpc_rows(
     """Measure each client kind at each number of clients against the server at `target`."""
     rows = []
     for kind in kinds:
-        clients_of = {"api": _api_clients, "stream": _stream_clients}.get(kind, _remote_clients)
+        clients_of = {"api": _api_clients, "stream": _stream_clients, "echo": _echo_clients}.get(
+            kind, _remote_clients
+        )
         for clients in sizes:
             async with clients_of(target) as make:
                 cpu, mine = cpu_seconds(pid), time.process_time()
@@ -234,9 +302,12 @@ def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
         f"event at a time for {info['seconds']} s: one unary call per event (`Append`), or "
         "one message per event on a call kept open (`AppendStream`; the remote backend "
         "sends its appends that way). The in-process row is scenario 3's shape in this run: "
-        "16 tasks, 16 sessions, one store in one process. The last rows serve an in-memory "
-        "store: what the gRPC door costs without the disk. CPU columns: per append, of the "
-        "server process and of the one process running every client.",
+        "16 tasks, 16 sessions, one store in one process. The in-memory rows serve an "
+        "in-memory store: what the gRPC door costs without the disk. The echo row is "
+        "grpc.aio alone (a server that sends each message straight back: no store, no "
+        "protobuf), the ceiling of any server built on it here. CPU columns: per append "
+        "(per message for the echo), of the server process and of the one process running "
+        "every client.",
         "",
         "| setup | clients | events/s | p50 ms | p99 ms | server CPU ms/append "
         "| client CPU ms/append | ÷ in-process 16 |",
@@ -260,6 +331,12 @@ def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
             verdicts.append(f"{ratio:.2f}x with `{_LABELS[kind]}`")
             if kind == "stream":
                 verdicts[-1] += f" ({'met' if ratio >= 0.5 else 'not met'})"
+    echo = [r for r in rows if r["system"] == f"gRPC, {_LABELS['echo']}"]
+    if echo:
+        verdicts.append(
+            f"grpc.aio alone (echo, no store) reaches {echo[0]['ops_per_s'] / base:.2f}x "
+            f"at p50 {echo[0]['median_us'] / 1000:.2f} ms"
+        )
     if verdicts:
         lines += [
             "",
@@ -292,7 +369,11 @@ def main() -> None:
     parser.add_argument(
         "--kinds", default="api,stream,remote", help="comma-separated: api, stream, remote"
     )
+    parser.add_argument("--echo-server", action="store_true", help="run the bare echo server")
     opts = parser.parse_args()
+    if opts.echo_server:
+        asyncio.run(serve_echo())
+        return
     seconds = 1.0 if opts.quick else 5.0
     base = HERE / ".data"
     base.mkdir(exist_ok=True)
@@ -305,6 +386,8 @@ def main() -> None:
     for row in memory:
         row["system"] += " (in-memory server)"
     rows += memory
+    with server(None, echo=True) as (target, pid):
+        rows += asyncio.run(grpc_rows(target, pid, seconds, ["echo"], (16,)))
     info = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
