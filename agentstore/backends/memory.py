@@ -17,9 +17,9 @@ from itertools import islice
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import orjson
 
+from agentstore._turns import Turns
 from agentstore.backends._wakeups import AppendRegistry
 from agentstore.backends.base import (
     UNSET,
@@ -40,17 +40,22 @@ from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFo
 from agentstore.events import (
     Event,
     build_event,
-    empty_metadata,
     encode_metadata,
 )
-from agentstore.metadata import MetadataParts, gc_paused, metadata_from_parts, metadata_parts
+from agentstore.metadata import (
+    SHARED_EMPTY,
+    MetadataParts,
+    gc_paused,
+    metadata_from_parts,
+    metadata_parts,
+)
 from agentstore.session import Session
 
 __all__ = ["MemoryBackend"]
 
 
 _READ_PAGE = 250
-"""Events built between two turns of the event loop (about 1 ms of work on a slow core)."""
+"""Events built between two looks at the clock (a turn of the loop every `TURN`)."""
 
 # The bytes of a file-backend line besides its variable parts (for `session_size`).
 _LINE_OVERHEAD = len(
@@ -98,7 +103,7 @@ class _Log:
             self.types[i],
             orjson.loads(self.payloads[i]),
             self.stamps[i],
-            empty_metadata() if meta is None else metadata_from_parts(meta),
+            SHARED_EMPTY if meta is None else metadata_from_parts(meta),
         )
 
 
@@ -337,11 +342,12 @@ class MemoryBackend(Backend):
         ids, payloads, metas = log.ids, log.payloads, log.metas
         loads = orjson.loads
         first = max(flt.from_seq, 1) - 1
+        turns = Turns()
         for page in range(first, stop, _READ_PAGE):
-            if page > first:
-                # Building 10,000 events takes tens of milliseconds: let the loop breathe.
-                # The range was fixed above; appends meanwhile only add events after it.
-                await anyio.lowlevel.checkpoint()
+            if turns.due():
+                # Building 10,000 events takes milliseconds: let the loop breathe. The
+                # range was fixed above; appends meanwhile only add events after it.
+                await turns.take()
             done = False
             with gc_paused():  # a page of new objects, walked once after it (see metadata)
                 for index in range(page, min(page + _READ_PAGE, stop)):
@@ -362,7 +368,7 @@ class MemoryBackend(Backend):
                             log_types[index],
                             loads(payloads[index]),
                             ts,
-                            empty_metadata() if meta is None else metadata_from_parts(meta),
+                            SHARED_EMPTY if meta is None else metadata_from_parts(meta),
                         )
                     )
                     if limit is not None and len(out) >= limit:
