@@ -21,13 +21,13 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from time import perf_counter
 
 import anyio
 import anyio.lowlevel
 import orjson
 from pydantic import ValidationError
 
+from agentstore._turns import Turns
 from agentstore.backends.base import AppendResult, Backend, EventFilter, PendingEvent
 from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import ReducerError
@@ -44,12 +44,7 @@ logger = logging.getLogger("agentstore")
 _FOLD_PAGE = 1000
 """Events read from the backend at once for a fold (one read: one thread hop on files)."""
 _FOLD_SLICE = 250
-"""Events folded between two looks at the clock."""
-_FOLD_TURN = 0.002
-"""The loop gets a turn between slices of a page once a fold has held it this long (s).
-
-Not after every slice: a turn lets a worker thread take the GIL for up to its switch
-interval (5 ms), which costs more than it gives when the page folds quickly."""
+"""Events folded between two looks at the clock (a turn of the loop every `TURN`)."""
 
 
 _ADOPT_MAX = 1000
@@ -243,19 +238,18 @@ class StateKeeper:
 
     async def _fold_range(self, session_id: str, state: State, stop_at: int) -> State:
         # A page at a time, and within a page a turn of the loop once the fold has held it
-        # for `_FOLD_TURN`: folding a cold session of 10,000 events must not hold the
+        # for `TURN` (`Turns`): folding a cold session of 10,000 events must not hold the
         # event loop (the heartbeat of `make bench` asks for no stall over 5 ms).
         start = state.version + 1
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
-            # The backend decodes the page with the collector paused (on its own thread, if
-            # it has one); the fold makes short-lived objects, so it is paused here too.
+            # The backend decodes the page with the collector paused, taking turns of its
+            # own; the fold makes short-lived objects, so it is paused here too.
             events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
-            began = perf_counter()
+            turns = Turns()
             for at in range(0, len(events), _FOLD_SLICE):
-                if at and perf_counter() - began > _FOLD_TURN:
-                    await anyio.lowlevel.checkpoint()
-                    began = perf_counter()
+                if at and turns.due():
+                    await turns.take()
                 with gc_paused():
                     state = self.fold(state, events[at : at + _FOLD_SLICE])
             del events

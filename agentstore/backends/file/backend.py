@@ -28,8 +28,9 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.commits import CommitQueue
 from agentstore.backends.file.group import append_alone
 from agentstore.backends.file.layout import Layout
-from agentstore.backends.file.log import Logs, read_view, write_locked
+from agentstore.backends.file.log import Logs, write_locked
 from agentstore.backends.file.opening import prepare_directory
+from agentstore.backends.file.reading import read_events
 from agentstore.backends.file.sessions import (
     SessionIndex,
     encode_session,
@@ -333,10 +334,7 @@ class FileBackend(Backend):
 
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         """Return the events that pass `flt`; a damaged line in range raises `CorruptLogError`."""
-        return await anyio.to_thread.run_sync(self._read_sync, session_id, flt)
-
-    def _read_sync(self, session_id: str, flt: EventFilter) -> list[Event]:
-        return read_view(self._logs, self._logs.get(session_id), flt)
+        return await read_events(self._logs, session_id, flt)
 
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
         """Wait for the log to pass `after_seq`: at once for appends in this process."""

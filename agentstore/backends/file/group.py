@@ -33,9 +33,9 @@ from agentstore.backends.file.log import (
     Logs,
     LogView,
     lock_for_writing,
-    read_view,
     unlock_if_open,
 )
+from agentstore.backends.file.reading import read_view
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids
 from agentstore.backends.file.tail import committed_end
 from agentstore.codec import encode_line

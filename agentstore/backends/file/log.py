@@ -27,22 +27,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
-from agentstore.backends.base import EventFilter
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout
-from agentstore.backends.file.scan import CHECKPOINT_EVERY, decode_at, iter_lines, scan_events
+from agentstore.backends.file.scan import CHECKPOINT_EVERY, decode_at, iter_lines
 from agentstore.backends.file.sessions import read_session
 from agentstore.backends.file.tail import committed_end, quarantine_tail, read_tail
 from agentstore.codec import batch_end
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
-from agentstore.events import Event
 
 __all__ = [
     "LogView",
     "Logs",
     "flocked",
     "lock_for_writing",
-    "read_view",
     "unlock_if_open",
     "write_locked",
 ]
@@ -391,30 +388,3 @@ class Logs:
             f"{path} was replaced under a running store (by another program); this "
             "process's view of it was dropped: retry"
         ) from None
-
-
-def read_view(logs: Logs, view: LogView, flt: EventFilter) -> list[Event]:
-    """Read the events of an open log that pass `flt`, up to what this process has seen.
-
-    The file is opened anew (a view's descriptor may be closed by another thread) and
-    must be the one the view opened.
-    """
-    with view.mutex:
-        size, checkpoints, ino = view.size, dict(view.checkpoints), view.ino
-    if size == 0:
-        return []
-    try:
-        fd = atomic.open_file(view.path, os.O_RDONLY)
-    except FileNotFoundError:
-        logs.raise_gone(view)
-    except OSError as exc:
-        raise StorageError(f"cannot read {view.path}: {exc}") from exc
-    try:
-        if os.fstat(fd).st_ino != ino:
-            logs.raise_gone(view)
-        events = list(scan_events(fd, view.path, flt, size, checkpoints))
-    finally:
-        os.close(fd)
-    with view.mutex:
-        view.checkpoints.update(checkpoints)
-    return events

@@ -27,8 +27,10 @@ __all__ = [
     "iter_lines",
     "last_line",
     "lines_backwards",
+    "Scan",
     "read_lines",
     "scan_events",
+    "scan_start",
 ]
 
 READ_CHUNK = 1024 * 1024
@@ -180,14 +182,12 @@ def _unchecked_is_sound(line: bytes, path: Path, seq: int) -> None:
         )
 
 
-def scan_events(
-    fd: int, path: Path, flt: EventFilter, end: int, checkpoints: dict[int, int]
-) -> Iterator[Event]:
-    """Yield the events of a log (open as `fd`) that pass `flt`, up to byte `end`.
+def scan_start(fd: int, flt: EventFilter, checkpoints: dict[int, int]) -> tuple[int, int]:
+    """Return (sequence number, byte offset) of the line a read of `flt` starts at.
 
-    `checkpoints` is read and extended with the offsets this scan learns. Lines are
-    decoded `DECODE_PAGE` at a time with the cyclic collector paused (`gc_paused`), and
-    the page's events yielded after it is back on.
+    The nearest checkpoint at or before the first wanted line, or a walk back from a later
+    one (`_closer_start`, which reads the file): done with the read's other I/O, before
+    any line is decoded.
     """
     start_seq, offset = 1, 0
     target = max(flt.from_seq, 1)
@@ -196,32 +196,146 @@ def scan_events(
             start_seq, offset = seq, off
     if target > start_seq:
         start_seq, offset = _closer_start(fd, target, start_seq, offset, checkpoints)
-    to_seq, limit = flt.to_seq, flt.limit
-    if flt.types is not None or flt.since is not None or flt.until is not None:
-        yield from _scan_filtered(fd, path, flt, end, checkpoints, start_seq, offset)
-        return
-    seq = start_seq - 1  # the sequence number of the line before `lines[0]`
-    for base, lines in read_lines(fd, offset, end):
+    return start_seq, offset
+
+
+class Scan:
+    """Decodes the lines of one read as they come, chunk by chunk, with no I/O of its own.
+
+    Whoever reads the chunks (`read_lines`) feeds them to `pages`, which yields the events
+    that pass the filter a page at a time; `done` turns true once the read's range is
+    over. The split lets the file backend read on a worker thread and decode on the event
+    loop between turns, where a worker would hold the GIL (and so the loop) for up to the
+    interpreter's 5 ms switch interval at a time.
+    """
+
+    __slots__ = ("_checkpoints", "_flt", "_page", "_path", "_seq", "_taken", "done")
+
+    def __init__(
+        self,
+        path: Path,
+        flt: EventFilter,
+        checkpoints: dict[int, int],
+        start_seq: int,
+        *,
+        page: int = DECODE_PAGE,
+    ) -> None:
+        self._path = path
+        self._flt = flt
+        self._checkpoints = checkpoints
+        self._seq = start_seq - 1  # the sequence number of the line before the next chunk
+        self._taken = 0  # events yielded so far (for the limit)
+        self._page = page
+        self.done = False
+        """True once no later line can be in the read's range."""
+
+    def pages(self, base: int, lines: list[bytes]) -> Iterator[list[Event]]:
+        """Yield the events of a chunk (its first line at byte `base`) page by page."""
+        flt = self._flt
+        if flt.types is not None or flt.since is not None or flt.until is not None:
+            return self._filtered(base, lines)
+        return self._unfiltered(base, lines)
+
+    def _unfiltered(self, base: int, lines: list[bytes]) -> Iterator[list[Event]]:
+        flt, seq, path = self._flt, self._seq, self._path
+        target = max(flt.from_seq, 1)
         count = len(lines)
+        self._seq = seq + count
         if seq + count < target:
-            seq += count  # all before the range
-            continue
+            return  # all before the range
         # The lines of this chunk in the range, as indexes: [lo, hi).
         lo = max(target - seq - 1, 0)
-        hi = count if to_seq is None else min(count, to_seq - seq)
-        if limit is not None:
-            hi = min(hi, lo + limit)
-        _learn_checkpoints(checkpoints, lines, base, seq, lo, hi)
-        for first in range(lo, hi, DECODE_PAGE):
-            page = _decode_page(lines, first, min(first + DECODE_PAGE, hi), seq + first, path)
-            yield from page
-        if limit is not None:
-            limit -= max(hi - lo, 0)
-            if limit <= 0:
+        hi = count if flt.to_seq is None else min(count, flt.to_seq - seq)
+        if flt.limit is not None:
+            hi = min(hi, lo + flt.limit - self._taken)
+        self._taken += max(hi - lo, 0)
+        if hi < count or (flt.limit is not None and self._taken >= flt.limit):
+            self.done = True  # past `to_seq`, or the limit is reached
+        _learn_checkpoints(self._checkpoints, lines, base, seq, lo, hi)
+        for first in range(lo, hi, self._page):
+            yield _decode_page(lines, first, min(first + self._page, hi), seq + first, path)
+
+    def _filtered(self, base: int, lines: list[bytes]) -> Iterator[list[Event]]:
+        """A chunk under a type or time filter: lines of other types are not decoded."""
+        flt, path, checkpoints = self._flt, self._path, self._checkpoints
+        target = max(flt.from_seq, 1)
+        if self._seq + len(lines) < target:
+            self._seq += len(lines)  # all before the range
+            return
+        patterns = (
+            tuple(f'"type":"{t}"'.encode() for t in flt.types) if flt.types is not None else None
+        )
+        to_seq, until, limit = flt.to_seq, flt.until, flt.limit
+        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+        line_start = base
+        seq = self._seq
+        for first in range(0, len(lines), self._page):
+            page: list[Event] = []
+            with gc_paused():
+                for line in lines[first : first + self._page]:
+                    seq += 1
+                    at = line_start
+                    line_start += len(line) + 1
+                    if seq < target:
+                        continue
+                    if to_seq is not None and seq > to_seq:
+                        self.done = True
+                        break
+                    if seq % CHECKPOINT_EVERY == 0:
+                        checkpoints.setdefault(seq, at)
+                    if patterns is not None and b'"type":"' in line:
+                        for pattern in patterns:
+                            if pattern in line:
+                                break
+                        else:  # not of a wanted type: skip it undecoded, but never skip damage
+                            _unchecked_is_sound(line, path, seq)
+                            continue
+                    if checksum_ok(line) is False:
+                        _raise_corrupt(line, path, seq)
+                    try:
+                        obj = loads(line)
+                    except JSONDecodeError:
+                        obj = None
+                    if type(obj) is not dict or obj.get("sequence_number") != seq:
+                        _raise_corrupt(line, path, seq)
+                    try:
+                        event = decode_event(obj)
+                    except CorruptLogError as exc:
+                        raise CorruptLogError(str(exc), path=str(path), line=seq) from exc
+                    ts = event.timestamp
+                    if until is not None and ts is not None and ts > until:
+                        self.done = True  # timestamps never go backwards
+                        break
+                    if not flt.matches(event):
+                        continue
+                    page.append(event)
+                    if limit is not None and self._taken + len(page) >= limit:
+                        self.done = True
+                        break
+            self._seq = seq
+            self._taken += len(page)
+            yield page
+            if self.done:
                 return
-        if hi < count:
-            return  # past `to_seq`
-        seq += count
+
+
+def scan_events(
+    fd: int, path: Path, flt: EventFilter, end: int, checkpoints: dict[int, int]
+) -> Iterator[Event]:
+    """Yield the events of a log (open as `fd`) that pass `flt`, up to byte `end`.
+
+    `checkpoints` is read and extended with the offsets this scan learns. Lines are
+    decoded `DECODE_PAGE` at a time with the cyclic collector paused (`gc_paused`), and
+    the page's events yielded after it is back on. (The file backend's own reads drive a
+    `Scan` from the event loop instead: `reading.py`.)
+    """
+    start_seq, offset = scan_start(fd, flt, checkpoints)
+    scan = Scan(path, flt, checkpoints, start_seq)
+    for base, lines in read_lines(fd, offset, end):
+        for page in scan.pages(base, lines):
+            yield from page
+        if scan.done:
+            return
 
 
 def _learn_checkpoints(
@@ -283,77 +397,6 @@ def _decode_page(lines: list[bytes], first: int, stop: int, seq: int, path: Path
         if bad < len(page_lines):
             _raise_corrupt(page_lines[bad], path, seq + 1)
     return page
-
-
-def _scan_filtered(
-    fd: int,
-    path: Path,
-    flt: EventFilter,
-    end: int,
-    checkpoints: dict[int, int],
-    start_seq: int,
-    offset: int,
-) -> Iterator[Event]:
-    """`scan_events` with a type or time filter: lines of other types are not decoded."""
-    target = max(flt.from_seq, 1)
-    patterns = tuple(f'"type":"{t}"'.encode() for t in flt.types) if flt.types is not None else None
-    to_seq, until, limit = flt.to_seq, flt.until, flt.limit
-    loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
-    count = 0
-    seq = start_seq - 1
-    for base, lines in read_lines(fd, offset, end):
-        if seq + len(lines) < target:
-            seq += len(lines)  # all before the range
-            continue
-        line_start = base
-        for first in range(0, len(lines), DECODE_PAGE):
-            page: list[Event] = []
-            done = False
-            with gc_paused():
-                for line in lines[first : first + DECODE_PAGE]:
-                    seq += 1
-                    at = line_start
-                    line_start += len(line) + 1
-                    if seq < target:
-                        continue
-                    if to_seq is not None and seq > to_seq:
-                        done = True
-                        break
-                    if seq % CHECKPOINT_EVERY == 0:
-                        checkpoints.setdefault(seq, at)
-                    if patterns is not None and b'"type":"' in line:
-                        for pattern in patterns:
-                            if pattern in line:
-                                break
-                        else:  # not of a wanted type: skip it undecoded, but never skip damage
-                            _unchecked_is_sound(line, path, seq)
-                            continue
-                    if checksum_ok(line) is False:
-                        _raise_corrupt(line, path, seq)
-                    try:
-                        obj = loads(line)
-                    except JSONDecodeError:
-                        obj = None
-                    if type(obj) is not dict or obj.get("sequence_number") != seq:
-                        _raise_corrupt(line, path, seq)
-                    try:
-                        event = decode_event(obj)
-                    except CorruptLogError as exc:
-                        raise CorruptLogError(str(exc), path=str(path), line=seq) from exc
-                    ts = event.timestamp
-                    if until is not None and ts is not None and ts > until:
-                        done = True  # timestamps never go backwards
-                        break
-                    if not flt.matches(event):
-                        continue
-                    page.append(event)
-                    if limit is not None and count + len(page) >= limit:
-                        done = True
-                        break
-            yield from page
-            count += len(page)
-            if done:
-                return
 
 
 def build_ids(fd: int, path: Path, session_id: str, end: int) -> dict[str, int]:

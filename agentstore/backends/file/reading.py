@@ -1,0 +1,146 @@
+"""Reading events: I/O on a worker thread, decoding on the event loop in short turns.
+
+A read of 10,000 events decodes for about 20 ms. On a worker thread that work holds the
+GIL, and the event loop waits up to the interpreter's switch interval (5 ms) each time it
+asks for it back: every other task stalls. So the worker only opens the log and reads its
+bytes (1 MiB at a time, GIL released in the system call), and the loop decodes the lines
+a page at a time, giving other tasks a turn every millisecond (`Turns`). A small read
+(the tail after a snapshot) is one thread hop, as before.
+
+`read_view` is the same read from one thread, for callers already on a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from agentstore._turns import Turns
+from agentstore.backends.base import EventFilter
+from agentstore.backends.file import atomic
+from agentstore.backends.file.log import Logs, LogView
+from agentstore.backends.file.scan import Scan, read_lines, scan_events, scan_start
+from agentstore.errors import StorageError
+from agentstore.events import Event
+
+__all__ = ["LOOP_PAGE", "read_events", "read_view"]
+
+LOOP_PAGE = 128
+"""Lines decoded on the loop between two looks at the clock (about a quarter millisecond)."""
+
+HOP_BYTES = 4 * 1024 * 1024
+"""Bytes of log read per thread hop: 10,000 events of a few hundred bytes in one hop (a
+hop costs the loop a wake-up and the reader a wait for a worker thread)."""
+
+Chunk = tuple[int, list[bytes]]
+
+
+@dataclass(slots=True)
+class _Opened:
+    """A log opened for one read: its descriptor, chunk reader and the scan state."""
+
+    view: LogView
+    fd: int
+    checkpoints: dict[int, int]
+    scan: Scan
+    chunks: Iterator[Chunk]
+    first: list[Chunk]
+
+
+def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
+    """On a worker: open the session's log, find where the read starts, read a chunk."""
+    view = logs.get(session_id)
+    with view.mutex:
+        size, checkpoints, ino = view.size, dict(view.checkpoints), view.ino
+    if size == 0:
+        return None
+    fd = _open_fd(logs, view, ino)
+    try:
+        start_seq, offset = scan_start(fd, flt, checkpoints)
+        scan = Scan(view.path, flt, checkpoints, start_seq, page=LOOP_PAGE)
+        chunks = read_lines(fd, offset, size)
+        return _Opened(view, fd, checkpoints, scan, chunks, _next_chunks(chunks))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_fd(logs: Logs, view: LogView, ino: int) -> int:
+    # Opened anew: the view's descriptor may be closed by another thread meanwhile. It
+    # must be the file the view opened (not a session deleted and created again).
+    try:
+        fd = atomic.open_file(view.path, os.O_RDONLY)
+    except FileNotFoundError:
+        logs.raise_gone(view)
+    except OSError as exc:
+        raise StorageError(f"cannot read {view.path}: {exc}") from exc
+    try:
+        if os.fstat(fd).st_ino != ino:
+            logs.raise_gone(view)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _next_chunks(chunks: Iterator[Chunk]) -> list[Chunk]:
+    """On a worker: the next chunks of lines, about `HOP_BYTES` of them (none at the end)."""
+    out: list[Chunk] = []
+    size = 0
+    for base, lines in chunks:
+        out.append((base, lines))
+        size += sum(map(len, lines)) + len(lines)
+        if size >= HOP_BYTES:
+            break
+    return out
+
+
+async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Event]:
+    """Read the events of a session that pass `flt` (see the module docstring)."""
+    opened = await anyio.to_thread.run_sync(_open, logs, session_id, flt)
+    if opened is None:
+        return []
+    out: list[Event] = []
+    scan, turns = opened.scan, Turns()
+    try:
+        batch = opened.first
+        while batch:
+            for base, lines in batch:
+                for page in scan.pages(base, lines):
+                    out += page
+                    if turns.due():
+                        await turns.take()
+                if scan.done:
+                    break
+            if scan.done:
+                break
+            batch = await anyio.to_thread.run_sync(_next_chunks, opened.chunks)
+            turns = Turns()  # the hop was a turn
+    finally:
+        os.close(opened.fd)
+    view = opened.view
+    with view.mutex:
+        view.checkpoints.update(opened.checkpoints)
+    return out
+
+
+def read_view(logs: Logs, view: LogView, flt: EventFilter) -> list[Event]:
+    """Read the events of an open log that pass `flt`, all on the calling thread.
+
+    Up to what this process has seen of the log (the view's size).
+    """
+    with view.mutex:
+        size, checkpoints, ino = view.size, dict(view.checkpoints), view.ino
+    if size == 0:
+        return []
+    fd = _open_fd(logs, view, ino)
+    try:
+        events = list(scan_events(fd, view.path, flt, size, checkpoints))
+    finally:
+        os.close(fd)
+    with view.mutex:
+        view.checkpoints.update(checkpoints)
+    return events
