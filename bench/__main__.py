@@ -147,8 +147,10 @@ def main() -> None:
     line = scenarios.sample_line()
     sections: list[Section] = []
     # A benchmark is a long-running process: it does what docs/performance.md advises and
-    # freezes its start-up heap (the imported libraries; a full collection of it takes
-    # 15-30 ms here), so the heartbeat shows the stalls of what runs after start-up.
+    # freezes its start-up heap once start-up is done (the imported libraries, and the
+    # modules a first store of each kind loads; a full collection of it takes 15-30 ms
+    # here), so the heartbeat shows the stalls of what runs after start-up.
+    asyncio.run(scenarios.start_up(base))
     gc.collect()
     gc.freeze()
 
