@@ -18,11 +18,11 @@ client CPU is this process's (all 16 or 64 clients, grpcio's threads included): 
 share the machine's cores, so what the clients cost is not left to the server.
 
 The in-process figure of the same run is scenario 3 of `make bench`: 16 tasks appending to
-16 sessions of one file store in this process (fsync). The goal: 16 gRPC clients reach at
-least half of it. The last row is the transport's own ceiling on this machine: a bare
-grpc.aio server (`--echo-server`, no store, no protobuf) that sends each message of a
-bidirectional call straight back, driven by the same 16 clients with messages of an
-append's size. The section is written into RESULTS.md between two markers, so the rest
+16 sessions of one file store in this process (fsync), the best of three runs. The goal:
+16 gRPC clients reach at least half of it. The last row is the transport's own ceiling
+on this machine: a bare grpc.aio server (`--echo-server`, no store, no protobuf) that
+sends each message of a bidirectional call straight back, driven by the same 16 clients
+with messages of an append's size. The section is written into RESULTS.md between two markers, so the rest
 of the file (written by `python -m bench`) is left as it is.
 """
 
@@ -302,8 +302,9 @@ def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
         f"event at a time for {info['seconds']} s: one unary call per event (`Append`), or "
         "one message per event on a call kept open (`AppendStream`; the remote backend "
         "sends its appends that way). The in-process row is scenario 3's shape in this run: "
-        "16 tasks, 16 sessions, one store in one process. The in-memory rows serve an "
-        "in-memory store: what the gRPC door costs without the disk. The echo row is "
+        "16 tasks, 16 sessions, one store in one process (the best of three runs). The "
+        "in-memory rows serve an in-memory store: what the gRPC door costs without the "
+        "disk. The echo row is "
         "grpc.aio alone (a server that sends each message straight back: no store, no "
         "protobuf), the ceiling of any server built on it here. CPU columns: per append "
         "(per message for the echo), of the server process and of the one process running "
@@ -386,7 +387,14 @@ def main() -> None:
     seconds = 1.0 if opts.quick else 5.0
     base = HERE / ".data"
     base.mkdir(exist_ok=True)
-    in_process = asyncio.run(scenarios.append_concurrent(40 if opts.quick else 200, 16, base))[0]
+    # The best of three: one short run is easily spoiled by a stall of the shared disk (one
+    # at 383/s, p99 952 ms, against 11,735/s minutes before), and the best is the harder
+    # figure to reach half of.
+    tries = [
+        asyncio.run(scenarios.append_concurrent(40 if opts.quick else 200, 16, base))[0]
+        for _ in range(3)
+    ]
+    in_process = max(tries, key=lambda row: row["ops_per_s"])
     with tempfile.TemporaryDirectory(dir=base) as tmp, server(Path(tmp)) as (target, pid):
         rows = asyncio.run(grpc_rows(target, pid, seconds, opts.kinds.split(",")))
     # The door's own ceiling: the same 16 clients against an in-memory store (no disk).
