@@ -22,8 +22,8 @@ The in-process figure of the same run is scenario 3 of `make bench`: 16 tasks ap
 16 gRPC clients reach at least half of it. The last row is the transport's own ceiling
 on this machine: a bare grpc.aio server (`--echo-server`, no store, no protobuf) that
 sends each message of a bidirectional call straight back, driven by the same 16 clients
-with messages of an append's size. The section is written into RESULTS.md between two markers, so the rest
-of the file (written by `python -m bench`) is left as it is.
+with messages of an append's size. The section is written into RESULTS.md between two
+markers, so the rest of the file (written by `python -m bench`) is left as it is.
 """
 
 from __future__ import annotations
