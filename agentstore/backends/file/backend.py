@@ -28,16 +28,11 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.commits import CommitQueue
 from agentstore.backends.file.group import append_alone
 from agentstore.backends.file.layout import Layout
+from agentstore.backends.file.listing import find_ids, list_page
 from agentstore.backends.file.log import Logs, write_locked
 from agentstore.backends.file.opening import prepare_directory
 from agentstore.backends.file.reading import read_events
-from agentstore.backends.file.sessions import (
-    SessionIndex,
-    encode_session,
-    find_ids,
-    list_page,
-    read_session,
-)
+from agentstore.backends.file.sessions import SessionIndex, encode_session, read_session
 from agentstore.backends.file.snapshots import default_fingerprint, encode_snapshot, read_snapshot
 from agentstore.backends.file.writes import SessionBuilder, create_session_files
 from agentstore.errors import (

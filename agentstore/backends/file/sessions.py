@@ -26,27 +26,24 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from agentstore.backends.base import SessionPage, SessionQuery, parse_session_cursor, session_cursor
+from agentstore._turns import ThreadTurns
 from agentstore.backends.file import atomic
-from agentstore.backends.file.layout import Layout, classify, is_valid_id
+from agentstore.backends.file.layout import Layout, is_valid_id
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 from agentstore.events import parse_timestamp
-from agentstore.metadata import gc_paused
 from agentstore.session import Session
 
 __all__ = [
     "IndexEntry",
     "SessionIndex",
     "encode_session",
-    "find_ids",
-    "list_page",
     "read_session",
     "sort_key",
 ]
@@ -56,6 +53,9 @@ logger = logging.getLogger("agentstore")
 HAS_LOG = "has_log"
 # Rewrite the index once it holds this many more lines than there are sessions.
 _COMPACT_SLACK = 1000
+# A scan of the sessions directory is reused only if the directory had not changed for
+# this long when the scan began (see `SessionIndex.newest_first`).
+_SETTLED_NS = 2_000_000_000
 
 IndexEntry = tuple[str, str, dict[str, str]]
 """(sort key of created_at, session id, labels)."""
@@ -77,7 +77,9 @@ class _Parsed:
 def _parse_lines(known: _Known, data: bytes) -> int:
     """Apply the index lines in `data` to `known`; return how many lines there were."""
     lines = data.split(b"\n")
+    turns = ThreadTurns()
     for line in lines:
+        turns.maybe()
         if not line:
             continue
         try:
@@ -172,6 +174,8 @@ class SessionIndex:
         # threads, so the parse is serialised.
         self._parsed: _Parsed | None = None
         self._parse_lock = threading.Lock()
+        self._scanned: tuple[tuple[int, int, int], list[IndexEntry]] | None = None
+        """The last reusable scan: the directory's (inode, mtime, size), its entries."""
 
     def _append(self, lines: list[bytes]) -> None:
         if not self._writable or not lines:
@@ -256,8 +260,10 @@ class SessionIndex:
             scan = os.scandir(self.layout.sessions_dir)
         except FileNotFoundError:
             return out
+        turns = ThreadTurns()
         with scan:
             for entry in scan:
+                turns.maybe()
                 name = entry.name
                 session_id = name[:-5]
                 # Cheap checks first: every name we list is a valid id plus `.json`.
@@ -278,6 +284,42 @@ class SessionIndex:
         else:
             self._append(learned)
         return out
+
+    def newest_first(self) -> list[IndexEntry]:
+        """Every session's entry, newest first (do not change the list: it may be shared).
+
+        The last scan's result while the sessions directory is unchanged: a scan of
+        10,000 session files takes about 20 ms of a worker thread, holding the GIL (and
+        so the event loop) most of it. The directory's inode, mtime and size change with
+        every file created, renamed over or removed in it. A scan is kept only if the
+        directory had not changed for `_SETTLED_NS` when it began: the mtime comes from
+        the file system's coarse clock, and a change in the same tick as the scan would
+        leave it as it was (git's "racily clean" files). A session file edited in place
+        changes none of them; the index's own rule covers it (see the module docstring).
+        """
+        try:
+            st = os.stat(self.layout.sessions_dir)
+        except FileNotFoundError:
+            return []
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        kept = self._scanned
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        began = time.time_ns()
+        entries = self.entries()
+        # Sorted by one string per entry (the sort key is fixed-width; "\0" sorts below
+        # any character, so this is the order of the (key, id) pairs): the sort is one
+        # call that holds the GIL throughout, and strings halve it against tuples.
+        turns = ThreadTurns()
+        keys = []
+        for key, sid, _ in entries:
+            turns.maybe()
+            keys.append(f"{key}\0{sid}")
+        order = sorted(range(len(entries)), key=keys.__getitem__, reverse=True)
+        ordered = [entries[i] for i in order]
+        if began - st.st_mtime_ns > _SETTLED_NS:
+            self._scanned = (stamp, ordered)
+        return ordered
 
     def _read_entry(self, session_id: str) -> tuple[str, dict[str, str]] | None:
         path = self.layout.session_path(session_id)
@@ -315,68 +357,3 @@ class SessionIndex:
             lines.append(line)
         with contextlib.suppress(OSError):
             atomic.write_file_atomic(self.path, b"".join(lines), exclusive=False)
-
-
-def matches(labels: dict[str, str], wanted: dict[str, str] | None) -> bool:
-    """Tell whether a session with `labels` has every one of `wanted`."""
-    return not wanted or all(labels.get(k) == v for k, v in wanted.items())
-
-
-def list_page(
-    index: SessionIndex, query: SessionQuery, get_session: Callable[[str], Session]
-) -> SessionPage:
-    """Return a page of sessions newest first, read from their files (see the contract).
-
-    A session file that cannot be read is logged with its path and skipped: one bad file
-    never hides the others. The cyclic collector is paused meanwhile: the listing makes
-    an entry per session (tens of thousands of short-lived objects), and collections
-    while they are alive walk them again and again, and the whole heap now and then (the
-    longest pause of the event loop in a listing of 10,000 sessions: 20 ms).
-    """
-    with gc_paused():
-        return _list_page(index, query, get_session)
-
-
-def _list_page(
-    index: SessionIndex, query: SessionQuery, get_session: Callable[[str], Session]
-) -> SessionPage:
-    after = None
-    if query.cursor is not None:
-        created, sid = parse_session_cursor(query.cursor)
-        after = (sort_key(created), sid)
-    entries = [
-        (key, sid)
-        for key, sid, labels in index.entries()
-        if matches(labels, query.labels) and (after is None or (key, sid) < after)
-    ]
-    entries.sort(reverse=True)
-    page: list[Session] = []
-    more = False
-    for _, sid in entries:
-        if len(page) == query.limit:
-            more = True
-            break
-        try:
-            session = get_session(sid)
-        except SessionNotFoundError:
-            continue  # deleted since the scan
-        except StorageError as exc:
-            # One bad session must not hide the others: say where it is, go on.
-            logger.warning("listing sessions: %s", exc)
-            continue
-        # The index is a cache: the file just read has the last word on labels.
-        if matches(session.labels, query.labels):
-            page.append(session)
-    return SessionPage(page, session_cursor(page[-1]) if more and page else None)
-
-
-def find_ids(layout: Layout, prefix: str, limit: int) -> list[str]:
-    """Return up to `limit` session ids that start with `prefix`, an exact match first."""
-    ids: list[str] = []
-    with contextlib.suppress(FileNotFoundError), os.scandir(layout.sessions_dir) as it:
-        for entry in it:
-            kind, sid = classify("sessions", entry.name)
-            if kind == "session" and sid is not None and sid.startswith(prefix):
-                ids.append(sid)
-    ids.sort(key=lambda sid: (sid != prefix, sid))
-    return ids[:limit]
