@@ -376,6 +376,7 @@ class MemoryBackend(Backend):
                         break
             if done:
                 break
+        await turns.last()
         return out
 
     async def save_snapshot(self, snapshot: SnapshotRecord) -> None:

@@ -28,8 +28,8 @@ from agentstore.events import Event
 
 __all__ = ["LOOP_PAGE", "read_events", "read_view"]
 
-LOOP_PAGE = 128
-"""Lines decoded on the loop between two looks at the clock (about a quarter millisecond)."""
+LOOP_PAGE = 256
+"""Lines decoded on the loop between two looks at the clock (about half a millisecond)."""
 
 HOP_BYTES = 4 * 1024 * 1024
 """Bytes of log read per thread hop: 10,000 events of a few hundred bytes in one hop (a
@@ -119,11 +119,13 @@ async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Eve
                 break
             batch = await anyio.to_thread.run_sync(_next_chunks, opened.chunks)
             turns = Turns()  # the hop was a turn
+            turns.taken = 1
     finally:
         os.close(opened.fd)
     view = opened.view
     with view.mutex:
         view.checkpoints.update(opened.checkpoints)
+    await turns.last()
     return out
 
 
