@@ -306,6 +306,7 @@ async def get_state(reps: int, base: Path) -> list[dict[str, Any]]:
         for count in (1000, 10000):
             if count == 10000:
                 await _fill(store, sid, 9000)
+                await store.get_state(sid)  # the fill's snapshot writes are done (see replay)
             # A store with no cache and no snapshots folds every event on every call.
             cold = Store(backend, cache_size=0, snapshot_interval=0)
             await cold

@@ -241,21 +241,20 @@ class StateKeeper:
         # for `TURN` (`Turns`): folding a cold session of 10,000 events must not hold the
         # event loop (the heartbeat of `make bench` asks for no stall over 5 ms).
         start = state.version + 1
+        turns = Turns()
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
             # The backend decodes the page with the collector paused, taking turns of its
             # own; the fold makes short-lived objects, so it is paused here too.
             events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
-            turns = Turns()
             for at in range(0, len(events), _FOLD_SLICE):
-                if at and turns.due():
+                if turns.due():
                     await turns.take()
                 with gc_paused():
                     state = self.fold(state, events[at : at + _FOLD_SLICE])
             del events
             start = stop + 1
-            if start <= stop_at:
-                await anyio.lowlevel.checkpoint()
+        await turns.last()
         return state
 
     async def _base_from_snapshot(self, session_id: str, max_version: int) -> State:
