@@ -48,6 +48,8 @@ class _Opened:
     scan: Scan
     chunks: Iterator[Chunk]
     first: list[Chunk]
+    more: bool
+    """Whether lines may remain after `first` (if not, no second hop)."""
 
 
 def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
@@ -62,7 +64,7 @@ def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
         start_seq, offset = scan_start(fd, flt, checkpoints)
         scan = Scan(view.path, flt, checkpoints, start_seq, page=LOOP_PAGE)
         chunks = read_lines(fd, offset, size)
-        return _Opened(view, fd, checkpoints, scan, chunks, _next_chunks(chunks))
+        return _Opened(view, fd, checkpoints, scan, chunks, *_next_chunks(chunks))
     except BaseException:
         os.close(fd)
         raise
@@ -86,16 +88,17 @@ def _open_fd(logs: Logs, view: LogView, ino: int) -> int:
     return fd
 
 
-def _next_chunks(chunks: Iterator[Chunk]) -> list[Chunk]:
-    """On a worker: the next chunks of lines, about `HOP_BYTES` of them (none at the end)."""
+def _next_chunks(chunks: Iterator[Chunk]) -> tuple[list[Chunk], bool]:
+    """On a worker: the next chunks of lines, about `HOP_BYTES` of them, and whether more
+    may follow (False once the reader is exhausted)."""
     out: list[Chunk] = []
     size = 0
     for base, lines in chunks:
         out.append((base, lines))
         size += sum(map(len, lines)) + len(lines)
         if size >= HOP_BYTES:
-            break
-    return out
+            return out, True
+    return out, False
 
 
 async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Event]:
@@ -106,7 +109,7 @@ async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Eve
     out: list[Event] = []
     scan, turns = opened.scan, Turns()
     try:
-        batch = opened.first
+        batch, more = opened.first, opened.more
         while batch:
             for base, lines in batch:
                 for page in scan.pages(base, lines):
@@ -115,9 +118,9 @@ async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Eve
                         await turns.take()
                 if scan.done:
                     break
-            if scan.done:
+            if scan.done or not more:
                 break
-            batch = await anyio.to_thread.run_sync(_next_chunks, opened.chunks)
+            batch, more = await anyio.to_thread.run_sync(_next_chunks, opened.chunks)
             turns = Turns()  # the hop was a turn
             turns.taken = 1
     finally:
