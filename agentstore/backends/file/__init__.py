@@ -9,8 +9,10 @@ Layout (the Go original's, so both can share a data directory; see `layout.py`):
 
 One room per job: `backend.py` (the contract, thin), `layout.py` (names), `atomic.py`
 (temp file + fsync + rename), `log.py` (open logs, locks, catch-up), `writes.py` (the
-append path), `tail.py` (torn tails), `scan.py` (the line reader), `sessions.py` (session
-files and the session index), `snapshots.py`, `notify.py` (`wait_for_append`),
+append path), `tail.py` (torn tails), `scan.py` (the line reader and its sans-I/O
+decoder), `reading.py` (reads: bytes on a worker, decoding on the loop in turns),
+`sessions.py` (session files and the session index), `listing.py` (pages of sessions),
+`snapshots.py`, `notify.py` (`wait_for_append`),
 `opening.py` (checks and prepares the directory) and `verify.py`. The line format is in
 `agentstore.codec`; the guarantees are in docs/durability.md.
 """
