@@ -8,12 +8,14 @@ Layout (the Go original's, so both can share a data directory; see `layout.py`):
       snapshots/<id>.json    the default reducer's snapshot (others in snapshots/.reducers/)
 
 One room per job: `backend.py` (the contract, thin), `layout.py` (names), `atomic.py`
-(temp file + fsync + rename), `log.py` (open logs, locks, catch-up), `writes.py` (the
-append path), `tail.py` (torn tails), `scan.py` (the line reader and its sans-I/O
-decoder), `reading.py` (reads: bytes on a worker, decoding on the loop in turns),
-`sessions.py` (session files and the session index), `listing.py` (pages of sessions),
-`snapshots.py`, `notify.py` (`wait_for_append`),
-`opening.py` (checks and prepares the directory) and `verify.py`. The line format is in
+(temp file + fsync + rename), `log.py` (open logs, locks, catch-up), `writes.py` and
+`group.py` (the append path: a session's lines and its group commit), `commits.py`
+(the commit thread, all sessions), `inbox.py` (appends waiting for it and their answers),
+`syncing.py` and `aiosync.py` (fdatasync on threads or through Linux AIO), `tail.py`
+(torn tails), `scan.py` (the line reader and its sans-I/O decoder), `reading.py` (reads:
+bytes on a worker, decoding on the loop in turns), `sessions.py` (session files and the
+session index), `listing.py` (pages of sessions), `snapshots.py`, `opening.py` (checks
+and prepares the directory) and `verify.py`. The line format is in
 `agentstore.codec`; the guarantees are in docs/durability.md.
 """
 
