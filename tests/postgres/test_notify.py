@@ -119,6 +119,12 @@ async def test_notification_of_an_odd_session_id_used_directly(
     try:
         now = datetime.now(UTC)
         await writer.create_session(Session(id=odd, created_at=now, updated_at=now))
+        # Appends notify followed sessions only: take a follower's lease, as it would.
+        await writer.db.execute(
+            f'UPDATE "{writer.options.schema}".sessions '
+            "SET followed_until = now() + interval '1 minute' WHERE id = $1",
+            odd,
+        )
         await writer.append(odd, [prepare(new_event("custom", {}))], None)
         assert await asyncio.wait_for(heard.get(), 5) == f"1 {odd}"
     finally:

@@ -67,7 +67,9 @@ async def test_a_cancelled_append_never_hands_its_connection_on(
         assert [e.id for e in await store.get_events(session.id)][-1] == event.id
 
 
-async def test_a_cut_notify_connection_is_reopened(pg_url: str, pg_database_url: str) -> None:
+async def test_a_cut_notify_connection_is_reopened(
+    pg_url: str, pg_database_url: str, pg_schema: str
+) -> None:
     clock = await asyncpg.connect(pg_database_url)
     try:
         started = await clock.fetchval("SELECT now()")
@@ -75,7 +77,6 @@ async def test_a_cut_notify_connection_is_reopened(pg_url: str, pg_database_url:
         await clock.close()
     async with agentstore.open(pg_url) as writer, agentstore.open(pg_url) as reader:
         session = await writer.create_session()
-        await writer.append(session.id, new_event("custom", {"n": 0}))  # opens the NOTIFY one
         seen: asyncio.Queue[int] = asyncio.Queue()
 
         async def follow() -> None:
@@ -84,11 +85,21 @@ async def test_a_cut_notify_connection_is_reopened(pg_url: str, pg_database_url:
 
         task = asyncio.create_task(follow())
         try:
-            assert await asyncio.wait_for(seen.get(), 5) == 1
             admin = await asyncpg.connect(pg_database_url)
             try:
-                # The writer's NOTIFY connection: opened by its first append (the follower
-                # may have read event 1 before it was up: wait for it, a condition polled)
+                # Appends notify followed sessions only: once the follower holds its lease,
+                # the first append opens the writer's NOTIFY connection.
+                leased = None
+                while leased is None:
+                    leased = await admin.fetchval(
+                        f'SELECT followed_until FROM "{pg_schema}".sessions WHERE id = $1',
+                        session.id,
+                    )
+                    await asyncio.sleep(0.005)  # pacing of the check
+                await writer.append(session.id, new_event("custom", {"n": 0}))
+                assert await asyncio.wait_for(seen.get(), 5) == 1
+                # The writer's NOTIFY connection: opened by that append (the follower may
+                # have read event 1 before it was up: wait for it, a condition polled)
                 # and started in this test (an earlier test's may still be exiting).
                 cut = 0
                 while not cut:

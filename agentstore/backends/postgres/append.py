@@ -38,6 +38,8 @@ _BATCH = """
         WITH ORDINALITY AS u(id, ts, type, p, m, ord)
 """
 
+# `followed`: a follower's lease on the session is live (see notifications.py), read from
+# the row the statement locks anyway; NULL (never followed) counts as no.
 _FAST = """
 WITH s AS (
     UPDATE {s}.sessions
@@ -46,13 +48,16 @@ WITH s AS (
         last_ts = greatest(
             last_ts, (SELECT max(coalesce(t, now())) FROM unnest($3::timestamptz[]) AS t))
     WHERE id = $1 {expected}
-    RETURNING last_seq - cardinality($2::text[]) AS base, prev_ts
+    RETURNING last_seq - cardinality($2::text[]) AS base, prev_ts,
+        followed_until > now() AS followed
+), i AS (
+    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
+    SELECT $1, s.base + u.ord, u.id, u.type,
+           greatest(s.prev_ts, max(coalesce(u.ts, now())) OVER (ORDER BY u.ord)), u.p, u.m
+    FROM s, {batch}
+    RETURNING seq, ts
 )
-INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-SELECT $1, s.base + u.ord, u.id, u.type,
-       greatest(s.prev_ts, max(coalesce(u.ts, now())) OVER (ORDER BY u.ord)), u.p, u.m
-FROM s, {batch}
-RETURNING seq, ts
+SELECT i.seq, i.ts, s.followed FROM i, s
 """
 
 # The common case, no event bringing its own timestamp: all get max(now, the log's last),
@@ -64,14 +69,15 @@ WITH s AS (
     UPDATE {s}.sessions
     SET last_seq = last_seq + cardinality($2::text[]), last_ts = greatest(last_ts, now())
     WHERE id = $1 {expected}
-    RETURNING last_seq - cardinality($2::text[]) AS base, last_ts
+    RETURNING last_seq - cardinality($2::text[]) AS base, last_ts,
+        followed_until > now() AS followed
 ), i AS (
     INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
     SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
     FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
         WITH ORDINALITY AS u(id, type, p, m, ord)
 )
-SELECT base, last_ts FROM s
+SELECT base, last_ts, followed FROM s
 """
 
 _CREATE = """
@@ -121,7 +127,8 @@ class Appender:
             "WHERE s.id = $1"
         )
         self._lock = (
-            f"SELECT last_seq, last_ts, now() AS now FROM {s}.sessions WHERE id = $1 FOR UPDATE"
+            f"SELECT last_seq, last_ts, now() AS now, followed_until > now() AS followed "
+            f"FROM {s}.sessions WHERE id = $1 FOR UPDATE"
         )
         self._by_seq = (
             f"SELECT {EVENT_COLUMNS} FROM {s}.events "
@@ -148,19 +155,20 @@ class Appender:
         session_id: str,
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
-    ) -> AppendResult:
-        """`Backend.append` (see its rules); the batch is not empty."""
+    ) -> tuple[AppendResult, bool]:
+        """`Backend.append` (see its rules; the batch is not empty), and whether a follower
+        holds a lease on the session (then notify it)."""
         what = f"appending to session {session_id!r}"
         async with translated(what):
             if len(batch) == 1 or len({p.id for p in batch}) == len(batch):
                 stamped = any(p.timestamp for p in batch)
                 rows = await self._try_fast(pool, session_id, batch, expected_seq, stamped)
                 if rows:
-                    return _written(session_id, batch, rows, stamped)
+                    return _written(session_id, batch, rows, stamped), bool(rows[0][2])
                 if rows is not None:  # nothing written: look at what is stored
                     done = await self._resolve(pool, session_id, batch, expected_seq)
                     if done is not None:
-                        return done
+                        return done, False
             return await self._locked(pool, session_id, batch, expected_seq)
 
     async def _try_fast(
@@ -172,8 +180,9 @@ class Appender:
         stamped: bool,
     ) -> list[Any] | None:
         """Run the one-statement append (shared with concurrent appends to other sessions
-        when none brings its own timestamp): rows as `_written` takes them, [] (nothing
-        written) or None (an id is already stored)."""
+        when none brings its own timestamp): rows as `_written` takes them (a third column
+        tells whether the session is followed), [] (nothing written) or None (an id is
+        already stored)."""
         if stamped:
             ids, stamps, types, payloads, metas = _columns(batch)
             sql = self._fast if expected_seq is None else self._fast_expected
@@ -191,7 +200,8 @@ class Appender:
         expected_seq: int | None,
     ) -> list[Any] | None:
         """The one-statement append of a batch without timestamps of its own: one row
-        `(base, ts)` (its events are `base + 1 ..` at `ts`), [] or None as `_try_fast`."""
+        `(base, ts, followed)` (its events are `base + 1 ..` at `ts`), [] or None as
+        `_try_fast`."""
         ids = [p.id for p in batch]
         types = [p.type for p in batch]
         payloads = [p.payload_json.decode() for p in batch]
@@ -235,7 +245,7 @@ class Appender:
         session_id: str,
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
-    ) -> AppendResult:
+    ) -> tuple[AppendResult, bool]:
         """The general append: lock the session row, skip stored ids, insert the rest."""
         async with pool.acquire() as conn, conn.transaction():
             head = await conn.fetchrow(self._lock, session_id)
@@ -273,7 +283,7 @@ class Appender:
                 event if event is not None else by_seq[plan.duplicates[index]]
                 for index, event in enumerate(plan.events)
             ]
-            return AppendResult(events, len(plan.new), head["last_seq"])
+            return AppendResult(events, len(plan.new), head["last_seq"]), bool(head["followed"])
 
     async def create(
         self, pool: Database, session: Session, events: Sequence[PendingEvent], now: datetime
@@ -307,8 +317,9 @@ class Appender:
 def _written(
     session_id: str, batch: Sequence[PendingEvent], rows: list[Any], stamped: bool
 ) -> AppendResult:
-    """The result of a one-statement append that wrote `batch`: from a `(seq, ts)` row per
-    event (`stamped`: events with timestamps of their own) or one `(base, ts)` row."""
+    """The result of a one-statement append that wrote `batch`: from a `(seq, ts, _)` row
+    per event (`stamped`: events with timestamps of their own) or one `(base, ts, _)`
+    row."""
     if not stamped:
         base, ts = rows[0][0], rows[0][1]
         events = [

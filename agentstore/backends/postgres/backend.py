@@ -12,6 +12,8 @@ has not replayed yet: those reads go to the primary, so a store always reads its
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +30,12 @@ from agentstore.backends.base import (
 )
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.append import Appender
-from agentstore.backends.postgres.notifications import Listener, Notifier, channel_name
+from agentstore.backends.postgres.notifications import (
+    Leases,
+    Listener,
+    Notifier,
+    channel_name,
+)
 from agentstore.backends.postgres.options import PostgresOptions, parse_url
 from agentstore.backends.postgres.pool import Database, connect, create_database
 from agentstore.backends.postgres.reads import EventReader
@@ -53,6 +60,12 @@ from agentstore.session import Session
 
 __all__ = ["PostgresBackend"]
 
+log = logging.getLogger("agentstore.postgres")
+
+# A follower that could not reach the server tries again after this long, doubling.
+_RETRY_FIRST = 0.05
+_RETRY_LAST = 2.0
+
 
 class PostgresBackend(Backend):
     """Sessions, events and snapshots in PostgreSQL (or a server that speaks its protocol).
@@ -76,6 +89,7 @@ class PostgresBackend(Backend):
         self._replica: Database | None = None
         self._notifier: Notifier | None = None
         self._listener: Listener | None = None
+        self._leases = Leases(schema)
         self._ryw = ReadYourWrites(schema)
         self._standby = False
 
@@ -169,9 +183,8 @@ class PostgresBackend(Backend):
         self, session: Session, events: Sequence[PendingEvent] = ()
     ) -> AppendResult:
         result = await self._appender.create(self._writable(), session, events, datetime.now(UTC))
+        # A session row that did not exist holds no follower lease: nobody to notify.
         self._ryw.wrote(session.id, result.written, session)
-        if result.written:
-            self._notify(session.id, result.written)
         return result
 
     async def get_session(self, session_id: str) -> Session:
@@ -213,10 +226,10 @@ class PostgresBackend(Backend):
         db = self._writable()
         if not batch:
             return AppendResult([], 0, await self.last_seq(session_id))
-        result = await self._appender.append(db, session_id, batch, expected_seq)
+        result, followed = await self._appender.append(db, session_id, batch, expected_seq)
         if self._replica is not None:
             self._ryw.appended(session_id, max(e.sequence_number for e in result.events))
-        if result.written and self._notifier is not None:
+        if followed and result.written and self._notifier is not None:
             self._notifier.record(session_id, result.last_seq)
         return result
 
@@ -236,27 +249,54 @@ class PostgresBackend(Backend):
         return (await self._reader.read(self.db, session_id, flt))[1]
 
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
-        """Wait by LISTEN/NOTIFY (no polling): woken by an append on any host at once."""
+        """Wait by LISTEN/NOTIFY (no polling): woken by an append on any host at once.
+
+        Holds a follower lease on the session while it waits (appends notify only followed
+        sessions; see `agentstore.backends.postgres.notifications`), renewing it now and
+        then; where the server refuses the lease (a role that may not update rows), polls.
+        """
         listener = self._listener
         if listener is None:
             raise StoreClosedError("the PostgreSQL backend is not open")
-        if self._standby:
-            # A hot standby cannot LISTEN (and NOTIFY does not reach it): poll.
+        leases = self._leases
+        if self._standby or leases.refused is not None:
+            # A hot standby cannot LISTEN (and NOTIFY does not reach it); a follower without
+            # a lease would not be notified: poll.
             return await super().wait_for_append(session_id, after_seq)
+        retry = _RETRY_FIRST
         while True:
             fut = listener.register(session_id)
             try:
                 await listener.ready()
+                due = leases.due_in(session_id)
                 try:
-                    last = await self.last_seq(session_id)
+                    if due is None or due <= 0:
+                        last = await leases.take(self.db, session_id)
+                    else:
+                        last = await self.last_seq(session_id)
                 except StorageUnavailableError:
-                    last = after_seq  # the server is away: wait for the listener to return
+                    # The server is away (or this pool's connection to it): without a lease
+                    # no append notifies, so try again soon, and at once if the listener
+                    # reconnects.
+                    await asyncio.wait((fut,), timeout=retry)
+                    retry = min(retry * 2, _RETRY_LAST)
+                    continue
+                except StorageError:
+                    if leases.refused is None:
+                        raise
+                    log.warning(
+                        "agentstore: %s refused the follower lease (%s): followers poll",
+                        self.options.display,
+                        leases.refused,
+                    )
+                    return await super().wait_for_append(session_id, after_seq)
                 if last > after_seq:
                     # Another host appended: read it from the primary until the replica
                     # has it too (else a follower would spin on the replica's old end).
                     self._ryw.appended(session_id, last)
                     return last
-                await fut
+                # Woken by a notification, a reconnect, or when the lease is due.
+                await asyncio.wait((fut,), timeout=leases.due_in(session_id))
             finally:
                 listener.unregister(session_id, fut)
 

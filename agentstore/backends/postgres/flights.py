@@ -12,8 +12,8 @@ joins the queue; when a flight lands, the next one takes what is queued, at most
 per session (a session row is bumped once per statement; a second append to it waits for
 the next flight). The statement locks the session rows in id order (two flights, from this
 process or another, never deadlock on each other), bumps each `last_seq`, inserts every
-event and returns `(session_id, base, ts)` per session written (one row tells a
-session's events: `base + 1 ..`, all at `ts`).
+event and returns `(session_id, base, ts, followed)` per session written (one row tells a
+session's events: `base + 1 ..`, all at `ts`; `followed`: notify its followers).
 
 What each append sees is what its own statement would have given: its rows, or no rows
 when its session row did not match (the session is gone or `expected_seq` was lost; the
@@ -51,19 +51,20 @@ WITH b AS (
     SET last_seq = x.last_seq + b.n, last_ts = greatest(x.last_ts, now())
     FROM b JOIN l ON l.id = b.sid
     WHERE x.id = b.sid AND (b.expected IS NULL OR x.last_seq = b.expected)
-    RETURNING x.id, x.last_seq - b.n AS base, x.last_ts
+    RETURNING x.id, x.last_seq - b.n AS base, x.last_ts, x.followed_until > now() AS followed
 ), i AS (
     INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
     SELECT h.id, h.base + u.k, u.id, u.type, h.last_ts, u.p, u.m
     FROM h JOIN unnest($4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
         AS u(sid, k, id, type, p, m) ON u.sid = h.id
 )
-SELECT id, base, last_ts FROM h
+SELECT id, base, last_ts, followed FROM h
 """
 
 Alone = Callable[[Database, str, Sequence[PendingEvent], int | None], Awaitable[list[Any] | None]]
-"""Run one append as its own statement: `[(base, ts)]` (its events are `base + 1 ..`, all
-at `ts`), [] (its session row did not match) or None (an id is stored)."""
+"""Run one append as its own statement: `[(base, ts, followed)]` (its events are
+`base + 1 ..`, all at `ts`; `followed`: a follower holds a lease on the session), [] (its
+session row did not match) or None (an id is stored)."""
 
 _GO_ALONE: Final = object()  # a flight's answer to an append that must run alone
 
@@ -104,7 +105,7 @@ class Flights:
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
     ) -> list[Any] | None:
-        """Append `batch`: `[(base, ts)]` as `Alone`, [] (nothing written: resolve it), or
+        """Append `batch`: `[(base, ts, followed)]` as `Alone`, [] (nothing written: resolve it), or
         None (an id of it is stored already)."""
         if self._flying < MAX_FLIGHTS and not self._queue and not self._scheduled:
             self._flying += 1
@@ -175,7 +176,7 @@ class Flights:
             except Exception as exc:
                 _fail(entries, exc)
                 return
-            by_session = {row[0]: [(row[1], row[2])] for row in rows}
+            by_session = {row[0]: [(row[1], row[2], row[3])] for row in rows}
             for entry in entries:
                 _settle(entry, by_session.get(entry.session_id, []))
         finally:

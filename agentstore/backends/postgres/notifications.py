@@ -1,5 +1,19 @@
-"""Change notification: NOTIFY after appends (coalesced, outside the append transaction) and
-one LISTEN connection per backend that wakes `wait_for_append` at once, on any host.
+"""Change notification: follower leases, NOTIFY after appends (coalesced, outside the append
+transaction) and one LISTEN connection per backend that wakes `wait_for_append` at once, on
+any host.
+
+Only followed sessions are notified. A follower (`wait_for_append`) LISTENs first, then
+takes a lease on the session row (`followed_until = now() + FOLLOW_LEASE`, renewed every
+`RENEW_AFTER` while it follows) in a statement that returns the session's `last_seq`; the
+append statement, which updates that row anyway, returns whether the lease is live, and
+only then is a NOTIFY sent after its commit. Why: with no follower (the common case for
+agent workers) a NOTIFY per millisecond was a transaction of its own on the server, about
+15% of one writer's appends here. Why it loses nothing: the lease update takes the row
+lock, so it waits for an append in flight and returns its `last_seq`; every append that
+takes the row after the lease sees it and notifies, and the LISTEN was in place before.
+A renewal also returns `last_seq`, so a lease that lapsed (a follower stalled for longer
+than the lease) costs latency, never an event. Timestamps are the server's (`now()` on
+both sides), so clocks of other hosts play no part.
 
 Why outside the append: a NOTIFY inside the transaction serialises commits on the
 notification queue's lock and defeats group commit (measured here: 4,162 events/s instead
@@ -8,9 +22,10 @@ task flushes everything recorded so far in one statement, at most one per `NOTIF
 so many appends share one notification round trip.
 
 Payload: `<last_seq> <session id>` (`-1` for a deleted session). A waiter registers first,
-then reads `last_seq`, then waits: an append between the two is never missed. When the
-listening connection drops, every waiter is woken to re-read (it missed notifications) and
-the listener reconnects with back-off; waiters keep waiting through an outage.
+then takes its lease (or reads `last_seq`), then waits: an append between the two is never
+missed. When the listening connection drops, every waiter is woken to re-read (it missed
+notifications) and the listener reconnects with back-off; waiters keep waiting through an
+outage.
 """
 
 from __future__ import annotations
@@ -18,12 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from agentstore.backends.postgres._driver import asyncpg
-from agentstore.errors import StoreClosedError
+from agentstore.backends.postgres._driver import asyncpg, pgexc, translated
+from agentstore.errors import SessionNotFoundError, StoreClosedError
 
-__all__ = ["Listener", "Notifier", "channel_name"]
+__all__ = ["FOLLOW_LEASE", "RENEW_AFTER", "Leases", "Listener", "Notifier", "channel_name"]
 
 log = logging.getLogger("agentstore.postgres")
 
@@ -34,9 +51,66 @@ log = logging.getLogger("agentstore.postgres")
 NOTIFY_GAP = 0.001
 
 
+# A follower's lease lasts this long on the server, and is renewed this long after it was
+# taken: a lease renewal is a write, so a follower woken by every append renews only now
+# and then. A follower that dies leaves appends notifying for at most FOLLOW_LEASE.
+FOLLOW_LEASE = 60.0
+RENEW_AFTER = 20.0
+
+
 def channel_name(schema: str) -> str:
     """The NOTIFY channel of a schema (identifiers are at most 63 bytes)."""
     return f"agentstore_{schema}"[:63]
+
+
+class Leases:
+    """The follower leases of one backend: taken, renewed, and when each is due again."""
+
+    def __init__(
+        self, schema: str, lease: float = FOLLOW_LEASE, renew_after: float = RENEW_AFTER
+    ) -> None:
+        self._sql = (
+            f'UPDATE "{schema}".sessions SET followed_until = '
+            f"greatest(followed_until, now() + interval '{lease:g} seconds') "
+            "WHERE id = $1 RETURNING last_seq"
+        )
+        self._renew_after = renew_after
+        self._renew_at: dict[str, float] = {}
+        self.refused: BaseException | None = None
+        """Why the server refused a lease (a role without UPDATE, a read-only server):
+        this backend's followers then poll."""
+
+    def due_in(self, session_id: str) -> float | None:
+        """Seconds until the session's lease is due for renewal (<= 0: now), or None
+        when this backend holds none."""
+        at = self._renew_at.get(session_id)
+        return None if at is None else at - time.monotonic()
+
+    async def take(self, db: Any, session_id: str) -> int:
+        """Take or renew the lease on `session_id`; return its last sequence number.
+
+        Raises `SessionNotFoundError`, `StorageError`s as any statement, and sets `refused`
+        (raising the driver's error) when the server does not let this role write it.
+        """
+        sent = time.monotonic()  # the server's now() is later: the lease lasts at least this
+        try:
+            async with translated(f"following session {session_id!r}"):
+                value = await db.fetchval(self._sql, session_id)
+        except Exception as exc:
+            cause = exc.__cause__
+            if isinstance(
+                cause, pgexc.InsufficientPrivilegeError | pgexc.ReadOnlySQLTransactionError
+            ):
+                self.refused = cause
+            self._renew_at.pop(session_id, None)
+            raise
+        if value is None:
+            self._renew_at.pop(session_id, None)
+            raise SessionNotFoundError(session_id)
+        if len(self._renew_at) >= 10_000:  # forget leases long lapsed
+            self._renew_at = {k: v for k, v in self._renew_at.items() if v > sent}
+        self._renew_at[session_id] = sent + self._renew_after
+        return int(value)
 
 
 class Notifier:

@@ -49,7 +49,8 @@ class PostgresOptions:
     migrate: bool = True
     """Create or upgrade the schema on open (False: refuse to open an old schema)."""
     notify: bool = True
-    """Send a NOTIFY after appends, so `wait_for_append` elsewhere wakes at once."""
+    """Send a NOTIFY after appends to sessions a follower holds a lease on, so its
+    `wait_for_append` wakes at once (False: never; followers elsewhere then wait)."""
     read_url: str | None = None
     """A read replica for reads and listings (see `PostgresBackend`)."""
 

@@ -11,6 +11,8 @@ Every `Store` query is one indexed statement on these tables:
   kept (`payload_json`, `metadata_json`) so a replay returns byte for byte what was
   appended; `payload` and `metadata` are jsonb generated from it, for queries of your own.
 - `snapshots`: one per (session, reducer).
+- `sessions.followed_until` (step 2): the follower lease; appends notify only while it is
+  live (see `agentstore.backends.postgres.notifications`).
 
 Steps are only ever added at the end, never edited: a database records which ran.
 """
@@ -67,6 +69,13 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
             PRIMARY KEY (session_id, reducer)
         );
         """,
+    ),
+    (
+        "follower leases on sessions",
+        # Set by a follower (`wait_for_append`) once it listens, renewed while it follows;
+        # an append sends a NOTIFY only while it is in the future. NULL: never followed.
+        # Adding a nullable column without a default rewrites nothing.
+        "ALTER TABLE {s}.sessions ADD COLUMN followed_until timestamptz;",
     ),
 )
 """(name, SQL) per step, in order; `{s}` is the quoted schema name."""
