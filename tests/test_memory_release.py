@@ -89,6 +89,26 @@ async def test_in_memory_events_add_no_objects_for_the_collector_to_walk() -> No
         assert (await store.replay(session.id, from_seq=1001))[0].metadata == meta
 
 
+async def test_in_memory_sessions_are_one_object_each_for_the_collector() -> None:
+    async with agentstore.open(in_memory=True) as store:
+        await store.create_session()
+        before = _tracked_after_full_collections()
+        ids = [
+            (await store.create_session(labels={"env": "dev", "n": str(i)}, name=f"s{i}")).id
+            for i in range(1000)
+        ]
+        grown = _tracked_after_full_collections() - before
+        assert grown < 1100, f"{grown} more tracked objects for 1,000 sessions"
+        # Kept as their JSON, they come back whole, each a Session of its own.
+        got = await store.get_session(ids[7])
+        assert (got.name, got.labels, got.event_count) == ("s7", {"env": "dev", "n": "7"}, 0)
+        got.labels["env"] = "changed"
+        assert (await store.get_session(ids[7])).labels["env"] == "dev"
+        await store.update_session(ids[7], labels={"env": "prod"})
+        page = await store.list_sessions(labels={"env": "prod"})
+        assert [s.id for s in page] == [ids[7]]
+
+
 async def test_metadata_kept_apart_comes_back_whole_and_unshared() -> None:
     # Unknown keys (kept by Metadata) and which fields were set survive the parts.
     meta = Metadata.model_validate({"model": "m", "custom": {"a": [1]}, "extra": {"k": "v"}})
