@@ -80,6 +80,21 @@ WITH s AS (
 SELECT base, last_ts, followed FROM s
 """
 
+# `_FAST_NOW` for one event: scalar parameters instead of one-element arrays (no array to
+# build, send and unnest).
+_ONE_NOW = """
+WITH s AS (
+    UPDATE {s}.sessions
+    SET last_seq = last_seq + 1, last_ts = greatest(last_ts, now())
+    WHERE id = $1 {expected}
+    RETURNING last_seq - 1 AS base, last_ts, followed_until > now() AS followed
+), i AS (
+    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
+    SELECT $1, s.base + 1, $2, $3, s.last_ts, $4, $5 FROM s
+)
+SELECT base, last_ts, followed FROM s
+"""
+
 _CREATE = """
 WITH s AS (
     INSERT INTO {s}.sessions
@@ -120,6 +135,8 @@ class Appender:
         self._fast_expected = _FAST.format(s=s, expected="AND last_seq = $7", batch=_BATCH)
         self._now = _FAST_NOW.format(s=s, expected="")
         self._now_expected = _FAST_NOW.format(s=s, expected="AND last_seq = $6")
+        self._one = _ONE_NOW.format(s=s, expected="")
+        self._one_expected = _ONE_NOW.format(s=s, expected="AND last_seq = $6")
         self._create = _CREATE.format(s=s, batch=_BATCH)
         self._lookup = (
             f"SELECT s.last_seq, e.id, e.seq FROM {s}.sessions s "
@@ -202,14 +219,21 @@ class Appender:
         """The one-statement append of a batch without timestamps of its own: one row
         `(base, ts, followed)` (its events are `base + 1 ..` at `ts`), [] or None as
         `_try_fast`."""
-        ids = [p.id for p in batch]
-        types = [p.type for p in batch]
-        payloads = [p.payload_json.decode() for p in batch]
-        metas = [p.metadata_json.decode() for p in batch]
-        args: tuple[Any, ...] = (session_id, ids, types, payloads, metas)
-        if expected_seq is None:
-            return await _fetch_unless_stored(pool, self._now, *args)
-        return await _fetch_unless_stored(pool, self._now_expected, *args, expected_seq)
+        args: tuple[Any, ...]
+        if len(batch) == 1:
+            p = batch[0]
+            args = (session_id, p.id, p.type, p.payload_json.decode(), p.metadata_json.decode())
+            sql = self._one if expected_seq is None else self._one_expected
+        else:
+            ids = [p.id for p in batch]
+            types = [p.type for p in batch]
+            payloads = [p.payload_json.decode() for p in batch]
+            metas = [p.metadata_json.decode() for p in batch]
+            args = (session_id, ids, types, payloads, metas)
+            sql = self._now if expected_seq is None else self._now_expected
+        if expected_seq is not None:
+            args += (expected_seq,)
+        return await _fetch_unless_stored(pool, sql, *args)
 
     async def _resolve(
         self,
