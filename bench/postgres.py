@@ -88,6 +88,7 @@ async def agentstore_rows(
                 await asyncio.gather(*(writer(sid) for sid in sessions))
 
             rows.append(await timed(system, f"append, {writers} writers", per * writers, run))
+    rows.append(await _followed_row(url, n, system, query, kwargs))
     schema = f"a_{secrets.token_hex(4)}"
     async with agentstore.open(f"{url}?schema={schema}{query}", pricing=False, **kwargs) as store:
         sid = (await store.create_session()).id
@@ -111,6 +112,33 @@ async def agentstore_rows(
 
         rows.append(await timed(system, "replay of 10,000", 10_000, replay))
     return rows
+
+
+async def _followed_row(url: str, n: int, system: str, query: str, kwargs: dict[str, int]) -> Row:
+    """One writer again, on a session a follower holds a lease on (set here as a follower's
+    `wait_for_append` sets it): every append is then followed by a NOTIFY, as every insert
+    of eventsourcing's recorder is. The follower's own reads are left out, as the peers'
+    rows have no reader either."""
+    import agentstore
+    from agentstore import Metadata, new_event
+
+    meta = Metadata(**METADATA)
+    schema = f"a_{secrets.token_hex(4)}"
+    target = f"{url}?schema={schema}&pool_max_size=1{query}"
+    async with agentstore.open(target, pricing=False, **kwargs) as store:
+        sid = (await store.create_session()).id
+        await store.backend.db.execute(  # type: ignore[attr-defined]
+            f"UPDATE \"{schema}\".sessions SET followed_until = now() + interval '1 hour' "
+            "WHERE id = $1",
+            sid,
+        )
+        per = max(n, 20)
+
+        async def run() -> None:
+            for _ in range(per):
+                await store.append(sid, new_event("tool_result", PAYLOAD, meta))
+
+        return await timed(system, "append, 1 writers, followed", per, run)
 
 
 # --- the runner -----------------------------------------------------------------------------
@@ -170,11 +198,16 @@ def _section(best: dict[tuple[str, str], Row], rounds: int, n: int) -> str:
         "",
         "Each writer appends to its own session (LangGraph: its own thread with its own saver and "
         "connection; eventsourcing: its own aggregate, one thread each, sharing a pool). agentstore: one "
-        "store with its defaults (NOTIFY for followers on, a snapshot every 100 events), its pool sized "
-        "to the writers (at most 32). Every system commits each append with `synchronous_commit` on "
+        "store with its defaults (a snapshot every 100 events; a NOTIFY after an append only to a "
+        "session a follower holds a lease on, and no one follows in these rows), its pool sized "
+        "to the writers (at most 32). On a session a follower holds a lease on (each append then "
+        "followed by a NOTIFY; the follower's reads left out) one writer does "
+        + _fmt(best.get(("agentstore", "append, 1 writers, followed"), {}).get("per_s"))
+        + " events/s. Every system commits each append with `synchronous_commit` on "
         "(one WAL flush per commit, shared by concurrent commits). eventsourcing is its "
-        "`PostgresApplicationRecorder`, what `Application.save` writes through (it feeds followers, "
-        "as agentstore's NOTIFY does), with the faster of its two settings per row ("
+        "`PostgresApplicationRecorder`, what `Application.save` writes through (it feeds followers "
+        "through its notification log, and NOTIFYs on every insert whether or not anyone listens), "
+        "with the faster of its two settings per row ("
         + ", ".join(
             f"{name}: {best[('eventsourcing (PostgreSQL)', name)].get('setting', 'default')}"
             for name in row_names[:-1]
@@ -219,7 +252,11 @@ def _section(best: dict[tuple[str, str], Row], rounds: int, n: int) -> str:
 
 def variants_table(best: dict[tuple[str, str], Row], variants: list[str]) -> str:
     """agentstore's rows with each `--variant` beside its defaults (ratio: variant/defaults)."""
-    names = [f"append, {w} writers" for w in WRITERS] + ["append_many of 100", "replay of 10,000"]
+    names = [f"append, {w} writers" for w in WRITERS] + [
+        "append, 1 writers, followed",
+        "append_many of 100",
+        "replay of 10,000",
+    ]
     out = [
         "| row | agentstore | " + " | ".join(f"`{v}`" for v in variants) + " |",
         "|---|---|" + "---|" * len(variants),
