@@ -295,8 +295,10 @@ class PostgresBackend(Backend):
                     # has it too (else a follower would spin on the replica's old end).
                     self._ryw.appended(session_id, last)
                     return last
-                # Woken by a notification, a reconnect, or when the lease is due.
-                await asyncio.wait((fut,), timeout=leases.due_in(session_id))
+                # Woken by a notification, a reconnect, or when the lease is due (a lease
+                # without a renewal time here is renewed after the usual interval).
+                due = leases.due_in(session_id)
+                await asyncio.wait((fut,), timeout=leases.renew_after if due is None else due)
             finally:
                 listener.unregister(session_id, fut)
 

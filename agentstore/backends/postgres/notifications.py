@@ -74,7 +74,8 @@ class Leases:
             f"greatest(followed_until, now() + interval '{lease:g} seconds') "
             "WHERE id = $1 RETURNING last_seq"
         )
-        self._renew_after = renew_after
+        self.renew_after = renew_after
+        """Seconds after which a lease taken here is renewed."""
         self._renew_at: dict[str, float] = {}
         self.refused: BaseException | None = None
         """Why the server refused a lease (a role without UPDATE, a read-only server):
@@ -109,7 +110,7 @@ class Leases:
             raise SessionNotFoundError(session_id)
         if len(self._renew_at) >= 10_000:  # forget leases long lapsed
             self._renew_at = {k: v for k, v in self._renew_at.items() if v > sent}
-        self._renew_at[session_id] = sent + self._renew_after
+        self._renew_at[session_id] = sent + self.renew_after
         return int(value)
 
 
