@@ -77,6 +77,15 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
         # Adding a nullable column without a default rewrites nothing.
         "ALTER TABLE {s}.sessions ADD COLUMN followed_until timestamptz;",
     ),
+    (
+        "room on session pages for in-place updates",
+        # Every append updates its session row (last_seq, last_ts). On full pages the new
+        # version lands on another page, and then every index of sessions (the GIN on
+        # labels too) gets an entry: measured, 27% of the updates of 6,000 appends to 200
+        # sessions. Half-full pages keep them on the page (HOT: no index entries). Pages
+        # written from now on; existing ones as they are rewritten (VACUUM FULL, pg_repack).
+        "ALTER TABLE {s}.sessions SET (fillfactor = 50);",
+    ),
 )
 """(name, SQL) per step, in order; `{s}` is the quoted schema name."""
 
