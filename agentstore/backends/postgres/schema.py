@@ -13,6 +13,7 @@ Every `Store` query is one indexed statement on these tables:
 - `snapshots`: one per (session, reducer).
 - `sessions.followed_until` (step 2): the follower lease; appends notify only while it is
   live (see `agentstore.backends.postgres.notifications`).
+- `sessions` pages half full (step 3): the update of every append stays on its page.
 
 Steps are only ever added at the end, never edited: a database records which ran.
 """
