@@ -223,3 +223,38 @@ async def test_schema_of_version_1_is_upgraded_with_its_data(
         assert await asyncio.wait_for(follow, 5) == 2
     versions = await admin.fetch(f'SELECT version FROM "{pg_schema}".schema_migrations')
     assert sorted(r["version"] for r in versions) == list(range(1, current_version() + 1))
+
+
+class CountingBackend(PostgresBackend):
+    """The real backend, counting its reads of a session's end."""
+
+    last_seq_calls = 0
+
+    async def last_seq(self, session_id: str) -> int:
+        self.last_seq_calls += 1
+        return await super().last_seq(session_id)
+
+
+async def test_a_notified_follower_does_not_read_the_sessions_end_again(
+    pg_url: str, pg_schema: str, admin: asyncpg.Connection
+) -> None:
+    follower = CountingBackend(pg_url)
+    async with agentstore.open(pg_url) as writer, agentstore.open(follower) as reader:
+        sid = (await writer.create_session()).id
+        got: asyncio.Queue[int] = asyncio.Queue()
+
+        async def follow() -> None:
+            async for event in reader.stream(sid, follow=True):
+                got.put_nowait(event.sequence_number)
+                if event.sequence_number == 5:
+                    return
+
+        task = asyncio.create_task(follow())
+        await _until_leased(admin, pg_schema, sid)
+        for n in range(1, 6):
+            await writer.append(sid, new_event("custom", {"n": n}))
+            assert await asyncio.wait_for(got.get(), 5) == n
+        await asyncio.wait_for(task, 5)
+    # One read before each wait (an append may have come meanwhile), none after the
+    # notification that ends it: it tells the new end (two reads per append before).
+    assert follower.last_seq_calls <= 5

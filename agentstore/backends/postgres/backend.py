@@ -299,6 +299,12 @@ class PostgresBackend(Backend):
                 # without a renewal time here is renewed after the usual interval).
                 due = leases.due_in(session_id)
                 await asyncio.wait((fut,), timeout=leases.renew_after if due is None else due)
+                told = fut.result() if fut.done() else None
+                if told is not None and told > after_seq:
+                    # The notification tells the new end, sent after its commit: no read of
+                    # it (a follower's wake-up costs its read of the events only).
+                    self._ryw.appended(session_id, told)
+                    return told
             finally:
                 listener.unregister(session_id, fut)
 

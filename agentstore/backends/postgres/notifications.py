@@ -199,24 +199,25 @@ class Listener:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], channel: str) -> None:
         self._connect = connect
         self._channel = channel
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._waiters: dict[str, set[asyncio.Future[int | None]]] = {}
         self._conn: asyncpg.Connection | None = None
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    def register(self, session_id: str) -> asyncio.Future[None]:
-        """Return a future set at the next notification for `session_id` (or a reconnect)."""
+    def register(self, session_id: str) -> asyncio.Future[int | None]:
+        """Return a future set at the next notification for `session_id`, to the last
+        sequence number it tells (-1: deleted), or to None at a reconnect (re-read)."""
         if self._closed:
             raise StoreClosedError("the PostgreSQL backend was closed")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(session_id, set()).add(fut)
         return fut
 
-    def unregister(self, session_id: str, fut: asyncio.Future[None]) -> None:
+    def unregister(self, session_id: str, fut: asyncio.Future[int | None]) -> None:
         """Forget a future from `register`."""
         waiters = self._waiters.get(session_id)
         if waiters is not None:
@@ -228,18 +229,22 @@ class Listener:
         """Wait until the LISTEN is in place (so no later commit goes unseen)."""
         await self._up.wait()
 
-    def _wake(self, session_id: str | None) -> None:
+    def _wake(self, session_id: str | None, seq: int | None = None) -> None:
         groups = (
             self._waiters.values() if session_id is None else [self._waiters.get(session_id, set())]
         )
         for group in list(groups):
             for fut in list(group):
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(seq)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        _, _, session_id = str(payload).partition(" ")
-        self._wake(session_id)
+        seq, _, session_id = str(payload).partition(" ")
+        try:
+            told: int | None = int(seq)
+        except ValueError:
+            told = None  # not ours to read: the waiter re-reads
+        self._wake(session_id, told)
 
     def _on_close(self, _conn: object) -> None:
         self._lost.set()
