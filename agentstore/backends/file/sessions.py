@@ -245,7 +245,11 @@ class SessionIndex:
         return parsed.known, parsed.lines
 
     def entries(self) -> list[IndexEntry]:
-        """Return every session's (sort key, id, labels), unsorted.
+        """Return every session's (sort key, id, labels), unsorted (see `_scan`)."""
+        return self._scan()[0]
+
+    def _scan(self) -> tuple[list[IndexEntry], bool]:
+        """Every session's (sort key, id, labels), unsorted, and whether all came from the index.
 
         An entry is taken from the index while the session file has the inode it had (the
         directory scan gives it without a `stat`: 10,000 `stat`s would double the cost of
@@ -254,12 +258,13 @@ class SessionIndex:
         out here, with a warning naming it.
         """
         known, line_count = self._load()
+        from_index = True
         out: list[IndexEntry] = []
         learned: list[bytes] = []
         try:
             scan = os.scandir(self.layout.sessions_dir)
         except FileNotFoundError:
-            return out
+            return out, True
         turns = ThreadTurns()
         with scan:
             for entry in scan:
@@ -274,6 +279,7 @@ class SessionIndex:
                 if cached is not None and cached[0] == ino:
                     out.append((cached[1], session_id, cached[2]))
                     continue
+                from_index = False
                 found = self._read_entry(session_id)
                 if found is None:
                     continue
@@ -283,7 +289,7 @@ class SessionIndex:
             self._rewrite(out, known, learned)
         else:
             self._append(learned)
-        return out
+        return out, from_index
 
     def newest_first(self) -> list[IndexEntry]:
         """Every session's entry, newest first (do not change the list: it may be shared).
@@ -295,7 +301,10 @@ class SessionIndex:
         directory had not changed for `_SETTLED_NS` when it began: the mtime comes from
         the file system's coarse clock, and a change in the same tick as the scan would
         leave it as it was (git's "racily clean" files). A session file edited in place
-        changes none of them; the index's own rule covers it (see the module docstring).
+        changes none of them, so a scan is kept only if every entry came from the index
+        (whose own rule covers such edits: see the module docstring); one that read a
+        session file, or could not (a file being rewritten in place by the Go original, a
+        read-only store's sessions the index does not know), is not.
         """
         try:
             st = os.stat(self.layout.sessions_dir)
@@ -306,7 +315,7 @@ class SessionIndex:
         if kept is not None and kept[0] == stamp:
             return kept[1]
         began = time.time_ns()
-        entries = self.entries()
+        entries, from_index = self._scan()
         # Sorted by one string per entry (the sort key is fixed-width; "\0" sorts below
         # any character, so this is the order of the (key, id) pairs): the sort is one
         # call that holds the GIL throughout, and strings halve it against tuples.
@@ -317,7 +326,7 @@ class SessionIndex:
             keys.append(f"{key}\0{sid}")
         order = sorted(range(len(entries)), key=keys.__getitem__, reverse=True)
         ordered = [entries[i] for i in order]
-        if began - st.st_mtime_ns > _SETTLED_NS:
+        if from_index and began - st.st_mtime_ns > _SETTLED_NS:
             self._scanned = (stamp, ordered)
         return ordered
 
