@@ -23,9 +23,9 @@ so many appends share one notification round trip.
 
 Payload: `<last_seq> <session id>` (`-1` for a deleted session). A waiter registers first,
 then takes its lease (or reads `last_seq`), then waits: an append between the two is never
-missed. A notification wakes it with the new end it tells (no second read). When the listening connection drops, every waiter is woken to re-read (it missed
-notifications) and the listener reconnects with back-off; waiters keep waiting through an
-outage.
+missed. A notification wakes it with the new end it tells (no second read). When the
+listening connection drops, every waiter is woken to re-read (it missed notifications)
+and the listener reconnects with back-off; waiters keep waiting through an outage.
 """
 
 from __future__ import annotations
