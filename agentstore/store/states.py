@@ -245,8 +245,11 @@ class StateKeeper:
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
             # The backend decodes the page with the collector paused, taking turns of its
-            # own; the fold makes short-lived objects, so it is paused here too.
+            # own (a long read ends with one); the fold makes short-lived objects, so it
+            # is paused here too, and counts its time from the page on.
             events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
+            taken, turns = turns.taken, Turns()
+            turns.taken = taken
             for at in range(0, len(events), _FOLD_SLICE):
                 if turns.due():
                     await turns.take()
