@@ -245,11 +245,10 @@ class StateKeeper:
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
             # The backend decodes the page with the collector paused, taking turns of its
-            # own (a long read ends with one); the fold makes short-lived objects, so it
-            # is paused here too, and counts its time from the page on.
+            # own; the fold makes short-lived objects, so it is paused here too. The fold's
+            # clock runs on across pages: a read that did not yield (a short one, in
+            # memory) counts, or ten pages would hold the loop for 25 ms.
             events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
-            taken, turns = turns.taken, Turns()
-            turns.taken = taken
             for at in range(0, len(events), _FOLD_SLICE):
                 if turns.due():
                     await turns.take()
