@@ -120,3 +120,38 @@ async def test_other_tasks_run_while_a_long_read_decodes(tmp_path: Path, in_memo
             done = True
         assert len(got) == N
         assert during >= 3
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+async def test_other_tasks_run_while_a_cold_state_folds_many_pages(
+    tmp_path: Path, in_memory: bool
+) -> None:
+    # A cold get_state of thousands of events reads and folds them a page at a time; its
+    # turns count across pages, so short page reads that never yield still add up.
+    opened = agentstore.open(in_memory=True) if in_memory else agentstore.open(tmp_path)
+    async with opened as store:
+        sid = (await store.create_session()).id
+        for _ in range(10):
+            await store.append_many(sid, [new_event("custom", {"i": i}) for i in range(1000)])
+        await store.get_state(sid)  # the snapshot writes behind the appends are done
+        cold = Store(store._backend, cache_size=0, snapshot_interval=0)  # no cache: a cold fold
+        await cold
+        steps = 0
+        done = False
+
+        async def other() -> None:
+            nonlocal steps
+            while not done:
+                steps += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other)
+            await anyio.lowlevel.checkpoint()
+            started = steps
+            state = await cold.get_state(sid)
+            during = steps - started
+            done = True
+        assert state.version == 10_000
+        assert during >= 5
+        cold._closed = True  # shares the backend: do not close it twice
