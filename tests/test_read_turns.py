@@ -8,7 +8,9 @@ pages. These tests shrink the bytes per hop so that an ordinary session crosses 
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -19,6 +21,7 @@ from agentstore import EventType, Store, new_event
 from agentstore.backends.file import reading
 
 N = 3000
+T = TypeVar("T")
 
 
 def _events(start: int, count: int) -> list[agentstore.Event]:
@@ -92,6 +95,26 @@ async def test_a_cancelled_read_leaves_no_descriptor_open(
         assert len(await store.replay(sid)) == N  # and the store reads on
 
 
+async def _while_others_step(work: Awaitable[T]) -> tuple[T, int]:
+    """Await `work` beside a task that only yields to the loop; return how often it ran."""
+    steps = 0
+    done = False
+
+    async def other() -> None:
+        nonlocal steps
+        while not done:
+            steps += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        await anyio.lowlevel.checkpoint()
+        started = steps
+        result = await work
+        done = True
+    return result, steps - started
+
+
 @pytest.mark.parametrize("in_memory", [False, True])
 async def test_other_tasks_run_while_a_long_read_decodes(tmp_path: Path, in_memory: bool) -> None:
     # A read of thousands of events takes turns: a task that only ever yields to the loop
@@ -102,22 +125,7 @@ async def test_other_tasks_run_while_a_long_read_decodes(tmp_path: Path, in_memo
         sid = await _fill(store)
         if not in_memory:
             await store.replay(sid, to_seq=1)  # the log is open: the read is one hop
-        steps = 0
-        done = False
-
-        async def other() -> None:
-            nonlocal steps
-            while not done:
-                steps += 1
-                await anyio.lowlevel.checkpoint()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(other)
-            await anyio.lowlevel.checkpoint()
-            started = steps
-            got = await store.replay(sid)
-            during = steps - started
-            done = True
+        got, during = await _while_others_step(store.replay(sid))
         assert len(got) == N
         assert during >= 3
 
@@ -136,22 +144,7 @@ async def test_other_tasks_run_while_a_cold_state_folds_many_pages(
         await store.get_state(sid)  # the snapshot writes behind the appends are done
         cold = Store(store._backend, cache_size=0, snapshot_interval=0)  # no cache: a cold fold
         await cold
-        steps = 0
-        done = False
-
-        async def other() -> None:
-            nonlocal steps
-            while not done:
-                steps += 1
-                await anyio.lowlevel.checkpoint()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(other)
-            await anyio.lowlevel.checkpoint()
-            started = steps
-            state = await cold.get_state(sid)
-            during = steps - started
-            done = True
+        state, during = await _while_others_step(cold.get_state(sid))
         assert state.version == 10_000
         assert during >= 5
         cold._closed = True  # shares the backend: do not close it twice
