@@ -244,10 +244,6 @@ class SessionIndex:
             os.close(fd)
         return parsed.known, parsed.lines
 
-    def entries(self) -> list[IndexEntry]:
-        """Return every session's (sort key, id, labels), unsorted (see `_scan`)."""
-        return self._scan()[0]
-
     def _scan(self) -> tuple[list[IndexEntry], bool]:
         """Every session's (sort key, id, labels), unsorted, and whether all came from the index.
 
