@@ -47,7 +47,7 @@ def _open_descriptors() -> int:
 def small_hops(monkeypatch: pytest.MonkeyPatch) -> None:
     # A log of ~0.8 MiB read 64 KiB per hop: a dozen hops, each ending mid-page.
     monkeypatch.setattr(reading, "HOP_BYTES", 64 * 1024)
-    monkeypatch.setattr("agentstore.backends.file.scan.READ_CHUNK", 48 * 1024 + 17)
+    monkeypatch.setattr("agentstore.backends.file.lines.READ_CHUNK", 48 * 1024 + 17)
 
 
 async def test_a_read_across_many_hops_returns_what_one_read_would(

@@ -25,7 +25,7 @@ N = 1500
 @pytest.fixture
 def tiny_hops(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reading, "HOP_BYTES", 6 * 1024)
-    monkeypatch.setattr("agentstore.backends.file.scan.READ_CHUNK", 2 * 1024 + 1)
+    monkeypatch.setattr("agentstore.backends.file.lines.READ_CHUNK", 2 * 1024 + 1)
 
 
 def _open_descriptors() -> int:

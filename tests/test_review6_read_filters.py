@@ -29,7 +29,7 @@ TYPES = ("tool_called", "tool_result", "llm_response", "custom_note")
 @pytest.fixture
 def tiny_hops(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reading, "HOP_BYTES", 7 * 1024)
-    monkeypatch.setattr("agentstore.backends.file.scan.READ_CHUNK", 5 * 1024 + 3)
+    monkeypatch.setattr("agentstore.backends.file.lines.READ_CHUNK", 5 * 1024 + 3)
     # Many checkpoints: later reads start from them, or walk back from a later one.
     monkeypatch.setattr("agentstore.backends.file.scan.CHECKPOINT_EVERY", 64)
 
@@ -132,7 +132,7 @@ async def test_random_filters_on_a_go_log_across_tiny_hops(
     # Lines of the Go original: no id, no checksum (each skipped line is decoded in full
     # to be sure it is sound), nanosecond timestamps.
     monkeypatch.setattr(reading, "HOP_BYTES", 2 * 1024)
-    monkeypatch.setattr("agentstore.backends.file.scan.READ_CHUNK", 1024 + 9)
+    monkeypatch.setattr("agentstore.backends.file.lines.READ_CHUNK", 1024 + 9)
     monkeypatch.setattr("agentstore.backends.file.scan.CHECKPOINT_EVERY", 16)
     async with agentstore.open(go_data, read_only=True) as store:
         every = await store.replay(GO_LONG)

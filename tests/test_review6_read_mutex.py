@@ -36,7 +36,7 @@ async def test_a_read_ending_while_a_commit_holds_the_mutex_leaves_the_loop_runn
 ) -> None:
     monkeypatch.setattr(reading, "HOP_BYTES", 4 * 1024)
     # Chunks smaller than the log, so that the read makes hops after its first one.
-    monkeypatch.setattr("agentstore.backends.file.scan.READ_CHUNK", 4 * 1024)
+    monkeypatch.setattr("agentstore.backends.file.lines.READ_CHUNK", 4 * 1024)
     async with agentstore.open(tmp_path) as store:
         sid = (await store.create_session()).id
         await store.append_many(sid, [new_event("custom", {"i": i}) for i in range(300)])

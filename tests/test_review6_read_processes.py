@@ -58,7 +58,7 @@ def _other(path: Path, action: str, sid: str, count: int) -> None:
 @pytest.fixture
 def tiny_hops(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reading, "HOP_BYTES", 8 * 1024)
-    monkeypatch.setattr("agentstore.backends.file.scan.READ_CHUNK", 3 * 1024 + 5)
+    monkeypatch.setattr("agentstore.backends.file.lines.READ_CHUNK", 3 * 1024 + 5)
 
 
 def _between_hops(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> list[int]:

@@ -28,7 +28,7 @@ def test_reads_on_trio_across_hops_and_cancelled_mid_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reading, "HOP_BYTES", 16 * 1024)
-    monkeypatch.setattr("agentstore.backends.file.scan.READ_CHUNK", 5 * 1024 + 7)
+    monkeypatch.setattr("agentstore.backends.file.lines.READ_CHUNK", 5 * 1024 + 7)
 
     async def run() -> None:
         async with agentstore.open(tmp_path) as store:

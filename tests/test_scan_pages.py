@@ -11,6 +11,7 @@ import pytest
 import agentstore
 from agentstore import new_event
 from agentstore.backends.base import EventFilter
+from agentstore.backends.file import lines as line_reader
 from agentstore.backends.file import scan
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, DECODE_PAGE, scan_events
 from agentstore.codec import decode_line
@@ -51,7 +52,7 @@ def _scan(log: Path, flt: EventFilter, checkpoints: dict[int, int]) -> list[int]
         os.close(fd)
 
 
-@pytest.mark.parametrize("chunk", [scan.READ_CHUNK, 7_001, 300])
+@pytest.mark.parametrize("chunk", [line_reader.READ_CHUNK, 7_001, 300])
 @pytest.mark.parametrize(
     ("from_seq", "to_seq", "limit"),
     [
@@ -74,7 +75,7 @@ def test_a_scan_returns_its_range_and_learns_true_checkpoints(
     to_seq: int | None,
     limit: int | None,
 ) -> None:
-    monkeypatch.setattr(scan, "READ_CHUNK", chunk)
+    monkeypatch.setattr(line_reader, "READ_CHUNK", chunk)
     checkpoints: dict[int, int] = {}
     got = _scan(log, EventFilter(from_seq=from_seq, to_seq=to_seq, limit=limit), checkpoints)
     want = list(range(max(from_seq, 1), (to_seq if to_seq is not None else N) + 1))

@@ -29,7 +29,8 @@ from typing import NoReturn
 
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout
-from agentstore.backends.file.scan import CHECKPOINT_EVERY, decode_at, iter_lines
+from agentstore.backends.file.lines import iter_lines
+from agentstore.backends.file.scan import CHECKPOINT_EVERY, decode_at
 from agentstore.backends.file.sessions import read_session
 from agentstore.backends.file.tail import committed_end, quarantine_tail, read_tail
 from agentstore.codec import batch_end

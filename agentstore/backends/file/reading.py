@@ -23,8 +23,9 @@ import anyio.to_thread
 from agentstore._turns import Turns
 from agentstore.backends.base import EventFilter
 from agentstore.backends.file import atomic
+from agentstore.backends.file.lines import read_lines
 from agentstore.backends.file.log import Logs, LogView
-from agentstore.backends.file.scan import Scan, read_lines, scan_events, scan_start
+from agentstore.backends.file.scan import Scan, scan_events, scan_start
 from agentstore.errors import StorageError
 from agentstore.events import Event
 

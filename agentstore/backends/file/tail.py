@@ -20,7 +20,7 @@ from typing import Any
 
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout
-from agentstore.backends.file.scan import lines_backwards
+from agentstore.backends.file.lines import lines_backwards
 from agentstore.codec import batch_end, decode_object
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, decode_event

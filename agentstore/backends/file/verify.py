@@ -27,7 +27,7 @@ import orjson
 
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout, classify
-from agentstore.backends.file.scan import iter_lines
+from agentstore.backends.file.lines import iter_lines
 from agentstore.backends.file.sessions import read_session
 from agentstore.backends.file.tail import (
     committed_end,
