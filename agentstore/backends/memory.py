@@ -1,17 +1,15 @@
 """The in-memory backend: dicts and lists, gone when the process ends.
 
-It is the reference implementation of the conformance suite. Each event is kept as
-immutable parts (id, type, timestamp, its payload as JSON bytes, a private copy of its
-metadata taken apart), so nothing a caller does to an object it passed in or got back can
-change what the store holds, the cyclic collector has nothing to walk per event, and a
-read builds events without parsing whole JSON lines.
+It is the reference implementation of the conformance suite. Each session is a
+`SessionLog` (`memory_log.py`: the session as JSON, its events as immutable parts, so
+nothing a caller does to an object it passed in or got back can change what the store
+holds, and a read builds events without parsing whole JSON lines).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -35,6 +33,7 @@ from agentstore.backends.base import (
     plan_append,
     session_cursor,
 )
+from agentstore.backends.memory_log import SessionLog
 from agentstore.errors import ConcurrencyError, SessionExistsError, SessionNotFoundError
 from agentstore.events import (
     Event,
@@ -43,10 +42,8 @@ from agentstore.events import (
 )
 from agentstore.metadata import (
     SHARED_EMPTY,
-    MetadataParts,
     gc_paused,
     metadata_from_parts,
-    metadata_parts,
 )
 from agentstore.session import Session
 
@@ -63,66 +60,6 @@ _LINE_OVERHEAD = len(
 )
 
 
-# A session's columns before its first event: one shared empty tuple, which reads like an
-# empty list. Every list is an object the cyclic collector walks in each full collection
-# (which pauses every thread, the event loop too, in proportion to the heap): 10,000
-# sessions without events made 50,000 lists to walk for nothing.
-_NO_EVENTS: Any = ()
-
-
-@dataclass(slots=True)
-class _Log:
-    """One session: the session as JSON, and its events column by column.
-
-    A session is kept as the bytes of its file on a data directory (read back as a new
-    `Session` each time, as a file is), with what listings filter and sort on beside it:
-    one object per session for the cyclic collector to walk (this one), where a kept
-    `Session` was four (the model, its field dict, its fields-set, this).
-    """
-
-    session_json: bytes
-    session_id: str
-    created_at: datetime
-    labels: dict[str, str]
-    """The session's labels (strings only: not tracked by the collector)."""
-    ids: list[str] = _NO_EVENTS
-    types: list[str] = _NO_EVENTS
-    stamps: list[datetime] = _NO_EVENTS
-    payloads: list[bytes] = _NO_EVENTS
-    metas: list[MetadataParts | None] = _NO_EVENTS
-    """A private copy of each event's metadata, taken apart (None where it is empty): no
-    work for the cyclic collector (a `Metadata` per event is two objects it walks)."""
-    index: dict[str, int] = field(default_factory=dict)
-    """Event id -> sequence number (idempotent appends)."""
-    snapshots: dict[str | None, SnapshotRecord] = field(default_factory=dict)
-    """One snapshot per reducer fingerprint."""
-
-    @classmethod
-    def of(cls, session: Session) -> _Log:
-        """Keep `session` (its event count and update time are worked out when read)."""
-        return cls(
-            orjson.dumps(session.to_dict()), session.id, session.created_at, dict(session.labels)
-        )
-
-    def open_columns(self) -> None:
-        """Give the session lists of its own, before its first event is stored."""
-        self.ids, self.types, self.stamps, self.payloads, self.metas = [], [], [], [], []
-
-    def event(self, session_id: str, seq: int) -> Event:
-        """Build a fresh `Event` (new objects throughout) for sequence number `seq`."""
-        i = seq - 1
-        meta = self.metas[i]
-        return build_event(
-            self.ids[i],
-            session_id,
-            seq,
-            self.types[i],
-            orjson.loads(self.payloads[i]),
-            self.stamps[i],
-            SHARED_EMPTY if meta is None else metadata_from_parts(meta),
-        )
-
-
 class MemoryBackend(Backend):
     """Keeps everything in this process's memory.
 
@@ -135,7 +72,7 @@ class MemoryBackend(Backend):
     appends_never_suspend = True  # dicts and lists only: nothing in `append` awaits
 
     def __init__(self) -> None:
-        self._logs: dict[str, _Log] = {}
+        self._logs: dict[str, SessionLog] = {}
         # While sessions arrive in (created_at, id) order (a store stamps them so), the
         # dict's own order is the listing's: a page is read off its end, not sorted.
         self._in_order = True
@@ -149,20 +86,11 @@ class MemoryBackend(Backend):
     async def close(self) -> None:
         """Drop nothing: a closed in-memory store simply stops being used."""
 
-    def _log(self, session_id: str) -> _Log:
+    def _log(self, session_id: str) -> SessionLog:
         log = self._logs.get(session_id)
         if log is None:
             raise SessionNotFoundError(session_id)
         return log
-
-    def _session_view(self, log: _Log) -> Session:
-        # A new Session each time (the caller may change it), read as a file backend reads
-        # its session file: 3 µs, no more than copying a kept model.
-        session = Session.model_validate_json(log.session_json)
-        session.event_count = len(log.ids)
-        if log.stamps and log.stamps[-1] > session.created_at:
-            session.updated_at = log.stamps[-1]
-        return session
 
     def _notify(self, session_id: str) -> None:
         AppendRegistry.notify(self._key, session_id)
@@ -170,7 +98,7 @@ class MemoryBackend(Backend):
     async def create_session(
         self, session: Session, events: Sequence[PendingEvent] = ()
     ) -> AppendResult:
-        log = _Log.of(session)
+        log = SessionLog.of(session)
         with self._mutex:
             if session.id in self._logs:
                 raise SessionExistsError(session.id)
@@ -185,7 +113,7 @@ class MemoryBackend(Backend):
         return result if result is not None else AppendResult([], 0, 0)
 
     async def get_session(self, session_id: str) -> Session:
-        return self._session_view(self._log(session_id))
+        return self._log(session_id).view()
 
     async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
         log = self._log(session_id)
@@ -200,19 +128,19 @@ class MemoryBackend(Backend):
             changed = Session.model_validate_json(log.session_json).model_copy(update=update)
             log.session_json = orjson.dumps(changed.to_dict())
             log.labels = dict(changed.labels)
-        return self._session_view(log)
+        return log.view()
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         labels = query.labels
         after = parse_session_cursor(query.cursor) if query.cursor else None
 
-        def wanted(log: _Log) -> bool:
+        def wanted(log: SessionLog) -> bool:
             return (not labels or all(log.labels.get(k) == v for k, v in labels.items())) and (
                 after is None or (log.created_at, log.session_id) < after
             )
 
         with self._mutex:  # another thread's create must not change the dict mid-walk
-            newest_first: Iterable[_Log]
+            newest_first: Iterable[SessionLog]
             if self._in_order:  # the dict's own order, newest last: read off its end
                 newest_first = reversed(self._logs.values())
             else:
@@ -223,7 +151,7 @@ class MemoryBackend(Backend):
                 )
             # One more than a page: is there a next page?
             chosen = list(islice(filter(wanted, newest_first), query.limit + 1))
-        page = [self._session_view(log) for log in chosen[: query.limit]]
+        page = [log.view() for log in chosen[: query.limit]]
         more = len(chosen) > query.limit
         return SessionPage(page, session_cursor(page[-1]) if more and page else None)
 
@@ -284,7 +212,7 @@ class MemoryBackend(Backend):
 
     def _append_batch(
         self,
-        log: _Log,
+        log: SessionLog,
         session_id: str,
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
@@ -301,7 +229,7 @@ class MemoryBackend(Backend):
         )
         # Nothing above can fail half-way through the batch; commit it all at once.
         for pending, _seq, ts in plan.new:
-            self._store(log, pending, ts)
+            log.store(pending, ts)
         log.index.update(plan.new_ids)
         out = [
             event if event is not None else log.event(session_id, plan.duplicates[index])
@@ -310,21 +238,8 @@ class MemoryBackend(Backend):
         return AppendResult(out, len(plan.new_ids), last)
 
     @staticmethod
-    def _store(log: _Log, pending: PendingEvent, ts: datetime) -> None:
-        if not log.ids:
-            log.open_columns()
-        log.ids.append(pending.id)
-        log.types.append(pending.type)
-        log.stamps.append(ts)
-        # orjson's bytes keep their 4 KiB working buffer: copy to the exact size.
-        log.payloads.append(bytes(memoryview(pending.payload_json)))
-        log.metas.append(
-            None if pending.metadata_json == b"{}" else metadata_parts(pending.metadata)
-        )
-
-    @staticmethod
     def _append_one(
-        log: _Log, session_id: str, pending: PendingEvent, expected_seq: int | None
+        log: SessionLog, session_id: str, pending: PendingEvent, expected_seq: int | None
     ) -> AppendResult:
         """`append` of a single event: `plan_append`'s rules, without its batch bookkeeping
         (the hot path of an agent loop: about half the cost of the general one here)."""
@@ -340,7 +255,7 @@ class MemoryBackend(Backend):
         if stamps and ts < stamps[-1]:
             ts = stamps[-1]
         seq = last + 1
-        MemoryBackend._store(log, pending, ts)
+        log.store(pending, ts)
         log.index[pid] = seq
         event = build_event(
             pid, session_id, seq, pending.type, pending.payload, ts, pending.metadata
