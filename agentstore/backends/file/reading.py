@@ -71,11 +71,10 @@ class _Opened:
 def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
     """On a worker: open the session's log, find where the read starts, read a chunk."""
     view = logs.get(session_id)
-    with view.mutex:
-        size, checkpoints, ino = view.size, dict(view.checkpoints), view.ino
-    if size == 0:
+    opened = _open_view(logs, view)
+    if opened is None:
         return None
-    fd = _open_fd(logs, view, ino)
+    fd, size, checkpoints = opened
     try:
         start_seq, offset = scan_start(fd, flt, checkpoints)
         scan = Scan(view.path, flt, checkpoints, start_seq, page=LOOP_PAGE)
@@ -101,9 +100,17 @@ def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
         raise
 
 
-def _open_fd(logs: Logs, view: LogView, ino: int) -> int:
-    # Opened anew: the view's descriptor may be closed by another thread meanwhile. It
-    # must be the file the view opened (not a session deleted and created again).
+def _open_view(logs: Logs, view: LogView) -> tuple[int, int, dict[int, int]] | None:
+    """Open a view's log for one read: (descriptor, size seen, a copy of its checkpoints).
+
+    None for an empty log. Opened anew: the view's descriptor may be closed by another
+    thread meanwhile. It must be the file the view opened (not a session deleted and
+    created again).
+    """
+    with view.mutex:
+        size, checkpoints, ino = view.size, dict(view.checkpoints), view.ino
+    if size == 0:
+        return None
     try:
         fd = atomic.open_file(view.path, os.O_RDONLY)
     except FileNotFoundError:
@@ -116,7 +123,7 @@ def _open_fd(logs: Logs, view: LogView, ino: int) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, size, checkpoints
 
 
 def _take_chunks(chunks: Iterator[Chunk], budget: int) -> tuple[list[Chunk], bool]:
@@ -181,11 +188,10 @@ def read_view(logs: Logs, view: LogView, flt: EventFilter) -> list[Event]:
 
     Up to what this process has seen of the log (the view's size).
     """
-    with view.mutex:
-        size, checkpoints, ino = view.size, dict(view.checkpoints), view.ino
-    if size == 0:
+    opened = _open_view(logs, view)
+    if opened is None:
         return []
-    fd = _open_fd(logs, view, ino)
+    fd, size, checkpoints = opened
     try:
         events = list(scan_events(fd, view.path, flt, size, checkpoints))
     finally:
