@@ -146,39 +146,55 @@ async def _api_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[A
             await channel.close()
 
 
+Op = Callable[[int], Awaitable[Any]]
+
+
 @contextlib.asynccontextmanager
-async def _stream_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+async def _stream_calls(
+    target: str, open_op: Callable[[grpc.aio.Channel, list[Any]], Awaitable[Op]]
+) -> AsyncIterator[Callable[[int], Awaitable[Op]]]:
+    """Clients each on a channel of their own and one long-lived streaming call (which
+    `open_op` opens, records in the list it is given, and wraps as one append), all
+    closed on this loop at the end."""
     channels: list[grpc.aio.Channel] = []
     calls: list[Any] = []
 
-    async def make(_: int) -> Callable[[int], Awaitable[Any]]:
+    async def make(_: int) -> Op:
         channel = grpc.aio.insecure_channel(target)
         channels.append(channel)
-        stub = pb_grpc.AgentStoreStub(channel)
-        sid = (await stub.CreateSession(pb.CreateSessionRequest(name="bench"))).id
-        call = stub.AppendStream()
-        calls.append(call)
-
-        async def op(i: int) -> Any:
-            body = orjson.dumps(scenarios.payload(i))
-            event = pb.NewEvent(type="tool_called", payload_json=body)
-            request = pb.AppendRequest(session_id=sid, events=[event])
-            await call.write(pb.AppendStreamRequest(tag=i + 1, append=request))
-            reply = await call.read()
-            if reply.WhichOneof("result") != "ok":
-                raise RuntimeError(f"append failed: {reply}")
-            return reply
-
-        return op
+        return await open_op(channel, calls)
 
     try:
-        yield make  # type: ignore[misc]
+        yield make
     finally:
         for call in calls:
             await call.done_writing()
             await call.code()  # the call ends on this loop (no event left for a closed one)
         for channel in channels:
             await channel.close()
+
+
+async def _append_stream_op(channel: grpc.aio.Channel, calls: list[Any]) -> Op:
+    stub = pb_grpc.AgentStoreStub(channel)
+    sid = (await stub.CreateSession(pb.CreateSessionRequest(name="bench"))).id
+    call = stub.AppendStream()
+    calls.append(call)
+
+    async def op(i: int) -> Any:
+        body = orjson.dumps(scenarios.payload(i))
+        event = pb.NewEvent(type="tool_called", payload_json=body)
+        request = pb.AppendRequest(session_id=sid, events=[event])
+        await call.write(pb.AppendStreamRequest(tag=i + 1, append=request))
+        reply = await call.read()
+        if reply.WhichOneof("result") != "ok":
+            raise RuntimeError(f"append failed: {reply}")
+        return reply
+
+    return op
+
+
+def _stream_clients(target: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    return _stream_calls(target, _append_stream_op)
 
 
 @contextlib.asynccontextmanager
@@ -229,34 +245,22 @@ async def serve_echo() -> None:
     await echo.stop(None)
 
 
-@contextlib.asynccontextmanager
-async def _echo_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
-    channels: list[grpc.aio.Channel] = []
-    calls: list[Any] = []
+async def _echo_op(channel: grpc.aio.Channel, calls: list[Any]) -> Op:
+    call = channel.stream_stream(_ECHO_METHOD)()
+    calls.append(call)
 
-    async def make(_: int) -> Callable[[int], Awaitable[Any]]:
-        channel = grpc.aio.insecure_channel(target)
-        channels.append(channel)
-        call = channel.stream_stream(_ECHO_METHOD)()
-        calls.append(call)
+    async def op(i: int) -> Any:
+        # An append's message, as bytes: the same size on the wire as the other rows.
+        event = pb.NewEvent(type="tool_called", payload_json=orjson.dumps(scenarios.payload(i)))
+        request = pb.AppendRequest(session_id="s" * 26, events=[event])
+        await call.write(pb.AppendStreamRequest(tag=i + 1, append=request).SerializeToString())
+        return await call.read()
 
-        async def op(i: int) -> Any:
-            # An append's message, as bytes: the same size on the wire as the other rows.
-            event = pb.NewEvent(type="tool_called", payload_json=orjson.dumps(scenarios.payload(i)))
-            request = pb.AppendRequest(session_id="s" * 26, events=[event])
-            await call.write(pb.AppendStreamRequest(tag=i + 1, append=request).SerializeToString())
-            return await call.read()
+    return op
 
-        return op
 
-    try:
-        yield make  # type: ignore[misc]
-    finally:
-        for call in calls:
-            await call.done_writing()
-            await call.code()
-        for channel in channels:
-            await channel.close()
+def _echo_clients(target: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    return _stream_calls(target, _echo_op)
 
 
 async def same_driver_row(base: Path, seconds: float) -> Row:
