@@ -75,6 +75,24 @@ def _expected(
     return out if limit is None else out[:limit]
 
 
+async def _read_and_expect(
+    store: Store,
+    sid: str,
+    every: list[Event],
+    types: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    from_seq: int | None,
+    to_seq: int | None,
+    limit: int | None,
+) -> tuple[list[Event], list[int]]:
+    """The store's replay with these filters, and the sequence numbers it must return."""
+    got = await store.replay(
+        sid, types=types, since=since, until=until, from_seq=from_seq, to_seq=to_seq, limit=limit
+    )
+    return got, _expected(every, types, since, until, from_seq, to_seq, limit)
+
+
 async def _check_random_reads(store: Store, sid: str, every: list[Event], seed: int) -> None:
     rng = random.Random(seed)
     stamps = [e.timestamp for e in every]
@@ -85,17 +103,8 @@ async def _check_random_reads(store: Store, sid: str, every: list[Event], seed: 
         from_seq = rng.choice([None, 0, 1, rng.randint(1, N + 3), 1024, 1025, 2048, N])
         to_seq = rng.choice([None, None, rng.randint(1, N + 3), 1023, 1024, 2049, N])
         limit = rng.choice([None, None, 1, rng.randint(1, 400), 1500])
-        got = await store.replay(
-            sid,
-            types=types,
-            since=since,
-            until=until,
-            from_seq=from_seq,
-            to_seq=to_seq,
-            limit=limit,
-        )
-        want = _expected(every, types, since, until, from_seq, to_seq, limit)
         filters = (types, since, until, from_seq, to_seq, limit)
+        got, want = await _read_and_expect(store, sid, every, *filters)
         assert [e.sequence_number for e in got] == want, filters
         by_seq = {e.sequence_number: e for e in every}
         assert all(e == by_seq[e.sequence_number] for e in got), filters
@@ -147,14 +156,6 @@ async def test_random_filters_on_a_go_log_across_tiny_hops(
             from_seq = rng.choice([None, rng.randint(1, len(every) + 2)])
             to_seq = rng.choice([None, rng.randint(1, len(every) + 2)])
             limit = rng.choice([None, rng.randint(1, 60)])
-            got = await store.replay(
-                GO_LONG,
-                types=types,
-                since=since,
-                until=until,
-                from_seq=from_seq,
-                to_seq=to_seq,
-                limit=limit,
-            )
-            want = _expected(every, types, since, until, from_seq, to_seq, limit)
+            filters = (types, since, until, from_seq, to_seq, limit)
+            got, want = await _read_and_expect(store, GO_LONG, every, *filters)
             assert [e.sequence_number for e in got] == want
