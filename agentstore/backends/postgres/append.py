@@ -21,6 +21,7 @@ from agentstore.backends.postgres._driver import pgexc, translated
 from agentstore.backends.postgres.flights import Flights
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row, session_values
+from agentstore.backends.postgres.snapshots import SnapshotRows, carried_values
 from agentstore.errors import (
     ConcurrencyError,
     SessionExistsError,
@@ -76,7 +77,7 @@ WITH s AS (
     SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
     FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
         WITH ORDINALITY AS u(id, type, p, m, ord)
-)
+){snap}
 SELECT base, last_ts, followed FROM s
 """
 
@@ -91,9 +92,19 @@ WITH s AS (
 ), i AS (
     INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
     SELECT $1, s.base + 1, $2, $3, s.last_ts, $4, $5 FROM s
-)
+){snap}
 SELECT base, last_ts, followed FROM s
 """
+
+# A snapshot of the session carried by `_FAST_NOW` or `_ONE_NOW` (see snapshots.py):
+# written only if the statement updated the session row (`FROM s`), so only into the
+# session it was taken of, and committed with the append.
+_CARRY = """, n AS (
+    INSERT INTO {s}.snapshots (session_id, reducer, version, state, created_at)
+    SELECT $1, $6, $7, $8::json, $9 FROM s
+    ON CONFLICT (session_id, reducer) DO UPDATE SET version = excluded.version,
+        state = excluded.state, created_at = excluded.created_at
+)"""
 
 _CREATE = """
 WITH s AS (
@@ -129,14 +140,23 @@ def _columns(
 class Appender:
     """The append and create statements of one schema."""
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, snapshots: SnapshotRows) -> None:
         s = f'"{schema}"'
         self._fast = _FAST.format(s=s, expected="", batch=_BATCH)
         self._fast_expected = _FAST.format(s=s, expected="AND last_seq = $7", batch=_BATCH)
-        self._now = _FAST_NOW.format(s=s, expected="")
-        self._now_expected = _FAST_NOW.format(s=s, expected="AND last_seq = $6")
-        self._one = _ONE_NOW.format(s=s, expected="")
-        self._one_expected = _ONE_NOW.format(s=s, expected="AND last_seq = $6")
+        # By (one event, expected_seq given, a snapshot carried); the carried snapshot's
+        # values come before expected_seq.
+        self._now = {
+            (one, expected, carry): (_ONE_NOW if one else _FAST_NOW).format(
+                s=s,
+                expected=f"AND last_seq = ${10 if carry else 6}" if expected else "",
+                snap=_CARRY.format(s=s) if carry else "",
+            )
+            for one in (False, True)
+            for expected in (False, True)
+            for carry in (False, True)
+        }
+        self._snapshots = snapshots
         self._create = _CREATE.format(s=s, batch=_BATCH)
         self._lookup = (
             f"SELECT s.last_seq, e.id, e.seq FROM {s}.sessions s "
@@ -218,22 +238,31 @@ class Appender:
     ) -> list[Any] | None:
         """The one-statement append of a batch without timestamps of its own: one row
         `(base, ts, followed)` (its events are `base + 1 ..` at `ts`), [] or None as
-        `_try_fast`."""
+        `_try_fast`. It carries a snapshot of the session that waits to be written."""
         args: tuple[Any, ...]
         if len(batch) == 1:
             p = batch[0]
             args = (session_id, p.id, p.type, p.payload_json.decode(), p.metadata_json.decode())
-            sql = self._one if expected_seq is None else self._one_expected
         else:
             ids = [p.id for p in batch]
             types = [p.type for p in batch]
             payloads = [p.payload_json.decode() for p in batch]
             metas = [p.metadata_json.decode() for p in batch]
             args = (session_id, ids, types, payloads, metas)
-            sql = self._now if expected_seq is None else self._now_expected
+        carried = self._snapshots.take(session_id)
+        if carried is not None:
+            args += carried_values(carried)
         if expected_seq is not None:
             args += (expected_seq,)
-        return await _fetch_unless_stored(pool, sql, *args)
+        sql = self._now[len(batch) == 1, expected_seq is not None, carried is not None]
+        if carried is None:
+            return await _fetch_unless_stored(pool, sql, *args)
+        rows = None
+        try:
+            rows = await _fetch_unless_stored(pool, sql, *args)
+        finally:  # not written (no row, an error): it waits again
+            self._snapshots.landed(carried, again=not rows)
+        return rows
 
     async def _resolve(
         self,

@@ -80,9 +80,9 @@ class PostgresBackend(Backend):
     def __init__(self, url: str, **options: Any) -> None:
         self.options: PostgresOptions = parse_url(url, **options)
         schema = self.options.schema
-        self._appender = Appender(schema)
-        self._sessions = SessionRows(schema)
         self._snapshots = SnapshotRows(schema)
+        self._appender = Appender(schema, self._snapshots)
+        self._sessions = SessionRows(schema)
         self._reader = EventReader(schema)
         self._channel = channel_name(schema)
         self._db: Database | None = None
@@ -148,7 +148,10 @@ class PostgresBackend(Backend):
                 await migrate(conn, opts.schema, where)
 
     async def close(self) -> None:
-        """Flush pending notifications, stop listening and close every connection."""
+        """Write waiting snapshots, flush pending notifications, stop listening and close
+        every connection."""
+        if self._db is not None:
+            await self._snapshots.close()
         if self._notifier is not None:
             await self._notifier.close()
         if self._listener is not None:
@@ -208,6 +211,7 @@ class PostgresBackend(Backend):
         return await self._sessions.find_ids(self.db, prefix, limit)
 
     async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
+        self._snapshots.forget(session_id)
         await self._sessions.delete(self._writable(), session_id, expected_seq)
         self._ryw.deleted(session_id)
         self._notify(session_id, -1)
