@@ -32,7 +32,6 @@ from google_crc32c import value as _crc32c
 
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, decode_event, format_timestamp, parse_timestamp
-from agentstore.metadata import gc_paused
 
 __all__ = [
     "CHECKSUM_FIELD",
@@ -43,7 +42,6 @@ __all__ = [
     "decode_object",
     "encode_line",
     "format_timestamp",
-    "gc_paused",
     "parse_timestamp",
 ]
 

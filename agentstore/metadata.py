@@ -4,19 +4,14 @@ Building a `Metadata` through pydantic validation costs several microseconds; th
 helpers here build them from values already known to be valid (an empty one, a copy, a
 decoded log line whose values have the expected JSON types), which the hot paths use.
 Events read without metadata build none: they share `SHARED_EMPTY` until it is read
-(`OwnMetadata`); `SlotDefault` spares read-only events their other pydantic slots. And
-`gc_paused`, the pause of the cyclic collector while a page of events is built.
+(`OwnMetadata`); `SlotDefault` spares read-only events their other pydantic slots.
 """
 
 from __future__ import annotations
 
 import copy
-import gc
 import math
-import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, SupportsIndex
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,7 +25,6 @@ __all__ = [
     "copy_metadata",
     "decode_metadata",
     "empty_metadata",
-    "gc_paused",
     "metadata_from_parts",
     "metadata_parts",
 ]
@@ -303,52 +297,3 @@ def metadata_from_parts(parts: MetadataParts) -> Metadata:
     if fields["extra"] is not None:
         fields["extra"] = dict(fields["extra"])
     return _assemble(fields, set(names), copy.deepcopy(unknown) if unknown else {})
-
-
-# --- pausing the cyclic collector while events are built ---------------------------------
-#
-# Decoding a page of events makes thousands of container objects (each event, its field
-# dict, its metadata); with the collector on, it walks them again every few hundred, and
-# its older generations (the whole heap) every few thousand: 20-40% of a replay. Pausing
-# it for a page makes that one young collection after the page. `gc.disable()` is
-# process-wide and pages are decoded on several threads at once (the loop, the file
-# backend's workers), so the pauses are counted under a lock: the first one in records
-# whether the collector was on, the last one out turns it back on (only if it was).
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_resume = False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the block (nestable, any thread).
-
-    The collector is turned back on when the last pause in the process ends, and only if
-    it was on when the first began: a program that disabled it keeps it disabled.
-    """
-    global _gc_pauses, _gc_resume
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_resume = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            if _gc_pauses:  # 0 only in a child forked inside this pause (reset there)
-                _gc_pauses -= 1
-                if _gc_pauses == 0 and _gc_resume:
-                    gc.enable()
-
-
-def _gc_after_fork() -> None:
-    # Only the forking thread lives on in the child: pauses held by the others never end.
-    global _gc_lock, _gc_pauses, _gc_resume
-    if _gc_pauses and _gc_resume:
-        gc.enable()
-    _gc_lock, _gc_pauses, _gc_resume = threading.Lock(), 0, False
-
-
-os.register_at_fork(after_in_child=_gc_after_fork)

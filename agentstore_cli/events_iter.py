@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agentstore import Event, Store
+from agentstore._gc import gc_paused  # counted: safe beside the store's own pauses
 from agentstore.events import check_event_type
-from agentstore.metadata import gc_paused  # counted: safe beside the store's own pauses
 from agentstore_cli.common import UsageError
 
 __all__ = ["EventQuery", "follow_events", "gc_paused", "iter_events", "iter_pages", "parse_types"]

@@ -11,10 +11,10 @@ import pytest
 
 import agentstore
 from agentstore import EventType, new_event
+from agentstore._gc import gc_paused
 from agentstore.backends.file.scan import DECODE_PAGE
 from agentstore.backends.memory import MemoryBackend
 from agentstore.errors import CorruptLogError
-from agentstore.metadata import gc_paused
 
 
 def test_a_pause_restores_the_collector_even_on_error(collector_on: None) -> None:

@@ -100,7 +100,7 @@ def test_a_child_forked_during_another_threads_pause_collects(collector_on: None
     # forks: in the child that thread does not exist, so its pause must not either.
     import os
 
-    from agentstore.metadata import gc_paused
+    from agentstore._gc import gc_paused
 
     paused, release = threading.Event(), threading.Event()
 

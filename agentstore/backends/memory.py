@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import orjson
 
+from agentstore._gc import full_collections_deferred, gc_paused
 from agentstore._turns import Turns
 from agentstore.backends._wakeups import AppendRegistry
 from agentstore.backends.base import (
@@ -42,7 +43,6 @@ from agentstore.events import (
 )
 from agentstore.metadata import (
     SHARED_EMPTY,
-    gc_paused,
     metadata_from_parts,
 )
 from agentstore.session import Session
@@ -266,12 +266,20 @@ class MemoryBackend(Backend):
         log = self._log(session_id)
         count = len(log.ids)
         stop = count if flt.to_seq is None else min(flt.to_seq, count)
+        first = max(flt.from_seq, 1) - 1
+        if stop - first <= _READ_PAGE:  # one page, no turn: nothing to defer
+            return await self._read(log, session_id, flt, first, stop)
+        with full_collections_deferred():  # none walks the events built so far (see _gc)
+            return await self._read(log, session_id, flt, first, stop)
+
+    async def _read(
+        self, log: SessionLog, session_id: str, flt: EventFilter, first: int, stop: int
+    ) -> list[Event]:
         out: list[Event] = []
         types, since, until, limit = flt.types, flt.since, flt.until, flt.limit
         log_types, stamps = log.types, log.stamps
         ids, payloads, metas = log.ids, log.payloads, log.metas
         loads = orjson.loads
-        first = max(flt.from_seq, 1) - 1
         turns = Turns()
         for page in range(first, stop, _READ_PAGE):
             if turns.due():

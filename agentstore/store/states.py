@@ -4,7 +4,7 @@ The state of recently used sessions is kept in memory (an LRU of `cache_size`) a
 append folds into it, so `get_state` on a hot session reads nothing. A cold session starts
 from the snapshot its reducer made (if any) and folds the events after it, a page at a
 time so a long fold gives the event loop a turn, with the cyclic garbage collector paused
-while a page is decoded and folded (`agentstore.metadata.gc_paused`: a page makes thousands of
+while a page is decoded and folded (`agentstore._gc.gc_paused`: a page makes thousands of
 objects that die young; letting the collector walk them page after page cost 20-40% of a
 fold).
 
@@ -27,12 +27,12 @@ import anyio.lowlevel
 import orjson
 from pydantic import ValidationError
 
+from agentstore._gc import full_collections_deferred, gc_paused
 from agentstore._turns import Turns
 from agentstore.backends.base import AppendResult, Backend, EventFilter, PendingEvent
 from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import ReducerError
 from agentstore.events import Event, build_event
-from agentstore.metadata import gc_paused
 from agentstore.state import Reducer, State, copy_state, default_reducer, reducer_fingerprint
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.validate import private_copy
@@ -237,6 +237,12 @@ class StateKeeper:
         return await self._fold_range(session_id, base, at_seq)
 
     async def _fold_range(self, session_id: str, state: State, stop_at: int) -> State:
+        if stop_at - state.version <= _FOLD_SLICE:
+            return await self._fold_pages(session_id, state, stop_at)
+        with full_collections_deferred():  # see _gc: a full collection is one long stall
+            return await self._fold_pages(session_id, state, stop_at)
+
+    async def _fold_pages(self, session_id: str, state: State, stop_at: int) -> State:
         # A page at a time, and within a page a turn of the loop once the fold has held it
         # for `TURN` (`Turns`): folding a cold session of 10,000 events must not hold the
         # event loop (the heartbeat of `make bench` asks for no stall over 5 ms).
@@ -245,9 +251,12 @@ class StateKeeper:
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
             # The backend decodes the page with the collector paused, taking turns of its
-            # own; the fold makes short-lived objects, so it is paused here too. The fold's
-            # clock runs on across pages: a read that did not yield (a short one, in
-            # memory) counts, or ten pages would hold the loop for 25 ms.
+            # own, on a clock of its own: a turn before it if this one is due, or the two
+            # slices would add up. The fold makes short-lived objects, so it is paused here
+            # too. The fold's clock runs on across pages: a read that did not yield (a short
+            # one, in memory) counts, or ten pages would hold the loop for 25 ms.
+            if turns.due():
+                await turns.take()
             events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
             for at in range(0, len(events), _FOLD_SLICE):
                 if turns.due():

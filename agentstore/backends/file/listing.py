@@ -13,12 +13,12 @@ import os
 from collections.abc import Callable
 from itertools import islice
 
+from agentstore._gc import gc_paused
 from agentstore._turns import ThreadTurns
 from agentstore.backends.base import SessionPage, SessionQuery, parse_session_cursor, session_cursor
 from agentstore.backends.file.layout import Layout, classify
 from agentstore.backends.file.sessions import SessionIndex, sort_key
 from agentstore.errors import SessionNotFoundError, StorageError
-from agentstore.metadata import gc_paused
 from agentstore.session import Session
 
 __all__ = ["find_ids", "list_page", "matches"]

@@ -20,6 +20,7 @@ from time import perf_counter
 
 import anyio.to_thread
 
+from agentstore._gc import full_collections_deferred
 from agentstore._turns import Turns
 from agentstore.backends.base import EventFilter
 from agentstore.backends.file import atomic
@@ -146,6 +147,11 @@ def _next_chunks(chunks: Iterator[Chunk]) -> tuple[list[Chunk], bool]:
 
 async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Event]:
     """Read the events of a session that pass `flt` (see the module docstring)."""
+    with full_collections_deferred():  # none walks the events built so far (see _gc)
+        return await _read_events(logs, session_id, flt)
+
+
+async def _read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Event]:
     opened = await anyio.to_thread.run_sync(_open, logs, session_id, flt)
     if opened is None:
         return []

@@ -13,9 +13,10 @@ from typing import NoReturn
 
 import orjson
 
+from agentstore._gc import gc_paused
 from agentstore.backends.base import EventFilter
 from agentstore.backends.file.lines import lines_backwards, read_lines
-from agentstore.codec import checksum_ok, gc_paused
+from agentstore.codec import checksum_ok
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, decode_event, legacy_event_id
 

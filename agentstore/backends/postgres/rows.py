@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from agentstore.codec import gc_paused
+from agentstore._gc import gc_paused
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, build_event, decode_metadata, empty_metadata
 from agentstore.session import Session
