@@ -98,6 +98,17 @@ def measure(
     return result(system, latencies_ns=lat, wall_ns=wall, **kw)
 
 
+async def between_calls() -> None:
+    """Give the loop a turn between two timed calls, as an agent does between steps.
+
+    Two passes of the loop: a task whose timer expired (the heartbeat) is only scheduled in
+    the first and runs in the second. With one, back-to-back calls of 1 ms read as 3 ms
+    "stalls", the heartbeat running every second or third.
+    """
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
 async def measure_async(
     system: str,
     op: Callable[[int], Awaitable[Any]],
@@ -128,11 +139,7 @@ async def measure_async(
         t1 = clock()
         append(t1 - t0)
         if yield_every and i % yield_every == yield_every - 1:
-            # Two passes of the loop: a task whose timer expired (the heartbeat) is only
-            # scheduled in the first and runs in the second. With one, back-to-back calls
-            # of 1 ms read as 3 ms "stalls", the heartbeat running every second or third.
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            await between_calls()
             paused += clock() - t1
     wall = clock() - start - paused
     return result(system, latencies_ns=lat, wall_ns=wall, **kw)
