@@ -8,6 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The machines are shared and noisy: a property test's example can take seconds when a
+# neighbour is busy. Hypothesis' time limits (a 200 ms deadline per example, the "too slow"
+# health check) then fail tests that are correct; the properties are what is checked.
+settings.register_profile("agentstore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("agentstore")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GO_DATA = FIXTURES / "go-agent-data"
