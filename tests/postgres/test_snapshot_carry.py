@@ -155,3 +155,40 @@ async def test_a_newer_snapshot_replaces_a_waiting_older_one(pg_url: str, pg_sch
             )
         await store.append(session.id, new_event("tool_result", {}))
         assert await _stored(pg_url, pg_schema, session.id) == [10]
+
+
+async def _refuse_snapshots(pg_url: str, schema: str) -> None:
+    """Make the server refuse every snapshot write of the schema (a trigger that raises)."""
+    conn = await asyncpg.connect(pg_url.split("?")[0])
+    try:
+        await conn.execute(
+            f'CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS '
+            "$$ BEGIN RAISE EXCEPTION 'snapshots refused'; END $$; "
+            f'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON "{schema}".snapshots '
+            f'FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse()'
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.usefixtures("no_timer")
+@pytest.mark.parametrize("expected", [False, True])
+async def test_a_snapshot_the_server_refuses_never_fails_the_append_carrying_it(
+    pg_url: str, pg_schema: str, expected: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with agentstore.open(pg_url, snapshot_interval=10) as store:
+        session = await store.create_session()
+        await _refuse_snapshots(pg_url, pg_schema)
+        await _snapshot_due(store, session.id, 10)
+        for i in range(10, 13):  # the first carries the snapshot; the others carry none
+            stored = await store.append(
+                session.id,
+                new_event("tool_result", {"i": i}),
+                expected_seq=i if expected else None,
+            )
+            assert stored.sequence_number == i + 1
+        assert await _stored(pg_url, pg_schema, session.id) == []
+        assert "snapshots refused" in caplog.text  # said, not raised
+    async with agentstore.open(pg_url) as other:
+        events = await other.replay(session.id)
+    assert [e.payload["i"] for e in events] == list(range(13))

@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
         "the PostgreSQL backend needs asyncpg: pip install 'agentstore[postgres]'"
     ) from exc
 
-__all__ = ["CONNECTION_ERRORS", "asyncpg", "pgexc", "translate", "translated"]
+__all__ = ["CONNECTION_ERRORS", "asyncpg", "pgexc", "refused", "translate", "translated"]
 
 # Errors after which the connection (or the server behind it) is gone or refusing work for
 # now: the statement may or may not have been applied, and a retry with the same event ids
@@ -52,6 +52,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     pgexc.InternalClientError,
 )
 """Errors after which a connection must not be used again."""
+
+
+def refused(exc: BaseException) -> bool:
+    """Tell whether the server refused a statement (it ran and failed: nothing applied),
+    as opposed to a connection or server that is gone or busy (applied or not: unknown)."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _UNAVAILABLE)
 
 
 def translate(exc: BaseException, what: str) -> AgentStoreError:

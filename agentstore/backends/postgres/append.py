@@ -12,12 +12,13 @@ writer, 2.8x with eight writers on one session (docs/postgres.md, bench/RESULTS.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from agentstore.backends.base import AppendResult, PendingEvent, plan_append
-from agentstore.backends.postgres._driver import pgexc, translated
+from agentstore.backends.postgres._driver import pgexc, refused, translated
 from agentstore.backends.postgres.flights import Flights
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row, session_values
@@ -30,6 +31,8 @@ from agentstore.errors import (
 )
 from agentstore.events import Event, build_event
 from agentstore.session import Session
+
+log = logging.getLogger("agentstore.postgres")
 
 __all__ = ["Appender"]
 
@@ -257,12 +260,25 @@ class Appender:
         sql = self._now[len(batch) == 1, expected_seq is not None, carried is not None]
         if carried is None:
             return await _fetch_unless_stored(pool, sql, *args)
-        rows = None
+        again = True  # not written (cancelled, the connection lost): it waits again
         try:
             rows = await _fetch_unless_stored(pool, sql, *args)
-        finally:  # not written (no row, an error): it waits again
-            self._snapshots.landed(carried, again=not rows)
-        return rows
+            again = not rows  # no row (expected_seq lost, an id stored): not written
+            return rows
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            # The server refused the statement, for the append's sake or the snapshot's.
+            # A snapshot is a cache and never fails an append: it is dropped (as a
+            # snapshot written alone is when its statement fails) and the append runs
+            # again alone; nothing of the first statement was applied.
+            again = False
+            log.warning("agentstore: a snapshot of session %s not saved: %r", session_id, exc)
+            plain = args[:5] if expected_seq is None else (*args[:5], expected_seq)
+            sql = self._now[len(batch) == 1, expected_seq is not None, False]
+            return await _fetch_unless_stored(pool, sql, *plain)
+        finally:
+            self._snapshots.landed(carried, again=again)
 
     async def _resolve(
         self,
