@@ -22,47 +22,88 @@ from __future__ import annotations
 import gc
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 __all__ = ["full_collections_deferred", "gc_paused"]
-
-_lock = threading.Lock()
-_pauses = 0
-_resume = False
-_defers = 0
-_saved_threshold2 = 10
 
 _NEVER = 1 << 30
 """A third threshold no count reaches: the oldest generation is never collected on its own
 (an explicit `gc.collect()` still collects it)."""
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
+class _Counted:
+    """A process-wide change of the collector, made by the first user in and undone by the
+    last one out, whichever threads they run on (`with switch():`)."""
+
+    def __init__(self, begin: Callable[[], None], end: Callable[[], None]) -> None:
+        self._begin, self._end = begin, end
+        self.users = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with _lock:
+            if self.users == 0:
+                self._begin()
+            self.users += 1
+        try:
+            yield
+        finally:
+            with _lock:
+                if self.users:  # 0 only in a child forked inside (reset there)
+                    self.users -= 1
+                    if self.users == 0:
+                        self._end()
+
+    def reset(self) -> None:
+        """In a forked child: undo the change if a user held it (none lives on there)."""
+        if self.users:
+            self._end()
+        self.users = 0
+
+
+_lock = threading.Lock()
+_was_enabled = False
+_saved_threshold2 = 10
+
+
+def _disable() -> None:
+    global _was_enabled
+    _was_enabled = gc.isenabled()
+    gc.disable()
+
+
+def _reenable() -> None:
+    if _was_enabled:  # a program that disabled the collector keeps it disabled
+        gc.enable()
+
+
+def _defer() -> None:
+    global _saved_threshold2
+    first, second, _saved_threshold2 = gc.get_threshold()
+    gc.set_threshold(first, second, _NEVER)
+
+
+def _restore_threshold2() -> None:
+    first, second, third = gc.get_threshold()
+    if third == _NEVER:  # a threshold the program set meanwhile wins
+        gc.set_threshold(first, second, _saved_threshold2)
+
+
+_pause = _Counted(_disable, _reenable)
+_deferral = _Counted(_defer, _restore_threshold2)
+
+
+def gc_paused() -> AbstractContextManager[None]:
     """Pause the cyclic garbage collector for the block (nestable, any thread).
 
     The collector is turned back on when the last pause in the process ends, and only if
     it was on when the first began: a program that disabled it keeps it disabled.
     """
-    global _pauses, _resume
-    with _lock:
-        if _pauses == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            if _pauses:  # 0 only in a child forked inside this pause (reset there)
-                _pauses -= 1
-                if _pauses == 0 and _resume:
-                    gc.enable()
+    return _pause()
 
 
-@contextmanager
-def full_collections_deferred() -> Iterator[None]:
+def full_collections_deferred() -> AbstractContextManager[None]:
     """Keep the collector from walking the whole heap during the block (nestable).
 
     Young collections go on; the oldest generation's threshold is set out of reach and
@@ -70,38 +111,16 @@ def full_collections_deferred() -> Iterator[None]:
     meanwhile (its setting wins). Meant for a read that takes turns of the loop: held
     across its awaits, it must end in the same task (a `with` around the read).
     """
-    global _defers, _saved_threshold2
-    with _lock:
-        if _defers == 0:
-            first, second, third = gc.get_threshold()
-            _saved_threshold2 = third
-            gc.set_threshold(first, second, _NEVER)
-        _defers += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            if _defers:  # 0 only in a child forked inside a deferral (reset there)
-                _defers -= 1
-                if _defers == 0:
-                    _restore_threshold2()
-
-
-def _restore_threshold2() -> None:
-    first, second, third = gc.get_threshold()
-    if third == _NEVER:
-        gc.set_threshold(first, second, _saved_threshold2)
+    return _deferral()
 
 
 def _after_fork() -> None:
     # Only the forking thread lives on in the child: pauses and deferrals held by the
     # others never end there.
-    global _lock, _pauses, _resume, _defers
-    if _pauses and _resume:
-        gc.enable()
-    if _defers:
-        _restore_threshold2()
-    _lock, _pauses, _resume, _defers = threading.Lock(), 0, False, 0
+    global _lock
+    _lock = threading.Lock()
+    _pause.reset()
+    _deferral.reset()
 
 
 os.register_at_fork(after_in_child=_after_fork)
