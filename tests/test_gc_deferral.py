@@ -18,7 +18,7 @@ import pytest
 
 import agentstore
 from agentstore import EventType, new_event
-from agentstore._gc import full_collections_deferred
+from agentstore._gc import full_collections_deferred, gc_paused
 
 EVENTS = 4000
 
@@ -146,8 +146,8 @@ async def test_a_read_cancelled_between_turns_puts_the_threshold_back(
     async with agentstore.open(in_memory=True, snapshot_interval=0) as store:
         sid = await _filled(store)
         read = asyncio.create_task(store.replay(sid))
-        while gc.get_threshold() == eager_collector:  # until the read has begun
-            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the read runs until its first turn of the loop
+        assert gc.get_threshold() != eager_collector  # inside its deferral
         read.cancel()
         with pytest.raises(asyncio.CancelledError):
             await read
@@ -162,5 +162,15 @@ def test_a_child_forked_during_a_deferral_gets_the_threshold_back(
         pid = os.fork()
         if pid == 0:  # the child: the deferral that was on in its parent never ends here
             os._exit(0 if gc.get_threshold() == eager_collector else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_pause_gets_the_collector_back(collector_on: None) -> None:
+    with gc_paused():
+        pid = os.fork()
+        if pid == 0:  # the child: the pause that was on in its parent never ends here
+            os._exit(0 if gc.isenabled() else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
