@@ -50,7 +50,7 @@ from agentstore.session import Session
 __all__ = ["MemoryBackend"]
 
 
-_READ_PAGE = 250
+_READ_PAGE = 128
 """Events built between two looks at the clock (a turn of the loop every `TURN`)."""
 
 # The bytes of a file-backend line besides its variable parts (for `session_size`).

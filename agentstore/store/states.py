@@ -43,7 +43,7 @@ logger = logging.getLogger("agentstore")
 
 _FOLD_PAGE = 1000
 """Events read from the backend at once for a fold (one read: one thread hop on files)."""
-_FOLD_SLICE = 250
+_FOLD_SLICE = 128
 """Events folded between two looks at the clock (a turn of the loop every `TURN`)."""
 
 

@@ -40,8 +40,9 @@ that opens the log, as before: decoding it on the loop cost a cold `get_state` o
 events 7% (the worker holds the GIL for this long, well under the 5 ms a stall may
 last). A longer read goes on on the loop, in turns."""
 
-LOOP_PAGE = 256
-"""Lines decoded on the loop between two looks at the clock (about half a millisecond)."""
+LOOP_PAGE = 128
+"""Lines decoded on the loop between two looks at the clock (a quarter of a millisecond on
+an idle benchmark machine, a millisecond when its neighbours are busy)."""
 
 HOP_BYTES = 4 * 1024 * 1024
 """Bytes of log read per thread hop after the first, which reads one chunk (1 MiB): a
