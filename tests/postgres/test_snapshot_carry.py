@@ -35,6 +35,17 @@ async def _stored(pg_url: str, schema: str, session_id: str) -> list[int]:
     return [r["version"] for r in rows]
 
 
+async def _written(
+    pg_url: str, schema: str, session_id: str, versions: list[int], why: str
+) -> None:
+    """Wait (10 s at most) until the table holds these snapshot versions: a write the store
+    makes in the background, on its timer or at once, not in any call awaited here."""
+    deadline = time.monotonic() + 10
+    while await _stored(pg_url, schema, session_id) != versions:
+        assert time.monotonic() < deadline, why
+        await asyncio.sleep(0.02)
+
+
 async def _snapshot_due(store: Store, session_id: str, n: int) -> None:
     """Append `n` events (a snapshot falls due at `n`) and let the store hand it over."""
     await store.append_many(session_id, _events(n))
@@ -70,10 +81,9 @@ async def test_a_snapshot_no_append_takes_is_written_alone(
     async with agentstore.open(pg_url, snapshot_interval=10) as store:
         session = await store.create_session()
         await _snapshot_due(store, session.id, 10)
-        deadline = time.monotonic() + 10
-        while await _stored(pg_url, pg_schema, session.id) != [10]:
-            assert time.monotonic() < deadline, "the waiting snapshot was never written"
-            await asyncio.sleep(0.02)  # the timer's write, not a race
+        await _written(
+            pg_url, pg_schema, session.id, [10], "the waiting snapshot was never written"
+        )
 
 
 @pytest.mark.usefixtures("no_timer")
@@ -84,10 +94,7 @@ async def test_a_large_snapshot_is_written_at_once(
     async with agentstore.open(pg_url, snapshot_interval=10) as store:
         session = await store.create_session()
         await _snapshot_due(store, session.id, 10)
-        deadline = time.monotonic() + 10
-        while await _stored(pg_url, pg_schema, session.id) != [10]:
-            assert time.monotonic() < deadline, "the large snapshot waited"
-            await asyncio.sleep(0.02)
+        await _written(pg_url, pg_schema, session.id, [10], "the large snapshot waited")
 
 
 @pytest.mark.usefixtures("no_timer")
