@@ -211,7 +211,7 @@ class PostgresBackend(Backend):
         return await self._sessions.find_ids(self.db, prefix, limit)
 
     async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
-        self._snapshots.forget(session_id)
+        await self._snapshots.forget(session_id)
         await self._sessions.delete(self._writable(), session_id, expected_seq)
         self._ryw.deleted(session_id)
         self._notify(session_id, -1)

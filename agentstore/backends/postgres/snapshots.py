@@ -12,10 +12,11 @@ append should not carry a big state), and everything waiting when the backend cl
 Rules that keep it a cache that never lies: this backend reads its own snapshots (a load
 sees the waiting or travelling one first); one (session, reducer) is never in two
 statements at once, and a newer snapshot replaces a waiting older one, so an older one
-never lands over a newer; deleting a session drops its waiting snapshots; an append
-carries a snapshot only into a session row it updates (so only into the session it was
-taken of, never into one deleted meanwhile); a carried snapshot whose statement failed or
-wrote nothing waits again, unless a newer one arrived.
+never lands over a newer; deleting a session waits for its snapshots in a statement to
+land and drops the waiting ones; an append carries a snapshot only into a session row it
+updates (so only into the session it was taken of, never into one deleted meanwhile); a
+carried snapshot whose statement failed or wrote nothing waits again, unless a newer one
+arrived.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class SnapshotRows:
         self._waiting: dict[str, dict[str, Carried]] = {}
         # (session id, reducer) -> the snapshot in a statement now
         self._flying: dict[tuple[str, str], Carried] = {}
+        # (session id, reducer) in flight -> set when it lands (for a delete waiting on it)
+        self._landing: dict[tuple[str, str], asyncio.Event] = {}
         self._pool: Database | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -126,6 +129,9 @@ class SnapshotRows:
         snap = carried[0]
         reducer = snap.reducer or _NO_REDUCER
         del self._flying[snap.session_id, reducer]
+        landing = self._landing.pop((snap.session_id, reducer), None)
+        if landing is not None:
+            landing.set()
         waiting = self._waiting.get(snap.session_id)
         if again and (waiting is None or reducer not in waiting):
             self._waiting.setdefault(snap.session_id, {})[reducer] = carried
@@ -139,9 +145,15 @@ class SnapshotRows:
         carried = self._waiting.get(session_id, {}).get(key) or self._flying.get((session_id, key))
         return None if carried is None else carried[0]
 
-    def forget(self, session_id: str) -> None:
-        """Drop the snapshots of a session being deleted that wait to be written."""
+    async def forget(self, session_id: str) -> None:
+        """Drop the snapshots of a session about to be deleted, once none of them is in a
+        statement: one written alone that landed after the delete could land on a session
+        made again with the same id (the foreign key finds the new row), and until it
+        landed this backend would read it back as the new session's."""
         self._waiting.pop(session_id, None)
+        while flying := [key for key in self._flying if key[0] == session_id]:
+            await self._landing.setdefault(flying[0], asyncio.Event()).wait()
+        self._waiting.pop(session_id, None)  # one that landed unwritten waits no more
 
     def _arm(self, delay: float) -> None:
         """Write what waits (and no append took) in `delay` seconds, or sooner if armed so."""
