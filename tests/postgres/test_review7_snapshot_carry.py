@@ -102,3 +102,54 @@ async def test_a_session_deleted_while_its_snapshot_is_written_alone_never_gets_
         state = await other.get_state(sid)
     assert "tool_result" not in state.data, "the deleted session's snapshot landed on it"
     assert await _stored(pg_url, pg_schema, sid) == []
+
+
+@pytest.fixture
+def no_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saved snapshots wait for an append (or the close) however slow the machine."""
+    monkeypatch.setattr(snapshots, "RIDE_WAIT", 3600.0)
+
+
+@pytest.mark.usefixtures("no_timer")
+@pytest.mark.parametrize("written_by", ["append", "close"])
+async def test_a_waiting_snapshot_never_lands_on_a_session_another_store_made_again(
+    pg_url: str, pg_schema: str, written_by: str
+) -> None:
+    # Another process resets a conversation (delete, create with the same id) while this
+    # one's snapshot of the old one waits for its next append.
+    sid = "reset"
+    async with agentstore.open(pg_url, snapshot_interval=10) as a:
+        await a.create_session(session_id=sid)
+        await a.append_many(sid, [new_event("tool_result", {"i": i}) for i in range(10)])
+        await a.get_state(sid)  # the store handed its snapshot to the backend: it waits
+        async with agentstore.open(pg_url, snapshot_interval=0) as b:
+            await b.delete_session(sid)
+            await _make_again(b, sid)
+            if written_by == "close":  # a writes its snapshot alone as it closes
+                await b.append(sid, new_event("note", {"j": 12}))
+        if written_by == "append":  # to the new session, carrying the snapshot
+            await a.append(sid, new_event("note", {"j": 12}))
+    assert await _stored(pg_url, pg_schema, sid) == []
+    async with agentstore.open(pg_url, cache_size=0) as other:
+        state = await other.get_state(sid)
+    assert state.data == {"note": {"j": 12}}
+
+
+@pytest.mark.usefixtures("no_timer")
+@pytest.mark.parametrize("written_by", ["append", "close"])
+async def test_a_waiting_snapshot_never_lands_over_a_newer_one_of_another_store(
+    pg_url: str, pg_schema: str, written_by: str
+) -> None:
+    sid = "shared"
+    async with agentstore.open(pg_url, snapshot_interval=10) as a:
+        await a.create_session(session_id=sid)
+        await a.append_many(sid, [new_event("tool_result", {"i": i}) for i in range(10)])
+        await a.get_state(sid)  # its snapshot at 10 waits
+        async with agentstore.open(pg_url, snapshot_interval=10) as b:
+            await b.append_many(sid, [new_event("tool_result", {"i": i}) for i in range(10)])
+            await b.get_state(sid)
+        assert await _stored(pg_url, pg_schema, sid) == [20]  # b's, written at its close
+        if written_by == "append":
+            await a.append(sid, new_event("note", {}))  # carries the one at 10
+    # (or a wrote it alone as it closed)
+    assert await _stored(pg_url, pg_schema, sid) == [20]

@@ -100,13 +100,17 @@ SELECT base, last_ts, followed FROM s
 """
 
 # A snapshot of the session carried by `_FAST_NOW` or `_ONE_NOW` (see snapshots.py):
-# written only if the statement updated the session row (`FROM s`), so only into the
-# session it was taken of, and committed with the append.
+# written only if the statement updated the session row (`FROM s`) and that session was
+# made before the snapshot was taken (another process may have deleted the session it was
+# taken of and made a new one with its id while it waited), never over a newer one
+# (another process's), and committed with the append.
 _CARRY = """, n AS (
     INSERT INTO {s}.snapshots (session_id, reducer, version, state, created_at)
-    SELECT $1, $6, $7, $8::json, $9 FROM s
+    SELECT $1, $6, $7, $8::json, $9 FROM s, {s}.sessions x
+    WHERE x.id = $1 AND x.created_at <= $9
     ON CONFLICT (session_id, reducer) DO UPDATE SET version = excluded.version,
         state = excluded.state, created_at = excluded.created_at
+        WHERE {s}.snapshots.version <= excluded.version
 )"""
 
 _CREATE = """

@@ -58,20 +58,24 @@ class SnapshotRows:
     def __init__(self, schema: str) -> None:
         s = f'"{schema}"'
         # INSERT ... SELECT from the session row: a deleted session gets no snapshot, and
-        # the foreign key removes snapshots with their session. A snapshot is a cache of
-        # events already durable (an append is acknowledged after its commit is flushed),
-        # so its own commit need not wait for the disk (SET LOCAL synchronous_commit off,
-        # as a function in the statement): a crash can lose only the snapshot, which is
-        # rebuilt, never leave one ahead of the log (WAL is replayed in order). Half the
-        # time of a flushed commit here. (One an append carries commits with the append.)
+        # the foreign key removes snapshots with their session; nor does a session made
+        # after the snapshot was taken (another process deleted the one it was taken of
+        # and made a new one with its id), and an older one never replaces a newer one
+        # (another process's). A snapshot is a cache of events already durable (an append
+        # is acknowledged after its commit is flushed), so its own commit need not wait
+        # for the disk (SET LOCAL synchronous_commit off, as a function in the statement):
+        # a crash can lose only the snapshot, which is rebuilt, never leave one ahead of
+        # the log (WAL is replayed in order). Half the time of a flushed commit here. (One
+        # an append carries commits with the append.)
         self._save = (
             "WITH c AS (SELECT set_config('synchronous_commit', 'off', true)) "
             f"INSERT INTO {s}.snapshots (session_id, reducer, version, state, created_at) "
             "SELECT x.id, u.r, u.v, u.j::json, u.t FROM c, unnest($1::text[], $2::text[], "
             "$3::bigint[], $4::text[], $5::timestamptz[]) AS u(sid, r, v, j, t) "
-            f"JOIN {s}.sessions x ON x.id = u.sid "
+            f"JOIN {s}.sessions x ON x.id = u.sid AND x.created_at <= u.t "
             "ON CONFLICT (session_id, reducer) DO UPDATE SET version = excluded.version, "
-            "state = excluded.state, created_at = excluded.created_at"
+            "state = excluded.state, created_at = excluded.created_at "
+            f"WHERE {s}.snapshots.version <= excluded.version"
         )
         self._load = (
             f"SELECT version, state, created_at FROM {s}.snapshots "
