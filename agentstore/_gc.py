@@ -23,13 +23,20 @@ import gc
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
+from contextvars import ContextVar
 
 __all__ = ["full_collections_deferred", "gc_paused"]
 
 _NEVER = 1 << 30
 """A third threshold no count reaches: the oldest generation is never collected on its own
 (an explicit `gc.collect()` still collects it)."""
+
+_OVERDUE = 10
+"""How many full collections a deferral may put off: reads that overlap without end (a
+server whose clients keep reading) never leave the process outside a deferral, so a read
+that starts with this many due collects the oldest generation first, or the cyclic garbage
+of a long-running process would never be freed."""
 
 
 class _Counted:
@@ -109,9 +116,38 @@ def full_collections_deferred() -> AbstractContextManager[None]:
     Young collections go on; the oldest generation's threshold is set out of reach and
     put back when the last deferral in the process ends, unless the program changed it
     meanwhile (its setting wins). Meant for a read that takes turns of the loop: held
-    across its awaits, it must end in the same task (a `with` around the read).
+    across its awaits, it must end in the same task (a `with` around the read). Reads
+    that always overlap put off at most `_OVERDUE` full collections.
     """
-    return _deferral()
+    return _deferred()
+
+
+_inside: ContextVar[bool] = ContextVar("agentstore_gc_deferred", default=False)
+"""True within a deferral of this task (or thread): a read's own nested deferral (a fold's
+page read) never collects."""
+
+
+@contextmanager
+def _deferred() -> Iterator[None]:
+    with _deferral():
+        # The count of the oldest generation goes on rising while its threshold is out of
+        # reach (one a young collection). Overdue while other reads hold the deferral
+        # (they may never all end at once), it is collected as this read starts, before
+        # it has built anything; never in a read's own nested deferral.
+        if (
+            _deferral.users > 1
+            and not _inside.get()
+            and gc.get_count()[2] >= _OVERDUE * max(_saved_threshold2, 1)
+            and gc.isenabled()
+            and gc.get_threshold()[2] == _NEVER
+        ):
+            gc.collect()
+        token = _inside.set(True)
+        try:
+            yield
+        finally:
+            with suppress(ValueError):  # ended in another context (closed by the GC)
+                _inside.reset(token)
 
 
 def _after_fork() -> None:

@@ -1,0 +1,64 @@
+"""Review 7: full collections deferred by reads that overlap without end
+(`agentstore._gc.full_collections_deferred`)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from agentstore._gc import full_collections_deferred
+
+
+@pytest.fixture
+def eager_collector() -> Iterator[tuple[int, int, int]]:
+    """Thresholds that walk the whole heap every few hundred objects (the heap frozen
+    first, as in tests/test_gc_deferral.py, so that a full collection is not put off by
+    the objects pytest holds)."""
+    was_on, before = gc.isenabled(), gc.get_threshold()
+    eager = (100, 2, 2)
+    gc.collect()
+    gc.freeze()
+    gc.collect()
+    gc.enable()
+    gc.set_threshold(*eager)
+    try:
+        yield eager
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+        if not was_on:
+            gc.disable()
+
+
+def test_reads_that_always_overlap_still_let_a_full_collection_run(
+    eager_collector: tuple[int, int, int],
+) -> None:
+    # A server whose clients keep reading: each read starts before the one before it has
+    # ended, so at no moment is the process outside a deferral. Full collections are put
+    # off, but not for ever: the cyclic garbage of a long-running process must be freed.
+    full = 0
+
+    def count(phase: str, info: dict[str, Any]) -> None:
+        nonlocal full
+        if phase == "start" and info["generation"] == 2:
+            full += 1
+
+    kept: list[Any] = []
+    gc.callbacks.append(count)
+    try:
+        with ExitStack() as reads:
+            reads.enter_context(full_collections_deferred())
+            for _ in range(100):
+                previous = reads.pop_all()
+                reads.enter_context(full_collections_deferred())  # the next read starts
+                kept.append([{"event": [i]} for i in range(1000)])  # the reads' events
+                previous.close()  # then the one before it ends
+            during = full
+    finally:
+        gc.callbacks.remove(count)
+    assert gc.get_threshold() == eager_collector
+    assert during > 0, "the oldest generation was never collected while reads overlapped"
