@@ -153,3 +153,21 @@ async def test_a_waiting_snapshot_never_lands_over_a_newer_one_of_another_store(
             await a.append(sid, new_event("note", {}))  # carries the one at 10
     # (or a wrote it alone as it closed)
     assert await _stored(pg_url, pg_schema, sid) == [20]
+
+
+@pytest.mark.usefixtures("no_timer")
+async def test_a_store_never_reads_its_waiting_snapshot_into_a_session_made_again(
+    pg_url: str,
+) -> None:
+    # Another process resets the conversation while this store's snapshot of the old one
+    # waits; this store, folding cold, must not start the new one from it.
+    sid = "reset"
+    async with agentstore.open(pg_url, snapshot_interval=10, cache_size=0) as a:
+        await a.create_session(session_id=sid)
+        await a.append_many(sid, [new_event("tool_result", {"i": i}) for i in range(10)])
+        await a.get_state(sid)  # its snapshot at 10 waits
+        async with agentstore.open(pg_url, snapshot_interval=0) as b:
+            await b.delete_session(sid)
+            await _make_again(b, sid)
+        state = await a.get_state(sid)
+        assert state.data == {"note": {"j": 11}}

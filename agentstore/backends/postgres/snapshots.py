@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 import orjson
@@ -242,10 +242,17 @@ class SnapshotRows:
             snap = _record(
                 session_id, reducer, row["snap_version"], row["snap_state"], row["snap_created"]
             )
+        session = session_from_row(row)
         mine = self.waiting(session_id, reducer)
-        if mine is not None and (snap is None or mine.version >= snap.version):
+        # Not of a session made after it was taken: another process deleted the one it was
+        # taken of and made a new one with its id (the statements refuse it too).
+        if (
+            mine is not None
+            and _aware(mine.created_at) >= session.created_at
+            and (snap is None or mine.version >= snap.version)
+        ):
             snap = mine
-        return session_from_row(row), snap
+        return session, snap
 
 
 def carried_values(carried: Carried) -> tuple[str, int, str, datetime]:
@@ -253,6 +260,11 @@ def carried_values(carried: Carried) -> tuple[str, int, str, datetime]:
     version, state JSON, time."""
     snap, text = carried
     return snap.reducer or _NO_REDUCER, snap.version, text, snap.created_at
+
+
+def _aware(when: datetime) -> datetime:
+    """`when` comparable with a time read from the server (a naive time taken as UTC)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _record(
