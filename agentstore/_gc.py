@@ -87,7 +87,11 @@ def _reenable() -> None:
 
 def _defer() -> None:
     global _saved_threshold2
-    first, second, _saved_threshold2 = gc.get_threshold()
+    first, second, third = gc.get_threshold()
+    # Out of reach with no deferral on: a program saved the setting during one and put it
+    # back after; the program's own is the one saved then.
+    if third != _NEVER:
+        _saved_threshold2 = third
     gc.set_threshold(first, second, _NEVER)
 
 

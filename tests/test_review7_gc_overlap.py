@@ -62,3 +62,17 @@ def test_reads_that_always_overlap_still_let_a_full_collection_run(
         gc.callbacks.remove(count)
     assert gc.get_threshold() == eager_collector
     assert during > 0, "the oldest generation was never collected while reads overlapped"
+
+
+def test_a_setting_saved_during_a_read_and_put_back_after_it_heals_at_the_next_read(
+    eager_collector: tuple[int, int, int],
+) -> None:
+    # A program (or a library, or another thread) saves the collector's setting while a
+    # read defers full collections, and puts it back once the read has ended: the setting
+    # it puts back is the deferral's. The next read must not take that for the program's.
+    with full_collections_deferred():
+        saved = gc.get_threshold()
+    gc.set_threshold(*saved)
+    with full_collections_deferred():
+        pass
+    assert gc.get_threshold() == eager_collector
