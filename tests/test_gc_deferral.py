@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +20,6 @@ from agentstore import EventType, new_event
 from agentstore._gc import full_collections_deferred, gc_paused
 
 EVENTS = 4000
-
-
-@pytest.fixture
-def eager_collector() -> Iterator[tuple[int, int, int]]:
-    """Thresholds that make the collector walk the whole heap every few hundred objects.
-
-    The test process's heap is frozen first (as a long-running agent's start-up heap, see
-    docs/performance.md): a full collection runs only once the objects made since the last
-    one reach a quarter of those it found, so with pytest's heap in play none would.
-    """
-    was_on, before = gc.isenabled(), gc.get_threshold()
-    eager = (100, 2, 2)
-    gc.collect()
-    gc.freeze()
-    gc.collect()  # finds nothing: the collector now counts what the test makes
-    gc.enable()
-    gc.set_threshold(*eager)
-    try:
-        yield eager
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
-        if not was_on:
-            gc.disable()
 
 
 class FullCollections:

@@ -4,34 +4,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
-import pytest
-
 from agentstore._gc import full_collections_deferred
-
-
-@pytest.fixture
-def eager_collector() -> Iterator[tuple[int, int, int]]:
-    """Thresholds that walk the whole heap every few hundred objects (the heap frozen
-    first, as in tests/test_gc_deferral.py, so that a full collection is not put off by
-    the objects pytest holds)."""
-    was_on, before = gc.isenabled(), gc.get_threshold()
-    eager = (100, 2, 2)
-    gc.collect()
-    gc.freeze()
-    gc.collect()
-    gc.enable()
-    gc.set_threshold(*eager)
-    try:
-        yield eager
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
-        if not was_on:
-            gc.disable()
 
 
 def test_reads_that_always_overlap_still_let_a_full_collection_run(

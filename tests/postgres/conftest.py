@@ -68,3 +68,11 @@ def pg_schema() -> str:
 def pg_url(pg_database_url: str, pg_schema: str) -> str:
     """A store URL on this run's database, in this test's own schema."""
     return f"{pg_database_url}?schema={pg_schema}"
+
+
+@pytest.fixture
+def no_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saved snapshots wait for an append (or the close) however slow the machine."""
+    from agentstore.backends.postgres import snapshots
+
+    monkeypatch.setattr(snapshots, "RIDE_WAIT", 3600.0)

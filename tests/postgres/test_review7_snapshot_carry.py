@@ -14,29 +14,14 @@ import pytest
 import agentstore
 from agentstore import new_event
 from agentstore.backends.postgres import snapshots
-
-
-async def _connect(pg_url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(pg_url.split("?")[0])
-
-
-async def _stored(pg_url: str, schema: str, session_id: str) -> list[int]:
-    """The snapshot versions of the session in the table (what other stores read)."""
-    conn = await _connect(pg_url)
-    try:
-        rows = await conn.fetch(
-            f'SELECT version FROM "{schema}".snapshots WHERE session_id = $1', session_id
-        )
-    finally:
-        await conn.close()
-    return [r["version"] for r in rows]
+from tests.postgres.snapshot_table import connect, stored_versions
 
 
 @asynccontextmanager
 async def _snapshot_writes_held(pg_url: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
     """Every snapshot write of the schema waits in the server (a trigger on an advisory
     lock this connection holds) until the block ends."""
-    conn = await _connect(pg_url)
+    conn = await connect(pg_url)
     try:
         await conn.execute(
             f'CREATE FUNCTION "{schema}".hold() RETURNS trigger LANGUAGE plpgsql AS '
@@ -101,13 +86,7 @@ async def test_a_session_deleted_while_its_snapshot_is_written_alone_never_gets_
     async with agentstore.open(pg_url, cache_size=0) as other:
         state = await other.get_state(sid)
     assert "tool_result" not in state.data, "the deleted session's snapshot landed on it"
-    assert await _stored(pg_url, pg_schema, sid) == []
-
-
-@pytest.fixture
-def no_timer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Saved snapshots wait for an append (or the close) however slow the machine."""
-    monkeypatch.setattr(snapshots, "RIDE_WAIT", 3600.0)
+    assert await stored_versions(pg_url, pg_schema, sid) == []
 
 
 @pytest.mark.usefixtures("no_timer")
@@ -129,7 +108,7 @@ async def test_a_waiting_snapshot_never_lands_on_a_session_another_store_made_ag
                 await b.append(sid, new_event("note", {"j": 12}))
         if written_by == "append":  # to the new session, carrying the snapshot
             await a.append(sid, new_event("note", {"j": 12}))
-    assert await _stored(pg_url, pg_schema, sid) == []
+    assert await stored_versions(pg_url, pg_schema, sid) == []
     async with agentstore.open(pg_url, cache_size=0) as other:
         state = await other.get_state(sid)
     assert state.data == {"note": {"j": 12}}
@@ -148,11 +127,11 @@ async def test_a_waiting_snapshot_never_lands_over_a_newer_one_of_another_store(
         async with agentstore.open(pg_url, snapshot_interval=10) as b:
             await b.append_many(sid, [new_event("tool_result", {"i": i}) for i in range(10)])
             await b.get_state(sid)
-        assert await _stored(pg_url, pg_schema, sid) == [20]  # b's, written at its close
+        assert await stored_versions(pg_url, pg_schema, sid) == [20]  # b's, written at its close
         if written_by == "append":
             await a.append(sid, new_event("note", {}))  # carries the one at 10
     # (or a wrote it alone as it closed)
-    assert await _stored(pg_url, pg_schema, sid) == [20]
+    assert await stored_versions(pg_url, pg_schema, sid) == [20]
 
 
 @pytest.mark.usefixtures("no_timer")

@@ -17,22 +17,11 @@ from agentstore import Store, new_event
 from agentstore.backends.base import SnapshotRecord
 from agentstore.backends.postgres import snapshots
 from agentstore.errors import ConcurrencyError
+from tests.postgres.snapshot_table import stored_versions
 
 
 def _events(n: int) -> list[agentstore.Event]:
     return [new_event("tool_result", {"i": i}) for i in range(n)]
-
-
-async def _stored(pg_url: str, schema: str, session_id: str) -> list[int]:
-    """The snapshot versions of the session in the table (what other stores read)."""
-    conn = await asyncpg.connect(pg_url.split("?")[0])
-    try:
-        rows = await conn.fetch(
-            f'SELECT version FROM "{schema}".snapshots WHERE session_id = $1', session_id
-        )
-    finally:
-        await conn.close()
-    return [r["version"] for r in rows]
 
 
 async def _written(
@@ -41,7 +30,7 @@ async def _written(
     """Wait (10 s at most) until the table holds these snapshot versions: a write the store
     makes in the background, on its timer or at once, not in any call awaited here."""
     deadline = time.monotonic() + 10
-    while await _stored(pg_url, schema, session_id) != versions:
+    while await stored_versions(pg_url, schema, session_id) != versions:
         assert time.monotonic() < deadline, why
         await asyncio.sleep(0.02)
 
@@ -52,23 +41,17 @@ async def _snapshot_due(store: Store, session_id: str, n: int) -> None:
     await store.get_state(session_id)  # waits for the store's snapshot write
 
 
-@pytest.fixture
-def no_timer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Saved snapshots wait for an append (or the close) however slow the machine."""
-    monkeypatch.setattr(snapshots, "RIDE_WAIT", 3600.0)
-
-
 @pytest.mark.usefixtures("no_timer")
 async def test_the_next_append_writes_the_snapshot(pg_url: str, pg_schema: str) -> None:
     async with agentstore.open(pg_url, snapshot_interval=10) as store:
         session = await store.create_session()
         await _snapshot_due(store, session.id, 10)
-        assert await _stored(pg_url, pg_schema, session.id) == []  # waiting, no statement
+        assert await stored_versions(pg_url, pg_schema, session.id) == []  # waiting, no statement
         await store.append(session.id, new_event("tool_result", {"i": 10}))
-        assert await _stored(pg_url, pg_schema, session.id) == [10]
+        assert await stored_versions(pg_url, pg_schema, session.id) == [10]
         await _snapshot_due(store, session.id, 9)  # 20
         await store.append_many(session.id, _events(3))
-        assert await _stored(pg_url, pg_schema, session.id) == [20]
+        assert await stored_versions(pg_url, pg_schema, session.id) == [20]
         expected = await store.get_state(session.id)
     async with agentstore.open(pg_url, cache_size=0) as other:
         assert (await other.get_state(session.id)).model_dump() == expected.model_dump()
@@ -103,7 +86,7 @@ async def test_closing_writes_what_waits(pg_url: str, pg_schema: str) -> None:
         session = await store.create_session()
         await _snapshot_due(store, session.id, 15)
         state = await store.get_state(session.id)
-    assert await _stored(pg_url, pg_schema, session.id) == [15]
+    assert await stored_versions(pg_url, pg_schema, session.id) == [15]
     async with agentstore.open(pg_url, cache_size=0) as again:
         assert (await again.get_state(session.id)).model_dump() == state.model_dump()
 
@@ -130,7 +113,7 @@ async def test_a_deleted_session_made_again_gets_no_waiting_snapshot(
         await store.delete_session(session.id)
         await store.create_session(session_id="again")
         await store.append(session.id, new_event("tool_result", {"i": 0}))
-    assert await _stored(pg_url, pg_schema, "again") == []
+    assert await stored_versions(pg_url, pg_schema, "again") == []
     async with agentstore.open(pg_url, cache_size=0) as other:
         assert (await other.get_state("again")).event_count == 1
 
@@ -146,8 +129,8 @@ async def test_an_append_that_writes_nothing_leaves_the_snapshot_waiting(
             await store.append(session.id, new_event("tool_result", {}), expected_seq=3)
         retry = (await store.get_events(session.id))[-1]
         assert await store.append(session.id, retry) == retry  # an id stored: rolled back
-        assert await _stored(pg_url, pg_schema, session.id) == []
-    assert await _stored(pg_url, pg_schema, session.id) == [10]
+        assert await stored_versions(pg_url, pg_schema, session.id) == []
+    assert await stored_versions(pg_url, pg_schema, session.id) == [10]
 
 
 @pytest.mark.usefixtures("no_timer")
@@ -161,7 +144,7 @@ async def test_a_newer_snapshot_replaces_a_waiting_older_one(pg_url: str, pg_sch
                 SnapshotRecord(session.id, version, state, "r", datetime.now(UTC))
             )
         await store.append(session.id, new_event("tool_result", {}))
-        assert await _stored(pg_url, pg_schema, session.id) == [10]
+        assert await stored_versions(pg_url, pg_schema, session.id) == [10]
 
 
 async def _refuse_snapshots(pg_url: str, schema: str) -> None:
@@ -194,7 +177,7 @@ async def test_a_snapshot_the_server_refuses_never_fails_the_append_carrying_it(
                 expected_seq=i if expected else None,
             )
             assert stored.sequence_number == i + 1
-        assert await _stored(pg_url, pg_schema, session.id) == []
+        assert await stored_versions(pg_url, pg_schema, session.id) == []
         assert "snapshots refused" in caplog.text  # said, not raised
     async with agentstore.open(pg_url) as other:
         events = await other.replay(session.id)
