@@ -1,5 +1,6 @@
 """Appending: one statement, one round trip, for the common case; a locked transaction for
-the rare ones (a retry, a lost `expected_seq` race, ids repeated inside a batch).
+the rare ones (a retry, a lost `expected_seq` race, ids repeated inside a batch). The
+statements' text is in `append_sql`.
 
 The fast statement bumps the session row's `last_seq` (which takes its row lock) and
 inserts the whole batch from arrays (`unnest`) numbered from the old `last_seq`, in
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from agentstore.backends.base import AppendResult, PendingEvent, plan_append
+from agentstore.backends.postgres import append_sql as sql_text
 from agentstore.backends.postgres._driver import pgexc, refused, translated
 from agentstore.backends.postgres.flights import Flights
 from agentstore.backends.postgres.pool import Database
@@ -35,97 +37,6 @@ from agentstore.session import Session
 log = logging.getLogger("agentstore.postgres")
 
 __all__ = ["Appender"]
-
-# The timestamp rule: each event gets max(its own or now, every earlier one, the log's).
-_BATCH = """
-    unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS u(id, ts, type, p, m, ord)
-"""
-
-# `followed`: a follower's lease on the session is live (see notifications.py), read from
-# the row the statement locks anyway; NULL (never followed) counts as no.
-_FAST = """
-WITH s AS (
-    UPDATE {s}.sessions
-    SET last_seq = last_seq + cardinality($2::text[]),
-        prev_ts = last_ts,
-        last_ts = greatest(
-            last_ts, (SELECT max(coalesce(t, now())) FROM unnest($3::timestamptz[]) AS t))
-    WHERE id = $1 {expected}
-    RETURNING last_seq - cardinality($2::text[]) AS base, prev_ts,
-        followed_until > now() AS followed
-), i AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-    SELECT $1, s.base + u.ord, u.id, u.type,
-           greatest(s.prev_ts, max(coalesce(u.ts, now())) OVER (ORDER BY u.ord)), u.p, u.m
-    FROM s, {batch}
-    RETURNING seq, ts
-)
-SELECT i.seq, i.ts, s.followed FROM i, s
-"""
-
-# The common case, no event bringing its own timestamp: all get max(now, the log's last),
-# so the events are `base + 1 .. base + n` at one time and one row tells them all (a row
-# per event cost about 7% of a batch of 100 here, in output and decoding). The INSERT runs
-# to completion although nothing reads it (PostgreSQL runs every data-modifying WITH).
-_FAST_NOW = """
-WITH s AS (
-    UPDATE {s}.sessions
-    SET last_seq = last_seq + cardinality($2::text[]), last_ts = greatest(last_ts, now())
-    WHERE id = $1 {expected}
-    RETURNING last_seq - cardinality($2::text[]) AS base, last_ts,
-        followed_until > now() AS followed
-), i AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-    SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
-    FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
-        WITH ORDINALITY AS u(id, type, p, m, ord)
-){snap}
-SELECT base, last_ts, followed FROM s
-"""
-
-# `_FAST_NOW` for one event: scalar parameters instead of one-element arrays (no array to
-# build, send and unnest).
-_ONE_NOW = """
-WITH s AS (
-    UPDATE {s}.sessions
-    SET last_seq = last_seq + 1, last_ts = greatest(last_ts, now())
-    WHERE id = $1 {expected}
-    RETURNING last_seq - 1 AS base, last_ts, followed_until > now() AS followed
-), i AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-    SELECT $1, s.base + 1, $2, $3, s.last_ts, $4, $5 FROM s
-){snap}
-SELECT base, last_ts, followed FROM s
-"""
-
-# A snapshot of the session carried by `_FAST_NOW` or `_ONE_NOW` (see snapshots.py):
-# written only if the statement updated the session row (`FROM s`) and that session was
-# made before the snapshot was taken (another process may have deleted the session it was
-# taken of and made a new one with its id while it waited), never over a newer one
-# (another process's), and committed with the append.
-_CARRY = """, n AS (
-    INSERT INTO {s}.snapshots (session_id, reducer, version, state, created_at)
-    SELECT $1, $6, $7, $8::json, $9 FROM s, {s}.sessions x
-    WHERE x.id = $1 AND x.created_at <= $9
-    ON CONFLICT (session_id, reducer) DO UPDATE SET version = excluded.version,
-        state = excluded.state, created_at = excluded.created_at
-        WHERE {s}.snapshots.version <= excluded.version
-)"""
-
-_CREATE = """
-WITH s AS (
-    INSERT INTO {s}.sessions
-        (id, name, created_at, labels, parent_id, forked_at, budget, extra, last_seq, last_ts)
-    VALUES ($1, $7, $8, $9::jsonb, $10, $11, $12::jsonb, $13::jsonb, $14, $15)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-), e AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-    SELECT s.id, u.ord, u.id, u.type, u.ts, u.p, u.m FROM s, {batch}
-)
-SELECT count(*) FROM s
-"""
 
 
 def _first(row: Any) -> Any:
@@ -149,22 +60,24 @@ class Appender:
 
     def __init__(self, schema: str, snapshots: SnapshotRows) -> None:
         s = f'"{schema}"'
-        self._fast = _FAST.format(s=s, expected="", batch=_BATCH)
-        self._fast_expected = _FAST.format(s=s, expected="AND last_seq = $7", batch=_BATCH)
+        self._fast = sql_text.FAST.format(s=s, expected="", batch=sql_text.BATCH)
+        self._fast_expected = sql_text.FAST.format(
+            s=s, expected="AND last_seq = $7", batch=sql_text.BATCH
+        )
         # By (one event, expected_seq given, a snapshot carried); the carried snapshot's
         # values come before expected_seq.
         self._now = {
-            (one, expected, carry): (_ONE_NOW if one else _FAST_NOW).format(
+            (one, expected, carry): (sql_text.ONE_NOW if one else sql_text.FAST_NOW).format(
                 s=s,
                 expected=f"AND last_seq = ${10 if carry else 6}" if expected else "",
-                snap=_CARRY.format(s=s) if carry else "",
+                snap=sql_text.CARRY.format(s=s) if carry else "",
             )
             for one in (False, True)
             for expected in (False, True)
             for carry in (False, True)
         }
         self._snapshots = snapshots
-        self._create = _CREATE.format(s=s, batch=_BATCH)
+        self._create = sql_text.CREATE.format(s=s, batch=sql_text.BATCH)
         self._lookup = (
             f"SELECT s.last_seq, e.id, e.seq FROM {s}.sessions s "
             f"LEFT JOIN {s}.events e ON e.session_id = s.id AND e.id = ANY($2::text[]) "
