@@ -159,27 +159,29 @@ class Appender:
         """The one-statement append of a batch without timestamps of its own: one row
         `(base, ts, followed)` (its events are `base + 1 ..` at `ts`), [] or None as
         `_try_fast`. It carries a snapshot of the session that waits to be written."""
-        args: tuple[Any, ...]
-        if len(batch) == 1:
+        events: tuple[Any, ...]
+        one = len(batch) == 1
+        if one:
             p = batch[0]
-            args = (session_id, p.id, p.type, p.payload_json.decode(), p.metadata_json.decode())
+            events = (p.id, p.type, p.payload_json.decode(), p.metadata_json.decode())
         else:
-            ids = [p.id for p in batch]
-            types = [p.type for p in batch]
-            payloads = [p.payload_json.decode() for p in batch]
-            metas = [p.metadata_json.decode() for p in batch]
-            args = (session_id, ids, types, payloads, metas)
+            events = (
+                [p.id for p in batch],
+                [p.type for p in batch],
+                [p.payload_json.decode() for p in batch],
+                [p.metadata_json.decode() for p in batch],
+            )
+        expected = () if expected_seq is None else (expected_seq,)
+        plain = self._now[one, expected_seq is not None, False]
         carried = self._snapshots.take(session_id)
-        if carried is not None:
-            args += carried_values(carried)
-        if expected_seq is not None:
-            args += (expected_seq,)
-        sql = self._now[len(batch) == 1, expected_seq is not None, carried is not None]
         if carried is None:
-            return await _fetch_unless_stored(pool, sql, *args)
+            return await _fetch_unless_stored(pool, plain, session_id, *events, *expected)
+        sql = self._now[one, expected_seq is not None, True]
         again = True  # not written (cancelled, the connection lost): it waits again
         try:
-            rows = await _fetch_unless_stored(pool, sql, *args)
+            rows = await _fetch_unless_stored(
+                pool, sql, session_id, *events, *carried_values(carried), *expected
+            )
             again = not rows  # no row (expected_seq lost, an id stored): not written
             return rows
         except Exception as exc:
@@ -191,9 +193,7 @@ class Appender:
             # again alone; nothing of the first statement was applied.
             again = False
             log.warning("agentstore: a snapshot of session %s not saved: %r", session_id, exc)
-            plain = args[:5] if expected_seq is None else (*args[:5], expected_seq)
-            sql = self._now[len(batch) == 1, expected_seq is not None, False]
-            return await _fetch_unless_stored(pool, sql, *plain)
+            return await _fetch_unless_stored(pool, plain, session_id, *events, *expected)
         finally:
             self._snapshots.landed(carried, again=again)
 
