@@ -14,10 +14,7 @@ nanosecond timestamps (read with microsecond precision).
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.main import TupleGenerator
 
 from agentstore.errors import CorruptLogError, InvalidEventError
+from agentstore.event_ids import legacy_event_id as legacy_event_id
+from agentstore.event_ids import new_event_id as new_event_id
 from agentstore.eventjson import encode_metadata as encode_metadata
 from agentstore.eventjson import encode_payload as encode_payload
 from agentstore.eventjson import format_timestamp as format_timestamp
@@ -91,43 +90,6 @@ def check_event_type(value: object) -> str:
         f"invalid event type {value!r}: use an EventType or a lower-case identifier "
         "such as 'cache_hit' (a-z, 0-9, _; at most 64 characters, starting with a letter)"
     )
-
-
-# Random bytes for event ids, fetched 4 KiB at a time: one getrandom() call per 256 ids.
-# The lock keeps two threads from taking the same bytes; a forked child must not reuse
-# its parent's buffer (it would repeat its ids), nor a lock some other thread held.
-_RANDOM_CHUNK = 4096
-_random_hex = ""
-_random_pos = 0
-_random_lock = threading.Lock()
-
-
-def _reset_random() -> None:
-    global _random_hex, _random_pos, _random_lock
-    _random_hex, _random_pos, _random_lock = "", 0, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_random)
-
-
-def new_event_id() -> str:
-    """Return a random UUID4 string (faster than `str(uuid.uuid4())`, same format)."""
-    global _random_hex, _random_pos
-    with _random_lock:
-        pos = _random_pos
-        if pos >= len(_random_hex):
-            _random_hex, pos = os.urandom(_RANDOM_CHUNK).hex(), 0
-        _random_pos = pos + 32
-        h = _random_hex[pos : pos + 32]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
-
-
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-
-
-def legacy_event_id(session_id: str, sequence_number: int) -> str:
-    """Derive a stable id for an event written without one (the Go original)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentstore:{session_id}/{sequence_number}"))
 
 
 class Event(BaseModel):

@@ -18,6 +18,7 @@ PACKAGES = ("agentstore", "agentstore_cli")
 MODEL = {
     "agentstore.events",
     "agentstore.eventjson",
+    "agentstore.event_ids",
     "agentstore.session",
     "agentstore.state",
     "agentstore.errors",
