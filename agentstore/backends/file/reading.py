@@ -3,10 +3,10 @@
 A read of 10,000 events decodes for about 20 ms. On a worker thread that work holds the
 GIL, and the event loop waits up to the interpreter's switch interval (5 ms) each time it
 asks for it back: every other task stalls. So the worker opens the log, reads its first
-chunk (1 MiB) and decodes it for at most `WORKER_DECODE` (2 ms: a page of 1,000 events,
-the tail after a snapshot, all of a small read, in one hop as before); the loop decodes
-the rest a page at a time, giving other tasks a turn every millisecond (`Turns`), and
-the later chunks are read on the worker (4 MiB a hop, GIL released in the system call).
+chunk (1 MiB) and decodes it for at most `WORKER_DECODE` (half a millisecond: the tail
+after a snapshot, all of a small read, in one hop); the loop decodes the rest a page at
+a time, giving other tasks a turn every millisecond (`Turns`), and the later chunks are
+read on the worker (4 MiB a hop, GIL released in the system call).
 
 `read_view` is the same read from one thread, for callers already on a worker thread.
 """
@@ -32,13 +32,14 @@ from agentstore.events import Event
 
 __all__ = ["LOOP_PAGE", "read_events", "read_view"]
 
-WORKER_DECODE = 0.002
+WORKER_DECODE = 0.0005
 """Seconds the worker decodes the first chunk for before it hands the rest to the loop.
 
-A read of a page of events (the CLI's 1,000, a fold's) is done on the worker, in the hop
-that opens the log, as before: decoding it on the loop cost a cold `get_state` of 1,000
-events 7% (the worker holds the GIL for this long, well under the 5 ms a stall may
-last). A longer read goes on on the loop, in turns."""
+Short: while the worker decodes it holds the GIL, and a loop woken meanwhile (a timer, a
+socket) waits for it. At 2 ms, one cold fold's page read in two (10,000 events, pages of
+1,000) left the heartbeat of `make bench` waiting over 5 ms; at 0.5 ms one read in 150
+did, and a cold `get_state` of 1,000 events got 1.06-1.26x faster (A/B, one run; the
+timeline and replay unchanged)."""
 
 LOOP_PAGE = 128
 """Lines decoded on the loop between two looks at the clock (a quarter of a millisecond on
