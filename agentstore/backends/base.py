@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -198,6 +199,17 @@ class Backend(ABC):
     @abstractmethod
     async def last_seq(self, session_id: str) -> int:
         """Return the session's last sequence number (0 if it has no events)."""
+
+    async def head(self, session_id: str) -> tuple[int, datetime | None]:
+        """Return the session's last sequence number and when the session was created.
+
+        The creation time tells a store which session of that id it has cached: one
+        deleted and created again through another store is another session, even at the
+        same sequence number. The default says None (unknown): override it, and fill
+        `AppendResult.session_created_at`, in a backend whose sessions other stores can
+        delete and create again behind this one's back.
+        """
+        return await self.last_seq(session_id), None
 
     @abstractmethod
     async def append(

@@ -110,7 +110,7 @@ class MemoryBackend(Backend):
                 self._in_order = False  # imported with an older time: sort from now on
             else:
                 self._newest = key
-        return result if result is not None else AppendResult([], 0, 0)
+        return result if result is not None else AppendResult([], 0, 0, session.created_at)
 
     async def get_session(self, session_id: str) -> Session:
         return self._log(session_id).view()
@@ -185,6 +185,10 @@ class MemoryBackend(Backend):
     async def last_seq(self, session_id: str) -> int:
         return len(self._log(session_id).ids)
 
+    async def head(self, session_id: str) -> tuple[int, datetime | None]:
+        log = self._log(session_id)
+        return len(log.ids), log.created_at
+
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
         while True:
             # Registered before looking, so an append in between still wakes us.
@@ -235,7 +239,7 @@ class MemoryBackend(Backend):
             event if event is not None else log.event(session_id, plan.duplicates[index])
             for index, event in enumerate(plan.events)
         ]
-        return AppendResult(out, len(plan.new_ids), last)
+        return AppendResult(out, len(plan.new_ids), last, log.created_at)
 
     @staticmethod
     def _append_one(
@@ -247,7 +251,7 @@ class MemoryBackend(Backend):
         pid = pending.id
         earlier = log.index.get(pid)
         if earlier is not None:
-            return AppendResult([log.event(session_id, earlier)], 0, last)
+            return AppendResult([log.event(session_id, earlier)], 0, last, log.created_at)
         if expected_seq is not None and expected_seq != last:
             raise ConcurrencyError(session_id, expected_seq, last)
         ts = pending.timestamp or datetime.now(UTC)
@@ -260,7 +264,7 @@ class MemoryBackend(Backend):
         event = build_event(
             pid, session_id, seq, pending.type, pending.payload, ts, pending.metadata
         )
-        return AppendResult([event], 1, last)
+        return AppendResult([event], 1, last, log.created_at)
 
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         log = self._log(session_id)

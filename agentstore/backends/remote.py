@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,8 @@ def _pending_to_pb(pending: PendingEvent) -> pb.PendingEvent:
 
 
 def _result_from_pb(msg: pb.AppendResult) -> AppendResult:
-    return AppendResult([event_from_pb(e) for e in msg.events], msg.written, msg.previous_seq)
+    born = parse_time(msg.session_created_at) if msg.session_created_at else None
+    return AppendResult([event_from_pb(e) for e in msg.events], msg.written, msg.previous_seq, born)
 
 
 class RemoteBackend(Backend):
@@ -321,8 +323,13 @@ class RemoteBackend(Backend):
 
     async def last_seq(self, session_id: str) -> int:
         """Return the session's last sequence number."""
+        return (await self.head(session_id))[0]
+
+    async def head(self, session_id: str) -> tuple[int, datetime | None]:
+        """Return the session's last sequence number and creation time (the server's)."""
         reply = await self._call("LastSeq", pb.GetSessionRequest(session_id=session_id))
-        return int(reply.last_seq)
+        born = parse_time(reply.created_at, "created_at") if reply.created_at else None
+        return int(reply.last_seq), born
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None

@@ -85,6 +85,9 @@ class AppendResult:
     """How many events were new and written (the rest were duplicates)."""
     previous_seq: int
     """The session's last sequence number before the append."""
+    session_created_at: datetime | None = None
+    """When the session appended to was created: which session of that id it was (one
+    deleted and created again elsewhere is another). None: the backend does not say."""
 
     @property
     def last_seq(self) -> int:

@@ -880,8 +880,13 @@ class AppendResult(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     WRITTEN_FIELD_NUMBER: _builtins.int
     PREVIOUS_SEQ_FIELD_NUMBER: _builtins.int
+    SESSION_CREATED_AT_FIELD_NUMBER: _builtins.int
     written: _builtins.int
     previous_seq: _builtins.int
+    session_created_at: _builtins.str
+    """When the session appended to was created (RFC 3339; empty: unknown): a client that
+    caches state tells by it a session deleted and created again with the same id.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
     def __init__(
@@ -890,10 +895,11 @@ class AppendResult(_message.Message):
         events: _abc.Iterable[Global___Event] | None = ...,
         written: _builtins.int = ...,
         previous_seq: _builtins.int = ...,
+        session_created_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "previous_seq", b"previous_seq", "written", b"written"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "previous_seq", b"previous_seq", "session_created_at", b"session_created_at", "written", b"written"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1019,15 +1025,21 @@ class LastSeqResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
     last_seq: _builtins.int
+    created_at: _builtins.str
+    """When the session was created (RFC 3339; empty: unknown or not asked), as in
+    AppendResult.session_created_at.
+    """
     def __init__(
         self,
         *,
         last_seq: _builtins.int = ...,
+        created_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_seq", b"last_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_seq", b"last_seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -97,6 +97,8 @@ def fill_result_pb(msg: pb.AppendResult, result: AppendResult) -> None:
         fill_event_pb(msg.events.add(), event)
     msg.written = result.written
     msg.previous_seq = result.previous_seq
+    if result.session_created_at is not None:
+        msg.session_created_at = format_time(result.session_created_at)
 
 
 def snapshot_to_pb(snap: SnapshotRecord) -> pb.Snapshot:
@@ -218,8 +220,11 @@ class StorageServicer(pb_grpc.StorageServicer):
 
     async def LastSeq(self, request: pb.GetSessionRequest, context: Context) -> pb.LastSeqResponse:
         async with self._guard(context, request):
-            last = await self.backend.last_seq(validate_session_id(request.session_id))
-            return pb.LastSeqResponse(last_seq=last)
+            last, born = await self.backend.head(validate_session_id(request.session_id))
+            reply = pb.LastSeqResponse(last_seq=last)
+            if born is not None:
+                reply.created_at = format_time(born)
+            return reply
 
     async def Append(self, request: pb.StorageAppendRequest, context: Context) -> pb.AppendResult:
         async with self._guard(context, request):

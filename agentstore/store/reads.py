@@ -48,10 +48,11 @@ class StoreReads:
         if self._snapshots.busy:  # a store reads its own snapshots (see store.snapshots)
             await self._snapshots.settled(sid)
         try:
-            head = await self._backend.last_seq(sid)
+            head, born = await self._backend.head(sid)
         except SessionNotFoundError:
             self._states.forget(sid)  # deleted (and maybe created again) by another store
             raise
+        self._states.observe(sid, born)
         if at_seq is not None and at_seq > head:
             raise InvalidInputError(
                 f"at_seq={at_seq} is beyond the end of session {sid!r} (last is {head})"

@@ -106,6 +106,11 @@ class StateKeeper:
         # One lock per session, kept (not rebuilt per append); unlocked ones are dropped
         # when the table grows well past the cache.
         self._locks: dict[str, anyio.Lock] = {}
+        # When each session was created, as the backend last said (`Backend.head`, an
+        # append's result): a session deleted and created again through another store is
+        # another session, maybe at the same sequence number, and what is cached of the
+        # first (state, adoption, budget) must not answer for it.
+        self._born: dict[str, datetime] = {}
 
     def lock(self, session_id: str) -> anyio.Lock:
         """The lock that serialises this process's writes to a session."""
@@ -120,11 +125,29 @@ class StateKeeper:
         """Drop a session's cached state (deleted, or changed elsewhere)."""
         self._cache.pop(session_id, None)
         self._adopting.pop(session_id, None)
+        self._born.pop(session_id, None)
 
     def clear(self) -> None:
         """Drop every cached state."""
         self._cache.clear()
         self._adopting.clear()
+        self._born.clear()
+
+    def observe(self, session_id: str, born: datetime | None) -> None:
+        """Note when the session the backend has under this id was created (None: it did
+        not say); if another was cached, forget it and its budget."""
+        if born is None:
+            return
+        known = self._born.get(session_id)
+        if known == born:
+            return
+        if known is not None:
+            self.forget(session_id)
+            self._budgets.forget(session_id)
+        elif len(self._born) > 4 * max(self._cache_size, 256):
+            keep = self._cache.keys() | self._adopting.keys()
+            self._born = {k: v for k, v in self._born.items() if k in keep}
+        self._born[session_id] = born
 
     # --- folding ----------------------------------------------------------------------------
 
@@ -150,6 +173,9 @@ class StateKeeper:
         self, session_id: str, result: AppendResult, batch: Sequence[PendingEvent]
     ) -> None:
         """Fold what an append wrote into the cached state, if the cache is at its head."""
+        born = result.session_created_at
+        if born is not None and self._born.get(session_id) is not born:  # `is`: most often
+            self.observe(session_id, born)
         cached = self._cache.get(session_id)
         if cached is None:
             adoption = self._adopting.get(session_id)
@@ -202,13 +228,16 @@ class StateKeeper:
     async def current_locked(self, session_id: str, head: int | None = None) -> State:
         """Bring the cached state up to the log's head (call with the session lock).
 
-        `head`: the last sequence number as the caller just read it (spares a read). It is
-        read again if the cache is past it: an append folded meanwhile, or the session was
-        deleted and made anew elsewhere (then the cached state is not its state at all).
+        `head`: the last sequence number as the caller just read it (with `Backend.head`,
+        and told `observe`), which spares a read. It is read again if the cache is past it:
+        an append folded meanwhile, or the session was deleted and made anew elsewhere
+        (then the cached state is not its state at all).
         """
         cached = self._cache.get(session_id)
         if head is None or (cached is not None and cached.version > head):
-            head = await self._backend.last_seq(session_id)
+            head, born = await self._backend.head(session_id)
+            self.observe(session_id, born)
+            cached = self._cache.get(session_id)
         if cached is not None and cached.version == head:
             return cached
         if cached is not None and cached.version < head:

@@ -7,6 +7,7 @@ import logging
 import os
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -259,6 +260,10 @@ class FileBackend(Backend):
 
     async def last_seq(self, session_id: str) -> int:
         """Return the session's last sequence number (one `fstat` when nothing changed)."""
+        return (await self.head(session_id))[0]
+
+    async def head(self, session_id: str) -> tuple[int, datetime | None]:
+        """The last sequence number and the session's creation time (see `Backend.head`)."""
         view = self._logs.peek(session_id)
         fd = view.fd if view is not None else None
         if view is not None and fd is not None:
@@ -268,15 +273,15 @@ class FileBackend(Backend):
             try:
                 st = os.fstat(fd)
                 if st.st_nlink and st.st_size == view.size and st.st_ino == view.ino:
-                    return view.last_seq
+                    return view.last_seq, view.created_at
             except OSError:
                 pass
-        return await anyio.to_thread.run_sync(self._last_seq_sync, session_id)
+        return await anyio.to_thread.run_sync(self._head_sync, session_id)
 
-    def _last_seq_sync(self, session_id: str) -> int:
+    def _head_sync(self, session_id: str) -> tuple[int, datetime | None]:
         view = self._logs.get(session_id)
         with view.mutex:
-            return view.last_seq
+            return view.last_seq, view.created_at
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None

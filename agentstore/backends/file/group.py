@@ -191,7 +191,9 @@ class LogGroup:
                 seq = plan.duplicates[index]
                 event = self._new.get(seq) or self._read_one(seq)
             events.append(event)
-        return AppendResult(events, len(plan.new), plan.last_seq - len(plan.new))
+        return AppendResult(
+            events, len(plan.new), plan.last_seq - len(plan.new), self.view.created_at
+        )
 
     # --- failures ------------------------------------------------------------------------
 

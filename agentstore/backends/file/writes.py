@@ -146,4 +146,4 @@ def create_session_files(
     result = [
         e if e is not None else stored[plan.duplicates[i] - 1] for i, e in enumerate(plan.events)
     ]
-    return AppendResult(result, len(plan.new), 0)
+    return AppendResult(result, len(plan.new), 0, session.created_at)

@@ -79,13 +79,13 @@ class Appender:
         self._snapshots = snapshots
         self._create = sql_text.CREATE.format(s=s, batch=sql_text.BATCH)
         self._lookup = (
-            f"SELECT s.last_seq, e.id, e.seq FROM {s}.sessions s "
+            f"SELECT s.last_seq, s.created_at, e.id, e.seq FROM {s}.sessions s "
             f"LEFT JOIN {s}.events e ON e.session_id = s.id AND e.id = ANY($2::text[]) "
             "WHERE s.id = $1"
         )
         self._lock = (
-            f"SELECT last_seq, last_ts, now() AS now, followed_until > now() AS followed "
-            f"FROM {s}.sessions WHERE id = $1 FOR UPDATE"
+            "SELECT last_seq, last_ts, now() AS now, followed_until > now() AS followed, "
+            f"created_at FROM {s}.sessions WHERE id = $1 FOR UPDATE"
         )
         self._by_seq = (
             f"SELECT {EVENT_COLUMNS} FROM {s}.events "
@@ -213,7 +213,7 @@ class Appender:
         known = {r["id"]: r["seq"] for r in rows if r["id"] is not None}
         if len(known) == len(batch):  # an acknowledged append, retried
             stored = await self._events(pool, session_id, [known[p.id] for p in batch])
-            return AppendResult(stored, 0, last_seq)
+            return AppendResult(stored, 0, last_seq, rows[0]["created_at"])
         if known:
             return None
         if expected_seq is not None and expected_seq != last_seq:
@@ -269,7 +269,8 @@ class Appender:
                 event if event is not None else by_seq[plan.duplicates[index]]
                 for index, event in enumerate(plan.events)
             ]
-            return AppendResult(events, len(plan.new), head["last_seq"]), bool(head["followed"])
+            result = AppendResult(events, len(plan.new), head["last_seq"], head["created_at"])
+            return result, bool(head["followed"])
 
     async def create(
         self, pool: Database, session: Session, events: Sequence[PendingEvent], now: datetime
@@ -297,7 +298,7 @@ class Appender:
             event if event is not None else by_seq[plan.duplicates[index]]
             for index, event in enumerate(plan.events)
         ]
-        return AppendResult(out, len(plan.new), 0)
+        return AppendResult(out, len(plan.new), 0, session.created_at)
 
 
 def _written(
@@ -312,7 +313,7 @@ def _written(
             build_event(p.id, session_id, base + k, p.type, p.payload, ts, p.metadata)
             for k, p in enumerate(batch, start=1)
         ]
-        return AppendResult(events, len(events), base)
+        return AppendResult(events, len(events), base, rows[0][3])
     if len(rows) != len(batch):  # never partial: one statement
         raise StorageError(f"appending to session {session_id!r}: {len(rows)} rows back")
     rows.sort(key=_first)
@@ -320,7 +321,7 @@ def _written(
         build_event(p.id, session_id, r[0], p.type, p.payload, r[1], p.metadata)
         for p, r in zip(batch, rows, strict=True)
     ]
-    return AppendResult(events, len(events), rows[0][0] - 1)
+    return AppendResult(events, len(events), rows[0][0] - 1, rows[0][3])
 
 
 async def _fetch_unless_stored(pool: Database, sql: str, *args: Any) -> list[Any] | None:

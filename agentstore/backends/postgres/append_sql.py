@@ -14,7 +14,8 @@ BATCH = """
 """
 
 # `followed`: a follower's lease on the session is live (see notifications.py), read from
-# the row the statement locks anyway; NULL (never followed) counts as no.
+# the row the statement locks anyway; NULL (never followed) counts as no. `created_at`:
+# which session of that id was appended to (`AppendResult.session_created_at`).
 FAST = """
 WITH s AS (
     UPDATE {s}.sessions
@@ -24,7 +25,7 @@ WITH s AS (
             last_ts, (SELECT max(coalesce(t, now())) FROM unnest($3::timestamptz[]) AS t))
     WHERE id = $1 {expected}
     RETURNING last_seq - cardinality($2::text[]) AS base, prev_ts,
-        followed_until > now() AS followed
+        followed_until > now() AS followed, created_at
 ), i AS (
     INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
     SELECT $1, s.base + u.ord, u.id, u.type,
@@ -32,7 +33,7 @@ WITH s AS (
     FROM s, {batch}
     RETURNING seq, ts
 )
-SELECT i.seq, i.ts, s.followed FROM i, s
+SELECT i.seq, i.ts, s.followed, s.created_at FROM i, s
 """
 
 # The common case, no event bringing its own timestamp: all get max(now, the log's last),
@@ -45,14 +46,14 @@ WITH s AS (
     SET last_seq = last_seq + cardinality($2::text[]), last_ts = greatest(last_ts, now())
     WHERE id = $1 {expected}
     RETURNING last_seq - cardinality($2::text[]) AS base, last_ts,
-        followed_until > now() AS followed
+        followed_until > now() AS followed, created_at
 ), i AS (
     INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
     SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
     FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
         WITH ORDINALITY AS u(id, type, p, m, ord)
 ){snap}
-SELECT base, last_ts, followed FROM s
+SELECT base, last_ts, followed, created_at FROM s
 """
 
 # `FAST_NOW` for one event: scalar parameters instead of one-element arrays (no array to
@@ -62,12 +63,12 @@ WITH s AS (
     UPDATE {s}.sessions
     SET last_seq = last_seq + 1, last_ts = greatest(last_ts, now())
     WHERE id = $1 {expected}
-    RETURNING last_seq - 1 AS base, last_ts, followed_until > now() AS followed
+    RETURNING last_seq - 1 AS base, last_ts, followed_until > now() AS followed, created_at
 ), i AS (
     INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
     SELECT $1, s.base + 1, $2, $3, s.last_ts, $4, $5 FROM s
 ){snap}
-SELECT base, last_ts, followed FROM s
+SELECT base, last_ts, followed, created_at FROM s
 """
 
 # A snapshot of the session carried by `FAST_NOW` or `ONE_NOW` (see snapshots.py):

@@ -222,14 +222,17 @@ class PostgresBackend(Backend):
     # --- events -------------------------------------------------------------------------
 
     async def last_seq(self, session_id: str) -> int:
-        return await self._sessions.last_seq(self.db, session_id)
+        return (await self._sessions.head(self.db, session_id))[0]
+
+    async def head(self, session_id: str) -> tuple[int, datetime | None]:
+        return await self._sessions.head(self.db, session_id)
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
         db = self._writable()
         if not batch:
-            return AppendResult([], 0, await self.last_seq(session_id))
+            return AppendResult([], 0, *await self.head(session_id))
         result, followed = await self._appender.append(db, session_id, batch, expected_seq)
         if self._replica is not None:
             self._ryw.appended(session_id, max(e.sequence_number for e in result.events))

@@ -51,19 +51,21 @@ WITH b AS (
     SET last_seq = x.last_seq + b.n, last_ts = greatest(x.last_ts, now())
     FROM b JOIN l ON l.id = b.sid
     WHERE x.id = b.sid AND (b.expected IS NULL OR x.last_seq = b.expected)
-    RETURNING x.id, x.last_seq - b.n AS base, x.last_ts, x.followed_until > now() AS followed
+    RETURNING x.id, x.last_seq - b.n AS base, x.last_ts, x.followed_until > now() AS followed,
+        x.created_at
 ), i AS (
     INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
     SELECT h.id, h.base + u.k, u.id, u.type, h.last_ts, u.p, u.m
     FROM h JOIN unnest($4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
         AS u(sid, k, id, type, p, m) ON u.sid = h.id
 )
-SELECT id, base, last_ts, followed FROM h
+SELECT id, base, last_ts, followed, created_at FROM h
 """
 
 Alone = Callable[[Database, str, Sequence[PendingEvent], int | None], Awaitable[list[Any] | None]]
-"""Run one append as its own statement: `[(base, ts, followed)]` (its events are
-`base + 1 ..`, all at `ts`; `followed`: a follower holds a lease on the session), [] (its
+"""Run one append as its own statement: `[(base, ts, followed, created_at)]` (its events
+are `base + 1 ..`, all at `ts`; `followed`: a follower holds a lease on the session;
+`created_at`: the session's), [] (its
 session row did not match) or None (an id is stored)."""
 
 _GO_ALONE: Final = object()  # a flight's answer to an append that must run alone
@@ -176,7 +178,7 @@ class Flights:
             except Exception as exc:
                 _fail(entries, exc)
                 return
-            by_session = {row[0]: [(row[1], row[2], row[3])] for row in rows}
+            by_session = {row[0]: [(row[1], row[2], row[3], row[4])] for row in rows}
             for entry in entries:
                 _settle(entry, by_session.get(entry.session_id, []))
         finally:

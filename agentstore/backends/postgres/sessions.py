@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ class SessionRows:
         s = f'"{schema}"'
         self._s = s
         self._get = f"SELECT {SESSION_COLUMNS} FROM {s}.sessions WHERE id = $1"
-        self._last_seq = f"SELECT last_seq FROM {s}.sessions WHERE id = $1"
+        self._head = f"SELECT last_seq, created_at FROM {s}.sessions WHERE id = $1"
         # ids are "C"-collated: LIKE 'prefix%' is a range scan of the primary key, and the
         # exact match (the shortest) sorts first by itself.
         self._prefix = (
@@ -55,13 +56,13 @@ class SessionRows:
             raise SessionNotFoundError(session_id)
         return session_from_row(row)
 
-    async def last_seq(self, conn: Database | Any, session_id: str) -> int:
-        """`Backend.last_seq`."""
+    async def head(self, conn: Database | Any, session_id: str) -> tuple[int, datetime]:
+        """`Backend.head` (and `last_seq`): one indexed row."""
         async with translated(f"reading session {session_id!r}"):
-            value = await conn.fetchval(self._last_seq, session_id)
-        if value is None:
+            row = await conn.fetchrow(self._head, session_id)
+        if row is None:
             raise SessionNotFoundError(session_id)
-        return int(value)
+        return int(row[0]), row[1]
 
     async def update(self, pool: Database, session_id: str, changes: SessionChanges) -> Session:
         """`Backend.update_session`: one UPDATE of the fields that are set."""
@@ -133,7 +134,7 @@ class SessionRows:
         ):
             deleted = await conn.fetchval(self._delete, session_id, expected_seq)
             if deleted is None:
-                actual = await conn.fetchval(self._last_seq, session_id)
+                actual = await conn.fetchval(self._head, session_id)
                 if actual is None:
                     raise SessionNotFoundError(session_id)
                 raise ConcurrencyError(session_id, expected_seq or 0, int(actual))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio
 import pytest
@@ -15,6 +17,7 @@ from agentstore import (
     EventType,
     Metadata,
     SessionExistsError,
+    SessionNotFoundError,
     State,
     Store,
     new_event,
@@ -122,6 +125,73 @@ class SharedStorageContract:
         await b.append(session.id, llm(tokens_in=7))
         state = await a.get_state(session.id)
         assert state.tokens.input == 12 and state.version == 2
+
+    @staticmethod
+    async def _made_anew(
+        a: Store, b: Store, a_events: int, b_events: int
+    ) -> tuple[str, list[Event]]:
+        """A session `a` has cached with `a_events` LLM responses (tokens and cost), then
+        deleted and created again with the same id through `b`, with `b_events` custom
+        events: the new session's id and events."""
+        sid = f"again-{uuid.uuid4().hex[:12]}"
+        await a.create_session(session_id=sid)
+        for _ in range(a_events):
+            await a.append(sid, llm(tokens_in=100, cost=0.5))
+        assert (await a.get_state(sid)).tokens.input == 100 * a_events  # cached in a
+        await b.delete_session(sid)
+        await b.create_session(session_id=sid)
+        return sid, [await b.append(sid, new_event("custom", {"n": n})) for n in range(b_events)]
+
+    @staticmethod
+    async def _once_more(call: Any) -> Any:
+        """`call()`, again if it raised `SessionNotFoundError`: a backend may raise it once
+        when it notices that the session it had open was deleted (see docs/durability.md)."""
+        try:
+            return await call()
+        except SessionNotFoundError:
+            return await call()
+
+    async def test_state_of_a_session_made_anew_elsewhere_is_its_own(
+        self, make_store: StoreFactory
+    ) -> None:
+        a, b = await make_store(), await make_store()
+        # The same sequence number as what `a` cached: only the session tells them apart.
+        sid, events = await self._made_anew(a, b, 3, 3)
+        state = await self._once_more(lambda: a.get_state(sid))
+        assert comparable(state) == comparable(fold(sid, events))
+        assert state.tokens.cost_usd == 0  # none of the old session's spending
+        events.append(await b.append(sid, new_event("custom", {"n": 3})))
+        assert comparable(await a.get_state(sid)) == comparable(fold(sid, events))
+
+    async def test_append_to_a_session_made_anew_elsewhere_folds_into_its_state(
+        self, make_store: StoreFactory
+    ) -> None:
+        a, b = await make_store(snapshot_interval=4), await make_store()
+        sid, events = await self._made_anew(a, b, 3, 3)
+        # `a` appends event 4 right after its cached state's 3: the snapshot it takes at 4
+        # (from its cache) must be of the new session.
+        events.append(await self._once_more(lambda: a.append(sid, llm(tokens_in=1, cost=0))))
+        assert comparable(await a.get_state(sid)) == comparable(fold(sid, events))
+        await a.close()  # its snapshot is written
+        cold = await make_store(snapshot_interval=4)
+        assert comparable(await cold.get_state(sid)) == comparable(fold(sid, events))
+
+    async def test_budget_of_a_session_made_anew_elsewhere_is_its_own(
+        self, make_store: StoreFactory
+    ) -> None:
+        a, b = await make_store(), await make_store()
+        sid = f"again-{uuid.uuid4().hex[:12]}"
+        await a.create_session(session_id=sid, budget=Budget(max_tokens=100))
+        await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+        await a.get_state(sid)  # a caches the state and the budget
+        await b.delete_session(sid)
+        await b.create_session(session_id=sid)  # no budget this time
+        await b.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+        await self._once_more(lambda: a.get_state(sid))
+        for n in range(3):  # the old budget (100 tokens) would refuse these
+            await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": n}))
+            await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+        assert (await a.get_state(sid)).tokens.input == 360
 
     async def test_budget_holds_across_stores(self, make_store: StoreFactory) -> None:
         a, b = await make_store(), await make_store()
