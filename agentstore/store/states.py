@@ -122,10 +122,13 @@ class StateKeeper:
         return lock
 
     def forget(self, session_id: str) -> None:
-        """Drop a session's cached state (deleted, or changed elsewhere)."""
+        """Drop a session's cached state (deleted, or changed elsewhere), and its budget:
+        once its creation time is forgotten, `observe` cannot tell the budget's session
+        from one made anew, and the state carries the budget anyway."""
         self._cache.pop(session_id, None)
         self._adopting.pop(session_id, None)
         self._born.pop(session_id, None)
+        self._budgets.forget(session_id)
 
     def clear(self) -> None:
         """Drop every cached state."""
@@ -143,10 +146,12 @@ class StateKeeper:
             return
         if known is not None:
             self.forget(session_id)
-            self._budgets.forget(session_id)
         elif len(self._born) > 4 * max(self._cache_size, 256):
             keep = self._cache.keys() | self._adopting.keys()
-            self._born = {k: v for k, v in self._born.items() if k in keep}
+            for gone in [k for k in self._born if k not in keep]:
+                # Its creation time is forgotten: so is its budget (see `forget`).
+                del self._born[gone]
+                self._budgets.forget(gone)
         self._born[session_id] = born
 
     # --- folding ----------------------------------------------------------------------------
@@ -310,6 +315,10 @@ class StateKeeper:
             return empty
         if not 0 < snap.version <= max_version:
             return empty
+        if self.snapshot_interval and _taken_before(snap.created_at, session.created_at):
+            # Of another session of this id (deleted and made again elsewhere while this
+            # snapshot was written behind an append of the old one).
+            return empty
         try:
             state = State.model_validate(snap.state)
         except ValidationError as exc:
@@ -399,3 +408,13 @@ class StateKeeper:
             )
             return None
         return _Snapshot(session_id, state.version, data, self.reducer_id, datetime.now(UTC))
+
+
+def _taken_before(taken: datetime, created: datetime) -> bool:
+    """Whether a snapshot taken at `taken` predates a session created at `created` (a
+    naive time is taken as UTC, as a backend may give one)."""
+    if taken.tzinfo is None:
+        taken = taken.replace(tzinfo=UTC)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return taken < created

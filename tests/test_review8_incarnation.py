@@ -1,0 +1,141 @@
+"""Review 8: a session deleted and created again with the same id through another store is
+another session; what a store remembers of the first (cached state, budget, snapshots) must
+not answer for it (7015f1f: `Backend.head`, `AppendResult.session_created_at`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from agentstore import (
+    Budget,
+    EventType,
+    SessionNotFoundError,
+    Store,
+    new_event,
+)
+from agentstore.backends.base import Backend
+from agentstore.backends.file import FileBackend
+from agentstore.backends.memory import MemoryBackend
+from agentstore.testing.conformance import StoreFactory
+from agentstore.testing.conformance.builders import comparable, fold, llm
+
+Factory = Callable[[], Backend]
+T = TypeVar("T")
+
+
+@pytest.fixture(params=["memory", "file"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    """Backends over one storage: each call is another store's backend."""
+    if request.param == "memory":
+        shared = MemoryBackend()
+        return lambda: shared
+    return lambda: FileBackend(tmp_path / "data")
+
+
+@pytest.fixture
+async def stores(storage: Factory) -> AsyncIterator[StoreFactory]:
+    opened: list[Store] = []
+
+    async def make(**kwargs: Any) -> Store:
+        store = await Store(storage(), **kwargs)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+def _sid() -> str:
+    return f"again-{uuid.uuid4().hex[:12]}"
+
+
+async def _once_more(call: Callable[[], Awaitable[T]]) -> T:
+    """A backend may raise SessionNotFoundError once when it notices the session it had
+    open was deleted (docs/durability.md): the call is made again then."""
+    try:
+        return await call()
+    except SessionNotFoundError:
+        return await call()
+
+
+async def test_budget_of_a_session_made_anew_after_a_read_saw_it_gone(stores: StoreFactory) -> None:
+    # Without snapshots the state's budget comes from the budget book. `a` read the
+    # session after it was deleted (SessionNotFoundError: its cached state is dropped), then
+    # it is made again through `b` without a budget: the old one (100 tokens) must not
+    # refuse `a`'s calls.
+    a, b = await stores(snapshot_interval=0), await stores()
+    sid = _sid()
+    await a.create_session(session_id=sid, budget=Budget(max_tokens=100))
+    await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": 0}))
+    await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+    await b.delete_session(sid)
+    with pytest.raises(SessionNotFoundError):
+        await a.get_state(sid)
+    await b.create_session(session_id=sid)  # no budget this time
+    await b.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+    for n in range(3):  # the old budget (100 tokens) would refuse the second of these
+        await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": n}))
+        await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+    state = await a.get_state(sid)
+    assert state.tokens.input == 360 and state.budget is None
+
+
+async def test_snapshot_written_after_the_session_was_made_anew_is_not_the_new_ones(
+    storage: Factory,
+) -> None:
+    # `a`'s append at 4 makes a snapshot due: it is written behind the append, on the
+    # loop. Before it is written the session is deleted and made again through `b`, which
+    # appends 4 events of its own. The old session's snapshot must not become the new
+    # session's state for a cold reader.
+    a = await Store(storage(), snapshot_interval=4)
+    b = await Store(storage(), snapshot_interval=0)
+    sid = _sid()
+    await a.create_session(session_id=sid)
+    for _ in range(3):
+        await a.append(sid, llm(tokens_in=100, cost=0.5))
+    await a.get_state(sid)  # cached: the snapshot at 4 is taken from the cache
+    await a.append(sid, llm(tokens_in=100, cost=0.5))  # due: written behind
+    await b.delete_session(sid)
+    await b.create_session(session_id=sid)
+    events = [await b.append(sid, new_event("custom", {"n": n})) for n in range(4)]
+    await a.close()  # its snapshot write ends
+    cold = await Store(storage(), snapshot_interval=4)
+    try:
+        assert comparable(await cold.get_state(sid)) == comparable(fold(sid, events))
+    finally:
+        await cold.close()
+        await b.close()
+
+
+async def test_budget_outlives_the_creation_time_it_was_read_with() -> None:
+    # The store remembers when each session was created in a bounded table, pruned of the
+    # sessions it has no state cached for. A budget remembered for such a session must go
+    # with it: without its creation time the store cannot tell the session it was read of
+    # from one made anew through another store.
+    shared = MemoryBackend()
+    a = await Store(shared, snapshot_interval=0, cache_size=0)  # no state cached
+    b = await Store(shared)
+    try:
+        sid = _sid()
+        await a.create_session(session_id=sid, budget=Budget(max_tokens=100))
+        await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": 0}))  # budget remembered
+        await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+        for n in range(1100):  # other sessions' appends fill (and prune) the table
+            other = await b.create_session()
+            await a.append(other.id, new_event("custom", {"n": n}))
+        await b.delete_session(sid)
+        await b.create_session(session_id=sid)  # no budget this time
+        await b.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+        for n in range(3):  # the old budget (100 tokens) would refuse the second of these
+            await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": n}))
+            await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
+        assert (await a.get_state(sid)).tokens.input == 360
+    finally:
+        await a.close()
+        await b.close()
