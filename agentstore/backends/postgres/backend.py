@@ -225,7 +225,10 @@ class PostgresBackend(Backend):
         return (await self._sessions.head(self.db, session_id))[0]
 
     async def head(self, session_id: str) -> tuple[int, datetime | None]:
-        return await self._sessions.head(self.db, session_id)
+        last, born = await self._sessions.head(self.db, session_id)
+        if self._replica is not None:
+            self._ryw.created(session_id, born)
+        return last, born
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
@@ -236,6 +239,7 @@ class PostgresBackend(Backend):
         result, followed = await self._appender.append(db, session_id, batch, expected_seq)
         if self._replica is not None:
             self._ryw.appended(session_id, max(e.sequence_number for e in result.events))
+            self._ryw.created(session_id, result.session_created_at)
         if followed and result.written and self._notifier is not None:
             self._notifier.record(session_id, result.last_seq)
         return result
@@ -243,17 +247,25 @@ class PostgresBackend(Backend):
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         replica = self._replica
         if replica is not None:
+            born: datetime | None = None
             try:
-                head, events = await self._reader.read(replica, session_id, flt)
+                head, born, events = await self._reader.read(replica, session_id, flt)
             except SessionNotFoundError:
                 head, events = None, []
             except StorageUnavailableError:
                 head, events = -1, []  # the replica is down: the primary answers
-            if head != -1 and self._ryw.replica_caught_up(session_id, head):
+            if (
+                head != -1
+                and self._ryw.replica_caught_up(session_id, head)
+                and self._ryw.same_session(session_id, born)
+            ):
                 if head is None:
                     raise SessionNotFoundError(session_id)
                 return events
-        return (await self._reader.read(self.db, session_id, flt))[1]
+            _, born, events = await self._reader.read(self.db, session_id, flt)
+            self._ryw.created(session_id, born)
+            return events
+        return (await self._reader.read(self.db, session_id, flt))[2]
 
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
         """Wait by LISTEN/NOTIFY (no polling): woken by an append on any host at once.

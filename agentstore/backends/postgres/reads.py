@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from agentstore.backends.base import EventFilter
@@ -42,9 +43,10 @@ class EventReader:
             limit = f"LIMIT ${len(args) + 1}"
         cols = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
         # The session row comes along (LEFT JOIN): an unknown session is told apart from an
-        # empty range in the same round trip, and `head` tells a replica's lag.
+        # empty range in the same round trip, and `head` tells a replica's lag (`born`, a
+        # replica still showing a session deleted and made again since).
         sql = (
-            f"SELECT s.last_seq AS head, {cols} FROM {self._s}.sessions s "
+            f"SELECT s.last_seq AS head, {cols}, s.created_at AS born FROM {self._s}.sessions s "
             f"LEFT JOIN LATERAL (SELECT * FROM {self._s}.events e "
             f"WHERE {' AND '.join(where)} ORDER BY e.seq {limit}) e ON true "
             "WHERE s.id = $1 ORDER BY e.seq"
@@ -53,14 +55,15 @@ class EventReader:
 
     async def read(
         self, conn: Database | Any, session_id: str, flt: EventFilter
-    ) -> tuple[int, list[Event]]:
-        """Return the session's last sequence number and the events that pass `flt`."""
+    ) -> tuple[int, datetime, list[Event]]:
+        """Return the session's last sequence number, its creation time and the events
+        that pass `flt`."""
         sql, args = self._sql(flt)
         async with translated(f"reading session {session_id!r}"):
             rows = await conn.fetch(sql, session_id, *args)
         if not rows:
             raise SessionNotFoundError(session_id)
-        head = int(rows[0]["head"])
+        head, born = int(rows[0]["head"]), rows[0]["born"]
         if rows[0]["seq"] is None:
-            return head, []
-        return head, events_from_rows(session_id, rows, 1)
+            return head, born, []
+        return head, born, events_from_rows(session_id, rows, 1)

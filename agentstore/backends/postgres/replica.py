@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -46,6 +47,24 @@ class ReadYourWrites:
     def __init__(self, schema: str) -> None:
         self._schema = schema
         self._notes: dict[str, _Note] = {}
+        # Session id -> its creation time as the primary last said (a head read, an
+        # append): a replica still showing a session deleted and made again since (by
+        # any host) shows another session, whose events are not this one's.
+        self._born: dict[str, datetime] = {}
+
+    def created(self, session_id: str, born: datetime | None) -> None:
+        """The primary says the session under this id was created at `born`."""
+        if born is None:
+            return
+        if len(self._born) >= _MAX_NOTES and session_id not in self._born:
+            self._born.clear()  # a check, not a note: forgetting only trusts the replica
+        self._born[session_id] = born
+
+    def same_session(self, session_id: str, born: datetime | None) -> bool:
+        """Whether the replica's session (created at `born`; None: absent there) is the
+        one the primary last showed under this id (True when the primary was not asked)."""
+        known = self._born.get(session_id)
+        return known is None or born == known
 
     def _put(self, session_id: str, note: _Note) -> None:
         if len(self._notes) >= _MAX_NOTES:
@@ -65,6 +84,7 @@ class ReadYourWrites:
     def deleted(self, session_id: str) -> None:
         """The session was deleted."""
         self._put(session_id, _Note(-1, None, time.monotonic()))
+        self._born.pop(session_id, None)
 
     def _expire(self) -> None:
         cutoff = time.monotonic() - _FORGET_AFTER
