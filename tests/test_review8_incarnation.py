@@ -4,6 +4,9 @@ not answer for it (7015f1f: `Backend.head`, `AppendResult.session_created_at`)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+import agentstore
 from agentstore import (
     Budget,
     EventType,
@@ -21,6 +25,9 @@ from agentstore import (
 from agentstore.backends.base import Backend
 from agentstore.backends.file import FileBackend
 from agentstore.backends.memory import MemoryBackend
+from agentstore.errors import StorageError
+from agentstore.events import Event
+from agentstore.state import State, default_reducer
 from agentstore.testing.conformance import StoreFactory
 from agentstore.testing.conformance.builders import comparable, fold, llm
 
@@ -136,6 +143,113 @@ async def test_budget_outlives_the_creation_time_it_was_read_with() -> None:
             await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": n}))
             await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
         assert (await a.get_state(sid)).tokens.input == 360
+    finally:
+        await a.close()
+        await b.close()
+
+
+_gate = threading.Event()
+_entered = threading.Event()
+
+
+def _holding_reducer(state: State, event: Event) -> State:
+    """The default reducer, except that it holds the loop (as a long fold does) on the
+    session "held" until `_gate` opens."""
+    if event.session_id == "held" and not _gate.is_set():
+        _entered.set()
+        _gate.wait(30)
+    return default_reducer(state, event)
+
+
+_ELSEWHERE = """
+import asyncio, sys
+import agentstore
+from agentstore import new_event
+
+async def main(path, sid):
+    async with agentstore.open(path, snapshot_interval=0) as store:
+        await store.delete_session(sid)
+        await store.create_session(session_id=sid)
+        for n in range(4):
+            await store.append(sid, new_event("custom", {"n": n}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_sync_append_folded_after_the_session_was_made_anew_elsewhere(tmp_path: Path) -> None:
+    # A SyncStore on files appends on the caller's thread and hands the loop the result to
+    # fold later. The append at 4 (snapshot due) was made to the old session; before the
+    # loop (busy with a long fold) takes it, another process deletes the session and makes
+    # it again with 4 events of its own. The snapshot the loop then takes of its cache (the
+    # old session's) must not become the new session's state for a cold reader.
+    data = tmp_path / "data"
+    _gate.clear()
+    _entered.clear()
+    a = agentstore.open_sync(data, snapshot_interval=4, reducer=_holding_reducer)
+    try:
+        a.create_session(session_id="held")
+        a.append("held", new_event("custom", {}))
+        sid = _sid()
+        a.create_session(session_id=sid)
+        for _ in range(3):
+            a.append(sid, llm(tokens_in=100, cost=0.5))
+        assert a.get_state(sid).tokens.input == 300  # cached at 3
+        holder = threading.Thread(target=a.get_state, args=("held",))
+        holder.start()
+        try:
+            assert _entered.wait(30)  # the loop is in the fold
+            a.append(sid, llm(tokens_in=100, cost=0.5))  # on this thread: due at 4
+            done = subprocess.run(
+                [sys.executable, "-c", _ELSEWHERE, str(data), sid],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+        finally:
+            _gate.set()
+            holder.join(30)
+    finally:
+        a.close()
+    with agentstore.open_sync(data, snapshot_interval=4, reducer=_holding_reducer) as cold:
+        events = cold.get_events(sid)
+        assert [e.type for e in events] == ["custom"] * 4
+        assert comparable(cold.get_state(sid)) == comparable(fold(sid, events))
+
+
+@pytest.mark.parametrize("through", ["get_state", "append"])
+async def test_state_after_the_log_was_restored_from_a_backup_is_the_logs(
+    tmp_path: Path, through: str
+) -> None:
+    # docs/durability.md: a log replaced under a running store (restored from a backup)
+    # gives StorageError once, and the next call reads the file as it now is. The state
+    # this store had cached of the replaced log must not answer for the restored one.
+    data = tmp_path / "data"
+    a = await Store(FileBackend(data))
+    b = await Store(FileBackend(data))
+    try:
+        sid = _sid()
+        await a.create_session(session_id=sid)
+        await a.append(sid, new_event("custom", {"n": 0}))
+        log = data / "events" / f"{sid}.jsonl"
+        backup = log.read_bytes()
+        await a.append(sid, llm(tokens_in=100, cost=0.5))
+        assert (await a.get_state(sid)).tokens.input == 100  # cached at 2
+        restored = tmp_path / "restored.jsonl"
+        restored.write_bytes(backup)
+        restored.replace(log)  # the backup, as another program puts it back
+        await b.append(sid, new_event("custom", {"n": 1}))  # the log goes on: 2 events
+        if through == "append":
+            try:
+                await a.append(sid, new_event("custom", {"n": 2}))
+            except StorageError:
+                await a.append(sid, new_event("custom", {"n": 2}))
+        try:
+            state = await a.get_state(sid)
+        except StorageError:
+            state = await a.get_state(sid)
+        assert comparable(state) == comparable(fold(sid, await b.get_events(sid)))
     finally:
         await a.close()
         await b.close()

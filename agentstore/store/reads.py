@@ -8,7 +8,12 @@ from datetime import datetime
 import anyio
 
 from agentstore.backends.base import Backend, EventFilter
-from agentstore.errors import InvalidInputError, SessionNotFoundError, StoreLockedError
+from agentstore.errors import (
+    InvalidInputError,
+    SessionNotFoundError,
+    StorageError,
+    StoreLockedError,
+)
 from agentstore.events import Event, EventType
 from agentstore.session import validate_session_id
 from agentstore.state import State, copy_state
@@ -49,8 +54,11 @@ class StoreReads:
             await self._snapshots.settled(sid)
         try:
             head, born = await self._backend.head(sid)
-        except SessionNotFoundError:
-            self._states.forget(sid)  # deleted (and maybe created again) by another store
+        except (SessionNotFoundError, StorageError):
+            # Deleted (and maybe created again) by another store, or the backend dropped
+            # its view of the session (a log replaced under it, restored from a backup:
+            # the same creation time, other events): what is cached may be another's.
+            self._states.forget(sid)
             raise
         self._states.observe(sid, born)
         if at_seq is not None and at_seq > head:

@@ -26,7 +26,12 @@ from collections.abc import Callable, Sequence
 
 from agentstore.backends.base import AppendResult, Backend, PendingEvent
 from agentstore.backends.base import SnapshotRecord as _Snapshot
-from agentstore.errors import BudgetExceededError, ConcurrencyError
+from agentstore.errors import (
+    BudgetExceededError,
+    ConcurrencyError,
+    SessionNotFoundError,
+    StorageError,
+)
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.snapshots import SnapshotWriter
@@ -69,18 +74,26 @@ class Writer:
         )
         states = self._states
         lock = states.lock(session_id)
-        if self._unlocked and not paid and not lock.locked():
-            # Either nothing from here to the fold suspends, or appends return in sequence
-            # order: the folds happen in order, which is all the lock would guarantee.
-            result = await self._backend.append(session_id, batch, expected_seq)
-            due, snapshot = self._fold(session_id, result, batch)
-        else:
-            async with lock:
-                if paid and await self._budgets.get(session_id) is not None:
-                    result = await self._append_within_budget(session_id, batch, expected_seq)
-                else:
-                    result = await self._backend.append(session_id, batch, expected_seq)
+        try:
+            if self._unlocked and not paid and not lock.locked():
+                # Either nothing from here to the fold suspends, or appends return in
+                # sequence order: the folds happen in order, which is all the lock would
+                # guarantee.
+                result = await self._backend.append(session_id, batch, expected_seq)
                 due, snapshot = self._fold(session_id, result, batch)
+            else:
+                async with lock:
+                    if paid and await self._budgets.get(session_id) is not None:
+                        result = await self._append_within_budget(session_id, batch, expected_seq)
+                    else:
+                        result = await self._backend.append(session_id, batch, expected_seq)
+                    due, snapshot = self._fold(session_id, result, batch)
+        except (SessionNotFoundError, StorageError):
+            # Deleted (and maybe made again) elsewhere, or the backend dropped its view
+            # of the session (a log replaced under it: the same creation time, other
+            # events): the next append must not fold into what is cached of it.
+            states.forget(session_id)
+            raise
         if result.written:
             if self.listeners:
                 self._tell_listeners(result)
