@@ -17,6 +17,7 @@ import pytest
 import agentstore
 from agentstore import (
     Budget,
+    BudgetExceededError,
     EventType,
     SessionNotFoundError,
     Store,
@@ -71,6 +72,25 @@ async def _once_more(call: Callable[[], Awaitable[T]]) -> T:
         return await call()
 
 
+async def test_budget_of_a_session_made_anew_with_one_is_enforced(stores: StoreFactory) -> None:
+    # `a` paid for calls in a session without a budget (its budget book says: none). The
+    # session is deleted and made again through `b`, with a budget that is spent already.
+    # `a`'s next llm_request must be refused: the old session's "no budget" is not the
+    # new session's.
+    a, b = await stores(), await stores()
+    sid = _sid()
+    await a.create_session(session_id=sid)
+    await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": 0}))
+    await a.append(sid, llm(tokens_in=10, tokens_out=0, cost=0))
+    await b.delete_session(sid)
+    await b.create_session(session_id=sid, budget=Budget(max_tokens=100))
+    await b.append(sid, new_event(EventType.LLM_REQUEST, {"n": 1}))
+    await b.append(sid, llm(tokens_in=500, tokens_out=0, cost=0))
+    with pytest.raises(BudgetExceededError):
+        await _once_more(lambda: a.append(sid, new_event(EventType.LLM_REQUEST, {"n": 2})))
+    assert len(await b.get_events(sid)) == 2  # the refused request is not recorded
+
+
 async def test_budget_of_a_session_made_anew_after_a_read_saw_it_gone(stores: StoreFactory) -> None:
     # Without snapshots the state's budget comes from the budget book. `a` read the
     # session after it was deleted (SessionNotFoundError: its cached state is dropped), then
@@ -91,6 +111,31 @@ async def test_budget_of_a_session_made_anew_after_a_read_saw_it_gone(stores: St
         await a.append(sid, llm(tokens_in=90, tokens_out=0, cost=0))
     state = await a.get_state(sid)
     assert state.tokens.input == 360 and state.budget is None
+
+
+async def test_state_of_a_session_restored_from_an_export_elsewhere_is_its_own(
+    stores: StoreFactory,
+) -> None:
+    # A session is exported (a backup), goes on in `a`, and is then restored from the
+    # backup through `b` (deleted, imported: the import keeps its created_at) and goes on
+    # differently there, to the sequence number `a` has cached.
+    a, b = await stores(), await stores()
+    sid = _sid()
+    await a.create_session(session_id=sid)
+    await a.append(sid, new_event("custom", {"n": 0}))
+    backup_session = await a.get_session(sid)
+    backup_events = await a.get_events(sid)
+    await a.append(sid, llm(tokens_in=100, cost=0.5))
+    assert (await a.get_state(sid)).tokens.input == 100  # cached in a, at 2
+    await b.delete_session(sid)
+    await b.import_session(backup_session, backup_events)
+    await b.append(sid, new_event("custom", {"n": 1}))
+    events = await b.get_events(sid)
+    try:  # the file backend says once that the log it had open was replaced
+        state = await a.get_state(sid)
+    except (SessionNotFoundError, StorageError):
+        state = await a.get_state(sid)
+    assert comparable(state) == comparable(fold(sid, events))
 
 
 async def test_snapshot_written_after_the_session_was_made_anew_is_not_the_new_ones(
