@@ -7,11 +7,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import pytest
 
 import agentstore
@@ -295,6 +297,53 @@ async def test_state_after_the_log_was_restored_from_a_backup_is_the_logs(
         except StorageError:
             state = await a.get_state(sid)
         assert comparable(state) == comparable(fold(sid, await b.get_events(sid)))
+    finally:
+        await a.close()
+        await b.close()
+
+
+_midway = anyio.Event()
+
+
+def _pausing_reducer(state: State, event: Event) -> State:
+    """The default reducer; at event 900 of a fold it makes the fold take a turn of the
+    loop before its next page (as a slow machine does), and says so."""
+    if event.sequence_number == 900 and not _midway.is_set():
+        time.sleep(0.01)  # past the fold's turn: it yields before reading the next page
+        _midway.set()
+    return default_reducer(state, event)
+
+
+async def test_a_fold_across_the_session_made_anew_is_not_kept_for_the_new_one() -> None:
+    # A cold fold of 2,000 events reads two pages. Between them (the fold takes a turn of
+    # the loop) another store deletes the session and makes it again, 2,000 events long,
+    # and a read of this store finds the old one gone (its cached state and creation time
+    # are dropped). The fold then ends with the new session's second page on the old
+    # one's first: that state must not be kept and served as the new session's.
+    global _midway
+    _midway = anyio.Event()
+    shared = MemoryBackend()
+    a = await Store(shared, reducer=_pausing_reducer, snapshot_interval=0)
+    b = await Store(shared, snapshot_interval=0)
+    sid = _sid()
+    await b.create_session(session_id=sid)
+    await b.append_many(sid, [llm(tokens_in=1, tokens_out=0, cost=0) for _ in range(2000)])
+    new = [new_event("custom", {"n": n}) for n in range(2000)]
+
+    async def made_anew() -> None:
+        await _midway.wait()
+        await b.delete_session(sid)
+        with pytest.raises(SessionNotFoundError):
+            await a.get_state(sid)
+        await b.create_session(session_id=sid)
+        await b.append_many(sid, new)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(made_anew)
+            await a.get_state(sid)  # torn or not: what is kept is what matters
+        events = await b.get_events(sid)
+        assert comparable(await a.get_state(sid)) == comparable(fold(sid, events))
     finally:
         await a.close()
         await b.close()

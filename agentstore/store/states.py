@@ -237,21 +237,30 @@ class StateKeeper:
         and told `observe`), which spares a read. It is read again if the cache is past it:
         an append folded meanwhile, or the session was deleted and made anew elsewhere
         (then the cached state is not its state at all).
+
+        A fold that found the session gone, or another, while it read (its creation time
+        forgotten or changed meanwhile: it may have folded the pages of two sessions) is
+        not kept: the head is read again and the state folded again (twice at most).
         """
-        cached = self._cache.get(session_id)
-        if head is None or (cached is not None and cached.version > head):
-            head, born = await self._backend.head(session_id)
-            self.observe(session_id, born)
+        for _ in range(3):
             cached = self._cache.get(session_id)
-        if cached is not None and cached.version == head:
-            return cached
-        if cached is not None and cached.version < head:
-            base = cached
-        else:
-            base = await self._base_from_snapshot(session_id, head)
-        self._cache.pop(session_id, None)  # folded in place below: not valid until done
-        state = await self._fold_range(session_id, base, head)
-        self._keep(session_id, state)
+            if head is None or (cached is not None and cached.version > head):
+                head, born = await self._backend.head(session_id)
+                self.observe(session_id, born)
+                cached = self._cache.get(session_id)
+            if cached is not None and cached.version == head:
+                return cached
+            known = self._born.get(session_id)
+            if cached is not None and cached.version < head:
+                base = cached
+            else:
+                base = await self._base_from_snapshot(session_id, head)
+            self._cache.pop(session_id, None)  # folded in place below: not valid until done
+            state = await self._fold_range(session_id, base, head)
+            if self._born.get(session_id) is known:
+                self._keep(session_id, state)
+                return state
+            head = None
         return state
 
     def _keep(self, session_id: str, state: State) -> None:
