@@ -213,14 +213,14 @@ import asyncio, sys
 import agentstore
 from agentstore import new_event
 
-async def main(path, sid):
+async def main(path, sid, count):
     async with agentstore.open(path, snapshot_interval=0) as store:
         await store.delete_session(sid)
         await store.create_session(session_id=sid)
-        for n in range(4):
+        for n in range(count):
             await store.append(sid, new_event("custom", {"n": n}))
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 4))
 """
 
 
@@ -347,3 +347,79 @@ async def test_a_fold_across_the_session_made_anew_is_not_kept_for_the_new_one()
     finally:
         await a.close()
         await b.close()
+
+
+def _made_anew_in_another_process(data: Path, sid: str, count: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _ELSEWHERE, str(data), sid, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def test_append_after_another_process_made_the_session_anew(tmp_path: Path) -> None:
+    # The file backend across two real processes: this one has the session cached at 3;
+    # another deletes it and makes it again with 3 events of its own; this one appends
+    # without reading first (the append at 4 makes a snapshot due, from the cache).
+    data = tmp_path / "data"
+    a = await Store(FileBackend(data), snapshot_interval=4)
+    sid = _sid()
+    try:
+        await a.create_session(session_id=sid)
+        for _ in range(3):
+            await a.append(sid, llm(tokens_in=100, cost=0.5))
+        assert (await a.get_state(sid)).tokens.input == 300
+        _made_anew_in_another_process(data, sid, 3)
+        await _once_more(lambda: a.append(sid, new_event("custom", {"n": 3})))
+        events = await a.get_events(sid)
+        assert [e.type for e in events] == ["custom"] * 4
+        assert comparable(await a.get_state(sid)) == comparable(fold(sid, events))
+    finally:
+        await a.close()
+    cold = await Store(FileBackend(data), snapshot_interval=4)
+    try:
+        assert comparable(await cold.get_state(sid)) == comparable(fold(sid, events))
+    finally:
+        await cold.close()
+
+
+def test_sync_append_folded_after_the_session_was_made_anew_and_its_log_closed(
+    tmp_path: Path,
+) -> None:
+    # As the SyncStore test above, but this process has closed its view of the log before
+    # the loop takes the append (it keeps 256 logs open: appends to 300 other sessions on
+    # the caller's thread closed it). The snapshot write then has no inode to compare, and
+    # the snapshot the loop takes of its cache (the old session's, taken after the new
+    # session was made) must still not become the new session's state.
+    data = tmp_path / "data"
+    _gate.clear()
+    _entered.clear()
+    a = agentstore.open_sync(data, snapshot_interval=4, reducer=_holding_reducer)
+    try:
+        a.create_session(session_id="held")
+        a.append("held", new_event("custom", {}))
+        others = [a.create_session().id for _ in range(300)]
+        sid = _sid()
+        a.create_session(session_id=sid)
+        for _ in range(3):
+            a.append(sid, llm(tokens_in=100, cost=0.5))
+        assert a.get_state(sid).tokens.input == 300  # cached at 3
+        holder = threading.Thread(target=a.get_state, args=("held",))
+        holder.start()
+        try:
+            assert _entered.wait(30)  # the loop is in the fold
+            a.append(sid, llm(tokens_in=100, cost=0.5))  # on this thread: due at 4
+            for other in others:  # on this thread too: the log of `sid` is closed
+                a.append(other, new_event("custom", {}))
+            _made_anew_in_another_process(data, sid, 4)
+        finally:
+            _gate.set()
+            holder.join(30)
+    finally:
+        a.close()
+    with agentstore.open_sync(data, snapshot_interval=4, reducer=_holding_reducer) as cold:
+        events = cold.get_events(sid)
+        assert [e.type for e in events] == ["custom"] * 4
+        assert comparable(cold.get_state(sid)) == comparable(fold(sid, events))

@@ -324,7 +324,7 @@ class StateKeeper:
             return empty
         if not 0 < snap.version <= max_version:
             return empty
-        if self.snapshot_interval and _taken_before(snap.created_at, session.created_at):
+        if self.snapshot_interval and _aware(snap.created_at) < _aware(session.created_at):
             # Of another session of this id (deleted and made again elsewhere while this
             # snapshot was written behind an append of the old one).
             return empty
@@ -345,12 +345,15 @@ class StateKeeper:
         interval = self.snapshot_interval
         return bool(interval) and result.last_seq // interval != result.previous_seq // interval
 
-    def capture_snapshot(self, session_id: str, version: int) -> _Snapshot | None:
+    def capture_snapshot(
+        self, session_id: str, version: int, as_of: datetime | None = None
+    ) -> _Snapshot | None:
         """Take the snapshot of a session at `version` from the cache (with the lock held).
 
         Memory only: the JSON is made here, so the state may change as soon as the lock
         is released. None when the cache is not at `version` (then `save_snapshot` folds
-        the state itself) or the state cannot be saved.
+        the state itself) or the state cannot be saved. `as_of`: when the state was the
+        session's, at the latest (`appended_as_of`), the snapshot's time (default: now).
         """
         cached = self._cache.get(session_id)
         if cached is None or cached.version != version:
@@ -359,7 +362,7 @@ class StateKeeper:
                 if adoption is None or adoption.head < 0:  # one at a time: it takes the rest
                     self._adopting[session_id] = _Adoption(version)
             return None
-        return self._record(session_id, cached)
+        return self._record(session_id, cached, as_of)
 
     async def save_snapshot(self, session_id: str, version: int, record: _Snapshot | None) -> None:
         """Write a snapshot taken by `capture_snapshot` (call WITHOUT the session lock).
@@ -373,8 +376,11 @@ class StateKeeper:
         """
         try:
             if record is None:
+                # Stamped before the read: a snapshot is never dated after the session it
+                # was read from made way for another with its id (see `appended_as_of`).
+                taken = datetime.now(UTC)
                 state = await self.at(session_id, version)
-                record = self._record(session_id, state)
+                record = self._record(session_id, state, taken)
                 if record is not None:
                     await self._backend.save_snapshot(record)
                 self._adopt(session_id, state)
@@ -407,7 +413,9 @@ class StateKeeper:
         del self._adopting[session_id]
         return adoption
 
-    def _record(self, session_id: str, state: State) -> _Snapshot | None:
+    def _record(
+        self, session_id: str, state: State, taken: datetime | None = None
+    ) -> _Snapshot | None:
         try:
             # by_alias: the Go original's names ("in", "out") and exact sums on disk.
             data = state.model_dump(mode="json", by_alias=True)
@@ -416,14 +424,27 @@ class StateKeeper:
                 "state of session %s is not JSON (%s); no snapshot taken", session_id, exc
             )
             return None
-        return _Snapshot(session_id, state.version, data, self.reducer_id, datetime.now(UTC))
+        when = taken if taken is not None else datetime.now(UTC)
+        return _Snapshot(session_id, state.version, data, self.reducer_id, when)
 
 
-def _taken_before(taken: datetime, created: datetime) -> bool:
-    """Whether a snapshot taken at `taken` predates a session created at `created` (a
-    naive time is taken as UTC, as a backend may give one)."""
-    if taken.tzinfo is None:
-        taken = taken.replace(tzinfo=UTC)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return taken < created
+def appended_as_of(result: AppendResult) -> datetime:
+    """When a state folded up to an append's result was, at the latest, its session's: its
+    newest event's time (before the append was acknowledged, so before another store could
+    make the session anew), not after now nor before the session was created. A snapshot
+    of it is dated so: one taken later (a `SyncStore`'s append, folded when the loop gets
+    to it) is then refused for a session made anew since (`_base_from_snapshot`, the
+    PostgreSQL statements)."""
+    now = datetime.now(UTC)
+    stamps = [_aware(e.timestamp) for e in result.events if e.timestamp is not None]
+    when = max(stamps, default=now)
+    when = min(when, now)
+    born = result.session_created_at
+    if born is not None and when < _aware(born):
+        when = _aware(born)
+    return when
+
+
+def _aware(when: datetime) -> datetime:
+    """`when`, a naive time taken as UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -35,7 +35,7 @@ from agentstore.errors import (
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.snapshots import SnapshotWriter
-from agentstore.store.states import StateKeeper
+from agentstore.store.states import StateKeeper, appended_as_of
 
 __all__ = ["AppendListener", "Writer"]
 
@@ -115,7 +115,7 @@ class Writer:
         states.fold_appended(session_id, result, batch)
         if not states.snapshot_due(result):
             return False, None
-        return True, states.capture_snapshot(session_id, result.last_seq)
+        return True, states.capture_snapshot(session_id, result.last_seq, appended_as_of(result))
 
     async def _append_within_budget(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
