@@ -423,3 +423,27 @@ def test_sync_append_folded_after_the_session_was_made_anew_and_its_log_closed(
         events = cold.get_events(sid)
         assert [e.type for e in events] == ["custom"] * 4
         assert comparable(cold.get_state(sid)) == comparable(fold(sid, events))
+
+
+def test_sync_state_after_the_log_was_restored_from_a_backup_is_the_logs(tmp_path: Path) -> None:
+    # The restored log of the test above, through a SyncStore on files: its append runs on
+    # the caller's thread (agentstore/store/blocking.py), which gets the StorageError
+    # itself; the state cached of the replaced log must not answer for the restored one.
+    data = tmp_path / "data"
+    with agentstore.open_sync(data) as a, agentstore.open_sync(data) as b:
+        sid = _sid()
+        a.create_session(session_id=sid)
+        a.append(sid, new_event("custom", {"n": 0}))
+        log = data / "events" / f"{sid}.jsonl"
+        backup = log.read_bytes()
+        a.append(sid, llm(tokens_in=100, cost=0.5))
+        assert a.get_state(sid).tokens.input == 100  # cached at 2
+        restored = tmp_path / "restored.jsonl"
+        restored.write_bytes(backup)
+        restored.replace(log)  # the backup, as another program puts it back
+        b.append(sid, new_event("custom", {"n": 1}))  # the log goes on: 2 events
+        try:
+            a.append(sid, new_event("custom", {"n": 2}))
+        except StorageError:
+            a.append(sid, new_event("custom", {"n": 2}))
+        assert comparable(a.get_state(sid)) == comparable(fold(sid, b.get_events(sid)))
