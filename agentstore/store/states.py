@@ -435,14 +435,11 @@ def appended_as_of(result: AppendResult) -> datetime:
     of it is dated so: one taken later (a `SyncStore`'s append, folded when the loop gets
     to it) is then refused for a session made anew since (`_base_from_snapshot`, the
     PostgreSQL statements)."""
-    now = datetime.now(UTC)
+    now, born = datetime.now(UTC), result.session_created_at
+    if born is None:  # the backend does not say: events may be dated before the session
+        return now
     stamps = [_aware(e.timestamp) for e in result.events if e.timestamp is not None]
-    when = max(stamps, default=now)
-    when = min(when, now)
-    born = result.session_created_at
-    if born is not None and when < _aware(born):
-        when = _aware(born)
-    return when
+    return max(min(max(stamps, default=now), now), _aware(born))
 
 
 def _aware(when: datetime) -> datetime:
