@@ -4,6 +4,7 @@ not answer for it (7015f1f: `Backend.head`, `AppendResult.session_created_at`)."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -447,3 +448,36 @@ def test_sync_state_after_the_log_was_restored_from_a_backup_is_the_logs(tmp_pat
         except StorageError:
             a.append(sid, new_event("custom", {"n": 2}))
         assert comparable(a.get_state(sid)) == comparable(fold(sid, b.get_events(sid)))
+
+
+@pytest.mark.parametrize("through", ["get_state", "append"])
+async def test_head_of_a_session_made_anew_while_its_old_log_lives_on_elsewhere(
+    tmp_path: Path, through: str
+) -> None:
+    # A backup tool that hard-links the data directory (rsync --link-dest, cp -al) keeps
+    # the old log's inode alive after the session is deleted: the log this store has open
+    # still has a link, its size and inode unchanged. Another store deletes the session
+    # and makes it again: this store must read the new session, not the old log.
+    data = tmp_path / "data"
+    a = await Store(FileBackend(data))
+    b = await Store(FileBackend(data))
+    try:
+        sid = _sid()
+        await a.create_session(session_id=sid)
+        for _ in range(3):
+            await a.append(sid, llm(tokens_in=100, cost=0.5))
+        assert (await a.get_state(sid)).tokens.input == 300  # cached at 3, its log open
+        os.link(data / "events" / f"{sid}.jsonl", tmp_path / "backup.jsonl")
+        await b.delete_session(sid)
+        await b.create_session(session_id=sid)
+        for n in range(5):
+            await b.append(sid, new_event("custom", {"n": n}))
+        if through == "append":
+            await _once_more(lambda: a.append(sid, new_event("custom", {"n": 5})))
+        events = await b.get_events(sid)
+        assert [e.type for e in events] == ["custom"] * len(events)
+        state = await _once_more(lambda: a.get_state(sid))
+        assert comparable(state) == comparable(fold(sid, events))
+    finally:
+        await a.close()
+        await b.close()

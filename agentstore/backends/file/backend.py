@@ -267,12 +267,24 @@ class FileBackend(Backend):
         view = self._logs.peek(session_id)
         fd = view.fd if view is not None else None
         if view is not None and fd is not None:
-            # Unchanged size and still linked: nothing was appended (by anyone) and the
-            # session was not deleted. The descriptor may be closed by a worker thread
-            # meanwhile (and its number reused: hence the inode): then take the slow path.
+            # Unchanged size and still linked: nothing was appended (by anyone). The
+            # descriptor may be closed by a worker thread meanwhile (and its number
+            # reused: hence the inode): then take the slow path. Still linked is not
+            # enough: a deleted log may keep a link elsewhere (a backup tool's hard link),
+            # and a session made again with this id has another file. A link or unlink
+            # changes the file's ctime and not its mtime (a write sets both alike): if they
+            # differ, the log's name must still lead to this file (one stat more).
             try:
                 st = os.fstat(fd)
-                if st.st_nlink and st.st_size == view.size and st.st_ino == view.ino:
+                if (
+                    st.st_nlink
+                    and st.st_size == view.size
+                    and st.st_ino == view.ino
+                    and (
+                        st.st_ctime_ns == st.st_mtime_ns
+                        or os.stat(view.path, follow_symlinks=False).st_ino == view.ino
+                    )
+                ):
                     return view.last_seq, view.created_at
             except OSError:
                 pass
@@ -281,6 +293,8 @@ class FileBackend(Backend):
     def _head_sync(self, session_id: str) -> tuple[int, datetime | None]:
         view = self._logs.get(session_id)
         with view.mutex:
+            if view.fd is not None:
+                self._logs.check_not_replaced(view)  # see `head`: the name, not the file
             return view.last_seq, view.created_at
 
     async def append(
