@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from agentstore.backends.base import AppendResult, PendingEvent
+from agentstore.errors import SessionNotFoundError, StorageError
 from agentstore.events import Event, EventType
 from agentstore.session import validate_session_id
 from agentstore.store.facade import Store
@@ -61,6 +62,10 @@ class CallerThreadAppends:
         # What the loop has yet to fold, and whether a drain is scheduled to take it.
         self._handed: list[_Handed] = []
         self._scheduled = False
+        # Sessions whose append failed because the backend lost its view of them (deleted,
+        # made anew or restored elsewhere): what is cached of them is dropped, as
+        # `Writer.append` does, before anything handed with them is folded.
+        self._forget: set[str] = set()
 
     @classmethod
     async def for_store(cls, store: Store) -> CallerThreadAppends | None:
@@ -89,7 +94,12 @@ class CallerThreadAppends:
             check_count("expected_seq", expected_seq)
         if not batch:
             return None
-        result = store.backend.append_blocking(sid, batch, expected_seq)
+        try:
+            result = store.backend.append_blocking(sid, batch, expected_seq)
+        except (SessionNotFoundError, StorageError):
+            with self._mutex:
+                self._forget.add(sid)
+            raise
         if result.written:
             self._hand_over((sid, result, batch))
         return result.events
@@ -124,8 +134,13 @@ class CallerThreadAppends:
         """Fold, tell and snapshot what threads appended (on the loop's thread)."""
         with self._mutex:
             handed, self._handed = self._handed, []
+            forget, self._forget = self._forget, set()
             self._scheduled = False
-        if self._store.closed or not handed:
+        if self._store.closed:
+            return
+        for sid in forget:  # what was handed with them folds into nothing: rebuilt on read
+            self._store._states.forget(sid)
+        if not handed:
             return
         if len(handed) > 1:
             handed.sort(key=lambda h: h[1].previous_seq)  # per session: in sequence order

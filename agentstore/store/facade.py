@@ -214,6 +214,9 @@ class Store(StoreSessions, StoreReads):
         self._check_open()
         fresh = import_session_of(session)
         await self._backend.create_session_from_pages(fresh, import_pages(fresh.id, events))
+        # Anything cached under this id was of a session deleted since: an import keeps
+        # the creation time, so `StateKeeper.observe` could not tell them apart.
+        self._states.forget(fresh.id)
         return await self._backend.get_session(fresh.id)
 
     # --- appending ------------------------------------------------------------------------

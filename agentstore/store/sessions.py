@@ -59,6 +59,8 @@ class StoreSessions:
         warn_if_cost_budget_unpriced(budget, self._pricer)
         session = self._new_session(sid, name=name, labels=labels, budget=budget)
         await self._backend.create_session(session)
+        # Anything cached under this id was of a session deleted since (maybe elsewhere).
+        self._states.forget(sid)
         return session
 
     def _new_session(

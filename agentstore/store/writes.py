@@ -83,6 +83,11 @@ class Writer:
                 due, snapshot = self._fold(session_id, result, batch)
             else:
                 async with lock:
+                    if paid:
+                        # The session may have been made anew elsewhere, with a budget
+                        # the remembered one lacks: one head read tells (a paid call
+                        # costs far more than it).
+                        states.observe(session_id, (await self._backend.head(session_id))[1])
                     if paid and await self._budgets.get(session_id) is not None:
                         result = await self._append_within_budget(session_id, batch, expected_seq)
                     else:

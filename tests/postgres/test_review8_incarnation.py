@@ -17,6 +17,7 @@ from tests.postgres.test_replica import (  # the real streaming replica of that 
     replica_port,
     replica_url,
 )
+from tests.test_review8_incarnation import RESTORED_LIMIT
 
 __all__ = ["replica_port", "replica_url"]  # fixtures, used by name
 
@@ -76,6 +77,7 @@ async def test_budget_of_a_session_made_anew_with_one_is_enforced(pg_url: str) -
             await a.append(sid, new_event(EventType.LLM_REQUEST, {"n": 2}))
 
 
+@pytest.mark.xfail(strict=True, reason=RESTORED_LIMIT)
 async def test_state_of_a_session_restored_from_an_export_elsewhere_is_its_own(
     pg_url: str,
 ) -> None:
