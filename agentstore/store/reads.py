@@ -12,6 +12,7 @@ from agentstore.errors import (
     InvalidInputError,
     SessionNotFoundError,
     StorageError,
+    StorageUnavailableError,
     StoreLockedError,
 )
 from agentstore.events import Event, EventType
@@ -54,6 +55,8 @@ class StoreReads:
             await self._snapshots.settled(sid)
         try:
             head, born = await self._backend.head(sid)
+        except StorageUnavailableError:
+            raise  # transient (a timeout, the server away): says nothing of the session
         except (SessionNotFoundError, StorageError):
             # Deleted (and maybe created again) by another store, or the backend dropped
             # its view of the session (a log replaced under it, restored from a backup:

@@ -31,6 +31,7 @@ from agentstore.errors import (
     ConcurrencyError,
     SessionNotFoundError,
     StorageError,
+    StorageUnavailableError,
 )
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
@@ -93,6 +94,8 @@ class Writer:
                     else:
                         result = await self._backend.append(session_id, batch, expected_seq)
                     due, snapshot = self._fold(session_id, result, batch)
+        except StorageUnavailableError:
+            raise  # transient (a timeout, the server away): says nothing of the session
         except (SessionNotFoundError, StorageError):
             # Deleted (and maybe made again) elsewhere, or the backend dropped its view
             # of the session (a log replaced under it: the same creation time, other
