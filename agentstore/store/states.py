@@ -378,7 +378,13 @@ class StateKeeper:
             if record is None:
                 # Stamped before the read: a snapshot is never dated after the session it
                 # was read from made way for another with its id (see `appended_as_of`).
+                # Nor before the session this store knows was appended to was created:
+                # its created_at is the clock of the host that made it (or exported it),
+                # maybe ahead of this one's, and a snapshot dated before it is refused.
                 taken = datetime.now(UTC)
+                born = self._born.get(session_id)
+                if born is not None and _aware(born) > taken:
+                    taken = _aware(born)
                 state = await self.at(session_id, version)
                 record = self._record(session_id, state, taken)
                 if record is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -63,3 +64,29 @@ async def test_a_timed_out_call_does_not_cost_a_cold_fold(
         state = await store.get_state(sid)
         assert state.version == 300
         assert _folded == []  # the cached state answers: nothing folded again
+
+
+@pytest.mark.parametrize("cached", [False, True])
+async def test_snapshot_of_a_session_made_by_a_client_whose_clock_is_ahead_is_read(
+    pg_url: str, no_timer: None, cached: bool
+) -> None:
+    # created_at is the clock of the client that made the session (an import keeps the
+    # exporting host's), event times the server's. The session comes from a host an hour
+    # ahead; this client appends across the snapshot interval, from its cache (the
+    # snapshot is dated by the append) or cold (it folds the snapshot's state itself).
+    # Either snapshot must land and be read by a cold store.
+    async with agentstore.open(pg_url) as there:
+        made = await there.create_session(name="from a host an hour ahead")
+        await there.append_many(made.id, [new_event("custom", {"n": n}) for n in range(2)])
+        events = await there.get_events(made.id)
+        await there.delete_session(made.id)
+    ahead = made.model_copy(update={"created_at": made.created_at + timedelta(hours=1)})
+    async with agentstore.open(pg_url, snapshot_interval=4, reducer=_counting_reducer) as w:
+        await w.import_session(ahead, events)
+        if cached:
+            await w.get_state(made.id)
+        await w.append_many(made.id, [new_event("custom", {"n": n}) for n in (2, 3)])
+    async with agentstore.open(pg_url, snapshot_interval=4, reducer=_counting_reducer) as cold:
+        _folded.clear()
+        assert (await cold.get_state(made.id)).version == 4
+        assert _folded == []  # from the snapshot at 4: nothing to fold
