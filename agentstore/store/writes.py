@@ -84,13 +84,17 @@ class Writer:
                 due, snapshot = self._fold(session_id, result, batch)
             else:
                 async with lock:
+                    head: int | None = None
                     if paid:
                         # The session may have been made anew elsewhere, with a budget
                         # the remembered one lacks: one head read tells (a paid call
-                        # costs far more than it).
-                        states.observe(session_id, (await self._backend.head(session_id))[1])
+                        # costs far more than it), and the budget check starts from it.
+                        head, born = await self._backend.head(session_id)
+                        states.observe(session_id, born)
                     if paid and await self._budgets.get(session_id) is not None:
-                        result = await self._append_within_budget(session_id, batch, expected_seq)
+                        result = await self._append_within_budget(
+                            session_id, batch, expected_seq, head
+                        )
                     else:
                         result = await self._backend.append(session_id, batch, expected_seq)
                     due, snapshot = self._fold(session_id, result, batch)
@@ -126,16 +130,22 @@ class Writer:
         return True, states.capture_snapshot(session_id, result.last_seq, appended_as_of(result))
 
     async def _append_within_budget(
-        self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
+        self,
+        session_id: str,
+        batch: Sequence[PendingEvent],
+        expected_seq: int | None,
+        head: int | None = None,
     ) -> AppendResult:
         """Check the budget against the state at the head, and append at exactly that head.
 
         Another process appending in between makes the append fail with
         `ConcurrencyError`; the budget is then checked again against the new state, so two
-        processes cannot both spend the last of a budget.
+        processes cannot both spend the last of a budget. `head`: as the caller just read
+        it (`StateKeeper.current_locked`), for the first check only.
         """
         while True:
-            state = await self._states.current_locked(session_id)
+            state = await self._states.current_locked(session_id, head)
+            head = None  # after a ConcurrencyError: read again
             if state.over_budget():
                 raise BudgetExceededError(
                     f"session {session_id!r} is at or over its budget ({state.budget}); "
