@@ -122,8 +122,9 @@ class CallerThreadAppends:
 
     @property
     def pending(self) -> bool:
-        """True when appends are waiting to be folded (read from the appending thread)."""
-        return bool(self._handed)
+        """True when appends are waiting to be folded, or sessions to be forgotten (read
+        from the appending thread): the next call must not answer from a stale cache."""
+        return bool(self._handed or self._forget)
 
     async def after_drain(self, func: Callable[[], Awaitable[T]]) -> T:
         """Fold what is pending, then run `func` (on the loop): how a call sees the appends."""
