@@ -158,7 +158,9 @@ class Writer:
             except ConcurrencyError:
                 if expected_seq is not None:
                     raise  # the caller's own condition failed: theirs to handle
-                self._states.forget(session_id)
+                # Another append got in first: the next check reads the head (and the
+                # creation time: a session made anew is forgotten then, `observe`) and
+                # folds only what is new onto the state checked, not the whole session.
 
     def _tell_listeners(self, result: AppendResult) -> None:
         seen: set[int] = set()
