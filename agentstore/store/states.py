@@ -385,11 +385,20 @@ class StateKeeper:
                 born = self._born.get(session_id)
                 if born is not None and _aware(born) > taken:
                     taken = _aware(born)
+                mine = self._adopting.get(session_id)
                 state = await self.at(session_id, version)
+                if self._born.get(session_id) is not born:
+                    # The session was forgotten while this folded (made anew, deleted):
+                    # the state may be the old one's, or torn across the two (as in
+                    # `current_locked`): neither saved nor cached.
+                    if mine is not None and self._adopting.get(session_id) is mine:
+                        del self._adopting[session_id]
+                    return
                 record = self._record(session_id, state, taken)
                 if record is not None:
                     await self._backend.save_snapshot(record)
-                self._adopt(session_id, state)
+                if self._adopting.get(session_id) is mine:  # not one made for another since
+                    self._adopt(session_id, state)
                 return
             await self._backend.save_snapshot(record)
         except Exception as exc:
