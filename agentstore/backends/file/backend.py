@@ -273,19 +273,18 @@ class FileBackend(Backend):
             # enough: a deleted log may keep a link elsewhere (a backup tool's hard link),
             # and a session made again with this id has another file. A link or unlink
             # changes the file's ctime and not its mtime (a write sets both alike): if they
-            # differ, the log's name must still lead to this file (one stat more).
+            # differ, the log's name must still lead to this file (one stat more), unless
+            # it did at this very ctime already (a log copied with its mtime kept, then
+            # only read, has them differ for good: one stat, not one per call).
             try:
                 st = os.fstat(fd)
-                if (
-                    st.st_nlink
-                    and st.st_size == view.size
-                    and st.st_ino == view.ino
-                    and (
-                        st.st_ctime_ns == st.st_mtime_ns
-                        or os.stat(view.path, follow_symlinks=False).st_ino == view.ino
-                    )
-                ):
-                    return view.last_seq, view.created_at
+                if st.st_nlink and st.st_size == view.size and st.st_ino == view.ino:
+                    ctime = st.st_ctime_ns
+                    if ctime == st.st_mtime_ns or ctime == view.named_ctime:
+                        return view.last_seq, view.created_at
+                    if os.stat(view.path, follow_symlinks=False).st_ino == view.ino:
+                        view.named_ctime = ctime
+                        return view.last_seq, view.created_at
             except OSError:
                 pass
         return await anyio.to_thread.run_sync(self._head_sync, session_id)

@@ -68,6 +68,8 @@ class LogView:
     """Event id -> sequence number, built on the first append (for idempotent retries)."""
     checkpoints: dict[int, int] = field(default_factory=dict)
     """Sequence number -> byte offset of its line, every `CHECKPOINT_EVERY` lines."""
+    named_ctime: int = 0
+    """The file's ctime (ns) when its name was last seen leading to it (`head`)."""
     mutex: threading.RLock = field(default_factory=threading.RLock)
     """Held by a worker thread while it reads or changes the fields above."""
 
