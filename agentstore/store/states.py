@@ -34,6 +34,7 @@ from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import ReducerError
 from agentstore.events import Event, build_event
 from agentstore.state import Reducer, State, copy_state, default_reducer, reducer_fingerprint
+from agentstore.store.adoption import Adoption
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.validate import private_copy
 
@@ -45,37 +46,6 @@ _FOLD_PAGE = 1000
 """Events read from the backend at once for a fold (one read: one thread hop on files)."""
 _FOLD_SLICE = 128
 """Events folded between two looks at the clock (a turn of the loop every `TURN`)."""
-
-
-_ADOPT_MAX = 1000
-"""The most events appended meanwhile that a snapshot's fold takes in to become the cache."""
-
-
-class _Adoption:
-    """A snapshot being folded from the log, and the events this store appended since."""
-
-    __slots__ = ("base", "events", "head")
-
-    def __init__(self, base: int) -> None:
-        self.base = base
-        self.head = base
-        """The session's last sequence number as this store appended it; -1: given up."""
-        self.events: list[Event] = []
-
-    def take(self, result: AppendResult, batch: Sequence[PendingEvent]) -> None:
-        """Keep private copies of an append's new events (the caller may change its own)."""
-        if self.head < 0:
-            return
-        if result.previous_seq != self.head or len(self.events) + result.written > _ADOPT_MAX:
-            self.head, self.events = -1, []  # another writer appended, or too much: give up
-            return
-        self.head = result.last_seq
-        taken = result.previous_seq
-        for event, pending in zip(result.events, batch, strict=True):
-            # A batch naming one id twice gives its event twice: the second is no new one.
-            if event.sequence_number > taken:
-                taken = event.sequence_number
-                self.events.append(private_copy(event, pending.payload_json))
 
 
 class StateKeeper:
@@ -101,7 +71,7 @@ class StateKeeper:
         # due), with what this store appends to them meanwhile: see `_adopt`. Not on a
         # backend whose appends never suspend (memory): reading its log back is cheaper
         # than folding every append into a cached state (6.6 vs 8.8 µs per append).
-        self._adopting: dict[str, _Adoption] = {}
+        self._adopting: dict[str, Adoption] = {}
         self._adopts = bool(cache_size) and not type(backend).appends_never_suspend
         # One lock per session, kept (not rebuilt per append); unlocked ones are dropped
         # when the table grows well past the cache.
@@ -360,7 +330,7 @@ class StateKeeper:
             if cached is None and self._adopts:
                 adoption = self._adopting.get(session_id)
                 if adoption is None or adoption.head < 0:  # one at a time: it takes the rest
-                    self._adopting[session_id] = _Adoption(version)
+                    self._adopting[session_id] = Adoption(version)
             return None
         return self._record(session_id, cached, as_of)
 
@@ -421,7 +391,7 @@ class StateKeeper:
             return  # the next cold read folds from the log and says what failed
         self._keep(session_id, state)
 
-    def _drop_adoption(self, session_id: str, version: int) -> _Adoption | None:
+    def _drop_adoption(self, session_id: str, version: int) -> Adoption | None:
         adoption = self._adopting.get(session_id)
         if adoption is None or adoption.base != version:
             return None  # none, or another snapshot's
