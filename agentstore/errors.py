@@ -19,6 +19,7 @@ boundary and re-raised as the most specific class below, chained with `from exc`
     ├── BackendUnavailableError (also ImportError: a missing extra or unknown scheme)
     └── StorageError
         ├── CorruptLogError
+        ├── SessionChangedError (changed under the store by another program: retry)
         └── StorageUnavailableError (transient: retrying is safe)
 
 Every class carries a stable machine-readable `code` (``"session_not_found"``, ...) that a
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidSessionIdError",
     "ReducerError",
     "SessionExistsError",
+    "SessionChangedError",
     "SessionNotFoundError",
     "StorageError",
     "StorageUnavailableError",
@@ -175,6 +177,17 @@ class CorruptLogError(StorageError):
         super().__init__(f"{where}{message}")
         self.path = path
         self.line = line
+
+
+class SessionChangedError(StorageError):
+    """A session's stored log changed under the store in a way appends cannot make (replaced
+    by another program, restored from a backup, cut shorter).
+
+    The backend dropped its view of it and the store what it had cached of it; nothing was
+    done. Retrying reads the log as it now is.
+    """
+
+    code: ClassVar[str] = "session_changed"
 
 
 class StorageUnavailableError(StorageError):

@@ -28,12 +28,6 @@ def _counting_reducer(state: State, event: Event) -> State:
     return default_reducer(state, event)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: the store cannot tell a refused write (nothing appended) from a "
-    "log replaced under it, both plain StorageError; needs an error class of its own for "
-    "the lost view (agentstore/errors.py, outside this review's files)",
-)
 async def test_a_refused_write_does_not_cost_a_cold_fold(tmp_path: Path) -> None:
     async with await Store(
         FileBackend(tmp_path / "data"), reducer=_counting_reducer, snapshot_interval=0

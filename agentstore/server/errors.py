@@ -77,6 +77,7 @@ _STATUS: dict[str, tuple[int, str]] = {
     "reducer_error": (500, "INTERNAL"),
     "storage_error": (500, "INTERNAL"),
     "corrupt_log": (500, "DATA_LOSS"),
+    "session_changed": (409, "ABORTED"),
     "backend_unavailable": (500, "INTERNAL"),
     "server_busy": (429, "RESOURCE_EXHAUSTED"),
     "payload_too_large": (413, "RESOURCE_EXHAUSTED"),

@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from agentstore.backends.base import AppendResult, PendingEvent
-from agentstore.errors import SessionNotFoundError, StorageError
 from agentstore.events import Event, EventType
 from agentstore.session import validate_session_id
 from agentstore.store.facade import Store
 from agentstore.store.validate import check_count, prepare
+from agentstore.store.writes import LOST_VIEW
 
 if TYPE_CHECKING:  # asyncio itself is not imported by `import agentstore` (it loads fcntl)
     import asyncio
@@ -96,7 +96,7 @@ class CallerThreadAppends:
             return None
         try:
             result = store.backend.append_blocking(sid, batch, expected_seq)
-        except (SessionNotFoundError, StorageError):
+        except LOST_VIEW:
             with self._mutex:
                 self._forget.add(sid)
             raise

@@ -10,9 +10,6 @@ import anyio
 from agentstore.backends.base import Backend, EventFilter
 from agentstore.errors import (
     InvalidInputError,
-    SessionNotFoundError,
-    StorageError,
-    StorageUnavailableError,
     StoreLockedError,
 )
 from agentstore.events import Event, EventType
@@ -21,6 +18,7 @@ from agentstore.state import State, copy_state
 from agentstore.store.snapshots import SnapshotWriter
 from agentstore.store.states import StateKeeper
 from agentstore.store.validate import check_count, make_filter
+from agentstore.store.writes import LOST_VIEW
 from agentstore.verify import VerifyReport, check_snapshots
 
 __all__ = ["StoreReads"]
@@ -55,9 +53,7 @@ class StoreReads:
             await self._snapshots.settled(sid)
         try:
             head, born = await self._backend.head(sid)
-        except StorageUnavailableError:
-            raise  # transient (a timeout, the server away): says nothing of the session
-        except (SessionNotFoundError, StorageError):
+        except LOST_VIEW:
             # Deleted (and maybe created again) by another store, or the backend dropped
             # its view of the session (a log replaced under it, restored from a backup:
             # the same creation time, other events): what is cached may be another's.

@@ -29,16 +29,22 @@ from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import (
     BudgetExceededError,
     ConcurrencyError,
+    CorruptLogError,
+    SessionChangedError,
     SessionNotFoundError,
-    StorageError,
-    StorageUnavailableError,
 )
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.snapshots import SnapshotWriter
 from agentstore.store.states import StateKeeper, appended_as_of
 
-__all__ = ["AppendListener", "Writer"]
+__all__ = ["LOST_VIEW", "AppendListener", "Writer"]
+
+LOST_VIEW = (SessionNotFoundError, SessionChangedError, CorruptLogError)
+"""Errors that say the backend lost its view of a session (deleted, made anew, replaced or
+restored elsewhere): what the store cached of it may be another's, and is dropped. Not a
+transient `StorageUnavailableError`, nor a write the storage refused (a full disk): that
+append wrote nothing, and the cache still holds."""
 
 logger = logging.getLogger("agentstore")
 
@@ -98,9 +104,7 @@ class Writer:
                     else:
                         result = await self._backend.append(session_id, batch, expected_seq)
                     due, snapshot = self._fold(session_id, result, batch)
-        except StorageUnavailableError:
-            raise  # transient (a timeout, the server away): says nothing of the session
-        except (SessionNotFoundError, StorageError):
+        except LOST_VIEW:
             # Deleted (and maybe made again) elsewhere, or the backend dropped its view
             # of the session (a log replaced under it: the same creation time, other
             # events): the next append must not fold into what is cached of it.

@@ -34,7 +34,12 @@ from agentstore.backends.file.scan import CHECKPOINT_EVERY, decode_at
 from agentstore.backends.file.sessions import read_session
 from agentstore.backends.file.tail import committed_end, quarantine_tail, read_tail
 from agentstore.codec import batch_end
-from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
+from agentstore.errors import (
+    CorruptLogError,
+    SessionChangedError,
+    SessionNotFoundError,
+    StorageError,
+)
 
 __all__ = [
     "LogView",
@@ -334,7 +339,7 @@ class Logs:
             return
         if size < view.size:
             self.forget(view.session_id, only=view)
-            raise StorageError(
+            raise SessionChangedError(
                 f"{view.path} shrank from {view.size} to {size} bytes under a running store"
             )
         seq, ts = view.last_seq, view.last_ts
@@ -387,7 +392,7 @@ class Logs:
                 "session",
                 path=str(path),
             ) from None
-        raise StorageError(
+        raise SessionChangedError(
             f"{path} was replaced under a running store (by another program); this "
             "process's view of it was dropped: retry"
         ) from None
