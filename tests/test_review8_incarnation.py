@@ -273,41 +273,69 @@ def test_sync_append_folded_after_the_session_was_made_anew_elsewhere(tmp_path: 
         assert comparable(cold.get_state(sid)) == comparable(fold(sid, events))
 
 
-@pytest.mark.parametrize("through", ["get_state", "append"])
-async def test_state_after_the_log_was_restored_from_a_backup_is_the_logs(
-    tmp_path: Path, through: str
-) -> None:
-    # docs/durability.md: a log replaced under a running store (restored from a backup)
-    # gives StorageError once, and the next call reads the file as it now is. The state
-    # this store had cached of the replaced log must not answer for the restored one.
+Pair = tuple[Store, Store, Path]
+
+
+@pytest.fixture
+async def file_pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    """Two stores on one data directory (and its path), closed after the test."""
     data = tmp_path / "data"
     a = await Store(FileBackend(data))
     b = await Store(FileBackend(data))
     try:
-        sid = _sid()
-        await a.create_session(session_id=sid)
-        await a.append(sid, new_event("custom", {"n": 0}))
-        log = data / "events" / f"{sid}.jsonl"
-        backup = log.read_bytes()
-        await a.append(sid, llm(tokens_in=100, cost=0.5))
-        assert (await a.get_state(sid)).tokens.input == 100  # cached at 2
-        restored = tmp_path / "restored.jsonl"
-        restored.write_bytes(backup)
-        restored.replace(log)  # the backup, as another program puts it back
-        await b.append(sid, new_event("custom", {"n": 1}))  # the log goes on: 2 events
-        if through == "append":
-            try:
-                await a.append(sid, new_event("custom", {"n": 2}))
-            except StorageError:
-                await a.append(sid, new_event("custom", {"n": 2}))
-        try:
-            state = await a.get_state(sid)
-        except StorageError:
-            state = await a.get_state(sid)
-        assert comparable(state) == comparable(fold(sid, await b.get_events(sid)))
+        yield a, b, data
     finally:
         await a.close()
         await b.close()
+
+
+def restore_log_from_backup(a: Any, b: Any, data: Path, tmp_path: Path) -> str:
+    """Through `SyncStore`s `a` and `b` on `data`: a session `a` has cached at 2 (100
+    tokens), whose log another program then puts back from a backup taken at 1, and that
+    `b` appends to (2 events again). Returns its id."""
+    sid = _sid()
+    a.create_session(session_id=sid)
+    a.append(sid, new_event("custom", {"n": 0}))
+    log = data / "events" / f"{sid}.jsonl"
+    backup = log.read_bytes()
+    a.append(sid, llm(tokens_in=100, cost=0.5))
+    assert a.get_state(sid).tokens.input == 100  # cached at 2
+    restored = tmp_path / "restored.jsonl"
+    restored.write_bytes(backup)
+    restored.replace(log)  # the backup, as another program puts it back
+    b.append(sid, new_event("custom", {"n": 1}))  # the log goes on: 2 events
+    return sid
+
+
+@pytest.mark.parametrize("through", ["get_state", "append"])
+async def test_state_after_the_log_was_restored_from_a_backup_is_the_logs(
+    file_pair: Pair, tmp_path: Path, through: str
+) -> None:
+    # docs/durability.md: a log replaced under a running store (restored from a backup)
+    # gives StorageError once, and the next call reads the file as it now is. The state
+    # this store had cached of the replaced log must not answer for the restored one.
+    a, b, data = file_pair
+    sid = _sid()
+    await a.create_session(session_id=sid)
+    await a.append(sid, new_event("custom", {"n": 0}))
+    log = data / "events" / f"{sid}.jsonl"
+    backup = log.read_bytes()
+    await a.append(sid, llm(tokens_in=100, cost=0.5))
+    assert (await a.get_state(sid)).tokens.input == 100  # cached at 2
+    restored = tmp_path / "restored.jsonl"
+    restored.write_bytes(backup)
+    restored.replace(log)  # the backup, as another program puts it back
+    await b.append(sid, new_event("custom", {"n": 1}))  # the log goes on: 2 events
+    if through == "append":
+        try:
+            await a.append(sid, new_event("custom", {"n": 2}))
+        except StorageError:
+            await a.append(sid, new_event("custom", {"n": 2}))
+    try:
+        state = await a.get_state(sid)
+    except StorageError:
+        state = await a.get_state(sid)
+    assert comparable(state) == comparable(fold(sid, await b.get_events(sid)))
 
 
 _midway = anyio.Event()
@@ -439,17 +467,7 @@ def test_sync_state_after_the_log_was_restored_from_a_backup_is_the_logs(tmp_pat
     # itself; the state cached of the replaced log must not answer for the restored one.
     data = tmp_path / "data"
     with agentstore.open_sync(data) as a, agentstore.open_sync(data) as b:
-        sid = _sid()
-        a.create_session(session_id=sid)
-        a.append(sid, new_event("custom", {"n": 0}))
-        log = data / "events" / f"{sid}.jsonl"
-        backup = log.read_bytes()
-        a.append(sid, llm(tokens_in=100, cost=0.5))
-        assert a.get_state(sid).tokens.input == 100  # cached at 2
-        restored = tmp_path / "restored.jsonl"
-        restored.write_bytes(backup)
-        restored.replace(log)  # the backup, as another program puts it back
-        b.append(sid, new_event("custom", {"n": 1}))  # the log goes on: 2 events
+        sid = restore_log_from_backup(a, b, data, tmp_path)
         try:
             a.append(sid, new_event("custom", {"n": 2}))
         except StorageError:
@@ -459,32 +477,26 @@ def test_sync_state_after_the_log_was_restored_from_a_backup_is_the_logs(tmp_pat
 
 @pytest.mark.parametrize("through", ["get_state", "append"])
 async def test_head_of_a_session_made_anew_while_its_old_log_lives_on_elsewhere(
-    tmp_path: Path, through: str
+    file_pair: Pair, tmp_path: Path, through: str
 ) -> None:
     # A backup tool that hard-links the data directory (rsync --link-dest, cp -al) keeps
     # the old log's inode alive after the session is deleted: the log this store has open
     # still has a link, its size and inode unchanged. Another store deletes the session
     # and makes it again: this store must read the new session, not the old log.
-    data = tmp_path / "data"
-    a = await Store(FileBackend(data))
-    b = await Store(FileBackend(data))
-    try:
-        sid = _sid()
-        await a.create_session(session_id=sid)
-        for _ in range(3):
-            await a.append(sid, llm(tokens_in=100, cost=0.5))
-        assert (await a.get_state(sid)).tokens.input == 300  # cached at 3, its log open
-        os.link(data / "events" / f"{sid}.jsonl", tmp_path / "backup.jsonl")
-        await b.delete_session(sid)
-        await b.create_session(session_id=sid)
-        for n in range(5):
-            await b.append(sid, new_event("custom", {"n": n}))
-        if through == "append":
-            await _once_more(lambda: a.append(sid, new_event("custom", {"n": 5})))
-        events = await b.get_events(sid)
-        assert [e.type for e in events] == ["custom"] * len(events)
-        state = await _once_more(lambda: a.get_state(sid))
-        assert comparable(state) == comparable(fold(sid, events))
-    finally:
-        await a.close()
-        await b.close()
+    a, b, data = file_pair
+    sid = _sid()
+    await a.create_session(session_id=sid)
+    for _ in range(3):
+        await a.append(sid, llm(tokens_in=100, cost=0.5))
+    assert (await a.get_state(sid)).tokens.input == 300  # cached at 3, its log open
+    os.link(data / "events" / f"{sid}.jsonl", tmp_path / "backup.jsonl")
+    await b.delete_session(sid)
+    await b.create_session(session_id=sid)
+    for n in range(5):
+        await b.append(sid, new_event("custom", {"n": n}))
+    if through == "append":
+        await _once_more(lambda: a.append(sid, new_event("custom", {"n": 5})))
+    events = await b.get_events(sid)
+    assert [e.type for e in events] == ["custom"] * len(events)
+    state = await _once_more(lambda: a.get_state(sid))
+    assert comparable(state) == comparable(fold(sid, events))

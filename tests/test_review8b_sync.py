@@ -7,7 +7,6 @@ stale cache and answered with the replaced log's state."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,14 @@ import pytest
 import agentstore
 from agentstore import new_event
 from agentstore.errors import StorageError
-from agentstore.testing.conformance.builders import comparable, fold, llm
+from agentstore.testing.conformance.builders import comparable, fold
+from tests.test_review8_incarnation import restore_log_from_backup
 
 
 def test_sync_state_right_after_an_append_found_the_log_restored(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with agentstore.open_sync(data) as a, agentstore.open_sync(data) as b:
-        sid = f"again-{uuid.uuid4().hex[:12]}"
-        a.create_session(session_id=sid)
-        a.append(sid, new_event("custom", {"n": 0}))
-        log = data / "events" / f"{sid}.jsonl"
-        backup = log.read_bytes()
-        a.append(sid, llm(tokens_in=100, cost=0.5))
-        assert a.get_state(sid).tokens.input == 100  # cached at 2
-        restored = tmp_path / "restored.jsonl"
-        restored.write_bytes(backup)
-        restored.replace(log)  # the backup, as another program puts it back
-        b.append(sid, new_event("custom", {"n": 1}))  # the log goes on: 2 events
+        sid = restore_log_from_backup(a, b, data, tmp_path)
         with pytest.raises(StorageError):
             a.append(sid, new_event("custom", {"n": 2}))  # on this thread: the view is dropped
         assert comparable(a.get_state(sid)) == comparable(fold(sid, b.get_events(sid)))
