@@ -16,7 +16,13 @@ import orjson
 from agentstore.errors import InvalidEventError
 from agentstore.metadata import NO_METADATA, Metadata
 
-__all__ = ["encode_metadata", "encode_payload", "format_timestamp", "parse_timestamp"]
+__all__ = [
+    "aware_utc",
+    "encode_metadata",
+    "encode_payload",
+    "format_timestamp",
+    "parse_timestamp",
+]
 
 _DUMPS_OPTIONS = orjson.OPT_UTC_Z
 
@@ -24,6 +30,12 @@ _DUMPS_OPTIONS = orjson.OPT_UTC_Z
 def format_timestamp(ts: datetime) -> str:
     """Format a UTC timestamp as RFC 3339 with a `Z`, as written on disk."""
     return orjson.dumps(ts, option=_DUMPS_OPTIONS)[1:-1].decode()
+
+
+def aware_utc(when: datetime) -> datetime:
+    """`when`, a naive time taken as UTC: comparable with any zone-aware time (a backend
+    or an older file may give a naive one)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _has_non_finite(value: Any) -> bool:

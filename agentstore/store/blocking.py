@@ -30,8 +30,8 @@ from agentstore.backends.base import AppendResult, PendingEvent
 from agentstore.events import Event, EventType
 from agentstore.session import validate_session_id
 from agentstore.store.facade import Store
+from agentstore.store.states import LOST_VIEW
 from agentstore.store.validate import check_count, prepare
-from agentstore.store.writes import LOST_VIEW
 
 if TYPE_CHECKING:  # asyncio itself is not imported by `import agentstore` (it loads fcntl)
     import asyncio

@@ -8,17 +8,13 @@ from datetime import datetime
 import anyio
 
 from agentstore.backends.base import Backend, EventFilter
-from agentstore.errors import (
-    InvalidInputError,
-    StoreLockedError,
-)
+from agentstore.errors import InvalidInputError, StoreLockedError
 from agentstore.events import Event, EventType
 from agentstore.session import validate_session_id
 from agentstore.state import State, copy_state
 from agentstore.store.snapshots import SnapshotWriter
-from agentstore.store.states import StateKeeper
+from agentstore.store.states import LOST_VIEW, StateKeeper
 from agentstore.store.validate import check_count, make_filter
-from agentstore.store.writes import LOST_VIEW
 from agentstore.verify import VerifyReport, check_snapshots
 
 __all__ = ["StoreReads"]

@@ -31,14 +31,26 @@ from agentstore._gc import full_collections_deferred, gc_paused
 from agentstore._turns import Turns
 from agentstore.backends.base import AppendResult, Backend, EventFilter, PendingEvent
 from agentstore.backends.base import SnapshotRecord as _Snapshot
-from agentstore.errors import ReducerError
+from agentstore.errors import (
+    CorruptLogError,
+    ReducerError,
+    SessionChangedError,
+    SessionNotFoundError,
+)
+from agentstore.eventjson import aware_utc
 from agentstore.events import Event, build_event
 from agentstore.state import Reducer, State, copy_state, default_reducer, reducer_fingerprint
 from agentstore.store.adoption import Adoption
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.validate import private_copy
 
-__all__ = ["StateKeeper"]
+__all__ = ["LOST_VIEW", "StateKeeper", "appended_as_of"]
+
+LOST_VIEW = (SessionNotFoundError, SessionChangedError, CorruptLogError)
+"""Errors that say the backend lost its view of a session (deleted, made anew, replaced or
+restored elsewhere): what the store cached of it may be another's, and is dropped. Not a
+transient `StorageUnavailableError`, nor a write the storage refused (a full disk): that
+append wrote nothing, and the cache still holds."""
 
 logger = logging.getLogger("agentstore")
 
@@ -294,7 +306,7 @@ class StateKeeper:
             return empty
         if not 0 < snap.version <= max_version:
             return empty
-        if self.snapshot_interval and _aware(snap.created_at) < _aware(session.created_at):
+        if self.snapshot_interval and aware_utc(snap.created_at) < aware_utc(session.created_at):
             # Of another session of this id (deleted and made again elsewhere while this
             # snapshot was written behind an append of the old one).
             return empty
@@ -353,8 +365,8 @@ class StateKeeper:
                 # maybe ahead of this one's, and a snapshot dated before it is refused.
                 taken = datetime.now(UTC)
                 born = self._born.get(session_id)
-                if born is not None and _aware(born) > taken:
-                    taken = _aware(born)
+                if born is not None and aware_utc(born) > taken:
+                    taken = aware_utc(born)
                 mine = self._adopting.get(session_id)
                 state = await self.at(session_id, version)
                 if self._born.get(session_id) is not born:
@@ -423,10 +435,5 @@ def appended_as_of(result: AppendResult) -> datetime:
     now, born = datetime.now(UTC), result.session_created_at
     if born is None:  # the backend does not say: events may be dated before the session
         return now
-    stamps = [_aware(e.timestamp) for e in result.events if e.timestamp is not None]
-    return max(min(max(stamps, default=now), now), _aware(born))
-
-
-def _aware(when: datetime) -> datetime:
-    """`when`, a naive time taken as UTC."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    stamps = [aware_utc(e.timestamp) for e in result.events if e.timestamp is not None]
+    return max(min(max(stamps, default=now), now), aware_utc(born))

@@ -26,25 +26,13 @@ from collections.abc import Callable, Sequence
 
 from agentstore.backends.base import AppendResult, Backend, PendingEvent
 from agentstore.backends.base import SnapshotRecord as _Snapshot
-from agentstore.errors import (
-    BudgetExceededError,
-    ConcurrencyError,
-    CorruptLogError,
-    SessionChangedError,
-    SessionNotFoundError,
-)
+from agentstore.errors import BudgetExceededError, ConcurrencyError
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.snapshots import SnapshotWriter
-from agentstore.store.states import StateKeeper, appended_as_of
+from agentstore.store.states import LOST_VIEW, StateKeeper, appended_as_of
 
-__all__ = ["LOST_VIEW", "AppendListener", "Writer"]
-
-LOST_VIEW = (SessionNotFoundError, SessionChangedError, CorruptLogError)
-"""Errors that say the backend lost its view of a session (deleted, made anew, replaced or
-restored elsewhere): what the store cached of it may be another's, and is dropped. Not a
-transient `StorageUnavailableError`, nor a write the storage refused (a full disk): that
-append wrote nothing, and the cache still holds."""
+__all__ = ["AppendListener", "Writer"]
 
 logger = logging.getLogger("agentstore")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 import orjson
@@ -33,6 +33,7 @@ from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import SESSION_COLUMNS, session_from_row
 from agentstore.errors import SessionNotFoundError
+from agentstore.eventjson import aware_utc
 from agentstore.session import Session
 
 __all__ = ["RIDE_MAX", "RIDE_WAIT", "Carried", "SnapshotRows", "carried_values"]
@@ -248,7 +249,7 @@ class SnapshotRows:
         # taken of and made a new one with its id (the statements refuse it too).
         if (
             mine is not None
-            and _aware(mine.created_at) >= session.created_at
+            and aware_utc(mine.created_at) >= session.created_at
             and (snap is None or mine.version >= snap.version)
         ):
             snap = mine
@@ -260,11 +261,6 @@ def carried_values(carried: Carried) -> tuple[str, int, str, datetime]:
     version, state JSON, time."""
     snap, text = carried
     return snap.reducer or _NO_REDUCER, snap.version, text, snap.created_at
-
-
-def _aware(when: datetime) -> datetime:
-    """`when` comparable with a time read from the server (a naive time taken as UTC)."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _record(
