@@ -228,16 +228,16 @@ async def main(path, sid, count):
         for n in range(count):
             await store.append(sid, new_event("custom", {"n": n}))
 
-asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 4))
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
 
 
-def test_sync_append_folded_after_the_session_was_made_anew_elsewhere(tmp_path: Path) -> None:
-    # A SyncStore on files appends on the caller's thread and hands the loop the result to
-    # fold later. The append at 4 (snapshot due) was made to the old session; before the
-    # loop (busy with a long fold) takes it, another process deletes the session and makes
-    # it again with 4 events of its own. The snapshot the loop then takes of its cache (the
-    # old session's) must not become the new session's state for a cold reader.
+def _sync_append_folded_after_made_anew(tmp_path: Path, *, closing_logs: int) -> None:
+    """The SyncStore tests below: the session cached at 3 in `a`; its append at 4 (a
+    snapshot due) made on the caller's thread while the loop is held in another session's
+    fold; then, before the loop folds it, appends to `closing_logs` other sessions (which
+    close this process's view of the log past 256 open ones) and another process makes
+    the session anew with 4 events. A cold reader must see the new session's state."""
     data = tmp_path / "data"
     _gate.clear()
     _entered.clear()
@@ -245,6 +245,7 @@ def test_sync_append_folded_after_the_session_was_made_anew_elsewhere(tmp_path: 
     try:
         a.create_session(session_id="held")
         a.append("held", new_event("custom", {}))
+        others = [a.create_session().id for _ in range(closing_logs)]
         sid = _sid()
         a.create_session(session_id=sid)
         for _ in range(3):
@@ -255,13 +256,9 @@ def test_sync_append_folded_after_the_session_was_made_anew_elsewhere(tmp_path: 
         try:
             assert _entered.wait(30)  # the loop is in the fold
             a.append(sid, llm(tokens_in=100, cost=0.5))  # on this thread: due at 4
-            done = subprocess.run(
-                [sys.executable, "-c", _ELSEWHERE, str(data), sid],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert done.returncode == 0, done.stderr
+            for other in others:  # on this thread too: the log of `sid` is closed
+                a.append(other, new_event("custom", {}))
+            _made_anew_in_another_process(data, sid, 4)
         finally:
             _gate.set()
             holder.join(30)
@@ -271,6 +268,15 @@ def test_sync_append_folded_after_the_session_was_made_anew_elsewhere(tmp_path: 
         events = cold.get_events(sid)
         assert [e.type for e in events] == ["custom"] * 4
         assert comparable(cold.get_state(sid)) == comparable(fold(sid, events))
+
+
+def test_sync_append_folded_after_the_session_was_made_anew_elsewhere(tmp_path: Path) -> None:
+    # A SyncStore on files appends on the caller's thread and hands the loop the result to
+    # fold later. The append at 4 (snapshot due) was made to the old session; before the
+    # loop (busy with a long fold) takes it, another process deletes the session and makes
+    # it again with 4 events of its own. The snapshot the loop then takes of its cache (the
+    # old session's) must not become the new session's state for a cold reader.
+    _sync_append_folded_after_made_anew(tmp_path, closing_logs=0)
 
 
 Pair = tuple[Store, Store, Path]
@@ -429,36 +435,7 @@ def test_sync_append_folded_after_the_session_was_made_anew_and_its_log_closed(
     # the caller's thread closed it). The snapshot write then has no inode to compare, and
     # the snapshot the loop takes of its cache (the old session's, taken after the new
     # session was made) must still not become the new session's state.
-    data = tmp_path / "data"
-    _gate.clear()
-    _entered.clear()
-    a = agentstore.open_sync(data, snapshot_interval=4, reducer=_holding_reducer)
-    try:
-        a.create_session(session_id="held")
-        a.append("held", new_event("custom", {}))
-        others = [a.create_session().id for _ in range(300)]
-        sid = _sid()
-        a.create_session(session_id=sid)
-        for _ in range(3):
-            a.append(sid, llm(tokens_in=100, cost=0.5))
-        assert a.get_state(sid).tokens.input == 300  # cached at 3
-        holder = threading.Thread(target=a.get_state, args=("held",))
-        holder.start()
-        try:
-            assert _entered.wait(30)  # the loop is in the fold
-            a.append(sid, llm(tokens_in=100, cost=0.5))  # on this thread: due at 4
-            for other in others:  # on this thread too: the log of `sid` is closed
-                a.append(other, new_event("custom", {}))
-            _made_anew_in_another_process(data, sid, 4)
-        finally:
-            _gate.set()
-            holder.join(30)
-    finally:
-        a.close()
-    with agentstore.open_sync(data, snapshot_interval=4, reducer=_holding_reducer) as cold:
-        events = cold.get_events(sid)
-        assert [e.type for e in events] == ["custom"] * 4
-        assert comparable(cold.get_state(sid)) == comparable(fold(sid, events))
+    _sync_append_folded_after_made_anew(tmp_path, closing_logs=300)
 
 
 def test_sync_state_after_the_log_was_restored_from_a_backup_is_the_logs(tmp_path: Path) -> None:
