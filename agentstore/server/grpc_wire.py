@@ -8,8 +8,6 @@ bytes exactly as stored; errors travel as a status code plus two trailing metada
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +23,7 @@ from agentstore.events import (
     format_timestamp,
 )
 from agentstore.server import agentstore_pb2 as pb
+from agentstore.server.inputs import integer_beyond_64_bits
 from agentstore.session import Session
 from agentstore.state import Budget
 
@@ -93,19 +92,12 @@ def json_value(blob: bytes, what: str) -> Any:
         value = orjson.loads(blob)
     except orjson.JSONDecodeError as exc:
         raise InvalidEventError(f"{what} is not valid JSON: {exc}") from exc
-    if _LONG_DIGITS.search(blob):  # rare: only then parse again, integer by integer
-        json.loads(blob, parse_int=lambda text: _int64(text, what))
+    too_big = integer_beyond_64_bits(blob)
+    if too_big is not None:
+        raise InvalidEventError(
+            f"{what}: the integer {too_big[:30].decode()} does not fit in 64 bits"
+        )
     return value
-
-
-_LONG_DIGITS = re.compile(rb"\d{19,}")
-
-
-def _int64(text: str, what: str) -> int:
-    number = int(text)
-    if not -(2**63) <= number < 2**64:
-        raise InvalidEventError(f"{what}: the integer {text[:30]} does not fit in 64 bits")
-    return number
 
 
 def event_to_pb(event: Event, payload_json: bytes | None = None) -> pb.Event:

@@ -7,8 +7,6 @@ No rule lives here: validation, limits and paging are the service's; errors are 
 from __future__ import annotations
 
 import contextlib
-import json
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -35,6 +33,7 @@ from agentstore.server.http_stream import (
     json_array_chunks,
     jsonl_chunks,
 )
+from agentstore.server.inputs import integer_beyond_64_bits
 from agentstore.server.service import AgentStoreService
 
 __all__ = ["APPEND_BODY", "add_routes"]
@@ -68,26 +67,12 @@ async def _read_body(request: Request) -> Any:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
-    if _LONG_DIGITS.search(raw):
-        _check_integers(raw)
+    too_big = integer_beyond_64_bits(raw)
+    if too_big is not None:
+        raise InvalidInputError(
+            f"the integer {too_big[:30].decode()} does not fit in 64 bits; send it as a string"
+        )
     return data
-
-
-# orjson turns an integer beyond 64 bits into a float without a word, which would store a
-# number other than the one sent; a run of 19+ digits is rare, so only then look closer.
-_LONG_DIGITS = re.compile(rb"\d{19,}")
-
-
-def _check_integers(raw: bytes) -> None:
-    def parse_int(text: str) -> int:
-        value = int(text)
-        if not -(2**63) <= value < 2**64:
-            raise InvalidInputError(
-                f"the integer {text[:30]} does not fit in 64 bits; send it as a string"
-            )
-        return value
-
-    json.loads(raw, parse_int=parse_int)
 
 
 def add_routes(app: FastAPI, service: AgentStoreService) -> None:

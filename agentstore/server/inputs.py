@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -15,7 +16,13 @@ import orjson
 
 from agentstore import Event, InvalidEventError, InvalidInputError, Metadata, Session, new_event
 
-__all__ = ["decode_cursor", "encode_cursor", "event_from_json", "is_after_cursor"]
+__all__ = [
+    "decode_cursor",
+    "encode_cursor",
+    "event_from_json",
+    "integer_beyond_64_bits",
+    "is_after_cursor",
+]
 
 _EVENT_FIELDS = frozenset(("id", "type", "payload", "metadata"))
 
@@ -54,6 +61,29 @@ def event_from_json(raw: object, index: int) -> Event:
     if event_id is not None:
         event.id = event_id
     return event
+
+
+# --- integers orjson reads as floats --------------------------------------------------------
+
+# orjson turns an integer beyond 64 bits into a float without a word, which would store a
+# number other than the one sent. A run of 19+ digits is rare, so only then look closer:
+# one scan of the document's strings and numbers (a loop, not a second recursive parse,
+# which fails on nesting that orjson accepts).
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+_STRING_OR_NUMBER = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?')
+
+
+def integer_beyond_64_bits(raw: bytes) -> bytes | None:
+    """Return the first integer of a valid JSON document that does not fit in 64 bits."""
+    if not _LONG_DIGITS.search(raw):
+        return None
+    for match in _STRING_OR_NUMBER.finditer(raw):
+        token = match.group()
+        if len(token) < 19 or token[0] == ord('"') or any(c in token for c in b".eE"):
+            continue
+        if len(token.lstrip(b"-")) > 20 or not -(2**63) <= int(token) < 2**64:
+            return token
+    return None
 
 
 # --- cursors: the (created_at, id) of the last session of a page, opaque to clients ------

@@ -221,8 +221,21 @@ async def test_update_session_changes_only_what_is_flagged() -> None:
         b'"\\ud800"',  # a lone surrogate
         b"\xff\xfe",  # not UTF-8
         b'{"a": 1} {"b": 2}',  # two documents
+        # nesting orjson reads but Python's json module does not, and a long digit run
+        b"[" * 1000 + b"123456789012345678901234567890" + b"]" * 1000,
+        b"[" * 1000 + b"18446744073709551615" + b"]" * 1000,  # the same, within 64 bits
     ],
-    ids=["bigint", "deep", "inf", "nan", "surrogate", "not-utf8", "two-docs"],
+    ids=[
+        "bigint",
+        "deep",
+        "inf",
+        "nan",
+        "surrogate",
+        "not-utf8",
+        "two-docs",
+        "deep-bigint",
+        "deep-long-int",
+    ],
 )
 async def test_hostile_json_is_refused_before_anything_is_written(payload: bytes) -> None:
     async with running_door() as door:
