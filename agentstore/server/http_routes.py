@@ -272,7 +272,8 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
         """
         start = from_seq or 0
         if last_event_id is not None:
-            if not last_event_id.isdigit():
+            # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+            if not (last_event_id.isascii() and last_event_id.isdigit()):
                 raise InvalidInputError("Last-Event-ID must be a sequence number")
             start = int(last_event_id) + 1
         client = request.client.host if request.client else "?"
