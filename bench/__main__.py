@@ -81,9 +81,14 @@ def best_of(runs: list[list[Row]]) -> list[Row]:
                 continue
             beats = {
                 k: max(have.get(k, 0.0), row.get(k, 0.0))
-                for k in ("heartbeat_ms", "loop_busy_ms", "gc_ms")
+                for k in ("heartbeat_ms", "loop_busy_ms", "gc_ms", "drop_ms")
                 if k in row
             }
+            # The run-queue wait belongs to the longest gap: the round that had it.
+            if row.get("heartbeat_ms", 0.0) > have.get("heartbeat_ms", 0.0):
+                beats["gap_waiting_ms"] = row.get("gap_waiting_ms")
+            elif "gap_waiting_ms" in have:
+                beats["gap_waiting_ms"] = have["gap_waiting_ms"]
             rounds = have["rounds"] + 1
             if row.get("ops_per_s", 0) > have.get("ops_per_s", 0):
                 have = merged[key] = dict(row)

@@ -23,7 +23,7 @@ import orjson
 import agentstore
 from agentstore import EventType, Store, new_event
 from agentstore.backends.memory import MemoryBackend
-from bench._timing import Heartbeat, between_calls, measure_async, result
+from bench._timing import Heartbeat, between_calls, harness_drop, measure_async, result
 
 TYPES = [
     EventType.USER_MESSAGE,
@@ -67,6 +67,8 @@ async def _beat(
         heartbeat_ms=hb.longest_gap_ms,
         loop_busy_ms=hb.longest_busy_ms,
         gc_ms=hb.longest_gc_ms,
+        drop_ms=hb.longest_drop_ms,
+        gap_waiting_ms=hb.gap_waiting_ms,
         **extra,
     )
     return res
@@ -419,14 +421,13 @@ async def replay(events: int, reps: int, base: Path) -> list[dict[str, Any]]:
                 for _ in range(reps + 1):
                     async with agentstore.open(tmp) as fresh:
                         t0 = time.perf_counter_ns()
-                        got = await fresh.replay(sid, types=types)
+                        held = [await fresh.replay(sid, types=types)]
                         lat.append(time.perf_counter_ns() - t0)
-                        assert len(got) == (events if types is None else events // 10)
+                        assert len(held[0]) == (events if types is None else events // 10)
                         # Not kept alive into the next replay (no agent holds two at once):
-                        # the collector would walk both.
-                        del got
-                        # A turn between calls, as `measure_async` gives: what the caller
-                        # did (drop 10,000 events: about 3 ms) is a slice of its own.
+                        # the collector would walk both. Freed as `measure_async` frees
+                        # results: timed apart from the heartbeat's gaps (`harness_drop`).
+                        harness_drop(held)
                         await between_calls()
                 lat = lat[1:]
                 return result(
