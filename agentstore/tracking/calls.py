@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from pydantic_core import to_jsonable_python
 
 from agentstore.events import Event
@@ -33,9 +35,71 @@ class _SyncAppender(Protocol):
     def append(self, session_id: str, event: Event) -> Event: ...
 
 
+_MAX_DEPTH = 200  # orjson, which writes the event, refuses JSON nested 255 deep
+_INT_RANGE = range(-(2**63), 2**64)  # the integers orjson writes as numbers
+
+
 def to_json_value(value: Any) -> Any:
-    """Convert `value` to a JSON value the forgiving way (see the module docstring)."""
-    return to_jsonable_python(value, fallback=repr, inf_nan_mode="null")
+    """Convert `value` to a JSON value the forgiving way (see the module docstring).
+
+    Never raises: what pydantic's conversion cannot take (bytes that are not UTF-8, a
+    cycle, a `repr` that raises) or what the store would refuse (an integer beyond 64
+    bits, a lone surrogate, nesting deeper than orjson writes) is converted value by
+    value instead, so a call that succeeded is never lost to its recording.
+    """
+    try:
+        converted = to_jsonable_python(value, fallback=_repr, inf_nan_mode="null")
+        orjson.dumps(converted)  # what the store checks when the event is appended
+    except (ValueError, TypeError, RecursionError):  # UnicodeError is a ValueError
+        return _careful(value, 0, set())
+    return converted
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not lose the call
+        return f"<{type(value).__qualname__} object>"
+
+
+def _careful(value: Any, depth: int, seen: set[int]) -> Any:
+    """The slow path of `to_json_value`: one value at a time, never raising."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value) if value in _INT_RANGE else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(bytes(value))
+    if depth >= _MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        if id(value) in seen:
+            return "<circular reference>"
+        seen.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {_careful_key(k): _careful(v, depth + 1, seen) for k, v in value.items()}
+            return [_careful(v, depth + 1, seen) for v in value]
+        finally:
+            seen.discard(id(value))
+    try:  # a model, dataclass, datetime...: pydantic's form, itself made safe
+        converted = to_jsonable_python(value, fallback=_repr, inf_nan_mode="null")
+    except (ValueError, TypeError, RecursionError):
+        return _repr(value)
+    return _careful(converted, depth + 1, seen)
+
+
+def _careful_key(key: Any) -> str:
+    if not isinstance(key, str):
+        key = str(key) if key is None or isinstance(key, int | float) else _repr(key)
+    return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class TrackedCall:

@@ -1,0 +1,135 @@
+"""Review 9c: tool results no JSON encoder takes as they are never lose a call that succeeded.
+
+The tracking layer promises "recording never fails after the tool itself succeeded": each
+value below used to make `to_json_value` (or the append after it) raise, which ended the
+user's run (pydantic-ai, the OpenAI Agents SDK) or left the call open (LangChain).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import agentstore
+from agentstore import EventType, Store
+from agentstore.tracking import to_json_value
+
+
+class BrokenRepr:
+    def __repr__(self) -> str:
+        raise ValueError("no repr today")
+
+
+def _cycle() -> dict[str, Any]:
+    loop: dict[str, Any] = {"name": "loop"}
+    loop["self"] = loop
+    return loop
+
+
+def _deep(levels: int) -> list[Any]:
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(levels):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+HOSTILE: dict[str, tuple[Any, Any]] = {
+    # name: (value, what is recorded)
+    "bytes not UTF-8": (b"\xff\x00", "b'\\xff\\x00'"),
+    "bytearray not UTF-8": (bytearray(b"\xfe"), "b'\\xfe'"),
+    "nested bytes": ({"raw": [b"\x80", b"ok"]}, {"raw": ["b'\\x80'", "ok"]}),
+    "repr raises": (BrokenRepr(), "<BrokenRepr object>"),
+    "cycle": (_cycle(), {"name": "loop", "self": "<circular reference>"}),
+    "int beyond 64 bits": ([10**40, 5], ["1" + "0" * 40, 5]),
+    "lone surrogate": ({"text": "a\ud800b"}, {"text": "a\\ud800b"}),
+    "mixed": (
+        {"when": datetime.date(2026, 11, 30), "tags": {"x"}, "nan": math.nan, "b": b"\xff"},
+        {"when": "2026-11-30", "tags": ["x"], "nan": None, "b": "b'\\xff'"},
+    ),
+}
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    async with agentstore.open(in_memory=True, pricing=False) as s:
+        yield s
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_to_json_value_converts_what_the_store_would_refuse(name: str) -> None:
+    value, expected = HOSTILE[name]
+    assert to_json_value(value) == expected
+
+
+def test_nesting_deeper_than_the_store_writes_is_cut_not_refused() -> None:
+    converted = to_json_value(_deep(400))
+    depth = 0
+    while isinstance(converted, list) and converted:
+        converted, depth = converted[0], depth + 1
+    assert converted == "<nested too deep>" and depth < 255
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_track_tool_records_the_result_and_succeeds(store: Store, name: str) -> None:
+    value, expected = HOSTILE[name]
+    session = await store.create_session()
+    async with store.track_tool(session.id, "hostile", {"n": 1}) as call:
+        call.result = value
+    [result] = await store.replay(session.id, types=[EventType.TOOL_RESULT])
+    assert result.payload["result"] == expected
+    assert (await store.get_state(session.id)).open_calls == {}
+
+
+async def test_an_openai_agents_run_with_a_hostile_tool_result_completes(store: Store) -> None:
+    pytest.importorskip("agents")
+    from agents import Agent, Runner, function_tool, set_tracing_disabled
+    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+
+    from agentstore.integrations.openai_agents import AgentStoreRunHooks
+
+    @function_tool
+    def fetch_blob(n: int) -> dict[str, Any]:
+        """Return raw bytes."""
+        return {"blob": b"\xff\xfe", "at": datetime.date(2026, 11, 30)}
+
+    set_tracing_disabled(True)
+    try:
+        model = ScriptedModel(
+            [
+                ModelStep(output=[function_call("fetch_blob", {"n": 1}, call_id="c1")]),
+                ModelStep(output=[assistant_message("done")]),
+            ]
+        )
+        agent = Agent(name="a", model=model, tools=[fetch_blob])
+        result = await Runner.run(agent, "go", hooks=AgentStoreRunHooks(store, "oa", model="m"))
+    finally:
+        set_tracing_disabled(False)
+    assert result.final_output == "done"
+    [recorded] = await store.replay("oa", types=[EventType.TOOL_RESULT])
+    assert recorded.metadata.call_id == "c1"
+    assert (await store.get_state("oa")).open_calls == {}
+
+
+async def test_a_langchain_tool_with_a_hostile_result_is_closed(store: Store) -> None:
+    pytest.importorskip("langchain_core")
+    from langchain_core.tools import tool
+
+    from agentstore.integrations.langchain import AgentStoreCallbackHandler
+
+    @tool
+    def fetch_blob(n: int) -> Any:
+        """Return raw bytes."""
+        return {"blob": b"\xff\xfe", "tags": {"a"}}
+
+    handler = AgentStoreCallbackHandler(store, "lc")
+    out = await fetch_blob.ainvoke({"n": 1}, config={"callbacks": [handler]})
+    assert out["blob"] == b"\xff\xfe"
+    [recorded] = await store.replay("lc", types=[EventType.TOOL_RESULT])
+    assert recorded.payload["result"] == {"blob": "b'\\xff\\xfe'", "tags": ["a"]}
+    assert (await store.get_state("lc")).open_calls == {}
