@@ -16,6 +16,7 @@ import anyio
 import grpc
 import orjson
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from google.protobuf.message import DecodeError
 
 from agentstore import AgentStoreError, Event, InvalidInputError
 from agentstore.server import agentstore_pb2 as pb
@@ -34,10 +35,48 @@ from agentstore.server.grpc_wire import (
 )
 from agentstore.server.service import AgentStoreService
 
-__all__ = ["AgentStoreServicer", "RpcErrors", "cancel_when_stopping", "follow"]
+__all__ = [
+    "UNDECODABLE",
+    "AgentStoreServicer",
+    "RpcErrors",
+    "cancel_when_stopping",
+    "decode_checked",
+    "follow",
+]
 
 _log = logging.getLogger("agentstore.server")
 _DEFAULT_PAGE = 50
+
+
+class _Undecodable:
+    """What a request that does not parse is handed to its rpc as (see `decode_checked`)."""
+
+
+UNDECODABLE: Any = _Undecodable()
+_NOT_A_MESSAGE = "the request message does not parse (a string field that is not UTF-8?)"
+
+
+def decode_checked(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """Return `handler` with a deserializer that never raises into grpcio.
+
+    grpcio answers a request that does not parse with UNKNOWN and the exception's class
+    name, without our code. A single request becomes `UNDECODABLE`, which `RpcErrors`
+    refuses with `invalid_input`; a message read from a request stream raises
+    `InvalidInputError` from `context.read()`.
+    """
+    parse = handler.request_deserializer
+    if parse is None:
+        return handler
+
+    def lenient(raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except DecodeError:
+            if handler.request_streaming:
+                raise InvalidInputError(_NOT_A_MESSAGE) from None
+            return UNDECODABLE
+
+    return handler._replace(request_deserializer=lenient)
 
 
 class RpcErrors:
@@ -58,6 +97,8 @@ class RpcErrors:
         self.max_bytes = max_bytes
 
     async def __aenter__(self) -> None:
+        if self.request is UNDECODABLE:
+            await self._abort(InvalidInputError(_NOT_A_MESSAGE))
         size = self.request.ByteSize() if self.request is not None else 0
         if self.max_bytes is not None and size > self.max_bytes:
             await self._abort(

@@ -32,7 +32,7 @@ from grpc_reflection.v1alpha import reflection
 
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
-from agentstore.server.grpc_api import AgentStoreServicer
+from agentstore.server.grpc_api import AgentStoreServicer, decode_checked
 from agentstore.server.grpc_storage import StorageServicer
 from agentstore.server.grpc_wire import ERROR_CODE_KEY
 from agentstore.server.service import AgentStoreService
@@ -119,6 +119,26 @@ class _TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] # grp
         )
 
 
+class _Checked:
+    """What the generated `add_*_to_server` functions register into: each method handler
+    goes to the server with `decode_checked`'s deserializer (no cost on a call)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Ignored: `add_registered_method_handlers` registers both ways."""
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        """Register `handlers` of `service` with requests that do not parse refused."""
+        checked = {name: decode_checked(handler) for name, handler in handlers.items()}
+        generic = grpc.method_handlers_generic_handler(service, checked)
+        self._server.add_generic_rpc_handlers((generic,))
+        self._server.add_registered_method_handlers(service, checked)
+
+
 def _server_options(service: AgentStoreService) -> list[tuple[str, Any]]:
     limit = service.limits.max_body_bytes
     return [
@@ -155,8 +175,8 @@ async def start_grpc_server(
     """
     interceptors = [_TokenInterceptor(token)] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(service))
-    pb_grpc.add_AgentStoreServicer_to_server(AgentStoreServicer(service), server)
-    pb_grpc.add_StorageServicer_to_server(StorageServicer(service), server)
+    pb_grpc.add_AgentStoreServicer_to_server(AgentStoreServicer(service), _Checked(server))
+    pb_grpc.add_StorageServicer_to_server(StorageServicer(service), _Checked(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [pb.DESCRIPTOR.services_by_name[n.split(".")[-1]].full_name for n in _SERVICES]

@@ -11,7 +11,9 @@ The rules are the unary call's (the same function appends), plus:
 - Appends to one session run in the order they were read; appends to different sessions
   run concurrently (their syncs overlap), so answers may come back in another order.
 - A failed append is answered with its error (status name, stable code, message,
-  details), and the call goes on.
+  details), and the call goes on. A message that does not parse has no tag to answer:
+  the server reads no more, answers what it read, and ends the call with
+  INVALID_ARGUMENT (`invalid_input`).
 - At most `Limits.max_stream_appends` appends are in flight per call: beyond that the
   server stops reading the call, so HTTP/2 flow control holds the client back. A client
   that does not read its answers is held back the same way (bounded memory, no drop: it
@@ -31,7 +33,7 @@ from typing import Any
 import grpc
 import orjson
 
-from agentstore import AgentStoreError
+from agentstore import AgentStoreError, InvalidInputError
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server.errors import PayloadTooLargeError, describe_error
 from agentstore.server.service import AgentStoreService
@@ -105,10 +107,16 @@ async def serve_append_stream(
         await answer(message)
         slots.release()
 
+    refused: list[InvalidInputError] = []
+
     async def read_all(appends: asyncio.TaskGroup) -> None:
         while True:
             await slots.acquire()
-            request = await context.read()
+            try:
+                request = await context.read()
+            except InvalidInputError as exc:  # a message that does not parse (no tag)
+                refused.append(exc)  # ends the call once what was read is answered
+                return
             if request is grpc.aio.EOF:
                 return
             sid = request.append.session_id
@@ -124,3 +132,5 @@ async def serve_append_stream(
         await asyncio.wait((reader, stopping), return_when=asyncio.FIRST_COMPLETED)
         reader.cancel()
         stopping.cancel()
+    if refused:
+        raise refused[0]

@@ -10,7 +10,7 @@ import agentstore
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server.service import Limits
 
-from .grpc_helpers import error_of, new_event, running_door
+from .grpc_helpers import error_of, new_event, read_to_end, running_door
 
 
 async def test_a_session_round_trip_keeps_payloads_exactly_as_sent() -> None:
@@ -247,3 +247,47 @@ async def test_hostile_json_is_refused_before_anything_is_written(payload: bytes
             await door.api.Append(request)
         assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_event")
         assert await door.service.store.replay(sid) == []
+
+
+async def test_a_message_that_does_not_parse_is_invalid_input_and_the_server_stays_up() -> None:
+    # A string field that is not UTF-8 (a Go client's []byte cast to string), or garbage.
+    not_utf8 = (
+        pb.GetSessionRequest(session_id="AAAA").SerializeToString().replace(b"AAAA", b"A\xff")
+    )
+    async with running_door() as door:
+        sid = (await door.api.CreateSession(pb.CreateSessionRequest())).id
+        calls: list[tuple[str, bytes]] = [
+            ("/agentstore.v1.AgentStore/GetSession", not_utf8),
+            ("/agentstore.v1.AgentStore/Append", b"\xff\xff\xff\xff"),
+            ("/agentstore.v1.Storage/LastSeq", not_utf8),
+        ]
+        for method, raw in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await door.channel.unary_unary(method)(raw)
+            assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+            assert "Unexpected" not in (err.value.details() or ""), method
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await read_to_end(
+                door.channel.unary_stream("/agentstore.v1.AgentStore/ReadEvents")(raw)
+            )
+        assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+
+        # On an AppendStream: what was read before is appended and answered, then the call
+        # ends with the error.
+        call = door.channel.stream_stream(
+            "/agentstore.v1.AgentStore/AppendStream",
+            response_deserializer=pb.AppendStreamResponse.FromString,
+        )()
+        good = pb.AppendStreamRequest(
+            tag=1, append=pb.AppendRequest(session_id=sid, events=[new_event("custom", 1)])
+        )
+        await call.write(good.SerializeToString())
+        await call.write(b"\xff\xff\xff\xff")
+        reply = await call.read()
+        assert (reply.tag, reply.WhichOneof("result")) == (1, "ok")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await read_to_end(call)
+        assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+        assert [e.payload for e in await door.service.store.replay(sid)] == [1]
+        ok = await door.api.GetSession(pb.GetSessionRequest(session_id=sid))
+        assert ok.event_count == 1
