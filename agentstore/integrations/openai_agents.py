@@ -16,11 +16,11 @@ model from the agent, or the `model=` you give for a model set in the run config
 responses do not name it and hooks cannot see the run config; input, output, cached
 and reasoning tokens from the usage; `duration_ms`), `tool_called` / `tool_result` pairs
 linked by the SDK's `tool_call_id`, and `agent_started`, `agent_finished` and
-`agent_handoff` events. Used as
-`async with hooks:` around the run, it also records an exception that ends the run as an
-`error` event that closes the calls it interrupted (without it, they stay in
-`state.open_calls`). The calls go through `agentstore.tracking`'s trackers, entered in
-a start hook and left in the matching end hook.
+`agent_handoff` events. Used as `async with hooks:` around the run, it also records an
+exception that ends the run as an `error` event that closes the calls it interrupted
+(without it, they stay in `state.open_calls`); runs at once through one hooks object
+each close only their own. The calls go through `agentstore.tracking`'s trackers,
+entered in a start hook and left in the matching end hook.
 
 `AgentStoreSession` is the SDK's `Session` protocol on the store: each item is an
 `openai_agents_item` event. The runner removes items with `pop_item()` and
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,11 @@ CLEAR_TYPE = "openai_agents_clear"
 """The event type that removes every item before it."""
 
 _LABELS = {"framework": "openai-agents"}
+
+# The run an `async with hooks:` block is around, seen by every hook the run calls (the
+# SDK runs them in this task or in tasks it starts, which copy the context): one hooks
+# object may record several runs at once, and an error closes only its own run's calls.
+_RUN: ContextVar[object | None] = ContextVar("agentstore_openai_agents_run", default=None)
 
 
 def _model_name(agent_model: Any, run_model: str | None) -> tuple[str, str | None]:
@@ -152,8 +158,10 @@ class AgentStoreRunHooks(RunHooks[Any]):
         self._model = model
         self._record_messages = record_messages
         self._appender = SessionAppender(store, _LABELS)
-        # The calls between their start and end hooks, as agentstore.tracking trackers.
-        self._open: dict[tuple[object, ...], tuple[AsyncTracker[Any], Any]] = {}
+        # The calls between their start and end hooks, as agentstore.tracking trackers,
+        # with the run (the `async with` block, or None) that started them.
+        self._open: dict[tuple[object, ...], tuple[AsyncTracker[Any], Any, object | None]] = {}
+        self._runs: dict[object, Token[object | None]] = {}
 
     async def _record(self, event: Event) -> Event:
         return await self._appender.append(self.session_id, event)
@@ -192,7 +200,7 @@ class AgentStoreRunHooks(RunHooks[Any]):
         )
         llm = await tracker.__aenter__()
         # One LLM call at a time per agent in a run: the wrapper and the agent identify it.
-        self._open[(id(context), id(agent))] = (tracker, llm)
+        self._open[(id(context), id(agent))] = (tracker, llm, _RUN.get())
 
     async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
         """Record `llm_response`: the text, tokens and duration, linked to its request."""
@@ -200,8 +208,8 @@ class AgentStoreRunHooks(RunHooks[Any]):
         if opened is None:  # a start this object did not see (hooks added mid-run)
             model, provider = _model_name(agent.model, self._model)
             tracker = track_llm(self._appender, self.session_id, model, provider=provider)
-            opened = (tracker, await tracker.__aenter__())
-        tracker, llm = opened
+            opened = (tracker, await tracker.__aenter__(), None)
+        tracker, llm, _ = opened
         usage = response.usage
         in_details = getattr(usage, "input_tokens_details", None)
         out_details = getattr(usage, "output_tokens_details", None)
@@ -231,7 +239,8 @@ class AgentStoreRunHooks(RunHooks[Any]):
             args,
             call_id=str(call_id) if call_id else None,
         )
-        self._open[self._tool_key(context, tool)] = (tracker, await tracker.__aenter__())
+        call = await tracker.__aenter__()
+        self._open[self._tool_key(context, tool)] = (tracker, call, _RUN.get())
 
     async def on_tool_end(self, context: Any, agent: Any, tool: Any, result: object) -> None:
         """Record `tool_result`, linked to its call by the `tool_call_id`.
@@ -242,8 +251,8 @@ class AgentStoreRunHooks(RunHooks[Any]):
         opened = self._open.pop(self._tool_key(context, tool), None)
         if opened is None:  # a start this object did not see
             tracker = track_tool(self._appender, self.session_id, str(tool.name))
-            opened = (tracker, await tracker.__aenter__())
-        tracker, call = opened
+            opened = (tracker, await tracker.__aenter__(), None)
+        tracker, call, _ = opened
         call.result = result
         await tracker.__aexit__(None, None, None)
 
@@ -252,18 +261,23 @@ class AgentStoreRunHooks(RunHooks[Any]):
     async def record_error(self, exc: BaseException) -> None:
         """Record `exc` as an `error` event closing every call of this run still open.
 
+        "This run" is the one of the `async with hooks:` block this is called in (the
+        calls other runs recorded through the same hooks at the same time stay open).
         With no call open (the run failed between calls), one `error` event is recorded.
         """
-        open_calls = list(self._open.values())
-        self._open.clear()
+        run = _RUN.get()
+        keys = [key for key, (_, _, started_in) in self._open.items() if started_in is run]
+        open_calls = [self._open.pop(key) for key in keys]
         if not open_calls:
             await self._appender.record_error(self.session_id, exc)
             return
-        for tracker, _ in open_calls:
+        for tracker, _, _ in open_calls:
             # The tracker records the error, linked to its call, with the duration.
             await tracker.__aexit__(type(exc), exc, exc.__traceback__)
 
     async def __aenter__(self) -> AgentStoreRunHooks:
+        run = object()
+        self._runs[run] = _RUN.set(run)
         return self
 
     async def __aexit__(
@@ -272,8 +286,13 @@ class AgentStoreRunHooks(RunHooks[Any]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and not isinstance(exc, GeneratorExit):
-            await self.record_error(exc)
+        try:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                await self.record_error(exc)
+        finally:
+            run = _RUN.get()
+            if run is not None and run in self._runs:
+                _RUN.reset(self._runs.pop(run))
 
 
 class AgentStoreSession:

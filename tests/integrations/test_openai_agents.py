@@ -6,11 +6,13 @@ Every run goes through the SDK's own `Runner` on its own `agents.testing.Scripte
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -370,3 +372,47 @@ async def test_a_failed_error_record_never_hides_the_runs_exception(
         async with hooks:
             raise RuntimeError("the run's own")
     assert "could not record the error of a run in session gone" in caplog.text
+
+
+async def test_one_hooks_object_for_two_runs_at_once_closes_only_the_failed_runs_calls(
+    store: Store,
+) -> None:
+    # Review 9c: the error of one run closed the other run's open tool call with that
+    # error, and the other run's result was then recorded as a second, argument-less call.
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    @function_tool
+    async def slow(n: int) -> str:
+        """A tool that waits to be released."""
+        entered.set()
+        await release.wait()
+        return f"ok {n}"
+
+    hooks = AgentStoreRunHooks(store, "shared", model="m")
+
+    async def run(agent: Agent[Any]) -> Any:
+        async with hooks:
+            return await Runner.run(agent, "go", hooks=hooks)
+
+    steps = [
+        ModelStep(output=[function_call("slow", {"n": 2}, call_id="c2")]),
+        ModelStep(output=[assistant_message("fin")]),
+    ]
+    waiting = asyncio.create_task(run(Agent(name="w", model=ScriptedModel(steps), tools=[slow])))
+    await entered.wait()
+    failing = Agent(name="f", model=ScriptedModel([ModelStep.raise_error(RuntimeError("down"))]))
+    with pytest.raises(RuntimeError, match="down"):
+        await run(failing)
+    release.set()
+    assert (await waiting).final_output == "fin"
+
+    events = await store.get_events("shared")
+    [failed] = [e for e in events if e.type == EventType.ERROR]
+    failed_request = [e for e in events if e.type == EventType.LLM_REQUEST][1]
+    assert failed.metadata.call_id == failed_request.metadata.call_id
+    calls = [e for e in events if e.type == EventType.TOOL_CALLED]
+    [result] = [e for e in events if e.type == EventType.TOOL_RESULT]
+    assert [(c.metadata.call_id, c.payload["args"]) for c in calls] == [("c2", {"n": 2})]
+    assert (result.metadata.call_id, result.payload["result"]) == ("c2", "ok 2")
+    state = await store.get_state("shared")
+    assert (state.tool_calls, state.errors, state.open_calls) == (1, 1, {})
