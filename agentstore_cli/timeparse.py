@@ -25,7 +25,18 @@ def parse_duration(value: str, *, option: str) -> timedelta:
             f"invalid {option} {value!r}: use a duration such as 90s, 10m, 2h30m, 30d or 1w"
         )
     seconds = sum(float(num) * _UNITS[unit] for num, unit in _PART.findall(text))
-    return timedelta(seconds=seconds)
+    try:
+        delta = timedelta(seconds=seconds)
+        # Every duration here is a time ago: it must leave a date (year 1 or later) now,
+        # and so at any later moment the command computes it from.
+        datetime.now(UTC) - delta
+    except OverflowError:
+        raise _out_of_range(option, value) from None
+    return delta
+
+
+def _out_of_range(option: str, value: str) -> UsageError:
+    return UsageError(f"invalid {option} {value!r}: out of range (dates run from year 1 to 9999)")
 
 
 def parse_time(value: str, *, option: str, now: datetime | None = None) -> datetime:
@@ -45,4 +56,7 @@ def parse_time(value: str, *, option: str, now: datetime | None = None) -> datet
         ) from None
     if ts.tzinfo is None:
         return ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise _out_of_range(option, value) from None

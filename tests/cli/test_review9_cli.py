@@ -1,0 +1,34 @@
+"""Review 9: inputs and data directories that made the CLI fail with an internal error,
+exit 0 on a failure, or give a wrong hint (each test failed before its fix)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from typer.testing import Result
+
+from tests.cli.conftest import FLIGHT_ID
+
+Cli = Callable[..., Result]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["replay", FLIGHT_ID, "--since", "999999999999d"],
+        ["replay", FLIGHT_ID, "--until", "99999999999999999999w"],
+        ["replay", FLIGHT_ID, "--since", "5000000d"],
+        ["replay", FLIGHT_ID, "--since", "0001-01-01T00:00:00+01:00"],
+        ["replay", FLIGHT_ID, "--until", "9999-12-31T23:59:59-14:00"],
+        ["prune", "--older-than", "5000000d", "--yes"],
+        ["prune", "--older-than", "9" * 400 + "s", "--dry-run"],
+    ],
+)
+def test_times_out_of_the_calendar_are_usage_errors(cli: Cli, flight: str, args: list[str]) -> None:
+    """A time or duration beyond what a date can hold was an internal OverflowError."""
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.output
+    assert f"invalid {args[-2] if args[0] == 'replay' else '--older-than'}" in result.output
+    assert "out of range" in result.output
