@@ -34,10 +34,12 @@ import contextlib
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from agentstore.errors import InvalidInputError
 from agentstore.events import new_event
 from agentstore.integrations._appender import SessionAppender
-from agentstore.tracking import to_json_value, track_llm, track_tool
+from agentstore.tracking import AsyncTracker, LlmCall, to_json_value, track_llm, track_tool
 
 try:
     from pydantic_ai.capabilities import AbstractCapability
@@ -103,6 +105,10 @@ class AgentStoreCapability(AbstractCapability[Any]):
     _: KW_ONLY
     record_messages: bool = True
     _appender: SessionAppender = field(init=False, repr=False, compare=False)
+    # Model requests cancelled mid-call, by run id, still open: see `wrap_model_request`.
+    _cut: dict[str | None, list[AsyncTracker[LlmCall]]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         if self.session_id is not None and (
@@ -132,15 +138,31 @@ class AgentStoreCapability(AbstractCapability[Any]):
         sid = self._session(ctx)
         try:
             result = await handler()
-        except Exception as exc:
-            if not getattr(exc, _RECORDED, False):
+        except BaseException as exc:
+            closed = await self._close_cut(ctx.run_id, exc)
+            if isinstance(exc, Exception) and not closed and not getattr(exc, _RECORDED, False):
                 await self._appender.record_error(sid, exc)
             raise
+        await self._close_cut(ctx.run_id, None)
         if self.record_messages:
             messages = ModelMessagesTypeAdapter.dump_python(result.new_messages(), mode="json")
             payload = {"run_id": ctx.run_id, "messages": messages}
             await self._appender.append(sid, new_event(MESSAGES_TYPE, payload))
         return result
+
+    async def _close_cut(self, run_id: str | None, exc: BaseException | None) -> bool:
+        """Close the run's cancelled requests with `exc`; tell whether `exc` was recorded."""
+        recorded = exc is None or getattr(exc, _RECORDED, False)
+        for tracker in self._cut.pop(run_id, []):
+            if recorded:  # recorded already (or the run went on): the call was cancelled
+                cancelled = anyio.get_cancelled_exc_class()()
+                await tracker.__aexit__(type(cancelled), cancelled, None)
+                continue
+            assert exc is not None
+            await tracker.__aexit__(type(exc), exc, exc.__traceback__)
+            _mark(exc)
+            recorded = True
+        return exc is not None and recorded
 
     # Model requests -------------------------------------------------------------
 
@@ -151,6 +173,9 @@ class AgentStoreCapability(AbstractCapability[Any]):
 
         Built on `agentstore.tracking.track_llm`: the duration is measured around the
         wrapped request, and an exception is recorded (even on cancellation) and re-raised.
+        A cancelled request is closed when the run ends, with the exception that ended it:
+        pydantic-ai cancels a streamed request when the consumer's stream raises, and that
+        exception, not the cancellation, is why the call failed.
         """
         sid = self._session(ctx)
         model = request_context.model
@@ -162,25 +187,28 @@ class AgentStoreCapability(AbstractCapability[Any]):
             newest = ModelMessagesTypeAdapter.dump_python(
                 list(request_context.messages[-1:]), mode="json"
             )
-        entered = False  # past here, the tracker records an exception itself
+        tracker = track_llm(self._appender, sid, model_name, newest, provider=provider)
+        llm = await tracker.__aenter__()  # what this raises (a budget) wrap_run records
         try:
-            async with track_llm(self._appender, sid, model_name, newest, provider=provider) as llm:
-                entered = True
-                response: ModelResponse = await handler(request_context)
-                usage = response.usage
-                llm.respond(
-                    _text(response),
-                    tokens_in=usage.input_tokens,
-                    tokens_out=usage.output_tokens,
-                    cache_read_tokens=usage.cache_read_tokens or None,
-                    cache_write_tokens=usage.cache_write_tokens or None,
-                    finish_reason=response.finish_reason,
-                    model=response.model_name,
-                )
-        except Exception as exc:
-            if entered:
-                _mark(exc)
+            response: ModelResponse = await handler(request_context)
+            usage = response.usage
+            llm.respond(
+                _text(response),
+                tokens_in=usage.input_tokens,
+                tokens_out=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens or None,
+                cache_write_tokens=usage.cache_write_tokens or None,
+                finish_reason=response.finish_reason,
+                model=response.model_name,
+            )
+        except anyio.get_cancelled_exc_class():
+            self._cut.setdefault(ctx.run_id, []).append(tracker)
             raise
+        except BaseException as exc:
+            await tracker.__aexit__(type(exc), exc, exc.__traceback__)
+            _mark(exc)
+            raise
+        await tracker.__aexit__(None, None, None)
         return response
 
     # Tool calls -------------------------------------------------------------------

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import anyio
 import pytest
 
 pytest.importorskip("pydantic_ai")
@@ -293,6 +295,54 @@ async def test_a_failed_error_record_never_hides_the_runs_exception(
         raise RunFailed("the run's own")
 
     await s.close()
+    run = SimpleNamespace(run_id="r")
     with pytest.raises(RunFailed):
-        await capability.wrap_run(None, handler=failing_run)  # type: ignore[arg-type]
+        await capability.wrap_run(run, handler=failing_run)  # type: ignore[arg-type]
     assert "could not record the error of a run in session gone" in caplog.text
+
+
+async def test_a_model_failing_mid_stream_is_one_error_linked_to_its_request(store: Store) -> None:
+    # Review 9c: pydantic-ai cancels a streamed request when the consumer's stream raises;
+    # the request was closed with a CancelledError and the real error recorded apart.
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        yield "Hel"
+        raise ConnectionError("stream dropped")
+
+    agent = Agent(FunctionModel(stream_function=stream), capabilities=[AgentStoreCapability(store)])
+
+    async def consume() -> None:
+        async with agent.run_stream("hi", conversation_id="mid-stream") as run:
+            async for _ in run.stream_text():
+                pass
+
+    with pytest.raises(ConnectionError, match="stream dropped"):
+        await consume()
+    request, failed = await store.get_events("mid-stream")
+    assert (request.type, failed.type) == (EventType.LLM_REQUEST, EventType.ERROR)
+    assert failed.metadata.call_id == request.metadata.call_id
+    assert (failed.payload["kind"], failed.payload["error"]) == (
+        "ConnectionError",
+        "stream dropped",
+    )
+    state = await store.get_state("mid-stream")
+    assert (state.errors, state.open_calls) == (1, {})
+
+
+async def test_a_run_cancelled_during_a_model_request_closes_it_once(store: Store) -> None:
+    asked = anyio.Event()
+
+    async def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        asked.set()
+        await anyio.sleep_forever()
+        raise AssertionError("not reached")
+
+    agent = Agent(FunctionModel(model), capabilities=[AgentStoreCapability(store, "cut")])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(agent.run, "hi")
+        await asked.wait()
+        tg.cancel_scope.cancel()
+    request, failed = await store.get_events("cut")
+    assert failed.type == EventType.ERROR and failed.payload["kind"] == "CancelledError"
+    assert failed.metadata.call_id == request.metadata.call_id
+    state = await store.get_state("cut")
+    assert (state.errors, state.open_calls) == (1, {})
