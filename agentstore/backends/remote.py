@@ -33,6 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+# Before grpc is imported: see agentstore/server/__init__.py (its core reads it then).
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import grpc
 import orjson
 

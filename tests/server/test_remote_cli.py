@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import anyio
 import orjson
 
 import agentstore
 
-from .grpc_helpers import running_door
+from .grpc_helpers import running_door, self_signed_cert
 
 
 async def test_replay_and_sessions_through_a_grpc_server() -> None:
@@ -53,3 +54,28 @@ async def test_an_unreachable_server_is_one_clear_line() -> None:
     )
     err = done.stderr.decode()
     assert done.returncode != 0 and "unavailable" in err and "Traceback" not in err
+
+
+async def test_a_tls_handshake_that_fails_is_one_clear_line(tmp_path: Path) -> None:
+    # grpc's core logs a failed handshake on stderr by itself unless told not to.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    async with (
+        running_door(tls=self_signed_cert(tmp_path)) as untrusted,
+        running_door() as plaintext,
+    ):
+        for target in (untrusted.target, plaintext.target):
+            done = await anyio.run_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "agentstore_cli",
+                    "--store",
+                    f"grpcs://{target}",
+                    "sessions",
+                ],
+                env=env,
+                check=False,
+            )
+            err = done.stderr.decode()
+            assert done.returncode != 0 and "Traceback" not in err
+            assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err

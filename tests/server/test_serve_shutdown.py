@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 import agentstore
+from tests.server.grpc_helpers import self_signed_cert
 from tests.server.http_helpers import running, serve_command, start_server
 
 
@@ -116,3 +117,33 @@ def test_without_the_server_extra_the_error_names_it(tmp_path: Path) -> None:
     assert "pip install 'agentstore[server]'" in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_tls_handshake_keeps_the_json_log_one_object_per_line(tmp_path: Path) -> None:
+    # grpc's core logs each failed handshake on stderr, as plain text, unless told not to.
+    cert, key = self_signed_cert(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    log = tmp_path / "server.log"
+    args = ("--http-port", "0", "--grpc-port", "0", "--log-format", "json")
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            serve_command("--data-dir", str(tmp_path / "data"), *args, *tls),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        assert proc.stdout is not None
+        host, _, port = orjson.loads(proc.stdout.readline())["listening"]["grpc"].rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=15) as plain:
+            plain.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # not a TLS hello
+            while plain.recv(4096):  # the server closes it once the handshake failed
+                pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()
+    lines = log.read_text().splitlines()
+    assert lines and all(isinstance(orjson.loads(line), dict) for line in lines), lines
