@@ -6,6 +6,7 @@ doing it ahead of a deployment, with a user that may create tables, and for chec
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
@@ -57,7 +58,7 @@ def migrate(
 
     async def main() -> None:
         # Imported here: the driver belongs to agentstore[postgres].
-        from agentstore.backends.postgres.options import parse_url
+        from agentstore.backends.postgres.options import parse_url, redact
         from agentstore.backends.postgres.pool import connect
         from agentstore.backends.postgres.schema import (
             MIGRATIONS,
@@ -78,7 +79,9 @@ def migrate(
                     f"schema {options.schema!r}: version {found} of {current_version()} ({state})"
                 )
                 if found < current_version():
-                    raise CliError(f"run: agentstore migrate --store {options.display}")
+                    # The URL as given (`display` lacks ?schema=, and would migrate another
+                    # schema), quoted for a shell: `?` and `&` are special there.
+                    raise CliError(f"run: agentstore migrate --store {shlex.quote(redact(url))}")
                 return
             applied = await run_steps(conn, options.schema, options.display)
         finally:
