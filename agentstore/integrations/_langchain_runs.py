@@ -16,18 +16,21 @@ __all__ = ["Run", "is_control_flow", "message_json", "model_of", "run_name"]
 class Run:
     """What a started run needs when it ends: its session and how to label its events."""
 
-    __slots__ = ("call_id", "model", "name", "provider", "session_id", "started")
+    __slots__ = ("call_id", "model", "name", "provider", "root", "session_id", "started")
 
     def __init__(
         self,
         session_id: str,
         *,
+        root: object = None,
         name: str = "",
         call_id: str | None = None,
         model: str | None = None,
         provider: str | None = None,
     ) -> None:
         self.session_id = session_id
+        self.root = root
+        """The run id of the outermost run this one is part of (its own if none)."""
         self.name = name
         self.call_id = call_id
         self.model = model

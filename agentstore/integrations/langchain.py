@@ -84,9 +84,10 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         self._runs: dict[UUID, Run] = {}
         # Sessions made or found so far, with the name and labels to make them again.
         self._ready: dict[str, tuple[str, dict[str, str]]] = {}
-        # Exceptions already recorded, by identity, so an error climbing through nested
-        # chains (and out of the tool or model that raised it) is recorded once.
-        self._recorded: dict[int, BaseException] = {}
+        # Exceptions already recorded, by identity, per outermost run, so an error
+        # climbing through nested chains (and out of the tool or model that raised it) is
+        # recorded once, and a run ending never forgets what another run recorded.
+        self._recorded: dict[object, dict[int, BaseException]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         with contextlib.suppress(RuntimeError):  # no running loop: set on first use
             self._loop = asyncio.get_running_loop()
@@ -163,7 +164,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Remember the chain's session, for its children and its errors."""
         sid = await self._session(run_id, parent_run_id, metadata)
-        self._runs[run_id] = Run(sid, name=run_name(serialized, kwargs, "chain"))
+        root = self._root(run_id, parent_run_id)
+        self._runs[run_id] = Run(sid, root=root, name=run_name(serialized, kwargs, "chain"))
 
     async def on_chain_end(
         self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
@@ -182,27 +184,33 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         """Record the exception unless it was already recorded deeper in the run."""
         run = self._runs.get(run_id)
         try:
-            if run is not None and not self._seen(error) and not is_control_flow(error):
+            if run is not None and not self._seen(error, run) and not is_control_flow(error):
                 event = error_event(error)
                 event.payload["chain"] = run.name
                 await self._append(run.session_id, event)
         finally:
             self._forget(run_id, parent_run_id)
 
-    def _seen(self, exc: BaseException) -> bool:
-        if id(exc) in self._recorded:
+    def _root(self, run_id: UUID, parent_run_id: UUID | None) -> object:
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        return parent.root if parent is not None else run_id
+
+    def _seen(self, exc: BaseException, run: Run) -> bool:
+        recorded = self._recorded.setdefault(run.root, {})
+        if id(exc) in recorded:
             return True
-        self._recorded[id(exc)] = exc
+        recorded[id(exc)] = exc
         return False
 
     def _forget(self, run_id: UUID, parent_run_id: UUID | None) -> None:
-        self._runs.pop(run_id, None)
-        self._settle(parent_run_id)
+        self._settle(self._runs.pop(run_id, None), run_id)
 
-    def _settle(self, parent_run_id: UUID | None) -> None:
-        # Once the outermost run is over, no chain can see its exceptions again: drop
+    def _settle(self, run: Run | None, run_id: UUID) -> None:
+        # Once its outermost run is over, no chain can see a run's exceptions again: drop
         # them (they hold their tracebacks and frames).
-        if parent_run_id is None or not self._runs:
+        if run is not None and run.root == run_id:
+            self._recorded.pop(run_id, None)
+        if not self._runs:
             self._recorded.clear()
 
     # --- chat models ---------------------------------------------------------------------
@@ -224,7 +232,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         call_id = run_id.hex
         batch = messages[0] if len(messages) == 1 else [m for ms in messages for m in ms]
         sent = [message_json(m) for m in batch]
-        self._runs[run_id] = Run(sid, call_id=call_id, model=model, provider=provider)
+        root = self._root(run_id, parent_run_id)
+        self._runs[run_id] = Run(sid, root=root, call_id=call_id, model=model, provider=provider)
         await self._append(sid, llm_request(model, sent, call_id=call_id, provider=provider))
 
     async def on_llm_start(
@@ -241,7 +250,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         """Append `llm_request` for a completion (non-chat) model, with its prompt."""
         sid = await self._session(run_id, parent_run_id, metadata)
         model, provider = model_of(serialized, metadata, kwargs)
-        self._runs[run_id] = Run(sid, call_id=run_id.hex, model=model, provider=provider)
+        root = self._root(run_id, parent_run_id)
+        self._runs[run_id] = Run(sid, root=root, call_id=run_id.hex, model=model, provider=provider)
         prompt = "\n\n".join(prompts)
         await self._append(
             sid, llm_request(model, prompt=prompt, call_id=run_id.hex, provider=provider)
@@ -325,7 +335,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         tool_call_id = kwargs.get("tool_call_id")
         call_id = str(tool_call_id) if tool_call_id else run_id.hex
         args = to_json_value(inputs) if isinstance(inputs, Mapping) else {"input": input_str}
-        self._runs[run_id] = Run(sid, name=name, call_id=call_id)
+        root = self._root(run_id, parent_run_id)
+        self._runs[run_id] = Run(sid, root=root, name=name, call_id=call_id)
         await self._append(sid, tool_called(name, args, call_id=call_id))
 
     async def on_tool_end(
@@ -369,7 +380,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         run = self._runs.pop(run_id, None)
         if run is None:
             return
-        self._seen(error)
-        self._settle(parent_run_id)
+        self._seen(error, run)
+        self._settle(run, run_id)
         named = {"model": run.model} if kind == "llm" else {"tool": run.name}
         await self._append(run.session_id, error_event(error, call_id=run.call_id, **named))
