@@ -25,6 +25,7 @@ from agentstore_cli.common import CliError, UsageError, run
 __all__ = ["copy"]
 
 _PAGE = 500
+_ALL = 2**31 - 1  # every id (the largest limit the gRPC door takes)
 
 
 def _check_target(what: str, target: str) -> None:
@@ -41,8 +42,15 @@ async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
         page = await src.list_sessions_page(limit=_PAGE, cursor=cursor)
         ids.extend(s.id for s in page.sessions)
         if page.next_cursor is None:
-            return ids[::-1]  # oldest first: a resumed copy redoes the newest
+            break
         cursor = page.next_cursor
+    ids.reverse()  # oldest first: a resumed copy redoes the newest
+    # A listing leaves out (with a warning) a session whose file it cannot read, so that
+    # one bad file does not hide the others; a copy must not: the ids the listing lacks
+    # come last, where reading them fails the copy after everything else is copied.
+    listed = set(ids)
+    ids.extend(sid for sid in await src.backend.find_session_ids("", _ALL) if sid not in listed)
+    return ids
 
 
 async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]:
@@ -93,7 +101,8 @@ def copy(
     """Copy sessions from SRC to DST, keeping ids, sequence numbers and timestamps.
 
     SRC and DST are data directories or store URLs (postgresql://...). Sessions already
-    in DST are skipped, so an interrupted copy resumes where it stopped.
+    in DST are skipped, so an interrupted copy resumes where it stopped. A session SRC
+    cannot read fails the copy (exit 1): repair or delete it, then run the copy again.
 
     \b
     Examples:
@@ -119,9 +128,14 @@ def copy(
             with Progress(*columns, console=console, transient=True) as progress:
                 task = progress.add_task("copy", total=len(ids))
                 for sid in ids:
-                    what, n = await _copy_one(source, target, await source.get_session(sid))
-                    counts[what] += 1
-                    events += n
+                    try:
+                        found = await source.get_session(sid)
+                    except SessionNotFoundError:
+                        found = None  # deleted in SRC since it was listed: nothing to copy
+                    if found is not None:
+                        what, n = await _copy_one(source, target, found)
+                        counts[what] += 1
+                        events += n
                     progress.advance(task)
         typer.echo(
             f"copied {counts['copied']} sessions, extended {counts['extended']}, "

@@ -1,0 +1,52 @@
+"""Review 9: `agentstore copy` between two data directories, with a damaged source
+(each test failed before its fix)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import Result
+
+from tests.cli.conftest import FLIGHT_EVENTS, seed_session
+
+Cli = Callable[..., Result]
+
+IDS = [f"0000000{n}-aaaa-4bbb-8ccc-000000000000" for n in range(3)]
+
+
+def _seed(src: Path) -> None:
+    for sid in IDS:
+        seed_session(src, FLIGHT_EVENTS[:3], session_id=sid, name=f"run {sid[7]}")
+
+
+def _copied(cli: Cli, dst: Path) -> list[str]:
+    listed = cli("--data-dir", str(dst), "sessions", "-o", "json")
+    return sorted(s["id"] for s in orjson.loads(listed.stdout)) if dst.exists() else []
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.write_text("not json"), id="not-json"),
+        pytest.param(lambda p: p.write_text("[1, 2]"), id="not-an-object"),
+        pytest.param(lambda p: p.write_bytes(b""), id="empty"),
+        pytest.param(lambda p: (p.unlink(), p.mkdir()), id="a-directory"),
+    ],
+)
+def test_a_session_file_it_cannot_read_fails_the_copy(
+    cli: Cli, tmp_path: Path, damage: Callable[[Path], object]
+) -> None:
+    """The listing leaves such a session out (with a warning), and copy said it had
+    copied everything and exited 0: a script that then removed SRC lost that session."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _seed(src)
+    damage(src / "sessions" / f"{IDS[1]}.json")
+    result = cli("copy", str(src), str(dst))
+    assert result.exit_code == 1, result.output
+    assert f"{IDS[1]}.json" in result.stderr
+    assert "Traceback" not in result.output
+    # The sessions it can read are copied all the same.
+    assert _copied(cli, dst) == [IDS[0], IDS[2]]
