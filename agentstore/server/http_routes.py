@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from agentstore import Event, InvalidInputError, Session, State
 from agentstore.server.http_schemas import (
+    MAX_SEQ,
     AppendBatch,
     AppendOut,
     CreateSession,
@@ -149,7 +150,7 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
     async def append_events(
         session_id: SessionId,
         request: Request,
-        expected_seq: Annotated[int | None, Query(ge=0)] = None,
+        expected_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     ) -> Response:
         """Append one event, or a batch (all or none), optionally with `expected_seq`."""
         raw = await _read_body(request)
@@ -189,9 +190,9 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
         types: Annotated[list[str] | None, Query(description="Types, comma-separated")] = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        from_seq: Annotated[int | None, Query(ge=0)] = None,
-        to_seq: Annotated[int | None, Query(ge=0)] = None,
-        limit: Annotated[int | None, Query(ge=0)] = None,
+        from_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+        to_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+        limit: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
         format: Annotated[str | None, Query(pattern="^(json|jsonl)$")] = None,
         accept: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Response:
@@ -212,7 +213,7 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
 
     @app.get("/v1/sessions/{session_id}/state", response_model=State, tags=["state"])
     async def get_state(
-        session_id: SessionId, at_seq: Annotated[int | None, Query(ge=0)] = None
+        session_id: SessionId, at_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
     ) -> Response:
         """Return the session's state, or its state as of event `at_seq`."""
         state = await service.get_state(session_id, at_seq=at_seq)
@@ -234,7 +235,7 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
 
     @app.get("/v1/sessions/{session_id}/stats", response_model=dict[str, Any], tags=["state"])
     async def stats(
-        session_id: SessionId, at_seq: Annotated[int | None, Query(ge=0)] = None
+        session_id: SessionId, at_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None
     ) -> Response:
         """Return the same JSON as `agentstore stats --format json`."""
         return _json(await service.stats(session_id, at_seq=at_seq))
@@ -263,7 +264,7 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
     async def stream(
         session_id: SessionId,
         request: Request,
-        from_seq: Annotated[int | None, Query(ge=0)] = None,
+        from_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
         last_event_id: Annotated[str | None, Header(max_length=32)] = None,
     ) -> Any:
         """Follow a session live as Server-Sent Events (`id:` is the sequence number).
@@ -276,6 +277,8 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
             if not (last_event_id.isascii() and last_event_id.isdigit()):
                 raise InvalidInputError("Last-Event-ID must be a sequence number")
             start = int(last_event_id) + 1
+            if start > MAX_SEQ:
+                raise InvalidInputError(f"Last-Event-ID must be below {MAX_SEQ}")
         client = request.client.host if request.client else "?"
         stack = contextlib.AsyncExitStack()
         try:

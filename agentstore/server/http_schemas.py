@@ -21,6 +21,7 @@ __all__ = [
     "EventIn",
     "ExportOut",
     "ForkRequest",
+    "MAX_SEQ",
     "Health",
     "Problem",
     "SessionListOut",
@@ -54,6 +55,10 @@ class EventIn(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number a request may name (int64, as in the gRPC messages)."""
+
+
 class AppendBatch(BaseModel):
     """Body of `POST /v1/sessions/{id}/events` for a batch (all or none)."""
 
@@ -63,6 +68,7 @@ class AppendBatch(BaseModel):
     expected_seq: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_SEQ,
         description="Fail with 409 concurrency_conflict unless the last sequence number is this.",
     )
 
@@ -86,7 +92,7 @@ class ForkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    at_seq: int = Field(ge=0)
+    at_seq: int = Field(ge=0, le=MAX_SEQ)
     name: str | None = None
     labels: dict[str, str] | None = None
 

@@ -171,6 +171,30 @@ def test_naive_times_and_bad_filters_are_clear_errors(http: httpx.Client) -> Non
     assert problem(http.get(f"/v1/sessions/{sid}/events", params={"types": "Bad"}))["status"] == 400
 
 
+def test_sequence_numbers_beyond_64_bits_are_refused(http: httpx.Client) -> None:
+    # A PostgreSQL store failed on them with a 500 (storage_error); gRPC types them int64.
+    sid = new_session(http)
+    append(http, sid, {"type": "a"})
+    big = 2**63
+    for method, path, params, body in [
+        ("GET", "events", {"from_seq": big}, None),
+        ("GET", "events", {"to_seq": big}, None),
+        ("GET", "events", {"limit": big}, None),
+        ("GET", "state", {"at_seq": big}, None),
+        ("GET", "stats", {"at_seq": big}, None),
+        ("GET", "stream", {"from_seq": big}, None),
+        ("POST", "events", {"expected_seq": big}, {"type": "a"}),
+        ("POST", "events", {}, {"events": [{"type": "a"}], "expected_seq": big}),
+        ("POST", "fork", {}, {"at_seq": big}),
+    ]:
+        response = http.request(method, f"/v1/sessions/{sid}/{path}", params=params, json=body)
+        assert (response.status_code, problem(response)["code"]) == (400, "invalid_input"), path
+    headers = {"last-event-id": str(big - 1)}  # resumes at 2**63
+    response = http.get(f"/v1/sessions/{sid}/stream", headers=headers)
+    assert (response.status_code, problem(response)["code"]) == (400, "invalid_input")
+    assert len(events_of(http, sid)) == 1
+
+
 def test_state_fork_and_time_travel(http: httpx.Client) -> None:
     sid = new_session(http, name="src")
     append(
