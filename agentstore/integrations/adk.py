@@ -313,7 +313,10 @@ class AgentStoreSessionService(BaseSessionService):
 
 def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
     """The agentstore events one ADK event becomes: itself, then what it means."""
-    raw = new_event(ADK_EVENT, to_json_value(event.model_dump(mode="json", exclude_none=True)))
+    # ADK's JSON form (genai's bytes as base64, read back by `get_session`); what it cannot
+    # write, such as a tool's result holding an object of the user's, the forgiving way.
+    dumped = event.model_dump(mode="json", exclude_none=True, fallback=to_json_value)
+    raw = new_event(ADK_EVENT, to_json_value(dumped))
     if event.id:
         raw.id = event.id
     out = [raw]

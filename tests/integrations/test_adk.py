@@ -6,6 +6,7 @@ text after the function's response), with `usage_metadata`, and keeps the reques
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -290,3 +291,45 @@ async def test_a_model_error_is_recorded_as_an_error_event(store: agentstore.Sto
         ("quota exceeded", "RESOURCE_EXHAUSTED")
     ]
     assert (await store.get_state(session.id)).errors == 1
+
+
+class Opaque:
+    """An object of the user's that no JSON encoder knows."""
+
+
+def fetch_blob(name: str, tool_context: ToolContext) -> dict[str, Any]:
+    """Return what a tool may return: raw bytes, a set, an object of the user's."""
+    tool_context.state["fetched_at"] = datetime.datetime(2026, 11, 30, 6, 0)
+    return {"name": name, "blob": b"\xff\xfe", "tags": {"raw"}, "handle": Opaque()}
+
+
+async def test_a_tool_result_json_cannot_hold_is_recorded_not_fatal(
+    store: agentstore.Store,
+) -> None:
+    # Review 9c: ADK's own session services keep such a result; ours failed the run in
+    # `model_dump(mode="json")` before anything was recorded.
+    call = types.Part(
+        function_call=types.FunctionCall(name="fetch_blob", args={"name": "x"}, id="fc-9")
+    )
+    blob_agent = LlmAgent(
+        name="blob_agent",
+        model=ScriptedLlm(
+            model="scripted-adk-1",
+            script=[LlmResponse(content=types.Content(role="model", parts=[call])), say("Got it.")],
+        ),
+        tools=[fetch_blob],
+    )
+    service = AgentStoreSessionService(store)
+    session = await service.create_session(app_name=APP, user_id="ada")
+    runner = Runner(app_name=APP, agent=blob_agent, session_service=service)
+    produced = await run(runner, session.id, "Fetch x")
+    assert produced[-1].content.parts[0].text == "Got it."
+
+    [result] = await store.replay(session.id, types=[EventType.TOOL_RESULT])
+    assert result.metadata.call_id == "fc-9"
+    assert result.payload["result"]["blob"] == "b'\\xff\\xfe'"
+    assert result.payload["result"]["tags"] == ["raw"]
+    assert "Opaque object" in result.payload["result"]["handle"]
+    again = await service.get_session(app_name=APP, user_id="ada", session_id=session.id)
+    assert again is not None and again.state["fetched_at"] == "2026-11-30T06:00:00"
+    assert len(again.events) == 4
