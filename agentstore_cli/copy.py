@@ -61,6 +61,14 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         events = await src.get_events(session.id)
         await dst.import_session(session, events)
         return "copied", len(events)
+    if there.created_at != session.created_at:
+        # A copy keeps the creation time: another time is another session under this id
+        # (the only sign of one when SRC's has no events to compare).
+        raise CliError(
+            f"session {session.id} differs between the two stores (created "
+            f"{session.created_at.isoformat()} in SRC, {there.created_at.isoformat()} in "
+            "DST); not copied"
+        )
     have = there.event_count
     if have >= session.event_count:
         # Copied before: the same log has the same event at SRC's last position.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -50,3 +51,18 @@ def test_a_session_file_it_cannot_read_fails_the_copy(
     assert "Traceback" not in result.output
     # The sessions it can read are copied all the same.
     assert _copied(cli, dst) == [IDS[0], IDS[2]]
+
+
+def test_another_session_with_the_same_id_and_no_events_is_refused(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """With no events in SRC, a DST session of the same id (another one: created at
+    another time, with its own events) was counted as 'skipped already there'."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    seed_session(src, [], session_id=IDS[0], name="empty in SRC")
+    later = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    seed_session(dst, FLIGHT_EVENTS[:3], session_id=IDS[0], name="other", created=later)
+    result = cli("copy", str(src), str(dst))
+    assert result.exit_code == 1, result.output
+    assert f"session {IDS[0]} differs between the two stores" in result.stderr
+    assert "skipped" not in result.stdout
