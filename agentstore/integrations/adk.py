@@ -323,7 +323,12 @@ def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
     meta = {"adk_event_id": event.id, "author": event.author}
     usage = event.usage_metadata
     calls = event.get_function_calls()
-    if event.author != "user" and (usage is not None or (event.content and not calls)):
+    answers = event.get_function_responses()
+    # A model turn: usage, or content that is neither a call nor a function's answer (the
+    # answer's event has the agent as author, but no model wrote it).
+    if event.author != "user" and (
+        usage is not None or (event.content and not calls and not answers)
+    ):
         text = "".join(p.text or "" for p in (event.content.parts or [])) if event.content else ""
         model = event.model_version or event.author or "adk"
         response = llm_response(
@@ -341,7 +346,7 @@ def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
         called = tool_called(call.name or "tool", to_json_value(call.args or {}), call_id=call.id)
         called.payload.update(meta)
         out.append(called)
-    for answer in event.get_function_responses():
+    for answer in answers:
         result = tool_result(
             answer.name or "tool", result=to_json_value(answer.response), call_id=answer.id
         )

@@ -127,6 +127,13 @@ async def test_a_run_is_recorded_event_by_event(store: agentstore.Store) -> None
     state = await store.get_state(session.id)
     assert (state.tokens.input, state.tokens.output) == (130, 19)
     assert state.tool_calls == 1 and state.open_calls == {}
+    # Two model turns, not three: the function's answer (authored by the agent) is a
+    # tool_result, not an llm_response (review 9c: it was both).
+    responses = await store.replay(session.id, types=[EventType.LLM_RESPONSE])
+    assert [(r.metadata.tokens_in, r.payload.get("content")) for r in responses] == [
+        (50, None),
+        (80, "Sunny in Berlin."),
+    ]
 
     again = await service.get_session(app_name=APP, user_id="ada", session_id=session.id)
     assert again is not None
