@@ -19,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import agentstore
 from agentstore import (
@@ -132,6 +133,12 @@ def create_app(
             exc.headers,
             media_type="application/problem+json",
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up before its body was whole: nothing was written. Not a bug of
+        # ours (no traceback); 499 is nginx's "client closed request", for the access log.
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> Response:

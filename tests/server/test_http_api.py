@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -394,3 +396,26 @@ def test_the_data_is_a_plain_data_directory(server: ServerProcess, http: httpx.C
     log = server.data_dir / "events" / f"{sid}.jsonl"
     assert orjson.loads(log.read_bytes().splitlines()[0])["payload"] == 1
     assert Path(server.data_dir, "sessions", f"{sid}.json").is_file()
+
+
+def test_a_client_that_hangs_up_mid_body_writes_nothing_and_is_no_server_error(
+    http: httpx.Client, server: ServerProcess
+) -> None:
+    sid = new_session(http)
+    body = orjson.dumps([{"type": "a", "payload": i} for i in range(40)])
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(
+            f"POST /v1/sessions/{sid}/events HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
+    # The server notices the hang-up on its own time: wait for its access log line.
+    line = f'"POST /v1/sessions/{sid}/events"'
+    deadline = time.monotonic() + 10
+    while line not in (log := server.log.read_text()):
+        assert time.monotonic() < deadline, "no access log line for the request"
+        time.sleep(0.02)
+    assert f"{line} 499 " in log  # nginx's "client closed request", not a 500
+    assert "Traceback" not in log and "ClientDisconnect" not in log
+    assert events_of(http, sid) == []
