@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def agentstore_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -33,3 +35,21 @@ def test_migrate_check_hint_names_the_same_schema(pg_url: str, pg_schema: str) -
     done = agentstore_cli(*command[1:])
     assert done.returncode == 0, done.stderr
     assert agentstore_cli("migrate", "--store", url, "--check").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://[::1/db", "Invalid IPv6 URL"),
+        ("postgresql://u:s3cr3t@127.0.0.1:abc/db", "port 'abc'"),
+        ("postgresql://127.0.0.1:99999/db", "port '99999'"),
+        ("postgresql://h1:5432,h2:x/db", "port 'x'"),
+    ],
+)
+def test_a_malformed_url_is_a_usage_error(url: str, says: str) -> None:
+    """A bad host or port reached the driver and ended as 'internal error (ValueError...)'."""
+    out = agentstore_cli("--store", url, "sessions")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and "internal error" not in out.stderr
+    assert "invalid PostgreSQL URL" in out.stderr and says in out.stderr
+    assert "s3cr3t" not in out.stderr

@@ -125,16 +125,35 @@ def _convert(name: str, raw: Any) -> Any:
     return raw
 
 
+def _check_ports(url: str, netloc: str) -> None:
+    """Refuse a port that is not a number from 1 to 65535, in each `host:port` of the URL.
+
+    The driver would fail on it with a ValueError or OverflowError deep in connecting.
+    """
+    for host in netloc.rpartition("@")[2].split(","):  # `h1:5432,h2:5433`: several hosts
+        after = host.rpartition("]")[2] if host.startswith("[") else host  # [::1]:5432
+        port = after.rpartition(":")[2] if ":" in after else ""
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise InvalidInputError(
+                f"invalid PostgreSQL URL {redact(url)!r}: port {port!r} is not a number "
+                "from 1 to 65535"
+            )
+
+
 def parse_url(url: str, **overrides: Any) -> PostgresOptions:
     """Split `url` into the driver's connection string and agentstore's options.
 
     Raises `InvalidInputError` for another scheme, an unknown keyword or a bad value.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL": the URL cannot be shown redacted
+        raise InvalidInputError(f"invalid PostgreSQL URL: {exc}") from None
     if parts.scheme not in SCHEMES:
         raise InvalidInputError(
             f"not a PostgreSQL URL: {redact(url)!r} (use postgresql://user@host/db)"
         )
+    _check_ports(url, parts.netloc)
     ours: dict[str, Any] = {}
     passed: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
