@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import agentstore
+from agentstore import new_event
+
 
 def agentstore_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -53,3 +56,24 @@ def test_a_malformed_url_is_a_usage_error(url: str, says: str) -> None:
     assert out.stderr.count("\n") == 1 and "internal error" not in out.stderr
     assert "invalid PostgreSQL URL" in out.stderr and says in out.stderr
     assert "s3cr3t" not in out.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 9, open: a log written by append_many carries 'batch_end' on its lines "
+    "(the file backend's torn-batch marker); PostgreSQL keeps no batches and an import "
+    "writes none, so the copy back lacks them (and their crc32c differs). Needs the batch "
+    "bounds kept per event, or the promise narrowed to the event fields",
+)
+async def test_round_trip_of_a_log_written_in_batches_is_byte_identical(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """docs/postgres.md: copying back 'gives back the same event lines, byte for byte'."""
+    src, back = tmp_path / "src", tmp_path / "back"
+    async with agentstore.open(src) as store:
+        session = await store.create_session(name="batched")
+        await store.append_many(session.id, [new_event("custom", {"n": n}) for n in range(3)])
+    assert agentstore_cli("copy", src, pg_url).returncode == 0
+    assert agentstore_cli("copy", pg_url, back).returncode == 0
+    name = f"events/{session.id}.jsonl"
+    assert (back / name).read_bytes() == (src / name).read_bytes()
