@@ -122,32 +122,41 @@ def copy(
 
     async def main() -> None:
         console = Console(stderr=True)
-        counts = {"copied": 0, "extended": 0, "skipped": 0}
-        events = 0
-        async with agentstore.open(src, read_only=True) as source, agentstore.open(dst) as target:
+        counts = {"copied": 0, "extended": 0, "skipped": 0, "events": 0}
+        async with agentstore.open(src, read_only=True) as source:
+            # DST is opened once SRC has named the sessions: opening a data directory
+            # creates it, and a copy that fails before it writes leaves nothing behind.
             ids = await _session_ids(source, session)
-            columns = (
-                TextColumn("copying"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("sessions"),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=console, transient=True) as progress:
-                task = progress.add_task("copy", total=len(ids))
-                for sid in ids:
-                    try:
-                        found = await source.get_session(sid)
-                    except SessionNotFoundError:
-                        found = None  # deleted in SRC since it was listed: nothing to copy
-                    if found is not None:
-                        what, n = await _copy_one(source, target, found)
-                        counts[what] += 1
-                        events += n
-                    progress.advance(task)
+            async with agentstore.open(dst) as target:
+                await _copy_all(source, target, ids, console, counts)
         typer.echo(
             f"copied {counts['copied']} sessions, extended {counts['extended']}, "
-            f"skipped {counts['skipped']} already there ({events} events written)"
+            f"skipped {counts['skipped']} already there ({counts['events']} events written)"
         )
 
     run(main)
+
+
+async def _copy_all(
+    source: Store, target: Store, ids: list[str], console: Console, counts: dict[str, int]
+) -> None:
+    """Copy the sessions `ids` with a progress bar, counting what happened in `counts`."""
+    columns = (
+        TextColumn("copying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sessions"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("copy", total=len(ids))
+        for sid in ids:
+            try:
+                found = await source.get_session(sid)
+            except SessionNotFoundError:
+                found = None  # deleted in SRC since it was listed: nothing to copy
+            if found is not None:
+                what, n = await _copy_one(source, target, found)
+                counts[what] += 1
+                counts["events"] += n
+            progress.advance(task)

@@ -66,3 +66,16 @@ def test_another_session_with_the_same_id_and_no_events_is_refused(
     assert result.exit_code == 1, result.output
     assert f"session {IDS[0]} differs between the two stores" in result.stderr
     assert "skipped" not in result.stdout
+
+
+@pytest.mark.parametrize("wanted", ["ffff", "", "../x"])
+def test_a_copy_that_fails_before_writing_leaves_no_target_behind(
+    cli: Cli, tmp_path: Path, wanted: str
+) -> None:
+    """An unknown or invalid --session failed only after DST was opened, which made an
+    empty data directory there (a typo in `copy ./data ./backu --session x` left ./backu)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _seed(src)
+    result = cli("copy", str(src), str(dst), "--session", wanted)
+    assert result.exit_code != 0
+    assert not dst.exists()
