@@ -148,7 +148,10 @@ async def _copy_all(
         TextColumn("sessions"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    # Only on a terminal: elsewhere (a script, a cron job) the bar is not drawn, and
+    # Rich would still end it with an empty line on stderr.
+    bar = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+    with bar as progress:
         task = progress.add_task("copy", total=len(ids))
         for sid in ids:
             try:

@@ -79,3 +79,13 @@ def test_a_copy_that_fails_before_writing_leaves_no_target_behind(
     result = cli("copy", str(src), str(dst), "--session", wanted)
     assert result.exit_code != 0
     assert not dst.exists()
+
+
+def test_a_copy_in_a_script_writes_nothing_to_stderr(cli: Cli, tmp_path: Path) -> None:
+    """Off a terminal the progress bar left an empty line on stderr (in every cron mail)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _seed(src)
+    result = cli("copy", str(src), str(dst))
+    assert result.exit_code == 0
+    assert result.stdout.startswith("copied 3 sessions")
+    assert result.stderr == ""
