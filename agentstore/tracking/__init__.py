@@ -22,8 +22,8 @@ original exception still propagates.
 Results and decorator arguments are converted to JSON the forgiving way (pydantic
 models, dataclasses, datetimes and sets become JSON; anything else its `repr`; NaN and
 infinities `null`; bytes that are not UTF-8 their `repr`; integers beyond 64 bits strings;
-a cycle or too deep a nesting a marker string), so recording never fails after the tool
-itself succeeded.
+a cycle or too deep a nesting a marker string; an iterator its `repr`, undrained), so
+recording never fails after the tool itself succeeded.
 """
 
 from __future__ import annotations

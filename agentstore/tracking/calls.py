@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -45,14 +45,42 @@ def to_json_value(value: Any) -> Any:
     Never raises: what pydantic's conversion cannot take (bytes that are not UTF-8, a
     cycle, a `repr` that raises) or what the store would refuse (an integer beyond 64
     bits, a lone surrogate, nesting deeper than orjson writes) is converted value by
-    value instead, so a call that succeeded is never lost to its recording.
+    value instead, so a call that succeeded is never lost to its recording. An iterator
+    (a generator, a `map`, an open file) is recorded as its `repr`: pydantic would drain
+    it, leaving the caller an exhausted one (or never end, for an endless one).
     """
     try:
+        if _holds_iterator(value):
+            return _careful(value, 0, set())
         converted = to_jsonable_python(value, fallback=_repr, inf_nan_mode="null")
         orjson.dumps(converted)  # what the store checks when the event is appended
     except (ValueError, TypeError, RecursionError):  # UnicodeError is a ValueError
         return _careful(value, 0, set())
     return converted
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None), bytes})
+_CONTAINERS = frozenset({list, tuple, set, frozenset})
+
+
+def _holds_iterator(value: Any, depth: int = 0) -> bool:
+    """Whether `value`, or what its dicts, lists, tuples and sets hold, is an iterator.
+
+    Also True past `_MAX_DEPTH` (a cycle, or what the careful path cuts anyway).
+    """
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind in _CONTAINERS:
+        items = value
+    else:
+        return kind not in _LEAVES and isinstance(value, Iterator)
+    if depth >= _MAX_DEPTH:
+        return True
+    for item in items:  # noqa: SIM110 - a loop, not any(...): this runs on every result
+        if type(item) not in _LEAVES and _holds_iterator(item, depth + 1):
+            return True
+    return False
 
 
 def _repr(value: Any) -> str:
@@ -89,6 +117,8 @@ def _careful(value: Any, depth: int, seen: set[int]) -> Any:
             return [_careful(v, depth + 1, seen) for v in value]
         finally:
             seen.discard(id(value))
+    if isinstance(value, Iterator):  # left as it is for the caller, see to_json_value
+        return _repr(value)
     try:  # a model, dataclass, datetime...: pydantic's form, itself made safe
         converted = to_jsonable_python(value, fallback=_repr, inf_nan_mode="null")
     except (ValueError, TypeError, RecursionError):

@@ -8,6 +8,8 @@ user's run (pydantic-ai, the OpenAI Agents SDK) or left the call open (LangChain
 from __future__ import annotations
 
 import datetime
+import io
+import itertools
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -133,3 +135,25 @@ async def test_a_langchain_tool_with_a_hostile_result_is_closed(store: Store) ->
     [recorded] = await store.replay("lc", types=[EventType.TOOL_RESULT])
     assert recorded.payload["result"] == {"blob": "b'\\xff\\xfe'", "tags": ["a"]}
     assert (await store.get_state("lc")).open_calls == {}
+
+
+async def test_an_iterator_result_is_recorded_without_draining_it(store: Store) -> None:
+    # Review 9c: pydantic's conversion iterated a generator, a map or an open file to
+    # record it: the caller got an exhausted one back, and an endless one never returned.
+    session = await store.create_session()
+    results = {
+        "generator": (n * n for n in range(3)),
+        "nested endless": {"ticks": itertools.count()},
+        "file": io.StringIO("line one\nline two\n"),
+    }
+    for name, value in results.items():
+        async with store.track_tool(session.id, name) as call:
+            call.result = value
+    assert list(results["generator"]) == [0, 1, 4]
+    assert next(results["nested endless"]["ticks"]) == 0
+    assert results["file"].read() == "line one\nline two\n"
+    recorded = await store.replay(session.id, types=[EventType.TOOL_RESULT])
+    by_tool = {e.payload["tool"]: e.payload["result"] for e in recorded}
+    assert by_tool["generator"].startswith("<generator object")
+    assert by_tool["nested endless"] == {"ticks": "count(0)"}
+    assert by_tool["file"].startswith("<_io.StringIO object")
