@@ -28,19 +28,22 @@ the same session `AgentStoreSaver` checkpoints the thread into. A run with neith
 a new session of its own, named after its root run id.
 
 Callback errors are LangChain's business: with `raise_error=False` (its default) a failed
-append is logged by LangChain and the run goes on; pass `raise_error=True` to stop the
-run instead. Needs `pip install 'agentstore[langchain]'`.
+append is logged by LangChain and the run goes on (a call whose start was not stored
+records nothing at its end); pass `raise_error=True` to stop the run instead. A budget
+on the session stops it either way: `BudgetExceededError` always propagates, before the
+model is called. Needs `pip install 'agentstore[langchain]'`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
 
-from agentstore.errors import InvalidInputError, SessionNotFoundError
+from agentstore.errors import BudgetExceededError, InvalidInputError, SessionNotFoundError
 from agentstore.events import Event
 from agentstore.helpers import error as error_event
 from agentstore.helpers import llm_request, llm_response, tool_called, tool_result
@@ -80,7 +83,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         """The store the runs are recorded in."""
         self.session_id = validate_session_id(session_id) if session_id is not None else None
         """The one session every run is recorded in, or None: one per thread."""
-        self.raise_error = raise_error
+        self._raise_error = raise_error
         self._runs: dict[UUID, Run] = {}
         # Sessions made or found so far, with the name and labels to make them again.
         self._ready: dict[str, tuple[str, dict[str, str]]] = {}
@@ -91,6 +94,19 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         self._loop: asyncio.AbstractEventLoop | None = None
         with contextlib.suppress(RuntimeError):  # no running loop: set on first use
             self._loop = asyncio.get_running_loop()
+
+    @property
+    def raise_error(self) -> bool:
+        """Whether LangChain re-raises a callback's exception instead of logging it.
+
+        Always for `BudgetExceededError` (LangChain reads this while handling it): a
+        budget exists to stop the run.
+        """
+        return self._raise_error or isinstance(sys.exc_info()[1], BudgetExceededError)
+
+    @raise_error.setter
+    def raise_error(self, value: bool) -> None:
+        self._raise_error = value
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -232,9 +248,10 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         call_id = run_id.hex
         batch = messages[0] if len(messages) == 1 else [m for ms in messages for m in ms]
         sent = [message_json(m) for m in batch]
+        await self._append(sid, llm_request(model, sent, call_id=call_id, provider=provider))
+        # Only a stored request is answered: a refused one (a budget) records no response.
         root = self._root(run_id, parent_run_id)
         self._runs[run_id] = Run(sid, root=root, call_id=call_id, model=model, provider=provider)
-        await self._append(sid, llm_request(model, sent, call_id=call_id, provider=provider))
 
     async def on_llm_start(
         self,
@@ -250,12 +267,12 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         """Append `llm_request` for a completion (non-chat) model, with its prompt."""
         sid = await self._session(run_id, parent_run_id, metadata)
         model, provider = model_of(serialized, metadata, kwargs)
-        root = self._root(run_id, parent_run_id)
-        self._runs[run_id] = Run(sid, root=root, call_id=run_id.hex, model=model, provider=provider)
         prompt = "\n\n".join(prompts)
         await self._append(
             sid, llm_request(model, prompt=prompt, call_id=run_id.hex, provider=provider)
         )
+        root = self._root(run_id, parent_run_id)
+        self._runs[run_id] = Run(sid, root=root, call_id=run_id.hex, model=model, provider=provider)
 
     async def on_llm_end(
         self,
@@ -335,9 +352,9 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         tool_call_id = kwargs.get("tool_call_id")
         call_id = str(tool_call_id) if tool_call_id else run_id.hex
         args = to_json_value(inputs) if isinstance(inputs, Mapping) else {"input": input_str}
+        await self._append(sid, tool_called(name, args, call_id=call_id))
         root = self._root(run_id, parent_run_id)
         self._runs[run_id] = Run(sid, root=root, name=name, call_id=call_id)
-        await self._append(sid, tool_called(name, args, call_id=call_id))
 
     async def on_tool_end(
         self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
