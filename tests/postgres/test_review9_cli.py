@@ -3,7 +3,9 @@ processes (each test failed before its fix)."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import agentstore
-from agentstore import new_event
+from agentstore import AgentStoreError, new_event
 
 
 def agentstore_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -77,3 +79,75 @@ async def test_round_trip_of_a_log_written_in_batches_is_byte_identical(
     assert agentstore_cli("copy", pg_url, back).returncode == 0
     name = f"events/{session.id}.jsonl"
     assert (back / name).read_bytes() == (src / name).read_bytes()
+
+
+async def _seed_many(path: Path, sessions: int, events: int) -> None:
+    async with agentstore.open(path) as store:
+        for n in range(sessions):
+            made = await store.create_session(name=f"run {n}", labels={"n": str(n)})
+            batch = [new_event("custom", {"n": n, "i": i, "pad": "x" * 200}) for i in range(events)]
+            await store.append_many(made.id, batch)
+
+
+async def _sessions_in(url_or_path: str | Path) -> int:
+    try:
+        async with agentstore.open(url_or_path, read_only=True) as store:
+            return len(await store.list_sessions(limit=10_000))
+    except AgentStoreError:  # not made yet (no directory, no schema)
+        return 0
+
+
+async def _same(a: str | Path, b: str | Path) -> None:
+    async with agentstore.open(a, read_only=True) as x, agentstore.open(b, read_only=True) as y:
+        left, right = await x.list_sessions(limit=10_000), await y.list_sessions(limit=10_000)
+        assert sorted(s.id for s in left) == sorted(s.id for s in right)
+        for session in left:
+            there = await y.get_session(session.id)
+            assert (there.name, there.labels, there.created_at, there.event_count) == (
+                session.name,
+                session.labels,
+                session.created_at,
+                session.event_count,
+            )
+            assert [e.to_json() for e in await x.get_events(session.id)] == [
+                e.to_json() for e in await y.get_events(session.id)
+            ]
+
+
+@pytest.mark.parametrize("direction", ["file-to-postgres", "postgres-to-file"])
+async def test_copy_killed_with_sigkill_then_run_again_is_complete(
+    pg_url: str, tmp_path: Path, direction: str
+) -> None:
+    """A real SIGKILL in the middle of a copy; the same command again completes it, with
+    nothing duplicated (each session is copied in one atomic step)."""
+    files = tmp_path / "files"
+    total = 120
+    if direction == "file-to-postgres":
+        await _seed_many(files, total, 100)
+        src, dst = str(files), pg_url
+    else:
+        await _seed_many(tmp_path / "seed", total, 100)
+        assert agentstore_cli("copy", tmp_path / "seed", pg_url).returncode == 0
+        src, dst = pg_url, str(files)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentstore_cli", "copy", src, dst],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        copied = 0
+        while proc.poll() is None and copied < 3:
+            copied = await _sessions_in(dst)
+            await asyncio.sleep(0.01)  # pacing of the progress check
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the copy ended before it could be killed"
+    partial = await _sessions_in(dst)
+    assert 3 <= partial < total
+    again = agentstore_cli("copy", src, dst)
+    assert again.returncode == 0, again.stderr
+    copied_now = int(again.stdout.split()[1])
+    skipped = int(again.stdout.split("skipped ")[1].split()[0])
+    assert (copied_now, skipped) == (total - partial, partial), again.stdout
+    await _same(src, dst)
