@@ -267,6 +267,10 @@ class AgentStoreRunHooks(RunHooks[Any]):
         """
         run = _RUN.get()
         keys = [key for key, (_, _, started_in) in self._open.items() if started_in is run]
+        if not keys and run is not None:
+            # A run started before the block (`Runner.run_streamed` called outside it):
+            # its calls carry no run, and are the ones this block's exception cut off.
+            keys = [key for key, (_, _, started_in) in self._open.items() if started_in is None]
         open_calls = [self._open.pop(key) for key in keys]
         if not open_calls:
             await self._appender.record_error(self.session_id, exc)

@@ -416,3 +416,30 @@ async def test_one_hooks_object_for_two_runs_at_once_closes_only_the_failed_runs
     assert (result.metadata.call_id, result.payload["result"]) == ("c2", "ok 2")
     state = await store.get_state("shared")
     assert (state.tool_calls, state.errors, state.open_calls) == (1, 1, {})
+
+
+async def test_a_streamed_run_started_before_the_block_is_closed_by_it(store: Store) -> None:
+    model = ScriptedModel(
+        [
+            ModelStep(output=[function_call("add", {"a": 1, "b": 1}, call_id="c")]),
+            ModelStep.raise_error(RuntimeError("provider down")),
+        ]
+    )
+    hooks = AgentStoreRunHooks(store, "streamed-err", model="m")
+    result = Runner.run_streamed(Agent(name="calc", model=model, tools=[add]), "1+1?", hooks=hooks)
+
+    async def consume() -> None:
+        async with hooks:
+            async for _ in result.stream_events():
+                pass
+
+    with pytest.raises(RuntimeError, match="provider down"):
+        await consume()
+    events = await store.get_events("streamed-err")
+    [failed] = [e for e in events if e.type == EventType.ERROR]
+    assert (
+        failed.metadata.call_id
+        == [e for e in events if e.type == EventType.LLM_REQUEST][1].metadata.call_id
+    )
+    state = await store.get_state("streamed-err")
+    assert (state.errors, state.open_calls) == (1, {})
