@@ -128,6 +128,10 @@ class AgentstoreGroup(MetavarStyle, TyperGroup):
     ) -> Any:
         """Run the CLI; exit with 0, 1 (failure), 2 (usage error) or 130 (Ctrl-C)."""
         _DEBUG[0] = _env_flag(DEBUG_ENV)
+        if sys.stdout is None:
+            # Started without a stdout (`agentstore ... >&-`): the output goes nowhere,
+            # as into a closed pipe, instead of failing on the first write.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
         # Rich (ours and Typer's help) exits with status 1 on a closed pipe; for the
         # length of the command it raises BrokenPipeError instead, which exits 0.
         rich_default = Console.on_broken_pipe

@@ -3,14 +3,17 @@ exit 0 on a failure, or give a wrong hint (each test failed before its fix)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 
 import pytest
 from typer.testing import Result
 
-from tests.cli.conftest import FLIGHT_ID
+from tests.cli.conftest import BIN, FLIGHT_ID
 
 Cli = Callable[..., Result]
+AGENTSTORE = str(BIN / "agentstore")
 
 
 @pytest.mark.parametrize(
@@ -32,3 +35,27 @@ def test_times_out_of_the_calendar_are_usage_errors(cli: Cli, flight: str, args:
     assert "internal error" not in result.output
     assert f"invalid {args[-2] if args[0] == 'replay' else '--older-than'}" in result.output
     assert "out of range" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sessions", "--format", "json"],
+        ["replay", FLIGHT_ID, "--format", "json"],
+        ["replay", FLIGHT_ID, "--format", "jsonl"],
+        ["export", FLIGHT_ID],
+        ["stats", FLIGHT_ID, "--format", "json"],
+        ["replay", FLIGHT_ID],
+    ],
+    ids=" ".join,
+)
+def test_a_closed_stdout_is_a_closed_pipe(flight: str, args: list[str]) -> None:
+    """`agentstore replay ID -o json >&-` (no stdout at all: Python's sys.stdout is None)
+    ended with 'internal error (AttributeError ...)'; it now ends as a closed pipe does."""
+    done = subprocess.run(
+        [AGENTSTORE, *args],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(1),  # the child starts without a stdout
+        timeout=30,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
