@@ -15,7 +15,7 @@ from typing import Protocol
 from agentstore.errors import InvalidInputError, SessionExistsError, SessionNotFoundError
 from agentstore.session import Session, validate_session_id
 
-__all__ = ["SessionOpener", "ensure_session", "thread_session_id"]
+__all__ = ["SessionOpener", "ensure_session", "mapped_session_id", "thread_session_id"]
 
 _HASHED_PREFIX = "thread-"
 
@@ -36,11 +36,16 @@ def thread_session_id(thread_id: object) -> str:
     text = str(thread_id)
     if not text:
         raise InvalidInputError("a thread id must not be empty")
+    return mapped_session_id(text, _HASHED_PREFIX)
+
+
+def mapped_session_id(name: str, prefix: str) -> str:
+    """Return `name` if it is a valid session id, else `prefix` + 40 hex digits of its SHA-256."""
     try:
-        return validate_session_id(text)
+        return validate_session_id(name)
     except InvalidInputError:
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
-        return f"{_HASHED_PREFIX}{digest}"
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return f"{prefix}{digest}"
 
 
 class SessionOpener(Protocol):

@@ -39,6 +39,8 @@ import anyio
 from agentstore.errors import InvalidInputError
 from agentstore.events import new_event
 from agentstore.integrations._appender import SessionAppender
+from agentstore.integrations._threads import mapped_session_id
+from agentstore.session import validate_session_id
 from agentstore.tracking import AsyncTracker, LlmCall, to_json_value, track_llm, track_tool
 
 try:
@@ -58,12 +60,27 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 if TYPE_CHECKING:
     from agentstore import Store
 
-__all__ = ["MESSAGES_TYPE", "AgentStoreCapability", "message_history"]
+__all__ = [
+    "MESSAGES_TYPE",
+    "AgentStoreCapability",
+    "conversation_session_id",
+    "message_history",
+]
 
 MESSAGES_TYPE = "pydantic_ai_messages"
 """The event type holding a run's new messages: `{"run_id": ..., "messages": [...]}`."""
 
 _RECORDED = "_agentstore_recorded"  # marks an exception already recorded by a call
+
+
+def conversation_session_id(conversation_id: str) -> str:
+    """Return the agentstore session id that records a pydantic-ai conversation.
+
+    A conversation id that is a valid session id (pydantic-ai's own, UUIDs, are) is the
+    session id; any other (`"user:42"`) maps to `conversation-` and 40 hex digits of its
+    SHA-256, the same on every machine.
+    """
+    return mapped_session_id(conversation_id, "conversation-")
 
 
 def _mark(exc: BaseException) -> None:
@@ -118,6 +135,8 @@ class AgentStoreCapability(AbstractCapability[Any]):
                 "AgentStoreCapability's session_id must be a non-empty string, or None "
                 "for one session per conversation"
             )
+        if self.session_id is not None:
+            validate_session_id(self.session_id)  # refused here, not in the middle of a run
         self._appender = SessionAppender(self.store, {"framework": "pydantic-ai"})
 
     @classmethod
@@ -126,10 +145,12 @@ class AgentStoreCapability(AbstractCapability[Any]):
         return None
 
     def _session(self, ctx: RunContext[Any]) -> str:
-        sid = self.session_id or ctx.conversation_id or ctx.run_id
-        if not sid:
+        if self.session_id:
+            return self.session_id
+        conversation = ctx.conversation_id or ctx.run_id
+        if not conversation:
             raise InvalidInputError("pydantic-ai gave the run no conversation id: pass session_id")
-        return sid
+        return conversation_session_id(conversation)
 
     # The run ------------------------------------------------------------------
 
@@ -244,9 +265,11 @@ async def message_history(store: Store, session_id: str) -> list[ModelMessage]:
 
     Pass them as `agent.run(..., message_history=...)` to continue the conversation
     (pydantic-ai then keeps the same `conversation_id`, so the new run is recorded in
-    the same session). Raises `SessionNotFoundError` for an unknown session.
+    the same session). `session_id` may be a conversation id (`result.conversation_id`):
+    it is mapped as `conversation_session_id` maps it. Raises `SessionNotFoundError` for
+    an unknown session.
     """
-    events = await store.replay(session_id, types=[MESSAGES_TYPE])
+    events = await store.replay(conversation_session_id(session_id), types=[MESSAGES_TYPE])
     messages: list[Any] = []
     for event in events:
         payload = event.payload

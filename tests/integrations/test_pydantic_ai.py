@@ -33,6 +33,7 @@ from agentstore import Budget, BudgetExceededError, EventType, Store
 from agentstore.integrations.pydantic_ai import (
     MESSAGES_TYPE,
     AgentStoreCapability,
+    conversation_session_id,
     message_history,
 )
 
@@ -346,3 +347,21 @@ async def test_a_run_cancelled_during_a_model_request_closes_it_once(store: Stor
     assert failed.metadata.call_id == request.metadata.call_id
     state = await store.get_state("cut")
     assert (state.errors, state.open_calls) == (1, {})
+
+
+async def test_a_conversation_id_that_is_no_session_id_is_recorded_and_resumed(
+    store: Store,
+) -> None:
+    # Review 9c: pydantic-ai takes any conversation id; "user:42" failed the whole run
+    # with InvalidSessionIdError (and a warning that its error could not be recorded).
+    agent = Agent(TestModel(), capabilities=[AgentStoreCapability(store)])
+    first = await agent.run("hi", conversation_id="user:42")
+    sid = conversation_session_id("user:42")
+    assert sid.startswith("conversation-") and sid == conversation_session_id(sid)
+    assert [e.type for e in await store.get_events(sid)][-1] == MESSAGES_TYPE
+    history = await message_history(store, first.conversation_id)
+    again = await agent.run("again", message_history=history)
+    assert again.conversation_id == "user:42"
+    assert len(await message_history(store, "user:42")) == len(again.all_messages())
+    with pytest.raises(agentstore.InvalidSessionIdError):
+        AgentStoreCapability(store, "user:42")  # an explicit session id must be one
