@@ -23,7 +23,7 @@ from agentstore.events import (
     format_timestamp,
 )
 from agentstore.server import agentstore_pb2 as pb
-from agentstore.server.inputs import integer_beyond_64_bits
+from agentstore.server.inputs import in_utc, integer_beyond_64_bits
 from agentstore.session import Session
 from agentstore.state import Budget
 
@@ -69,14 +69,14 @@ def format_time(ts: datetime) -> str:
 
 
 def parse_time(text: str, what: str = "time") -> datetime:
-    """Parse an RFC 3339 time with a zone; raise `InvalidInputError` naming `what`."""
+    """Parse an RFC 3339 time with a zone, in UTC; raise `InvalidInputError` naming `what`."""
     try:
         ts = datetime.fromisoformat(text)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"{what} is not an RFC 3339 time: {text!r}") from exc
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise InvalidInputError(f"{what} needs a time zone (e.g. 'Z'): {text!r}")
-    return ts
+    return in_utc(ts, what)
 
 
 def json_value(blob: bytes, what: str) -> Any:

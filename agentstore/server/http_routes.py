@@ -34,7 +34,7 @@ from agentstore.server.http_stream import (
     json_array_chunks,
     jsonl_chunks,
 )
-from agentstore.server.inputs import integer_beyond_64_bits
+from agentstore.server.inputs import in_utc, integer_beyond_64_bits
 from agentstore.server.service import AgentStoreService
 
 __all__ = ["APPEND_BODY", "add_routes"]
@@ -198,6 +198,11 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
     ) -> Response:
         """Return events matching every filter (bounds inclusive) as JSON or JSON lines."""
         type_list = [t for item in types for t in item.split(",") if t] if types else None
+        # A naive time is left to the store, whose error says what is wrong with it.
+        if since is not None and since.tzinfo is not None:
+            since = in_utc(since, "since")
+        if until is not None and until.tzinfo is not None:
+            until = in_utc(until, "until")
         pages = await service.read_events(
             session_id,
             types=type_list,

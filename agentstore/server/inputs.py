@@ -10,7 +10,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
@@ -20,6 +20,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "event_from_json",
+    "in_utc",
     "integer_beyond_64_bits",
     "is_after_cursor",
 ]
@@ -61,6 +62,23 @@ def event_from_json(raw: object, index: int) -> Event:
     if event_id is not None:
         event.id = event_id
     return event
+
+
+# --- times -----------------------------------------------------------------------------------
+
+
+def in_utc(ts: datetime, what: str) -> datetime:
+    """Return an aware `ts` in UTC; raise `InvalidInputError` if that leaves years 1-9999.
+
+    `9999-12-31T23:59:59-14:00` is a valid time, but not once in UTC, where every reader
+    puts it: stored as sent, it would fail every later read of what holds it.
+    """
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{what} is out of range: {ts.isoformat()} is not within the years 1-9999 in UTC"
+        ) from None
 
 
 # --- integers orjson reads as floats --------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 import agentstore
 from agentstore.server import agentstore_pb2 as pb
 
-from .grpc_helpers import error_of, running_door
+from .grpc_helpers import error_of, read_to_end, running_door
 
 
 def pending(payload: bytes, **fields: object) -> pb.PendingEvent:
@@ -41,6 +41,7 @@ async def test_hostile_events_are_refused_and_nothing_is_written(tmp_path: Path)
             "metadata not an object": pending(b"1", metadata_json=b"[1]"),
             "metadata of the wrong type": pending(b"1", metadata_json=b'{"tokens_in": "many"}'),
             "naive timestamp": pending(b"1", timestamp="2026-01-01T00:00:00"),
+            "year 10000 in UTC": pending(b"1", timestamp=BEYOND_UTC),
         }
         for name, event in cases.items():
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -61,6 +62,36 @@ async def test_hostile_events_are_refused_and_nothing_is_written(tmp_path: Path)
             assert error_of(err.value)[0] == grpc.StatusCode.INVALID_ARGUMENT
         assert await store.replay(sid) == []
         assert not list((tmp_path / "data").rglob("escape*"))
+
+
+BEYOND_UTC = "9999-12-31T23:59:59-14:00"  # a valid time whose UTC is in the year 10000
+
+
+async def test_a_time_beyond_the_utc_range_is_refused_and_breaks_nothing(tmp_path: Path) -> None:
+    # It used to be stored as sent: the session list (or the session) then failed for
+    # every client with internal_error, since reading it back converts it to UTC.
+    async with (
+        agentstore.open(tmp_path / "data", pricing=False) as store,
+        running_door(store) as door,
+    ):
+        sid = (await store.create_session()).id
+        session = pb.Session(id="from-the-future", created_at=BEYOND_UTC)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await door.storage.CreateSession(pb.StorageCreateSessionRequest(session=session))
+        assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+        snapshot = pb.Snapshot(session_id=sid, version=0, state_json=b"{}", created_at=BEYOND_UTC)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await door.storage.SaveSnapshot(snapshot)
+        assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+        for read in (
+            door.storage.Read(pb.ReadEventsRequest(session_id=sid, until=BEYOND_UTC)),
+            door.api.ReadEvents(pb.ReadEventsRequest(session_id=sid, since=BEYOND_UTC)),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await read_to_end(read)
+            assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+        assert [s.id for s in await store.list_sessions()] == [sid]
+        assert not (tmp_path / "data" / "sessions" / "from-the-future.json").exists()
 
 
 async def test_the_log_holds_the_servers_encoding_of_what_a_client_sent(tmp_path: Path) -> None:

@@ -169,6 +169,11 @@ def test_naive_times_and_bad_filters_are_clear_errors(http: httpx.Client) -> Non
     sid = new_session(http)
     naive = problem(http.get(f"/v1/sessions/{sid}/events", params={"since": "2026-01-01T00:00"}))
     assert naive["code"] == "invalid_input" and "timezone" in naive["detail"]
+    # Valid, but in the year 10000 once in UTC (a PostgreSQL store failed with a 500).
+    for name in ("since", "until"):
+        params = {name: "9999-12-31T23:59:59-14:00"}
+        beyond = problem(http.get(f"/v1/sessions/{sid}/events", params=params))
+        assert (beyond["status"], beyond["code"]) == (400, "invalid_input"), name
     assert problem(http.get(f"/v1/sessions/{sid}/events", params={"from_seq": -1}))["status"] == 400
     assert problem(http.get(f"/v1/sessions/{sid}/events", params={"types": "Bad"}))["status"] == 400
 
