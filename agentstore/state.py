@@ -36,8 +36,10 @@ class Budget(BaseModel):
 
     max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     """Refuse new LLM requests once the session has cost this many dollars."""
-    max_tokens: int | None = Field(default=None, ge=0)
-    """Refuse new LLM requests once the session has used this many tokens (in + out)."""
+    max_tokens: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    """Refuse new LLM requests once the session has used this many tokens (in + out).
+    At most 2**63 - 1: no store keeps a larger integer (PostgreSQL's jsonb would keep it,
+    and read it back as a float that no session could be read with)."""
 
 
 class BudgetRemaining(BaseModel):

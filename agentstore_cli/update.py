@@ -26,6 +26,8 @@ from agentstore_cli.render import fmt_cost, fmt_int, make_console, print_line
 
 __all__ = ["update"]
 
+_MAX_TOKENS = 2**63 - 1  # what a Budget takes: no store keeps a larger integer
+
 
 class UpdateFormat(StrEnum):
     """Output formats of `update`."""
@@ -91,6 +93,8 @@ def update(
     both = removed & added.keys()
     if both:
         raise UsageError(f"--label and --remove-label both name {sorted(both)[0]!r}")
+    if max_tokens is not None and max_tokens > _MAX_TOKENS:
+        raise UsageError(f"--max-tokens {max_tokens} is too large: at most {_MAX_TOKENS}")
     if max_cost is not None and not math.isfinite(max_cost):
         raise UsageError("--max-cost must be a finite number of dollars, e.g. --max-cost 2.50")
     if no_budget and (max_tokens is not None or max_cost is not None):

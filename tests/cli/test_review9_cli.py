@@ -8,8 +8,10 @@ import subprocess
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import Result
 
+from agentstore import Budget
 from tests.cli.conftest import BIN, FLIGHT_ID
 
 Cli = Callable[..., Result]
@@ -59,3 +61,19 @@ def test_a_closed_stdout_is_a_closed_pipe(flight: str, args: list[str]) -> None:
         timeout=30,
     )
     assert (done.returncode, done.stderr) == (0, b"")
+
+
+def test_a_token_budget_beyond_64_bits_is_a_usage_error(cli: Cli, flight: str) -> None:
+    """On a data directory it ended with 'internal error (TypeError: Integer exceeds
+    64-bit range)' (and PostgreSQL stored it and could read nothing after)."""
+    result = cli("update", FLIGHT_ID, "--max-tokens", str(2**63))
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.output and "--max-tokens" in result.output
+    assert cli("update", FLIGHT_ID, "--max-tokens", str(2**63 - 1)).exit_code == 0
+
+
+def test_a_budget_refuses_a_token_limit_beyond_64_bits() -> None:
+    """No store keeps an integer beyond 64 bits (the file's JSON, PostgreSQL's jsonb)."""
+    with pytest.raises(ValidationError):
+        Budget(max_tokens=2**63)
+    assert Budget(max_tokens=2**63 - 1).max_tokens == 2**63 - 1

@@ -4,6 +4,7 @@ processes (each test failed before its fix)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import signal
 import subprocess
@@ -151,3 +152,35 @@ async def test_copy_killed_with_sigkill_then_run_again_is_complete(
     skipped = int(again.stdout.split("skipped ")[1].split()[0])
     assert (copied_now, skipped) == (total - partial, partial), again.stdout
     await _same(src, dst)
+
+
+def test_a_token_budget_beyond_64_bits_is_refused_and_spoils_nothing(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL stored it (jsonb), read it back as a float, and from then on every read
+    of the session and every listing of the store failed with an internal error."""
+    assert agentstore_cli("migrate", "--store", pg_url).returncode == 0
+    made = agentstore_cli("--store", pg_url, "import", str(_export(tmp_path)))
+    assert made.returncode == 0, made.stderr
+    out = agentstore_cli("--store", pg_url, "update", "s-1", "--max-tokens", str(2**64))
+    assert out.returncode == 2, out.stderr
+    assert "internal error" not in out.stderr and "--max-tokens" in out.stderr
+    listed = agentstore_cli("--store", pg_url, "sessions", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert agentstore_cli("--store", pg_url, "replay", "s-1").returncode == 0
+
+
+def _export(tmp_path: Path) -> Path:
+    path = tmp_path / "s-1.json"
+    session = {"id": "s-1", "name": "one", "created_at": "2026-01-02T03:04:05Z"}
+    event = {
+        "id": "e-1",
+        "session_id": "s-1",
+        "sequence_number": 1,
+        "type": "custom",
+        "payload": {},
+        "timestamp": "2026-01-02T03:04:06Z",
+        "metadata": {},
+    }
+    path.write_text(json.dumps({"session": session, "events": [event]}))
+    return path
