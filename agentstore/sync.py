@@ -255,10 +255,14 @@ class SyncStore:
         )
 
     def import_session(
-        self, session: Session | Mapping[str, Any], events: Iterable[Event]
+        self,
+        session: Session | Mapping[str, Any],
+        events: Iterable[Event],
+        *,
+        batch_marks: Mapping[int, int] | None = None,
     ) -> Session:
         """Re-create a session from an export (see `Store.import_session`)."""
-        return self._call(self._store.import_session, session, events)
+        return self._call(self._store.import_session, session, events, batch_marks=batch_marks)
 
     # --- appending ------------------------------------------------------------------------
 
@@ -339,9 +343,7 @@ class SyncStore:
             while True:
                 try:
                     event = self._call(agen.__anext__)
-                except StopAsyncIteration:
-                    return
-                except StoreClosedError:
+                except (StopAsyncIteration, StoreClosedError):
                     return
                 yield event
         finally:

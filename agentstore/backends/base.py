@@ -252,6 +252,18 @@ class Backend(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot append on the caller's thread")
 
+    async def batch_marks(self, session_id: str) -> dict[int, int] | None:
+        """Return how the session's events were batched, for a copy to keep it.
+
+        `{sequence number: the last sequence number of its batch}` for every event of an
+        `append_many` batch but its last (events appended alone are not in it), as the file
+        backend marks its lines (`batch_end`). An import given these marks
+        (`PendingEvent.batch_end`) stores them, so a copy writes the same lines. The
+        default says None: this backend keeps no batch bounds (a copy from it marks none).
+        """
+        await self.last_seq(session_id)  # still raise for an unknown session
+        return None
+
     @abstractmethod
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         """Return the events that pass `flt`, in sequence order.

@@ -73,6 +73,10 @@ class PendingEvent:
     metadata_json: bytes
     timestamp: datetime | None = None
     """Keep this timestamp (import, fork, copy) instead of the time of the append."""
+    batch_end: int | None = None
+    """Keep this batch mark (an import that copies a session, see `Backend.batch_marks`):
+    the last sequence number of the `append_many` batch this event was written in, for
+    every event of a batch but its last. An append ignores it (it marks its own batch)."""
 
 
 @dataclass(slots=True)

@@ -202,18 +202,25 @@ class Store(StoreSessions, StoreReads):
         )
 
     async def import_session(
-        self, session: Session | Mapping[str, Any], events: Iterable[Event]
+        self,
+        session: Session | Mapping[str, Any],
+        events: Iterable[Event],
+        *,
+        batch_marks: Mapping[int, int] | None = None,
     ) -> Session:
         """Re-create a session from an export, keeping its ids, sequence numbers and times.
 
         `events` must be the session's events 1..N in order: a list, or any iterable (a
         generator that reads a large export as it goes is consumed a page at a time). Raises
         `SessionExistsError` if the session exists; the session appears whole or not at
-        all, and nothing is kept if any event is invalid.
+        all, and nothing is kept if any event is invalid. `batch_marks` (what
+        `backend.batch_marks(id)` of the store copied from returned) keeps how the events
+        were batched by `append_many`, so that a data directory gets the same lines back.
         """
         self._check_open()
         fresh = import_session_of(session)
-        await self._backend.create_session_from_pages(fresh, import_pages(fresh.id, events))
+        pages = import_pages(fresh.id, events, batch_marks)
+        await self._backend.create_session_from_pages(fresh, pages)
         # Anything cached under this id was of a session deleted since: an import keeps
         # the creation time, so `StateKeeper.observe` could not tell them apart.
         self._states.forget(fresh.id)

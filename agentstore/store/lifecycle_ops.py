@@ -58,11 +58,16 @@ def import_session_of(session: Session | Mapping[str, Any]) -> Session:
     return target.model_copy(update={"event_count": 0, "updated_at": target.created_at})
 
 
-async def import_pages(sid: str, events: Iterable[Event]) -> AsyncIterator[list[PendingEvent]]:
+async def import_pages(
+    sid: str, events: Iterable[Event], batch_marks: Mapping[int, int] | None = None
+) -> AsyncIterator[list[PendingEvent]]:
     """Check an export's events (1..N, in time order, of this session), a page at a time.
 
-    A bad event raises before its page is written; the backend then creates nothing.
+    With `batch_marks` (`Backend.batch_marks` of the store copied from), each event keeps
+    its batch mark; the marks must tell whole batches of these events. A bad event or mark
+    raises before its page is written; the backend then creates nothing.
     """
+    marks = _BatchMarks(batch_marks)
     previous: datetime | None = None
     page: list[PendingEvent] = []
     for expected, event in enumerate(events, start=1):
@@ -80,12 +85,48 @@ async def import_pages(sid: str, events: Iterable[Event]) -> AsyncIterator[list[
         if ts is None or (previous is not None and ts < previous):
             raise InvalidInputError(f"{where} has no timestamp or goes back in time")
         previous = ts
-        page.append(pending_from_stored(event))
+        pending = pending_from_stored(event)
+        pending.batch_end = marks.take(expected)
+        page.append(pending)
         if len(page) == _PAGE:
             yield page
             page = []
+    marks.finish()
     if page:
         yield page
+
+
+class _BatchMarks:
+    """The batch marks of an import, checked as its events go by: every event of a batch
+    but its last names the batch's last sequence number, the last names none."""
+
+    def __init__(self, marks: Mapping[int, int] | None) -> None:
+        self._marks = dict(marks or {})
+        self._end: int | None = None  # the end of the batch the events are in
+
+    def take(self, seq: int) -> int | None:
+        mark = self._marks.pop(seq, None)
+        if mark is not None and (type(mark) is not int or mark <= seq):
+            raise InvalidInputError(f"batch mark of event {seq}: {mark!r} is not a later event")
+        if self._end is None:
+            self._end = mark
+        elif seq < self._end and mark != self._end:
+            raise InvalidInputError(
+                f"batch mark of event {seq}: {mark!r}, its batch ends at {self._end}"
+            )
+        elif seq == self._end:
+            if mark is not None:
+                raise InvalidInputError(f"event {seq} ends a batch and is marked {mark!r}")
+            self._end = None
+        return mark
+
+    def finish(self) -> None:
+        if self._end is not None:
+            raise InvalidInputError(f"a batch mark names event {self._end}, beyond the import")
+        if self._marks:
+            raise InvalidInputError(
+                f"batch marks of events beyond the import: {sorted(self._marks)[:5]}"
+            )
 
 
 async def prune_sessions(

@@ -32,7 +32,7 @@ from agentstore.backends.file.layout import Layout
 from agentstore.backends.file.listing import find_ids, list_page
 from agentstore.backends.file.log import Logs, write_locked
 from agentstore.backends.file.opening import prepare_directory
-from agentstore.backends.file.reading import read_events
+from agentstore.backends.file.reading import batch_marks, read_events
 from agentstore.backends.file.sessions import SessionIndex, encode_session, read_session
 from agentstore.backends.file.snapshots import default_fingerprint, encode_snapshot, read_snapshot
 from agentstore.backends.file.writes import SessionBuilder, create_session_files
@@ -348,6 +348,10 @@ class FileBackend(Backend):
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         """Return the events that pass `flt`; a damaged line in range raises `CorruptLogError`."""
         return await read_events(self._logs, session_id, flt)
+
+    async def batch_marks(self, session_id: str) -> dict[int, int]:
+        """The `batch_end` marks of the session's lines (see `Backend.batch_marks`)."""
+        return await anyio.to_thread.run_sync(batch_marks, self._logs, session_id)
 
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
         """Wait for the log to pass `after_seq`: at once for appends in this process."""

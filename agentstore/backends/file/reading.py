@@ -8,7 +8,8 @@ after a snapshot, all of a small read, in one hop); the loop decodes the rest a 
 a time, giving other tasks a turn every millisecond (`Turns`), and the later chunks are
 read on the worker (4 MiB a hop, GIL released in the system call).
 
-`read_view` is the same read from one thread, for callers already on a worker thread.
+`read_view` is the same read from one thread, for callers already on a worker thread;
+`batch_marks` reads only the lines' batch marks (for a copy, see `Backend.batch_marks`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from agentstore._gc import full_collections_deferred
 from agentstore._turns import Turns
 from agentstore.backends.base import EventFilter
 from agentstore.backends.file import atomic
-from agentstore.backends.file.lines import read_lines
+from agentstore.backends.file.lines import iter_lines, read_lines
 from agentstore.backends.file.log import Logs, LogView
 from agentstore.backends.file.scan import Scan, scan_events, scan_start
+from agentstore.codec import batch_end
 from agentstore.errors import StorageError
 from agentstore.events import Event
 
-__all__ = ["LOOP_PAGE", "read_events", "read_view"]
+__all__ = ["LOOP_PAGE", "batch_marks", "read_events", "read_view"]
 
 WORKER_DECODE = 0.0005
 """Seconds the worker decodes the first chunk for before it hands the rest to the loop.
@@ -207,3 +209,28 @@ def read_view(logs: Logs, view: LogView, flt: EventFilter) -> list[Event]:
     with view.mutex:
         view.checkpoints.update(checkpoints)
     return events
+
+
+def batch_marks(logs: Logs, session_id: str) -> dict[int, int]:
+    """On a worker: `{sequence number: batch_end}` of the lines of a log that carry a mark.
+
+    Up to what this process has seen of the log (the view's size), as reads are. A line is
+    its event's sequence number (the log holds events 1..N, a line each); only a line's
+    end is looked at (the mark sits just before the checksum), nothing is decoded.
+    """
+    view = logs.get(session_id)
+    opened = _open_view(logs, view)
+    if opened is None:
+        return {}
+    fd, size, _ = opened
+    marks: dict[int, int] = {}
+    try:
+        for seq, (_, line) in enumerate(iter_lines(fd, 0, size), start=1):
+            if _MARK in line[-80:] and (mark := batch_end(line)) is not None:
+                marks[seq] = mark
+    finally:
+        os.close(fd)
+    return marks
+
+
+_MARK = b',"batch_end":'

@@ -68,11 +68,14 @@ class SessionBuilder:
         )
         if plan.new:
             try:
-                # No batch marks: the log becomes visible whole (renamed) or not at all.
+                # The log becomes visible whole (renamed) or not at all: no batch marks of
+                # its own, only those a copied session brings (`PendingEvent.batch_end`).
                 atomic.write_all(
                     self.fd,
                     b"".join(
-                        encode_line(p.id, sid, seq, p.type, p.payload_json, ts, p.metadata_json)
+                        encode_line(
+                            p.id, sid, seq, p.type, p.payload_json, ts, p.metadata_json, p.batch_end
+                        )
                         for p, seq, ts in plan.new
                     ),
                 )

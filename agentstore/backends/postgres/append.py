@@ -60,9 +60,10 @@ class Appender:
 
     def __init__(self, schema: str, snapshots: SnapshotRows) -> None:
         s = f'"{schema}"'
-        self._fast = sql_text.FAST.format(s=s, expected="", batch=sql_text.BATCH)
+        mark = sql_text.MARK
+        self._fast = sql_text.FAST.format(s=s, expected="", batch=sql_text.BATCH, mark=mark)
         self._fast_expected = sql_text.FAST.format(
-            s=s, expected="AND last_seq = $7", batch=sql_text.BATCH
+            s=s, expected="AND last_seq = $7", batch=sql_text.BATCH, mark=mark
         )
         # By (one event, expected_seq given, a snapshot carried); the carried snapshot's
         # values come before expected_seq.
@@ -71,13 +72,14 @@ class Appender:
                 s=s,
                 expected=f"AND last_seq = ${10 if carry else 6}" if expected else "",
                 snap=sql_text.CARRY.format(s=s) if carry else "",
+                mark=mark,
             )
             for one in (False, True)
             for expected in (False, True)
             for carry in (False, True)
         }
         self._snapshots = snapshots
-        self._create = sql_text.CREATE.format(s=s, batch=sql_text.BATCH)
+        self._create = sql_text.CREATE.format(s=s)
         self._lookup = (
             f"SELECT s.last_seq, s.created_at, e.id, e.seq FROM {s}.sessions s "
             f"LEFT JOIN {s}.events e ON e.session_id = s.id AND e.id = ANY($2::text[]) "
@@ -93,8 +95,10 @@ class Appender:
         )
         self._ids = f"SELECT id, seq FROM {s}.events WHERE session_id = $1 AND id = ANY($2::text[])"
         self._insert = (
-            f"INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json) "
-            "SELECT $1, u.seq, u.id, u.type, u.ts, u.p, u.m FROM unnest($2::bigint[], "
+            f"INSERT INTO {s}.events "
+            "(session_id, seq, id, type, ts, payload_json, metadata_json, batch_end) "
+            "SELECT $1, u.seq, u.id, u.type, u.ts, u.p, u.m, "
+            "CASE WHEN u.seq < $8 THEN $8 END FROM unnest($2::bigint[], "
             "$3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[]) "
             "AS u(seq, id, ts, type, p, m)"
         )
@@ -257,6 +261,8 @@ class Appender:
                     [p.type for p, _, _ in plan.new],
                     [p.payload_json.decode() for p, _, _ in plan.new],
                     [p.metadata_json.decode() for p, _, _ in plan.new],
+                    # The batch mark: the last new event's number, on the ones before it.
+                    plan.new[-1][1],
                 )
                 await conn.execute(self._bump, session_id, plan.last_seq, plan.last_ts)
             stored = [seq for index, seq in plan.duplicates.items() if seq <= head["last_seq"]]
@@ -290,6 +296,7 @@ class Appender:
                 *values[1:],
                 plan.last_seq,
                 plan.last_ts,
+                [p.batch_end for p, _, _ in plan.new],  # a copied session's (an import's)
             )
         if not created:
             raise SessionExistsError(session.id)

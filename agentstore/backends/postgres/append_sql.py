@@ -1,11 +1,17 @@
 """The append statements of the PostgreSQL backend, as text: `{s}` is the quoted schema,
 `{expected}` the `expected_seq` condition, `{batch}` the unnest of a batch with timestamps,
-`{snap}` a carried snapshot (`CARRY`). `append.Appender` formats and runs them.
+`{snap}` a carried snapshot (`CARRY`), `{mark}` an event's batch mark (`MARK`).
+`append.Appender` formats and runs them.
 """
 
 from __future__ import annotations
 
-__all__ = ["BATCH", "CARRY", "CREATE", "FAST", "FAST_NOW", "ONE_NOW"]
+__all__ = ["BATCH", "CARRY", "CREATE", "FAST", "FAST_NOW", "MARK", "ONE_NOW"]
+
+# The batch mark of a batch's event `u` (`batch_end`, see `Backend.batch_marks`): on every
+# event but the last, the batch's last sequence number (none on an event appended alone).
+MARK = """CASE WHEN u.ord < cardinality($2::text[])
+        THEN s.base + cardinality($2::text[]) END"""
 
 # The timestamp rule: each event gets max(its own or now, every earlier one, the log's).
 BATCH = """
@@ -27,9 +33,11 @@ WITH s AS (
     RETURNING last_seq - cardinality($2::text[]) AS base, prev_ts,
         followed_until > now() AS followed, created_at
 ), i AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
+    INSERT INTO {s}.events
+        (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
     SELECT $1, s.base + u.ord, u.id, u.type,
-           greatest(s.prev_ts, max(coalesce(u.ts, now())) OVER (ORDER BY u.ord)), u.p, u.m
+           greatest(s.prev_ts, max(coalesce(u.ts, now())) OVER (ORDER BY u.ord)), u.p, u.m,
+           {mark}
     FROM s, {batch}
     RETURNING seq, ts
 )
@@ -48,8 +56,9 @@ WITH s AS (
     RETURNING last_seq - cardinality($2::text[]) AS base, last_ts,
         followed_until > now() AS followed, created_at
 ), i AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-    SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m
+    INSERT INTO {s}.events
+        (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
+    SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m, {mark}
     FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
         WITH ORDINALITY AS u(id, type, p, m, ord)
 ){snap}
@@ -93,8 +102,11 @@ WITH s AS (
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), e AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-    SELECT s.id, u.ord, u.id, u.type, u.ts, u.p, u.m FROM s, {batch}
+    INSERT INTO {s}.events
+        (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
+    SELECT s.id, u.ord, u.id, u.type, u.ts, u.p, u.m, u.b
+    FROM s, unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+        $16::bigint[]) WITH ORDINALITY AS u(id, ts, type, p, m, b, ord)
 )
 SELECT count(*) FROM s
 """

@@ -267,6 +267,10 @@ class PostgresBackend(Backend):
             return events
         return (await self._reader.read(self.db, session_id, flt))[2]
 
+    async def batch_marks(self, session_id: str) -> dict[int, int]:
+        """The session's batch marks (see `Backend.batch_marks`), from the primary."""
+        return await self._reader.batch_marks(self.db, session_id)
+
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
         """Wait by LISTEN/NOTIFY (no polling): woken by an append on any host at once.
 

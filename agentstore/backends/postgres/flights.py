@@ -51,11 +51,13 @@ WITH b AS (
     SET last_seq = x.last_seq + b.n, last_ts = greatest(x.last_ts, now())
     FROM b JOIN l ON l.id = b.sid
     WHERE x.id = b.sid AND (b.expected IS NULL OR x.last_seq = b.expected)
-    RETURNING x.id, x.last_seq - b.n AS base, x.last_ts, x.followed_until > now() AS followed,
-        x.created_at
+    RETURNING x.id, x.last_seq - b.n AS base, b.n, x.last_ts,
+        x.followed_until > now() AS followed, x.created_at
 ), i AS (
-    INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json)
-    SELECT h.id, h.base + u.k, u.id, u.type, h.last_ts, u.p, u.m
+    INSERT INTO {s}.events
+        (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
+    SELECT h.id, h.base + u.k, u.id, u.type, h.last_ts, u.p, u.m,
+        CASE WHEN u.k < h.n THEN h.base + h.n END
     FROM h JOIN unnest($4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
         AS u(sid, k, id, type, p, m) ON u.sid = h.id
 )

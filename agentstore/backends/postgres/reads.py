@@ -67,3 +67,15 @@ class EventReader:
         if rows[0]["seq"] is None:
             return head, born, []
         return head, born, events_from_rows(session_id, rows, 1)
+
+    async def batch_marks(self, conn: Database | Any, session_id: str) -> dict[int, int]:
+        """Return the session's batch marks (see `Backend.batch_marks`)."""
+        sql = (
+            f"SELECT e.seq, e.batch_end FROM {self._s}.sessions s LEFT JOIN {self._s}.events e "
+            "ON e.session_id = s.id AND e.batch_end IS NOT NULL WHERE s.id = $1 ORDER BY e.seq"
+        )
+        async with translated(f"reading session {session_id!r}"):
+            rows = await conn.fetch(sql, session_id)
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        return {int(r[0]): int(r[1]) for r in rows if r[0] is not None}

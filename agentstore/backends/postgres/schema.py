@@ -14,6 +14,7 @@ Every `Store` query is one indexed statement on these tables:
 - `sessions.followed_until` (step 2): the follower lease; appends notify only while it is
   live (see `agentstore.backends.postgres.notifications`).
 - `sessions` pages half full (step 3): the update of every append stays on its page.
+- `events.batch_end` (step 4): the batch an event was appended in (see `Backend.batch_marks`).
 
 Steps are only ever added at the end, never edited: a database records which ran.
 """
@@ -86,6 +87,13 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
         # sessions. Half-full pages keep them on the page (HOT: no index entries). Pages
         # written from now on; existing ones as they are rewritten (VACUUM FULL, pg_repack).
         "ALTER TABLE {s}.sessions SET (fillfactor = 50);",
+    ),
+    (
+        "batch marks of events",
+        # `batch_end`: on every event of an `append_many` batch but its last, the batch's
+        # last sequence number, as a data directory marks its lines; a copy between stores
+        # keeps it (`Backend.batch_marks`). A nullable column without a default: no rewrite.
+        "ALTER TABLE {s}.events ADD COLUMN batch_end bigint;",
     ),
 )
 """(name, SQL) per step, in order; `{s}` is the quoted schema name."""

@@ -27,6 +27,7 @@ backend, override it in the subclass with `pytest.mark.skip(reason=...)`.
 from __future__ import annotations
 
 from agentstore.testing.conformance.append import AppendContract
+from agentstore.testing.conformance.batches import BatchesContract
 from agentstore.testing.conformance.fixtures import (
     BackendFactory,
     ContractFixtures,
@@ -42,6 +43,7 @@ from agentstore.testing.conformance.state import StateContract
 __all__ = [
     "AppendContract",
     "BackendContract",
+    "BatchesContract",
     "BackendFactory",
     "ContractFixtures",
     "IsolationContract",
@@ -57,6 +59,7 @@ __all__ = [
 class BackendContract(
     ContractFixtures,
     AppendContract,
+    BatchesContract,
     IsolationContract,
     LifecycleContract,
     ReplayContract,
