@@ -200,6 +200,8 @@ class StorageServicer(pb_grpc.StorageServicer):
     ) -> pb.FindSessionIdsResponse:
         async with self._guard(context, request):
             limit = min(max(request.limit, 1), _FIND_LIMIT)
+            if request.prefix:  # a prefix of an id is an id: anything else names nothing
+                validate_session_id(request.prefix)
             ids = await self.backend.find_session_ids(request.prefix, limit)
             return pb.FindSessionIdsResponse(ids=ids)
 
@@ -254,6 +256,10 @@ class StorageServicer(pb_grpc.StorageServicer):
     ) -> AsyncIterator[pb.EventBatch]:
         async with self._guard(context, request):
             sid = validate_session_id(request.session_id)
+            for name in ("from_seq", "to_seq", "limit"):  # as the Store checks its own
+                value = _opt(request, name)
+                if value is not None and value < 0:
+                    raise InvalidInputError(f"{name} must be an integer >= 0, not {value}")
             since, until = _opt(request, "since"), _opt(request, "until")
             flt = EventFilter(
                 from_seq=max(_opt(request, "from_seq") or 1, 1),

@@ -111,3 +111,25 @@ async def test_the_log_holds_the_servers_encoding_of_what_a_client_sent(tmp_path
         assert len(lines) == 1 and orjson.loads(lines[0])["payload"] == {"a": [1, 2], "b": "x"}
         # And the store reads it back like any other event.
         assert [e.payload for e in await store.replay(sid)] == [{"a": [1, 2], "b": "x"}]
+
+
+async def test_reads_and_id_lookups_are_checked_like_the_stores_own() -> None:
+    # Storage.Read and FindSessionIds reach the backend without the Store's checks: a
+    # negative limit or a NUL in a prefix was a 500 (storage_error) on PostgreSQL.
+    async with running_door() as door:
+        sid = (await door.service.store.create_session()).id
+        for bad in (
+            pb.ReadEventsRequest(session_id=sid, limit=-1),
+            pb.ReadEventsRequest(session_id=sid, to_seq=-1),
+            pb.ReadEventsRequest(session_id=sid, from_seq=-1),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await read_to_end(door.storage.Read(bad))
+            assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+        for prefix in ("a\x00", "../", "a/b", "x" * 129):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await door.storage.FindSessionIds(pb.FindSessionIdsRequest(prefix=prefix, limit=5))
+            code = error_of(err.value)[:2]
+            assert code == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_session_id"), prefix
+        found = await door.storage.FindSessionIds(pb.FindSessionIdsRequest(prefix=sid[:4], limit=5))
+        assert list(found.ids) == [sid]
