@@ -16,7 +16,9 @@ tool calls, errors and open calls):
   `error`; both carry the LangChain run id as `call_id`;
 - a tool call: `tool_called` (name, arguments) and `tool_result` (the output's text or
   JSON, its status) or an `error`, linked by the tool call id the model gave (a result
-  closes the nearest open call with that id in the session, see `State.open_calls`);
+  closes the nearest open call with that id in the session, see `State.open_calls`); a
+  tool that pauses the graph (`interrupt()`) is closed by a `tool_result` marked
+  `"interrupted": true`, not an error;
 - a chain (or LangGraph node) that raises: one `error` event per exception, at the
   innermost chain it left, unless it was already recorded as a tool or LLM error.
 
@@ -399,5 +401,12 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
             return
         self._seen(error, run)
         self._settle(run, run_id)
+        if kind == "tool" and is_control_flow(error):
+            # The graph paused inside the tool (`interrupt()`, e.g. for a human's approval):
+            # no failure. LangGraph runs the tool again on resume, as a new call.
+            paused = tool_result(run.name, call_id=run.call_id, duration_ms=run.elapsed_ms())
+            paused.payload["interrupted"] = True
+            await self._append(run.session_id, paused)
+            return
         named = {"model": run.model} if kind == "llm" else {"tool": run.name}
         await self._append(run.session_id, error_event(error, call_id=run.call_id, **named))
