@@ -1,14 +1,16 @@
 """`agentstore copy SRC DST`: copy sessions between two stores, keeping everything.
 
-Ids, sequence numbers, timestamps, payloads and metadata are kept, so a data directory
-copied into PostgreSQL and back gives byte-identical event lines. Each session is copied in
-one atomic step (`Store.import_session`), so an interrupted copy leaves every session whole
-or absent, and running the same command again resumes: sessions already complete in DST are
-skipped, and one that grew in SRC since gets only its new events (with their timestamps).
+Ids, sequence numbers, timestamps, payloads, metadata and how `append_many` batched the
+events (`Backend.batch_marks`) are kept, so a data directory copied into PostgreSQL and back
+gives byte-identical event lines. Each session is copied in one atomic step
+(`Store.import_session`), so an interrupted copy leaves every session whole or absent, and
+running the same command again resumes: sessions already complete in DST are skipped, and
+one that grew in SRC since gets only its new events, appended batch by batch as in SRC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -16,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import agentstore
-from agentstore import Session, Store
+from agentstore import Event, Session, Store
 from agentstore.backends.registry import scheme_of
 from agentstore.errors import SessionNotFoundError
 from agentstore.store.validate import pending_from_stored
@@ -55,11 +57,15 @@ async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
 
 async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]:
     """Copy one session; return what happened ("copied", "extended", "skipped") and events."""
+    # How append_many batched the events (file: the lines' batch_end), read before the
+    # events so that every mark names events read after it; kept, the lines come out the
+    # same, byte for byte.
+    marks = await src.backend.batch_marks(session.id) or {}
     try:
         there = await dst.get_session(session.id)
     except SessionNotFoundError:
         events = await src.get_events(session.id)
-        await dst.import_session(session, events)
+        await dst.import_session(session, events, batch_marks=marks)
         return "copied", len(events)
     if there.created_at != session.created_at:
         # A copy keeps the creation time: another time is another session under this id
@@ -88,9 +94,24 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
             "are not the same); not copied"
         )
     tail = await src.get_events(session.id, from_seq=have + 1)
-    batch = [pending_from_stored(event) for event in tail]
-    await dst.backend.append(session.id, batch, have)
+    for batch in _batches(tail, marks):
+        # Batch by batch, as SRC's were appended: an append marks its own batch. Each is
+        # atomic, and a copy stopped between two resumes as above.
+        pending = [pending_from_stored(event) for event in batch]
+        await dst.backend.append(session.id, pending, batch[0].sequence_number - 1)
     return "extended", len(tail)
+
+
+def _batches(events: list[Event], marks: dict[int, int]) -> Iterator[list[Event]]:
+    """Split `events` into the batches they were appended in (a mark: not a batch's last)."""
+    batch: list[Event] = []
+    for event in events:
+        batch.append(event)
+        if event.sequence_number not in marks:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def copy(

@@ -61,25 +61,31 @@ def test_a_malformed_url_is_a_usage_error(url: str, says: str) -> None:
     assert "s3cr3t" not in out.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 9, open: a log written by append_many carries 'batch_end' on its lines "
-    "(the file backend's torn-batch marker); PostgreSQL keeps no batches and an import "
-    "writes none, so the copy back lacks them (and their crc32c differs). Needs the batch "
-    "bounds kept per event, or the promise narrowed to the event fields",
-)
 async def test_round_trip_of_a_log_written_in_batches_is_byte_identical(
     pg_url: str, tmp_path: Path
 ) -> None:
-    """docs/postgres.md: copying back 'gives back the same event lines, byte for byte'."""
+    """docs/postgres.md: copying back 'gives back the same event lines, byte for byte'.
+    A log written by append_many marks its batches (batch_end); the copies lost them."""
     src, back = tmp_path / "src", tmp_path / "back"
-    async with agentstore.open(src) as store:
-        session = await store.create_session(name="batched")
-        await store.append_many(session.id, [new_event("custom", {"n": n}) for n in range(3)])
-    assert agentstore_cli("copy", src, pg_url).returncode == 0
-    assert agentstore_cli("copy", pg_url, back).returncode == 0
-    name = f"events/{session.id}.jsonl"
-    assert (back / name).read_bytes() == (src / name).read_bytes()
+
+    async def grow(sid: str | None = None) -> str:
+        async with agentstore.open(src) as store:
+            sid = sid or (await store.create_session(name="batched")).id
+            await store.append_many(sid, [new_event("custom", {"n": n}) for n in range(3)])
+            await store.append(sid, new_event("custom", {"alone": True}))
+            await store.append_many(sid, [new_event("custom", {"m": n}) for n in range(2)])
+        return sid
+
+    sid = await grow()
+    name = f"events/{sid}.jsonl"
+    for _ in range(2):  # copied, then extended after SRC grew
+        there = agentstore_cli("copy", src, pg_url)
+        assert there.returncode == 0, there.stderr
+        home = agentstore_cli("copy", pg_url, back)
+        assert home.returncode == 0, home.stderr
+        assert (back / name).read_bytes() == (src / name).read_bytes()
+        await grow(sid)
+    assert "extended 1" in there.stdout and "extended 1" in home.stdout
 
 
 async def _seed_many(path: Path, sessions: int, events: int) -> None:
