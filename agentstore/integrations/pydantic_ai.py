@@ -38,6 +38,7 @@ import anyio
 
 from agentstore.errors import InvalidInputError
 from agentstore.events import new_event
+from agentstore.helpers import tool_result
 from agentstore.integrations._appender import SessionAppender
 from agentstore.integrations._threads import mapped_session_id
 from agentstore.session import validate_session_id
@@ -45,6 +46,7 @@ from agentstore.tracking import AsyncTracker, LlmCall, to_json_value, track_llm,
 
 try:
     from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.exceptions import ApprovalRequired, CallDeferred
     from pydantic_ai.messages import (
         ModelMessage,
         ModelMessagesTypeAdapter,
@@ -241,22 +243,30 @@ class AgentStoreCapability(AbstractCapability[Any]):
 
         Built on `agentstore.tracking.track_tool`, linked by the model's `tool_call_id`.
         A tool that asks the model to try again (`ModelRetry`) ends its call with an
-        `error` event too: the call did not produce a result.
+        `error` event too: the call did not produce a result. A tool that hands its call
+        over (`CallDeferred`, `ApprovalRequired`) fails nothing: its call is closed by a
+        `tool_result` marked `"deferred": true`.
         """
         sid = self._session(ctx)
         name = str(call.tool_name)
         call_id = str(call.tool_call_id) if call.tool_call_id else None
-        entered = False  # past here, the tracker records an exception itself
+        tracker = track_tool(self._appender, sid, name, _tool_args(args), call_id=call_id)
+        tracked = await tracker.__aenter__()
         try:
-            async with track_tool(
-                self._appender, sid, name, _tool_args(args), call_id=call_id
-            ) as tracked:
-                entered = True
-                tracked.result = await handler(args)
-        except Exception as exc:
-            if entered:
-                _mark(exc)
+            tracked.result = await handler(args)
+        except (CallDeferred, ApprovalRequired):
+            tracked._stop()
+            handed_over = tool_result(
+                name, call_id=tracked.call_id, duration_ms=tracked.duration_ms
+            )
+            handed_over.payload["deferred"] = True
+            await self._appender.append(sid, handed_over)
             raise
+        except BaseException as exc:
+            await tracker.__aexit__(type(exc), exc, exc.__traceback__)
+            _mark(exc)
+            raise
+        await tracker.__aexit__(None, None, None)
         return tracked.result
 
 

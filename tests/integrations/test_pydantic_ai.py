@@ -15,7 +15,8 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent, ModelRetry
+from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults, ModelRetry
+from pydantic_ai.exceptions import CallDeferred
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -365,3 +366,37 @@ async def test_a_conversation_id_that_is_no_session_id_is_recorded_and_resumed(
     assert len(await message_history(store, "user:42")) == len(again.all_messages())
     with pytest.raises(agentstore.InvalidSessionIdError):
         AgentStoreCapability(store, "user:42")  # an explicit session id must be one
+
+
+async def test_a_deferred_tool_call_is_closed_as_deferred_not_failed(store: Store) -> None:
+    # Review 9c: a tool handing its call over (CallDeferred, for a result from outside)
+    # was recorded as an error of kind CallDeferred.
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            return ModelResponse(parts=[ToolCallPart("render", {}, tool_call_id="r1")])
+        return ModelResponse(parts=[TextPart("done")])
+
+    agent = Agent(
+        FunctionModel(model),
+        output_type=[str, DeferredToolRequests],
+        capabilities=[AgentStoreCapability(store, "deferred")],
+    )
+
+    @agent.tool_plain
+    def render() -> str:
+        """Render on a worker elsewhere."""
+        raise CallDeferred
+
+    first = await agent.run("go")
+    assert isinstance(first.output, DeferredToolRequests)
+    called, handed_over = await store.replay(
+        "deferred", types=[EventType.TOOL_CALLED, EventType.TOOL_RESULT]
+    )
+    assert handed_over.metadata.call_id == called.metadata.call_id == "r1"
+    assert handed_over.payload["deferred"] is True
+    state = await store.get_state("deferred")
+    assert (state.errors, state.open_calls) == (0, {})
+    results = DeferredToolResults(calls={"r1": "rendered"})
+    again = await agent.run(message_history=first.all_messages(), deferred_tool_results=results)
+    assert again.output == "done"
+    assert (await store.get_state("deferred")).errors == 0
