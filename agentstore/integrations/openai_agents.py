@@ -113,7 +113,8 @@ def _tool_args(raw: object) -> dict[str, Any]:
     """The tool's arguments as a JSON object (the raw string when it is not one)."""
     if isinstance(raw, str):
         try:
-            parsed = json.loads(raw)
+            # Python's json takes NaN and Infinity, which the store refuses: made null.
+            parsed = to_json_value(json.loads(raw))
         except ValueError:
             return {"arguments": raw}
         return parsed if isinstance(parsed, dict) else {"arguments": parsed}

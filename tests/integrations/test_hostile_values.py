@@ -157,3 +157,35 @@ async def test_an_iterator_result_is_recorded_without_draining_it(store: Store) 
     assert by_tool["generator"].startswith("<generator object")
     assert by_tool["nested endless"] == {"ticks": "count(0)"}
     assert by_tool["file"].startswith("<_io.StringIO object")
+
+
+async def test_an_openai_agents_tool_call_with_nan_arguments_runs(store: Store) -> None:
+    # Python's json reads NaN in a model's arguments; tool_called refused it, and the run
+    # failed ("Error running tool") where without the hooks it ran.
+    pytest.importorskip("agents")
+    from agents import Agent, Runner, function_tool, set_tracing_disabled
+    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+
+    from agentstore.integrations.openai_agents import AgentStoreRunHooks
+
+    @function_tool
+    def scale(x: float) -> str:
+        """Scale a value."""
+        return f"scaled {x}"
+
+    set_tracing_disabled(True)
+    try:
+        model = ScriptedModel(
+            [
+                ModelStep(output=[function_call("scale", '{"x": NaN}', call_id="n1")]),
+                ModelStep(output=[assistant_message("done")]),
+            ]
+        )
+        agent = Agent(name="a", model=model, tools=[scale])
+        result = await Runner.run(agent, "go", hooks=AgentStoreRunHooks(store, "nan", model="m"))
+    finally:
+        set_tracing_disabled(False)
+    assert result.final_output == "done"
+    [called] = await store.replay("nan", types=[EventType.TOOL_CALLED])
+    assert called.payload["args"] == {"x": None}
+    assert (await store.get_state("nan")).open_calls == {}
