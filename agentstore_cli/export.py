@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -147,12 +148,25 @@ def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], Iterator[Eve
         first = _stored_event(raw_events[0], 1, source).timestamp
         session = {"id": ids.pop(), "created_at": first, "updated_at": first}
     try:
-        Session.model_validate(session)
+        checked = Session.model_validate(session)
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         raise UsageError(f"{source}: session {where}: {problem['msg']}") from None
+    for where, at in (("created_at", checked.created_at), ("updated_at", checked.updated_at)):
+        _in_utc(at, f"{source}: session {where}")
     return session, _events(raw_events, source)
+
+
+def _in_utc(at: datetime, where: str) -> None:
+    """Refuse a time that leaves the years 1-9999 once in UTC, as the store keeps it (it
+    would fail there with an OverflowError, after a data directory wrote the session)."""
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(
+            f"{where}: {at.isoformat()} is out of range in UTC (dates run from year 1 to 9999)"
+        ) from None
 
 
 def _events(raw_events: list[Any], source: str) -> Iterator[Event]:
@@ -173,9 +187,17 @@ def _stored_event(raw: Any, index: int, source: str) -> Event:
             "sequence_number and timestamp, as agentstore export writes them)"
         )
     try:
-        return Event.from_json(raw)
+        event = Event.from_json(raw)
     except InvalidInputError as exc:
         raise UsageError(f"{source}: event {index}: {exc}") from None
+    except OverflowError:  # its time leaves the calendar once in UTC
+        raise UsageError(
+            f"{source}: event {index}: timestamp {raw['timestamp']!r} is out of range in UTC "
+            "(dates run from year 1 to 9999)"
+        ) from None
+    if event.timestamp is not None:
+        _in_utc(event.timestamp, f"{source}: event {index} timestamp")
+    return event
 
 
 def import_(

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 from typer.testing import Result
@@ -77,3 +80,38 @@ def test_a_budget_refuses_a_token_limit_beyond_64_bits() -> None:
     with pytest.raises(ValidationError):
         Budget(max_tokens=2**63)
     assert Budget(max_tokens=2**63 - 1).max_tokens == 2**63 - 1
+
+
+def _export_doc(created_at: str, event_time: str) -> dict[str, Any]:
+    event = {
+        "id": "e-1",
+        "session_id": "s-1",
+        "sequence_number": 1,
+        "type": "custom",
+        "payload": {},
+        "timestamp": event_time,
+        "metadata": {},
+    }
+    return {"session": {"id": "s-1", "created_at": created_at}, "events": [event]}
+
+
+@pytest.mark.parametrize(
+    ("created_at", "event_time"),
+    [
+        ("0001-01-01T00:00:00+01:00", "2026-01-01T00:00:01Z"),
+        ("2026-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00"),
+        ("2026-01-01T00:00:00Z", "0001-01-01T00:30:00+01:00"),
+    ],
+)
+def test_an_import_with_a_time_outside_the_calendar_in_utc_is_refused(
+    cli: Cli, data_dir: Path, tmp_path: Path, created_at: str, event_time: str
+) -> None:
+    """Such a time ended with 'internal error (OverflowError ...)'; a session created at
+    one was written first, and from then on `agentstore sessions` failed for every session."""
+    export = tmp_path / "export.json"
+    export.write_bytes(orjson.dumps(_export_doc(created_at, event_time)))
+    result = cli("import", str(export))
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.output and "out of range" in result.output
+    listed = cli("sessions", "-o", "json")
+    assert (listed.exit_code, listed.stdout) == (0, "[]\n") or not data_dir.exists()
