@@ -53,6 +53,10 @@ async def jsonl_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[bytes
         yield b"".join(event.to_json() + b"\n" for event in page)
 
 
+_STOPPING_SEND = 1.0
+"""Seconds the end of a live follow may wait for its client while the server stops."""
+
+
 class _Dropped(Exception):
     """The client did not read in time."""
 
@@ -108,15 +112,20 @@ class SseResponse(Response):
                     tg.cancel_scope.cancel()
             except* _Dropped:
                 dropped = True
+            abort = (scope.get("extensions") or {}).get(ABORT_KEY)
             if dropped:
                 client = scope.get("client")
                 _log.warning("dropped a live follow of %s: it did not read in time", client)
-                abort = (scope.get("extensions") or {}).get(ABORT_KEY)
                 if abort is not None:
                     abort()  # a polite close would wait forever for the unread bytes
                 return
-            with anyio.move_on_after(self.limits.send_timeout):
+            # While the server stops, a client that is not reading must not hold it up for
+            # the whole send timeout: it resumes elsewhere with Last-Event-ID anyway.
+            wait = _STOPPING_SEND if self.service.stopping else self.limits.send_timeout
+            with anyio.move_on_after(wait) as ending:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if ending.cancelled_caught and abort is not None:
+                abort()
 
     async def _read_store(self, queue: MemoryObjectSendStream[bytes]) -> None:
         async with queue:

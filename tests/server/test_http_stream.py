@@ -187,3 +187,25 @@ def test_a_follower_that_never_reads_is_dropped_with_bounded_memory(tmp_path: Pa
         finally:
             stuck.close()
         assert "did not read in time" in srv.log.read_text()
+
+
+def test_sigterm_ends_a_follow_whose_client_stopped_reading_at_once(tmp_path: Path) -> None:
+    # Ending the stream politely waits for the client to take the unsent bytes: one that
+    # never reads held the graceful shutdown up for the whole --stream-send-timeout.
+    with running(tmp_path / "data") as srv, srv.client() as http:
+        sid = _session(http, 1)
+        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect((host, int(port)))
+        stuck.sendall(f"GET /v1/sessions/{sid}/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        try:
+            _wait_streams(http, 1)
+            batch = [{"type": "big", "payload": "x" * 10_000} for _ in range(50)]
+            for _ in range(30):  # ~15 MB: far more than the socket buffers hold
+                assert http.post(f"/v1/sessions/{sid}/events", json=batch).status_code == 201
+            started = time.monotonic()
+            assert srv.stop() == 0
+            assert time.monotonic() - started < 10
+        finally:
+            stuck.close()
