@@ -168,7 +168,11 @@ class AgentStoreCapability(AbstractCapability[Any]):
             raise
         await self._close_cut(ctx.run_id, None)
         if self.record_messages:
-            messages = ModelMessagesTypeAdapter.dump_python(result.new_messages(), mode="json")
+            # pydantic-ai's JSON form still holds what a tool returned, NaN or an int past
+            # 64 bits included, which the store refuses: made storable the forgiving way.
+            messages = to_json_value(
+                ModelMessagesTypeAdapter.dump_python(result.new_messages(), mode="json")
+            )
             payload = {"run_id": ctx.run_id, "messages": messages}
             await self._appender.append(sid, new_event(MESSAGES_TYPE, payload))
         return result

@@ -189,3 +189,38 @@ async def test_an_openai_agents_tool_call_with_nan_arguments_runs(store: Store) 
     [called] = await store.replay("nan", types=[EventType.TOOL_CALLED])
     assert called.payload["args"] == {"x": None}
     assert (await store.get_state("nan")).open_calls == {}
+
+
+async def test_a_pydantic_ai_run_whose_tool_returns_a_huge_int_keeps_its_result(
+    store: Store,
+) -> None:
+    # The run's messages (pydantic-ai's JSON form) held the int as it is: the store
+    # refused the pydantic_ai_messages event and the finished run raised.
+    pytest.importorskip("pydantic_ai")
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from agentstore.integrations.pydantic_ai import AgentStoreCapability, message_history
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            return ModelResponse(parts=[ToolCallPart("factorial", {"n": 30}, tool_call_id="f1")])
+        return ModelResponse(parts=[TextPart("done")])
+
+    agent = Agent(FunctionModel(model), capabilities=[AgentStoreCapability(store, "big")])
+
+    @agent.tool_plain
+    def factorial(n: int) -> int:
+        """n!"""
+        return math.factorial(n)
+
+    result = await agent.run("30!")
+    assert result.output == "done"
+    [tool_return] = [
+        part
+        for message in await message_history(store, "big")
+        for part in message.parts
+        if part.part_kind == "tool-return"
+    ]
+    assert tool_return.content == str(math.factorial(30))
