@@ -14,6 +14,7 @@ from agentstore_cli.common import (
     DATA_DIR_ENV,
     CliError,
     DataDirOption,
+    GlobalOptions,
     data_dir_of,
     open_store,
     resolve_session,
@@ -65,8 +66,12 @@ def verify(
     snapshot equals a fold of its events.
     """
 
+    root = ctx.find_root().obj
+    on_store = isinstance(root, GlobalOptions) and root.store is not None and data_dir is None
     path = data_dir_of(ctx, data_dir)
-    if not path.is_dir():  # even with --repair: never create an empty data directory
+    # Even with --repair: never create an empty data directory (a --store URL is checked
+    # by opening it, as the other commands do).
+    if not on_store and not path.is_dir():
         raise CliError(f"no data directory at {path}: pass --data-dir DIR or set {DATA_DIR_ENV}")
 
     async def main() -> VerifyReport:

@@ -190,3 +190,17 @@ def _export(tmp_path: Path) -> Path:
     }
     path.write_text(json.dumps({"session": session, "events": [event]}))
     return path
+
+
+def test_verify_checks_the_global_store(pg_url: str, tmp_path: Path) -> None:
+    """`agentstore --store URL verify` ignored --store and looked for ./agent-data."""
+    assert agentstore_cli("--store", pg_url, "import", str(_export(tmp_path))).returncode == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "agentstore_cli", "--store", pg_url, "verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,  # no agent-data here
+    )
+    assert out.returncode == 0, out.stderr
+    assert "checked 1 session, 1 event" in out.stdout
