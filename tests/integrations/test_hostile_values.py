@@ -141,7 +141,7 @@ async def test_an_iterator_result_is_recorded_without_draining_it(store: Store) 
     # Review 9c: pydantic's conversion iterated a generator, a map or an open file to
     # record it: the caller got an exhausted one back, and an endless one never returned.
     session = await store.create_session()
-    results = {
+    results: dict[str, Any] = {
         "generator": (n * n for n in range(3)),
         "nested endless": {"ticks": itertools.count()},
         "file": io.StringIO("line one\nline two\n"),

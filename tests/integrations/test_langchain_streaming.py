@@ -37,7 +37,7 @@ class StreamingModel(GenericFakeChatModel):
         for index, (text, usage) in enumerate(CHUNKS):
             if self.fail_after == index:
                 raise ConnectionError("stream dropped")
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, usage_metadata=usage))  # type: ignore[arg-type]
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, usage_metadata=usage))
             if run_manager is not None:
                 await run_manager.on_llm_new_token(text, chunk=chunk)
             yield chunk
