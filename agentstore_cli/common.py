@@ -46,6 +46,7 @@ __all__ = [
     "SessionArg",
     "UsageError",
     "data_dir_of",
+    "global_store",
     "open_store",
     "parse_labels",
     "resolve_session",
@@ -130,6 +131,11 @@ def _globals(ctx: typer.Context) -> GlobalOptions:
         return obj
     # A command invoked without the app's callback (only in unusual embeddings).
     return GlobalOptions(Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR))
+
+
+def global_store(ctx: typer.Context) -> str | None:
+    """Return the global `--store URL` (or `$AGENTSTORE_STORE`), None if not given."""
+    return _globals(ctx).store
 
 
 def data_dir_of(ctx: typer.Context, data_dir: Path | None) -> Path:

@@ -9,7 +9,7 @@ from typing import Annotated
 import anyio
 import typer
 
-from agentstore_cli.common import UsageError, data_dir_of
+from agentstore_cli.common import UsageError, data_dir_of, global_store
 
 __all__ = ["serve"]
 
@@ -131,7 +131,10 @@ def serve(
         raise UsageError(f"--log-format must be text or json, not {log_format!r}")
     if sum((data_dir is not None, store is not None, in_memory)) > 1:
         raise UsageError("give one of --data-dir, --store and --in-memory")
-    store = store or (os.environ.get(STORE_ENV) if data_dir is None and not in_memory else None)
+    if data_dir is None and not in_memory:
+        # `agentstore --store URL serve` as `serve --store URL` (the global option reads
+        # $AGENTSTORE_STORE too).
+        store = store or global_store(ctx) or os.environ.get(STORE_ENV)
     config = ServerConfig(
         data_dir=None if store or in_memory else data_dir_of(ctx, data_dir),
         store_url=store,

@@ -14,7 +14,13 @@ import orjson
 import typer
 
 import agentstore
-from agentstore_cli.common import UsageError, data_dir_of, open_store, resolve_session
+from agentstore_cli.common import (
+    UsageError,
+    data_dir_of,
+    global_store,
+    open_store,
+    resolve_session,
+)
 
 __all__ = ["ui"]
 
@@ -86,7 +92,8 @@ def ui(
             f"agentstore ui listens on loopback only, not {host}; "
             "to share a store, run `agentstore serve --host ... --token-file ...`"
         )
-    store = store or (os.environ.get(STORE_ENV) if data_dir is None else None)
+    if data_dir is None:  # the global --store too, as `serve` takes it
+        store = store or global_store(ctx) or os.environ.get(STORE_ENV)
     if session is not None:
         # Resolved as every command does (latest, a name, a prefix) and before anything
         # listens, so a wrong name is one line and no server.

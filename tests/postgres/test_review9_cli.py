@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,26 @@ def test_verify_checks_the_global_store(pg_url: str, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "checked 1 session, 1 event" in out.stdout
+
+
+def test_serve_serves_the_global_store(pg_url: str, tmp_path: Path) -> None:
+    """`agentstore --store URL serve` served (and created) ./agent-data instead."""
+    assert agentstore_cli("--store", pg_url, "import", str(_export(tmp_path))).returncode == 0
+    command = ["--store", pg_url, "serve", "--http-port", "0", "--no-grpc"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentstore_cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the address, once listening (b"" if it failed)
+        base = json.loads(first)["listening"]["http"]
+        with urllib.request.urlopen(f"{base}/v1/sessions", timeout=30) as reply:
+            listed = json.loads(reply.read())
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert [s["id"] for s in listed["sessions"]] == ["s-1"]
+    assert not (tmp_path / "agent-data").exists()
