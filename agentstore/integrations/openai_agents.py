@@ -32,6 +32,7 @@ Needs `pip install 'agentstore[openai-agents]'`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
@@ -297,7 +298,11 @@ class AgentStoreRunHooks(RunHooks[Any]):
         finally:
             run = _RUN.get()
             if run is not None and run in self._runs:
-                _RUN.reset(self._runs.pop(run))
+                token = self._runs.pop(run)
+                # Left in a copy of the context it was entered in (another task): nothing
+                # to undo here, the copy goes away with its task.
+                with contextlib.suppress(ValueError):
+                    _RUN.reset(token)
 
 
 class AgentStoreSession:
