@@ -22,7 +22,7 @@ from agentstore import Event, Session, Store
 from agentstore.backends.registry import scheme_of
 from agentstore.errors import SessionNotFoundError
 from agentstore.store.validate import pending_from_stored
-from agentstore_cli.common import CliError, UsageError, run
+from agentstore_cli.common import CliError, UsageError, resolve_session, run
 
 __all__ = ["copy"]
 
@@ -36,8 +36,8 @@ def _check_target(what: str, target: str) -> None:
 
 
 async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
-    if wanted:
-        return [await src.resolve_session_id(prefix) for prefix in wanted]
+    if wanted:  # as every command names a session: id, prefix, name or latest; once each
+        return list(dict.fromkeys([await resolve_session(src, ref) for ref in wanted]))
     ids: list[str] = []
     cursor: str | None = None
     while True:
@@ -123,7 +123,7 @@ def copy(
             "--session",
             "-s",
             metavar="ID",
-            help="Copy only this session (repeatable; prefixes ok).",
+            help="Copy only this session: an id, id prefix, name or latest (repeatable).",
         ),
     ] = None,
 ) -> None:

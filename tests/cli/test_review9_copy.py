@@ -89,3 +89,13 @@ def test_a_copy_in_a_script_writes_nothing_to_stderr(cli: Cli, tmp_path: Path) -
     assert result.exit_code == 0
     assert result.stdout.startswith("copied 3 sessions")
     assert result.stderr == ""
+
+
+def test_session_is_named_as_everywhere_else(cli: Cli, tmp_path: Path) -> None:
+    """--session took only ids and prefixes: a name or `latest`, which every other
+    command takes, was 'not found'."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _seed(src)
+    result = cli("copy", str(src), str(dst), "--session", "run 1", "--session", "latest")
+    assert result.exit_code == 0, result.output
+    assert _copied(cli, dst) == sorted({IDS[1], IDS[2]})
