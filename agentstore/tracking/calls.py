@@ -73,8 +73,14 @@ def _holds_iterator(value: Any, depth: int = 0) -> bool:
         items = value.values()
     elif kind in _CONTAINERS:
         items = value
+    elif kind in _LEAVES:
+        return False
+    elif isinstance(value, dict):  # OrderedDict, defaultdict...
+        items = value.values()
+    elif isinstance(value, list | tuple | set | frozenset):  # a namedtuple...
+        items = value
     else:
-        return kind not in _LEAVES and isinstance(value, Iterator)
+        return isinstance(value, Iterator)
     if depth >= _MAX_DEPTH:
         return True
     for item in items:  # noqa: SIM110 - a loop, not any(...): this runs on every result

@@ -7,6 +7,7 @@ user's run (pydantic-ai, the OpenAI Agents SDK) or left the call open (LangChain
 
 from __future__ import annotations
 
+import collections
 import datetime
 import io
 import itertools
@@ -144,6 +145,7 @@ async def test_an_iterator_result_is_recorded_without_draining_it(store: Store) 
     results: dict[str, Any] = {
         "generator": (n * n for n in range(3)),
         "nested endless": {"ticks": itertools.count()},
+        "in a dict subclass": collections.OrderedDict(rows=iter([1, 2])),
         "file": io.StringIO("line one\nline two\n"),
     }
     for name, value in results.items():
@@ -151,6 +153,7 @@ async def test_an_iterator_result_is_recorded_without_draining_it(store: Store) 
             call.result = value
     assert list(results["generator"]) == [0, 1, 4]
     assert next(results["nested endless"]["ticks"]) == 0
+    assert list(results["in a dict subclass"]["rows"]) == [1, 2]
     assert results["file"].read() == "line one\nline two\n"
     recorded = await store.replay(session.id, types=[EventType.TOOL_RESULT])
     by_tool = {e.payload["tool"]: e.payload["result"] for e in recorded}
