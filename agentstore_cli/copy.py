@@ -16,17 +16,27 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 import agentstore
 from agentstore import Event, Session, Store
 from agentstore.backends.registry import scheme_of
-from agentstore.errors import SessionNotFoundError
+from agentstore.errors import (
+    AgentStoreError,
+    SessionNotFoundError,
+    StorageUnavailableError,
+    StoreClosedError,
+    StoreLockedError,
+)
 from agentstore.store.validate import pending_from_stored
 from agentstore_cli.common import CliError, UsageError, resolve_session, run
+from agentstore_cli.sanitize import clean
 
 __all__ = ["copy"]
 
 _PAGE = 500
+_STORE_GONE = (StorageUnavailableError, StoreClosedError, StoreLockedError)
+"""Errors of a store, not of a session: they end the copy."""
 _ALL = 2**31 - 1  # every id (the largest limit the gRPC door takes)
 
 
@@ -130,8 +140,9 @@ def copy(
     """Copy sessions from SRC to DST, keeping ids, sequence numbers and timestamps.
 
     SRC and DST are data directories or store URLs (postgresql://...). Sessions already
-    in DST are skipped, so an interrupted copy resumes where it stopped. A session SRC
-    cannot read fails the copy (exit 1): repair or delete it, then run the copy again.
+    in DST are skipped, so an interrupted copy resumes where it stopped. A session that
+    cannot be copied (SRC cannot read it, DST refuses it) is named on stderr and the others
+    are copied; the copy then exits 1: repair or delete it, and run the copy again.
 
     \b
     Examples:
@@ -143,7 +154,7 @@ def copy(
 
     async def main() -> None:
         console = Console(stderr=True)
-        counts = {"copied": 0, "extended": 0, "skipped": 0, "events": 0}
+        counts = {"copied": 0, "extended": 0, "skipped": 0, "events": 0, "failed": 0}
         async with agentstore.open(src, read_only=True) as source:
             # DST is opened once SRC has named the sessions: opening a data directory
             # creates it, and a copy that fails before it writes leaves nothing behind.
@@ -154,6 +165,13 @@ def copy(
             f"copied {counts['copied']} sessions, extended {counts['extended']}, "
             f"skipped {counts['skipped']} already there ({counts['events']} events written)"
         )
+        failed = counts["failed"]
+        if failed:
+            were, them = ("was", "it") if failed == 1 else ("were", "them")
+            raise CliError(
+                f"{failed} of {len(ids)} sessions {were} not copied (see above): repair or "
+                f"delete {them}, then run the copy again"
+            )
 
     run(main)
 
@@ -176,11 +194,24 @@ async def _copy_all(
         task = progress.add_task("copy", total=len(ids))
         for sid in ids:
             try:
-                found = await source.get_session(sid)
-            except SessionNotFoundError:
-                found = None  # deleted in SRC since it was listed: nothing to copy
-            if found is not None:
-                what, n = await _copy_one(source, target, found)
-                counts[what] += 1
-                counts["events"] += n
+                await _copy_counted(source, target, sid, counts)
+            except _STORE_GONE:
+                raise  # not this session's doing: the next one would fail the same way
+            except (AgentStoreError, CliError) as exc:
+                # This session's own trouble (a corrupt log, a payload DST refuses, another
+                # session under its id): say so, and copy the others.
+                counts["failed"] += 1
+                reason = exc.message if isinstance(exc, CliError) else str(exc)
+                line = Text(f"session {sid} not copied: ", style="bold red")
+                progress.console.print(line.append(clean(reason)), soft_wrap=True)
             progress.advance(task)
+
+
+async def _copy_counted(source: Store, target: Store, sid: str, counts: dict[str, int]) -> None:
+    try:
+        found = await source.get_session(sid)
+    except SessionNotFoundError:
+        return  # deleted in SRC since it was listed: nothing to copy
+    what, n = await _copy_one(source, target, found)
+    counts[what] += 1
+    counts["events"] += n

@@ -65,7 +65,7 @@ def test_another_session_with_the_same_id_and_no_events_is_refused(
     result = cli("copy", str(src), str(dst))
     assert result.exit_code == 1, result.output
     assert f"session {IDS[0]} differs between the two stores" in result.stderr
-    assert "skipped" not in result.stdout
+    assert "skipped 0 already there" in result.stdout  # not counted as there
 
 
 @pytest.mark.parametrize("wanted", ["ffff", "", "../x"])
@@ -99,3 +99,26 @@ def test_session_is_named_as_everywhere_else(cli: Cli, tmp_path: Path) -> None:
     result = cli("copy", str(src), str(dst), "--session", "run 1", "--session", "latest")
     assert result.exit_code == 0, result.output
     assert _copied(cli, dst) == sorted({IDS[1], IDS[2]})
+
+
+@pytest.mark.parametrize("bad", [0, 1])
+def test_a_session_it_cannot_copy_does_not_stop_the_others(
+    cli: Cli, tmp_path: Path, bad: int
+) -> None:
+    """The first session that failed (a corrupt log line, a payload DST cannot store)
+    ended the copy, so the sessions after it were never copied, run after run."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _seed(src)
+    log = src / "events" / f"{IDS[bad]}.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(lines[0] + b"not json\n" + b"".join(lines[2:]))
+    result = cli("copy", str(src), str(dst))
+    assert result.exit_code == 1, result.output
+    assert _copied(cli, dst) == sorted(set(IDS) - {IDS[bad]})
+    assert f"session {IDS[bad]} not copied: " in result.stderr
+    assert "not valid JSON" in result.stderr and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: 1 of 3 sessions was not copied (see above): repair or delete it, then run "
+        "the copy again"
+    )
+    assert result.stdout.startswith("copied 2 sessions")
