@@ -44,6 +44,13 @@ class ReplayFormat(StrEnum):
     jsonl = "jsonl"
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _at_most_int64(value: int | None) -> int | None:
+    return None if value is None else min(value, _INT64_MAX)
+
+
 def replay(
     ctx: typer.Context,
     session: SessionArg,
@@ -127,9 +134,11 @@ def replay(
         types=parse_types(type_),
         since=parse_time(since, option="--since") if since is not None else None,
         until=parse_time(until, option="--until") if until is not None else None,
-        from_seq=from_seq,
-        to_seq=to_seq,
-        limit=limit,
+        # No store numbers past 2**63 - 1 (PostgreSQL's bigint refused the bound itself):
+        # a larger bound reads the same as that one.
+        from_seq=_at_most_int64(from_seq),
+        to_seq=_at_most_int64(to_seq),
+        limit=_at_most_int64(limit),
     )
     if from_seq is not None and to_seq is not None and to_seq < from_seq:
         raise UsageError(f"--to-seq {to_seq} is before --from-seq {from_seq}")

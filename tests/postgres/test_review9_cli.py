@@ -228,3 +228,15 @@ def test_serve_serves_the_global_store(pg_url: str, tmp_path: Path) -> None:
         proc.communicate(timeout=60)
     assert [s["id"] for s in listed["sessions"]] == ["s-1"]
     assert not (tmp_path / "agent-data").exists()
+
+
+@pytest.mark.parametrize(("option", "shown"), [("--from-seq", 0), ("--to-seq", 1), ("--limit", 1)])
+def test_replay_numbers_beyond_64_bits_read_as_on_files(
+    pg_url: str, tmp_path: Path, option: str, shown: int
+) -> None:
+    """On PostgreSQL they failed with 'DataError: ... value out of int64 range' (exit 1),
+    where a data directory shows what such a bound lets through."""
+    assert agentstore_cli("--store", pg_url, "import", str(_export(tmp_path))).returncode == 0
+    out = agentstore_cli("--store", pg_url, "replay", "s-1", option, str(2**64), "-o", "json")
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == shown
