@@ -311,6 +311,25 @@ class AgentStoreSessionService(BaseSessionService):
         return event
 
 
+def _token_counts(usage: Any) -> tuple[int | None, int | None]:
+    """(tokens in, tokens out) of a model turn, as ADK's own telemetry counts them.
+
+    Gemini reports thinking apart from the answer (`thoughts_token_count` is not part of
+    `candidates_token_count`), and the prompt of a tool use apart from the prompt;
+    agentstore's `tokens_out` includes the reasoning tokens and `tokens_in` every input
+    token, as the prices are made.
+    """
+    if usage is None:
+        return None, None
+    prompt, tool_prompt = usage.prompt_token_count, usage.tool_use_prompt_token_count
+    answer, thoughts = usage.candidates_token_count, usage.thoughts_token_count
+    tokens_in = (
+        None if prompt is None and tool_prompt is None else (prompt or 0) + (tool_prompt or 0)
+    )
+    tokens_out = None if answer is None and thoughts is None else (answer or 0) + (thoughts or 0)
+    return tokens_in, tokens_out
+
+
 def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
     """The agentstore events one ADK event becomes: itself, then what it means."""
     # ADK's JSON form (genai's bytes as base64, read back by `get_session`); what it cannot
@@ -331,11 +350,12 @@ def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
     ):
         text = "".join(p.text or "" for p in (event.content.parts or [])) if event.content else ""
         model = event.model_version or event.author or "adk"
+        tokens_in, tokens_out = _token_counts(usage)
         response = llm_response(
             model,
             text or None,
-            tokens_in=usage.prompt_token_count if usage else None,
-            tokens_out=usage.candidates_token_count if usage else None,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
             cache_read_tokens=usage.cached_content_token_count if usage else None,
             reasoning_tokens=usage.thoughts_token_count if usage else None,
             finish_reason=event.finish_reason.value.lower() if event.finish_reason else None,

@@ -340,3 +340,30 @@ async def test_a_tool_result_json_cannot_hold_is_recorded_not_fatal(
     again = await service.get_session(app_name=APP, user_id="ada", session_id=session.id)
     assert again is not None and again.state["fetched_at"] == "2026-11-30T06:00:00"
     assert len(again.events) == 4
+
+
+async def test_thinking_and_tool_use_prompt_tokens_are_counted(store: agentstore.Store) -> None:
+    # Review 9c: Gemini reports thinking apart from the answer; only the answer's tokens
+    # were counted as output (a thinking model's cost 24 times too low), and the tool-use
+    # prompt was left out of the input.
+    from google.adk.events.event import Event
+
+    service = AgentStoreSessionService(store)
+    session = await service.create_session(app_name=APP, user_id="ada")
+    usage = types.GenerateContentResponseUsageMetadata(
+        prompt_token_count=1000,
+        tool_use_prompt_token_count=200,
+        candidates_token_count=100,
+        thoughts_token_count=5000,
+        total_token_count=6300,
+    )
+    turn = Event(
+        author="weather_agent",
+        content=types.Content(role="model", parts=[types.Part(text="Sunny.")]),
+        usage_metadata=usage,
+    )
+    await service.append_event(session, turn)
+    [response] = await store.replay(session.id, types=[EventType.LLM_RESPONSE])
+    assert (response.metadata.tokens_in, response.metadata.tokens_out) == (1200, 5100)
+    assert response.metadata.reasoning_tokens == 5000
+    assert (await store.get_state(session.id)).tokens.total == 6300
