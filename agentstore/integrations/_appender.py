@@ -16,9 +16,18 @@ from agentstore.helpers import error
 if TYPE_CHECKING:
     from agentstore import Store
 
-__all__ = ["SessionAppender"]
+__all__ = ["SessionAppender", "check_async_store"]
 
 logger = logging.getLogger("agentstore")
+
+
+def check_async_store(store: object) -> None:
+    """Refuse anything but an async `Store` (a `SyncStore` would fail on the first await)."""
+    if not inspect.iscoroutinefunction(getattr(store, "append", None)):
+        raise InvalidInputError(
+            f"the framework integrations record through an async Store "
+            f"(agentstore.open()), not {type(store).__name__}"
+        )
 
 
 class SessionAppender:
@@ -30,11 +39,7 @@ class SessionAppender:
     """
 
     def __init__(self, store: Store, labels: dict[str, str]) -> None:
-        if not inspect.iscoroutinefunction(getattr(store, "append", None)):
-            raise InvalidInputError(
-                f"the framework integrations record through an async Store "
-                f"(agentstore.open()), not {type(store).__name__}"
-            )
+        check_async_store(store)
         self.store = store
         """The store appended to."""
         self._labels = labels

@@ -39,6 +39,7 @@ from agentstore.events import Event as StoreEvent
 from agentstore.events import new_event
 from agentstore.helpers import error as error_event
 from agentstore.helpers import llm_response, state_updated, tool_called, tool_result
+from agentstore.integrations._appender import check_async_store
 from agentstore.session import Session as StoreSession
 from agentstore.session import validate_session_id
 from agentstore.store import Store
@@ -96,6 +97,7 @@ class AgentStoreSessionService(BaseSessionService):
 
     def __init__(self, store: Store) -> None:
         """Keep ADK sessions in `store`."""
+        check_async_store(store)
         self.store = store
         """The store the sessions are kept in."""
 

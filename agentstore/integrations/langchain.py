@@ -49,6 +49,7 @@ from agentstore.errors import BudgetExceededError, InvalidInputError, SessionNot
 from agentstore.events import Event
 from agentstore.helpers import error as error_event
 from agentstore.helpers import llm_request, llm_response, tool_called, tool_result
+from agentstore.integrations._appender import check_async_store
 from agentstore.integrations._langchain_runs import (
     Run,
     is_control_flow,
@@ -81,6 +82,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Record into `session_id`, or into one session per `thread_id` when it is None."""
         super().__init__()
+        check_async_store(store)
         self.store = store
         """The store the runs are recorded in."""
         self.session_id = validate_session_id(session_id) if session_id is not None else None

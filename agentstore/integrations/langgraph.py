@@ -33,6 +33,7 @@ from typing import Any
 
 from agentstore.errors import InvalidInputError, SessionNotFoundError
 from agentstore.events import new_event
+from agentstore.integrations._appender import check_async_store
 from agentstore.integrations._langgraph_log import (
     CHECKPOINT_EVENT,
     WRITES_EVENT,
@@ -84,6 +85,7 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
     def __init__(self, store: Store, *, serde: SerializerProtocol | None = None) -> None:
         """Checkpoint into `store`; `serde` defaults to LangGraph's `JsonPlusSerializer`."""
         super().__init__(serde=serde)
+        check_async_store(store)
         self.store = store
         """The store the threads are recorded in."""
         self._index: dict[str, ThreadIndex] = {}
