@@ -81,8 +81,8 @@ def best_of(runs: list[list[Row]]) -> list[Row]:
                 continue
             beats = {
                 k: max(have.get(k, 0.0), row.get(k, 0.0))
-                for k in ("heartbeat_ms", "loop_busy_ms", "gc_ms", "drop_ms")
-                if k in row
+                for k in ("heartbeat_ms", "loop_busy_ms", "gc_ms", "drop_ms", "own_gap_ms")
+                if row.get(k) is not None
             }
             # The run-queue wait belongs to the longest gap: the round that had it.
             if row.get("heartbeat_ms", 0.0) > have.get("heartbeat_ms", 0.0):

@@ -193,6 +193,11 @@ class Heartbeat:
         """Of the longest gap, how long the loop's thread was ready to run while the OS ran
         other threads or processes (its run-queue wait, from /proc; None where Linux does
         not tell): the machine's share of that gap, not the code's."""
+        self.longest_own_gap_ms: float | None = None
+        """The longest gap less the run-queue wait within it (None where Linux does not
+        tell): what the process itself held the loop for (its code, its collections, the
+        GIL held by its other threads: a thread the OS kept waiting while it held the GIL
+        counts here too, so a busy machine still inflates it)."""
         self._gc_started = 0.0
         self._harness_collecting = False
         self._excused_wall = 0.0
@@ -202,24 +207,30 @@ class Heartbeat:
 
     async def _run(self) -> None:
         clock, cpu = time.perf_counter, time.thread_time
-        waited = _RunQueueWait()  # opened here: on the loop's thread
+        run_queue = _RunQueueWait()  # opened here: on the loop's thread
         try:
-            last, last_cpu, last_wait = clock(), cpu(), waited()
+            last, last_cpu, last_wait = clock(), cpu(), run_queue()
             while True:
                 await asyncio.sleep(0.001)
-                now, now_cpu, now_wait = clock(), cpu(), waited()
+                now, now_cpu, now_wait = clock(), cpu(), run_queue()
                 gap = (now - last - self._excused_wall) * 1000
                 busy = (now_cpu - last_cpu - self._excused_cpu) * 1000
                 self._excused_wall = self._excused_cpu = 0.0
+                waited = (
+                    (now_wait - last_wait) * 1000
+                    if now_wait is not None and last_wait is not None
+                    else None
+                )
                 if gap > self.longest_gap_ms:
                     self.longest_gap_ms = gap
-                    if now_wait is not None and last_wait is not None:
-                        self.gap_waiting_ms = (now_wait - last_wait) * 1000
+                    self.gap_waiting_ms = waited
+                if waited is not None and gap - waited > (self.longest_own_gap_ms or 0.0):
+                    self.longest_own_gap_ms = gap - waited
                 if busy > self.longest_busy_ms:
                     self.longest_busy_ms = busy
                 last, last_cpu, last_wait = now, now_cpu, now_wait
         finally:
-            waited.close()
+            run_queue.close()
 
     def _gc(self, phase: str, info: dict[str, Any]) -> None:
         # The collector's pauses, to tell them apart from code holding the loop.
@@ -236,7 +247,7 @@ class Heartbeat:
         await asyncio.sleep(0.002)
         self.longest_gap_ms = self.longest_busy_ms = self.longest_gc_ms = 0.0
         self.longest_drop_ms = 0.0
-        self.gap_waiting_ms = None
+        self.gap_waiting_ms = self.longest_own_gap_ms = None
         self._gc_started = self._excused_wall = self._excused_cpu = 0.0
         gc.callbacks.append(self._gc)
         _ACTIVE.append(self)

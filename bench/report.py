@@ -384,7 +384,7 @@ class Section:
 
 
 def _targets(
-    sections: list[Section], heartbeat: tuple[Row, Row] | None
+    sections: list[Section], heartbeat: tuple[Row, Row, Row] | None
 ) -> list[tuple[str, str, str]]:
     by = {s.title.split(".")[0]: s for s in sections}
     out: list[tuple[str, str, str]] = []
@@ -480,7 +480,7 @@ def _targets(
             disk["units_per_s"] >= GO["replay_events_per_s"],
         )
     if heartbeat is not None:
-        gap, busy = heartbeat
+        gap, busy, own = heartbeat
         add(
             "Nothing blocks the event loop for more than 5 ms: longest heartbeat gap",
             f"{gap['heartbeat_ms']:.1f} ms ({_where(sections, gap)}{waiting_note(gap)})",
@@ -492,6 +492,14 @@ def _targets(
             f"pause: {busy.get('gc_ms', 0.0):.1f} ms)",
             busy["loop_busy_ms"] <= 5,
         )
+        if own.get("own_gap_ms") is not None:
+            add(
+                "... the longest gap less the time the OS kept the loop's thread waiting for "
+                "a CPU (what this process held the loop for: its code, collections, the GIL "
+                "held by its other threads, which a busy machine may also have kept waiting)",
+                f"{own['own_gap_ms']:.1f} ms ({_where(sections, own)})",
+                own["own_gap_ms"] <= 5,
+            )
     return out
 
 
@@ -526,6 +534,7 @@ def write_report(
         (
             max(beats, key=lambda r: r["heartbeat_ms"]),
             max(beats, key=lambda r: r.get("loop_busy_ms", 0.0)),
+            max(beats, key=lambda r: r.get("own_gap_ms") or 0.0),
         )
         if beats
         else None

@@ -69,6 +69,7 @@ async def _beat(
         gc_ms=hb.longest_gc_ms,
         drop_ms=hb.longest_drop_ms,
         gap_waiting_ms=hb.gap_waiting_ms,
+        own_gap_ms=hb.longest_own_gap_ms,
         **extra,
     )
     return res
