@@ -11,7 +11,7 @@ one that grew in SRC since gets only its new events, appended batch by batch as 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -85,6 +85,7 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
             f"{session.created_at.isoformat()} in SRC, {there.created_at.isoformat()} in "
             "DST); not copied"
         )
+    updated = await _bring_details(dst, session, there)
     have = there.event_count
     if have >= session.event_count:
         # Copied before: the same log has the same event at SRC's last position.
@@ -93,7 +94,7 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
             e.id for e in await dst.replay(session.id, from_seq=n, to_seq=n)
         ]:
             raise CliError(f"session {session.id} differs between the two stores; not copied")
-        return "skipped", 0
+        return ("updated" if updated else "skipped"), 0
     # DST holds the beginning of this session (copied before SRC grew): check it is the same
     # log, then append the rest with its own sequence numbers and timestamps.
     head = await dst.get_events(session.id)
@@ -110,6 +111,22 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         pending = [pending_from_stored(event) for event in batch]
         await dst.backend.append(session.id, pending, batch[0].sequence_number - 1)
     return "extended", len(tail)
+
+
+async def _bring_details(dst: Store, session: Session, there: Session) -> bool:
+    """Give DST's copy SRC's name, labels and budget if they changed since; tell if any did."""
+    changes: dict[str, Any] = {
+        key: value
+        for key, value, old in (
+            ("name", session.name, there.name),
+            ("labels", session.labels, there.labels),
+            ("budget", session.budget, there.budget),
+        )
+        if value != old
+    }
+    if changes:
+        await dst.update_session(session.id, **changes)
+    return bool(changes)
 
 
 def _batches(events: list[Event], marks: dict[int, int]) -> Iterator[list[Event]]:
@@ -154,15 +171,16 @@ def copy(
 
     async def main() -> None:
         console = Console(stderr=True)
-        counts = {"copied": 0, "extended": 0, "skipped": 0, "events": 0, "failed": 0}
+        counts = dict.fromkeys(("copied", "extended", "updated", "skipped", "events", "failed"), 0)
         async with agentstore.open(src, read_only=True) as source:
             # DST is opened once SRC has named the sessions: opening a data directory
             # creates it, and a copy that fails before it writes leaves nothing behind.
             ids = await _session_ids(source, session)
             async with agentstore.open(dst) as target:
                 await _copy_all(source, target, ids, console, counts)
+        updated = f"updated {counts['updated']}, " if counts["updated"] else ""
         typer.echo(
-            f"copied {counts['copied']} sessions, extended {counts['extended']}, "
+            f"copied {counts['copied']} sessions, extended {counts['extended']}, {updated}"
             f"skipped {counts['skipped']} already there ({counts['events']} events written)"
         )
         failed = counts["failed"]

@@ -122,3 +122,28 @@ def test_a_session_it_cannot_copy_does_not_stop_the_others(
         "the copy again"
     )
     assert result.stdout.startswith("copied 2 sessions")
+
+
+def test_a_copy_run_again_brings_over_a_new_name_labels_and_budget(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A session renamed, relabelled or re-budgeted in SRC after a copy was 'skipped,
+    already there' with its old name, labels and budget in DST, however often copy ran."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _seed(src)
+    assert cli("copy", str(src), str(dst)).exit_code == 0
+    changed = cli(
+        "--data-dir", str(src), "update", IDS[1], "--name", "renamed", "-l", "env=prod",
+        "--max-tokens", "500",
+    )  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    again = cli("copy", str(src), str(dst))
+    assert again.exit_code == 0, again.output
+    assert "updated 1" in again.stdout and "skipped 2 already there" in again.stdout
+    copied = orjson.loads(cli("--data-dir", str(dst), "export", IDS[1]).stdout)["session"]
+    assert (copied["name"], copied["labels"], copied["budget"]) == (
+        "renamed",
+        {"env": "prod"},
+        {"max_tokens": 500},
+    )
+    assert "updated" not in cli("copy", str(src), str(dst)).stdout  # nothing left to bring
