@@ -251,10 +251,10 @@ def error(
     """
     if isinstance(message, BaseException):
         exc = message
-        message = str(exc) or type(exc).__name__
+        message = _exception_text(exc)
         kind = kind if kind is not None else type(exc).__name__
         if traceback is None and exc.__traceback__ is not None:
-            traceback = "".join(_traceback.format_exception(exc))
+            traceback = _storable("".join(_traceback.format_exception(exc)))
     payload = _payload(
         ErrorPayload,
         error=message,
@@ -265,3 +265,25 @@ def error(
     )
     meta = _metadata(call_id=_call_id(call_id), tool_name=tool, model=model)
     return new_event(EventType.ERROR, payload, meta)
+
+
+def _exception_text(exc: BaseException) -> str:
+    """An exception's message for its `error` event, whatever its `__str__` does.
+
+    The error happened already: recording it must not fail on how the exception prints
+    (a `__str__` that raises, or text the store refuses, such as a lone surrogate).
+    """
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return _storable(text) or type(exc).__name__
+
+
+def _storable(text: str) -> str:
+    """`text` with what UTF-8 cannot hold (lone surrogates) replaced by "?"."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text

@@ -142,6 +142,33 @@ def test_error_from_message_and_from_exception() -> None:
     assert agentstore.error(KeyError()).payload["error"] == "KeyError"
 
 
+class _BrokenStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("cannot print")
+
+
+@pytest.mark.parametrize(
+    ("exc", "says"),
+    [
+        (_BrokenStr(), "_BrokenStr"),  # its __str__ raises
+        (ValueError("bad \udcff byte"), "bad ? byte"),  # a lone surrogate
+    ],
+)
+async def test_an_error_event_records_any_exception(exc: Exception, says: str) -> None:
+    """Recording an error that happened must not fail on how its exception prints."""
+    try:
+        raise exc
+    except Exception as caught:
+        event = agentstore.error(caught, call_id="c-1", tool="t")
+    assert event.payload["error"] == says
+    async with agentstore.open(in_memory=True) as store:
+        sid = (await store.create_session()).id
+        await store.append(sid, agentstore.tool_called("t", call_id="c-1"))
+        stored = await store.append(sid, event)  # the store takes it
+        assert stored.payload["error"] == says
+        assert "c-1" not in (await store.get_state(sid)).open_calls
+
+
 @pytest.mark.parametrize(
     ("build", "match"),
     [
