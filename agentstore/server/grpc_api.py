@@ -8,6 +8,7 @@ The rpcs are documented in `agentstore.proto`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +39,7 @@ from agentstore.server.service import AgentStoreService
 __all__ = [
     "UNDECODABLE",
     "AgentStoreServicer",
+    "Handlers",
     "RpcErrors",
     "cancel_when_stopping",
     "decode_checked",
@@ -79,6 +81,30 @@ def decode_checked(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     return handler._replace(request_deserializer=lenient)
 
 
+class Handlers:
+    """How many rpc bodies are running, so a stopping server knows when none is left."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        """Count one more running rpc body."""
+        self.running += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        """Count one less."""
+        self.running -= 1
+        if not self.running:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no rpc body is running."""
+        await self._idle.wait()
+
+
 class RpcErrors:
     """End the call with the error's gRPC status and stable code; never a traceback.
 
@@ -91,10 +117,12 @@ class RpcErrors:
         context: grpc.aio.ServicerContext[Any, Any],
         request: Any = None,
         max_bytes: int | None = None,
+        handlers: Handlers | None = None,
     ) -> None:
         self.context = context
         self.request = request
         self.max_bytes = max_bytes
+        self.handlers = handlers
 
     async def __aenter__(self) -> None:
         if self.request is UNDECODABLE:
@@ -106,8 +134,17 @@ class RpcErrors:
                     f"the request is {size} bytes; the limit is {self.max_bytes}: split the batch"
                 )
             )
+        if self.handlers is not None:
+            self.handlers.enter()
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> None:
+        try:
+            await self._end(exc)
+        finally:
+            if self.handlers is not None:
+                self.handlers.leave()
+
+    async def _end(self, exc: Any) -> None:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
             return
         await self._abort(exc)
@@ -140,12 +177,13 @@ def _events_to_pb(events: list[Event]) -> list[pb.Event]:
 class AgentStoreServicer(pb_grpc.AgentStoreServicer):
     """The API for agents in any language, over one `AgentStoreService`."""
 
-    def __init__(self, service: AgentStoreService) -> None:
+    def __init__(self, service: AgentStoreService, handlers: Handlers | None = None) -> None:
         self.service = service
         self.max_bytes = service.limits.max_body_bytes
+        self.handlers = handlers
 
     def _guard(self, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> RpcErrors:
-        return RpcErrors(context, request, self.max_bytes)
+        return RpcErrors(context, request, self.max_bytes, self.handlers)
 
     async def ListSessions(
         self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -19,10 +19,12 @@ refused with `payload_too_large`, and one HTTP/2 connection carries at most
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
-from agentstore.server.grpc_api import AgentStoreServicer, decode_checked
+from agentstore.server.grpc_api import AgentStoreServicer, Handlers, decode_checked
 from agentstore.server.grpc_storage import StorageServicer
 from agentstore.server.grpc_wire import ERROR_CODE_KEY
 from agentstore.server.service import AgentStoreService
@@ -41,6 +43,7 @@ __all__ = ["GrpcServerHandle", "start_grpc_server"]
 
 _log = logging.getLogger("agentstore.server")
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
+_LAST_SENDS = 1.0  # seconds a stopping server lets calls whose bodies ended send their end
 _SERVICES = ("agentstore.v1.AgentStore", "agentstore.v1.Storage")
 
 
@@ -53,17 +56,30 @@ class GrpcServerHandle:
     """The bound port (the real one when 0 was asked for)."""
     health: health.aio.HealthServicer
     service: AgentStoreService
+    handlers: Handlers = field(default_factory=Handlers)
+    """The rpc bodies running (a call can outlive its body: see `stop`)."""
 
     async def stop(self, grace: float | None = 10.0) -> None:
         """Stop accepting calls, let calls in flight finish for `grace` seconds, then end.
 
         Live follows end at once (the service is told the server is stopping); appends in
-        flight finish within the grace period.
+        flight finish within the grace period. Once no rpc body is running, a call still
+        open waits only to send its status behind messages its client does not read (a
+        follower that stopped reading): it is cancelled after `_LAST_SENDS` seconds, not
+        waited for until the grace period ends.
         """
         self.service.begin_shutdown()
         for name in ("", *_SERVICES):
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.stop(grace)
+        stopping = asyncio.ensure_future(self.server.stop(grace))
+        if grace:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self.handlers.wait_idle()
+            done, _ = await asyncio.wait({stopping}, timeout=min(grace, _LAST_SENDS))
+            if not done:
+                await self.server.stop(0)  # cancels the calls left (grpcio allows a 2nd stop)
+        await stopping
 
     async def wait(self) -> None:
         """Return once the server has stopped."""
@@ -175,8 +191,10 @@ async def start_grpc_server(
     """
     interceptors = [_TokenInterceptor(token)] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(service))
-    pb_grpc.add_AgentStoreServicer_to_server(AgentStoreServicer(service), _Checked(server))
-    pb_grpc.add_StorageServicer_to_server(StorageServicer(service), _Checked(server))
+    handlers = Handlers()
+    api, storage = AgentStoreServicer(service, handlers), StorageServicer(service, handlers)
+    pb_grpc.add_AgentStoreServicer_to_server(api, _Checked(server))
+    pb_grpc.add_StorageServicer_to_server(storage, _Checked(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [pb.DESCRIPTOR.services_by_name[n.split(".")[-1]].full_name for n in _SERVICES]
@@ -189,7 +207,7 @@ async def start_grpc_server(
     else:
         bound = server.add_insecure_port(address)
     await server.start()
-    handle = GrpcServerHandle(server, bound, health_servicer, service)
+    handle = GrpcServerHandle(server, bound, health_servicer, service, handlers)
     for name in ("", *_SERVICES):
         await handle._set_health(name, health_pb2.HealthCheckResponse.SERVING)
     _log.info("gRPC listening on %s:%d%s", host, bound, " (TLS)" if tls else "")

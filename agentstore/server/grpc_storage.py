@@ -32,7 +32,7 @@ from agentstore.errors import InvalidEventError
 from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
-from agentstore.server.grpc_api import RpcErrors, cancel_when_stopping
+from agentstore.server.grpc_api import Handlers, RpcErrors, cancel_when_stopping
 from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     budget_from_pb,
@@ -131,9 +131,10 @@ def snapshot_from_pb(msg: pb.Snapshot) -> SnapshotRecord:
 class StorageServicer(pb_grpc.StorageServicer):
     """The server store's backend, for remote backends; ids validated, events re-encoded."""
 
-    def __init__(self, service: AgentStoreService) -> None:
+    def __init__(self, service: AgentStoreService, handlers: Handlers | None = None) -> None:
         self.service = service
         self.limits = service.limits
+        self.handlers = handlers
 
     @property
     def backend(self) -> Backend:
@@ -141,7 +142,7 @@ class StorageServicer(pb_grpc.StorageServicer):
         return self.service.store.backend
 
     def _guard(self, context: Context, request: Any) -> RpcErrors:
-        return RpcErrors(context, request, self.limits.max_body_bytes)
+        return RpcErrors(context, request, self.limits.max_body_bytes, self.handlers)
 
     def _batch(self, events: Any) -> list[PendingEvent]:
         # No count limit: a Store's batch is atomic and cannot be split into several

@@ -166,3 +166,19 @@ async def test_stopping_the_server_ends_live_follows_cleanly() -> None:
             rest = await read_to_end(call)
         assert [m for m in rest if m.WhichOneof("kind") == "event"] == []
         assert await call.code() == grpc.StatusCode.OK
+
+
+async def test_stopping_does_not_wait_its_grace_for_a_follower_that_stopped_reading() -> None:
+    # The status of a follow it ended waits behind the messages the client does not take;
+    # once no call is being handled, the server cancels such calls instead of waiting.
+    no_window_growth = [("grpc.http2.bdp_probe", 0)]  # HTTP/2's 64 KiB window stays
+    async with running_door(channel_options=no_window_growth) as door:
+        sid = (await door.api.CreateSession(pb.CreateSessionRequest())).id
+        call = door.api.Follow(pb.FollowRequest(session_id=sid))
+        await eventually(lambda: door.service.health()["streams"] == 1)
+        for _ in range(20):  # ~10 MB the follower does not read
+            events = [new_event("big", "x" * 10_000) for _ in range(50)]
+            await door.api.Append(pb.AppendRequest(session_id=sid, events=events))
+        with anyio.fail_after(10):
+            await door.handle.stop(grace=30)
+        call.cancel()
