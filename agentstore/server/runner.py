@@ -247,6 +247,18 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
             "http": f"{scheme}://{_show(config.host)}:{sock.getsockname()[1]}" if sock else None,
             "grpc": f"{_show(config.host)}:{grpc_port}" if grpc_handle is not None else None,
         }
+
+        def early_signal(sig: int) -> None:
+            if server is not None:
+                server.handle_exit(sig, None)  # uvicorn's own handlers are not in place yet
+            else:
+                on_signal(sig)
+
+        # Before the line that says where it listens: a SIGTERM right after it must stop
+        # the server gracefully, not kill it with the store open.
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, early_signal, sig)
         announce(orjson.dumps({"listening": where, "auth": config.token is not None}).decode())
 
         async def stop_grpc_when_stopping() -> None:
@@ -260,8 +272,6 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 if server is not None and sock is not None:
                     await server.serve(sockets=[sock])
                 else:
-                    for sig in (signal.SIGTERM, signal.SIGINT):
-                        loop.add_signal_handler(sig, on_signal, sig)
                     await stop.wait()
                 service.begin_shutdown()
         finally:

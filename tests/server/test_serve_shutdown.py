@@ -147,3 +147,20 @@ def test_a_failed_tls_handshake_keeps_the_json_log_one_object_per_line(tmp_path:
             proc.stdout.close()
     lines = log.read_text().splitlines()
     assert lines and all(isinstance(orjson.loads(line), dict) for line in lines), lines
+
+
+def test_sigterm_right_after_the_listening_line_is_a_graceful_stop(tmp_path: Path) -> None:
+    # The line used to come before the signal handlers were in place: a supervisor that
+    # stopped the server at once killed it (exit -15) without closing the store.
+    for attempt in range(3):
+        for doors in (("--http-port", "0", "--no-grpc"), ("--no-http", "--grpc-port", "0")):
+            proc = subprocess.Popen(
+                serve_command("--data-dir", str(tmp_path / f"data{attempt}"), *doors),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            assert proc.stdout is not None
+            with proc.stdout:
+                assert orjson.loads(proc.stdout.readline())["listening"]
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(30) == 0, doors
