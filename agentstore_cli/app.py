@@ -317,11 +317,23 @@ def _root(
     origin = {"COMMANDLINE": "flag", "ENVIRONMENT": "env"}.get(
         getattr(source, "name", ""), "default"
     )
+    if origin == "flag" and store is not None:
+        # An explicit --data-dir beats a store from the environment; both given is a
+        # mistake that must not quietly pick one.
+        if _given(ctx, "store"):
+            raise CliError("give --data-dir or --store, not both", 2)
+        store = None
+        read_store = read_store if _given(ctx, "read_store") else None
     if read_store is not None and store is None:
         raise CliError("--read-store needs --store (the primary it is a replica of)", 2)
     ctx.obj = GlobalOptions(
         data_dir=data_dir, debug=debug, data_dir_from=origin, store=store, read_store=read_store
     )
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Tell whether the option `name` was given on the command line (not by env/default)."""
+    return getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
 
 
 def _load(target: str) -> Callable[..., Any]:

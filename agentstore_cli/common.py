@@ -130,7 +130,10 @@ def _globals(ctx: typer.Context) -> GlobalOptions:
     if isinstance(obj, GlobalOptions):
         return obj
     # A command invoked without the app's callback (only in unusual embeddings).
-    return GlobalOptions(Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR))
+    return GlobalOptions(
+        Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR),
+        store=os.environ.get("AGENTSTORE_STORE") or None,
+    )
 
 
 def global_store(ctx: typer.Context) -> str | None:

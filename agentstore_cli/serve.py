@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +11,6 @@ import typer
 from agentstore_cli.common import UsageError, data_dir_of, global_store
 
 __all__ = ["serve"]
-
-STORE_ENV = "AGENTSTORE_STORE"
 
 
 def serve(
@@ -134,7 +131,7 @@ def serve(
     if data_dir is None and not in_memory:
         # `agentstore --store URL serve` as `serve --store URL` (the global option reads
         # $AGENTSTORE_STORE too).
-        store = store or global_store(ctx) or os.environ.get(STORE_ENV)
+        store = store or global_store(ctx)
     config = ServerConfig(
         data_dir=None if store or in_memory else data_dir_of(ctx, data_dir),
         store_url=store,

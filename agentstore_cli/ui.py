@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import webbrowser
 from pathlib import Path
@@ -23,8 +22,6 @@ from agentstore_cli.common import (
 )
 
 __all__ = ["ui"]
-
-STORE_ENV = "AGENTSTORE_STORE"
 
 
 def page_url(base: str, session: str | None) -> str:
@@ -93,7 +90,7 @@ def ui(
             "to share a store, run `agentstore serve --host ... --token-file ...`"
         )
     if data_dir is None:  # the global --store too, as `serve` takes it
-        store = store or global_store(ctx) or os.environ.get(STORE_ENV)
+        store = store or global_store(ctx)
     if session is not None:
         # Resolved as every command does (latest, a name, a prefix) and before anything
         # listens, so a wrong name is one line and no server.

@@ -115,3 +115,24 @@ def test_an_import_with_a_time_outside_the_calendar_in_utc_is_refused(
     assert "internal error" not in result.output and "out of range" in result.output
     listed = cli("sessions", "-o", "json")
     assert (listed.exit_code, listed.stdout) == (0, "[]\n") or not data_dir.exists()
+
+
+def test_an_explicit_data_dir_beats_the_store_of_the_environment(cli: Cli, flight: str) -> None:
+    """With $AGENTSTORE_STORE set (say, in a .env for the team's database), `agentstore
+    --data-dir ./local sessions` listed the database instead of ./local."""
+    env = {
+        "AGENTSTORE_STORE": "postgresql://nohost.invalid/db",
+        "AGENTSTORE_READ_STORE": "postgresql://replica.invalid/db",
+    }
+    data_dir = os.environ["AGENTSTORE_DATA_DIR"]
+    result = cli("--data-dir", data_dir, "sessions", "-o", "json", env=env)
+    assert result.exit_code == 0, result.output
+    assert [s["id"] for s in orjson.loads(result.stdout)] == [FLIGHT_ID]
+
+
+def test_data_dir_and_store_both_given_is_a_usage_error(cli: Cli, flight: str) -> None:
+    """`agentstore --store URL --data-dir DIR sessions` used the URL without a word."""
+    data_dir = os.environ["AGENTSTORE_DATA_DIR"]
+    result = cli("--store", "postgresql://nohost.invalid/db", "--data-dir", data_dir, "sessions")
+    assert result.exit_code == 2, result.output
+    assert "--data-dir or --store, not both" in result.output
