@@ -29,6 +29,7 @@ __all__ = [
     "SessionQuery",
     "SnapshotRecord",
     "before_cursor",
+    "check_batch_marks",
     "parse_session_cursor",
     "plan_append",
     "session_cursor",
@@ -256,3 +257,33 @@ def plan_append(
     if new and expected_seq is not None and expected_seq != last_seq:
         raise ConcurrencyError(session_id, expected_seq, last_seq)
     return PlannedAppend(events, new, duplicates, new_ids, seq, last_ts)
+
+
+def check_batch_marks(
+    new: Sequence[tuple[PendingEvent, int, datetime]], open_end: int | None = None
+) -> int | None:
+    """Check the batch marks a new session's events bring against the numbers they got.
+
+    `new` is a `PlannedAppend.new` (a duplicate id skipped renumbers what follows it);
+    every event of a batch but its last must name the batch's last sequence number
+    (`PendingEvent.batch_end`), the last none. Returns the end of a batch still open after
+    `new` (None: none), for the next page; a session left with one open must not be
+    created: its last line would be marked, and a data directory's recovery would cut the
+    batch as a torn tail. Raises `InvalidInputError` before anything is written.
+    """
+    for pending, seq, _ in new:
+        mark = pending.batch_end
+        if open_end is None:
+            if mark is not None and (type(mark) is not int or mark <= seq):
+                raise InvalidInputError(f"batch mark of event {seq}: {mark!r} is not a later event")
+            open_end = mark
+        elif seq < open_end:
+            if mark != open_end:
+                raise InvalidInputError(
+                    f"batch mark of event {seq}: {mark!r}, its batch ends at {open_end}"
+                )
+        else:
+            if mark is not None:
+                raise InvalidInputError(f"event {seq} ends a batch and is marked {mark!r}")
+            open_end = None
+    return open_end

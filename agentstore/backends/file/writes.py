@@ -22,8 +22,9 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import temp_path
 from agentstore.backends.file.log import Logs
 from agentstore.backends.file.sessions import SessionIndex, encode_session
+from agentstore.backends.types import check_batch_marks
 from agentstore.codec import encode_line
-from agentstore.errors import SessionExistsError, StorageError
+from agentstore.errors import InvalidInputError, SessionExistsError, StorageError
 from agentstore.session import Session
 
 __all__ = ["SessionBuilder", "create_session_files"]
@@ -54,6 +55,7 @@ class SessionBuilder:
         self.last_seq = 0
         self.last_ts: datetime | None = None
         self.ids: dict[str, int] = {}
+        self.open_batch: int | None = None  # the end of a batch the marks so far opened
 
     def write(self, events: Sequence[PendingEvent]) -> PlannedAppend:
         """Number and write the next page of events (ids already written are skipped)."""
@@ -66,6 +68,7 @@ class SessionBuilder:
             known_ids=self.ids,
             now=datetime.now(UTC),
         )
+        self.open_batch = check_batch_marks(plan.new, self.open_batch)
         if plan.new:
             try:
                 # The log becomes visible whole (renamed) or not at all: no batch marks of
@@ -90,6 +93,9 @@ class SessionBuilder:
         sid = self.session_id
         layout = self.logs.layout
         log_path = layout.log_path(sid)
+        if self.open_batch is not None:
+            # A marked last line: the next writer to open the log would cut the batch.
+            raise InvalidInputError(f"a batch mark names event {self.open_batch}, beyond the log")
         try:
             os.fsync(self.fd)
             os.close(self.fd)

@@ -25,8 +25,10 @@ from agentstore.backends.postgres.flights import Flights
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row, session_values
 from agentstore.backends.postgres.snapshots import SnapshotRows, carried_values
+from agentstore.backends.types import check_batch_marks
 from agentstore.errors import (
     ConcurrencyError,
+    InvalidInputError,
     SessionExistsError,
     SessionNotFoundError,
     StorageError,
@@ -283,6 +285,9 @@ class Appender:
     ) -> AppendResult:
         """`Backend.create_session`: the session row and its events in one statement."""
         plan = plan_append(session.id, events, last_seq=0, last_ts=None, known_ids={}, now=now)
+        if (end := check_batch_marks(plan.new)) is not None:
+            # Kept as given, a copy back to files would refuse the session.
+            raise InvalidInputError(f"a batch mark names event {end}, beyond the log")
         values = session_values(session)
         async with translated(f"creating session {session.id!r}"):
             created = await pool.fetchval(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentstore import InvalidInputError, SessionNotFoundError, Store, new_event
+from agentstore.store.lifecycle_ops import import_session_of
+from agentstore.store.validate import pending_from_stored
 from agentstore.testing.conformance.builders import mixed_events
 
 
@@ -77,6 +79,29 @@ class BatchesContract:
         with pytest.raises(InvalidInputError, match=says):
             await store.import_session(exported, events, batch_marks=marks)
         with pytest.raises(SessionNotFoundError):  # nothing was created
+            await store.get_session(source.id)
+
+    async def test_the_backend_refuses_marks_that_leave_a_batch_open(self, store: Store) -> None:
+        # A mark on the last event (a caller of the Backend API, or an import whose
+        # duplicate id moves the marks onto other numbers) would mark a log's last line: a
+        # data directory's recovery cuts such a batch as a torn tail when it next opens.
+        source = await store.create_session()
+        await store.append_many(source.id, mixed_events(3))
+        if await store.backend.batch_marks(source.id) is None:
+            return  # this backend keeps no batch bounds
+        exported, events = await store.get_session(source.id), await store.get_events(source.id)
+        await store.delete_session(source.id)
+        fresh = import_session_of(exported)
+        pending = [pending_from_stored(event) for event in events]
+        pending[2].batch_end = 4
+        with pytest.raises(InvalidInputError, match="beyond the log"):
+            await store.backend.create_session(fresh, pending)
+        with pytest.raises(SessionNotFoundError):
+            await store.get_session(source.id)
+        twice = events[2].model_copy(update={"id": events[0].id})  # numbered 3, written as none
+        with pytest.raises(InvalidInputError, match="beyond the log"):
+            await store.import_session(exported, [*events[:2], twice], batch_marks={1: 3, 2: 3})
+        with pytest.raises(SessionNotFoundError):
             await store.get_session(source.id)
 
     async def test_marks_of_an_unknown_session(self, store: Store) -> None:
