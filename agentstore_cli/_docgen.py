@@ -48,6 +48,9 @@ $ agentstore export 3f2a | agentstore --data-dir ./copy import -
 `--data-dir DIR` is accepted before the command name (`agentstore --data-dir D sessions`)
 and after it (`agentstore sessions --data-dir D`, as in the Go original); the one after
 the command wins. Without it, `$AGENTSTORE_DATA_DIR` is used, else `./agent-data`.
+`--store URL` (or `$AGENTSTORE_STORE`) names a store by URL instead (`postgresql://...`,
+an agentstore server), with `--read-store URL` for a replica; an explicit `--data-dir`
+wins over `$AGENTSTORE_STORE`, and `--store` with `--data-dir` is a usage error.
 `sessions`, `replay`, `stats` and `export` open the store read-only: they never write to
 the data directory and work on one they cannot write to. Only `import`, `fork`,
 `prune`, `delete` and `verify --repair` write.
