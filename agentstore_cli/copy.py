@@ -67,13 +67,10 @@ async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
 
 async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]:
     """Copy one session; return what happened ("copied", "extended", "skipped") and events."""
-    # How append_many batched the events (file: the lines' batch_end), read before the
-    # events so that every mark names events read after it; kept, the lines come out the
-    # same, byte for byte.
-    marks = await src.backend.batch_marks(session.id) or {}
     try:
         there = await dst.get_session(session.id)
     except SessionNotFoundError:
+        marks = await _marks(src, session)
         events = await src.get_events(session.id)
         await dst.import_session(session, events, batch_marks=marks)
         return "copied", len(events)
@@ -104,6 +101,7 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
             f"session {session.id} differs between the two stores (its events 1..{have} "
             "are not the same); not copied"
         )
+    marks = await _marks(src, session)
     tail = await src.get_events(session.id, from_seq=have + 1)
     for batch in _batches(tail, marks):
         # Batch by batch, as SRC's were appended: an append marks its own batch. Each is
@@ -111,6 +109,17 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         pending = [pending_from_stored(event) for event in batch]
         await dst.backend.append(session.id, pending, batch[0].sequence_number - 1)
     return "extended", len(tail)
+
+
+async def _marks(src: Store, session: Session) -> dict[int, int]:
+    """SRC's batch marks of the session, read before its events (every mark then names
+    events read after it).
+
+    How append_many batched the events (file: the lines' batch_end); kept, the lines come
+    out the same, byte for byte. Read only for a session to copy: a skipped one's log is
+    not read for them.
+    """
+    return await src.backend.batch_marks(session.id) or {}
 
 
 async def _bring_details(dst: Store, session: Session, there: Session) -> bool:

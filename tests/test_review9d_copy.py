@@ -1,0 +1,51 @@
+"""Review 9d: `agentstore copy` and batch marks while SRC is appended to, and what a copy
+reads for a session it skips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import agentstore
+from agentstore import new_event
+from agentstore.backends.file import FileBackend
+from agentstore_cli.copy import _copy_one
+
+
+class _Source(FileBackend):
+    """SRC's data directory, where another writer appends a batch just after a copy has
+    read the marks (the window between the marks and the events), and which counts the
+    sessions whose marks were read."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.marks_read: list[str] = []
+        self.writer: agentstore.Store | None = None
+
+    async def batch_marks(self, session_id: str) -> dict[int, int]:
+        marks = await super().batch_marks(session_id)
+        self.marks_read.append(session_id)
+        if self.writer is not None:
+            batch = [new_event("custom", {"late": n}) for n in range(3)]
+            await self.writer.append_many(session_id, batch)
+        return marks
+
+
+def _log(data: Path, sid: str) -> bytes:
+    return (data / "events" / f"{sid}.jsonl").read_bytes()
+
+
+async def _batches(store: agentstore.Store, sid: str, start: int) -> None:
+    await store.append_many(sid, [new_event("custom", {"n": start + n}) for n in range(3)])
+    await store.append(sid, new_event("custom", {"alone": start}))
+
+
+async def test_a_skipped_session_is_not_read_for_its_marks(tmp_path: Path) -> None:
+    source = _Source(tmp_path / "src")
+    async with agentstore.open(source) as src, agentstore.open(tmp_path / "dst") as dst:
+        sid = (await src.create_session()).id
+        await _batches(src, sid, 0)
+        assert await _copy_one(src, dst, await src.get_session(sid)) == ("copied", 4)
+        source.marks_read.clear()
+        # Before the fix every session's whole log was read for its marks, skipped or not.
+        assert await _copy_one(src, dst, await src.get_session(sid)) == ("skipped", 0)
+        assert source.marks_read == []
