@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 import agentstore
-from agentstore import AgentStoreError, new_event
+from agentstore import AgentStoreError, Session, new_event
 
 
 def agentstore_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -240,3 +241,27 @@ def test_replay_numbers_beyond_64_bits_read_as_on_files(
     out = agentstore_cli("--store", pg_url, "replay", "s-1", option, str(2**64), "-o", "json")
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)) == shown
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 9, open: asyncpg writes the instants datetime.min/max (0001-01-01T00:00:00Z, "
+    "Go's zero time, and 9999-12-31T23:59:59.999999Z) as -infinity/infinity and reads them "
+    "back naive, so `sessions` and `prune` fail with an internal TypeError and replay drops "
+    "the Z. Needs the PostgreSQL backend to read them back as aware UTC (or a codec)",
+)
+async def test_go_zero_time_survives_postgres(pg_url: str, tmp_path: Path) -> None:
+    """A Go agent's unset time.Time is 0001-01-01T00:00:00Z; copied into PostgreSQL, the
+    session broke the listing of the whole store."""
+    src, back = tmp_path / "src", tmp_path / "back"
+    zero = datetime(1, 1, 1, tzinfo=UTC)
+    async with agentstore.open(src) as store:
+        event = new_event("custom", {"n": 1})
+        event.sequence_number, event.session_id, event.timestamp = 1, "go-1", zero
+        await store.import_session(Session(id="go-1", created_at=zero, updated_at=zero), [event])
+    assert agentstore_cli("copy", src, pg_url).returncode == 0
+    listed = agentstore_cli("--store", pg_url, "sessions")
+    assert listed.returncode == 0, listed.stderr
+    assert agentstore_cli("copy", pg_url, back).returncode == 0
+    name = "events/go-1.jsonl"
+    assert (back / name).read_bytes() == (src / name).read_bytes()
