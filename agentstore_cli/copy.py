@@ -70,8 +70,8 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
     try:
         there = await dst.get_session(session.id)
     except SessionNotFoundError:
-        marks = await _marks(src, session)
-        events = await src.get_events(session.id)
+        marks, upto = await _marks(src, session)
+        events = await src.replay(session.id, to_seq=upto)
         await dst.import_session(session, events, batch_marks=marks)
         return "copied", len(events)
     if there.created_at != session.created_at:
@@ -101,8 +101,8 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
             f"session {session.id} differs between the two stores (its events 1..{have} "
             "are not the same); not copied"
         )
-    marks = await _marks(src, session)
-    tail = await src.get_events(session.id, from_seq=have + 1)
+    marks, upto = await _marks(src, session)
+    tail = await src.replay(session.id, from_seq=have + 1, to_seq=upto)
     for batch in _batches(tail, marks):
         # Batch by batch, as SRC's were appended: an append marks its own batch. Each is
         # atomic, and a copy stopped between two resumes as above.
@@ -111,15 +111,20 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
     return "extended", len(tail)
 
 
-async def _marks(src: Store, session: Session) -> dict[int, int]:
-    """SRC's batch marks of the session, read before its events (every mark then names
-    events read after it).
+async def _marks(src: Store, session: Session) -> tuple[dict[int, int], int]:
+    """SRC's batch marks of the session, and the last event to copy with them.
 
     How append_many batched the events (file: the lines' batch_end); kept, the lines come
-    out the same, byte for byte. Read only for a session to copy: a skipped one's log is
-    not read for them.
+    out the same, byte for byte. Read only for a session to copy (a skipped one's log is
+    not read for them), after `session` and before the events: the events are read up to
+    the last one the marks can tell about, as a batch appended after the marks were read
+    would be copied unmarked, for good (a later copy finds the session complete); the next
+    copy brings it.
     """
-    return await src.backend.batch_marks(session.id) or {}
+    marks = await src.backend.batch_marks(session.id) or {}
+    # A marked event's batch ends at the next event or later: with honest marks, at the
+    # event after the last marked one (batches are written whole).
+    return marks, max([session.event_count, *(seq + 1 for seq in marks)])
 
 
 async def _bring_details(dst: Store, session: Session, there: Session) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import agentstore
 from agentstore import new_event
 from agentstore.backends.file import FileBackend
@@ -37,6 +39,29 @@ def _log(data: Path, sid: str) -> bytes:
 async def _batches(store: agentstore.Store, sid: str, start: int) -> None:
     await store.append_many(sid, [new_event("custom", {"n": start + n}) for n in range(3)])
     await store.append(sid, new_event("custom", {"alone": start}))
+
+
+@pytest.mark.parametrize("extending", [False, True])
+async def test_a_batch_appended_while_copying_comes_out_the_same(
+    tmp_path: Path, extending: bool
+) -> None:
+    src_dir, dst_dir = tmp_path / "src", tmp_path / "dst"
+    source = _Source(src_dir)
+    async with agentstore.open(source) as src, agentstore.open(dst_dir) as dst:
+        sid = (await src.create_session()).id
+        await _batches(src, sid, 0)
+        if extending:  # DST has the beginning: the copy appends SRC's tail batch by batch
+            await _copy_one(src, dst, await src.get_session(sid))
+            await _batches(src, sid, 10)
+        async with agentstore.open(src_dir) as writer:
+            source.writer = writer
+            # Before the fix: the late batch was read with the events but had no marks,
+            # and went in as three lone events; every later copy found DST complete.
+            await _copy_one(src, dst, await src.get_session(sid))
+            source.writer = None
+        await _copy_one(src, dst, await src.get_session(sid))  # the late batch, next time
+        assert (await dst.get_session(sid)).event_count == (8 if extending else 4) + 3
+    assert _log(dst_dir, sid) == _log(src_dir, sid)
 
 
 async def test_a_skipped_session_is_not_read_for_its_marks(tmp_path: Path) -> None:
