@@ -15,6 +15,7 @@ import pytest
 import agentstore
 from agentstore import InvalidInputError, SessionNotFoundError, new_event
 from agentstore.backends.base import PendingEvent
+from agentstore.codec import batch_end
 from agentstore.store.lifecycle_ops import import_session_of
 from agentstore.store.validate import pending_from_stored
 
@@ -73,3 +74,24 @@ async def test_the_backend_api_cannot_mark_a_last_line(tmp_path: Path, paged: bo
         await store.backend.create_session(fresh, pending)
         assert await store.backend.batch_marks(exported.id) == {2: 3}
     assert await _reopened_count(data, exported.id) == 3
+
+
+async def test_marks_read_in_chunks_are_the_lines_marks(tmp_path: Path) -> None:
+    # Over 4 MiB (a chunk boundary falls inside a line), payloads that spell a mark's end.
+    data = tmp_path / "data"
+    spelled = ',"batch_end":7,"crc32c":"0123abcd"}\n' * 3
+    async with agentstore.open(data) as store:
+        sid = (await store.create_session()).id
+        for n in range(120):
+            size = n % 5 + 1
+            batch = [new_event("custom", {"t": spelled + "x" * 14000, "n": k}) for k in range(size)]
+            if n % 7 == 0:
+                await store.append(sid, batch[0])
+            else:
+                await store.append_many(sid, batch)
+        marks = await store.backend.batch_marks(sid)
+    lines = (data / "events" / f"{sid}.jsonl").read_bytes().splitlines()
+    assert len(b"\n".join(lines)) > 4 * 1024 * 1024
+    expected = {seq: mark for seq, line in enumerate(lines, 1) if (mark := batch_end(line))}
+    assert marks == expected
+    assert len(expected) > 200
