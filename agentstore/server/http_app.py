@@ -165,7 +165,9 @@ def create_app(
     if token is not None:
         asgi = AuthMiddleware(asgi, token)
     else:
-        asgi = LoopbackHostMiddleware(asgi, frozenset(h.lower() for h in allowed_hosts or ()))
+        asgi = LoopbackHostMiddleware(
+            asgi, frozenset(h.lower() for h in allowed_hosts or ()), frozenset(cors_origins or ())
+        )
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -115,12 +116,33 @@ class LoopbackHostMiddleware:
 
     A web page cannot read a loopback server across origins, except by DNS rebinding: its
     own name made to resolve to 127.0.0.1. Its requests then carry that name as Host, so
-    refusing hosts other than loopback names (and `allowed`) closes that door.
+    refusing hosts other than loopback names (and `allowed`) closes that door. A page can
+    still *send* a request without reading the answer (a form, or a text/plain fetch: no
+    preflight), so a request whose `Origin` is another site than this server, `allowed`
+    or `origins` (the CORS ones) is refused too; curl and other clients send no Origin.
     """
 
-    def __init__(self, app: ASGIApp, allowed: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed: frozenset[str] = frozenset(),
+        origins: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.allowed = allowed
+        self.origins = origins
+
+    def _own_origin(self, origin: str, host: str) -> bool:
+        if origin in self.origins:
+            return True
+        try:
+            parts = urlsplit(origin)
+            name = parts.hostname or ""
+        except ValueError:  # e.g. "http://[nonsense"
+            return False
+        if not parts.netloc:  # "null": a sandboxed page or a file
+            return False
+        return parts.netloc.lower() == host.lower() or name in self.allowed
 
     def _ok(self, host: str) -> bool:
         name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host
@@ -139,14 +161,26 @@ class LoopbackHostMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = next((v for k, v in scope.get("headers", ()) if k == b"host"), b"")
-        if self._ok(host.decode("latin-1")):
+        headers = scope.get("headers", ())
+        host = next((v for k, v in headers if k == b"host"), b"").decode("latin-1")
+        origin = next((v for k, v in headers if k == b"origin"), None)
+        if origin is not None and self._ok(host):
+            if self._own_origin(origin.decode("latin-1"), host):
+                await self.app(scope, receive, send)
+                return
+            message = (
+                f"this server has no token, so a web page from another origin "
+                f"({origin.decode('latin-1')[:100]}) may not use it; use a token "
+                "(--token-file) or list the origin with --cors-origin"
+            )
+        elif self._ok(host):
             await self.app(scope, receive, send)
             return
-        message = (
-            "this server has no token, so it only answers requests for localhost; "
-            "use a token (--token-file) or list the name with --allowed-host"
-        )
+        else:
+            message = (
+                "this server has no token, so it only answers requests for localhost; "
+                "use a token (--token-file) or list the name with --allowed-host"
+            )
         await _send_problem(send, ForbiddenHostError(message), scope.get("path", ""))
 
 

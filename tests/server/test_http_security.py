@@ -219,3 +219,24 @@ def test_without_a_token_only_loopback_host_names_are_answered(
     with running(tmp_path / "b", "--token-file", str(token_file)) as srv, srv.client() as http:
         auth = {"authorization": f"Bearer {TOKEN}", **rebound}
         assert http.get("/v1/sessions", headers=auth).status_code == 200  # the token decides
+
+
+def test_without_a_token_a_page_of_another_origin_cannot_write(tmp_path: Path) -> None:
+    """A page elsewhere can POST text/plain to 127.0.0.1 with no preflight (CSRF)."""
+    simple = {"content-type": "text/plain"}  # what a cross-site form or fetch may send
+    args = ("--cors-origin", "https://ui.example", "--allowed-host", "agents.internal")
+    with running(tmp_path / "data", *args) as srv, srv.client() as http:
+        for origin in ("https://evil.example", "null", "http://localhost:3000", "http://[x"):
+            headers = {**simple, "origin": origin}
+            refused = http.post("/v1/sessions", content=b'{"name": "csrf"}', headers=headers)
+            assert (refused.status_code, problem(refused)["code"]) == (403, "forbidden_host")
+        assert list((tmp_path / "data").glob("sessions/*.json")) == []
+        host = srv.url.removeprefix("http://")
+        for origin, via in (
+            (f"http://{host}", host),  # the web UI's own pages
+            ("https://ui.example", host),  # allowed with --cors-origin
+            ("https://agents.internal", "127.0.0.1:8765"),  # behind a proxy
+        ):
+            headers = {**simple, "origin": origin, "host": via}
+            assert http.post("/v1/sessions", json={}, headers=headers).status_code == 201, origin
+        assert http.post("/v1/sessions", json={}).status_code == 201  # curl sends no Origin
