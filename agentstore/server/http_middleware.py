@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -48,6 +49,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 _access = logging.getLogger("agentstore.server.access")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def problem_body(exc: BaseException, instance: str | None) -> tuple[int, bytes]:
@@ -327,5 +329,8 @@ class AccessLogMiddleware:
                 }
             ).decode()
         else:
-            line = f'{addr} "{scope.get("method")} {path}" {status} {sent}B {ms:.1f}ms'
+            # The path arrives percent-decoded: a control character in it (a %0a) must not
+            # start a log line of the client's choosing, nor reach a terminal (%1b).
+            shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
+            line = f'{addr} "{scope.get("method")} {shown}" {status} {sent}B {ms:.1f}ms'
         _access.info(line)

@@ -424,3 +424,16 @@ def test_a_client_that_hangs_up_mid_body_writes_nothing_and_is_no_server_error(
     assert f"{line} 499 " in log  # nginx's "client closed request", not a 500
     assert "Traceback" not in log and "ClientDisconnect" not in log
     assert events_of(http, sid) == []
+
+
+def test_a_path_cannot_forge_access_log_lines(http: httpx.Client, server: ServerProcess) -> None:
+    # The path arrives percent-decoded: a %0a would start a line of the client's choosing.
+    response = http.get("/v1/sessions/x%0a2026-01-01%2000:00:00,000%20INFO%20forged%1b[2J")
+    assert problem(response)["status"] == 400
+    line = '"GET /v1/sessions/x\\x0a2026-01-01 00:00:00,000 INFO forged\\x1b[2J" 400'
+    deadline = time.monotonic() + 10
+    while line not in (log := server.log.read_text()):
+        assert time.monotonic() < deadline, log[-500:]
+        time.sleep(0.02)
+    assert not any(row.startswith("2026-01-01") for row in log.splitlines())
+    assert "\x1b" not in log
