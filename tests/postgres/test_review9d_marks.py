@@ -12,6 +12,7 @@ import asyncpg
 
 import agentstore
 from agentstore import new_event
+from agentstore_cli.copy import _copy_one
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -78,3 +79,41 @@ async def test_an_extension_marks_its_own_batches(
     assert _cli("verify", "--data-dir", dst).returncode == 0
     async with agentstore.open(dst) as store:
         assert await store.backend.batch_marks(sid) == {1: 3, 2: 3, 4: 5}
+
+
+async def test_a_copy_through_a_lagging_read_replica(
+    pg_url: str, pg_database_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    # The "replica": another database holding the session as it was a batch ago (what a
+    # replica that has not replayed the last batch yet serves). SRC's sessions and marks
+    # come from the primary, its events from the replica.
+    replica_db = f"r9d_replica_{pg_schema}"
+    admin = await asyncpg.connect(pg_database_url)
+    await admin.execute(f'CREATE DATABASE "{replica_db}"')
+    try:
+        replica_url = pg_database_url.rsplit("/", 1)[0] + f"/{replica_db}?schema={pg_schema}"
+        async with agentstore.open(pg_url) as primary, agentstore.open(replica_url) as replica:
+            sid = (await primary.create_session()).id
+            await primary.append_many(sid, [new_event("custom", {"n": n}) for n in range(3)])
+            events = await primary.get_events(sid)
+            await replica.import_session(
+                await primary.get_session(sid), events, batch_marks={1: 3, 2: 3}
+            )
+            await primary.append_many(sid, [new_event("custom", {"m": n}) for n in range(2)])
+        dst = tmp_path / "dst"
+        # `agentstore copy` takes no replica; a program copying with `_copy_one` (or a
+        # copy given --read-store one day) reads through one. Before the fix: 'batch marks
+        # of events beyond the import: [4]', and the session was not copied.
+        src = agentstore.open(pg_url, read_url=replica_url, read_only=True)
+        async with src, agentstore.open(dst) as target:
+            found = await src.get_session(sid)
+            assert await _copy_one(src, target, found) == ("copied", 3)  # what the replica has
+        assert await _reopened(dst, sid) == 3
+        # The replica as SRC's own URL: everything from the replica, consistent.
+        assert _cli("copy", replica_url, tmp_path / "from-replica").returncode == 0
+        assert _cli("copy", pg_url, dst).returncode == 0  # the replica caught up
+        async with agentstore.open(dst) as store:
+            assert await store.backend.batch_marks(sid) == {1: 3, 2: 3, 4: 5}
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{replica_db}" WITH (FORCE)')
+        await admin.close()
