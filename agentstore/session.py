@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentstore.errors import InvalidSessionIdError
 from agentstore.state import Budget
@@ -68,6 +68,19 @@ class Session(BaseModel):
     """For a fork: the sequence number of the source it was forked at."""
     budget: Budget | None = None
     """Spending limits checked before each `llm_request` (see `Budget`)."""
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _has_a_utc_form(cls, value: datetime) -> datetime:
+        # A time that leaves the years 1-9999 once in UTC cannot be stored or listed: a
+        # session file holding one is refused when read (a listing then passes over it,
+        # with a warning) instead of failing every listing.
+        if value.tzinfo is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError(f"{value.isoformat()} leaves the years 1-9999 in UTC") from None
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -37,6 +37,7 @@ from agentstore.store.validate import (
     check_budget,
     check_count,
     check_labels,
+    in_calendar,
     prepare,
 )
 from agentstore.store.writes import AppendListener, Writer
@@ -219,6 +220,7 @@ class Store(StoreSessions, StoreReads):
         """
         self._check_open()
         fresh = import_session_of(session)
+        in_calendar("created_at", fresh.created_at)  # before anything is written
         pages = import_pages(fresh.id, events, batch_marks)
         await self._backend.create_session_from_pages(fresh, pages)
         # Anything cached under this id was of a session deleted since: an import keeps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
@@ -121,6 +121,22 @@ def aware(name: str, value: datetime | None) -> datetime | None:
         raise InvalidInputError(
             f"{name} must be timezone-aware (e.g. datetime.now(UTC)); stored times are UTC"
         )
+    return in_calendar(name, value)
+
+
+def in_calendar(name: str, value: datetime) -> datetime:
+    """Return `value` if it stays within the years 1-9999 once in UTC, else raise.
+
+    Stored times are UTC: 0001-01-01T00:00:00+01:00 is a valid datetime that has no UTC
+    form in Python, and written, it would fail every later read of what holds it.
+    """
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInputError(
+                f"{name} {value.isoformat()} leaves the years 1-9999 once in UTC"
+            ) from None
     return value
 
 
