@@ -75,7 +75,8 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         # Fewer events than the marks tell of (read from a replica that lags the primary
         # the marks come from): they end at a batch's end all the same, keep theirs.
         last = events[-1].sequence_number if events else 0
-        marks = {seq: end for seq, end in marks.items() if seq <= last}
+        if marks is not None:
+            marks = {seq: end for seq, end in marks.items() if seq <= last}
         await dst.import_session(session, events, batch_marks=marks)
         return "copied", len(events)
     if there.created_at != session.created_at:
@@ -107,15 +108,16 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         )
     marks, upto = await _marks(src, session)
     tail = await src.replay(session.id, from_seq=have + 1, to_seq=upto)
+    # Batch by batch, as SRC's were appended: an append marks its own batch. Each is
+    # atomic, and a copy stopped between two resumes as above. From a store that keeps no
+    # batch bounds, in one append: one by one would cost an append (an fsync) per event.
     for batch in _batches(tail, marks):
-        # Batch by batch, as SRC's were appended: an append marks its own batch. Each is
-        # atomic, and a copy stopped between two resumes as above.
         pending = [pending_from_stored(event) for event in batch]
         await dst.backend.append(session.id, pending, batch[0].sequence_number - 1)
     return "extended", len(tail)
 
 
-async def _marks(src: Store, session: Session) -> tuple[dict[int, int], int]:
+async def _marks(src: Store, session: Session) -> tuple[dict[int, int] | None, int]:
     """SRC's batch marks of the session, and the last event to copy with them.
 
     How append_many batched the events (file: the lines' batch_end); kept, the lines come
@@ -123,12 +125,12 @@ async def _marks(src: Store, session: Session) -> tuple[dict[int, int], int]:
     not read for them), after `session` and before the events: the events are read up to
     the last one the marks can tell about, as a batch appended after the marks were read
     would be copied unmarked, for good (a later copy finds the session complete); the next
-    copy brings it.
+    copy brings it. None: SRC keeps no batch bounds.
     """
-    marks = await src.backend.batch_marks(session.id) or {}
+    marks = await src.backend.batch_marks(session.id)
     # A marked event's batch ends at the next event or later: with honest marks, at the
     # event after the last marked one (batches are written whole).
-    return marks, max([session.event_count, *(seq + 1 for seq in marks)])
+    return marks, max([session.event_count, *(seq + 1 for seq in marks or ())])
 
 
 async def _bring_details(dst: Store, session: Session, there: Session) -> bool:
@@ -147,12 +149,13 @@ async def _bring_details(dst: Store, session: Session, there: Session) -> bool:
     return bool(changes)
 
 
-def _batches(events: list[Event], marks: dict[int, int]) -> Iterator[list[Event]]:
-    """Split `events` into the batches they were appended in (a mark: not a batch's last)."""
+def _batches(events: list[Event], marks: dict[int, int] | None) -> Iterator[list[Event]]:
+    """Split `events` into the batches they were appended in (a mark: not a batch's last);
+    all in one without marks (None)."""
     batch: list[Event] = []
     for event in events:
         batch.append(event)
-        if event.sequence_number not in marks:
+        if marks is not None and event.sequence_number not in marks:
             yield batch
             batch = []
     if batch:

@@ -74,3 +74,18 @@ async def test_a_skipped_session_is_not_read_for_its_marks(tmp_path: Path) -> No
         # Before the fix every session's whole log was read for its marks, skipped or not.
         assert await _copy_one(src, dst, await src.get_session(sid)) == ("skipped", 0)
         assert source.marks_read == []
+
+
+async def test_a_source_without_batch_bounds_extends_in_one_append(tmp_path: Path) -> None:
+    async with agentstore.open(in_memory=True) as src, agentstore.open(tmp_path / "dst") as dst:
+        sid = (await src.create_session()).id
+        await src.append(sid, new_event("custom", {}))
+        assert await src.backend.batch_marks(sid) is None  # memory keeps no batch bounds
+        await _copy_one(src, dst, await src.get_session(sid))
+        for n in range(5):
+            await src.append(sid, new_event("custom", {"n": n}))
+        # Before the fix: five appends (five fsyncs; 5,000 lone events took 2.45 s, not
+        # 0.66 s), for nothing: SRC cannot tell how its events were batched.
+        assert await _copy_one(src, dst, await src.get_session(sid)) == ("extended", 5)
+        assert await dst.backend.batch_marks(sid) == {2: 6, 3: 6, 4: 6, 5: 6}
+        assert await dst.get_events(sid) == await src.get_events(sid)
