@@ -243,13 +243,6 @@ def test_replay_numbers_beyond_64_bits_read_as_on_files(
     assert len(json.loads(out.stdout)) == shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 9, open: asyncpg writes the instants datetime.min/max (0001-01-01T00:00:00Z, "
-    "Go's zero time, and 9999-12-31T23:59:59.999999Z) as -infinity/infinity and reads them "
-    "back naive, so `sessions` and `prune` fail with an internal TypeError and replay drops "
-    "the Z. Needs the PostgreSQL backend to read them back as aware UTC (or a codec)",
-)
 async def test_go_zero_time_survives_postgres(pg_url: str, tmp_path: Path) -> None:
     """A Go agent's unset time.Time is 0001-01-01T00:00:00Z; copied into PostgreSQL, the
     session broke the listing of the whole store."""

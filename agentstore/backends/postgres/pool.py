@@ -37,6 +37,7 @@ from typing import Any
 
 from agentstore.backends.postgres._driver import CONNECTION_ERRORS, asyncpg, pgexc, translated
 from agentstore.backends.postgres.options import PostgresOptions, redact
+from agentstore.backends.postgres.times import use_exact_times
 
 __all__ = ["Database", "connect", "create_database"]
 
@@ -64,7 +65,9 @@ async def connect(options: PostgresOptions, dsn: str | None = None) -> Any:
     """Open one connection outside the pool (the LISTEN connection, migrations)."""
     target = dsn or options.dsn
     async with translated(f"connecting to {redact(target)}"):
-        return await asyncpg.connect(target, **_connect_kwargs(options))
+        conn = await asyncpg.connect(target, **_connect_kwargs(options))
+        await use_exact_times(conn)
+        return conn
 
 
 def _unsent(exc: BaseException) -> bool:
@@ -129,7 +132,13 @@ class Database:
         """Open a connection in a slot already counted in `_size`."""
         try:
             async with translated(f"connecting to {redact(self._dsn)}"):
-                return await asyncpg.connect(self._dsn, **self._kwargs)
+                conn = await asyncpg.connect(self._dsn, **self._kwargs)
+                try:
+                    await use_exact_times(conn)
+                except BaseException:
+                    conn.terminate()
+                    raise
+                return conn
         except BaseException:
             self._free_slot()
             raise
