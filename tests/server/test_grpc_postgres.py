@@ -43,12 +43,6 @@ async def door() -> AsyncIterator[Door]:
         await conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the PostgreSQL backend sends a NUL in an event id or a session name to the "
-    "database, which refuses it (CharacterNotInRepertoireError): storage_error, a 500; "
-    "payloads with a NUL are already refused as invalid_event (backends/postgres)",
-)
 async def test_a_nul_in_an_event_id_or_a_session_name_is_invalid_input(door: Door) -> None:
     sid = (await door.api.CreateSession(pb.CreateSessionRequest())).id
     with pytest.raises(grpc.aio.AioRpcError) as err:

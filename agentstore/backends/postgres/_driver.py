@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from agentstore.errors import (
     AgentStoreError,
     InvalidEventError,
+    InvalidInputError,
     StorageError,
     StorageUnavailableError,
 )
@@ -77,6 +78,12 @@ def translate(exc: BaseException, what: str) -> AgentStoreError:
     if isinstance(exc, pgexc.UntranslatableCharacterError | pgexc.InvalidTextRepresentationError):
         # jsonb refuses "\u0000" in strings: refused before anything was written.
         return InvalidEventError(f"{what}: PostgreSQL cannot store this JSON value: {exc}")
+    if isinstance(exc, pgexc.CharacterNotInRepertoireError):
+        # A NUL in a text column (an event id, a session name): the statement, and with it
+        # everything it would have written, is refused.
+        return InvalidInputError(
+            f"{what}: PostgreSQL text cannot hold the NUL character (\\u0000): {exc}"
+        )
     if isinstance(exc, TimeoutError):
         return StorageUnavailableError(
             f"{what}: no answer in time (no free pool connection within pool_timeout, or "
