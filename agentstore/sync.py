@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
@@ -41,13 +41,13 @@ from agentstore._portal import LIVE, start_portal
 from agentstore.backends.base import UNSET, Backend, SessionPage
 from agentstore.backends.registry import Durability
 from agentstore.errors import StoreClosedError
-from agentstore.events import Event, EventType
+from agentstore.events import Event
 from agentstore.pricing import Pricer
 from agentstore.session import PrunedSession, Session
-from agentstore.state import Budget, Reducer, State
+from agentstore.state import Budget, Reducer
 from agentstore.store import Store
 from agentstore.store.blocking import CallerThreadAppends
-from agentstore.verify import VerifyReport
+from agentstore.sync_reads import SyncReads
 
 __all__ = ["SyncStore", "open_sync"]
 
@@ -55,7 +55,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SyncStore:
+class SyncStore(SyncReads):
     """A blocking twin of `Store`, safe to call from many threads at once.
 
     Make one with `agentstore.open_sync(...)` (same arguments as `agentstore.open`) or
@@ -297,64 +297,6 @@ class SyncStore:
             return None
         return self._inline.append(session_id, batch, expected_seq)
 
-    # --- reading --------------------------------------------------------------------------
-
-    def get_state(self, session_id: str, *, at_seq: int | None = None) -> State:
-        """Return the session's state (see `Store.get_state`)."""
-        return self._call(self._store.get_state, session_id, at_seq=at_seq)
-
-    def get_events(self, session_id: str, from_seq: int = 0) -> list[Event]:
-        """Return the session's events from `from_seq` on (see `Store.get_events`)."""
-        return self._call(self._store.get_events, session_id, from_seq)
-
-    def replay(
-        self,
-        session_id: str,
-        *,
-        types: Iterable[EventType | str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        from_seq: int | None = None,
-        to_seq: int | None = None,
-        limit: int | None = None,
-    ) -> list[Event]:
-        """Return the events that match every filter (see `Store.replay`)."""
-        return self._call(
-            self._store.replay,
-            session_id,
-            types=list(types) if types is not None and not isinstance(types, str) else types,
-            since=since,
-            until=until,
-            from_seq=from_seq,
-            to_seq=to_seq,
-            limit=limit,
-        )
-
-    def stream(
-        self, session_id: str, *, from_seq: int = 0, follow: bool = False
-    ) -> Iterator[Event]:
-        """Yield the session's events in order (see `Store.stream`).
-
-        With `follow=True` it blocks waiting for new events until you stop iterating
-        or the store is closed.
-        """
-        agen = self._call(_start_stream, self._store, session_id, from_seq, follow)
-        try:
-            while True:
-                try:
-                    event = self._call(agen.__anext__)
-                except (StopAsyncIteration, StoreClosedError):
-                    return
-                yield event
-        finally:
-            if not self._closed:
-                with contextlib.suppress(RuntimeError, StoreClosedError):
-                    self._call(agen.aclose)
-
-    def verify(self, session_id: str | None = None, *, repair: bool = False) -> VerifyReport:
-        """Check every log (or one session's) and report problems (see `Store.verify`)."""
-        return self._call(self._store.verify, session_id, repair=repair)
-
     def fork(
         self,
         session_id: str,
@@ -403,11 +345,6 @@ class SyncStore:
         A sync function stays sync; an async one records through a worker thread.
         """
         return tracking.tool(self, session_id, name=name)
-
-
-async def _start_stream(store: Store, session_id: str, from_seq: int, follow: bool) -> Any:
-    # Created in the loop thread, so the generator's first checks run where it lives.
-    return store.stream(session_id, from_seq=from_seq, follow=follow)
 
 
 def open_sync(
