@@ -79,7 +79,9 @@ class Session(BaseModel):
             try:
                 value.astimezone(UTC)
             except OverflowError:
-                raise ValueError(f"{value.isoformat()} leaves the years 1-9999 in UTC") from None
+                raise ValueError(
+                    f"{value.isoformat()} is out of range: it leaves the years 1-9999 in UTC"
+                ) from None
         return value
 
     @model_validator(mode="before")

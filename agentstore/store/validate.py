@@ -135,7 +135,7 @@ def in_calendar(name: str, value: datetime) -> datetime:
             value.astimezone(UTC)
         except OverflowError:
             raise InvalidInputError(
-                f"{name} {value.isoformat()} leaves the years 1-9999 once in UTC"
+                f"{name} {value.isoformat()} is out of range: it leaves the years 1-9999 in UTC"
             ) from None
     return value
 
