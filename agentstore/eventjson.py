@@ -38,6 +38,18 @@ def aware_utc(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+def off_calendar(when: datetime) -> str | None:
+    """Why `when` cannot be stored, or None if it can: stored times are UTC, and a time such
+    as 0001-01-01T00:00:00+01:00 has no UTC form in Python (every later read of what held
+    it would fail)."""
+    if when.tzinfo is not None:
+        try:
+            when.astimezone(UTC)
+        except OverflowError:
+            return f"{when.isoformat()} is out of range: it leaves the years 1-9999 in UTC"
+    return None
+
+
 def _has_non_finite(value: Any) -> bool:
     """Tell whether a NaN or infinity hides anywhere orjson would write it as `null`.
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentstore.errors import InvalidSessionIdError
+from agentstore.eventjson import off_calendar
 from agentstore.state import Budget
 
 __all__ = ["PrunedSession", "Session", "validate_session_id"]
@@ -75,13 +76,9 @@ class Session(BaseModel):
         # A time that leaves the years 1-9999 once in UTC cannot be stored or listed: a
         # session file holding one is refused when read (a listing then passes over it,
         # with a warning) instead of failing every listing.
-        if value.tzinfo is not None:
-            try:
-                value.astimezone(UTC)
-            except OverflowError:
-                raise ValueError(
-                    f"{value.isoformat()} is out of range: it leaves the years 1-9999 in UTC"
-                ) from None
+        why = off_calendar(value)
+        if why is not None:
+            raise ValueError(why)
         return value
 
     @model_validator(mode="before")

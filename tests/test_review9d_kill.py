@@ -16,15 +16,11 @@ import pytest
 
 import agentstore
 from agentstore import new_event
+from tests.cli_process import agentstore_cli
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentstore_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return agentstore_cli(*args, timeout=300)
 
 
 async def _fill(store: agentstore.Store, sid: str, batches: int, size: int) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
 from agentstore.backends.base import EventFilter, PendingEvent
 from agentstore.errors import InvalidEventError, InvalidInputError
+from agentstore.eventjson import off_calendar
 from agentstore.events import (
     Event,
     EventType,
@@ -130,13 +131,9 @@ def in_calendar(name: str, value: datetime) -> datetime:
     Stored times are UTC: 0001-01-01T00:00:00+01:00 is a valid datetime that has no UTC
     form in Python, and written, it would fail every later read of what holds it.
     """
-    if value.tzinfo is not None:
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            raise InvalidInputError(
-                f"{name} {value.isoformat()} is out of range: it leaves the years 1-9999 in UTC"
-            ) from None
+    why = off_calendar(value)
+    if why is not None:
+        raise InvalidInputError(f"{name} {why}")
     return value
 
 

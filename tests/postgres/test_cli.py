@@ -13,15 +13,7 @@ import asyncpg
 import agentstore
 from agentstore import Metadata, Session, new_event
 from agentstore.backends.postgres.schema import current_version
-
-
-def agentstore_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentstore_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.cli_process import agentstore_cli
 
 
 def test_migrate_creates_then_reports_current(pg_url: str) -> None:

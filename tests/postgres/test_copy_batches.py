@@ -5,23 +5,13 @@ for byte: a whole copy, and a resumed one that extends a session grown in SRC si
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import agentstore
 from agentstore import new_event
-
-
-def agentstore_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentstore_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.cli_process import agentstore_cli
 
 
 def _copy(src: str | Path, dst: str | Path) -> str:

@@ -17,15 +17,7 @@ import pytest
 
 import agentstore
 from agentstore import AgentStoreError, Session, new_event
-
-
-def agentstore_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentstore_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.cli_process import agentstore_cli
 
 
 def test_migrate_check_hint_names_the_same_schema(pg_url: str, pg_schema: str) -> None:

@@ -4,8 +4,6 @@ as a torn tail): an import refuses the session whole, an extension marks its own
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -13,15 +11,7 @@ import asyncpg
 import agentstore
 from agentstore import new_event
 from agentstore_cli.copy import _copy_one
-
-
-def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentstore_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.cli_process import agentstore_cli as _cli
 
 
 async def _mark(database_url: str, schema: str, sid: str, seq: int, mark: int) -> None:

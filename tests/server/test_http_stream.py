@@ -158,6 +158,17 @@ def test_per_client_stream_limit(http: httpx.Client, server: ServerProcess) -> N
             assert again.status_code == 200
 
 
+def _follower_that_never_reads(url: str, sid: str) -> socket.socket:
+    """A raw connection that asks for a session's live stream, then reads nothing (a tiny
+    receive buffer, so the server's sends back up at once)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect((host, int(port)))
+    stuck.sendall(f"GET /v1/sessions/{sid}/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    return stuck
+
+
 def test_a_follower_that_never_reads_is_dropped_with_bounded_memory(tmp_path: Path) -> None:
     with running(tmp_path / "data", "--stream-send-timeout", "1") as srv, srv.client() as http:
         sid = _session(http, 1)
@@ -165,11 +176,7 @@ def test_a_follower_that_never_reads_is_dropped_with_bounded_memory(tmp_path: Pa
         batch = [{"type": "big", "payload": payload} for _ in range(50)]  # ~500 kB a request
         http.post(f"/v1/sessions/{sid}/events", json=batch)  # warm up the request path
         before = srv.rss_kib()
-        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
-        stuck = socket.socket()
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.connect((host, int(port)))
-        stuck.sendall(f"GET /v1/sessions/{sid}/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        stuck = _follower_that_never_reads(srv.url, sid)
         try:
             _wait_streams(http, 1)
             for _ in range(240):  # ~120 MB appended while the follower reads nothing
@@ -194,11 +201,7 @@ def test_sigterm_ends_a_follow_whose_client_stopped_reading_at_once(tmp_path: Pa
     # never reads held the graceful shutdown up for the whole --stream-send-timeout.
     with running(tmp_path / "data") as srv, srv.client() as http:
         sid = _session(http, 1)
-        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
-        stuck = socket.socket()
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.connect((host, int(port)))
-        stuck.sendall(f"GET /v1/sessions/{sid}/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        stuck = _follower_that_never_reads(srv.url, sid)
         try:
             _wait_streams(http, 1)
             batch = [{"type": "big", "payload": "x" * 10_000} for _ in range(50)]
