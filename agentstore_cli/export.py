@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -22,6 +22,7 @@ import typer
 from pydantic import ValidationError
 
 from agentstore import Event, InvalidInputError, Session
+from agentstore.eventjson import off_calendar
 from agentstore_cli.common import (
     CliError,
     DataDirOption,
@@ -148,25 +149,21 @@ def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], Iterator[Eve
         first = _stored_event(raw_events[0], 1, source).timestamp
         session = {"id": ids.pop(), "created_at": first, "updated_at": first}
     try:
-        checked = Session.model_validate(session)
+        # A time with no UTC form is refused here too (the `Session` model checks it).
+        Session.model_validate(session)
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         raise UsageError(f"{source}: session {where}: {problem['msg']}") from None
-    for where, at in (("created_at", checked.created_at), ("updated_at", checked.updated_at)):
-        _in_utc(at, f"{source}: session {where}")
     return session, _events(raw_events, source)
 
 
 def _in_utc(at: datetime, where: str) -> None:
     """Refuse a time that leaves the years 1-9999 once in UTC, as the store keeps it (it
     would fail there with an OverflowError, after a data directory wrote the session)."""
-    try:
-        at.astimezone(UTC)
-    except OverflowError:
-        raise UsageError(
-            f"{where}: {at.isoformat()} is out of range in UTC (dates run from year 1 to 9999)"
-        ) from None
+    why = off_calendar(at)
+    if why is not None:
+        raise UsageError(f"{where}: {why}")
 
 
 def _events(raw_events: list[Any], source: str) -> Iterator[Event]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import orjson
 
 from agentstore import Event, InvalidEventError, InvalidInputError, Metadata, Session, new_event
+from agentstore.eventjson import off_calendar
 
 __all__ = [
     "decode_cursor",
@@ -73,12 +74,10 @@ def in_utc(ts: datetime, what: str) -> datetime:
     `9999-12-31T23:59:59-14:00` is a valid time, but not once in UTC, where every reader
     puts it: stored as sent, it would fail every later read of what holds it.
     """
-    try:
-        return ts.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInputError(
-            f"{what} is out of range: {ts.isoformat()} is not within the years 1-9999 in UTC"
-        ) from None
+    why = off_calendar(ts)
+    if why is not None:
+        raise InvalidInputError(f"{what}: {why}")
+    return ts.astimezone(UTC)
 
 
 # --- integers orjson reads as floats --------------------------------------------------------

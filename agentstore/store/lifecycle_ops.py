@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentstore.backends.base import Backend, EventFilter, PendingEvent, SessionQuery
+from agentstore.backends.types import check_batch_marks
 from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFoundError
 from agentstore.events import Event
 from agentstore.session import PrunedSession, Session, validate_session_id
@@ -86,7 +87,7 @@ async def import_pages(
             raise InvalidInputError(f"{where} has no timestamp or goes back in time")
         previous = ts
         pending = pending_from_stored(event)
-        pending.batch_end = marks.take(expected)
+        marks.take(pending, expected)
         page.append(pending)
         if len(page) == _PAGE:
             yield page
@@ -97,28 +98,19 @@ async def import_pages(
 
 
 class _BatchMarks:
-    """The batch marks of an import, checked as its events go by: every event of a batch
-    but its last names the batch's last sequence number, the last names none."""
+    """The batch marks of an import, checked as its events go by (`check_batch_marks`, on
+    the numbers the export gives), and none left over beyond its events."""
 
     def __init__(self, marks: Mapping[int, int] | None) -> None:
         self._marks = dict(marks or {})
         self._end: int | None = None  # the end of the batch the events are in
 
-    def take(self, seq: int) -> int | None:
-        mark = self._marks.pop(seq, None)
+    def take(self, pending: PendingEvent, seq: int) -> None:
+        mark = pending.batch_end = self._marks.pop(seq, None)
         if mark is not None and (type(mark) is not int or mark <= seq):
+            # A mark's own fault first, wherever it stands (inside a batch too).
             raise InvalidInputError(f"batch mark of event {seq}: {mark!r} is not a later event")
-        if self._end is None:
-            self._end = mark
-        elif seq < self._end and mark != self._end:
-            raise InvalidInputError(
-                f"batch mark of event {seq}: {mark!r}, its batch ends at {self._end}"
-            )
-        elif seq == self._end:
-            if mark is not None:
-                raise InvalidInputError(f"event {seq} ends a batch and is marked {mark!r}")
-            self._end = None
-        return mark
+        self._end = check_batch_marks(((pending, seq, _NO_TIME),), self._end)
 
     def finish(self) -> None:
         if self._end is not None:
@@ -127,6 +119,9 @@ class _BatchMarks:
             raise InvalidInputError(
                 f"batch marks of events beyond the import: {sorted(self._marks)[:5]}"
             )
+
+
+_NO_TIME = datetime.min  # check_batch_marks reads no time
 
 
 async def prune_sessions(
