@@ -35,7 +35,8 @@ from agentstore_cli.payloadtext import (
     text_of,
     tool_name,
 )
-from agentstore_cli.rowtext import Out, Plain, fit
+from agentstore_cli.plainrows import Call, pair, plain_rows, remember_call, shown_type
+from agentstore_cli.rowtext import Out, fit
 from agentstore_cli.sanitize import clean
 
 __all__ = [
@@ -68,20 +69,6 @@ TYPE_STYLES: dict[str, str] = {
 }
 """Colour of each built-in event type in the timeline (user types: `white`)."""
 
-_TYPE_WIDTH = 13  # len("state_updated"), the longest built-in type
-_SHOWN_TYPES: dict[str, str] = {}
-
-
-def _shown_type(kind: str) -> str:
-    """The type column: `kind` padded to its width, or cut with an ellipsis."""
-    shown = _SHOWN_TYPES.get(kind)
-    if shown is None:
-        shown = kind if len(kind) <= _TYPE_WIDTH else kind[: _TYPE_WIDTH - 1] + "…"
-        shown = f"{shown:<{_TYPE_WIDTH}}"
-        if len(_SHOWN_TYPES) < 1000:  # user types are few; a hostile log must not grow it
-            _SHOWN_TYPES[kind] = shown
-    return shown
-
 
 def make_console(*, stderr: bool = False) -> Console:
     """Return a console for command output.
@@ -103,13 +90,6 @@ def safe(value: object, style: str = "") -> Text:
     return Text(clean(value if isinstance(value, str) else str(value)), style=style)
 
 
-@dataclass(slots=True)
-class _Call:
-    seq: int
-    ts: datetime | None
-    name: str | None
-
-
 @dataclass
 class Timeline:
     """Renders events as one-line rows and keeps the totals for the footer.
@@ -129,7 +109,7 @@ class Timeline:
     cost_usd: float = 0.0
     tool_calls: int = 0
     errors: int = 0
-    _calls: dict[str, _Call] = field(default_factory=dict)
+    _calls: dict[str, Call] = field(default_factory=dict)
 
     def row(self, event: Event) -> Text:
         """Return the row of one event (and count it in the totals)."""
@@ -138,7 +118,7 @@ class Timeline:
         text = Text(no_wrap=True, overflow="ellipsis", end="\n")
         text.append(f"{event.sequence_number:>{self.seq_width}}  ", style="dim")
         text.append(f"{fmt_elapsed(elapsed):>8}  ", style="dim")
-        text.append(_shown_type(kind), style=TYPE_STYLES.get(kind, "white"))
+        text.append(shown_type(kind), style=TYPE_STYLES.get(kind, "white"))
         text.append("  ")
         self._summary(event, text)
         return text
@@ -149,23 +129,11 @@ class Timeline:
         The same characters as `row(event)` truncated to `width` (and the same totals),
         without building a Rich renderable: for output that is not a terminal.
         """
-        elapsed = self._start(event)
-        # fmt_elapsed's first case inline: the row start is a tenth of a plain row's cost.
-        shown = f"+{elapsed:.3f}s" if elapsed < 10 else fmt_elapsed(elapsed)
-        out = Plain()
-        self._summary(event, out)
-        line = (
-            f"{event.sequence_number:>{self.seq_width}}  {shown:>8}  "
-            f"{_shown_type(str(event.type))}  {''.join(out.parts)}"
-        )
-        if line.isascii():  # `fit`'s first case inline: most rows
-            return line if len(line) <= width else line[: width - 1] + "…"
-        return fit(line, width)
+        return plain_rows(self, (event,), width)[:-1]
 
     def rows_plain(self, events: Iterable[Event], width: int) -> str:
         """Return `row_plain` of each event, each line ending in a newline."""
-        row = self.row_plain
-        return "".join([row(event, width) + "\n" for event in events])
+        return plain_rows(self, events, width)
 
     def _start(self, event: Event) -> float:
         """Count `event` in the totals; return the seconds since the first shown event."""
@@ -190,15 +158,9 @@ class Timeline:
         elapsed = (ts - first).total_seconds()
         return elapsed if elapsed > 0.0 else 0.0
 
-    def _pair(self, event: Event) -> tuple[_Call | None, float | None]:
+    def _pair(self, event: Event) -> tuple[Call | None, float | None]:
         """Match a result with its call by call_id; return the call and the duration."""
-        call_id = event.metadata.call_id
-        call = self._calls.pop(call_id, None) if call_id is not None else None
-        if event.metadata.duration_ms is not None:
-            return call, float(event.metadata.duration_ms)
-        if call is not None and call.ts is not None and event.timestamp is not None:
-            return call, (event.timestamp - call.ts).total_seconds() * 1000
-        return call, None
+        return pair(self._calls, event, event.metadata)
 
     def summary(self, event: Event, out: Out | None = None) -> Text:
         """Return the one-line summary of an event's payload and metadata.
@@ -215,9 +177,9 @@ class Timeline:
         meta = event.metadata
         if meta.call_id is not None and kind in (EventType.TOOL_CALLED, EventType.LLM_REQUEST):
             name = tool_name(event) if kind == EventType.TOOL_CALLED else model_name(event)
-            self._calls[meta.call_id] = _Call(event.sequence_number, event.timestamp, name)
-            if len(self._calls) > 10_000:  # calls never answered must not grow without end
-                self._calls.pop(next(iter(self._calls)))
+            remember_call(
+                self._calls, meta.call_id, Call(event.sequence_number, event.timestamp, name)
+            )
         if kind == EventType.USER_MESSAGE:
             out.append(text_of(payload, "content", "message", "text", "prompt"))
         elif kind == EventType.TOOL_CALLED:
