@@ -54,6 +54,8 @@ def fmt_elapsed(seconds: float) -> str:
 
 def fmt_bytes(size: int) -> str:
     """Format a size: 98 B, 1.2 KB, 3.4 MB (powers of 1024)."""
+    if size < 1024:  # every result of a timeline row that fits on a line
+        return f"{size} B"
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":

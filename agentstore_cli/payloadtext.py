@@ -45,7 +45,14 @@ def preview(value: Any, limit: int = _PREVIEW_CHARS) -> str:
 
 def json_preview(value: Any, limit: int) -> str:
     """Like `preview`, but strings keep their quotes (for arguments: `to="MUC"`)."""
-    return preview(value if not isinstance(value, str) else orjson.dumps(value).decode(), limit)
+    # `preview` of the JSON text, in one call: each argument of every tool call comes here.
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        if isinstance(value, str):
+            raise  # a lone surrogate, which no decoded log holds
+        text = repr(value)
+    return clean(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _is_map(value: Any) -> bool:

@@ -23,7 +23,7 @@ import orjson
 from agentstore import Event, EventType, Metadata
 from agentstore_cli.formats import fmt_bytes, fmt_cost, fmt_duration, fmt_elapsed
 from agentstore_cli.payloadtext import call_args, first_of, preview, result_shape, text_of
-from agentstore_cli.rowtext import Plain, fit
+from agentstore_cli.rowtext import Plain, fit, narrow_only
 from agentstore_cli.sanitize import clean
 
 if TYPE_CHECKING:
@@ -165,6 +165,8 @@ _SUMMARIES: dict[str, _Summary] = {
 _LLM = frozenset((EventType.LLM_REQUEST.value, EventType.LLM_RESPONSE.value))
 _TOOL_CALLED = EventType.TOOL_CALLED.value
 _ERROR = EventType.ERROR.value
+_NO_TIME_COLUMN = "+0.000s".rjust(8)
+_TYPE_COLUMNS: dict[str, str] = {}  # a type's column and the two spaces after it
 
 
 def plain_rows(timeline: Timeline, events: Iterable[Event], width: int) -> str:
@@ -175,10 +177,11 @@ def plain_rows(timeline: Timeline, events: Iterable[Event], width: int) -> str:
     first, last = timeline.first_ts, timeline.last_ts
     count = tool_calls = errors = tokens_in = tokens_out = 0
     cost = timeline.cost_usd  # added to in the same order as one row at a time
-    start = "{:>%d}  {:>8}  " % timeline.seq_width  # noqa: UP031  (a format made once)
-    start_of = start.format
+    seq_width = timeline.seq_width
+    type_cols = _TYPE_COLUMNS
+    narrow = narrow_only
     last_ts: datetime | None = None
-    elapsed_col = "+0.000s"  # the time column of `last_ts`
+    time_col = "+0.000s".rjust(8)  # the time column of `last_ts`, padded
     lines: list[str] = []
     add = lines.append
     try:
@@ -196,7 +199,7 @@ def plain_rows(timeline: Timeline, events: Iterable[Event], width: int) -> str:
                 errors += 1
             ts = event.timestamp
             if ts is None:
-                col = "+0.000s"
+                col = _NO_TIME_COLUMN
             else:
                 if first is None:
                     first = ts
@@ -204,9 +207,10 @@ def plain_rows(timeline: Timeline, events: Iterable[Event], width: int) -> str:
                 if ts != last_ts:  # events of one batch share a timestamp: format it once
                     elapsed = (ts - first).total_seconds()
                     elapsed = elapsed if elapsed > 0.0 else 0.0
-                    elapsed_col = f"+{elapsed:.3f}s" if elapsed < 10 else fmt_elapsed(elapsed)
+                    shown = f"+{elapsed:.3f}s" if elapsed < 10 else fmt_elapsed(elapsed)
+                    time_col = shown.rjust(8)
                     last_ts = ts
-                col = elapsed_col
+                col = time_col
             make = _SUMMARIES.get(kind)
             if make is not None:
                 text = make(calls, event, event.payload)
@@ -214,8 +218,14 @@ def plain_rows(timeline: Timeline, events: Iterable[Event], width: int) -> str:
                 out = Plain()
                 summary(event, out)
                 text = "".join(out.parts)
-            line = start_of(event.sequence_number, col) + shown_type(kind) + "  " + text
-            if line.isascii():  # `fit`'s first case inline: most rows
+            type_col = type_cols.get(kind)
+            if type_col is None:
+                type_col = shown_type(kind) + "  "
+                if len(type_cols) < 1000:  # user types are few; a hostile log must not grow it
+                    type_cols[kind] = type_col
+            line = str(event.sequence_number).rjust(seq_width) + "  " + col + "  " + type_col + text
+            # `fit` inline for the rows made of one-cell characters only: nearly all
+            if line.isascii() or narrow(line):
                 add(line if len(line) <= width else line[: width - 1] + "…")
             else:
                 add(fit(line, width))

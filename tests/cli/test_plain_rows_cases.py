@@ -11,7 +11,9 @@ import pytest
 
 from agentstore import Event, EventType, Metadata
 from agentstore.events import build_event
+from agentstore_cli.payloadtext import json_preview
 from agentstore_cli.render import Timeline
+from agentstore_cli.rowtext import _narrow_characters, narrow_only
 
 START = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07 ok\rFORGED \x9b31m \u202eevil\u202c \x00\x7f\u200b\ufeff end"
@@ -211,3 +213,21 @@ def test_calls_and_results_pair_up_in_the_text() -> None:
         "  4   +20.50s  llm_response   gpt-4o · 1,200 in · 3 out · in 1.50s · hi",
         '  5   +9.000s  tool_result    ? → 26 B, in 0ms · {"data":{"a":[1],"b":[2]}}',
     ]
+
+
+def test_narrow_only_is_the_set_of_one_cell_characters() -> None:
+    # The pattern that stands in for the set, over the whole Basic Multilingual Plane.
+    narrow = _narrow_characters()
+    for code in range(0x10000):
+        assert narrow_only(chr(code)) is (chr(code) in narrow), hex(code)
+    assert narrow_only("a → b · c … d") and not narrow_only("a 東 b")
+    assert not narrow_only("\U0001f44d") and narrow_only("")
+
+
+def test_json_preview_quotes_strings_and_cuts_to_the_limit() -> None:
+    assert json_preview("MUC", 80) == '"MUC"'
+    assert json_preview({"a": [1, None]}, 80) == '{"a":[1,null]}'
+    assert json_preview("x" * 100, 10) == '"xxxxxxxx…'
+    assert json_preview("\x1b[2J", 80) == '"\\u001b[2J"'  # JSON's own escape
+    assert json_preview("\u202e", 80) == '"\\u202e"'  # not escaped by JSON: by clean
+    assert json_preview({1, 2}, 80) in ("{1, 2}", "{2, 1}")  # not JSON: its repr
