@@ -18,6 +18,7 @@ import pytest
 
 import agentstore
 from agentstore import EventType, Store, new_event
+from agentstore._turns import Turns
 from agentstore.backends.file import reading
 
 N = 3000
@@ -148,3 +149,28 @@ async def test_other_tasks_run_while_a_cold_state_folds_many_pages(
         assert state.version == 10_000
         assert during >= 5
         cold._closed = True  # shares the backend: do not close it twice
+
+
+async def test_a_task_whose_timer_expired_runs_before_the_next_slice() -> None:
+    # An agent's other task asleep on a short timer (a heartbeat, a timeout) must run at
+    # the first turn after its timer expired, not a whole slice later: two passes of the
+    # loop resumed the long work ahead of it (the timer's callback only queues its step).
+    order: list[str] = []
+
+    async def sleeper() -> None:
+        await anyio.sleep(0.0005)
+        order.append("timer")
+
+    async def long_work() -> None:
+        turns = Turns(budget=0.005)  # each slice outlasts the timer
+        for slice_number in range(3):
+            order.append(f"slice {slice_number}")
+            while not turns.due():
+                pass
+            await turns.take()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sleeper)
+        await anyio.lowlevel.checkpoint()  # the sleeper's timer is set before the work
+        tg.start_soon(long_work)
+    assert order[:3] == ["slice 0", "timer", "slice 1"]
