@@ -18,12 +18,13 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from time import perf_counter
 
 import anyio.to_thread
 
 from agentstore._gc import full_collections_deferred
-from agentstore._turns import Turns
+from agentstore._turns import ThreadTurns, Turns
 from agentstore.backends.base import EventFilter
 from agentstore.backends.file import atomic
 from agentstore.backends.file.lines import read_lines
@@ -35,7 +36,8 @@ from agentstore.events import Event
 __all__ = ["LOOP_PAGE", "batch_marks", "read_events", "read_view"]
 
 WORKER_DECODE = 0.0005
-"""Seconds the worker decodes the first chunk for before it hands the rest to the loop.
+"""Seconds the worker spends on a read (opening, the first chunk's lines, decoding them)
+before it hands the rest of the chunk to the loop, at least a page of it decoded.
 
 Short: while the worker decodes it holds the GIL, and a loop woken meanwhile (a timer, a
 socket) waits for it. At 2 ms, one cold fold's page read in two (10,000 events, pages of
@@ -75,6 +77,9 @@ class _Opened:
 
 def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
     """On a worker: open the session's log, find where the read starts, read a chunk."""
+    # The worker's time counts from here: opening a log and splitting a 1 MiB chunk into
+    # lines hold the GIL too (0.2 and 0.5 ms here), and a loop woken meanwhile waits.
+    began = perf_counter()
     view = logs.get(session_id)
     opened = _open_view(logs, view)
     if opened is None:
@@ -84,7 +89,7 @@ def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
         start_seq, offset = scan_start(fd, flt, checkpoints)
         scan = Scan(view.path, flt, checkpoints, start_seq, page=LOOP_PAGE)
         chunks = read_lines(fd, offset, size)
-        first, _ = _take_chunks(chunks, 1)
+        first = list(islice(chunks, 1))
         # More lines follow unless the chunk reached the end of what the view has seen
         # (it always ends at a line end): no hop just to find the end of a short log.
         more = any(base + sum(map(len, lines)) + len(lines) < size for base, lines in first)
@@ -92,7 +97,6 @@ def _open(logs: Logs, session_id: str, flt: EventFilter) -> _Opened | None:
         pages: Iterator[list[Event]] | None = None
         if first:
             pages = scan.pages(*first[0])
-            began = perf_counter()
             for page in pages:
                 decoded += page
                 if perf_counter() - began > WORKER_DECODE:
@@ -131,22 +135,24 @@ def _open_view(logs: Logs, view: LogView) -> tuple[int, int, dict[int, int]] | N
     return fd, size, checkpoints
 
 
-def _take_chunks(chunks: Iterator[Chunk], budget: int) -> tuple[list[Chunk], bool]:
-    """On a worker: the next chunks of lines, about `budget` bytes of them, and whether
-    more may follow (False once the reader is exhausted)."""
+def _next_chunks(chunks: Iterator[Chunk]) -> tuple[list[Chunk], bool]:
+    """On a worker: the chunks of a hop after the first (`HOP_BYTES`).
+
+    Splitting a 1 MiB chunk into lines holds the GIL for about half a millisecond, and the
+    `pread` between two chunks releases it too briefly for a waiting loop to take it (the
+    worker takes it back first): so between chunks the worker hands it over once it has
+    held it for `THREAD_TURN` (`ThreadTurns`), or a hop of 4 MiB held the loop for 2 ms.
+    """
     out: list[Chunk] = []
     size = 0
+    turns = ThreadTurns()
     for base, lines in chunks:
         out.append((base, lines))
         size += sum(map(len, lines)) + len(lines)
-        if size >= budget:
+        if size >= HOP_BYTES:
             return out, True
+        turns.check()
     return out, False
-
-
-def _next_chunks(chunks: Iterator[Chunk]) -> tuple[list[Chunk], bool]:
-    """On a worker: the chunks of a hop after the first (`HOP_BYTES`)."""
-    return _take_chunks(chunks, HOP_BYTES)
 
 
 async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Event]:
@@ -156,11 +162,15 @@ async def read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Eve
 
 
 async def _read_events(logs: Logs, session_id: str, flt: EventFilter) -> list[Event]:
+    # The clock starts before the first hop: the worker holds the GIL while it opens the
+    # log and decodes (`WORKER_DECODE`), so a loop woken meanwhile could not run; once the
+    # hop is back, the loop's first slice is only what is left of the budget.
+    turns = Turns()
     opened = await anyio.to_thread.run_sync(_open, logs, session_id, flt)
     if opened is None:
         return []
     out = opened.decoded
-    scan, turns = opened.scan, Turns()
+    scan = opened.scan
     try:
         if opened.pages is not None:
             for page in opened.pages:
