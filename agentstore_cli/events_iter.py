@@ -98,13 +98,18 @@ async def iter_pages(
                 to_seq=query.to_seq,
                 limit=size,
             )
-        if page:
-            yield page
-        if len(page) < size:
+        count = len(page)
+        if not count:
             return
         next_seq = page[-1].sequence_number + 1
+        # The page is let go before the next one is read, so that its memory is reused
+        # for the next (the consumer drops it as soon as it has written its rows).
+        yield page
+        del page
+        if count < size:
+            return
         if remaining is not None:
-            remaining -= len(page)
+            remaining -= count
         size = PAGE
 
 

@@ -276,5 +276,7 @@ async def _plain_rows(
     write, flush = console.file.write, console.file.flush
     rows = timeline.rows_plain
     async for page in pages:
-        write(rows(page, width))
+        text = rows(page, width)
+        del page  # the events go before the next page is read (see `iter_pages`)
+        write(text)
         flush()

@@ -7,6 +7,7 @@ streaming itself: the first rows reach the output while most of the log is still
 from __future__ import annotations
 
 import io
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,3 +118,35 @@ def test_a_page_of_rows_is_the_rows_one_by_one() -> None:
     one, page = Timeline(), Timeline()
     assert page.rows_plain(events, 60) == "".join(one.row_plain(e, 60) + "\n" for e in events)
     assert page.footer().plain == one.footer().plain
+
+
+class _Page(list[Event]):
+    """A page that can be watched (a plain list takes no weak reference)."""
+
+
+class _WatchedPages(MemoryBackend):
+    """Notes, at each read, whether the page read before it was still held by anyone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: weakref.ref[_Page] | None = None
+        self.previous_alive: list[bool] = []
+
+    async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
+        if self.last is not None:
+            self.previous_alive.append(self.last() is not None)
+        page = _Page(await super().read(session_id, flt))
+        self.last = weakref.ref(page)
+        return page
+
+
+async def test_a_page_is_let_go_before_the_next_one_is_read() -> None:
+    # Memory stays at one page of events, and the next page reuses what this one freed.
+    backend = _WatchedPages()
+    async with Store(backend, snapshot_interval=0) as store:
+        session = await store.create_session(session_id="long")
+        await store.append_many(session.id, [agentstore.user_message("x") for _ in range(2500)])
+        info = await store.get_session(session.id)
+        console = Console(file=io.StringIO(), width=80, markup=False, emoji=False)
+        await _timeline(store, info, EventQuery(), Timeline(), follow=False, console=console)
+    assert backend.previous_alive == [False, False, False]  # 100, 1000, 1000, 400 events
