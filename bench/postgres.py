@@ -25,11 +25,15 @@ import platform
 import secrets
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.postgres_peers import METADATA, PAYLOAD, WRITERS, Row, timed
+from bench.postgres_peers import METADATA, PAYLOAD, WRITERS, Row
+from bench.postgres_peers import timed as _timed
 
 HERE = Path(__file__).resolve().parent
 PEERS_PY = HERE / ".venv-peers" / "bin" / "python"
@@ -43,6 +47,30 @@ def _db_url(url: str, database: str) -> str:
 
 
 # --- agentstore -----------------------------------------------------------------------------
+
+
+async def timed(system: str, row: str, units: int, work: Callable[[], Awaitable[Any]]) -> Row:
+    """`postgres_peers.timed`, plus this process's CPU time per unit (`client_cpu_us`): the
+    client's share of the row (the rest is the server's time and the waits), printed by
+    `client_lines`. asyncpg runs in this thread, so process time is the client's."""
+    start = time.process_time()
+    out = await _timed(system, row, units, work)
+    out["client_cpu_us"] = (time.process_time() - start) / units * 1e6
+    return out
+
+
+def client_lines(best: dict[tuple[str, str], Row]) -> str:
+    """A line per agentstore row: µs per unit of wall time and of client CPU in it."""
+    out = []
+    for (system, name), row in sorted(best.items()):
+        cpu, per_s = row.get("client_cpu_us"), row.get("per_s")
+        if system.startswith("agentstore") and cpu is not None and per_s:
+            wall = 1e6 / per_s
+            out.append(
+                f"{system}, {name}: {wall:.1f} µs a unit, {cpu:.1f} µs of it client CPU "
+                f"({cpu / wall:.0%}); the rest is the server and waiting"
+            )
+    return "\n".join(out)
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -359,6 +387,7 @@ def main() -> None:
             peers.wait(timeout=60)
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     best = _best(results)
+    print(client_lines(best), file=sys.stderr)
     if args.no_peers or variants:  # a partial run: printed, not recorded
         print(variants_table(best, [label for label, _ in variants]))
         if peers is not None:
