@@ -72,6 +72,15 @@ def first_of(payload: Any, *keys: str) -> Any:
 
 def text_of(payload: Any, *keys: str) -> str:
     """The payload's main text: itself if a string, else the first key present."""
+    if type(payload) is dict:  # the usual case, a text under the first key present
+        for key in keys:
+            found = payload.get(key)
+            if found is not None and found != "":
+                if type(found) is str:
+                    return clean(
+                        found if len(found) <= _PREVIEW_CHARS else found[: _PREVIEW_CHARS - 1] + "…"
+                    )
+                break
     if isinstance(payload, str):
         return preview(payload)
     found = first_of(payload, *keys)

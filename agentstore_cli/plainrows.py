@@ -82,10 +82,6 @@ def _named(value: Any) -> str | None:
 
 
 def _user_message(calls: dict[str, Call], event: Event, payload: Any) -> str:
-    if type(payload) is dict:
-        content = payload.get("content")
-        if type(content) is str and content:  # `text_of`'s usual case, its result inline
-            return clean(content if len(content) <= 400 else content[:399] + "…")
     return text_of(payload, "content", "message", "text", "prompt")
 
 

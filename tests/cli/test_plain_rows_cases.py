@@ -11,7 +11,7 @@ import pytest
 
 from agentstore import Event, EventType, Metadata
 from agentstore.events import build_event
-from agentstore_cli.payloadtext import json_preview
+from agentstore_cli.payloadtext import json_preview, text_of
 from agentstore_cli.render import Timeline
 from agentstore_cli.rowtext import _narrow_characters, narrow_only
 
@@ -231,3 +231,28 @@ def test_json_preview_quotes_strings_and_cuts_to_the_limit() -> None:
     assert json_preview("\x1b[2J", 80) == '"\\u001b[2J"'  # JSON's own escape
     assert json_preview("\u202e", 80) == '"\\u202e"'  # not escaped by JSON: by clean
     assert json_preview({1, 2}, 80) in ("{1, 2}", "{2, 1}")  # not JSON: its repr
+
+
+@pytest.mark.parametrize(
+    ("payload", "keys", "expected"),
+    [
+        ({"content": "hi"}, ("content", "text"), "hi"),
+        ({"content": "", "text": "second"}, ("content", "text"), "second"),
+        ({"content": None, "text": "\x1b[2J"}, ("content", "text"), "\\x1b[2J"),
+        ({"content": 42, "text": "not this"}, ("content", "text"), "42"),
+        ({"content": [{"content": "last"}]}, ("content",), "last"),
+        ({"content": [{"role": "user"}]}, ("content",), '{"role":"user"}'),
+        ({"content": ["a", 1]}, ("content",), '["a",1]'),
+        ({"content": "x" * 400}, ("content",), "x" * 400),
+        ({"content": "x" * 401}, ("content",), "x" * 399 + "…"),
+        ({"other": 1}, ("content",), '{"other":1}'),
+        ({}, ("content",), "{}"),
+        ("bare \u202e", ("content",), "bare \\u202e"),
+        (None, ("content",), ""),
+        ([1, 2], ("content",), "[1,2]"),
+    ],
+)
+def test_text_of_takes_the_first_key_present(
+    payload: Any, keys: tuple[str, ...], expected: str
+) -> None:
+    assert text_of(payload, *keys) == expected
