@@ -10,6 +10,11 @@ Every `Store` query is one indexed statement on these tables:
   `(session_id, id)` (idempotent appends). The exact JSON text of payload and metadata is
   kept (`payload_json`, `metadata_json`) so a replay returns byte for byte what was
   appended; `payload` and `metadata` are jsonb generated from it, for queries of your own.
+  What they cost, measured (2026-11-30, 2 cores, the server's time for a batch of 100
+  events of about 560 bytes into a table of 20,000): 1.51 ms with them, 0.89 without; the
+  JSON parse (`jsonb_in`) is most of it, so jsonb sent from the client costs the same
+  (1.50 ms: the server parses the text it is sent). The unique index on random event ids
+  is another 0.31 ms (1.20 without it): each id lands on its own leaf page.
 - `snapshots`: one per (session, reducer).
 - `sessions.followed_until` (step 2): the follower lease; appends notify only while it is
   live (see `agentstore.backends.postgres.notifications`).
