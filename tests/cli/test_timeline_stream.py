@@ -6,6 +6,7 @@ streaming itself: the first rows reach the output while most of the log is still
 
 from __future__ import annotations
 
+import gc
 import io
 import weakref
 from collections.abc import Callable
@@ -150,3 +151,14 @@ async def test_a_page_is_let_go_before_the_next_one_is_read() -> None:
         console = Console(file=io.StringIO(), width=80, markup=False, emoji=False)
         await _timeline(store, info, EventQuery(), Timeline(), follow=False, console=console)
     assert backend.previous_alive == [False, False, False]  # 100, 1000, 1000, 400 events
+
+
+def test_objects_frozen_during_a_replay_are_given_back(cli: Cli, data_dir: Path) -> None:
+    # The command keeps the process's objects out of full collections while it runs; a
+    # program that runs it in process gets its collector back as it was, error or not.
+    seed_session(data_dir, [("user_message", {"content": "hi"}, {}, 0)], session_id="one")
+    before = gc.get_freeze_count()
+    assert cli("replay", "one").exit_code == 0
+    assert gc.get_freeze_count() == before
+    assert cli("replay", "no-such-session").exit_code == 1
+    assert gc.get_freeze_count() == before
