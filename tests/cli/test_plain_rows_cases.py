@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentstore import Event, EventType, Metadata
 from agentstore.events import build_event
@@ -76,6 +78,9 @@ def _tool_calls() -> list[Spec]:
         (result, None, Metadata(tool_name=WIDE), 14),
         (result, {"error": "", "result": HOSTILE}, Metadata(), 15),
         (result, {"error": {"code": 5}}, Metadata(call_id="a"), 16),  # answered already
+        (result, {"error": False, "result": 1}, Metadata(), 17),  # present, though falsy
+        (result, {"error": 0, "output": []}, Metadata(), 18),
+        (result, {"error": [], "results": {}}, Metadata(), 19),
     ]
 
 
@@ -256,3 +261,82 @@ def test_text_of_takes_the_first_key_present(
     payload: Any, keys: tuple[str, ...], expected: str
 ) -> None:
     assert text_of(payload, *keys) == expected
+
+
+# --- generated sessions: any payload, metadata and timing the log can hold -----------------
+
+_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from("→·…東👍\x1b\r\t\u202e"),
+    max_size=30,
+)
+_json: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+_keys = st.sampled_from(
+    [
+        "content",
+        "message",
+        "text",
+        "prompt",
+        "messages",
+        "input",
+        "output",
+        "tool",
+        "tool_name",
+        "name",
+        "args",
+        "arguments",
+        "params",
+        "result",
+        "results",
+        "data",
+        "error",
+        "model",
+        "goal",
+        "steps",
+        "type",
+        "recoverable",
+    ]
+)
+_payloads = _json | st.dictionaries(_keys, _json, max_size=5)
+_call_ids = st.none() | st.sampled_from(["a", "b", "c"])
+_counts = st.none() | st.integers(0, 10**7)
+_metadata = st.builds(
+    Metadata,
+    call_id=_call_ids,
+    tool_name=st.none() | _text,
+    model=st.none() | _text,
+    tokens_in=_counts,
+    tokens_out=_counts,
+    duration_ms=_counts,
+    cost_usd=st.none() | st.floats(0, 1000, allow_nan=False),
+)
+_specs = st.lists(
+    st.tuples(
+        st.sampled_from([*EventType, "cache_hit"]),
+        _payloads,
+        _metadata,
+        st.none() | st.floats(0, 10_000, allow_nan=False),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300)
+@given(_specs, st.integers(1, 160))
+def test_generated_sessions_read_as_the_styled_rows(specs: list[Spec], width: int) -> None:
+    events = _events(specs)
+    styled, by_rich = _styled(events, width)
+    plain = Timeline(seq_width=4)
+    assert plain.rows_plain(events, width) == styled
+    assert (
+        plain.footer(len(events), open_calls=True).plain
+        == by_rich.footer(len(events), open_calls=True).plain
+    )
