@@ -59,8 +59,7 @@ class StoreSessions:
         warn_if_cost_budget_unpriced(budget, self._pricer)
         session = self._new_session(sid, name=name, labels=labels, budget=budget)
         await self._backend.create_session(session)
-        # Anything cached under this id was of a session deleted since (maybe elsewhere).
-        self._states.forget(sid)
+        self._states.created(sid, session.created_at, budget)
         return session
 
     def _new_session(

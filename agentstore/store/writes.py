@@ -30,7 +30,8 @@ from agentstore.errors import BudgetExceededError, ConcurrencyError
 from agentstore.events import Event, EventType
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.snapshots import SnapshotWriter
-from agentstore.store.states import LOST_VIEW, StateKeeper, appended_as_of
+from agentstore.store.state_snapshots import appended_as_of
+from agentstore.store.states import LOST_VIEW, StateKeeper
 
 __all__ = ["AppendListener", "Writer"]
 
