@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -205,14 +205,15 @@ class Store(StoreSessions, StoreReads):
     async def import_session(
         self,
         session: Session | Mapping[str, Any],
-        events: Iterable[Event],
+        events: Iterable[Event] | AsyncIterable[Event],
         *,
         batch_marks: Mapping[int, int] | None = None,
     ) -> Session:
         """Re-create a session from an export, keeping its ids, sequence numbers and times.
 
-        `events` must be the session's events 1..N in order: a list, or any iterable (a
-        generator that reads a large export as it goes is consumed a page at a time). Raises
+        `events` must be the session's events 1..N in order: a list, or any iterable or
+        async iterable (a generator that reads a large export, or another store's events,
+        as it goes is consumed a page at a time, never held whole). Raises
         `SessionExistsError` if the session exists; the session appears whole or not at
         all, and nothing is kept if any event is invalid. `batch_marks` (what
         `backend.batch_marks(id)` of the store copied from returned) keeps how the events

@@ -8,8 +8,9 @@ received appends after it was chosen).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,41 +61,57 @@ def import_session_of(session: Session | Mapping[str, Any]) -> Session:
 
 
 async def import_pages(
-    sid: str, events: Iterable[Event], batch_marks: Mapping[int, int] | None = None
+    sid: str,
+    events: Iterable[Event] | AsyncIterable[Event],
+    batch_marks: Mapping[int, int] | None = None,
 ) -> AsyncIterator[list[PendingEvent]]:
     """Check an export's events (1..N, in time order, of this session), a page at a time.
 
-    With `batch_marks` (`Backend.batch_marks` of the store copied from), each event keeps
-    its batch mark; the marks must tell whole batches of these events. A bad event or mark
-    raises before its page is written; the backend then creates nothing.
+    `events` may be asynchronous (another store's events read as they are written: a copy
+    never holds a whole session). With `batch_marks` (`Backend.batch_marks` of the store
+    copied from), each event keeps its batch mark; the marks must tell whole batches of
+    these events. A bad event or mark raises before its page is written; the backend then
+    creates nothing.
     """
     marks = _BatchMarks(batch_marks)
     previous: datetime | None = None
     page: list[PendingEvent] = []
-    for expected, event in enumerate(events, start=1):
-        where = f"event {expected} of the import"
-        if not isinstance(event, Event):
-            raise InvalidInputError(f"{where} is a {type(event).__name__}, not an Event")
-        if event.sequence_number != expected:
-            raise InvalidInputError(
-                f"{where} has sequence number {event.sequence_number}: "
-                "events must be numbered 1..N in order"
-            )
-        if event.session_id not in ("", sid):
-            raise InvalidInputError(f"{where} belongs to session {event.session_id!r}")
-        ts = aware("timestamp", event.timestamp)
-        if ts is None or (previous is not None and ts < previous):
-            raise InvalidInputError(f"{where} has no timestamp or goes back in time")
-        previous = ts
-        pending = pending_from_stored(event)
-        marks.take(pending, expected)
-        page.append(pending)
-        if len(page) == _PAGE:
-            yield page
-            page = []
+    expected = 0
+    async with contextlib.aclosing(_each(events)) as each:
+        async for event in each:
+            expected += 1
+            where = f"event {expected} of the import"
+            if not isinstance(event, Event):
+                raise InvalidInputError(f"{where} is a {type(event).__name__}, not an Event")
+            if event.sequence_number != expected:
+                raise InvalidInputError(
+                    f"{where} has sequence number {event.sequence_number}: "
+                    "events must be numbered 1..N in order"
+                )
+            if event.session_id not in ("", sid):
+                raise InvalidInputError(f"{where} belongs to session {event.session_id!r}")
+            ts = aware("timestamp", event.timestamp)
+            if ts is None or (previous is not None and ts < previous):
+                raise InvalidInputError(f"{where} has no timestamp or goes back in time")
+            previous = ts
+            pending = pending_from_stored(event)
+            marks.take(pending, expected)
+            page.append(pending)
+            if len(page) == _PAGE:
+                yield page
+                page = []
     marks.finish()
     if page:
         yield page
+
+
+async def _each(events: Iterable[Event] | AsyncIterable[Event]) -> AsyncGenerator[Event, None]:
+    if isinstance(events, AsyncIterable):
+        async for event in events:
+            yield event
+    else:
+        for event in events:
+            yield event
 
 
 class _BatchMarks:

@@ -110,3 +110,12 @@ WITH s AS (
 )
 SELECT count(*) FROM s
 """
+
+# A later page of a new session's events (`imports.py`), in the transaction that created
+# it with the first page: sequence numbers and batch marks as planned, one row per event.
+IMPORT_PAGE = """
+INSERT INTO {s}.events (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
+SELECT $1, u.seq, u.id, u.type, u.ts, u.p, u.m, u.b
+FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
+    $8::bigint[]) AS u(seq, id, ts, type, p, m, b)
+"""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from agentstore.backends.base import (
 )
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.append import Appender
+from agentstore.backends.postgres.imports import Importer
 from agentstore.backends.postgres.notifications import (
     Leases,
     Listener,
@@ -82,6 +83,7 @@ class PostgresBackend(Backend):
         schema = self.options.schema
         self._snapshots = SnapshotRows(schema)
         self._appender = Appender(schema, self._snapshots)
+        self._importer = Importer(schema)
         self._sessions = SessionRows(schema)
         self._reader = EventReader(schema)
         self._channel = channel_name(schema)
@@ -189,6 +191,18 @@ class PostgresBackend(Backend):
         # A session row that did not exist holds no follower lease: nobody to notify.
         self._ryw.wrote(session.id, result.written, session)
         return result
+
+    async def create_session_from_pages(
+        self, session: Session, pages: AsyncIterator[Sequence[PendingEvent]]
+    ) -> int:
+        """The session and its events in one transaction, a page at a time (`imports.py`)."""
+        if self.options.pool_max_size < 2:
+            # The pages may come from this pool (a fork reads its source as it goes): with
+            # one connection, held by the transaction, they would wait for it for good.
+            return await super().create_session_from_pages(session, pages)
+        written = await self._importer.create(self._writable(), session, pages, datetime.now(UTC))
+        self._ryw.wrote(session.id, written, session)
+        return written
 
     async def get_session(self, session_id: str) -> Session:
         return await self._sessions.get(self.db, session_id)
