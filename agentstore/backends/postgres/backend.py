@@ -113,7 +113,7 @@ class PostgresBackend(Backend):
         try:
             await self._check_schema(db)
             if opts.read_url is not None:
-                self._replica = await create_database(opts, opts.read_url)
+                self._replica = await create_database(opts.read_options or opts, opts.read_url)
         except BaseException:
             await db.close()
             raise

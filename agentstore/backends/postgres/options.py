@@ -52,12 +52,18 @@ class PostgresOptions:
     """Send a NOTIFY after appends to sessions a follower holds a lease on, so its
     `wait_for_append` wakes at once (False: never; followers elsewhere then wait)."""
     read_url: str | None = None
-    """A read replica for reads and listings (see `PostgresBackend`)."""
+    """A read replica for reads and listings (see `PostgresBackend`): its driver string."""
+    read_options: PostgresOptions | None = None
+    """The replica's pool: these options with those its own URL gives (`?pool_max_size=`,
+    `statement_timeout=`, ...); its `schema` can only be the primary's."""
 
     @property
     def display(self) -> str:
         """The URL without its password, for messages."""
         return redact(self.dsn)
+
+
+_OPTION_NAMES = frozenset(f.name for f in fields(PostgresOptions))
 
 
 def redact(url: str) -> str:
@@ -116,7 +122,8 @@ def _convert(name: str, raw: Any) -> Any:
     if kind == "url":
         if raw is None:
             return None
-        return parse_url(str(raw)).dsn
+        parse_url(str(raw))  # refused here if it is not a PostgreSQL URL
+        return str(raw)
     if not isinstance(raw, str) or not _SCHEMA_NAME.fullmatch(raw):
         raise InvalidInputError(
             f"PostgreSQL option schema={raw!r}: use 1-63 lower-case letters, digits and _, "
@@ -168,11 +175,35 @@ def parse_url(url: str, **overrides: Any) -> PostgresOptions:
         ours[key] = _convert(key, value)
     dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passed)))
     options = PostgresOptions(dsn=dsn)
-    names = {f.name for f in fields(PostgresOptions)}
-    options = replace(options, **{k: v for k, v in ours.items() if k in names})
+    options = replace(options, **{k: v for k, v in ours.items() if k in _OPTION_NAMES})
+    _check_pool(options)
+    if options.read_url is not None:
+        options = _with_replica(options, options.read_url)
+    return options
+
+
+def _check_pool(options: PostgresOptions) -> None:
     if options.pool_min_size > options.pool_max_size:
         raise InvalidInputError(
             f"PostgreSQL options: pool_min_size ({options.pool_min_size}) is above "
             f"pool_max_size ({options.pool_max_size})"
         )
-    return options
+
+
+def _with_replica(options: PostgresOptions, read_url: str) -> PostgresOptions:
+    """`options` with the replica's own: what its URL sets over the primary's settings."""
+    replica = parse_url(read_url)
+    given = {key for key, _ in parse_qsl(urlsplit(read_url).query) if key in _KINDS}
+    if "schema" in given and replica.schema != options.schema:
+        raise InvalidInputError(
+            f"the read replica's schema={replica.schema!r} is not the primary's "
+            f"({options.schema!r}): a replica holds the primary's tables"
+        )
+    own = {
+        key: getattr(replica, key)
+        for key in given - {"schema", "read_url", "migrate", "notify"}
+        if key in _OPTION_NAMES
+    }
+    read = replace(options, dsn=replica.dsn, read_url=None, **own)
+    _check_pool(read)
+    return replace(options, read_url=replica.dsn, read_options=read)
