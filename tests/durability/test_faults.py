@@ -7,6 +7,7 @@ these tests replace. One test fills a real, tiny tmpfs instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -20,7 +21,7 @@ import pytest
 import agentstore
 from agentstore import SessionNotFoundError, StorageError, new_event
 from agentstore.backends import file as file_backend
-from agentstore.backends.file import atomic
+from agentstore.backends.file import aiosync, atomic, commits
 
 
 def _log(data: Path, sid: str = "s") -> Path:
@@ -64,12 +65,15 @@ async def test_failed_write_leaves_nothing(
         assert (await store.verify()).ok
 
 
+@pytest.mark.parametrize("path", ["commit thread", "event loop"])
 @pytest.mark.parametrize("err", [errno.EIO, errno.ENOSPC])
 async def test_failed_fsync_cuts_back_reopens_and_never_retries(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int, path: str
 ) -> None:
     synced: list[int] = []
     real_sync = atomic.sync
+    if path == "commit thread":
+        monkeypatch.setattr(commits, "USE_LOOP", False)
 
     def failing_sync(fd: int) -> None:
         synced.append(fd)
@@ -85,6 +89,12 @@ async def test_failed_fsync_cuts_back_reopens_and_never_retries(
         old_fd = old_log.fd
         with monkeypatch.context() as patch:
             patch.setattr(atomic, "sync", failing_sync)
+            if path == "event loop":
+                # The kernel's AIO cannot be made to fail on demand: it refuses the sync
+                # instead, and the loop's commits sync that flight on a worker thread.
+                here = backend._commits._here
+                assert here is not None and here.loop is asyncio.get_running_loop()
+                patch.setattr(aiosync.AioSyncer, "submit", lambda _, items: [t for _, t in items])
             with pytest.raises(StorageError, match="nothing was appended"):
                 await store.append("s", new_event("custom", {"lost": True}))
             # The sync was tried once, never retried; the bytes are cut back out; and the

@@ -7,6 +7,10 @@ the kernel's own workers, each the `fdatasync` of one file); one reaper thread w
 costs, per log, a thread wake-up and two waits for the interpreter lock, which on a
 loaded machine were most of the commit path's system time (see `commits.py`).
 
+Opened with an eventfd (`notify`), the syncer starts no reaper: each sync that ends adds
+one to that descriptor (`IOCB_FLAG_RESFD`), and its owner, which watches it (an event
+loop, see `loopcommits.py`), takes the ended syncs with `reap`, which never waits.
+
 Where AIO is missing or refused (another system or architecture, a seccomp filter, an
 old kernel) `AioSyncer.open` returns None, and a request the kernel refuses is handed
 back by `submit`: the commit thread syncs those on its threads, as before.
@@ -30,6 +34,7 @@ T = TypeVar("T")
 # (io_setup, io_destroy, io_submit, io_getevents) per architecture.
 _SYSCALLS = {"x86_64": (206, 207, 209, 208), "aarch64": (0, 1, 2, 4)}
 _IOCB_CMD_FDSYNC = 3
+_IOCB_FLAG_RESFD = 1
 _MAX_EVENTS = 128
 """Syncs in flight at once (the context's size): more are handed back, to sync on threads.
 Each context takes about twice this from the system's `fs.aio-max-nr` (65,536 by default)."""
@@ -70,7 +75,8 @@ class _Timespec(ctypes.Structure):
 
 
 class AioSyncer(Generic[T]):
-    """Kernel-side `fdatasync`s; `done` gets (token, error or None) batches on the reaper."""
+    """Kernel-side `fdatasync`s; `done` gets (token, error or None) batches on the reaper
+    thread, or, with `notify`, from `reap` on the caller's thread."""
 
     def __init__(
         self,
@@ -78,22 +84,31 @@ class AioSyncer(Generic[T]):
         calls: tuple[int, int, int, int],
         context: int,
         done: Callable[[list[tuple[T, OSError | None]]], None],
+        notify: int | None = None,
     ) -> None:
         self._syscall = libc.syscall
         self._destroy, self._submit, self._getevents = calls[1:]
         self._context = ctypes.c_ulong(context)
         self._done = done
+        self._notify = notify
         self._lock = threading.Lock()
         self._pending: dict[int, tuple[T, _Iocb]] = {}
         """Key -> (token, its request: kept alive until the kernel is done with it)."""
         self._next_key = 0
         self._closed = False
-        self._thread = threading.Thread(target=self._reap, name="agentstore-aio", daemon=True)
-        self._thread.start()
+        self._events = (_Event * _BATCH)()
+        if notify is None:
+            self._thread = threading.Thread(target=self._reap, name="agentstore-aio", daemon=True)
+            self._thread.start()
 
     @classmethod
-    def open(cls, done: Callable[[list[tuple[T, OSError | None]]], None]) -> AioSyncer[T] | None:
-        """An `AioSyncer`, or None where this system offers no AIO context."""
+    def open(
+        cls, done: Callable[[list[tuple[T, OSError | None]]], None], notify: int | None = None
+    ) -> AioSyncer[T] | None:
+        """An `AioSyncer`, or None where this system offers no AIO context.
+
+        With `notify` (an eventfd), ended syncs signal it and wait for `reap`.
+        """
         # A 64-bit process only: a 32-bit one on a 64-bit kernel reports the same machine
         # but calls through another system call table.
         linux64 = sys.platform == "linux" and sys.maxsize > 2**32
@@ -107,7 +122,12 @@ class AioSyncer(Generic[T]):
         context = ctypes.c_ulong(0)
         if libc.syscall(calls[0], ctypes.c_long(_MAX_EVENTS), ctypes.byref(context)) != 0:
             return None  # refused (a seccomp filter, a container's aio limit) or missing
-        return cls(libc, calls, context.value, done)
+        return cls(libc, calls, context.value, done, notify)
+
+    @property
+    def pending(self) -> bool:
+        """True while a sync submitted has not been handed back."""
+        return bool(self._pending)
 
     def submit(self, items: Sequence[tuple[int, T]]) -> list[T]:
         """Start the `fdatasync` of each (descriptor, token).
@@ -124,6 +144,9 @@ class AioSyncer(Generic[T]):
                 request = _Iocb()
                 request.aio_lio_opcode = _IOCB_CMD_FDSYNC
                 request.aio_fildes = fd
+                if self._notify is not None:
+                    request.aio_flags = _IOCB_FLAG_RESFD
+                    request.aio_resfd = self._notify
                 key = request.aio_data = self._next_key
                 self._next_key += 1
                 self._pending[key] = (token, request)
@@ -153,11 +176,55 @@ class AioSyncer(Generic[T]):
         return [token for _, token in items[taken:]]
 
     def close(self) -> None:
-        """Take no more syncs; the reaper hands back those in flight, then stops."""
+        """Take no more syncs; the reaper hands back those in flight, then stops.
+
+        With `notify` there is no reaper: the context is freed now (the kernel first ends
+        the syncs in flight, which are not handed back: close once `pending` is False).
+        """
         self._closed = True
+        if self._notify is not None:
+            with self._lock:
+                context, self._context = self._context, ctypes.c_ulong(0)
+            if context.value:
+                self._syscall(self._destroy, context)
+
+    def reap(self) -> None:
+        """Hand every sync that has ended to `done`, without waiting (with `notify` only)."""
+        events, no_wait = self._events, _Timespec(0, 0)
+        while self._pending and self._context.value:
+            got = self._syscall(
+                self._getevents,
+                self._context,
+                ctypes.c_long(0),
+                ctypes.c_long(_BATCH),
+                events,
+                ctypes.byref(no_wait),
+            )
+            if got < 0:
+                err = ctypes.get_errno()
+                if err == errno.EINTR:
+                    continue
+                self._fail_pending(OSError(err, f"io_getevents: {os.strerror(err)}"))
+                return
+            self._hand_back(events, got)
+            if got < _BATCH:
+                return
+
+    def _hand_back(self, events: ctypes.Array[_Event], got: int) -> None:
+        finished: list[tuple[T, OSError | None]] = []
+        with self._lock:
+            for event in events[:got]:
+                entry = self._pending.pop(event.data, None)
+                if entry is None:  # not one of ours: nothing waits for it
+                    continue
+                token, res = entry[0], event.res
+                error = OSError(-res, os.strerror(-res)) if res < 0 else None
+                finished.append((token, error))
+        if finished:
+            self._done(finished)
 
     def _reap(self) -> None:
-        events = (_Event * _BATCH)()
+        events = self._events
         idle = _Timespec(_IDLE_WAKE_S, 0)
         try:
             while True:
@@ -180,16 +247,7 @@ class AioSyncer(Generic[T]):
                         if self._closed and not self._pending:
                             return
                     continue
-                finished: list[tuple[T, OSError | None]] = []
-                with self._lock:
-                    for event in events[:got]:
-                        entry = self._pending.pop(event.data, None)
-                        if entry is None:  # not one of ours: nothing waits for it
-                            continue
-                        token, res = entry[0], event.res
-                        error = OSError(-res, os.strerror(-res)) if res < 0 else None
-                        finished.append((token, error))
-                self._done(finished)
+                self._hand_back(events, got)
         finally:
             self._syscall(self._destroy, self._context)
 

@@ -10,6 +10,10 @@ Only then is any request of the round acknowledged, with
 one wake-up of the event loop for everything answered before the loop gets to it (see
 `inbox.py`), instead of one per append.
 
+Where Linux AIO can tell an event loop that a sync ended, an asyncio append to a log that
+is open and idle does not come here at all: its loop writes it and lands it (see
+`loopcommits.py`), and the appends that cannot be made that way come here.
+
 So appends that queue up behind a sync in progress (many tasks on one session, or many
 sessions) cost one write and one sync per round, and a lone append costs what it did
 with a worker thread: one hop each way around its write and sync. Results reach the
@@ -21,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 
 import anyio.to_thread
@@ -32,16 +38,22 @@ from agentstore.backends.base import AppendResult, PendingEvent, PlannedAppend
 from agentstore.backends.file.group import LogGroup
 from agentstore.backends.file.inbox import LoopInbox, Request, resolve
 from agentstore.backends.file.log import Logs, LogView
+from agentstore.backends.file.loopcommits import LoopCommits
 from agentstore.backends.file.syncing import Flight, Syncs
 from agentstore.errors import StorageError, StoreClosedError
 
 __all__ = ["CommitQueue"]
+
+logger = logging.getLogger("agentstore")
 
 MAX_ROUND = 1024
 """The most messages the commit thread takes at once: bounds the wait of the first."""
 
 USE_AIO = True
 """Sync a round's logs through Linux AIO where it works (see `syncing.py`); else on threads."""
+
+USE_LOOP = True
+"""Commit asyncio appends on their loop's thread where AIO can wake it (`loopcommits.py`)."""
 
 _STOP = None
 
@@ -76,6 +88,10 @@ class CommitQueue:
         self._deferred: list[Request] = []
         self._inbox: LoopInbox[Request] | None = None
         """The inbox of the loop answered last (a store seldom serves two loops)."""
+        self._here: LoopCommits | None = None
+        """The loop that commits its own appends (the first loop to append; see `_on`)."""
+        self._not_here: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        """A loop on which `LoopCommits` could not start: not tried again."""
 
     # --- the event-loop side -----------------------------------------------------------
 
@@ -94,10 +110,14 @@ class CommitQueue:
             return await anyio.to_thread.run_sync(self._fallback, session_id, batch, expected_seq)
         if self._stopped:
             raise StoreClosedError("the store was closed; nothing was appended")
-        self._ensure_thread()
         future: asyncio.Future[AppendResult] = loop.create_future()
         request = Request(session_id, batch, expected_seq, loop, future)
-        self._queue.put(request)
+        here = self._on(loop)
+        if here is None or not here.take(request):
+            if here is not None:
+                here.sent_elsewhere(request)
+            self._ensure_thread()
+            self._queue.put(request)
         try:
             # The future itself, not a shield of it: one trip through the loop fewer.
             return await future
@@ -116,10 +136,54 @@ class CommitQueue:
                     except BaseException:
                         break
             raise
+        finally:
+            if request.elsewhere and here is not None:
+                here.answered(request)
+
+    def _on(self, loop: asyncio.AbstractEventLoop) -> LoopCommits | None:
+        """The `LoopCommits` of `loop` (started on its first append), or None: the loop
+        appends through the commit thread (no AIO wake-ups, another loop has it, or no
+        durability to wait for)."""
+        here = self._here
+        if here is not None and here.loop is loop and self._pid == os.getpid():
+            return here
+        if not (self._fsync and USE_LOOP and USE_AIO):
+            return None
+        if self._not_here is not None and self._not_here() is loop:
+            return None
+        if self._pid != os.getpid():  # forked: the parent's loop and descriptors are not ours
+            with self._start_lock:
+                if self._pid != os.getpid():
+                    self._reset()
+            here = None
+        if here is not None:
+            if not here.loop.is_closed():
+                return None  # another loop's, still running: this one uses the commit thread
+            if not here.idle and not here.salvage():
+                logger.warning(
+                    "an event loop was closed on another thread while appends it was "
+                    "committing were in flight; their logs stay locked in this process"
+                )
+            here.close()
+        self._here = here = LoopCommits.open(self._logs, loop)
+        if here is None:
+            self._not_here = weakref.ref(loop)
+        return here
 
     def close(self) -> None:
         """Refuse new appends; the commit thread answers the queued ones, then stops."""
         self._stopped = True
+        here, self._here = self._here, None
+        if here is not None:
+            try:
+                on_loop = asyncio.get_running_loop() is here.loop
+            except RuntimeError:
+                on_loop = False
+            if on_loop:
+                here.close()
+            else:
+                with contextlib.suppress(RuntimeError):  # a closed loop: nothing in flight
+                    here.loop.call_soon_threadsafe(here.close)
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread = None

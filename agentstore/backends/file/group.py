@@ -16,6 +16,7 @@ next writer removes as a torn tail (every line of a batch but its last carries
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 from collections.abc import Sequence
@@ -107,6 +108,34 @@ class LogGroup:
             raise
         self.previous = self.last_seq = view.last_seq
         self.last_ts = view.last_ts
+
+    def try_lock(self) -> bool:
+        """Take the log's `flock` if that needs no waiting and no reading; else take nothing.
+
+        False when another process holds the lock, when the log is no longer this view's
+        file, when it changed since this process last saw it (a torn tail to repair, or
+        another process's lines to read), or when its ids were never read: `lock` does
+        those, on a thread that may wait.
+        """
+        view = self.view
+        fd = view.fd
+        if fd is None or view.ids is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held elsewhere (EWOULDBLOCK), or no flock here: `lock` decides
+            return False
+        self._locked = fd
+        try:
+            st = os.stat(view.path, follow_symlinks=False)
+        except OSError:
+            st = None
+        if st is None or st.st_ino != view.ino or st.st_size != view.size:
+            self.unlock()
+            return False
+        self.previous = self.last_seq = view.last_seq
+        self.last_ts = view.last_ts
+        return True
 
     def unlock(self) -> None:
         """Release the log's `flock` (harmless when not held, or when the view was dropped)."""

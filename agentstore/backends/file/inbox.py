@@ -28,7 +28,16 @@ Outcome = tuple[bool, Any]
 class Request:
     """One `append` call waiting for its log's next flight."""
 
-    __slots__ = ("answered", "batch", "expected_seq", "future", "loop", "outcome", "session_id")
+    __slots__ = (
+        "answered",
+        "batch",
+        "elsewhere",
+        "expected_seq",
+        "future",
+        "loop",
+        "outcome",
+        "session_id",
+    )
 
     def __init__(
         self,
@@ -46,6 +55,8 @@ class Request:
         self.outcome: Outcome | None = None
         self.answered = False
         """Set on the loop's thread once `resolve` has seen the outcome."""
+        self.elsewhere = False
+        """Sent to the commit thread by its loop's `LoopCommits` (see `loopcommits.py`)."""
 
 
 def resolve(requests: Sequence[Request]) -> None:
