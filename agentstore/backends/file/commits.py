@@ -151,24 +151,25 @@ class CommitQueue:
             return None
         if self._not_here is not None and self._not_here() is loop:
             return None
-        if self._pid != os.getpid():  # forked: the parent's loop and descriptors are not ours
-            with self._start_lock:
-                if self._pid != os.getpid():
-                    self._reset()
-            here = None
-        if here is not None:
-            if not here.loop.is_closed():
-                return None  # another loop's, still running: this one uses the commit thread
-            if not here.idle and not here.salvage():
-                logger.warning(
-                    "an event loop was closed on another thread while appends it was "
-                    "committing were in flight; their logs stay locked in this process"
-                )
-            here.close()
-        self._here = here = LoopCommits.open(self._logs, loop)
-        if here is None:
-            self._not_here = weakref.ref(loop)
-        return here
+        with self._start_lock:  # loops on two threads: one of them gets it
+            if self._pid != os.getpid():  # forked: the parent's loop and descriptors are not ours
+                self._reset()
+            here = self._here
+            if here is not None:
+                if here.loop is loop:
+                    return here
+                if not here.loop.is_closed():
+                    return None  # another loop's, still running: this one uses the thread
+                if not here.idle and not here.salvage():
+                    logger.warning(
+                        "an event loop was closed on another thread while appends it was "
+                        "committing were in flight; their logs stay locked in this process"
+                    )
+                here.close()
+            self._here = here = LoopCommits.open(self._logs, loop)
+            if here is None:
+                self._not_here = weakref.ref(loop)
+            return here
 
     def close(self) -> None:
         """Refuse new appends; the commit thread answers the queued ones, then stops."""
