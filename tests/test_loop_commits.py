@@ -11,7 +11,7 @@ import pytest
 
 import agentstore
 from agentstore import StorageError, new_event
-from agentstore.backends.file import FileBackend, loopcommits
+from agentstore.backends.file import FileBackend, aiosync, loopcommits
 
 
 def _landed_on_loop(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -107,3 +107,39 @@ def test_a_loop_closed_with_an_append_in_flight_does_not_lock_its_log(tmp_path: 
         return events
 
     assert asyncio.run(later()) == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+async def test_a_full_aio_context_syncs_the_rest_on_threads_and_keeps_going(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The smallest context the kernel makes (it rounds up: 16 syncs or so on 2 CPUs).
+    monkeypatch.setattr(aiosync, "_MAX_EVENTS", 1)
+    on_threads: list[Any] = []
+    real = loopcommits.LoopCommits._land_after
+
+    def land_after(self: Any, flight: Any, done: object) -> None:
+        on_threads.append(flight)
+        real(self, flight, done)
+
+    monkeypatch.setattr(loopcommits.LoopCommits, "_land_after", land_after)
+    async with agentstore.open(tmp_path, snapshot_interval=0) as store:
+        sids = [(await store.create_session()).id for _ in range(200)]
+        for sid in sids:  # open every log
+            await store.append(sid, new_event("custom", {"i": -1}))
+        backend = store.backend
+        assert isinstance(backend, FileBackend)
+        if backend._commits._here is None:
+            pytest.skip("no Linux AIO with eventfd here")
+
+        async def task(sid: str) -> None:
+            for i in range(5):
+                await store.append(sid, new_event("custom", {"i": i}))
+
+        await asyncio.gather(*(task(sid) for sid in sids))
+        if not on_threads:
+            pytest.skip("the kernel's smallest AIO context holds 200 syncs here")
+        here = backend._commits._here
+        assert here is not None and not here._closed  # still committing on the loop
+    async with agentstore.open(tmp_path, snapshot_interval=0) as store:
+        for sid in sids:
+            assert [e.payload["i"] for e in await store.get_events(sid)] == list(range(-1, 5))

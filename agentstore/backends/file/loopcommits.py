@@ -170,11 +170,14 @@ class LoopCommits:
 
     def _submit(self) -> None:
         flights, self._to_submit = self._to_submit, []
-        assert self._syncer is not None
-        for flight in self._syncer.submit([(flight.group.fd, flight) for flight in flights]):
-            # Refused (the kernel's AIO context is full, or cannot sync this file): sync
-            # on a worker thread, and send later appends to the commit thread.
-            self._closed = True
+        syncer = self._syncer
+        assert syncer is not None
+        for flight in syncer.submit([(flight.group.fd, flight) for flight in flights]):
+            # Refused: the kernel's AIO context is full (syncs in flight: this one is
+            # synced on a worker thread), or it cannot sync this way at all (nothing in
+            # flight: the same, and later appends go to the commit thread).
+            if not syncer.pending:
+                self._closed = True
             done = self.loop.run_in_executor(None, flight.sync)
             done.add_done_callback(functools.partial(self._land_after, flight))
 
