@@ -29,7 +29,7 @@ from agentstore_cli.sanitize import clean
 if TYPE_CHECKING:
     from agentstore_cli.render import Timeline
 
-__all__ = ["Call", "pair", "plain_rows", "remember_call", "shown_type"]
+__all__ = ["Call", "llm_figures", "pair", "plain_rows", "remember_call", "shown_type"]
 
 _MAX_OPEN_CALLS = 10_000  # calls never answered must not grow the table without end
 _TYPE_WIDTH = 13  # len("state_updated"), the longest built-in type
@@ -114,10 +114,8 @@ def _tool_result(calls: dict[str, Call], event: Event, payload: Any) -> str:
     return f"{head} · {preview(result if result is not None else payload)}"
 
 
-def _llm(meta: Metadata, payload: Any, call: Call | None, duration: float | None, text: str) -> str:
-    model = _named(meta.model or first_of(payload, "model")) or (
-        call.name if call is not None else None
-    )
+def llm_figures(meta: Metadata, duration: float | None) -> list[str]:
+    """An LLM row's figures: tokens in and out, cost, duration (those it has)."""
     parts: list[str] = []
     if meta.tokens_in is not None:
         parts.append(f"{meta.tokens_in:,} in")
@@ -127,6 +125,14 @@ def _llm(meta: Metadata, payload: Any, call: Call | None, duration: float | None
         parts.append(fmt_cost(meta.cost_usd))
     if duration is not None:
         parts.append(f"in {fmt_duration(duration)}")
+    return parts
+
+
+def _llm(meta: Metadata, payload: Any, call: Call | None, duration: float | None, text: str) -> str:
+    model = _named(meta.model or first_of(payload, "model")) or (
+        call.name if call is not None else None
+    )
+    parts = llm_figures(meta, duration)
     shown = clean(model) + (" · " if parts else "") if model is not None else ""
     shown += " · ".join(parts)
     if text:

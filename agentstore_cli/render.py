@@ -35,7 +35,14 @@ from agentstore_cli.payloadtext import (
     text_of,
     tool_name,
 )
-from agentstore_cli.plainrows import Call, pair, plain_rows, remember_call, shown_type
+from agentstore_cli.plainrows import (
+    Call,
+    llm_figures,
+    pair,
+    plain_rows,
+    remember_call,
+    shown_type,
+)
 from agentstore_cli.rowtext import Out, fit
 from agentstore_cli.sanitize import clean
 
@@ -244,15 +251,7 @@ class Timeline:
         meta = event.metadata
         call, duration = self._pair(event) if event.type == EventType.LLM_RESPONSE else (None, None)
         model = model_name(event) or (call.name if call is not None else None)
-        parts: list[str] = []
-        if meta.tokens_in is not None:
-            parts.append(f"{fmt_int(meta.tokens_in)} in")
-        if meta.tokens_out is not None:
-            parts.append(f"{fmt_int(meta.tokens_out)} out")
-        if meta.cost_usd is not None:
-            parts.append(fmt_cost(meta.cost_usd))
-        if duration is not None:
-            parts.append(f"in {fmt_duration(duration)}")
+        parts = llm_figures(meta, duration)
         if model is not None:
             out.append(clean(model), style="bold")
             if parts:
