@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import orjson
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from agentstore.events import Event
@@ -79,14 +81,28 @@ def _holds_iterator(value: Any, depth: int = 0) -> bool:
         items = value.values()
     elif isinstance(value, list | tuple | set | frozenset):  # a namedtuple...
         items = value
+    elif isinstance(value, Iterator):
+        return True
     else:
-        return isinstance(value, Iterator)
+        fields = _fields_of(value)  # a model's or a dataclass's: pydantic converts those too
+        if fields is None:
+            return False
+        items = fields.values()
     if depth >= _MAX_DEPTH:
         return True
     for item in items:  # noqa: SIM110 - a loop, not any(...): this runs on every result
         if type(item) not in _LEAVES and _holds_iterator(item, depth + 1):
             return True
     return False
+
+
+def _fields_of(value: Any) -> dict[str, Any] | None:
+    """The fields of a pydantic model or dataclass instance (None for anything else)."""
+    if isinstance(value, BaseModel):
+        return {**value.__dict__, **(value.__pydantic_extra__ or {})}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+    return None
 
 
 def _repr(value: Any) -> str:
@@ -125,6 +141,17 @@ def _careful(value: Any, depth: int, seen: set[int]) -> Any:
             seen.discard(id(value))
     if isinstance(value, Iterator):  # left as it is for the caller, see to_json_value
         return _repr(value)
+    fields = _fields_of(value)
+    if fields is not None and _holds_iterator(value, depth):
+        # A model or dataclass holding an iterator: pydantic's form would drain it. Its
+        # fields one by one instead, the iterator as its `repr`.
+        if id(value) in seen:
+            return "<circular reference>"
+        seen.add(id(value))
+        try:
+            return {_careful_key(k): _careful(v, depth + 1, seen) for k, v in fields.items()}
+        finally:
+            seen.discard(id(value))
     try:  # a model, dataclass, datetime...: pydantic's form, itself made safe
         converted = to_jsonable_python(value, fallback=_repr, inf_nan_mode="null")
     except (ValueError, TypeError, RecursionError):

@@ -8,14 +8,16 @@ user's run (pydantic-ai, the OpenAI Agents SDK) or left the call open (LangChain
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import io
 import itertools
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 import agentstore
 from agentstore import EventType, Store
@@ -160,6 +162,46 @@ async def test_an_iterator_result_is_recorded_without_draining_it(store: Store) 
     assert by_tool["generator"].startswith("<generator object")
     assert by_tool["nested endless"] == {"ticks": "count(0)"}
     assert by_tool["file"].startswith("<_io.StringIO object")
+
+
+class _Page(BaseModel):
+    """A result model that holds an iterator (a paginated API's next rows, say)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    title: str
+    rows: Iterator[int]
+
+
+@dataclasses.dataclass
+class _Batch:
+    name: str
+    items: Any
+
+
+async def test_an_iterator_inside_a_model_or_dataclass_is_not_drained(store: Store) -> None:
+    # Review 9c's leftover: the check for iterators stopped at dicts and lists, and
+    # pydantic's conversion of a model or dataclass drained the iterator it held.
+    session = await store.create_session()
+    page = _Page(title="first", rows=iter([1, 2, 3]))
+    batch = _Batch(name="b", items=(n for n in range(2)))
+    nested = {"pages": [_Batch(name="deep", items=iter("ab"))]}
+    for name, value in (("model", page), ("dataclass", batch), ("nested", nested)):
+        async with store.track_tool(session.id, name) as call:
+            call.result = value
+    assert list(page.rows) == [1, 2, 3]
+    assert list(batch.items) == [0, 1]
+    assert list(nested["pages"][0].items) == ["a", "b"]
+    recorded = await store.replay(session.id, types=[EventType.TOOL_RESULT])
+    by_tool = {e.payload["tool"]: e.payload["result"] for e in recorded}
+    assert by_tool["model"]["title"] == "first"
+    assert by_tool["model"]["rows"].startswith("<list_iterator object")
+    assert by_tool["dataclass"]["items"].startswith("<generator object")
+    assert by_tool["nested"]["pages"][0]["items"].startswith("<str_ascii_iterator object")
+
+
+def test_a_model_without_iterators_keeps_pydantics_form() -> None:
+    # Only a model that holds an iterator is taken field by field.
+    assert to_json_value(_Batch(name="x", items=[1, (2, 3)])) == {"name": "x", "items": [1, [2, 3]]}
 
 
 async def test_an_openai_agents_tool_call_with_nan_arguments_runs(store: Store) -> None:
