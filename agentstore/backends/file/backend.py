@@ -62,7 +62,9 @@ class FileBackend(Backend):
     """Stores sessions as files in a data directory (see `agentstore.backends.file`)."""
 
     shared_across_processes: ClassVar[bool] = True
-    appends_complete_in_order = True  # one commit thread answers each round in order
+    # A session's appends are answered in order: one flight per log at a time, on its
+    # loop (`loopcommits.py`) or on the commit thread, which waits for the loop's flight.
+    appends_complete_in_order = True
     appends_on_caller_thread = True  # `append_blocking`: a SyncStore appends on its thread
 
     def __init__(
