@@ -43,7 +43,8 @@ async def test_an_import_whose_duplicate_id_moves_a_mark_onto_the_last_line(
     twice = events[2].model_copy(update={"id": events[0].id})
     async with agentstore.open(data) as store:
         # Before the fix: accepted, the session showed 0 events and lost both on reopen.
-        with pytest.raises(InvalidInputError, match="beyond the log"):
+        # Refused since for the repeated id itself, before the marks are looked at.
+        with pytest.raises(InvalidInputError, match="repeats the id of event 1"):
             await store.import_session(exported, [*events[:2], twice], batch_marks={1: 3, 2: 3})
         with pytest.raises(SessionNotFoundError):
             await store.get_session(exported.id)

@@ -213,7 +213,7 @@ class Store(StoreSessions, StoreReads):
 
         `events` must be the session's events 1..N in order: a list, or any iterable or
         async iterable (a generator that reads a large export, or another store's events,
-        as it goes is consumed a page at a time, never held whole). Raises
+        as it goes is consumed a page at a time, never held whole), each id once. Raises
         `SessionExistsError` if the session exists; the session appears whole or not at
         all, and nothing is kept if any event is invalid. `batch_marks` (what
         `backend.batch_marks(id)` of the store copied from returned) keeps how the events

@@ -68,15 +68,16 @@ async def import_pages(
     """Check an export's events (1..N, in time order, of this session), a page at a time.
 
     `events` may be asynchronous (another store's events read as they are written: a copy
-    never holds a whole session). With `batch_marks` (`Backend.batch_marks` of the store
-    copied from), each event keeps its batch mark; the marks must tell whole batches of
-    these events. A bad event or mark raises before its page is written; the backend then
-    creates nothing.
+    never holds a whole session), and each id may appear once. With `batch_marks`
+    (`Backend.batch_marks` of the store copied from), each event keeps its batch mark; the
+    marks must tell whole batches of these events. A bad event or mark raises before its
+    page is written; the backend then creates nothing.
     """
     marks = _BatchMarks(batch_marks)
     previous: datetime | None = None
     page: list[PendingEvent] = []
     expected = 0
+    ids: dict[str, int] = {}
     async with contextlib.aclosing(_each(events)) as each:
         async for event in each:
             expected += 1
@@ -90,6 +91,11 @@ async def import_pages(
                 )
             if event.session_id not in ("", sid):
                 raise InvalidInputError(f"{where} belongs to session {event.session_id!r}")
+            if event.id in ids:
+                # An append skips a repeated id; here that would renumber every event after
+                # it, and an import keeps the numbers it is given.
+                raise InvalidInputError(f"{where} repeats the id of event {ids[event.id]}")
+            ids[event.id] = expected
             ts = aware("timestamp", event.timestamp)
             if ts is None or (previous is not None and ts < previous):
                 raise InvalidInputError(f"{where} has no timestamp or goes back in time")
