@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 import anyio.to_thread
 
-from agentstore.backends.base import AppendResult, PendingEvent, PlannedAppend
+from agentstore.backends.base import AppendResult, PendingEvent
 from agentstore.backends.file.group import LogGroup
 from agentstore.backends.file.inbox import LoopInbox, Request, resolve
 from agentstore.backends.file.log import Logs, LogView
@@ -331,52 +331,13 @@ class CommitQueue:
             for request in requests:
                 request.outcome = (False, exc)
             return None
-        planned: list[tuple[Request, PlannedAppend]] = []
-        for request in requests:
-            try:
-                plan = group.add(request.batch, request.expected_seq)
-            except Exception as exc:  # its own rules failed: the others go on
-                request.outcome = (False, exc)
-                continue
-            planned.append((request, plan))
-        flight = Flight(group, planned, requests)
-        if group.pending:
-            try:
-                group.write()
-            except Exception as exc:
-                flight.error = exc
-        return flight
+        return Flight.lift(group, requests)
 
-    def _land(self, flight: Flight) -> list[Request]:
-        """Finish a flight on the commit thread: commit, answer, unlock. Returns its requests."""
-        group = flight.group
-        try:
-            error = flight.error
-            if isinstance(error, OSError):  # from the sync: undo here, under the mutex
-                error = group.failed(error)
-            if error is not None:
-                for request, _ in flight.planned:
-                    request.outcome = (False, error)
-                return flight.requests
-            group.commit()
-            for request, plan in flight.planned:
-                try:
-                    request.outcome = (True, group.result(plan))
-                except Exception as exc:
-                    request.outcome = (False, exc)
-            return flight.requests
-        finally:
-            group.unlock()
-            group.view.mutex.release()
-
-    def _land_or_fail(self, flight: Flight) -> list[Request]:
-        try:
-            return self._land(flight)
-        except BaseException as exc:  # a bug here must still answer every waiter
-            for request in flight.requests:
-                if request.outcome is None:
-                    request.outcome = (False, exc)
-            return flight.requests
+    @staticmethod
+    def _land_or_fail(flight: Flight) -> list[Request]:
+        """Finish a flight on the commit thread (`Flight.land`); return its requests."""
+        flight.land()
+        return flight.requests
 
     @staticmethod
     def _fail(requests: list[Request], why: str) -> list[Request]:

@@ -31,7 +31,6 @@ import functools
 import os
 import threading
 
-from agentstore.backends.base import PlannedAppend
 from agentstore.backends.file.aiosync import AioSyncer
 from agentstore.backends.file.group import LogGroup
 from agentstore.backends.file.inbox import Request, resolve
@@ -139,20 +138,7 @@ class LoopCommits:
         if view.fd is None or not group.try_lock():
             view.mutex.release()
             return False
-        planned: list[tuple[Request, PlannedAppend]] = []
-        for request in requests:
-            try:
-                plan = group.add(request.batch, request.expected_seq)
-            except Exception as exc:  # its own rules failed: the others go on
-                request.outcome = (False, exc)
-                continue
-            planned.append((request, plan))
-        flight = Flight(group, planned, requests)
-        if group.pending:
-            try:
-                group.write()
-            except Exception as exc:
-                flight.error = exc
+        flight = Flight.lift(group, requests)
         self._in_flight[sid] = flight
         if not flight.needs_sync:
             self._land(flight)
@@ -198,31 +184,8 @@ class LoopCommits:
 
     def _land(self, flight: Flight) -> None:
         """Commit and answer a synced flight, and release its log."""
-        group = flight.group
-        view = group.view
-        try:
-            error = flight.error
-            if isinstance(error, OSError):  # undone under the mutex, which this thread holds
-                error = group.failed(error)
-            if error is not None:
-                for request, _ in flight.planned:
-                    request.outcome = (False, error)
-            else:
-                group.commit()
-                for request, plan in flight.planned:
-                    try:
-                        request.outcome = (True, group.result(plan))
-                    except Exception as exc:
-                        request.outcome = (False, exc)
-        except BaseException as exc:  # a bug here must still answer every waiter
-            for request in flight.requests:
-                if request.outcome is None:
-                    request.outcome = (False, exc)
-        finally:
-            group.unlock()
-            view.mutex.release()
-        sid = view.session_id
-        del self._in_flight[sid]
+        flight.land()  # on this thread, which holds the log's mutex
+        del self._in_flight[flight.group.view.session_id]
         if not self.loop.is_closed():  # else nobody waits (see `salvage`)
             resolve(flight.requests)
         if self._closed and self.idle:

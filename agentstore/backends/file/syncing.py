@@ -49,6 +49,57 @@ class Flight:
         self.requests = requests
         self.error: BaseException | None = None
 
+    @classmethod
+    def lift(cls, group: LogGroup, requests: list[Request]) -> Flight:
+        """Plan each append on a locked group, in order, and write the lines planned.
+
+        An append its own rules refuse is answered at once; the others go on. An error of
+        the write is kept in `error`, for `land` to undo.
+        """
+        planned: list[tuple[Request, PlannedAppend]] = []
+        for request in requests:
+            try:
+                plan = group.add(request.batch, request.expected_seq)
+            except Exception as exc:  # its own rules failed: the others go on
+                request.outcome = (False, exc)
+                continue
+            planned.append((request, plan))
+        flight = cls(group, planned, requests)
+        if group.pending:
+            try:
+                group.write()
+            except Exception as exc:
+                flight.error = exc
+        return flight
+
+    def land(self) -> None:
+        """Commit and answer the appends (or undo and fail them), then release the log's
+        lock and mutex (call where the mutex is held). Every append gets an outcome, even
+        when a bug raises here."""
+        group = self.group
+        try:
+            try:
+                error = self.error
+                if isinstance(error, OSError):  # from the sync: undone under the mutex
+                    error = group.failed(error)
+                if error is not None:
+                    for request, _ in self.planned:
+                        request.outcome = (False, error)
+                    return
+                group.commit()
+                for request, plan in self.planned:
+                    try:
+                        request.outcome = (True, group.result(plan))
+                    except Exception as exc:
+                        request.outcome = (False, exc)
+            finally:
+                group.unlock()
+                group.view.mutex.release()
+        except BaseException as exc:  # a bug here must still answer every waiter
+            for request in self.requests:
+                if request.outcome is None:
+                    request.outcome = (False, exc)
+
     @property
     def needs_sync(self) -> bool:
         """True when the flight wrote lines that are not durable yet."""
