@@ -190,25 +190,33 @@ class AioSyncer(Generic[T]):
 
     def reap(self) -> None:
         """Hand every sync that has ended to `done`, without waiting (with `notify` only)."""
-        events, no_wait = self._events, _Timespec(0, 0)
+        no_wait = _Timespec(0, 0)
         while self._pending and self._context.value:
-            got = self._syscall(
-                self._getevents,
-                self._context,
-                ctypes.c_long(0),
-                ctypes.c_long(_BATCH),
-                events,
-                ctypes.byref(no_wait),
-            )
-            if got < 0:
-                err = ctypes.get_errno()
-                if err == errno.EINTR:
-                    continue
-                self._fail_pending(OSError(err, f"io_getevents: {os.strerror(err)}"))
+            got = self._get_events(0, no_wait)
+            if got is None:
                 return
-            self._hand_back(events, got)
+            self._hand_back(self._events, got)
             if got < _BATCH:
                 return
+
+    def _get_events(self, at_least: int, timeout: _Timespec) -> int | None:
+        """`io_getevents` into `_events`: how many ended (retried on EINTR), or None after
+        failing every pending sync with its error."""
+        while True:
+            got: int = self._syscall(
+                self._getevents,
+                self._context,
+                ctypes.c_long(at_least),
+                ctypes.c_long(_BATCH),
+                self._events,
+                ctypes.byref(timeout),
+            )
+            if got >= 0:
+                return got
+            err = ctypes.get_errno()
+            if err != errno.EINTR:
+                self._fail_pending(OSError(err, f"io_getevents: {os.strerror(err)}"))
+                return None
 
     def _hand_back(self, events: ctypes.Array[_Event], got: int) -> None:
         finished: list[tuple[T, OSError | None]] = []
@@ -228,19 +236,8 @@ class AioSyncer(Generic[T]):
         idle = _Timespec(_IDLE_WAKE_S, 0)
         try:
             while True:
-                got = self._syscall(
-                    self._getevents,
-                    self._context,
-                    ctypes.c_long(1),
-                    ctypes.c_long(_BATCH),
-                    events,
-                    ctypes.byref(idle),
-                )
-                if got < 0:
-                    err = ctypes.get_errno()
-                    if err == errno.EINTR:
-                        continue
-                    self._fail_pending(OSError(err, f"io_getevents: {os.strerror(err)}"))
+                got = self._get_events(1, idle)
+                if got is None:
                     return
                 if got == 0:
                     with self._lock:
