@@ -24,6 +24,15 @@ def _events(count: int) -> list[Event]:
     return [new_event("custom", {"i": i}) for i in range(count)]
 
 
+async def _exported(store: agentstore.Store) -> list[Event]:
+    """The events of a session "src" of N events, which is then deleted (to import again)."""
+    source = await store.create_session(session_id="src")
+    await store.append_many(source.id, _events(N))
+    exported = await store.get_events(source.id)
+    await store.delete_session(source.id)
+    return exported
+
+
 async def _relation_bytes(url: str, schema: str) -> int:
     conn = await asyncpg.connect(url.split("?")[0])
     try:
@@ -37,10 +46,7 @@ async def test_an_import_is_written_while_its_events_are_still_being_read(
     pg_url: str, pg_schema: str
 ) -> None:
     async with agentstore.open(pg_url) as store:
-        source = await store.create_session(session_id="src")
-        await store.append_many(source.id, _events(N))
-        exported = await store.get_events(source.id)
-        await store.delete_session(source.id)
+        exported = await _exported(store)
         async with agentstore.open(pg_url) as fresh:
             await fresh.create_session(session_id="warm")  # the schema exists
         # Vacuumed empty: what the import writes is all the table holds.
@@ -73,10 +79,7 @@ async def test_an_import_is_written_while_its_events_are_still_being_read(
 
 async def test_a_failed_import_leaves_nothing_behind(pg_url: str) -> None:
     async with agentstore.open(pg_url) as store:
-        source = await store.create_session(session_id="src")
-        await store.append_many(source.id, _events(N))
-        exported = await store.get_events(source.id)
-        await store.delete_session(source.id)
+        exported = await _exported(store)
 
         def events() -> Iterator[Event]:
             for event in exported:
@@ -114,10 +117,7 @@ async def test_an_id_repeated_pages_later_is_refused(pg_url: str) -> None:
     # An import keeps the numbers it is given: a repeated id (which an append would skip,
     # renumbering what follows) is refused, though its first use went out pages before.
     async with agentstore.open(pg_url) as store:
-        source = await store.create_session(session_id="src")
-        await store.append_many(source.id, _events(N))
-        exported = await store.get_events(source.id)
-        await store.delete_session(source.id)
+        exported = await _exported(store)
         exported[2100] = exported[2100].model_copy(update={"id": exported[50].id})
         session = {"id": "src", "created_at": datetime.now(UTC)}
         with pytest.raises(InvalidInputError, match=r"event 2101 .* repeats the id of event 51"):
