@@ -140,25 +140,31 @@ async def test_a_langchain_tool_with_a_hostile_result_is_closed(store: Store) ->
     assert (await store.get_state("lc")).open_calls == {}
 
 
+async def _recorded_results(store: Store, results: dict[str, Any]) -> dict[str, Any]:
+    """Record each value as the result of a tool call named by its key (one session);
+    return what was recorded, by tool name."""
+    session = await store.create_session()
+    for name, value in results.items():
+        async with store.track_tool(session.id, name) as call:
+            call.result = value
+    recorded = await store.replay(session.id, types=[EventType.TOOL_RESULT])
+    return {e.payload["tool"]: e.payload["result"] for e in recorded}
+
+
 async def test_an_iterator_result_is_recorded_without_draining_it(store: Store) -> None:
     # Review 9c: pydantic's conversion iterated a generator, a map or an open file to
     # record it: the caller got an exhausted one back, and an endless one never returned.
-    session = await store.create_session()
     results: dict[str, Any] = {
         "generator": (n * n for n in range(3)),
         "nested endless": {"ticks": itertools.count()},
         "in a dict subclass": collections.OrderedDict(rows=iter([1, 2])),
         "file": io.StringIO("line one\nline two\n"),
     }
-    for name, value in results.items():
-        async with store.track_tool(session.id, name) as call:
-            call.result = value
+    by_tool = await _recorded_results(store, results)
     assert list(results["generator"]) == [0, 1, 4]
     assert next(results["nested endless"]["ticks"]) == 0
     assert list(results["in a dict subclass"]["rows"]) == [1, 2]
     assert results["file"].read() == "line one\nline two\n"
-    recorded = await store.replay(session.id, types=[EventType.TOOL_RESULT])
-    by_tool = {e.payload["tool"]: e.payload["result"] for e in recorded}
     assert by_tool["generator"].startswith("<generator object")
     assert by_tool["nested endless"] == {"ticks": "count(0)"}
     assert by_tool["file"].startswith("<_io.StringIO object")
@@ -181,18 +187,13 @@ class _Batch:
 async def test_an_iterator_inside_a_model_or_dataclass_is_not_drained(store: Store) -> None:
     # Review 9c's leftover: the check for iterators stopped at dicts and lists, and
     # pydantic's conversion of a model or dataclass drained the iterator it held.
-    session = await store.create_session()
     page = _Page(title="first", rows=iter([1, 2, 3]))
     batch = _Batch(name="b", items=(n for n in range(2)))
     nested = {"pages": [_Batch(name="deep", items=iter("ab"))]}
-    for name, value in (("model", page), ("dataclass", batch), ("nested", nested)):
-        async with store.track_tool(session.id, name) as call:
-            call.result = value
+    by_tool = await _recorded_results(store, {"model": page, "dataclass": batch, "nested": nested})
     assert list(page.rows) == [1, 2, 3]
     assert list(batch.items) == [0, 1]
     assert list(nested["pages"][0].items) == ["a", "b"]
-    recorded = await store.replay(session.id, types=[EventType.TOOL_RESULT])
-    by_tool = {e.payload["tool"]: e.payload["result"] for e in recorded}
     assert by_tool["model"]["title"] == "first"
     assert by_tool["model"]["rows"].startswith("<list_iterator object")
     assert by_tool["dataclass"]["items"].startswith("<generator object")
