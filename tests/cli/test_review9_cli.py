@@ -7,7 +7,6 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -16,6 +15,7 @@ from typer.testing import Result
 
 from agentstore import Budget
 from tests.cli.conftest import BIN, FLIGHT_ID
+from tests.cli_process import one_event_export
 
 Cli = Callable[..., Result]
 AGENTSTORE = str(BIN / "agentstore")
@@ -82,19 +82,6 @@ def test_a_budget_refuses_a_token_limit_beyond_64_bits() -> None:
     assert Budget(max_tokens=2**63 - 1).max_tokens == 2**63 - 1
 
 
-def _export_doc(created_at: str, event_time: str) -> dict[str, Any]:
-    event = {
-        "id": "e-1",
-        "session_id": "s-1",
-        "sequence_number": 1,
-        "type": "custom",
-        "payload": {},
-        "timestamp": event_time,
-        "metadata": {},
-    }
-    return {"session": {"id": "s-1", "created_at": created_at}, "events": [event]}
-
-
 @pytest.mark.parametrize(
     ("created_at", "event_time"),
     [
@@ -109,7 +96,7 @@ def test_an_import_with_a_time_outside_the_calendar_in_utc_is_refused(
     """Such a time ended with 'internal error (OverflowError ...)'; a session created at
     one was written first, and from then on `agentstore sessions` failed for every session."""
     export = tmp_path / "export.json"
-    export.write_bytes(orjson.dumps(_export_doc(created_at, event_time)))
+    export.write_bytes(orjson.dumps(one_event_export(created_at, event_time)))
     result = cli("import", str(export))
     assert result.exit_code == 2, result.output
     assert "internal error" not in result.output and "out of range" in result.output

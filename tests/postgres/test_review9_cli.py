@@ -17,7 +17,7 @@ import pytest
 
 import agentstore
 from agentstore import AgentStoreError, Session, new_event
-from tests.cli_process import agentstore_cli
+from tests.cli_process import agentstore_cli, one_event_export
 
 
 def test_migrate_check_hint_names_the_same_schema(pg_url: str, pg_schema: str) -> None:
@@ -172,17 +172,8 @@ def test_a_token_budget_beyond_64_bits_is_refused_and_spoils_nothing(
 
 def _export(tmp_path: Path) -> Path:
     path = tmp_path / "s-1.json"
-    session = {"id": "s-1", "name": "one", "created_at": "2026-01-02T03:04:05Z"}
-    event = {
-        "id": "e-1",
-        "session_id": "s-1",
-        "sequence_number": 1,
-        "type": "custom",
-        "payload": {},
-        "timestamp": "2026-01-02T03:04:06Z",
-        "metadata": {},
-    }
-    path.write_text(json.dumps({"session": session, "events": [event]}))
+    export = one_event_export("2026-01-02T03:04:05Z", "2026-01-02T03:04:06Z", name="one")
+    path.write_text(json.dumps(export))
     return path
 
 
