@@ -91,31 +91,42 @@ async def test_track_tool_records_the_result_and_succeeds(store: Store, name: st
     assert (await store.get_state(session.id)).open_calls == {}
 
 
-async def test_an_openai_agents_run_with_a_hostile_tool_result_completes(store: Store) -> None:
-    pytest.importorskip("agents")
-    from agents import Agent, Runner, function_tool, set_tracing_disabled
+async def _one_tool_call_run(
+    store: Store, session_id: str, tool: Any, args: Any, call_id: str
+) -> Any:
+    """An OpenAI Agents run, recorded into `session_id`, whose scripted model calls `tool`
+    once with `args`, then answers "done"; returns the run's final output."""
+    from agents import Agent, Runner, set_tracing_disabled
     from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 
     from agentstore.integrations.openai_agents import AgentStoreRunHooks
+
+    set_tracing_disabled(True)
+    try:
+        model = ScriptedModel(
+            [
+                ModelStep(output=[function_call(tool.name, args, call_id=call_id)]),
+                ModelStep(output=[assistant_message("done")]),
+            ]
+        )
+        agent = Agent(name="a", model=model, tools=[tool])
+        hooks = AgentStoreRunHooks(store, session_id, model="m")
+        result = await Runner.run(agent, "go", hooks=hooks)
+    finally:
+        set_tracing_disabled(False)
+    return result.final_output
+
+
+async def test_an_openai_agents_run_with_a_hostile_tool_result_completes(store: Store) -> None:
+    pytest.importorskip("agents")
+    from agents import function_tool
 
     @function_tool
     def fetch_blob(n: int) -> dict[str, Any]:
         """Return raw bytes."""
         return {"blob": b"\xff\xfe", "at": datetime.date(2026, 11, 30)}
 
-    set_tracing_disabled(True)
-    try:
-        model = ScriptedModel(
-            [
-                ModelStep(output=[function_call("fetch_blob", {"n": 1}, call_id="c1")]),
-                ModelStep(output=[assistant_message("done")]),
-            ]
-        )
-        agent = Agent(name="a", model=model, tools=[fetch_blob])
-        result = await Runner.run(agent, "go", hooks=AgentStoreRunHooks(store, "oa", model="m"))
-    finally:
-        set_tracing_disabled(False)
-    assert result.final_output == "done"
+    assert await _one_tool_call_run(store, "oa", fetch_blob, {"n": 1}, "c1") == "done"
     [recorded] = await store.replay("oa", types=[EventType.TOOL_RESULT])
     assert recorded.metadata.call_id == "c1"
     assert (await store.get_state("oa")).open_calls == {}
@@ -209,29 +220,14 @@ async def test_an_openai_agents_tool_call_with_nan_arguments_runs(store: Store) 
     # Python's json reads NaN in a model's arguments; tool_called refused it, and the run
     # failed ("Error running tool") where without the hooks it ran.
     pytest.importorskip("agents")
-    from agents import Agent, Runner, function_tool, set_tracing_disabled
-    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
-
-    from agentstore.integrations.openai_agents import AgentStoreRunHooks
+    from agents import function_tool
 
     @function_tool
     def scale(x: float) -> str:
         """Scale a value."""
         return f"scaled {x}"
 
-    set_tracing_disabled(True)
-    try:
-        model = ScriptedModel(
-            [
-                ModelStep(output=[function_call("scale", '{"x": NaN}', call_id="n1")]),
-                ModelStep(output=[assistant_message("done")]),
-            ]
-        )
-        agent = Agent(name="a", model=model, tools=[scale])
-        result = await Runner.run(agent, "go", hooks=AgentStoreRunHooks(store, "nan", model="m"))
-    finally:
-        set_tracing_disabled(False)
-    assert result.final_output == "done"
+    assert await _one_tool_call_run(store, "nan", scale, '{"x": NaN}', "n1") == "done"
     [called] = await store.replay("nan", types=[EventType.TOOL_CALLED])
     assert called.payload["args"] == {"x": None}
     assert (await store.get_state("nan")).open_calls == {}
