@@ -119,11 +119,8 @@ def _convert(name: str, raw: Any) -> Any:
         return _number(name, raw, integer=False, minimum=0)
     if kind == "flag":
         return _flag(name, raw)
-    if kind == "url":
-        if raw is None:
-            return None
-        parse_url(str(raw))  # refused here if it is not a PostgreSQL URL
-        return str(raw)
+    if kind == "url":  # parsed (and refused if it is not a PostgreSQL URL) by `_with_replica`
+        return None if raw is None else str(raw)
     if not isinstance(raw, str) or not _SCHEMA_NAME.fullmatch(raw):
         raise InvalidInputError(
             f"PostgreSQL option schema={raw!r}: use 1-63 lower-case letters, digits and _, "
