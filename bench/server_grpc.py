@@ -424,6 +424,26 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text)
 
 
+async def server_rows(base: Path, seconds: float, kinds: list[str]) -> list[Row]:
+    """The rows of the three servers: the file store's, the in-memory store's, the echo.
+
+    One event loop for all of them: grpc.aio keeps a poller thread per process that hands
+    completions to the loop it first ran on, and a later `asyncio.run` left it calling a
+    closed loop ("Event loop is closed" printed at exit).
+    """
+    with tempfile.TemporaryDirectory(dir=base) as tmp, server(Path(tmp)) as (target, pid):
+        rows = await grpc_rows(target, pid, seconds, kinds)
+    # The door's own ceiling: the same 16 clients against an in-memory store (no disk).
+    with server(None) as (target, pid):
+        memory = await grpc_rows(target, pid, seconds, ["api", "stream"], (16,))
+    for row in memory:
+        row["system"] += " (in-memory server)"
+    rows += memory
+    with server(None, echo=True) as (target, pid):
+        rows += await grpc_rows(target, pid, seconds, ["echo"], (16,))
+    return rows
+
+
 def main() -> None:
     """Run the bench and print (and optionally write) the section."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -449,16 +469,7 @@ def main() -> None:
     ]
     in_process = max(tries, key=lambda row: row["ops_per_s"])
     rows = [asyncio.run(same_driver_row(base, seconds))]
-    with tempfile.TemporaryDirectory(dir=base) as tmp, server(Path(tmp)) as (target, pid):
-        rows += asyncio.run(grpc_rows(target, pid, seconds, opts.kinds.split(",")))
-    # The door's own ceiling: the same 16 clients against an in-memory store (no disk).
-    with server(None) as (target, pid):
-        memory = asyncio.run(grpc_rows(target, pid, seconds, ["api", "stream"], (16,)))
-    for row in memory:
-        row["system"] += " (in-memory server)"
-    rows += memory
-    with server(None, echo=True) as (target, pid):
-        rows += asyncio.run(grpc_rows(target, pid, seconds, ["echo"], (16,)))
+    rows += asyncio.run(server_rows(base, seconds, opts.kinds.split(",")))
     info = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
