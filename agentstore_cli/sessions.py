@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -12,7 +15,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from agentstore import AgentStoreError, Session, State
+from agentstore import AgentStoreError, Session, State, Store
 from agentstore_cli.common import (
     CliError,
     DataDirOption,
@@ -23,6 +26,7 @@ from agentstore_cli.common import (
     write_bytes,
 )
 from agentstore_cli.render import fmt_ago, fmt_cost, fmt_int, fmt_time, make_console, safe
+from agentstore_cli.sanitize import clean
 
 __all__ = ["SessionsFormat", "sessions"]
 
@@ -30,6 +34,8 @@ __all__ = ["SessionsFormat", "sessions"]
 _FULL_ID_WIDTH = 110
 _HEADINGS = ("ID", "NAME", "EVENTS", "TOKENS", "COST", "CREATED", "LAST EVENT")
 _NAME = 1
+_PASSED_OVER = "listing sessions: "
+"""How the file backend's listing begins the warning of a session file it passes over."""
 
 
 class SessionsFormat(StrEnum):
@@ -72,38 +78,91 @@ def sessions(
     On a terminal narrower than 110 columns, ids are cut to 8 characters; any unique
     prefix of an id works with the other commands. Times are UTC. json and jsonl print
     each session's on-disk fields (id, name, created_at, updated_at, event_count,
-    labels, ...); the table adds tokens and cost.
+    labels, ...); the table adds tokens and cost. A session whose file cannot be read is
+    named on stderr and the others are listed; the command then exits 1.
     """
     labels = parse_labels(label)
 
     async def main() -> None:
         async with open_store(ctx, data_dir) as store:
-            found = await store.list_sessions(limit=limit, offset=offset, labels=labels)
-            if fmt is SessionsFormat.json:
-                body = b",\n".join(orjson.dumps(s.to_dict()) for s in found)
-                write_bytes(b"[\n" + body + b"\n]\n" if found else b"[]\n")
-                return
-            if fmt is SessionsFormat.jsonl:
-                for s in found:
-                    write_bytes(orjson.dumps(s.to_dict()) + b"\n", flush=True)
-                return
-            states: list[State | None] = []
-            unreadable = 0
-            for s in found:
-                try:
-                    states.append(await store.get_state(s.id))
-                except AgentStoreError:
-                    # A corrupt log spoils its own row, not the listing.
-                    states.append(None)
-                    unreadable += 1
-            _print_table(found, states)
-        if unreadable:
-            raise CliError(
-                f"{unreadable} of these sessions could not be read (marked 'unreadable'): "
-                "run 'agentstore verify' to see where"
-            )
+            with _passed_over() as skipped:
+                found = await store.list_sessions(limit=limit, offset=offset, labels=labels)
+            _say_skipped(skipped)
+            unreadable = await _show(store, found, fmt)
+        _fail_if_incomplete(len(skipped), unreadable)
 
     run(main)
+
+
+class _PassedOver(logging.Handler):
+    """Collects the listing's warnings of session files it passed over (one bad file
+    must not hide the others); every other record goes where it went without us."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: dict[str, None] = {}  # ordered, once each: a scan may warn per page
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith(_PASSED_OVER):
+            self.lines[text.removeprefix(_PASSED_OVER)] = None
+        elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)  # as if this handler were not there
+
+
+@contextlib.contextmanager
+def _passed_over() -> Iterator[dict[str, None]]:
+    """Collect, while listing, the sessions the backend passes over as unreadable."""
+    logger = logging.getLogger("agentstore")
+    handler = _PassedOver()
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+
+
+def _say_skipped(skipped: dict[str, None]) -> None:
+    """Name each session the listing passed over, one line each on stderr."""
+    console = make_console(stderr=True)
+    for line in skipped:
+        console.print(Text("skipped: ", style="bold red").append(clean(line)), soft_wrap=True)
+
+
+def _fail_if_incomplete(skipped: int, unreadable: int) -> None:
+    """Exit 1 (as copy and verify do for a partial failure) if a session was left out of
+    the listing or shown without its state; the listing itself was printed."""
+    parts = []
+    if skipped:
+        parts.append(
+            f"{skipped} session{'s' if skipped > 1 else ''} could not be read and "
+            f"{'are' if skipped > 1 else 'is'} not listed (see above)"
+        )
+    if unreadable:
+        parts.append(f"{unreadable} of these sessions could not be read (marked 'unreadable')")
+    if parts:
+        raise CliError("; ".join(parts) + ": run 'agentstore verify' to see where")
+
+
+async def _show(store: Store, found: list[Session], fmt: SessionsFormat) -> int:
+    """Print `found` in `fmt`; return how many of the table's sessions had no state."""
+    if fmt is SessionsFormat.json:
+        body = b",\n".join(orjson.dumps(s.to_dict()) for s in found)
+        write_bytes(b"[\n" + body + b"\n]\n" if found else b"[]\n")
+        return 0
+    if fmt is SessionsFormat.jsonl:
+        for s in found:
+            write_bytes(orjson.dumps(s.to_dict()) + b"\n", flush=True)
+        return 0
+    states: list[State | None] = []
+    for s in found:
+        try:
+            states.append(await store.get_state(s.id))
+        except AgentStoreError:
+            # A corrupt log spoils its own row, not the listing.
+            states.append(None)
+    _print_table(found, states)
+    return states.count(None)
 
 
 def _print_table(found: list[Session], states: list[State | None]) -> None:
