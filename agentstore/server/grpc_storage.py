@@ -28,7 +28,7 @@ from agentstore.backends.base import (
     SessionQuery,
     SnapshotRecord,
 )
-from agentstore.errors import InvalidEventError
+from agentstore.errors import InvalidEventError, SessionNotFoundError
 from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
@@ -81,6 +81,7 @@ def pending_from_pb(msg: pb.PendingEvent, index: int) -> PendingEvent:
         metadata=metadata,
         metadata_json=encode_metadata(metadata),
         timestamp=parse_time(stamp, f"{where}: timestamp") if stamp is not None else None,
+        batch_end=_opt(msg, "batch_end"),  # checked by the backend with the whole batch
     )
 
 
@@ -116,6 +117,9 @@ def snapshot_to_pb(snap: SnapshotRecord) -> pb.Snapshot:
 
 def snapshot_from_pb(msg: pb.Snapshot) -> SnapshotRecord:
     """Return the snapshot record a message describes."""
+    if msg.version < 1:
+        # A snapshot folds events 1..version: the store never takes one of no event.
+        raise InvalidInputError(f"a snapshot's version must be 1 or more, not {msg.version}")
     state = json_value(msg.state_json, "snapshot state")
     if not isinstance(state, dict):
         raise InvalidInputError("a snapshot's state must be a JSON object")
@@ -298,8 +302,38 @@ class StorageServicer(pb_grpc.StorageServicer):
 
     async def SaveSnapshot(self, request: pb.Snapshot, context: Context) -> pb.SaveSnapshotResponse:
         async with self._guard(context, request):
-            await self.backend.save_snapshot(snapshot_from_pb(request))
+            snapshot = snapshot_from_pb(request)
+            try:
+                last = await self.backend.last_seq(snapshot.session_id)
+            except SessionNotFoundError:
+                return pb.SaveSnapshotResponse()  # ignored, as every backend does
+            if snapshot.version > last:
+                # Of events the log lacks: kept, it would be trusted once the session grew
+                # to its version, a state no event produced. (The log only grows while the
+                # session lives, so what is checked here still holds when it is saved.)
+                raise InvalidInputError(
+                    f"a snapshot at version {snapshot.version} of session "
+                    f"{snapshot.session_id}, whose last event is {last}: a snapshot covers "
+                    "events the session has"
+                )
+            await self.backend.save_snapshot(snapshot)
             return pb.SaveSnapshotResponse()
+
+    async def BatchMarks(
+        self, request: pb.GetSessionRequest, context: Context
+    ) -> AsyncIterator[pb.BatchMarksPage]:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            marks = await self.backend.batch_marks(sid)
+            if marks is None:
+                yield pb.BatchMarksPage(kept=False)
+                return
+            items = sorted(marks.items())
+            for at in range(0, max(len(items), 1), MARKS_PAGE):
+                page = items[at : at + MARKS_PAGE]
+                yield pb.BatchMarksPage(
+                    kept=True, seqs=[s for s, _ in page], ends=[e for _, e in page]
+                )
 
     async def LoadSessionAndSnapshot(
         self, request: pb.LoadSnapshotRequest, context: Context
@@ -313,6 +347,10 @@ class StorageServicer(pb_grpc.StorageServicer):
             if snap is not None:
                 out.snapshot.CopyFrom(snapshot_to_pb(snap))
             return out
+
+
+MARKS_PAGE = 50_000
+"""Batch marks per `BatchMarksPage` (about 0.5 MB: under grpc's 4 MB default limit)."""
 
 
 async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[list[Any]]:
