@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -149,6 +150,15 @@ class Logs:
         # Appends and reads run in worker threads, several at once: this guards the dict;
         # each view's own mutex guards the view.
         self._lock = threading.Lock()
+        _EVERY_LOGS.add(self)
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop every view inherited from the parent (see `_after_fork`)."""
+        views = list(self._views.values())
+        self._views = OrderedDict()
+        self._lock = threading.Lock()  # a parent's thread may have held it at the fork
+        for view in views:
+            view.close()  # the child's copy: the parent's descriptor and lock stay as they are
 
     def peek(self, session_id: str) -> LogView | None:
         """Return the view of a log if this process has one open (no I/O)."""
@@ -396,3 +406,20 @@ class Logs:
             f"{path} was replaced under a running store (by another program); this "
             "process's view of it was dropped: retry"
         ) from None
+
+
+_EVERY_LOGS: weakref.WeakSet[Logs] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child's descriptors share their open file descriptions with the parent's,
+    # and a `flock` belongs to the description: the parent's lock would not keep the
+    # child out (both appended the same sequence numbers), and unlocking in the child
+    # would unlock the parent. The parent's mutexes may be held by its threads, which
+    # the child lacks. So the child opens each log afresh, with locks and mutexes of
+    # its own, on first touch.
+    for logs in list(_EVERY_LOGS):
+        logs._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)
