@@ -175,6 +175,8 @@ def _pending_to_pb(pending: PendingEvent) -> pb.PendingEvent:
     )
     if pending.timestamp is not None:
         msg.timestamp = format_time(pending.timestamp)
+    if pending.batch_end is not None:
+        msg.batch_end = pending.batch_end
     return msg
 
 
@@ -371,6 +373,21 @@ class RemoteBackend(Backend):
         except grpc.aio.AioRpcError as exc:
             raise _error(exc, self.address) from None
         return events
+
+    async def batch_marks(self, session_id: str) -> dict[int, int] | None:
+        """The batch marks the server's storage keeps of the session (None: it keeps none)."""
+        call = self.stub.BatchMarks(
+            pb.GetSessionRequest(session_id=session_id), metadata=self._metadata
+        )
+        marks: dict[int, int] = {}
+        try:
+            async for page in call:
+                if not page.kept:
+                    return None
+                marks.update(zip(page.seqs, page.ends, strict=True))
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, self.address) from None
+        return marks
 
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
         """Wait on a server stream until the session passes `after_seq`; return its last seq."""

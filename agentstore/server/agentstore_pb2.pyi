@@ -848,12 +848,17 @@ class PendingEvent(_message.Message):
     PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
     METADATA_JSON_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
+    BATCH_END_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     type: _builtins.str
     payload_json: _builtins.bytes
     metadata_json: _builtins.bytes
     timestamp: _builtins.str
     """Keep this time (import, fork, copy) instead of the time of the append."""
+    batch_end: _builtins.int
+    """An import's batch mark (see BatchMarks): the last sequence number of the batch this
+    event was appended in, on every event of a batch but its last.
+    """
     def __init__(
         self,
         *,
@@ -862,13 +867,19 @@ class PendingEvent(_message.Message):
         payload_json: _builtins.bytes = ...,
         metadata_json: _builtins.bytes = ...,
         timestamp: _builtins.str | None = ...,
+        batch_end: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_timestamp", b"_timestamp", "timestamp", b"timestamp"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_end", b"_batch_end", "_timestamp", b"_timestamp", "batch_end", b"batch_end", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_timestamp", b"_timestamp", "id", b"id", "metadata_json", b"metadata_json", "payload_json", b"payload_json", "timestamp", b"timestamp", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_end", b"_batch_end", "_timestamp", b"_timestamp", "batch_end", b"batch_end", "id", b"id", "metadata_json", b"metadata_json", "payload_json", b"payload_json", "timestamp", b"timestamp", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__batch_end: _TypeAlias = _typing.Literal["batch_end"]  # noqa: Y015
+    _WhichOneofArgType__batch_end: _TypeAlias = _typing.Literal["_batch_end", b"_batch_end"]  # noqa: Y015
     _WhichOneofReturnType__timestamp: _TypeAlias = _typing.Literal["timestamp"]  # noqa: Y015
     _WhichOneofArgType__timestamp: _TypeAlias = _typing.Literal["_timestamp", b"_timestamp"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__batch_end) -> _WhichOneofReturnType__batch_end | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__timestamp) -> _WhichOneofReturnType__timestamp | None: ...
 
 Global___PendingEvent: _TypeAlias = PendingEvent  # noqa: Y015
@@ -1305,3 +1316,35 @@ class StorageAppendStreamResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 
 Global___StorageAppendStreamResponse: _TypeAlias = StorageAppendStreamResponse  # noqa: Y015
+
+@_typing.final
+class BatchMarksPage(_message.Message):
+    """A page of a session's batch marks: `ends[i]` is the last sequence number of the batch
+    event `seqs[i]` was appended in. `kept` false (one page, no marks): the storage keeps no
+    batch bounds.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEPT_FIELD_NUMBER: _builtins.int
+    SEQS_FIELD_NUMBER: _builtins.int
+    ENDS_FIELD_NUMBER: _builtins.int
+    kept: _builtins.bool
+    @_builtins.property
+    def seqs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def ends(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        kept: _builtins.bool = ...,
+        seqs: _abc.Iterable[_builtins.int] | None = ...,
+        ends: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends", b"ends", "kept", b"kept", "seqs", b"seqs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchMarksPage: _TypeAlias = BatchMarksPage  # noqa: Y015

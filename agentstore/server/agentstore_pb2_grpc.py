@@ -720,6 +720,11 @@ class StorageStub:
                 request_serializer=agentstore_dot_server_dot_agentstore__pb2.LoadSnapshotRequest.SerializeToString,
                 response_deserializer=agentstore_dot_server_dot_agentstore__pb2.SessionAndSnapshot.FromString,
                 _registered_method=True)
+        self.BatchMarks = channel.unary_stream(
+                '/agentstore.v1.Storage/BatchMarks',
+                request_serializer=agentstore_dot_server_dot_agentstore__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=agentstore_dot_server_dot_agentstore__pb2.BatchMarksPage.FromString,
+                _registered_method=True)
         self.AppendStream = channel.stream_stream(
                 '/agentstore.v1.Storage/AppendStream',
                 request_serializer=agentstore_dot_server_dot_agentstore__pb2.StorageAppendStreamRequest.SerializeToString,
@@ -816,6 +821,14 @@ class StorageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchMarks(self, request, context):
+        """How the session's events were batched (`Backend.batch_marks`), in pages, for a copy to
+        keep it; the first page says whether the server's storage keeps batches at all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AppendStream(self, request_iterator, context):
         """Appends over one long-lived call, as AgentStore.AppendStream (the remote backend sends
         every append of its Store this way).
@@ -891,6 +904,11 @@ def add_StorageServicer_to_server(servicer, server):
                     servicer.LoadSessionAndSnapshot,
                     request_deserializer=agentstore_dot_server_dot_agentstore__pb2.LoadSnapshotRequest.FromString,
                     response_serializer=agentstore_dot_server_dot_agentstore__pb2.SessionAndSnapshot.SerializeToString,
+            ),
+            'BatchMarks': grpc.unary_stream_rpc_method_handler(
+                    servicer.BatchMarks,
+                    request_deserializer=agentstore_dot_server_dot_agentstore__pb2.GetSessionRequest.FromString,
+                    response_serializer=agentstore_dot_server_dot_agentstore__pb2.BatchMarksPage.SerializeToString,
             ),
             'AppendStream': grpc.stream_stream_rpc_method_handler(
                     servicer.AppendStream,
@@ -1253,6 +1271,33 @@ class Storage:
             '/agentstore.v1.Storage/LoadSessionAndSnapshot',
             agentstore_dot_server_dot_agentstore__pb2.LoadSnapshotRequest.SerializeToString,
             agentstore_dot_server_dot_agentstore__pb2.SessionAndSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchMarks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agentstore.v1.Storage/BatchMarks',
+            agentstore_dot_server_dot_agentstore__pb2.GetSessionRequest.SerializeToString,
+            agentstore_dot_server_dot_agentstore__pb2.BatchMarksPage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -276,6 +276,10 @@ class StorageStub:
     """A message each time the session's last sequence number passes `after_seq`."""
     SaveSnapshot: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.Snapshot, _agentstore_pb2.SaveSnapshotResponse]
     LoadSessionAndSnapshot: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.LoadSnapshotRequest, _agentstore_pb2.SessionAndSnapshot]
+    BatchMarks: _grpc.UnaryStreamMultiCallable[_agentstore_pb2.GetSessionRequest, _agentstore_pb2.BatchMarksPage]
+    """How the session's events were batched (`Backend.batch_marks`), in pages, for a copy to
+    keep it; the first page says whether the server's storage keeps batches at all.
+    """
     AppendStream: _grpc.StreamStreamMultiCallable[_agentstore_pb2.StorageAppendStreamRequest, _agentstore_pb2.StorageAppendStreamResponse]
     """Appends over one long-lived call, as AgentStore.AppendStream (the remote backend sends
     every append of its Store this way).
@@ -306,6 +310,10 @@ class StorageAsyncStub(StorageStub):
     """A message each time the session's last sequence number passes `after_seq`."""
     SaveSnapshot: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.Snapshot, _agentstore_pb2.SaveSnapshotResponse]  # type: ignore[assignment]
     LoadSessionAndSnapshot: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.LoadSnapshotRequest, _agentstore_pb2.SessionAndSnapshot]  # type: ignore[assignment]
+    BatchMarks: _aio.UnaryStreamMultiCallable[_agentstore_pb2.GetSessionRequest, _agentstore_pb2.BatchMarksPage]  # type: ignore[assignment]
+    """How the session's events were batched (`Backend.batch_marks`), in pages, for a copy to
+    keep it; the first page says whether the server's storage keeps batches at all.
+    """
     AppendStream: _aio.StreamStreamMultiCallable[_agentstore_pb2.StorageAppendStreamRequest, _agentstore_pb2.StorageAppendStreamResponse]  # type: ignore[assignment]
     """Appends over one long-lived call, as AgentStore.AppendStream (the remote backend sends
     every append of its Store this way).
@@ -411,6 +419,16 @@ class StorageServicer(metaclass=_abc_1.ABCMeta):
         request: _agentstore_pb2.LoadSnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agentstore_pb2.SessionAndSnapshot, _abc.Awaitable[_agentstore_pb2.SessionAndSnapshot]]: ...
+
+    @_abc_1.abstractmethod
+    def BatchMarks(
+        self,
+        request: _agentstore_pb2.GetSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agentstore_pb2.BatchMarksPage], _abc.AsyncIterator[_agentstore_pb2.BatchMarksPage]]:
+        """How the session's events were batched (`Backend.batch_marks`), in pages, for a copy to
+        keep it; the first page says whether the server's storage keeps batches at all.
+        """
 
     @_abc_1.abstractmethod
     def AppendStream(

@@ -81,6 +81,7 @@ def pending_from_pb(msg: pb.PendingEvent, index: int) -> PendingEvent:
         metadata=metadata,
         metadata_json=encode_metadata(metadata),
         timestamp=parse_time(stamp, f"{where}: timestamp") if stamp is not None else None,
+        batch_end=_opt(msg, "batch_end"),  # checked by the backend with the whole batch
     )
 
 
@@ -318,6 +319,22 @@ class StorageServicer(pb_grpc.StorageServicer):
             await self.backend.save_snapshot(snapshot)
             return pb.SaveSnapshotResponse()
 
+    async def BatchMarks(
+        self, request: pb.GetSessionRequest, context: Context
+    ) -> AsyncIterator[pb.BatchMarksPage]:
+        async with self._guard(context, request):
+            sid = validate_session_id(request.session_id)
+            marks = await self.backend.batch_marks(sid)
+            if marks is None:
+                yield pb.BatchMarksPage(kept=False)
+                return
+            items = sorted(marks.items())
+            for at in range(0, max(len(items), 1), MARKS_PAGE):
+                page = items[at : at + MARKS_PAGE]
+                yield pb.BatchMarksPage(
+                    kept=True, seqs=[s for s, _ in page], ends=[e for _, e in page]
+                )
+
     async def LoadSessionAndSnapshot(
         self, request: pb.LoadSnapshotRequest, context: Context
     ) -> pb.SessionAndSnapshot:
@@ -330,6 +347,10 @@ class StorageServicer(pb_grpc.StorageServicer):
             if snap is not None:
                 out.snapshot.CopyFrom(snapshot_to_pb(snap))
             return out
+
+
+MARKS_PAGE = 50_000
+"""Batch marks per `BatchMarksPage` (about 0.5 MB: under grpc's 4 MB default limit)."""
 
 
 async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[list[Any]]:

@@ -11,6 +11,8 @@ import pytest
 
 import agentstore
 from agentstore import new_event
+from tests.batches_helpers import append_mixed as _append_mixed
+from tests.batches_helpers import log_bytes as _log
 from tests.cli_process import agentstore_cli
 
 
@@ -18,18 +20,6 @@ def _copy(src: str | Path, dst: str | Path) -> str:
     out = agentstore_cli("copy", src, dst)
     assert out.returncode == 0, out.stderr
     return out.stdout
-
-
-async def _append_mixed(store: agentstore.Store, sid: str, start: int) -> None:
-    """Batches of 3 and 2, an event alone, a batch of 1: every kind of mark and none."""
-    await store.append_many(sid, [new_event("custom", {"n": start + n}) for n in range(3)])
-    await store.append(sid, new_event("custom", {"alone": start}))
-    await store.append_many(sid, [new_event("custom", {"m": start + n}) for n in range(2)])
-    await store.append_many(sid, [new_event("custom", {"one": start})])
-
-
-def _log(data: Path, sid: str) -> bytes:
-    return (data / "events" / f"{sid}.jsonl").read_bytes()
 
 
 @pytest.fixture(params=["file", "postgres"])
