@@ -96,7 +96,8 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
             f"{session.created_at.isoformat()} in SRC, {there.created_at.isoformat()} in "
             "DST); not copied"
         )
-    updated = await _bring_details(dst, session, there)
+    # The log is checked before anything is written: another session under this id (a
+    # diverged history) is refused with DST as it was, its name and labels too.
     have = there.event_count
     if have >= session.event_count:
         # Copied before: the same log has the same event at SRC's last position.
@@ -105,16 +106,16 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
             e.id for e in await dst.replay(session.id, from_seq=n, to_seq=n)
         ]:
             raise CliError(f"session {session.id} differs between the two stores; not copied")
+        updated = await _bring_details(dst, session, there)
         return ("updated" if updated else "skipped"), 0
     # DST holds the beginning of this session (copied before SRC grew): check it is the same
     # log, then append the rest with its own sequence numbers and timestamps.
-    head = await dst.get_events(session.id)
-    ids = [e.id for e in await src.replay(session.id, to_seq=have)]
-    if [e.id for e in head] != ids:
+    if not await _same_ids(src, dst, session.id, have):
         raise CliError(
             f"session {session.id} differs between the two stores (its events 1..{have} "
             "are not the same); not copied"
         )
+    await _bring_details(dst, session, there)
     marks, upto = await _marks(src, session)
     # Batch by batch, as SRC's were appended: an append marks its own batch. Each is
     # atomic, and a copy stopped between two resumes as above. From a store that keeps no
@@ -140,6 +141,20 @@ async def _events(
         for event in page:
             yield event
         start = page[-1].sequence_number + 1
+
+
+async def _same_ids(src: Store, dst: Store, session_id: str, count: int) -> bool:
+    """Whether events 1..`count` of the session have the same ids in SRC and DST, compared a
+    page at a time (a session of any size is never held whole, not even its ids)."""
+    start = 1
+    while start <= count:
+        stop = min(start + _READ - 1, count)
+        theirs = [e.id for e in await src.replay(session_id, from_seq=start, to_seq=stop)]
+        ours = [e.id for e in await dst.replay(session_id, from_seq=start, to_seq=stop)]
+        if theirs != ours:
+            return False
+        start = stop + 1
+    return True
 
 
 async def _marks(src: Store, session: Session) -> tuple[dict[int, int] | None, int]:
