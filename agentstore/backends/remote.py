@@ -386,6 +386,8 @@ class RemoteBackend(Backend):
                     return None
                 marks.update(zip(page.seqs, page.ends, strict=True))
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None  # a server older than the call: it passes on no marks
             raise _error(exc, self.address) from None
         return marks
 

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import anyio
+import grpc
 
 import agentstore
+from agentstore.backends.remote import RemoteBackend
+from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from tests.batches_helpers import append_mixed, log_bytes
 
 from .grpc_helpers import running_door
@@ -52,3 +55,21 @@ async def test_a_server_whose_storage_keeps_no_batches_says_so() -> None:
         sid = (await door.service.store.create_session()).id
         async with agentstore.open(f"grpc://{door.target}") as remote:
             assert await remote.backend.batch_marks(sid) is None
+
+
+async def test_a_server_older_than_batch_marks_gives_none() -> None:
+    """A server without `Storage.BatchMarks` (its generated base answers UNIMPLEMENTED):
+    a copy from it keeps no marks instead of failing."""
+    server = grpc.aio.server()
+    pb_grpc.add_StorageServicer_to_server(pb_grpc.StorageServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        backend = RemoteBackend(f"127.0.0.1:{port}")
+        await backend.open()
+        try:
+            assert await backend.batch_marks("any") is None
+        finally:
+            await backend.close()
+    finally:
+        await server.stop(grace=None)
