@@ -51,21 +51,13 @@ from agentstore.backends.base import (
     SnapshotRecord,
 )
 from agentstore.backends.registry import BackendOptions
-from agentstore.errors import (
-    AgentStoreError,
-    InvalidInputError,
-    StorageError,
-    StorageUnavailableError,
-    error_from_code,
-)
+from agentstore.backends.remote_errors import answer_error, rpc_error, stream_error
+from agentstore.errors import InvalidInputError, StorageError, StorageUnavailableError
 from agentstore.events import Event
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
-from agentstore.server.errors import PayloadTooLargeError
 from agentstore.server.grpc_appends import AppendStreamClient
 from agentstore.server.grpc_wire import (
-    ERROR_CODE_KEY,
-    ERROR_DETAILS_KEY,
     budget_to_pb,
     event_from_pb,
     format_time,
@@ -78,13 +70,6 @@ from agentstore.session import Session
 __all__ = ["RemoteBackend", "open_backend"]
 
 _PAGE = 1000  # the server's largest session page
-_TRANSIENT = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED,
-}
-# Codes that mean "the server is going away" to a client: retry later, elsewhere.
-_GOING_AWAY = {"store_closed", "server_busy"}
 _CHANNEL_OPTIONS = [
     # Reconnect quickly once a restarted server is back (the default backs off to 2 min).
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -111,59 +96,6 @@ def open_backend(target: str, options: BackendOptions) -> RemoteBackend:
         timeout=float(options.extra.get("timeout", 30.0)),
         read_only=options.read_only,
     )
-
-
-def _error(exc: grpc.aio.AioRpcError, address: str) -> AgentStoreError:
-    """Turn a failed call into the agentstore error the server sent, or a transport one.
-
-    Importing `agentstore.server.errors` (above) lets `error_from_code` rebuild its codes
-    (`server_busy`, `payload_too_large`, `unauthenticated`) as the same classes.
-    """
-    trailing = dict(exc.trailing_metadata() or ())
-    code = trailing.get(ERROR_CODE_KEY)
-    message = exc.details() or exc.code().name
-    raw = trailing.get(ERROR_DETAILS_KEY)
-    return _rebuild(exc.code(), str(code) if code else "", message, raw, address)
-
-
-def _stream_error(exc: grpc.aio.AioRpcError, address: str) -> AgentStoreError:
-    """Turn the end of an AppendStream call into the error of every append waiting on it.
-
-    The server ends that call with an error only for a reason of its own (a token, a
-    transport limit), which carries its code; any other failure (a killed server can
-    surface as INTERNAL from grpc's core) means the connection broke: retry elsewhere.
-    """
-    error = _error(exc, address)
-    if type(error) is StorageError:
-        return StorageUnavailableError(
-            f"the agentstore server at {address} broke the append stream "
-            f"({exc.code().name}: {exc.details()}); retrying is safe"
-        )
-    return error
-
-
-def _answer_error(err: pb.StreamError, address: str) -> AgentStoreError:
-    """Turn the error answer of one append on an AppendStream into its agentstore error."""
-    status = getattr(grpc.StatusCode, err.status, grpc.StatusCode.UNKNOWN)
-    return _rebuild(status, err.code, err.message or err.status, err.details_json, address)
-
-
-def _rebuild(
-    status: grpc.StatusCode, code: str, message: str, raw: Any, address: str
-) -> AgentStoreError:
-    if code and code not in _GOING_AWAY:
-        try:
-            details = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            details = {}
-        return error_from_code(code, message, details if isinstance(details, dict) else {})
-    if status == grpc.StatusCode.RESOURCE_EXHAUSTED and not code:  # the transport's limit
-        return PayloadTooLargeError(f"the agentstore server at {address} refused: {message}")
-    if code or status in _TRANSIENT:
-        return StorageUnavailableError(
-            f"the agentstore server at {address} is unavailable ({message}); retrying is safe"
-        )
-    return StorageError(f"the agentstore server at {address} failed: {status.name}: {message}")
 
 
 def _pending_to_pb(pending: PendingEvent) -> pb.PendingEvent:
@@ -224,8 +156,8 @@ class RemoteBackend(Backend):
         # Appends ride one long-lived call (a third of the CPU of a unary call each).
         self._appends = AppendStreamClient(
             lambda: stub.AppendStream(metadata=self._metadata),
-            lambda exc: _stream_error(exc, self.address),
-            lambda err: _answer_error(err, self.address),
+            lambda exc: stream_error(exc, self.address),
+            lambda err: answer_error(err, self.address),
             self.address,
             self._timeout,
         )
@@ -251,7 +183,7 @@ class RemoteBackend(Backend):
         try:
             return await method(request, metadata=self._metadata, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
-            raise _error(exc, self.address) from None
+            raise rpc_error(exc, self.address) from None
 
     def _refuse_writes(self) -> None:
         if self.read_only:
@@ -371,7 +303,7 @@ class RemoteBackend(Backend):
             async for batch in call:
                 events += [event_from_pb(e) for e in batch.events]
         except grpc.aio.AioRpcError as exc:
-            raise _error(exc, self.address) from None
+            raise rpc_error(exc, self.address) from None
         return events
 
     async def batch_marks(self, session_id: str) -> dict[int, int] | None:
@@ -388,7 +320,7 @@ class RemoteBackend(Backend):
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None  # a server older than the call: it passes on no marks
-            raise _error(exc, self.address) from None
+            raise rpc_error(exc, self.address) from None
         return marks
 
     async def wait_for_append(self, session_id: str, after_seq: int) -> int:
@@ -398,7 +330,7 @@ class RemoteBackend(Backend):
         try:
             reply = await call.read()
         except grpc.aio.AioRpcError as exc:
-            raise _error(exc, self.address) from None
+            raise rpc_error(exc, self.address) from None
         finally:
             call.cancel()
         if reply is grpc.aio.EOF:  # the server ended the wait: it is shutting down
