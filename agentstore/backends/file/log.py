@@ -40,6 +40,7 @@ from agentstore.errors import (
     SessionChangedError,
     SessionNotFoundError,
     StorageError,
+    StoreClosedError,
 )
 
 __all__ = [
@@ -150,6 +151,7 @@ class Logs:
         # Appends and reads run in worker threads, several at once: this guards the dict;
         # each view's own mutex guards the view.
         self._lock = threading.Lock()
+        self._closed = False
         _EVERY_LOGS.add(self)
 
     def _forget_after_fork(self) -> None:
@@ -191,8 +193,13 @@ class Logs:
             view.close()
 
     def close_all(self) -> None:
-        """Close every view, waiting for the one in use by an append to finish with it."""
+        """Close every view, waiting for the one in use by an append to finish with it.
+
+        A log opened after this (by an append or a read that was under way) is closed
+        again and refused, rather than kept open in a store nobody will close again.
+        """
         with self._lock:
+            self._closed = True
             views = list(self._views.values())
             self._views.clear()
         for view in views:
@@ -218,8 +225,11 @@ class Logs:
             return view  # a Go session without a log, read-only: look again next time
         with self._lock:
             existing = self._views.get(session_id)
-            if existing is not None:  # another thread opened it meanwhile
+            if existing is not None or self._closed:
                 view.close()
+            if self._closed:  # closed while it opened
+                raise StoreClosedError("this store was closed; open a new one")
+            if existing is not None:  # another thread opened it meanwhile
                 return existing
             self._views[session_id] = view
             self._evict_locked()
