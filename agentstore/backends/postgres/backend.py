@@ -84,6 +84,11 @@ class PostgresBackend(Backend):
         self._snapshots = SnapshotRows(schema)
         self._appender = Appender(schema, self._snapshots)
         self._importer = Importer(schema)
+        # An import holds a connection for its whole transaction while its pages may be
+        # read from this pool (a fork reads its source as it goes): as many imports as
+        # connections would each wait for a read none can get, until pool_timeout. One
+        # connection is left to the others; with one in all, imports gather first.
+        self._imports = asyncio.Semaphore(max(self.options.pool_max_size - 1, 1))
         self._sessions = SessionRows(schema)
         self._reader = EventReader(schema)
         self._channel = channel_name(schema)
@@ -200,7 +205,9 @@ class PostgresBackend(Backend):
             # The pages may come from this pool (a fork reads its source as it goes): with
             # one connection, held by the transaction, they would wait for it for good.
             return await super().create_session_from_pages(session, pages)
-        written = await self._importer.create(self._writable(), session, pages, datetime.now(UTC))
+        async with self._imports:
+            pool = self._writable()
+            written = await self._importer.create(pool, session, pages, datetime.now(UTC))
         self._ryw.wrote(session.id, written, session)
         return written
 
