@@ -142,8 +142,9 @@ class CommitQueue:
 
     def _on(self, loop: asyncio.AbstractEventLoop) -> LoopCommits | None:
         """The `LoopCommits` of `loop` (started on its first append), or None: the loop
-        appends through the commit thread (no AIO wake-ups, another loop has it, or no
-        durability to wait for)."""
+        appends through the commit thread (no AIO wake-ups, an open loop of another thread
+        has it, or no durability to wait for). A loop of this thread takes it over from
+        a closed loop or a stopped one of this thread, whose flights it lands first."""
         here = self._here
         if here is not None and here.loop is loop and self._pid == os.getpid():
             return here
@@ -158,8 +159,11 @@ class CommitQueue:
             if here is not None:
                 if here.loop is loop:
                     return here
-                if not here.loop.is_closed():
-                    return None  # another loop's, still running: this one uses the thread
+                if not here.loop.is_closed() and not here.on_this_thread:
+                    return None  # another thread's loop, still open: this one uses the thread
+                # Its loop is closed, or it is a loop of this thread, stopped while this one
+                # runs: only landing its flights here releases their logs (else an append
+                # to one from here would wait on the commit thread for that loop to run).
                 if not here.idle and not here.salvage():
                     logger.warning(
                         "an event loop was closed on another thread while appends it was "

@@ -15,7 +15,8 @@ end adds one to an eventfd the loop watches; the loop takes it, commits, and ans
 other thread is involved, and the loop's thread takes and releases the log's mutex.
 
 Anything else goes to the commit thread as before: a log this process must open, catch
-up on or repair, one another process holds, an append from another loop, and a session
+up on or repair, one another process holds, an append from another thread's loop (a
+loop of the same thread takes over, landing what the stopped one left), and a session
 with several appends at once (many tasks on one session: the commit thread gathers them
 into one write while the loop runs the tasks, where the loop would do both). Such a
 session stays there while its appends overlap, and until every append sent there is
@@ -80,6 +81,11 @@ class LoopCommits:
             engine._free()
             return None
         return engine
+
+    @property
+    def on_this_thread(self) -> bool:
+        """True when called on the thread this engine's loop ran on."""
+        return threading.get_ident() == self._thread
 
     @property
     def idle(self) -> bool:
@@ -157,7 +163,8 @@ class LoopCommits:
     def _submit(self) -> None:
         flights, self._to_submit = self._to_submit, []
         syncer = self._syncer
-        assert syncer is not None
+        if not flights or syncer is None:  # landed by `salvage` meanwhile
+            return
         for flight in syncer.submit([(flight.group.fd, flight) for flight in flights]):
             # Refused: the kernel's AIO context is full (syncs in flight: this one is
             # synced on a worker thread), or it cannot sync this way at all (nothing in
@@ -183,9 +190,13 @@ class LoopCommits:
             self._land(flight)
 
     def _land(self, flight: Flight) -> None:
-        """Commit and answer a synced flight, and release its log."""
+        """Commit and answer a synced flight, and release its log (once: a flight that
+        `salvage` landed may still come back from a worker thread's sync)."""
+        sid = flight.group.view.session_id
+        if self._in_flight.get(sid) is not flight:
+            return
         flight.land()  # on this thread, which holds the log's mutex
-        del self._in_flight[flight.group.view.session_id]
+        del self._in_flight[sid]
         if not self.loop.is_closed():  # else nobody waits (see `salvage`)
             resolve(flight.requests)
         if self._closed and self.idle:
@@ -199,10 +210,12 @@ class LoopCommits:
             os.close(self._eventfd)
 
     def salvage(self) -> bool:
-        """Land what is in flight although the loop is gone (closed while an append was
-        waiting); True if done. Only on the loop's own thread, which holds those logs'
-        mutexes: elsewhere they stay held (False)."""
-        if threading.get_ident() != self._thread:
+        """Land what is in flight although the loop will not (closed while an append was
+        waiting, or stopped while another loop runs on its thread), and stop; True if
+        done. Only on the loop's own thread, which holds those logs' mutexes: elsewhere
+        they stay held (False). A stopped loop's waiting tasks get their answers when it
+        runs again."""
+        if not self.on_this_thread:
             return False
         for flight in list(self._in_flight.values()):
             flight.sync()  # the kernel may not have run its sync: once more is harmless

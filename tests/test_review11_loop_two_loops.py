@@ -1,0 +1,104 @@
+"""Review 11 (loop commits): a store used by two event loops that take turns on one thread.
+
+A loop's appends are landed by that loop (its eventfd), and the flight holds the log's
+mutex and lock until then. A second loop run on the same thread while the first is
+stopped with an append in flight (`run_until_complete` of one loop, then of another, as
+notebooks, test runners and sync wrappers do) waited for that log forever: its append
+queued on the commit thread, which waited for the mutex only the stopped loop would
+release; not even `asyncio.wait_for` got it out (an append's task waits for its outcome).
+On the commit thread's path this worked, and now works again: the second loop lands the
+first one's flights (same thread: it holds their mutexes) before it appends.
+
+Run in a child process, so that a hang fails the test instead of blocking the suite.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+_SCRIPT = """
+import asyncio, sys
+import agentstore
+from agentstore import new_event
+from agentstore.backends.file import FileBackend, loopcommits
+
+# Stop loop1 in the turn its flight is written and its sync submitted: no later turn
+# (no `select`) can see the sync end and land it.
+lift = loopcommits.LoopCommits._lift
+stop_after_lift = False
+
+def lift_then_stop(self, sid, requests):
+    taken = lift(self, sid, requests)
+    if taken and stop_after_lift:
+        self.loop.stop()
+    return taken
+
+loopcommits.LoopCommits._lift = lift_then_stop
+loop1 = asyncio.new_event_loop()
+store = loop1.run_until_complete(agentstore.open(sys.argv[1]))
+loop1.run_until_complete(store.create_session(session_id="s"))
+loop1.run_until_complete(store.create_session(session_id="t"))
+loop1.run_until_complete(store.append("s", new_event("custom", {"i": 0})))
+loop1.run_until_complete(store.append("t", new_event("custom", {"i": 0})))
+backend = store.backend
+assert isinstance(backend, FileBackend)
+if backend._commits._here is None:
+    print("no loop commits here")
+    sys.exit(0)
+stop_after_lift = True
+first = loop1.create_task(store.append("s", new_event("custom", {"i": 1})))
+loop1.run_forever()
+stop_after_lift = False
+assert list(backend._commits._here._in_flight) == ["s"]
+
+async def on_loop2():
+    second = await store.append("s", new_event("custom", {"i": 2}))
+    third = await store.append("s", new_event("custom", {"i": 3}))
+    other = await store.append("t", new_event("custom", {"i": 1}))
+    return second.sequence_number, third.sequence_number, other.sequence_number
+
+loop2 = asyncio.new_event_loop()
+print("loop2", *loop2.run_until_complete(on_loop2()))
+print("loop1", loop1.run_until_complete(first).sequence_number)
+again = loop1.run_until_complete(store.append("t", new_event("custom", {"i": 2})))
+print("loop1 again", again.sequence_number)
+again = loop2.run_until_complete(store.append("s", new_event("custom", {"i": 4})))
+print("loop2 again", again.sequence_number)
+
+async def reread():
+    async with agentstore.open(sys.argv[1]) as again:
+        for sid in ("s", "t"):
+            print(sid, *[e.payload["i"] for e in await again.get_events(sid)])
+        print("verify", (await again.verify()).ok)
+
+loop2.run_until_complete(store.close())
+loop1.close()
+loop2.close()
+asyncio.run(reread())
+"""
+
+
+def test_a_second_loop_on_the_thread_lands_the_stopped_loops_flights(tmp_path: Path) -> None:
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SCRIPT, str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the second loop's append hung: {exc.stdout!r}") from None
+    assert done.returncode == 0, done.stderr
+    if done.stdout.startswith("no loop commits"):
+        return
+    assert done.stdout.splitlines() == [
+        "loop2 3 4 2",
+        "loop1 2",
+        "loop1 again 3",
+        "loop2 again 5",
+        "s 0 1 2 3 4",
+        "t 0 1 2",
+        "verify True",
+    ]
