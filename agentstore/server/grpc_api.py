@@ -9,8 +9,9 @@ The rpcs are documented in `agentstore.proto`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -44,6 +45,7 @@ __all__ = [
     "cancel_when_stopping",
     "decode_checked",
     "follow",
+    "write_until_stopping",
 ]
 
 _log = logging.getLogger("agentstore.server")
@@ -138,11 +140,12 @@ class RpcErrors:
             self.handlers.enter()
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> None:
-        try:
-            await self._end(exc)
-        finally:
-            if self.handlers is not None:
-                self.handlers.leave()
+        # The body is done before its error status is sent: grpc's abort waits until the
+        # status goes out, behind messages a client that stopped reading never takes (a cut
+        # read), and a stopping server waits only for bodies (see GrpcServerHandle.stop).
+        if self.handlers is not None:
+            self.handlers.leave()
+        await self._end(exc)
 
     async def _end(self, exc: Any) -> None:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
@@ -281,9 +284,10 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
         for event in stored:
             fill_event_pb(out.events.add(), event)
 
-    async def ReadEvents(
+    # Written with `context.write` (not `yield`): see `write_until_stopping`.
+    async def ReadEvents(  # type: ignore[override]
         self, request: pb.ReadEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.EventBatch]:
+    ) -> None:
         async with self._guard(context, request):
             since, until = _opt(request, "since"), _opt(request, "until")
             pages = await self.service.read_events(
@@ -295,8 +299,8 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
                 to_seq=_opt(request, "to_seq"),
                 limit=_opt(request, "limit"),
             )
-            async for page in pages:
-                yield pb.EventBatch(events=_events_to_pb(page))
+            batches = (pb.EventBatch(events=_events_to_pb(page)) async for page in pages)
+            await write_until_stopping(self.service, context, batches)
 
     # Written with `context.write` (not `yield`) so that each send can time out.
     async def Follow(  # type: ignore[override]
@@ -400,3 +404,26 @@ async def cancel_when_stopping(service: AgentStoreService, scope: anyio.CancelSc
     """Cancel `scope` once the server begins to stop (ends a live follow at once)."""
     await service.wait_stopping()
     scope.cancel()
+
+
+async def write_until_stopping(
+    service: AgentStoreService,
+    context: grpc.aio.ServicerContext[Any, Any],
+    messages: AsyncGenerator[Any, None],
+) -> None:
+    """Write `messages` to a server-streaming read; cut it off once the server begins to stop.
+
+    A read is no acknowledged write: a client that stops reading blocks `context.write` on
+    HTTP/2 flow control, and grpc's graceful stop would wait for it the whole grace period.
+    The cut is `ServerBusyError` (a remote client retries elsewhere), never a clean end a
+    client could take for the whole read.
+    """
+    done = False
+    async with contextlib.aclosing(messages), anyio.create_task_group() as tg:
+        tg.start_soon(cancel_when_stopping, service, tg.cancel_scope)
+        async for message in messages:
+            await context.write(message)
+        done = True
+        tg.cancel_scope.cancel()
+    if not done:
+        raise ServerBusyError("the server is shutting down; read the rest from another one")

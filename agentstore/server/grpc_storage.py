@@ -9,7 +9,7 @@ encoded again here, so what reaches the log is exactly what an in-process append
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any, TypeAlias
 
@@ -32,7 +32,12 @@ from agentstore.errors import InvalidEventError, SessionNotFoundError
 from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
-from agentstore.server.grpc_api import Handlers, RpcErrors, cancel_when_stopping
+from agentstore.server.grpc_api import (
+    Handlers,
+    RpcErrors,
+    cancel_when_stopping,
+    write_until_stopping,
+)
 from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     budget_from_pb,
@@ -256,9 +261,10 @@ class StorageServicer(pb_grpc.StorageServicer):
         expected = _opt(request, "expected_seq")
         fill_result_pb(out, await self.backend.append(sid, batch, expected))
 
-    async def Read(
+    # Written with `context.write` (not `yield`): see `write_until_stopping`.
+    async def Read(  # type: ignore[override]
         self, request: pb.ReadEventsRequest, context: Context
-    ) -> AsyncIterator[pb.EventBatch]:
+    ) -> None:
         async with self._guard(context, request):
             sid = validate_session_id(request.session_id)
             for name in ("from_seq", "to_seq", "limit"):  # as the Store checks its own
@@ -276,8 +282,11 @@ class StorageServicer(pb_grpc.StorageServicer):
                 until=parse_time(until, "until") if until is not None else None,
                 limit=_opt(request, "limit"),
             )
-            async for page in _pages(self.backend, sid, flt):
-                yield pb.EventBatch(events=[event_to_pb(e) for e in page])
+            batches = (
+                pb.EventBatch(events=[event_to_pb(e) for e in page])
+                async for page in _pages(self.backend, sid, flt)
+            )
+            await write_until_stopping(self.service, context, batches)
 
     # Written with `context.write` (not `yield`) so that the wait ends at once when the
     # server begins to stop: the client then sees the stream end and reconnects elsewhere.
@@ -319,21 +328,14 @@ class StorageServicer(pb_grpc.StorageServicer):
             await self.backend.save_snapshot(snapshot)
             return pb.SaveSnapshotResponse()
 
-    async def BatchMarks(
+    # Written with `context.write` (not `yield`): see `write_until_stopping`.
+    async def BatchMarks(  # type: ignore[override]
         self, request: pb.GetSessionRequest, context: Context
-    ) -> AsyncIterator[pb.BatchMarksPage]:
+    ) -> None:
         async with self._guard(context, request):
             sid = validate_session_id(request.session_id)
             marks = await self.backend.batch_marks(sid)
-            if marks is None:
-                yield pb.BatchMarksPage(kept=False)
-                return
-            items = sorted(marks.items())
-            for at in range(0, max(len(items), 1), MARKS_PAGE):
-                page = items[at : at + MARKS_PAGE]
-                yield pb.BatchMarksPage(
-                    kept=True, seqs=[s for s, _ in page], ends=[e for _, e in page]
-                )
+            await write_until_stopping(self.service, context, _marks_pages(marks))
 
     async def LoadSessionAndSnapshot(
         self, request: pb.LoadSnapshotRequest, context: Context
@@ -351,6 +353,19 @@ class StorageServicer(pb_grpc.StorageServicer):
 
 MARKS_PAGE = 50_000
 """Batch marks per `BatchMarksPage` (about 0.5 MB: under grpc's 4 MB default limit)."""
+
+
+async def _marks_pages(
+    marks: dict[int, int] | None,
+) -> AsyncGenerator[pb.BatchMarksPage, None]:
+    """The pages of `BatchMarks`: one saying no marks are kept (None), or the marks."""
+    if marks is None:
+        yield pb.BatchMarksPage(kept=False)
+        return
+    items = sorted(marks.items())
+    for at in range(0, max(len(items), 1), MARKS_PAGE):
+        page = items[at : at + MARKS_PAGE]
+        yield pb.BatchMarksPage(kept=True, seqs=[s for s, _ in page], ends=[e for _, e in page])
 
 
 async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[list[Any]]:
