@@ -159,7 +159,9 @@ class CommitQueue:
             if here is not None:
                 if here.loop is loop:
                     return here
-                if not here.loop.is_closed() and not here.on_this_thread:
+                if not here.loop.is_closed() and (
+                    here.loop.is_running() or not here.on_this_thread
+                ):
                     return None  # another thread's loop, still open: this one uses the thread
                 # Its loop is closed, or it is a loop of this thread, stopped while this one
                 # runs: only landing its flights here releases their logs (else an append
@@ -186,8 +188,12 @@ class CommitQueue:
                 on_loop = False
             if on_loop:
                 here.close()
+            elif here.on_this_thread and not here.loop.is_running():
+                # Closed, or stopped while this thread runs something else: its flights
+                # land only if landed here, and closing the logs waits for them.
+                here.salvage()
             else:
-                with contextlib.suppress(RuntimeError):  # a closed loop: nothing in flight
+                with contextlib.suppress(RuntimeError):  # closed: nothing waits there
                     here.loop.call_soon_threadsafe(here.close)
         if self._thread is not None:
             self._queue.put(_STOP)

@@ -84,7 +84,8 @@ class LoopCommits:
 
     @property
     def on_this_thread(self) -> bool:
-        """True when called on the thread this engine's loop ran on."""
+        """True when called on the thread this engine's loop last committed on (the
+        thread that holds the mutexes of its flights)."""
         return threading.get_ident() == self._thread
 
     @property
@@ -140,6 +141,7 @@ class LoopCommits:
         view = self._logs.peek(sid)
         if view is None or view.fd is None or not view.mutex.acquire(blocking=False):
             return False
+        self._thread = threading.get_ident()  # the loop's thread now (a loop may move)
         group = LogGroup(self._logs, view)
         if view.fd is None or not group.try_lock():
             view.mutex.release()
