@@ -42,6 +42,9 @@ __all__ = ["LoopCommits"]
 
 _STAY_CONTENDED = 64
 """Appends a session found contended leaves to the commit thread before trying here again."""
+_MAX_CONTENDED = 1024
+"""Sessions remembered as contended at most: the oldest is forgotten (it may try here
+again sooner), else every session ever contended and then left idle stayed for good."""
 
 
 class LoopCommits:
@@ -104,7 +107,11 @@ class LoopCommits:
             # Another append to it is not answered yet: the session has several writers
             # at once, and stays with the commit thread while that goes on (else each lull
             # would put one flight here that the commit thread then waits for).
-            self._contended[sid] = _STAY_CONTENDED
+            contended = self._contended
+            contended.pop(sid, None)  # to the end: the oldest goes first
+            contended[sid] = _STAY_CONTENDED
+            if len(contended) > _MAX_CONTENDED:
+                del contended[next(iter(contended))]
             return False
         stay = self._contended.get(sid)
         if stay is not None:
