@@ -31,6 +31,7 @@ from agentstore.server.http_middleware import (
     AccessLogMiddleware,
     AuthMiddleware,
     BodyLimitMiddleware,
+    ConcurrencyLimitMiddleware,
     ConnectionAbortMiddleware,
     LoopbackHostMiddleware,
     SecurityHeadersMiddleware,
@@ -48,6 +49,9 @@ from agentstore.session import validate_session_id
 __all__ = ["UI_STATIC", "create_app"]
 
 UI_STATIC = Path(__file__).parent / "ui" / "static"
+REQUESTS_PER_STREAM = 4
+"""Requests in flight the HTTP door serves at once per live follow it allows (--max-streams):
+past that, 429 server_busy (as uvicorn's limit_concurrency was set, which answered plain text)."""
 """Where the web UI's files are; served at `/` when the folder exists."""
 
 _PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
@@ -168,6 +172,8 @@ def create_app(
         asgi = LoopbackHostMiddleware(
             asgi, frozenset(h.lower() for h in allowed_hosts or ()), frozenset(cors_origins or ())
         )
+    # Inside CORS, so that a browser can read the refusal.
+    asgi = ConcurrencyLimitMiddleware(asgi, REQUESTS_PER_STREAM * service.limits.max_streams)
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -20,6 +20,7 @@ import orjson
 from agentstore.server.errors import (
     ForbiddenHostError,
     PayloadTooLargeError,
+    ServerBusyError,
     UnauthenticatedError,
     describe_error,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "AuthMiddleware",
     "ABORT_KEY",
     "BodyLimitMiddleware",
+    "ConcurrencyLimitMiddleware",
     "ConnectionAbortMiddleware",
     "LoopbackHostMiddleware",
     "SecurityHeadersMiddleware",
@@ -223,6 +225,36 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
+
+
+class ConcurrencyLimitMiddleware:
+    """Refuse a request past `limit` in flight with problem JSON (`server_busy`, 429).
+
+    Instead of uvicorn's `limit_concurrency`, which answered `Service Unavailable` in plain
+    text before the app ran, and counted idle keep-alive connections as well as requests.
+    The health check is never refused: a busy server is not a dead one.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.running = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the request while it runs; answer 429 if `limit` are running already."""
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or path == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        if self.running >= self.limit:
+            busy = ServerBusyError(f"too many requests in flight ({self.limit}); retry later")
+            await _send_problem(send, busy, path, [(b"retry-after", b"1")])
+            return
+        self.running += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.running -= 1
 
 
 ABORT_KEY = "agentstore.abort_connection"

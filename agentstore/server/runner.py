@@ -239,7 +239,8 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 timeout_graceful_shutdown=int(config.shutdown_timeout),
                 ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
                 ssl_keyfile=str(config.tls_key) if config.tls_key else None,
-                limit_concurrency=4 * config.limits.max_streams,
+                # No limit_concurrency: the app limits requests in flight itself
+                # (ConcurrencyLimitMiddleware), answering with problem JSON.
             )
             server = _uvicorn_server(uv_config, on_signal)
         scheme = "https" if config.tls_cert else "http"
