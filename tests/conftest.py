@@ -10,6 +10,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# grpc reads its environment as it loads: the server package's settings (see
+# agentstore/server/__init__.py) come first, so in-process servers and clients run as
+# `agentstore serve` and the remote backend do.
+import agentstore.server  # noqa: F401
+
 # The machines are shared and noisy: a property test's example can take seconds when a
 # neighbour is busy. Hypothesis' time limits (a 200 ms deadline per example, the "too slow"
 # health check) then fail tests that are correct; the properties are what is checked.

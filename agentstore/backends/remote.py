@@ -33,8 +33,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# Before grpc is imported: see agentstore/server/__init__.py (its core reads it then).
+# Before grpc is imported (it reads its environment as it loads): the settings of
+# agentstore/server/__init__.py, which says why.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+os.environ.setdefault(
+    "GRPC_EXPERIMENTS",
+    "-event_engine_client,-event_engine_listener,-event_engine_for_all_other_endpoints",
+)
 
 import grpc
 import orjson

@@ -3,11 +3,7 @@ stream or one append's error answer means as an agentstore error (`remote.py`)."
 
 from __future__ import annotations
 
-import os
 from typing import Any
-
-# Before grpc is imported: see agentstore/server/__init__.py (its core reads it then).
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 import orjson
