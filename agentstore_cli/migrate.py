@@ -36,7 +36,9 @@ def migrate(
     """Create or upgrade the schema of a PostgreSQL store, step by step.
 
     Safe to run from several hosts at once (an advisory lock serialises them), and a
-    no-op when the schema is current. Refuses a schema newer than this agentstore.
+    no-op when the schema is current. Refuses a schema newer than this agentstore. A
+    read-only standby (a replica) is never written to: its version is reported, and if it
+    is behind, the command exits 1 and says to migrate its primary.
 
     \b
     Examples:
@@ -73,12 +75,24 @@ def migrate(
         try:
             found = await schema_version(conn, options.schema)
             check_not_newer(found, options.schema, options.display)
-            if check:
-                state = "current" if found == current_version() else "behind"
+            # A hot standby (a read replica) has the schema its primary had when it last
+            # replayed, and takes no writes: it is reported, never migrated.
+            standby = bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+            if check or standby:
+                behind = found < current_version()
+                state = ("behind" if behind else "current") + (
+                    ", a read-only standby" if standby else ""
+                )
                 typer.echo(
                     f"schema {options.schema!r}: version {found} of {current_version()} ({state})"
                 )
-                if found < current_version():
+                if behind and standby:
+                    raise CliError(
+                        f"{options.display} is a read-only standby (a replica): migrate its "
+                        "primary (agentstore migrate --store PRIMARY_URL); the standby has the "
+                        "new schema once it has replayed that far"
+                    )
+                if behind:
                     # The URL as given (`display` lacks ?schema=, and would migrate another
                     # schema), quoted for a shell: `?` and `&` are special there.
                     raise CliError(f"run: agentstore migrate --store {shlex.quote(redact(url))}")
