@@ -24,6 +24,7 @@ from agentstore import Event, Session, Store
 from agentstore.backends.registry import scheme_of
 from agentstore.errors import (
     AgentStoreError,
+    SessionExistsError,
     SessionNotFoundError,
     StorageUnavailableError,
     StoreClosedError,
@@ -40,6 +41,8 @@ _READ = 1000
 """Events read from SRC at once."""
 _STORE_GONE = (StorageUnavailableError, StoreClosedError, StoreLockedError)
 """Errors of a store, not of a session: they end the copy."""
+_RACES = 3
+"""Times a session is looked at again when another copy created it in DST meanwhile."""
 _ALL = 2**31 - 1  # every id (the largest limit the gRPC door takes)
 
 
@@ -293,6 +296,15 @@ async def _copy_counted(source: Store, target: Store, sid: str, counts: dict[str
         found = await source.get_session(sid)
     except SessionNotFoundError:
         return  # deleted in SRC since it was listed: nothing to copy
-    what, n = await _copy_one(source, target, found)
+    for attempt in range(_RACES):
+        try:
+            what, n = await _copy_one(source, target, found)
+            break
+        except SessionExistsError:
+            # Created in DST since it was looked up: another copy of this SRC running at
+            # once (a cron job that overlaps a manual run). Look again: the same session
+            # is found whole (or resumed), another one under this id is refused.
+            if attempt == _RACES - 1:
+                raise
     counts[what] += 1
     counts["events"] += n
