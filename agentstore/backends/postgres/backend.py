@@ -73,7 +73,8 @@ class PostgresBackend(Backend):
 
     `url` is a `postgresql://` URL; its query (or keyword arguments) sets the options of
     `PostgresOptions`: `schema`, `pool_min_size`, `pool_max_size`, `connect_timeout`,
-    `pool_timeout`, `statement_timeout`, `pgbouncer`, `migrate`, `notify`, `read_url`.
+    `pool_timeout`, `statement_timeout`, `pgbouncer`, `migrate`, `notify`; a replica is a
+    keyword argument only (`read_url`, with options of its own in its URL's query).
     """
 
     shared_across_processes = True

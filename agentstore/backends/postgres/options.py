@@ -161,7 +161,14 @@ def parse_url(url: str, **overrides: Any) -> PostgresOptions:
     ours: dict[str, Any] = {}
     passed: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _KINDS and key != "read_url":
+        if key == "read_url":
+            # The driver would take it for a server setting and fail on connecting; and a
+            # URL in a query, unless percent-encoded, gives its own options to this one.
+            raise InvalidInputError(
+                f"{redact(url)!r}: read_url is not an option of the URL's query: pass the "
+                "replica as read_url=... (the CLI's --read-store)"
+            )
+        if key in _KINDS:
             ours[key] = _convert(key, value)
         else:
             passed.append((key, value))
@@ -198,9 +205,16 @@ def _with_replica(options: PostgresOptions, read_url: str) -> PostgresOptions:
         )
     own = {
         key: getattr(replica, key)
-        for key in given - {"schema", "read_url", "migrate", "notify"}
+        for key in given - {"schema", "migrate", "notify"}
         if key in _OPTION_NAMES
     }
+    if "pool_max_size" in given and "pool_min_size" not in given:
+        # A smaller pool for the replica keeps the primary's minimum only up to its size.
+        own["pool_min_size"] = min(options.pool_min_size, replica.pool_max_size)
     read = replace(options, dsn=replica.dsn, read_url=None, **own)
-    _check_pool(read)
+    if read.pool_min_size > read.pool_max_size:
+        raise InvalidInputError(
+            f"the read replica's pool_min_size ({read.pool_min_size}) is above its "
+            f"pool_max_size ({read.pool_max_size})"
+        )
     return replace(options, read_url=replica.dsn, read_options=read)
