@@ -39,6 +39,11 @@ _MAX_EVENTS = 128
 """Syncs in flight at once (the context's size): more are handed back, to sync on threads.
 Each context takes about twice this from the system's `fs.aio-max-nr` (65,536 by default)."""
 _BATCH = 64
+_SPARE_MAX = 4
+"""Idle contexts of closed eventfd-mode syncers kept for the next (see `close`)."""
+_spare: list[tuple[int, int, int, int]] = []
+"""(process id, size, context, next key) of each idle context kept."""
+_spare_lock = threading.Lock()
 _IDLE_WAKE_S = 1
 """How often an idle reaper looks whether it was closed (it cannot be woken otherwise)."""
 
@@ -85,6 +90,9 @@ class AioSyncer(Generic[T]):
         context: int,
         done: Callable[[list[tuple[T, OSError | None]]], None],
         notify: int | None = None,
+        *,
+        size: int = _MAX_EVENTS,
+        next_key: int = 0,
     ) -> None:
         self._syscall = libc.syscall
         self._destroy, self._submit, self._getevents = calls[1:]
@@ -94,8 +102,11 @@ class AioSyncer(Generic[T]):
         self._lock = threading.Lock()
         self._pending: dict[int, tuple[T, _Iocb]] = {}
         """Key -> (token, its request: kept alive until the kernel is done with it)."""
-        self._next_key = 0
+        self._next_key = next_key
         self._closed = False
+        self._broken = False
+        self._pid = os.getpid()
+        self._size = size
         self._events = (_Event * _BATCH)()
         if notify is None:
             self._thread = threading.Thread(target=self._reap, name="agentstore-aio", daemon=True)
@@ -119,6 +130,10 @@ class AioSyncer(Generic[T]):
             libc = ctypes.CDLL(None, use_errno=True)
         except OSError:
             return None
+        if notify is not None:
+            spare = _take_spare()
+            if spare is not None:  # its keys go on: no stale end of a sync can match one
+                return cls(libc, calls, spare[0], done, notify, next_key=spare[1])
         context = ctypes.c_ulong(0)
         if libc.syscall(calls[0], ctypes.c_long(_MAX_EVENTS), ctypes.byref(context)) != 0:
             return None  # refused (a seccomp filter, a container's aio limit) or missing
@@ -178,15 +193,34 @@ class AioSyncer(Generic[T]):
     def close(self) -> None:
         """Take no more syncs; the reaper hands back those in flight, then stops.
 
-        With `notify` there is no reaper: the context is freed now (the kernel first ends
-        the syncs in flight, which are not handed back: close once `pending` is False).
+        With `notify` there is no reaper: an idle context is kept for the next syncer to
+        open, else it is freed on a thread of its own (the kernel first ends the syncs in
+        flight, which are not handed back: close once `pending` is False). `io_destroy`
+        waits for an RCU grace period, 32 ms here: on the caller's thread, an event loop,
+        every store's close and every change of loop stalled it that long.
         """
         self._closed = True
-        if self._notify is not None:
-            with self._lock:
-                context, self._context = self._context, ctypes.c_ulong(0)
-            if context.value:
-                self._syscall(self._destroy, context)
+        if self._notify is None:
+            return
+        with self._lock:
+            context, self._context = self._context, ctypes.c_ulong(0)
+            idle = not self._pending and not self._broken
+        if not context.value or self._pid != os.getpid():  # a forked child's is not its own
+            return
+        if idle:
+            with _spare_lock:
+                if len(_spare) < _SPARE_MAX:
+                    _spare.append((self._pid, self._size, context.value, self._next_key))
+                    return
+        try:
+            threading.Thread(
+                target=self._syscall,
+                args=(self._destroy, context),
+                name="agentstore-aio-free",
+                daemon=True,
+            ).start()
+        except RuntimeError:  # no new threads (the interpreter is exiting)
+            self._syscall(self._destroy, context)
 
     def reap(self) -> None:
         """Hand every sync that has ended to `done`, without waiting (with `notify` only)."""
@@ -252,7 +286,21 @@ class AioSyncer(Generic[T]):
         # The context broke: nothing in flight can be known durable, so each is failed
         # (and cut back out by whoever holds its log).
         self._closed = True
+        self._broken = True
         with self._lock:
             tokens = [token for token, _ in self._pending.values()]
             self._pending.clear()
         self._done([(token, error) for token in tokens])
+
+
+def _take_spare() -> tuple[int, int] | None:
+    """(context, next key) of an idle context this process kept, of today's size."""
+    pid = os.getpid()
+    with _spare_lock:
+        # A forked child inherits the list, not the contexts (the kernel does not copy them).
+        _spare[:] = [entry for entry in _spare if entry[0] == pid]
+        for index, (_, size, context, key) in enumerate(_spare):
+            if size == _MAX_EVENTS:
+                del _spare[index]
+                return context, key
+    return None
