@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from agentstore import Event, InvalidInputError, Session, State
@@ -29,6 +29,7 @@ from agentstore.server.http_schemas import (
     SessionListOut,
 )
 from agentstore.server.http_stream import (
+    ReadResponse,
     SseResponse,
     export_chunks,
     json_array_chunks,
@@ -213,8 +214,8 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
             limit=limit,
         )
         if format == "jsonl" or (format is None and accept is not None and _NDJSON in accept):
-            return StreamingResponse(jsonl_chunks(pages), media_type=_NDJSON)
-        return StreamingResponse(json_array_chunks(pages), media_type="application/json")
+            return ReadResponse(service, jsonl_chunks(pages), media_type=_NDJSON)
+        return ReadResponse(service, json_array_chunks(pages), media_type="application/json")
 
     @app.get("/v1/sessions/{session_id}/state", response_model=State, tags=["state"])
     async def get_state(
@@ -254,7 +255,8 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
         """Return the same JSON as `agentstore export` (`bare=1`: `export --bare`)."""
         info, pages = await service.export(session_id)
         chunks = json_array_chunks(pages) if bare else export_chunks(info, pages)
-        return StreamingResponse(
+        return ReadResponse(
+            service,
             chunks,
             media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="{session_id}.json"'},

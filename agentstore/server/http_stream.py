@@ -14,15 +14,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from agentstore import AgentStoreError, Event, Session
 from agentstore.server.http_middleware import ABORT_KEY, Receive, Scope, Send, problem_body
 from agentstore.server.service import AgentStoreService
 
-__all__ = ["SseResponse", "export_chunks", "json_array_chunks", "jsonl_chunks"]
+__all__ = ["ReadResponse", "SseResponse", "export_chunks", "json_array_chunks", "jsonl_chunks"]
 
 _log = logging.getLogger("agentstore.server")
 
@@ -51,6 +52,41 @@ async def jsonl_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[bytes
     """Encode pages of events as JSON lines (one object per line)."""
     async for page in pages:
         yield b"".join(event.to_json() + b"\n" for event in page)
+
+
+class ReadResponse(StreamingResponse):
+    """A streamed read (events, export) that is cut off when the server begins to stop.
+
+    A read is no acknowledged write: a client that stopped reading must not hold the
+    shutdown for uvicorn's whole graceful timeout. The connection is dropped mid-body, so
+    the client sees an unfinished (chunked) body, never a clean end it could take for the
+    whole read.
+    """
+
+    def __init__(
+        self, service: AgentStoreService, content: AsyncIterator[bytes], **kwargs: Any
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body; on shutdown, stop and drop the connection at once."""
+        done = False
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_when_stopping, self.service, tg.cancel_scope)
+            await super().__call__(scope, receive, send)
+            done = True
+            tg.cancel_scope.cancel()
+        if not done:
+            abort = (scope.get("extensions") or {}).get(ABORT_KEY)
+            if abort is not None:
+                abort()  # a polite close would wait for the unread bytes to go out
+                await anyio.lowlevel.checkpoint()  # uvicorn sees the connection gone
+
+
+async def _cancel_when_stopping(service: AgentStoreService, scope: anyio.CancelScope) -> None:
+    await service.wait_stopping()
+    scope.cancel()
 
 
 _STOPPING_SEND = 1.0

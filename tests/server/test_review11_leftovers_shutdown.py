@@ -1,5 +1,5 @@
 """Review 11's leftover: a stalled streaming read held `agentstore serve`'s SIGTERM for the
-whole grace period (30 s).
+whole grace period (30 s), over gRPC and over HTTP alike.
 
 A client that opens a server-streaming read (AgentStore.ReadEvents, or Storage.Read of a
 remote backend) and stops reading blocks the server's next write on HTTP/2 flow control;
@@ -18,16 +18,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import orjson
 import pytest
 
 import agentstore
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
+from tests.server.http_helpers import start_server
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +105,40 @@ async def test_sigterm_does_not_wait_for_a_read_that_stopped_reading(
     text = log.read_text()
     assert "the store is closed" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("path", ["events", "events?format=jsonl", "export"])
+def test_sigterm_does_not_wait_for_an_http_read_that_stopped_reading(
+    tmp_path: Path, path: str
+) -> None:
+    # The same over HTTP: uvicorn waited its graceful timeout (30 s) for the streamed
+    # response, then cancelled it with a traceback in the log.
+    sid = _seed(tmp_path / "data")
+    srv = start_server(tmp_path / "data")
+    try:
+        with (
+            httpx.Client(base_url=srv.url, timeout=60) as http,
+            http.stream("GET", f"/v1/sessions/{sid}/{path}") as response,
+        ):
+            assert response.status_code == 200
+            chunks = response.iter_raw()
+            got = len(next(chunks))  # it reads... then stops
+            started = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            code = srv.proc.wait(_GRACE + 30)
+            took = time.monotonic() - started
+            assert code == 0
+            assert took < _GRACE / 3, f"SIGTERM took {took:.1f} s with a stalled read open"
+            # The rest ends in an error (an unfinished chunked body), not as if complete.
+            with pytest.raises(httpx.RemoteProtocolError):
+                got += _drain(chunks)
+            assert got < _EVENTS * 4_000
+    finally:
+        srv.stop()
+    text = srv.log.read_text()
+    assert "the store is closed" in text
+    assert "Traceback" not in text
+
+
+def _drain(chunks: Iterator[bytes]) -> int:
+    return sum(len(chunk) for chunk in chunks)
