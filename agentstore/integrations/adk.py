@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentstore.errors import InvalidInputError, SessionExistsError, SessionNotFoundError
@@ -297,7 +297,8 @@ class AgentStoreSessionService(BaseSessionService):
         self._apply_temp_state(session, event)
         event = self._trim_temp_delta_state(event)
         app, user, own = _split(event.actions.state_delta if event.actions else {})
-        await self.store.append_many(found.id, _store_events(event, own))
+        ended = _open_calls(session.events, event) if event.error_code else []
+        await self.store.append_many(found.id, _store_events(event, own, ended))
         await self._update_scope(
             self._app_scope(session.app_name), f"adk app {session.app_name}", app, event.id
         )
@@ -332,8 +333,33 @@ def _token_counts(usage: Any) -> tuple[int | None, int | None]:
     return tokens_in, tokens_out
 
 
-def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
-    """The agentstore events one ADK event becomes: itself, then what it means."""
+def _open_calls(earlier: Sequence[Event], event: Event) -> list[tuple[str, str]]:
+    """(call id, tool) of the function calls of `event`'s invocation still unanswered.
+
+    A tool that raises ends ADK's run with an event of the invocation that holds only the
+    error (`error_code`: the exception's class): the call it ended is one of these.
+    """
+    calls: dict[str, str] = {}
+    for seen in earlier:
+        if seen.invocation_id != event.invocation_id:
+            continue
+        for call in seen.get_function_calls():
+            if call.id:
+                calls[call.id] = call.name or "tool"
+        for answer in seen.get_function_responses():
+            calls.pop(answer.id or "", None)
+    return list(calls.items())
+
+
+def _store_events(
+    event: Event, own_delta: dict[str, Any], ended: Sequence[tuple[str, str]] = ()
+) -> list[StoreEvent]:
+    """The agentstore events one ADK event becomes: itself, then what it means.
+
+    `ended`: the invocation's calls left open when `event` holds an error; a single one is
+    the call the error ended (several, run at once: which one failed is not said, so the
+    error is linked to none).
+    """
     # ADK's JSON form (genai's bytes as base64, read back by `get_session`); what it cannot
     # write, such as a tool's result holding an object of the user's, the forgiving way.
     dumped = event.model_dump(mode="json", exclude_none=True, fallback=to_json_value)
@@ -375,7 +401,13 @@ def _store_events(event: Event, own_delta: dict[str, Any]) -> list[StoreEvent]:
         result.payload.update(meta)
         out.append(result)
     if event.error_code:
-        failed = error_event(event.error_message or event.error_code, code=event.error_code)
+        call_id, tool = ended[0] if len(ended) == 1 and not answers else (None, None)
+        failed = error_event(
+            event.error_message or event.error_code,
+            code=event.error_code,
+            call_id=call_id,
+            tool=tool,
+        )
         failed.payload.update(meta)
         out.append(failed)
     if own_delta:

@@ -367,3 +367,33 @@ async def test_thinking_and_tool_use_prompt_tokens_are_counted(store: agentstore
     assert (response.metadata.tokens_in, response.metadata.tokens_out) == (1200, 5100)
     assert response.metadata.reasoning_tokens == 5000
     assert (await store.get_state(session.id)).tokens.total == 6300
+
+
+def get_weather_down(city: str) -> dict[str, Any]:
+    """Return the weather in a city (the service is down)."""
+    raise RuntimeError(f"weather service down for {city}")
+
+
+async def test_a_raising_tool_closes_its_call_with_the_error(store: agentstore.Store) -> None:
+    """ADK ends the run with an event that holds only the exception (no call id): the
+    invocation's one open call is the one it ended (review: the call stayed open)."""
+    service = AgentStoreSessionService(store)
+    session = await service.create_session(app_name=APP, user_id="ada")
+    call = types.FunctionCall(name="get_weather_down", args={"city": "Rome"}, id="fc-9")
+    turn = LlmResponse(content=types.Content(role="model", parts=[types.Part(function_call=call)]))
+    down = LlmAgent(
+        name="weather_agent",
+        model=ScriptedLlm(model="scripted-adk-1", script=[turn]),
+        tools=[get_weather_down],
+    )
+    runner = Runner(app_name=APP, agent=down, session_service=service)
+
+    with pytest.raises(RuntimeError, match="weather service down for Rome"):
+        await run(runner, session.id, "Weather in Rome?")
+
+    errors = await store.replay(session.id, types=[EventType.ERROR])
+    assert [(e.payload["error"], e.payload["code"], e.metadata.call_id) for e in errors] == [
+        ("weather service down for Rome", "RuntimeError", "fc-9")
+    ]
+    state = await store.get_state(session.id)
+    assert state.open_calls == {} and state.errors == 1
