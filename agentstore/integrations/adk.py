@@ -337,14 +337,16 @@ def _open_calls(earlier: Sequence[Event], event: Event) -> list[tuple[str, str]]
     """(call id, tool) of the function calls of `event`'s invocation still unanswered.
 
     A tool that raises ends ADK's run with an event of the invocation that holds only the
-    error (`error_code`: the exception's class): the call it ended is one of these.
+    error (`error_code`: the exception's class): the call it ended is one of these. A
+    long-running tool's call (answered later, by a person say) is left open on purpose.
     """
     calls: dict[str, str] = {}
     for seen in earlier:
         if seen.invocation_id != event.invocation_id:
             continue
+        waiting = seen.long_running_tool_ids or set()
         for call in seen.get_function_calls():
-            if call.id:
+            if call.id and call.id not in waiting:
                 calls[call.id] = call.name or "tool"
         for answer in seen.get_function_responses():
             calls.pop(answer.id or "", None)
