@@ -21,9 +21,10 @@ unless `--debug` (or `AGENTSTORE_DEBUG=1`) is given.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -49,6 +50,7 @@ __all__ = [
     "global_store",
     "open_store",
     "parse_labels",
+    "passed_over",
     "resolve_session",
     "run",
     "write_bytes",
@@ -252,7 +254,16 @@ async def resolve_session(store: Store, ref: str) -> str:
     stderr).
     """
     if ref == LATEST:
-        newest = await store.list_sessions(limit=1)
+        with passed_over() as skipped:
+            newest = await store.list_sessions(limit=1)
+        if skipped:
+            # The one passed over may be the newest: 'latest' would name another session
+            # (and `delete latest` delete it).
+            files = "a session file" if len(skipped) == 1 else f"{len(skipped)} session files"
+            raise CliError(
+                f"cannot tell which session is the latest: {files} could not be read "
+                f"({next(iter(skipped))}); name the session by its id"
+            )
         if not newest:
             raise CliError("there are no sessions yet, so no latest one")
         return newest[0].id
@@ -284,3 +295,36 @@ async def _sessions_named(store: Store, name: str) -> list[str]:
         if len(page) < _NAME_PAGE:
             return found
         offset += len(page)
+
+
+_PASSED_OVER = "listing sessions: "
+"""How the file backend's listing begins the warning of a session file it passes over."""
+
+
+class _PassedOver(logging.Handler):
+    """Collects the listing's warnings of session files it passed over (one bad file
+    must not hide the others); every other record goes where it went without us."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: dict[str, None] = {}  # ordered, once each: a scan may warn per page
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith(_PASSED_OVER):
+            self.lines[text.removeprefix(_PASSED_OVER)] = None
+        elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)  # as if this handler were not there
+
+
+@contextlib.contextmanager
+def passed_over() -> Iterator[dict[str, None]]:
+    """Collect, while listing, what the backend says of each session file it passes over
+    as unreadable (the file backend only logs it): one line each, in order."""
+    logger = logging.getLogger("agentstore")
+    handler = _PassedOver()
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)

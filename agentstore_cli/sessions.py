@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -22,6 +19,7 @@ from agentstore_cli.common import (
     LabelOption,
     open_store,
     parse_labels,
+    passed_over,
     run,
     write_bytes,
 )
@@ -34,8 +32,6 @@ __all__ = ["SessionsFormat", "sessions"]
 _FULL_ID_WIDTH = 110
 _HEADINGS = ("ID", "NAME", "EVENTS", "TOKENS", "COST", "CREATED", "LAST EVENT")
 _NAME = 1
-_PASSED_OVER = "listing sessions: "
-"""How the file backend's listing begins the warning of a session file it passes over."""
 
 
 class SessionsFormat(StrEnum):
@@ -85,41 +81,13 @@ def sessions(
 
     async def main() -> None:
         async with open_store(ctx, data_dir) as store:
-            with _passed_over() as skipped:
+            with passed_over() as skipped:
                 found = await store.list_sessions(limit=limit, offset=offset, labels=labels)
             _say_skipped(skipped)
             unreadable = await _show(store, found, fmt)
         _fail_if_incomplete(len(skipped), unreadable)
 
     run(main)
-
-
-class _PassedOver(logging.Handler):
-    """Collects the listing's warnings of session files it passed over (one bad file
-    must not hide the others); every other record goes where it went without us."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: dict[str, None] = {}  # ordered, once each: a scan may warn per page
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if text.startswith(_PASSED_OVER):
-            self.lines[text.removeprefix(_PASSED_OVER)] = None
-        elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
-            logging.lastResort.handle(record)  # as if this handler were not there
-
-
-@contextlib.contextmanager
-def _passed_over() -> Iterator[dict[str, None]]:
-    """Collect, while listing, the sessions the backend passes over as unreadable."""
-    logger = logging.getLogger("agentstore")
-    handler = _PassedOver()
-    logger.addHandler(handler)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
 
 
 def _say_skipped(skipped: dict[str, None]) -> None:

@@ -82,3 +82,21 @@ def test_a_listing_that_read_everything_exits_0(tmp_path: Path) -> None:
     assert out.returncode == 0, out
     assert out.stderr == ""
     assert len(orjson.loads(out.stdout)) == 3
+
+
+def test_latest_is_refused_when_the_newest_session_may_be_the_one_unreadable(
+    tmp_path: Path,
+) -> None:
+    # 'latest' is the listing's first session: with the newest one passed over, it named
+    # the one before, and `delete latest --yes` deleted that one.
+    _three(tmp_path)
+    (tmp_path / "sessions" / "s-new.json").write_bytes(b'{"id": "s-new", "crea')
+    out = agentstore_cli("--data-dir", tmp_path, "delete", "latest", "--yes")
+    assert out.returncode == 1, out
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: cannot tell which session is the latest")
+    assert "s-new.json" in out.stderr
+    assert {p.name for p in (tmp_path / "sessions").iterdir()} >= {"s-old.json", "s-mid.json"}
+    # By its id, the session is found as ever.
+    assert agentstore_cli("--data-dir", tmp_path, "delete", "s-mid", "--yes").returncode == 0
+    assert not (tmp_path / "sessions" / "s-mid.json").exists()
