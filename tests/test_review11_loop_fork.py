@@ -14,6 +14,7 @@ import json
 import os
 import select
 import signal
+import threading
 from pathlib import Path
 
 import agentstore
@@ -81,3 +82,39 @@ def test_a_forked_child_and_its_parent_append_to_one_session(tmp_path: Path) -> 
             assert (await again.verify()).ok
 
     asyncio.run(check())
+
+
+def test_a_forked_child_closing_the_store_leaves_the_parents_loop_alone(tmp_path: Path) -> None:
+    # The parent's loop is stopped between calls (run_until_complete), as in a script. The
+    # child's close must not unwatch the parent's eventfd: the two processes share that
+    # loop's epoll set, and the parent's next append would wait for ever.
+    loop = asyncio.new_event_loop()
+    try:
+        store = loop.run_until_complete(agentstore.open(tmp_path))
+        loop.run_until_complete(store.create_session(session_id="s"))
+        loop.run_until_complete(store.append("s", new_event("custom", {"i": 0})))
+        loop.run_until_complete(store.append("s", new_event("custom", {"i": 1})))
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                asyncio.run(store.close())
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+        async def append() -> int:
+            event = new_event("custom", {"i": 2})
+            return (await asyncio.wait_for(store.append("s", event), 10)).sequence_number
+
+        # Before the fix the sync's end never woke the loop: the append hung (wait_for
+        # cannot end it: an append's task waits for its outcome).
+        outcome: list[int] = []
+        waiter = threading.Thread(target=lambda: outcome.append(loop.run_until_complete(append())))
+        waiter.daemon = True
+        waiter.start()
+        waiter.join(30)
+        assert outcome == [3], "the parent's append hung after its child closed the store"
+        loop.run_until_complete(store.close())
+    finally:
+        if not loop.is_running():
+            loop.close()

@@ -180,6 +180,11 @@ class CommitQueue:
     def close(self) -> None:
         """Refuse new appends; the commit thread answers the queued ones, then stops."""
         self._stopped = True
+        if self._pid != os.getpid():
+            # Forked: the loop, threads and AIO context are the parent's. Its loop's epoll
+            # set is shared with this process: even unwatching its eventfd from here would
+            # leave the parent's appends unanswered for good.
+            self._reset()
         here, self._here = self._here, None
         if here is not None:
             try:
