@@ -24,6 +24,7 @@ from agentstore.session import PrunedSession, Session, validate_session_id
 from agentstore.state import Budget, Reducer, default_reducer
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.lifecycle_ops import (
+    check_not_spent,
     fork_pages,
     import_pages,
     import_session_of,
@@ -215,13 +216,16 @@ class Store(StoreSessions, StoreReads):
         async iterable (a generator that reads a large export, or another store's events,
         as it goes is consumed a page at a time, never held whole), each id once. Raises
         `SessionExistsError` if the session exists; the session appears whole or not at
-        all, and nothing is kept if any event is invalid. `batch_marks` (what
+        all, and nothing is kept if any event is invalid or `events` raises (its own
+        error, as raised). A generator that has run to its end (the one a failed try
+        consumed) is refused, not imported as an empty session. `batch_marks` (what
         `backend.batch_marks(id)` of the store copied from returned) keeps how the events
         were batched by `append_many`, so that a data directory gets the same lines back.
         """
         self._check_open()
         fresh = import_session_of(session)
         in_calendar("created_at", fresh.created_at)  # before anything is written
+        check_not_spent(events)
         pages = import_pages(fresh.id, events, batch_marks)
         await self._backend.create_session_from_pages(fresh, pages)
         # Anything cached under this id was of a session deleted since: an import keeps

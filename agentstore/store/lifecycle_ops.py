@@ -9,6 +9,7 @@ received appends after it was chosen).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,13 @@ from agentstore.events import Event
 from agentstore.session import PrunedSession, Session, validate_session_id
 from agentstore.store.validate import aware, check_labels, pending_from_stored
 
-__all__ = ["fork_pages", "import_pages", "import_session_of", "prune_sessions"]
+__all__ = [
+    "check_not_spent",
+    "fork_pages",
+    "import_pages",
+    "import_session_of",
+    "prune_sessions",
+]
 
 _FORK_NAMESPACE = uuid.UUID("6f1c2d4e-8a4b-4d59-9a63-2f3c1b7e5a10")
 _PAGE = 1000
@@ -58,6 +65,25 @@ def import_session_of(session: Session | Mapping[str, Any]) -> Session:
         raise InvalidInputError(f"not a valid session: {exc}") from exc
     validate_session_id(target.id)
     return target.model_copy(update={"event_count": 0, "updated_at": target.created_at})
+
+
+def check_not_spent(events: object) -> None:
+    """Refuse a generator that has run to its end (or failed) as an import's events.
+
+    It yields nothing more, and would import as an empty session: the mistake of an import
+    retried with the generator its failed first try consumed.
+    """
+    if inspect.isasyncgen(events):
+        spent = events.ag_frame is None
+    elif inspect.isgenerator(events):
+        spent = inspect.getgeneratorstate(events) == inspect.GEN_CLOSED
+    else:
+        return  # a list (read again from the start) or an iterator that cannot tell
+    if spent:
+        raise InvalidInputError(
+            "the events are a generator that has already run to its end (or failed): "
+            "pass a new one (a retried import reads the export again)"
+        )
 
 
 async def import_pages(

@@ -27,6 +27,24 @@ from agentstore.session import Session
 __all__ = ["Importer"]
 
 
+class _PageError(Exception):
+    """An error the pages raised, carried out of `translated` as it is."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _next(pages: AsyncIterator[Sequence[PendingEvent]]) -> Sequence[PendingEvent] | None:
+    """The next page (None: no more), an error of the pages' own wrapped in `_PageError`."""
+    try:
+        return await anext(pages)
+    except StopAsyncIteration:
+        return None
+    except Exception as exc:
+        raise _PageError(exc) from exc
+
+
 class Importer:
     """The statements of one schema that create a session page by page."""
 
@@ -53,42 +71,50 @@ class Importer:
         last_seq, last_ts, open_end = 0, None, None
         created = False
         what = f"creating session {session.id!r}"
-        async with translated(what), pool.acquire() as conn, conn.transaction():
-            async for page in pages:
-                plan = plan_append(
-                    session.id,
-                    page,
-                    last_seq=last_seq,
-                    last_ts=last_ts,
-                    known_ids=known,
-                    now=now,
-                )
-                open_end = check_batch_marks(plan.new, open_end)
-                new = plan.new
-                if not created:
-                    await self._first(conn, session, values, new, plan.last_seq, plan.last_ts)
-                    created = True
-                elif new:
-                    await conn.execute(
-                        self._page,
+        theirs: Exception | None = None
+        try:
+            async with translated(what), pool.acquire() as conn, conn.transaction():
+                while (page := await _next(pages)) is not None:
+                    plan = plan_append(
                         session.id,
-                        [seq for _, seq, _ in new],
-                        [p.id for p, _, _ in new],
-                        [ts for _, _, ts in new],
-                        [p.type for p, _, _ in new],
-                        [p.payload_json.decode() for p, _, _ in new],
-                        [p.metadata_json.decode() for p, _, _ in new],
-                        [p.batch_end for p, _, _ in new],
+                        page,
+                        last_seq=last_seq,
+                        last_ts=last_ts,
+                        known_ids=known,
+                        now=now,
                     )
-                known.update(plan.new_ids)
-                last_seq, last_ts = plan.last_seq, plan.last_ts
-            if open_end is not None:
-                # Kept as given, a copy back to files would refuse the session.
-                raise InvalidInputError(f"a batch mark names event {open_end}, beyond the log")
-            if not created:  # no page at all: an empty session
-                await self._first(conn, session, values, [], 0, None)
-            else:
-                await conn.execute(self._head, session.id, last_seq, last_ts)
+                    open_end = check_batch_marks(plan.new, open_end)
+                    new = plan.new
+                    if not created:
+                        await self._first(conn, session, values, new, plan.last_seq, plan.last_ts)
+                        created = True
+                    elif new:
+                        await conn.execute(
+                            self._page,
+                            session.id,
+                            [seq for _, seq, _ in new],
+                            [p.id for p, _, _ in new],
+                            [ts for _, _, ts in new],
+                            [p.type for p, _, _ in new],
+                            [p.payload_json.decode() for p, _, _ in new],
+                            [p.metadata_json.decode() for p, _, _ in new],
+                            [p.batch_end for p, _, _ in new],
+                        )
+                    known.update(plan.new_ids)
+                    last_seq, last_ts = plan.last_seq, plan.last_ts
+                if open_end is not None:
+                    # Kept as given, a copy back to files would refuse the session.
+                    raise InvalidInputError(f"a batch mark names event {open_end}, beyond the log")
+                if not created:  # no page at all: an empty session
+                    await self._first(conn, session, values, [], 0, None)
+                else:
+                    await conn.execute(self._head, session.id, last_seq, last_ts)
+        except _PageError as failed:
+            theirs = failed.error
+        if theirs is not None:
+            # The pages' own error (a bad event, the source's failure) as the other
+            # backends raise it, not as PostgreSQL's ("unreachable; retrying is safe").
+            raise theirs
         return last_seq
 
     async def _first(
