@@ -233,6 +233,16 @@ class AioSyncer(Generic[T]):
             if got < _BATCH:
                 return
 
+    def reap_waiting(self) -> None:
+        """Hand every sync in flight to `done`, waiting for each to end (`notify` only: for
+        an owner whose event loop will not watch the eventfd again)."""
+        wait = _Timespec(_IDLE_WAKE_S, 0)
+        while self._pending and self._context.value:
+            got = self._get_events(1, wait)
+            if got is None:
+                return
+            self._hand_back(self._events, got)
+
     def _get_events(self, at_least: int, timeout: _Timespec) -> int | None:
         """`io_getevents` into `_events`: how many ended (retried on EINTR), or None after
         failing every pending sync with its error."""

@@ -60,6 +60,8 @@ class LoopCommits:
         self._thread = threading.get_ident()
         self._in_flight: dict[str, Flight] = {}
         self._to_submit: list[Flight] = []
+        self._on_threads: dict[Flight, threading.Event] = {}
+        """Flights synced on worker threads (the AIO context was full): set once synced."""
         self._contended: dict[str, int] = {}
         """Sessions appended to by several tasks at once: appends left to the commit thread."""
         self._elsewhere: dict[str, int] = {}
@@ -180,10 +182,12 @@ class LoopCommits:
             # flight: the same, and later appends go to the commit thread).
             if not syncer.pending:
                 self._closed = True
-            done = self.loop.run_in_executor(None, flight.sync)
+            synced = self._on_threads[flight] = threading.Event()
+            done = self.loop.run_in_executor(None, _sync_and_set, flight, synced)
             done.add_done_callback(functools.partial(self._land_after, flight))
 
     def _land_after(self, flight: Flight, _: object) -> None:
+        self._on_threads.pop(flight, None)
         self._land(flight)
 
     def _on_synced(self) -> None:
@@ -226,8 +230,16 @@ class LoopCommits:
         runs again."""
         if not self.on_this_thread:
             return False
+        # Each with the outcome of its own sync: after a failed sync a second one can
+        # succeed with the pages lost (PostgreSQL's "fsyncgate"), so none is synced twice.
+        if self._syncer is not None:
+            self._syncer.reap_waiting()  # those the kernel syncs land as they end
         for flight in list(self._in_flight.values()):
-            flight.sync()  # the kernel may not have run its sync: once more is harmless
+            synced = self._on_threads.pop(flight, None)
+            if synced is not None:
+                synced.wait()  # a worker thread syncs it
+            else:
+                flight.sync()  # not submitted yet: this is its only sync
             self._land(flight)
         self._to_submit = []
         self._closed = True
@@ -245,3 +257,11 @@ class LoopCommits:
             self._syncer = None
         os.close(self._eventfd)
         self._eventfd = -1
+
+
+def _sync_and_set(flight: Flight, synced: threading.Event) -> None:
+    # On a worker thread: the outcome is in the flight before `synced` is set.
+    try:
+        flight.sync()
+    finally:
+        synced.set()
