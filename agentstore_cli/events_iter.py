@@ -121,6 +121,7 @@ async def iter_events(
         async for page in pages:
             for event in page:
                 yield event
+            del page  # not held while the next page is read (see iter_pages)
 
 
 async def follow_events(

@@ -21,7 +21,7 @@ from agentstore import Event, Metadata, Store
 from agentstore.backends.base import EventFilter
 from agentstore.backends.memory import MemoryBackend
 from agentstore.events import build_event
-from agentstore_cli.events_iter import PAGE, EventQuery
+from agentstore_cli.events_iter import PAGE, EventQuery, iter_events
 from agentstore_cli.render import Timeline
 from agentstore_cli.replay import _timeline
 from tests.cli.conftest import seed_session
@@ -162,3 +162,15 @@ def test_objects_frozen_during_a_replay_are_given_back(cli: Cli, data_dir: Path)
     assert gc.get_freeze_count() == before
     assert cli("replay", "no-such-session").exit_code == 1
     assert gc.get_freeze_count() == before
+
+
+async def test_the_json_and_jsonl_rows_let_a_page_go_before_the_next_read() -> None:
+    # `replay --format json/jsonl` and `export` read through iter_events: one page of
+    # events in memory, not two (it held the page it had yielded from while reading on).
+    backend = _WatchedPages()
+    async with Store(backend, snapshot_interval=0) as store:
+        session = await store.create_session(session_id="long")
+        await store.append_many(session.id, [agentstore.user_message("x") for _ in range(2500)])
+        seen = [event.sequence_number async for event in iter_events(store, "long", EventQuery())]
+    assert seen == list(range(1, 2501))
+    assert backend.previous_alive == [False, False]  # 1000, 1000, 500 events
