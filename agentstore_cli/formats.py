@@ -31,12 +31,14 @@ def fmt_cost(value: float) -> str:
 
 def fmt_duration(ms: float) -> str:
     """Format a duration in milliseconds: 850ms, 1.20s, 2m03s, 1h02m."""
-    if ms < 1000:
+    # Each unit is chosen by the value as it will be shown: 999.6 ms is 1.00s, not
+    # 1000ms, and 59.996 s is 1m00s, not 60.00s.
+    if round(ms) < 1000:
         return f"{ms:.0f}ms" if ms >= 1 or ms == 0 else f"{ms:.2f}ms"
     seconds = ms / 1000
-    if seconds < 60:
+    if round(seconds, 2) < 60:
         return f"{seconds:.2f}s"
-    minutes, sec = divmod(int(seconds), 60)
+    minutes, sec = divmod(max(int(seconds), 60), 60)
     if minutes < 60:
         return f"{minutes}m{sec:02d}s"
     hours, minutes = divmod(minutes, 60)
@@ -45,9 +47,9 @@ def fmt_duration(ms: float) -> str:
 
 def fmt_elapsed(seconds: float) -> str:
     """Format time since the first shown event: +0.004s, +12.34s, +3m07s, +1h02m."""
-    if seconds < 10:
+    if round(seconds, 3) < 10:  # as shown (9.9996 s is +10.00s, not +10.000s)
         return f"+{seconds:.3f}s"
-    if seconds < 60:
+    if round(seconds, 2) < 60:
         return f"+{seconds:.2f}s"
     return "+" + fmt_duration(seconds * 1000)
 

@@ -209,7 +209,8 @@ def plain_rows(timeline: Timeline, events: Iterable[Event], width: int) -> str:
                 if ts != last_ts:  # events of one batch share a timestamp: format it once
                     elapsed = (ts - first).total_seconds()
                     elapsed = elapsed if elapsed > 0.0 else 0.0
-                    shown = f"+{elapsed:.3f}s" if elapsed < 10 else fmt_elapsed(elapsed)
+                    # Below 9.999 s fmt_elapsed's first form for sure, without the call.
+                    shown = f"+{elapsed:.3f}s" if elapsed < 9.999 else fmt_elapsed(elapsed)
                     time_col = shown.rjust(8)
                     last_ts = ts
                 col = time_col
