@@ -330,6 +330,9 @@ class FileBackend(Backend):
     def _append_sync(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None
     ) -> AppendResult:
+        # On the thread of an event loop committing a flight of this log (a listener of
+        # a SyncStore's appends, on its loop): that flight lands first (see `land_held`).
+        self._commits.land_held(session_id)
         for _ in range(3):
             view = self._logs.get(session_id)
             with view.mutex:

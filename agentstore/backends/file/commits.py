@@ -177,6 +177,16 @@ class CommitQueue:
                 self._not_here = weakref.ref(loop)
             return here
 
+    def land_held(self, session_id: str) -> None:
+        """Before a blocking append on this thread: if it is the loop's, with a flight of
+        that log in flight, land the loop's flights now. The thread holds that log's mutex,
+        which the append would take again without waiting, and plan after lines not yet
+        synced (their failure could then not be cut back), and the loop, blocked, would
+        land the flight after the append: the view then counted its lines twice."""
+        here = self._here
+        if here is not None and self._pid == os.getpid() and here.holds(session_id):
+            here.land_now()
+
     def close(self) -> None:
         """Refuse new appends; the commit thread answers the queued ones, then stops."""
         self._stopped = True

@@ -228,6 +228,21 @@ class LoopCommits:
         done. Only on the loop's own thread, which holds those logs' mutexes: elsewhere
         they stay held (False). A stopped loop's waiting tasks get their answers when it
         runs again."""
+        if not self.land_now():
+            return False
+        self._closed = True
+        self._free()
+        return True
+
+    def holds(self, session_id: str) -> bool:
+        """True when called on the loop's thread while a flight of that log is in flight
+        (this thread holds its mutex: taking it again would not wait for the flight)."""
+        return session_id in self._in_flight and self.on_this_thread
+
+    def land_now(self) -> bool:
+        """Land everything in flight, waiting for the syncs; True if done. Only on the
+        loop's thread (False elsewhere), for a call that cannot wait for the loop: the
+        loop closed or stopped, or a blocking append made on the loop's own thread."""
         if not self.on_this_thread:
             return False
         # Each with the outcome of its own sync: after a failed sync a second one can
@@ -242,8 +257,6 @@ class LoopCommits:
                 flight.sync()  # not submitted yet: this is its only sync
             self._land(flight)
         self._to_submit = []
-        self._closed = True
-        self._free()
         return True
 
     def _free(self) -> None:
