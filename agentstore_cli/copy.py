@@ -30,6 +30,7 @@ from agentstore.errors import (
     StoreClosedError,
     StoreLockedError,
 )
+from agentstore.store.lifecycle_ops import check_same_session
 from agentstore.store.validate import pending_from_stored
 from agentstore_cli.common import CliError, UsageError, resolve_session, run
 from agentstore_cli.sanitize import clean
@@ -80,7 +81,7 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         if not upto or await src.replay(session.id, from_seq=upto, to_seq=upto):
             # Read as it is written, a page at a time: a session of any size is never
             # held whole (a 200,000-event one took 1.4 GB).
-            async with contextlib.aclosing(_events(src, session.id, upto)) as stream:
+            async with contextlib.aclosing(_events(src, session, upto)) as stream:
                 copied = await dst.import_session(session, stream, batch_marks=marks)
             return "copied", copied.event_count
         # Fewer events than the marks tell of (read from a replica that lags the primary
@@ -124,7 +125,7 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
     # atomic, and a copy stopped between two resumes as above. From a store that keeps no
     # batch bounds, in one append: one by one would cost an append (an fsync) per event.
     written = 0
-    async with contextlib.aclosing(_events(src, session.id, upto, have + 1)) as stream:
+    async with contextlib.aclosing(_events(src, session, upto, have + 1)) as stream:
         async for batch in _batches(stream, marks):
             pending = [pending_from_stored(event) for event in batch]
             await dst.backend.append(session.id, pending, batch[0].sequence_number - 1)
@@ -133,12 +134,15 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
 
 
 async def _events(
-    src: Store, session_id: str, upto: int, start: int = 1
+    src: Store, session: Session, upto: int, start: int = 1
 ) -> AsyncGenerator[Event, None]:
     """SRC's events `start..upto` of a session, read a page at a time as they are taken
     (fewer if SRC has fewer: a replica that lags)."""
     while start <= upto:
-        page = await src.replay(session_id, from_seq=start, to_seq=min(start + _READ - 1, upto))
+        page = await src.replay(session.id, from_seq=start, to_seq=min(start + _READ - 1, upto))
+        # Each page is a read of its own: a page read once the session was deleted and
+        # made again (another session imported under its id) is another session's.
+        await check_same_session(src.get_session, session)
         if not page:
             return
         for event in page:
@@ -292,18 +296,19 @@ async def _copy_all(
 
 
 async def _copy_counted(source: Store, target: Store, sid: str, counts: dict[str, int]) -> None:
-    try:
-        found = await source.get_session(sid)
-    except SessionNotFoundError:
-        return  # deleted in SRC since it was listed: nothing to copy
     for attempt in range(_RACES):
+        try:
+            found = await source.get_session(sid)
+        except SessionNotFoundError:
+            return  # deleted in SRC since it was listed (or as it was read): nothing to copy
         try:
             what, n = await _copy_one(source, target, found)
             break
-        except SessionExistsError:
-            # Created in DST since it was looked up: another copy of this SRC running at
-            # once (a cron job that overlaps a manual run). Look again: the same session
-            # is found whole (or resumed), another one under this id is refused.
+        except (SessionExistsError, SessionNotFoundError):
+            # The session changed as it was copied: created in DST meanwhile (another copy
+            # of this SRC running at once, a cron job overlapping a manual run), or deleted
+            # in SRC (or made again there). Look again: the same session is found whole
+            # (or resumed), one deleted is left, another one under this id is refused.
             if attempt == _RACES - 1:
                 raise
     counts[what] += 1

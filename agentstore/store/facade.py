@@ -317,7 +317,7 @@ class Store(StoreSessions, StoreReads):
             budget=source.budget if budget is UNSET else budget,
         )
         await self._backend.create_session_from_pages(
-            session, fork_pages(self._backend, sid, new_id, at_seq)
+            session, fork_pages(self._backend, source, new_id, at_seq)
         )
         return await self._backend.get_session(new_id)
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 import contextlib
 import inspect
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +34,7 @@ from agentstore.store.validate import aware, check_labels, pending_from_stored
 
 __all__ = [
     "check_not_spent",
+    "check_same_session",
     "fork_pages",
     "import_pages",
     "import_session_of",
@@ -37,17 +46,18 @@ _PAGE = 1000
 
 
 async def fork_pages(
-    backend: Backend, source_id: str, new_id: str, at_seq: int
+    backend: Backend, source: Session, new_id: str, at_seq: int
 ) -> AsyncIterator[list[PendingEvent]]:
     """The first `at_seq` events of a session, a page at a time, re-identified for `new_id`.
 
     Fork ids are derived from the source's (uuid5), so forking is reproducible and a
-    fork's events never collide with its source's.
+    fork's events never collide with its source's. Raises `SessionNotFoundError` if the
+    source is not the session `source` by the last page (see `check_same_session`).
     """
     start = 1
     while start <= at_seq:
         stop = min(start + _PAGE - 1, at_seq)
-        page = await backend.read(source_id, EventFilter(from_seq=start, to_seq=stop))
+        page = await backend.read(source.id, EventFilter(from_seq=start, to_seq=stop))
         yield [
             pending_from_stored(
                 event, event_id=str(uuid.uuid5(_FORK_NAMESPACE, f"{new_id}/{event.id}"))
@@ -55,6 +65,19 @@ async def fork_pages(
             for event in page
         ]
         start = stop + 1
+    await check_same_session(backend.get_session, source)
+
+
+async def check_same_session(get: Callable[[str], Awaitable[Session]], session: Session) -> None:
+    """Raise `SessionNotFoundError` unless `get(session.id)` is still `session` (the same
+    creation time: the same session, not another made under its id since).
+
+    The pages of a session are read one by one, not at one moment: one deleted and made
+    again meanwhile (an import of another session under its id) gives the later pages of
+    the other. Checked after the last page, the fork or copy of them is refused, whole.
+    """
+    if (await get(session.id)).created_at != session.created_at:
+        raise SessionNotFoundError(session.id)
 
 
 def import_session_of(session: Session | Mapping[str, Any]) -> Session:
