@@ -38,7 +38,7 @@ import anyio
 
 from agentstore.errors import InvalidInputError
 from agentstore.events import new_event
-from agentstore.helpers import tool_result
+from agentstore.helpers import llm_response, tool_result
 from agentstore.integrations._appender import SessionAppender
 from agentstore.integrations._threads import mapped_session_id
 from agentstore.session import validate_session_id
@@ -85,6 +85,32 @@ def conversation_session_id(conversation_id: str) -> str:
     return mapped_session_id(conversation_id, "conversation-")
 
 
+_USAGE_FIELDS = (
+    ("input_tokens", "tokens_in"),
+    ("output_tokens", "tokens_out"),
+    ("cache_read_tokens", "cache_read_tokens"),
+    ("cache_write_tokens", "cache_write_tokens"),
+)
+_Cut = tuple[AsyncTracker[LlmCall], LlmCall, dict[str, int]]
+"""A request cut mid-call: its tracker, its call, and the run's usage when it began."""
+
+
+def _usage_counts(usage: Any) -> dict[str, int]:
+    """The token counts of a pydantic-ai usage, by agentstore's names (0 where unknown)."""
+    return {ours: int(getattr(usage, theirs, 0) or 0) for theirs, ours in _USAGE_FIELDS}
+
+
+def _used_since(before: dict[str, int], usage: Any) -> dict[str, int | None] | None:
+    """The tokens the run used since `before`, or None if none (or no usage to tell)."""
+    if usage is None:
+        return None
+    now = _usage_counts(usage)
+    used = {name: max(0, now[name] - before[name]) for name in now}
+    if not used["tokens_in"] and not used["tokens_out"]:
+        return None
+    return {name: value or None for name, value in used.items()}
+
+
 def _mark(exc: BaseException) -> None:
     with contextlib.suppress(AttributeError):  # a few built-in exceptions refuse attributes
         setattr(exc, _RECORDED, True)
@@ -124,8 +150,9 @@ class AgentStoreCapability(AbstractCapability[Any]):
     _: KW_ONLY
     record_messages: bool = True
     _appender: SessionAppender = field(init=False, repr=False, compare=False)
-    # Model requests cancelled mid-call, by run id, still open: see `wrap_model_request`.
-    _cut: dict[str | None, list[AsyncTracker[LlmCall]]] = field(
+    # Model requests cancelled mid-call, by run id, still open, with the run's usage when
+    # each began: see `wrap_model_request`.
+    _cut: dict[str | None, list[_Cut]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -162,11 +189,11 @@ class AgentStoreCapability(AbstractCapability[Any]):
         try:
             result = await handler()
         except BaseException as exc:
-            closed = await self._close_cut(ctx.run_id, exc)
+            closed = await self._close_cut(ctx.run_id, exc, getattr(ctx, "usage", None))
             if isinstance(exc, Exception) and not closed and not getattr(exc, _RECORDED, False):
                 await self._appender.record_error(sid, exc)
             raise
-        await self._close_cut(ctx.run_id, None)
+        await self._close_cut(ctx.run_id, None, None)
         if self.record_messages:
             # pydantic-ai's JSON form still holds what a tool returned, NaN or an int past
             # 64 bits included, which the store refuses: made storable the forgiving way.
@@ -177,15 +204,35 @@ class AgentStoreCapability(AbstractCapability[Any]):
             await self._appender.append(sid, new_event(MESSAGES_TYPE, payload))
         return result
 
-    async def _close_cut(self, run_id: str | None, exc: BaseException | None) -> bool:
-        """Close the run's cancelled requests with `exc`; tell whether `exc` was recorded."""
+    async def _close_cut(self, run_id: str | None, exc: BaseException | None, usage: Any) -> bool:
+        """Close the run's cancelled requests with `exc`; tell whether `exc` was recorded.
+
+        `usage`: the run's, as it ended. A streamed request that failed part-way has had
+        its tokens so far added to it (an input count a provider sent first, say): they
+        are recorded as an `llm_response` marked `finish_reason="error"` before the error,
+        so the session's tokens, cost and budget count what the failed call used.
+        """
         recorded = exc is None or getattr(exc, _RECORDED, False)
-        for tracker in self._cut.pop(run_id, []):
+        cut = self._cut.pop(run_id, [])
+        for index, (tracker, llm, before) in enumerate(cut):
             if recorded:  # recorded already (or the run went on): the call was cancelled
                 cancelled = anyio.get_cancelled_exc_class()()
                 await tracker.__aexit__(type(cancelled), cancelled, None)
                 continue
             assert exc is not None
+            used = _used_since(before, usage) if index == len(cut) - 1 else None
+            if used is not None:  # the request that was streaming when the run failed
+                await self._appender.append(
+                    llm.session_id,
+                    llm_response(
+                        llm.model,
+                        None,
+                        call_id=llm.call_id,
+                        provider=llm.provider,
+                        finish_reason="error",
+                        **used,
+                    ),
+                )
             await tracker.__aexit__(type(exc), exc, exc.__traceback__)
             _mark(exc)
             recorded = True
@@ -215,6 +262,7 @@ class AgentStoreCapability(AbstractCapability[Any]):
                 list(request_context.messages[-1:]), mode="json"
             )
         tracker = track_llm(self._appender, sid, model_name, newest, provider=provider)
+        before = _usage_counts(ctx.usage)
         llm = await tracker.__aenter__()  # what this raises (a budget) wrap_run records
         try:
             response: ModelResponse = await handler(request_context)
@@ -229,7 +277,7 @@ class AgentStoreCapability(AbstractCapability[Any]):
                 model=response.model_name,
             )
         except anyio.get_cancelled_exc_class():
-            self._cut.setdefault(ctx.run_id, []).append(tracker)
+            self._cut.setdefault(ctx.run_id, []).append((tracker, llm, before))
             raise
         except BaseException as exc:
             await tracker.__aexit__(type(exc), exc, exc.__traceback__)

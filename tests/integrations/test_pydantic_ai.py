@@ -306,8 +306,10 @@ async def test_a_failed_error_record_never_hides_the_runs_exception(
 async def test_a_model_failing_mid_stream_is_one_error_linked_to_its_request(store: Store) -> None:
     # Review 9c: pydantic-ai cancels a streamed request when the consumer's stream raises;
     # the request was closed with a CancelledError and the real error recorded apart.
+    # Review 10: the tokens the stream had used (pydantic-ai adds them to the run's usage)
+    # were not counted: they come as an llm_response marked "error" before the error.
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-        yield "Hel"
+        yield "Hello there, a partial answer"
         raise ConnectionError("stream dropped")
 
     agent = Agent(FunctionModel(stream_function=stream), capabilities=[AgentStoreCapability(store)])
@@ -319,15 +321,23 @@ async def test_a_model_failing_mid_stream_is_one_error_linked_to_its_request(sto
 
     with pytest.raises(ConnectionError, match="stream dropped"):
         await consume()
-    request, failed = await store.get_events("mid-stream")
-    assert (request.type, failed.type) == (EventType.LLM_REQUEST, EventType.ERROR)
-    assert failed.metadata.call_id == request.metadata.call_id
+    request, partial, failed = await store.get_events("mid-stream")
+    assert (request.type, partial.type, failed.type) == (
+        EventType.LLM_REQUEST,
+        EventType.LLM_RESPONSE,
+        EventType.ERROR,
+    )
+    assert failed.metadata.call_id == partial.metadata.call_id == request.metadata.call_id
     assert (failed.payload["kind"], failed.payload["error"]) == (
         "ConnectionError",
         "stream dropped",
     )
+    assert partial.payload["finish_reason"] == "error"
+    # FunctionModel's estimate, as pydantic-ai counts the run: 50 in, one per word out.
+    assert (partial.metadata.tokens_in, partial.metadata.tokens_out) == (50, 5)
     state = await store.get_state("mid-stream")
     assert (state.errors, state.open_calls) == (1, {})
+    assert (state.tokens.input, state.tokens.output) == (50, 5)
 
 
 async def test_a_run_cancelled_during_a_model_request_closes_it_once(store: Store) -> None:
