@@ -1,22 +1,25 @@
 """Review 11 (loop commits): stores closed while their appends run leave nothing open.
 
-Counted in /proc/self/fd, after every store is closed: the logs' descriptors, and the
-eventfds the loop's commits watch. An append whose log was not open yet opens it on a
-worker thread; when the store was closed meanwhile, that log was put into the closed
-store's views and its descriptor was never closed (one per session appended to at the
-close: a server that opens a store per request ran out of descriptors).
+Counted in /proc/self/fd and /proc/self/maps after every store is closed: the logs'
+descriptors, the eventfds the loop's commits watch, and AIO contexts. An append whose log
+was not open yet opens it on a worker thread; when the store was closed meanwhile, that
+log was put into the closed store's views and its descriptor was never closed (one per
+session appended to at the close: a server that opens a store per request ran out of
+descriptors).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 import agentstore
 from agentstore import StoreClosedError, new_event
+from agentstore.backends.file import aiosync
 
 SESSIONS = 6
 CYCLES = 30
@@ -35,6 +38,12 @@ def _open_under(root: Path) -> list[str]:
     return found
 
 
+def _aio_rings() -> int:
+    """The AIO contexts of this process (each maps its ring)."""
+    with open("/proc/self/maps") as maps:
+        return sum("[aio]" in line for line in maps)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
 def test_stores_closed_mid_append_leave_no_descriptor_open(tmp_path: Path) -> None:
     async def make() -> list[str]:
@@ -43,6 +52,7 @@ def test_stores_closed_mid_append_leave_no_descriptor_open(tmp_path: Path) -> No
 
     sids = asyncio.run(make())
     eventfds_before = _open_under(tmp_path).count("anon_inode:[eventfd]")
+    rings_before = _aio_rings()
     acked: list[tuple[str, str, int]] = []
 
     async def cycle(wait: int) -> None:
@@ -71,6 +81,12 @@ def test_stores_closed_mid_append_leave_no_descriptor_open(tmp_path: Path) -> No
     left = _open_under(tmp_path)
     assert [target for target in left if target.startswith(str(tmp_path))] == []
     assert left.count("anon_inode:[eventfd]") <= eventfds_before
+    # AIO contexts: the commit threads' reapers free theirs as they end; the loops' idle
+    # ones are kept for reuse, a few at most (aiosync._SPARE_MAX).
+    for thread in threading.enumerate():
+        if thread.name in ("agentstore-aio", "agentstore-aio-free"):
+            thread.join(10)
+    assert _aio_rings() <= rings_before + aiosync._SPARE_MAX
 
     async def check() -> None:
         async with agentstore.open(tmp_path) as store:
