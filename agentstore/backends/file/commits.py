@@ -172,7 +172,11 @@ class CommitQueue:
                         "committing were in flight; their logs stay locked in this process"
                     )
                 here.close()
-            self._here = here = LoopCommits.open(self._logs, loop)
+            try:
+                self._here = here = LoopCommits.open(self._logs, loop)
+            except OSError:  # no descriptor for its eventfd (EMFILE): the thread, this time
+                self._here = None
+                return None
             if here is None:
                 self._not_here = weakref.ref(loop)
             return here

@@ -72,7 +72,9 @@ class LoopCommits:
 
     @classmethod
     def open(cls, logs: Logs, loop: asyncio.AbstractEventLoop) -> LoopCommits | None:
-        """Start committing on `loop` (call on its thread); None where AIO cannot tell it."""
+        """Start committing on `loop` (call on its thread); None where AIO cannot tell it.
+
+        Raises `OSError` when no eventfd can be made now (out of descriptors)."""
         if not hasattr(os, "eventfd") or not hasattr(loop, "add_reader"):
             return None
         engine = cls(logs, loop)
