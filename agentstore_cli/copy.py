@@ -212,6 +212,7 @@ async def _batches(
 
 
 def copy(
+    ctx: typer.Context,
     src: Annotated[str, typer.Argument(metavar="SRC", help="Source: a data directory or URL.")],
     dst: Annotated[str, typer.Argument(metavar="DST", help="Target: a data directory or URL.")],
     session: Annotated[
@@ -236,6 +237,7 @@ def copy(
       agentstore copy ./agent-data postgresql://app@db/agents
       agentstore copy postgresql://app@db/agents ./backup --session 3f2a
     """
+    _no_store_flags(ctx)
     _check_target("SRC", src)
     _check_target("DST", dst)
 
@@ -262,6 +264,22 @@ def copy(
             )
 
     run(main)
+
+
+def _no_store_flags(ctx: typer.Context) -> None:
+    """Refuse the global store flags given with copy: it names both stores itself, and a
+    flag silently ignored (a --read-store thought to spare SRC's primary) misleads."""
+    root = ctx.find_root()
+    for name, flag in (
+        ("data_dir", "--data-dir"),
+        ("store", "--store"),
+        ("read_store", "--read-store"),
+    ):
+        if getattr(root.get_parameter_source(name), "name", "") == "COMMANDLINE":
+            raise UsageError(
+                f"{flag} does not apply to copy, which names its stores as SRC and DST "
+                "(a replica to read from: give its URL as SRC)"
+            )
 
 
 async def _copy_all(
