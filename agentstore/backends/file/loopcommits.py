@@ -185,7 +185,13 @@ class LoopCommits:
             if not syncer.pending:
                 self._closed = True
             synced = self._on_threads[flight] = threading.Event()
-            done = self.loop.run_in_executor(None, _sync_and_set, flight, synced)
+            try:
+                done = self.loop.run_in_executor(None, _sync_and_set, flight, synced)
+            except RuntimeError:  # the loop's executor was shut down: sync here, this once
+                del self._on_threads[flight]
+                flight.sync()
+                self._land(flight)
+                continue
             done.add_done_callback(functools.partial(self._land_after, flight))
 
     def _land_after(self, flight: Flight, _: object) -> None:
