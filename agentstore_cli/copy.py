@@ -11,7 +11,7 @@ one that grew in SRC since gets only its new events, appended batch by batch as 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +33,7 @@ from agentstore.errors import (
 from agentstore.store.lifecycle_ops import check_same_session
 from agentstore.store.validate import pending_from_stored
 from agentstore_cli.common import CliError, UsageError, resolve_session, run
+from agentstore_cli.copymarks import compact_marks
 from agentstore_cli.sanitize import clean
 
 __all__ = ["copy"]
@@ -164,7 +165,7 @@ async def _same_ids(src: Store, dst: Store, session_id: str, count: int) -> bool
     return True
 
 
-async def _marks(src: Store, session: Session) -> tuple[dict[int, int] | None, int]:
+async def _marks(src: Store, session: Session) -> tuple[Mapping[int, int] | None, int]:
     """SRC's batch marks of the session, and the last event to copy with them.
 
     How append_many batched the events (file: the lines' batch_end); kept, the lines come
@@ -172,12 +173,13 @@ async def _marks(src: Store, session: Session) -> tuple[dict[int, int] | None, i
     not read for them), after `session` and before the events: the events are read up to
     the last one the marks can tell about, as a batch appended after the marks were read
     would be copied unmarked, for good (a later copy finds the session complete); the next
-    copy brings it. None: SRC keeps no batch bounds.
+    copy brings it. None: SRC keeps no batch bounds. Held in a compact form (runs, not an
+    entry per event) for as long as the session is copied.
     """
-    marks = await src.backend.batch_marks(session.id)
+    marks, last = compact_marks(await src.backend.batch_marks(session.id))
     # A marked event's batch ends at the next event or later: with honest marks, at the
     # event after the last marked one (batches are written whole).
-    return marks, max([session.event_count, *(seq + 1 for seq in marks or ())])
+    return marks, max(session.event_count, last + 1 if last else 0)
 
 
 async def _bring_details(dst: Store, session: Session, there: Session) -> bool:
@@ -197,7 +199,7 @@ async def _bring_details(dst: Store, session: Session, there: Session) -> bool:
 
 
 async def _batches(
-    events: AsyncIterator[Event], marks: dict[int, int] | None
+    events: AsyncIterator[Event], marks: Mapping[int, int] | None
 ) -> AsyncIterator[list[Event]]:
     """Split `events` into the batches they were appended in (a mark: not a batch's last);
     all in one without marks (None)."""

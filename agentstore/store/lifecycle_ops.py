@@ -174,23 +174,28 @@ class _BatchMarks:
     the numbers the export gives), and none left over beyond its events."""
 
     def __init__(self, marks: Mapping[int, int] | None) -> None:
-        self._marks = dict(marks or {})
+        # Read where they are, not copied: a copy's marks have an entry per event of a
+        # batch (`agentstore copy` passes them in a compact form of their own).
+        self._marks: Mapping[int, int] = marks if isinstance(marks, Mapping) else dict(marks or {})
         self._end: int | None = None  # the end of the batch the events are in
+        self._taken = 0  # events 1.._taken went by
 
     def take(self, pending: PendingEvent, seq: int) -> None:
-        mark = pending.batch_end = self._marks.pop(seq, None)
+        mark = pending.batch_end = self._marks.get(seq)
         if mark is not None and (type(mark) is not int or mark <= seq):
             # A mark's own fault first, wherever it stands (inside a batch too).
             raise InvalidInputError(f"batch mark of event {seq}: {mark!r} is not a later event")
         self._end = check_batch_marks(((pending, seq, _NO_TIME),), self._end)
+        self._taken = seq
 
     def finish(self) -> None:
         if self._end is not None:
             raise InvalidInputError(f"a batch mark names event {self._end}, beyond the import")
-        if self._marks:
-            raise InvalidInputError(
-                f"batch marks of events beyond the import: {sorted(self._marks)[:5]}"
-            )
+        taken = self._taken
+        beyond = [seq for seq in self._marks if not (type(seq) is int and 0 < seq <= taken)]
+        if beyond:
+            first = sorted(beyond, key=lambda k: (0, k, "") if type(k) is int else (1, 0, repr(k)))
+            raise InvalidInputError(f"batch marks of events beyond the import: {first[:5]}")
 
 
 _NO_TIME = datetime.min  # check_batch_marks reads no time
