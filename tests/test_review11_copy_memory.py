@@ -1,16 +1,15 @@
 """Review 11: what `agentstore copy` still holds of a session it copies, beyond a page.
 
 The events are read and written a page at a time, but the import keeps every id it has
-seen (to refuse a repeat, naming the event it repeats: `import_pages`), the new log's
+seen (to refuse a repeat, naming the event it repeats: `import_pages`), and the new log's
 writer keeps them again (`SessionBuilder.ids`, PostgreSQL's `Importer`: an append's rule of
-skipping a repeat), and SRC's batch marks are one dict entry per event of a batch
-(`Backend.batch_marks`), copied once more by the import. Measured here (file -> file, one
-session): 4,000 events 60 MB, 400,000 events 242 MB (this test: 10,000 events 107 MB,
-200,000 events 151 MB); per 100,000 events (tracemalloc)
-about 16 MB of marks (the backend's dict, its copy) and 23 MB of ids (two dicts, their
-numbers, the id strings they keep). Left: bounding it needs a compact form of the marks
-(runs of a batch) in the backend contract, and the repeat check done by the storage (the
-unique (session_id, id) index of PostgreSQL) or by something smaller than a dict of ids."""
+skipping a repeat). Measured here (file -> file, one session): 4,000 events 60 MB, 400,000
+events 242 MB, 176 MB since the batch marks are held as runs (b5a8327; this test: 10,000
+events 107 MB, 200,000 events 151 MB, then 140 MB); per 100,000 events (tracemalloc) the
+ids took about 23 MB (two dicts, their numbers, the id strings they keep). Left: the repeat
+check done by the storage (the unique (session_id, id) index of PostgreSQL) or by something
+smaller than a dict of ids, and the backends' own dicts dropped (their pages' ids are
+unique: an import checks them, a fork derives them from its source's)."""
 
 from __future__ import annotations
 
@@ -41,10 +40,10 @@ def _copy_peak_mib(src: Path, dst: Path) -> float:
 @pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs wait4")
 @pytest.mark.xfail(
     strict=True,
-    reason="a copy keeps every id and batch mark of the session it copies (~400 bytes an "
-    "event): bounded by the session, not by a page",
+    reason="a copy keeps every id of the session it copies, twice (~170 bytes an event): "
+    "bounded by the session, not by a page",
 )
-async def test_a_copy_holds_a_page_not_the_sessions_ids_and_marks(tmp_path: Path) -> None:
+async def test_a_copy_holds_a_page_not_the_sessions_ids(tmp_path: Path) -> None:
     peaks = []
     for count in (10_000, 200_000):
         src = tmp_path / f"src{count}"
