@@ -27,8 +27,9 @@ Needs `pip install 'agentstore[server]'` (grpcio).
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from agentstore.backends.base import (
 )
 from agentstore.backends.registry import BackendOptions
 from agentstore.backends.remote_errors import answer_error, rpc_error, stream_error
+from agentstore.backends.remote_imports import create_parts, nothing
 from agentstore.errors import InvalidInputError, StorageError, StorageUnavailableError
 from agentstore.events import Event
 from agentstore.server import agentstore_pb2 as pb
@@ -146,6 +148,7 @@ class RemoteBackend(Backend):
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.StorageStub | None = None
         self._appends: AppendStreamClient | None = None
+        self._paged: bool | None = None  # the server takes CreateSessionFromPages
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -205,6 +208,52 @@ class RemoteBackend(Backend):
             session=session_to_pb(session), events=[_pending_to_pb(p) for p in events]
         )
         return _result_from_pb(await self._call("CreateSession", request))
+
+    async def create_session_from_pages(
+        self, session: Session, pages: AsyncIterator[Sequence[PendingEvent]]
+    ) -> int:
+        """Send the session and its events a part at a time over one call; the server
+        writes them as they come and creates the session whole at the end, or not at all
+        (one CreateSession of a large session passed the server's message limit)."""
+        self._refuse_writes()
+        if not await self._creates_from_pages():
+            return await super().create_session_from_pages(session, pages)
+        theirs: list[Exception] = []  # the pages' own error, raised as it is
+        parts = create_parts(session_to_pb(session), pages, _pending_to_pb, theirs)
+        call = self.stub.CreateSessionFromPages(parts, metadata=self._metadata)
+        try:
+            reply = await call
+        except grpc.aio.AioRpcError as exc:
+            if theirs:
+                raise theirs[0] from None
+            raise rpc_error(exc, self.address) from None
+        except asyncio.CancelledError:
+            # grpc cancels the call when its messages fail: then the pages' error is the
+            # answer, unless this task itself is being cancelled.
+            task = asyncio.current_task()
+            if theirs and (task is None or not task.cancelling()):
+                raise theirs[0] from None
+            raise
+        return int(reply.written)
+
+    async def _creates_from_pages(self) -> bool:
+        """Whether the server takes CreateSessionFromPages: asked once, with a call that
+        sends nothing (refused as such by a server that has it)."""
+        if self._paged is None:
+            try:
+                await self.stub.CreateSessionFromPages(
+                    nothing(), metadata=self._metadata, timeout=self._timeout
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in (
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ):
+                    raise rpc_error(exc, self.address) from None
+                self._paged = exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+            else:
+                self._paged = True
+        return self._paged
 
     async def get_session(self, session_id: str) -> Session:
         """Return the session as the server's storage has it."""

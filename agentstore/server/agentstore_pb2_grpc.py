@@ -660,6 +660,11 @@ class StorageStub:
                 request_serializer=agentstore_dot_server_dot_agentstore__pb2.StorageCreateSessionRequest.SerializeToString,
                 response_deserializer=agentstore_dot_server_dot_agentstore__pb2.AppendResult.FromString,
                 _registered_method=True)
+        self.CreateSessionFromPages = channel.stream_unary(
+                '/agentstore.v1.Storage/CreateSessionFromPages',
+                request_serializer=agentstore_dot_server_dot_agentstore__pb2.StorageCreateSessionRequest.SerializeToString,
+                response_deserializer=agentstore_dot_server_dot_agentstore__pb2.AppendResult.FromString,
+                _registered_method=True)
         self.GetSession = channel.unary_unary(
                 '/agentstore.v1.Storage/GetSession',
                 request_serializer=agentstore_dot_server_dot_agentstore__pb2.GetSessionRequest.SerializeToString,
@@ -741,6 +746,15 @@ class StorageServicer:
 
     def CreateSession(self, request, context):
         """Store a new session together with its first events, atomically.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSessionFromPages(self, request_iterator, context):
+        """The same with the events sent a part at a time (an import, a copy, a fork of any size:
+        one message would pass the size limit): the first message carries the session, the
+        others only events. The session is created whole once the stream ends, or not at all.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -845,6 +859,11 @@ def add_StorageServicer_to_server(servicer, server):
                     request_deserializer=agentstore_dot_server_dot_agentstore__pb2.StorageCreateSessionRequest.FromString,
                     response_serializer=agentstore_dot_server_dot_agentstore__pb2.AppendResult.SerializeToString,
             ),
+            'CreateSessionFromPages': grpc.stream_unary_rpc_method_handler(
+                    servicer.CreateSessionFromPages,
+                    request_deserializer=agentstore_dot_server_dot_agentstore__pb2.StorageCreateSessionRequest.FromString,
+                    response_serializer=agentstore_dot_server_dot_agentstore__pb2.AppendResult.SerializeToString,
+            ),
             'GetSession': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSession,
                     request_deserializer=agentstore_dot_server_dot_agentstore__pb2.GetSessionRequest.FromString,
@@ -945,6 +964,33 @@ class Storage:
             request,
             target,
             '/agentstore.v1.Storage/CreateSession',
+            agentstore_dot_server_dot_agentstore__pb2.StorageCreateSessionRequest.SerializeToString,
+            agentstore_dot_server_dot_agentstore__pb2.AppendResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSessionFromPages(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/agentstore.v1.Storage/CreateSessionFromPages',
             agentstore_dot_server_dot_agentstore__pb2.StorageCreateSessionRequest.SerializeToString,
             agentstore_dot_server_dot_agentstore__pb2.AppendResult.FromString,
             options,

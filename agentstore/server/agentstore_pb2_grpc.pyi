@@ -261,6 +261,11 @@ class StorageStub:
     def __new__(cls, channel: _aio.Channel) -> StorageAsyncStub: ...
     CreateSession: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.StorageCreateSessionRequest, _agentstore_pb2.AppendResult]
     """Store a new session together with its first events, atomically."""
+    CreateSessionFromPages: _grpc.StreamUnaryMultiCallable[_agentstore_pb2.StorageCreateSessionRequest, _agentstore_pb2.AppendResult]
+    """The same with the events sent a part at a time (an import, a copy, a fork of any size:
+    one message would pass the size limit): the first message carries the session, the
+    others only events. The session is created whole once the stream ends, or not at all.
+    """
     GetSession: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.GetSessionRequest, _agentstore_pb2.Session]
     UpdateSession: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.UpdateSessionRequest, _agentstore_pb2.Session]
     ListSessions: _grpc.UnaryUnaryMultiCallable[_agentstore_pb2.ListSessionsRequest, _agentstore_pb2.ListSessionsResponse]
@@ -295,6 +300,11 @@ class StorageAsyncStub(StorageStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateSession: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.StorageCreateSessionRequest, _agentstore_pb2.AppendResult]  # type: ignore[assignment]
     """Store a new session together with its first events, atomically."""
+    CreateSessionFromPages: _aio.StreamUnaryMultiCallable[_agentstore_pb2.StorageCreateSessionRequest, _agentstore_pb2.AppendResult]  # type: ignore[assignment]
+    """The same with the events sent a part at a time (an import, a copy, a fork of any size:
+    one message would pass the size limit): the first message carries the session, the
+    others only events. The session is created whole once the stream ends, or not at all.
+    """
     GetSession: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.GetSessionRequest, _agentstore_pb2.Session]  # type: ignore[assignment]
     UpdateSession: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.UpdateSessionRequest, _agentstore_pb2.Session]  # type: ignore[assignment]
     ListSessions: _aio.UnaryUnaryMultiCallable[_agentstore_pb2.ListSessionsRequest, _agentstore_pb2.ListSessionsResponse]  # type: ignore[assignment]
@@ -332,6 +342,17 @@ class StorageServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agentstore_pb2.AppendResult, _abc.Awaitable[_agentstore_pb2.AppendResult]]:
         """Store a new session together with its first events, atomically."""
+
+    @_abc_1.abstractmethod
+    def CreateSessionFromPages(
+        self,
+        request_iterator: _MaybeAsyncIterator[_agentstore_pb2.StorageCreateSessionRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_agentstore_pb2.AppendResult, _abc.Awaitable[_agentstore_pb2.AppendResult]]:
+        """The same with the events sent a part at a time (an import, a copy, a fork of any size:
+        one message would pass the size limit): the first message carries the session, the
+        others only events. The session is created whole once the stream ends, or not at all.
+        """
 
     @_abc_1.abstractmethod
     def GetSession(

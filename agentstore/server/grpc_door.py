@@ -100,6 +100,7 @@ class _TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] # grp
         self._refusal = grpc.unary_unary_rpc_method_handler(self._refuse)
         self._stream_refusal = grpc.unary_stream_rpc_method_handler(self._refuse)
         self._bidi_refusal = grpc.stream_stream_rpc_method_handler(self._refuse)
+        self._upload_refusal = grpc.stream_unary_rpc_method_handler(self._refuse)
 
     async def intercept_service(
         self,
@@ -113,7 +114,7 @@ class _TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] # grp
         handler = await continuation(handler_call_details)
         # The refusal must have the method's shape, or the client reads garbage.
         if handler is not None and handler.request_streaming:
-            return self._bidi_refusal
+            return self._bidi_refusal if handler.response_streaming else self._upload_refusal
         if handler is not None and handler.response_streaming:
             return self._stream_refusal
         return self._refusal

@@ -32,6 +32,7 @@ from agentstore.errors import InvalidEventError, SessionNotFoundError
 from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
+from agentstore.server.errors import PayloadTooLargeError
 from agentstore.server.grpc_api import (
     Handlers,
     RpcErrors,
@@ -166,6 +167,46 @@ class StorageServicer(pb_grpc.StorageServicer):
             validate_session_id(session.id)
             batch = self._batch(request.events)
             return result_to_pb(await self.backend.create_session(session, batch))
+
+    async def CreateSessionFromPages(
+        self, request_iterator: Any, context: Context
+    ) -> pb.AppendResult:
+        async with self._guard(context, None):
+            first = await self._part(context)
+            if first is None or not first.HasField("session"):
+                raise InvalidInputError("the first message of the call carries the session")
+            session = session_from_pb(first.session)
+            validate_session_id(session.id)
+            written = await self.backend.create_session_from_pages(
+                session, self._pages(context, first)
+            )
+            return pb.AppendResult(written=written)
+
+    async def _pages(
+        self, context: Context, part: pb.StorageCreateSessionRequest | None
+    ) -> AsyncIterator[list[PendingEvent]]:
+        """The events of a CreateSessionFromPages call, a message at a time as they come."""
+        first = part
+        taken = 0  # events before this message, for the messages about one of them
+        while part is not None:
+            if part is not first and part.HasField("session"):
+                raise InvalidInputError("only the first message of the call carries the session")
+            yield [pending_from_pb(msg, taken + i) for i, msg in enumerate(part.events)]
+            taken += len(part.events)
+            part = await self._part(context)
+
+    async def _part(self, context: Context) -> pb.StorageCreateSessionRequest | None:
+        """The call's next message (None: the client is done), refused if over the limit."""
+        part = await context.read()
+        if part is grpc.aio.EOF:
+            return None
+        size = part.ByteSize()
+        if size > self.limits.max_body_bytes:
+            raise PayloadTooLargeError(
+                f"a message of {size} bytes; the limit is {self.limits.max_body_bytes}: "
+                "send fewer events in each"
+            )
+        return part  # type: ignore[no-any-return]
 
     async def GetSession(self, request: pb.GetSessionRequest, context: Context) -> pb.Session:
         async with self._guard(context, request):
