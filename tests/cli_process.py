@@ -38,3 +38,36 @@ def one_event_export(
         "metadata": {},
     }
     return {"session": session, "events": [event]}
+
+
+# The CLI's own peak memory: VmHWM of the process after exec, read by the process itself
+# at its end. Not ru_maxrss: Linux folds the parent's RSS at fork into the child's (a large
+# pytest process makes every copy look as large as itself).
+_PEAK_RUNNER = """
+import sys
+from agentstore_cli.app import main
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+with open("/proc/self/status") as status:
+    hwm = next(line for line in status if line.startswith("VmHWM:"))
+sys.stderr.write("\\n" + hwm)
+sys.exit(code)
+"""
+
+
+def agentstore_cli_peak(
+    *args: str | Path, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the CLI with `args` to the end (Linux); return it and its peak memory in MiB."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RUNNER, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    rest, _, hwm = done.stderr.rstrip("\n").rpartition("\n")
+    done.stderr = rest
+    return done, int(hwm.split()[1]) / 1024  # "VmHWM:   123456 kB"

@@ -4,8 +4,8 @@ The events are read and written a page at a time, but the import keeps every id 
 seen (to refuse a repeat, naming the event it repeats: `import_pages`), and the new log's
 writer keeps them again (`SessionBuilder.ids`, PostgreSQL's `Importer`: an append's rule of
 skipping a repeat). Measured here (file -> file, one session): 4,000 events 60 MB, 400,000
-events 242 MB, 176 MB since the batch marks are held as runs (b5a8327; this test: 10,000
-events 107 MB, 200,000 events 151 MB, then 140 MB); per 100,000 events (tracemalloc) the
+events 242 MB, 176 MB since the batch marks are held as runs (b5a8327; this test, now:
+10,000 events 61 MB, 200,000 events 116 MB); per 100,000 events (tracemalloc) the
 ids took about 23 MB (two dicts, their numbers, the id strings they keep). Left: the repeat
 check done by the storage (the unique (session_id, id) index of PostgreSQL) or by something
 smaller than a dict of ids, and the backends' own dicts dropped (their pages' ids are
@@ -13,31 +13,17 @@ unique: an import checks them, a fork derives them from its source's)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import agentstore
 from agentstore import new_event
-
-
-def _copy_peak_mib(src: Path, dst: Path) -> float:
-    cmd = [sys.executable, "-m", "agentstore_cli", "copy", str(src), str(dst)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)  # its stderr is empty: no pipe fills
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
-    assert proc.returncode == 0, err.decode()
-    return usage.ru_maxrss / 1024  # KiB on Linux
+from tests.cli_process import agentstore_cli_peak
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs wait4")
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
 @pytest.mark.xfail(
     strict=True,
     reason="a copy keeps every id of the session it copies, twice (~170 bytes an event): "
@@ -52,6 +38,8 @@ async def test_a_copy_holds_a_page_not_the_sessions_ids(tmp_path: Path) -> None:
             for k in range(count // 1000):
                 page = [{"k": k, "i": i} for i in range(1000)]
                 await store.append_many(sid, [new_event("custom", p) for p in page])
-        peaks.append(_copy_peak_mib(src, tmp_path / f"dst{count}"))
+        copied, peak = agentstore_cli_peak("copy", src, tmp_path / f"dst{count}")
+        assert copied.returncode == 0, copied.stderr
+        peaks.append(peak)
     # 190,000 events more: the pages are the same size, so the peak should be too.
     assert peaks[1] - peaks[0] < 12, peaks
