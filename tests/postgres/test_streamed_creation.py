@@ -3,10 +3,6 @@ transaction: never held whole in memory, whole or absent once done."""
 
 from __future__ import annotations
 
-import os
-import resource
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +12,7 @@ import pytest
 
 import agentstore
 from agentstore import Event, InvalidInputError, new_event
+from tests.cli_process import agentstore_cli_peak
 
 N = 3000  # three pages of an import
 
@@ -125,19 +122,7 @@ async def test_an_id_repeated_pages_later_is_refused(pg_url: str) -> None:
         assert await store.list_sessions() == []
 
 
-def _copy_peak_mib(src: Path, url: str) -> float:
-    cmd = [sys.executable, "-m", "agentstore_cli", "copy", str(src), url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
-    assert proc.returncode == 0, err
-    return usage.ru_maxrss / 1024  # KiB on Linux
-
-
-@pytest.mark.skipif(not hasattr(resource, "getrusage"), reason="needs getrusage")
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
 async def test_a_copy_holds_a_page_of_a_session_not_all_of_it(
     tmp_path: Path, pg_database_url: str
 ) -> None:
@@ -150,5 +135,7 @@ async def test_a_copy_holds_a_page_of_a_session_not_all_of_it(
             sid = (await store.create_session()).id
             for _ in range(count // 1000):
                 await store.append_many(sid, _events(1000))
-        peaks.append(_copy_peak_mib(data, f"{pg_database_url}?schema=copy_{count}"))
+        copied, peak = agentstore_cli_peak("copy", data, f"{pg_database_url}?schema=copy_{count}")
+        assert copied.returncode == 0, copied.stderr
+        peaks.append(peak)
     assert peaks[1] - peaks[0] < 60, peaks
