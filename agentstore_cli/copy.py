@@ -124,7 +124,7 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
     marks, upto = await _marks(src, session)
     # Batch by batch, as SRC's were appended: an append marks its own batch. Each is
     # atomic, and a copy stopped between two resumes as above. From a store that keeps no
-    # batch bounds, in one append: one by one would cost an append (an fsync) per event.
+    # batch bounds, a page an append: one by one would cost an append (an fsync) per event.
     written = 0
     async with contextlib.aclosing(_events(src, session, upto, have + 1)) as stream:
         async for batch in _batches(stream, marks):
@@ -202,11 +202,16 @@ async def _batches(
     events: AsyncIterator[Event], marks: Mapping[int, int] | None
 ) -> AsyncIterator[list[Event]]:
     """Split `events` into the batches they were appended in (a mark: not a batch's last);
-    all in one without marks (None)."""
+    without marks (None), into pages of `_READ`: a page an append, not one append of all
+    the session gained (held whole, and past a server's message limit)."""
     batch: list[Event] = []
     async for event in events:
         batch.append(event)
-        if marks is not None and event.sequence_number not in marks:
+        if marks is not None:
+            ends = event.sequence_number not in marks
+        else:
+            ends = len(batch) == _READ
+        if ends:
             yield batch
             batch = []
     if batch:
