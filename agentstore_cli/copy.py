@@ -207,10 +207,7 @@ async def _batches(
     batch: list[Event] = []
     async for event in events:
         batch.append(event)
-        if marks is not None:
-            ends = event.sequence_number not in marks
-        else:
-            ends = len(batch) == _READ
+        ends = (event.sequence_number not in marks) if marks is not None else len(batch) == _READ
         if ends:
             yield batch
             batch = []
