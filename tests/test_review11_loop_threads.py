@@ -9,16 +9,21 @@ the same thread, and closing the store, do land it (tests/test_review11_loop_two
 another thread cannot release a mutex it does not own. Not fixed: the flight would have to
 be landed by whichever thread needs the log.
 
-The same root, within a running loop: while a task blocks the loop's thread (a `subprocess.run`,
-a sync SDK call; docs/sync.md asks not to), the log of a flight in flight stays locked for
-every other process. If what the task waits for is another process appending to or opening
-that log, nothing moves again (on the commit thread's path the flight landed regardless).
+The same root, within a running loop: while a task blocks the loop's thread (a
+`subprocess.run`, a sync SDK call; asyncio asks not to), the log of a flight in flight
+stayed locked for every other process, and a process the task waited for that appends to
+or opens that log never got it: nothing moved again (on the commit thread's path the flight
+landed regardless). Fixed for other processes (loopwatch.py): once synced, a flight the
+loop is late to land has its lock released; the second test checks it. Other threads of
+this process still wait for the loop (the mutex): the first test.
 
 Run in a child process, so that the hang fails the test instead of blocking the suite.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +33,7 @@ import pytest
 
 import agentstore
 from agentstore import new_event
-from agentstore.backends.file import FileBackend, loopcommits
+from agentstore.backends.file import FileBackend, aiosync, loopcommits
 
 _SCRIPT = """
 import asyncio, sys, threading
@@ -103,20 +108,20 @@ with agentstore.open_sync(sys.argv[1]) as store:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a flight holds its log's lock until its loop lands it: a process that the "
-    "loop's thread waits for cannot append to that log",
-)
+@pytest.mark.parametrize("behind", [False, True], ids=["submitted", "not yet submitted"])
 async def test_a_process_the_loops_thread_waits_for_appends_to_a_log_in_flight(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, behind: bool
 ) -> None:
+    # behind: another flight of the turn went first, so this one's sync waits for the
+    # loop's next turn (one io_submit for the turn's flights), which the block delays too.
     child: list[Any] = []
     lift = loopcommits.LoopCommits._lift
 
     def lift_then_block(self: Any, sid: str, requests: Any) -> bool:
         taken = lift(self, sid, requests)
-        if taken and not child:  # a task blocks the loop's thread with this flight in flight
+        if taken and sid == "s" and not child:  # a task blocks the loop with this in flight
+            if behind:
+                assert self._to_submit
             try:
                 done = subprocess.run(
                     [sys.executable, "-c", _CHILD, str(tmp_path)],
@@ -132,11 +137,78 @@ async def test_a_process_the_loops_thread_waits_for_appends_to_a_log_in_flight(
     async with agentstore.open(tmp_path) as store:
         backend = store.backend
         assert isinstance(backend, FileBackend)
+        for sid in ("s", "t"):
+            await store.create_session(session_id=sid)
+            await store.append(sid, new_event("custom", {"i": 0}))
+        if backend._commits._here is None:
+            pytest.skip("no Linux AIO with eventfd here")
+        monkeypatch.setattr(loopcommits.LoopCommits, "_lift", lift_then_block)
+        appends = [store.append("s", new_event("custom", {"i": 1}))]
+        if behind:
+            appends.insert(0, store.append("t", new_event("custom", {"i": 1})))
+        stored = await asyncio.gather(*appends)
+        assert stored[-1].sequence_number == 2
+        assert child == ["3"]  # the child got the log while the loop waited for it
+    async with agentstore.open(tmp_path) as store:
+        assert [e.payload["i"] for e in await store.get_events("s")] == [0, 1, "child"]
+        assert (await store.verify()).ok
+
+
+_PROBE = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+end = time.monotonic() + 0.5  # ten times the watch's period
+while True:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("free")
+        break
+    except BlockingIOError:
+        if time.monotonic() > end:
+            print("locked")
+            break
+        time.sleep(0.01)
+"""
+
+
+async def test_a_failed_sync_keeps_its_lock_while_the_loop_is_late(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The watch releases the lock of a synced flight only: one whose sync failed must be
+    # cut back out (by the loop, when it runs) before another process may append.
+    probe: list[str] = []
+    failures = [OSError(errno.EIO, "Input/output error")]
+    taken = aiosync.AioSyncer._taken
+    lift = loopcommits.LoopCommits._lift
+
+    def taken_or_failed(self: Any, events: Any, got: int) -> list[tuple[Any, Any]]:
+        ended = taken(self, events, got)
+        if failures and ended:  # the kernel's answer for that sync: an I/O error
+            ended = [(token, failures.pop()) for token, _ in ended]
+        return ended
+
+    def lift_then_block(self: Any, sid: str, requests: Any) -> bool:
+        lifted = lift(self, sid, requests)
+        if lifted and not probe:  # a task blocks the loop with this flight in flight
+            log = tmp_path / "events" / "s.jsonl"
+            done = subprocess.run(
+                [sys.executable, "-c", _PROBE, str(log)], capture_output=True, text=True
+            )
+            probe.append(done.stdout.strip() or done.stderr)
+        return lifted
+
+    async with agentstore.open(tmp_path) as store:
+        backend = store.backend
+        assert isinstance(backend, FileBackend)
         await store.create_session(session_id="s")
         await store.append("s", new_event("custom", {"i": 0}))
         if backend._commits._here is None:
             pytest.skip("no Linux AIO with eventfd here")
+        before = (tmp_path / "events" / "s.jsonl").read_bytes()
+        monkeypatch.setattr(aiosync.AioSyncer, "_taken", taken_or_failed)
         monkeypatch.setattr(loopcommits.LoopCommits, "_lift", lift_then_block)
-        stored = await store.append("s", new_event("custom", {"i": 1}))
-        assert stored.sequence_number == 2
-        assert child == ["3"]
+        with pytest.raises(agentstore.StorageError, match="nothing was appended"):
+            await store.append("s", new_event("custom", {"lost": True}))
+        assert not failures  # the failure was the kernel's answer for that flight
+        assert probe == ["locked"]
+        assert (tmp_path / "events" / "s.jsonl").read_bytes() == before  # cut back

@@ -9,7 +9,7 @@ loaded machine were most of the commit path's system time (see `commits.py`).
 
 Opened with an eventfd (`notify`), the syncer starts no reaper: each sync that ends adds
 one to that descriptor (`IOCB_FLAG_RESFD`), and its owner, which watches it (an event
-loop, see `loopcommits.py`), takes the ended syncs with `reap`, which never waits.
+loop, see `loopcommits.py`), takes the ended syncs with `take_ended`.
 
 Where AIO is missing or refused (another system or architecture, a seccomp filter, an
 old kernel) `AioSyncer.open` returns None, and a request the kernel refuses is handed
@@ -81,7 +81,7 @@ class _Timespec(ctypes.Structure):
 
 class AioSyncer(Generic[T]):
     """Kernel-side `fdatasync`s; `done` gets (token, error or None) batches on the reaper
-    thread, or, with `notify`, from `reap` on the caller's thread."""
+    thread, or, with `notify`, taken with `take_ended`."""
 
     def __init__(
         self,
@@ -118,7 +118,7 @@ class AioSyncer(Generic[T]):
     ) -> AioSyncer[T] | None:
         """An `AioSyncer`, or None where this system offers no AIO context.
 
-        With `notify` (an eventfd), ended syncs signal it and wait for `reap`.
+        With `notify` (an eventfd), ended syncs signal it and wait for `take_ended`.
         """
         # A 64-bit process only: a 32-bit one on a 64-bit kernel reports the same machine
         # but calls through another system call table.
@@ -222,47 +222,48 @@ class AioSyncer(Generic[T]):
         except RuntimeError:  # no new threads (the interpreter is exiting)
             self._syscall(self._destroy, context)
 
-    def reap(self) -> None:
-        """Hand every sync that has ended to `done`, without waiting (with `notify` only)."""
-        no_wait = _Timespec(0, 0)
-        while self._pending and self._context.value:
-            got = self._get_events(0, no_wait)
-            if got is None:
-                return
-            self._hand_back(self._events, got)
-            if got < _BATCH:
-                return
+    def events(self) -> ctypes.Array[_Event]:
+        """A buffer for `take_ended` (one per thread that reaps)."""
+        return (_Event * _BATCH)()
 
-    def reap_waiting(self) -> None:
-        """Hand every sync in flight to `done`, waiting for each to end (`notify` only: for
-        an owner whose event loop will not watch the eventfd again)."""
-        wait = _Timespec(_IDLE_WAKE_S, 0)
+    def take_ended(
+        self, events: ctypes.Array[_Event], *, wait: bool
+    ) -> list[tuple[T, OSError | None]]:
+        """The syncs that have ended, as (token, error or None), taken off `pending` and
+        not handed to `done` (`notify` only; the caller serialises calls, each thread with
+        its own `events`). `wait`: until none is pending. A broken context fails them all."""
+        out: list[tuple[T, OSError | None]] = []
+        timeout = _Timespec(_IDLE_WAKE_S, 0) if wait else _Timespec(0, 0)
         while self._pending and self._context.value:
-            got = self._get_events(1, wait)
-            if got is None:
-                return
-            self._hand_back(self._events, got)
+            got = self._get_events(1 if wait else 0, timeout, events)
+            if isinstance(got, OSError):
+                out += self._take_pending(got)
+                break
+            out += self._taken(events, got)
+            if not wait and got < _BATCH:
+                break
+        return out
 
-    def _get_events(self, at_least: int, timeout: _Timespec) -> int | None:
-        """`io_getevents` into `_events`: how many ended (retried on EINTR), or None after
-        failing every pending sync with its error."""
+    def _get_events(
+        self, at_least: int, timeout: _Timespec, events: ctypes.Array[_Event]
+    ) -> int | OSError:
+        """`io_getevents` into `events`: how many ended (retried on EINTR), or the error."""
         while True:
             got: int = self._syscall(
                 self._getevents,
                 self._context,
                 ctypes.c_long(at_least),
                 ctypes.c_long(_BATCH),
-                self._events,
+                events,
                 ctypes.byref(timeout),
             )
             if got >= 0:
                 return got
             err = ctypes.get_errno()
             if err != errno.EINTR:
-                self._fail_pending(OSError(err, f"io_getevents: {os.strerror(err)}"))
-                return None
+                return OSError(err, f"io_getevents: {os.strerror(err)}")
 
-    def _hand_back(self, events: ctypes.Array[_Event], got: int) -> None:
+    def _taken(self, events: ctypes.Array[_Event], got: int) -> list[tuple[T, OSError | None]]:
         finished: list[tuple[T, OSError | None]] = []
         with self._lock:
             for event in events[:got]:
@@ -272,27 +273,29 @@ class AioSyncer(Generic[T]):
                 token, res = entry[0], event.res
                 error = OSError(-res, os.strerror(-res)) if res < 0 else None
                 finished.append((token, error))
-        if finished:
-            self._done(finished)
+        return finished
 
     def _reap(self) -> None:
         events = self._events
         idle = _Timespec(_IDLE_WAKE_S, 0)
         try:
             while True:
-                got = self._get_events(1, idle)
-                if got is None:
+                got = self._get_events(1, idle, events)
+                if isinstance(got, OSError):
+                    self._done(self._take_pending(got))
                     return
                 if got == 0:
                     with self._lock:
                         if self._closed and not self._pending:
                             return
                     continue
-                self._hand_back(events, got)
+                finished = self._taken(events, got)
+                if finished:
+                    self._done(finished)
         finally:
             self._syscall(self._destroy, self._context)
 
-    def _fail_pending(self, error: OSError) -> None:
+    def _take_pending(self, error: OSError) -> list[tuple[T, OSError | None]]:
         # The context broke: nothing in flight can be known durable, so each is failed
         # (and cut back out by whoever holds its log).
         self._closed = True
@@ -300,7 +303,7 @@ class AioSyncer(Generic[T]):
         with self._lock:
             tokens = [token for token, _ in self._pending.values()]
             self._pending.clear()
-        self._done([(token, error) for token in tokens])
+        return [(token, error) for token in tokens]
 
 
 def _take_spare() -> tuple[int, int] | None:

@@ -22,6 +22,11 @@ into one write while the loop runs the tasks, where the loop would do both). Suc
 session stays there while its appends overlap, and until every append sent there is
 answered, so a session's appends are still answered in order (the commit thread waits
 for the log's mutex, which the loop releases when its flight has landed).
+
+A loop blocked by a synchronous call (or stopped) lands nothing meanwhile: once a flight
+is `loopwatch.LATE_S` old, a watch thread submits its sync if the loop has not, takes
+the syncs that ended, and releases the lock of each synced log for other processes
+(`loopwatch.py`); the loop still lands them when it runs.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ import contextlib
 import functools
 import os
 import threading
+import time
+from typing import Any
 
+from agentstore.backends.file import loopwatch
 from agentstore.backends.file.aiosync import AioSyncer
 from agentstore.backends.file.group import LogGroup
 from agentstore.backends.file.inbox import Request, resolve
@@ -60,6 +68,13 @@ class LoopCommits:
         self._thread = threading.get_ident()
         self._in_flight: dict[str, Flight] = {}
         self._to_submit: list[Flight] = []
+        self._written: dict[str, float] = {}
+        """When each flight in flight was written (`time.monotonic()`)."""
+        self._handed: list[tuple[Flight, OSError | None]] = []
+        """Syncs the watch thread took as they ended, for the loop to land."""
+        self._watch_lock = threading.Lock()
+        """What the watch thread shares with the loop (`loopwatch.py`): the flights' list
+        and their claim by a landing, what waits to be submitted, the syncer's reaping."""
         self._on_threads: dict[Flight, threading.Event] = {}
         """Flights synced on worker threads (the AIO context was full): set once synced."""
         self._contended: dict[str, int] = {}
@@ -69,6 +84,9 @@ class LoopCommits:
         self._closed = False
         self._eventfd = -1
         self._syncer: AioSyncer[Flight] | None = None
+        self._events: Any = None
+        self._watch_events: Any = None
+        """`io_getevents` buffers: the loop's, the watch thread's."""
 
     @classmethod
     def open(cls, logs: Logs, loop: asyncio.AbstractEventLoop) -> LoopCommits | None:
@@ -87,7 +105,15 @@ class LoopCommits:
         except (NotImplementedError, RuntimeError, OSError):  # no AIO, or a loop without readers
             engine._free()
             return None
+        engine._events = engine._syncer.events()
+        engine._watch_events = engine._syncer.events()
+        loopwatch.watch(engine)
         return engine
+
+    @property
+    def in_flight(self) -> bool:
+        """True while a flight is in flight (read by the watch thread)."""
+        return bool(self._in_flight)
 
     @property
     def on_this_thread(self) -> bool:
@@ -158,15 +184,21 @@ class LoopCommits:
             view.mutex.release()
             return False
         flight = Flight.lift(group, requests)
-        self._in_flight[sid] = flight
-        if not flight.needs_sync:
+        needs_sync = flight.needs_sync
+        with self._watch_lock:
+            self._in_flight[sid] = flight
+            if needs_sync:
+                self._written[sid] = time.monotonic()
+                self._to_submit.append(flight)
+            first = len(self._to_submit) == 1
+        if not needs_sync:
             self._land(flight)
             return True
-        self._to_submit.append(flight)
+        loopwatch.poke()
         assert self._syncer is not None
-        if len(self._to_submit) == 1 and not self._syncer.pending:
+        if first and not self._syncer.pending:
             self._submit()  # nothing else syncing: a lone append waits for nothing
-        elif len(self._to_submit) == 1:
+        elif first:
             # Submitted with the other flights of this turn of the loop, in one `io_submit`
             # (about 12 us each here, most of it the kernel waking its worker): their
             # syncs then also share the file system's journal commits, as a round's do.
@@ -174,11 +206,13 @@ class LoopCommits:
         return True
 
     def _submit(self) -> None:
-        flights, self._to_submit = self._to_submit, []
-        syncer = self._syncer
-        if not flights or syncer is None:  # landed by `salvage` meanwhile
-            return
-        for flight in syncer.submit([(flight.group.fd, flight) for flight in flights]):
+        with self._watch_lock:
+            flights, self._to_submit = self._to_submit, []
+            syncer = self._syncer
+            if not flights or syncer is None:  # landed by `salvage` meanwhile
+                return
+            refused = syncer.submit([(flight.group.fd, flight) for flight in flights])
+        for flight in refused:
             # Refused: the kernel's AIO context is full (syncs in flight: this one is
             # synced on a worker thread), or it cannot sync this way at all (nothing in
             # flight: the same, and later appends go to the commit thread).
@@ -201,8 +235,51 @@ class LoopCommits:
     def _on_synced(self) -> None:
         with contextlib.suppress(BlockingIOError):  # already reset by an earlier call
             os.eventfd_read(self._eventfd)
-        if self._syncer is not None:
-            self._syncer.reap()
+        self._synced(self._take_ended(wait=False))
+
+    def _take_ended(self, *, wait: bool) -> list[tuple[Flight, OSError | None]]:
+        """What the watch thread took, then the syncs that have ended (`wait`: all)."""
+        with self._watch_lock:
+            finished, self._handed = self._handed, []
+            if self._syncer is not None:
+                finished += self._syncer.take_ended(self._events, wait=wait)
+        return finished
+
+    def release_late(self, written_before: float) -> None:
+        """On the watch thread: the flights written before then (the loop is late to land
+        them) have their syncs submitted and taken as they end, and each synced one its
+        log's lock released (see `loopwatch.py`); the loop is woken to land them."""
+        with self._watch_lock:
+            syncer = self._syncer
+            late = [sid for sid, at in list(self._written.items()) if at < written_before]
+            if syncer is None or not late:
+                return
+            if self._to_submit:  # the loop has not run since they were written
+                flights, self._to_submit = self._to_submit, []
+                for flight in syncer.submit([(f.group.fd, f) for f in flights]):
+                    flight.sync()  # refused: synced here
+                    self._handed.append((flight, None))
+            ended = syncer.take_ended(self._watch_events, wait=False)
+            self._handed += ended
+            for sid in late:  # synced on a worker thread: landed by `_land_after`
+                on_thread = self._in_flight.get(sid)
+                if on_thread is None:
+                    continue
+                synced = self._on_threads.get(on_thread)
+                if synced is not None and synced.is_set() and on_thread.error is None:
+                    on_thread.group.unlock_early()
+            for flight, error in self._handed:
+                if error is None and flight.error is None:
+                    flight.group.unlock_early()  # durable: other processes may have the log
+            wake = bool(self._handed)
+        if wake:
+            with contextlib.suppress(RuntimeError):  # closed: `salvage` lands them
+                self.loop.call_soon_threadsafe(self._land_handed)
+
+    def _land_handed(self) -> None:
+        with self._watch_lock:
+            finished, self._handed = self._handed, []
+        self._synced(finished)
 
     def _synced(self, finished: list[tuple[Flight, OSError | None]]) -> None:
         for flight, error in finished:
@@ -214,10 +291,12 @@ class LoopCommits:
         """Commit and answer a synced flight, and release its log (once: a flight that
         `salvage` landed may still come back from a worker thread's sync)."""
         sid = flight.group.view.session_id
-        if self._in_flight.get(sid) is not flight:
-            return
+        with self._watch_lock:  # claimed: the watch thread no longer touches it
+            if self._in_flight.get(sid) is not flight:
+                return
+            del self._in_flight[sid]
+            self._written.pop(sid, None)
         flight.land()  # on this thread, which holds the log's mutex
-        del self._in_flight[sid]
         if not self.loop.is_closed():  # else nobody waits (see `salvage`)
             resolve(flight.requests)
         if self._closed and self.idle:
@@ -255,8 +334,9 @@ class LoopCommits:
             return False
         # Each with the outcome of its own sync: after a failed sync a second one can
         # succeed with the pages lost (PostgreSQL's "fsyncgate"), so none is synced twice.
-        if self._syncer is not None:
-            self._syncer.reap_waiting()  # those the kernel syncs land as they end
+        with self._watch_lock:
+            self._to_submit = []
+        self._synced(self._take_ended(wait=True))  # those the kernel syncs, as they end
         for flight in list(self._in_flight.values()):
             synced = self._on_threads.pop(flight, None)
             if synced is not None:
@@ -264,7 +344,6 @@ class LoopCommits:
             else:
                 flight.sync()  # not submitted yet: this is its only sync
             self._land(flight)
-        self._to_submit = []
         return True
 
     def _free(self) -> None:
@@ -273,9 +352,10 @@ class LoopCommits:
         if not self.loop.is_closed():
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(self._eventfd)
-        if self._syncer is not None:
-            self._syncer.close()
-            self._syncer = None
+        with self._watch_lock:
+            if self._syncer is not None:
+                self._syncer.close()
+                self._syncer = None
         os.close(self._eventfd)
         self._eventfd = -1
 
