@@ -96,7 +96,16 @@ def serve(
             "--stream-send-timeout",
             min=0.1,
             metavar="SECONDS",
-            help="Drop a live follower that leaves events unread this long.",
+            help="Drop a live follower or reader that leaves what was sent unread this long.",
+        ),
+    ] = 30.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Refuse (408) an HTTP request whose body stalls this long.",
         ),
     ] = 30.0,
     heartbeat: Annotated[
@@ -151,6 +160,7 @@ def serve(
             max_streams=max_streams,
             max_streams_per_client=max_streams_per_client,
             send_timeout=stream_send_timeout,
+            body_timeout=body_timeout,
             heartbeat=heartbeat,
         ),
         ui_dir=ui_dir,

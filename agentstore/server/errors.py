@@ -17,6 +17,7 @@ __all__ = [
     "ErrorInfo",
     "ForbiddenHostError",
     "PayloadTooLargeError",
+    "RequestTimeoutError",
     "ServerBusyError",
     "UnauthenticatedError",
     "describe_error",
@@ -34,6 +35,12 @@ class PayloadTooLargeError(AgentStoreError):
     """A request body or message is larger than the server accepts."""
 
     code: ClassVar[str] = "payload_too_large"
+
+
+class RequestTimeoutError(AgentStoreError):
+    """A request body stopped arriving before it was whole (HTTP's --body-timeout)."""
+
+    code: ClassVar[str] = "request_timeout"
 
 
 class UnauthenticatedError(AgentStoreError):
@@ -81,6 +88,7 @@ _STATUS: dict[str, tuple[int, str]] = {
     "backend_unavailable": (500, "INTERNAL"),
     "server_busy": (429, "RESOURCE_EXHAUSTED"),
     "payload_too_large": (413, "RESOURCE_EXHAUSTED"),
+    "request_timeout": (408, "DEADLINE_EXCEEDED"),
     "unauthenticated": (401, "UNAUTHENTICATED"),
     "forbidden_host": (403, "PERMISSION_DENIED"),
     "internal_error": (500, "INTERNAL"),

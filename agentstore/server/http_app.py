@@ -61,6 +61,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Invalid input"),
         (401, "Missing or wrong token"),
         (404, "No such session"),
+        (408, "Request body stalled"),
         (409, "Conflict"),
         (413, "Body too large"),
         (429, "Server busy"),
@@ -75,6 +76,9 @@ def _problem(exc: BaseException, request: Request) -> Response:
     # the client gets `internal_error` and no detail.
     status, body = problem_body(exc, request.url.path)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 408:
+        # The rest of a stalled body may still come: it must not be read as a request.
+        headers = {"Connection": "close"}
     return Response(body, status, headers, media_type="application/problem+json")
 
 
@@ -183,7 +187,7 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    asgi = BodyLimitMiddleware(asgi, service.limits.max_body_bytes)
+    asgi = BodyLimitMiddleware(asgi, service.limits.max_body_bytes, service.limits.body_timeout)
     asgi = SecurityHeadersMiddleware(asgi)
     asgi = AccessLogMiddleware(asgi, json_format=json_logs)
     return ConnectionAbortMiddleware(asgi)

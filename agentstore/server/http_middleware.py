@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import orjson
 
 from agentstore.server.errors import (
     ForbiddenHostError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     ServerBusyError,
     UnauthenticatedError,
     describe_error,
@@ -189,14 +191,21 @@ class LoopbackHostMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over `max_bytes`, by Content-Length or while they stream in."""
+    """Refuse request bodies over `max_bytes`, by Content-Length or while they stream in,
+    and bodies that stall: no byte for `timeout` seconds before the body is whole.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A stalled body (a client that hung after its headers) would otherwise keep its request
+    in flight for good, and a few of them fill ConcurrencyLimitMiddleware's places: 429 for
+    everyone. The stall is timed per wait, so a slow body that keeps coming is accepted.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse at once on a large Content-Length; count the bytes of a chunked body."""
+        """Refuse at once on a large Content-Length; count and time the body's parts."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -214,17 +223,38 @@ class BodyLimitMiddleware:
                     await _send_problem(send, too_large, scope.get("path", ""))
                     return
         seen = 0
+        whole = False
+        answering = False
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise too_large  # the route's error handler answers 413
-            return message
+            nonlocal seen, whole
+            # After the body only a disconnect comes, whenever the client leaves; and once
+            # the answer has begun (a live follow, a long read: GETs that use no body) the
+            # answer's own send timeout watches the client, not this one.
+            if whole or answering:
+                return await receive()
+            with anyio.move_on_after(self.timeout):
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    whole = not message.get("more_body", False)
+                    if seen > self.max_bytes:
+                        raise too_large  # the route's error handler answers 413
+                else:
+                    whole = True
+                return message
+            # The route's error handler answers 408; nothing of the body was used.
+            raise RequestTimeoutError(
+                f"the request body stalled: no part of it came for {self.timeout:g} s; "
+                "send it whole (the server's --body-timeout)"
+            )
 
-        await self.app(scope, counted, send)
+        async def watched(message: Message) -> None:
+            nonlocal answering
+            answering = True
+            await send(message)
+
+        await self.app(scope, counted, watched)
 
 
 class ConcurrencyLimitMiddleware:

@@ -20,7 +20,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from starlette.responses import Response, StreamingResponse
 
 from agentstore import AgentStoreError, Event, Session
-from agentstore.server.http_middleware import ABORT_KEY, Receive, Scope, Send, problem_body
+from agentstore.server.http_middleware import (
+    ABORT_KEY,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    problem_body,
+)
 from agentstore.server.service import AgentStoreService
 
 __all__ = ["ReadResponse", "SseResponse", "export_chunks", "json_array_chunks", "jsonl_chunks"]
@@ -55,12 +62,15 @@ async def jsonl_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[bytes
 
 
 class ReadResponse(StreamingResponse):
-    """A streamed read (events, export) that is cut off when the server begins to stop.
+    """A streamed read (events, export), cut off when the server begins to stop or when
+    its client leaves a chunk unread for `send_timeout` seconds.
 
     A read is no acknowledged write: a client that stopped reading must not hold the
-    shutdown for uvicorn's whole graceful timeout. The connection is dropped mid-body, so
-    the client sees an unfinished (chunked) body, never a clean end it could take for the
-    whole read.
+    shutdown for uvicorn's whole graceful timeout, nor keep its place among the requests
+    in flight (ConcurrencyLimitMiddleware) for good: a few such clients (`curl | less`
+    left open) would refuse every request with 429. The connection is dropped mid-body,
+    so the client sees an unfinished (chunked) body, never a clean end it could take for
+    the whole read.
     """
 
     def __init__(
@@ -70,13 +80,25 @@ class ReadResponse(StreamingResponse):
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream the body; on shutdown, stop and drop the connection at once."""
+        """Stream the body; on shutdown or a stalled client, drop the connection at once."""
+        timeout = self.service.limits.send_timeout
+
+        async def timed_send(message: Message) -> None:
+            try:
+                with anyio.fail_after(timeout):
+                    await send(message)
+            except TimeoutError:
+                raise _Dropped from None
+
         done = False
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_when_stopping, self.service, tg.cancel_scope)
-            await super().__call__(scope, receive, send)
-            done = True
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_when_stopping, self.service, tg.cancel_scope)
+                await super().__call__(scope, receive, timed_send)
+                done = True
+                tg.cancel_scope.cancel()
+        except* _Dropped:
+            _log.warning("dropped a read of %s: it did not read in time", scope.get("client"))
         if not done:
             abort = (scope.get("extensions") or {}).get(ABORT_KEY)
             if abort is not None:

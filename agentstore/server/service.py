@@ -62,7 +62,10 @@ class Limits:
     stream_queue: int = 64
     """Events queued for a follower's connection (bounded memory per follower)."""
     send_timeout: float = 30.0
-    """Seconds a follower may leave a sent event unread before it is dropped."""
+    """Seconds a follower, or a streamed read's client, may leave what was sent unread
+    before it is dropped."""
+    body_timeout: float = 30.0
+    """Seconds an HTTP request body may stall (no byte arriving) before it is refused."""
     heartbeat: float = 15.0
     """Seconds between keep-alive messages on an idle live follow."""
 
