@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import queue
 import threading
@@ -43,8 +42,6 @@ from agentstore.backends.file.syncing import Flight, Syncs
 from agentstore.errors import StorageError, StoreClosedError
 
 __all__ = ["CommitQueue"]
-
-logger = logging.getLogger("agentstore")
 
 MAX_ROUND = 1024
 """The most messages the commit thread takes at once: bounds the wait of the first."""
@@ -166,11 +163,9 @@ class CommitQueue:
                 # Its loop is closed, or it is a loop of this thread, stopped while this one
                 # runs: only landing its flights here releases their logs (else an append
                 # to one from here would wait on the commit thread for that loop to run).
-                if not here.idle and not here.salvage():
-                    logger.warning(
-                        "an event loop was closed on another thread while appends it was "
-                        "committing were in flight; their logs stay locked in this process"
-                    )
+                if not here.idle:
+                    # On another thread, the watch thread lands them (`loopwatch.py`).
+                    here.salvage()
                 here.close()
             try:
                 self._here = here = LoopCommits.open(self._logs, loop)
@@ -183,10 +178,8 @@ class CommitQueue:
 
     def land_held(self, session_id: str) -> None:
         """Before a blocking append on this thread: if it is the loop's, with a flight of
-        that log in flight, land the loop's flights now. The thread holds that log's mutex,
-        which the append would take again without waiting, and plan after lines not yet
-        synced (their failure could then not be cut back), and the loop, blocked, would
-        land the flight after the append: the view then counted its lines twice."""
+        that log in flight, land the loop's flights now, rather than wait for the watch
+        thread to (`loopwatch.py`) while the loop cannot run."""
         here = self._here
         if here is not None and self._pid == os.getpid() and here.holds(session_id):
             here.land_now()

@@ -15,7 +15,6 @@ next writer removes as a torn tail (every line of a batch but its last carries
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import logging
@@ -137,14 +136,6 @@ class LogGroup:
         self.previous = self.last_seq = view.last_seq
         self.last_ts = view.last_ts
         return True
-
-    def unlock_early(self) -> None:
-        """Release the `flock` once the group's lines are durable, before the holder of the
-        view's mutex commits them (from another thread: see `loopwatch.py`). Another process
-        then reads them as any it finds, and appends after them; `unlock` does it again."""
-        if self._locked >= 0:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._locked, fcntl.LOCK_UN)
 
     def unlock(self) -> None:
         """Release the log's `flock` (harmless when not held, or when the view was dropped)."""

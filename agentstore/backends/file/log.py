@@ -31,6 +31,7 @@ from typing import NoReturn
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout
 from agentstore.backends.file.lines import iter_lines
+from agentstore.backends.file.mutex import ViewMutex
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, decode_at
 from agentstore.backends.file.sessions import read_session
 from agentstore.backends.file.tail import committed_end, quarantine_tail, read_tail
@@ -77,8 +78,9 @@ class LogView:
     """Sequence number -> byte offset of its line, every `CHECKPOINT_EVERY` lines."""
     named_ctime: int = 0
     """The file's ctime (ns) when its name was last seen leading to it (`head`)."""
-    mutex: threading.RLock = field(default_factory=threading.RLock)
-    """Held by a worker thread while it reads or changes the fields above."""
+    mutex: ViewMutex = field(default_factory=ViewMutex)
+    """Held by a worker thread while it reads or changes the fields above (reentrant), or
+    by a flight from its write to its landing (see `mutex.py`)."""
 
     def close(self) -> None:
         """Close the file (and so release any flock this process holds on it)."""

@@ -23,10 +23,10 @@ session stays there while its appends overlap, and until every append sent there
 answered, so a session's appends are still answered in order (the commit thread waits
 for the log's mutex, which the loop releases when its flight has landed).
 
-A loop blocked by a synchronous call (or stopped) lands nothing meanwhile: once a flight
-is `loopwatch.LATE_S` old, a watch thread submits its sync if the loop has not, takes
-the syncs that ended, and releases the lock of each synced log for other processes
-(`loopwatch.py`); the loop still lands them when it runs.
+A loop blocked by a synchronous call, stopped or gone lands nothing meanwhile: once a
+flight is `loopwatch.LATE_S` old, a watch thread submits its sync if the loop has not,
+and lands it once synced; its answer waits for the loop (`loopwatch.py`). So the flight's
+mutex is not the writing thread's but the flight's (`mutex.py`).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class LoopCommits:
         self._to_submit: list[Flight] = []
         self._written: dict[str, float] = {}
         """When each flight in flight was written (`time.monotonic()`)."""
-        self._handed: list[tuple[Flight, OSError | None]] = []
-        """Syncs the watch thread took as they ended, for the loop to land."""
+        self._answers: list[Flight] = []
+        """Flights the watch thread landed, to answer on the loop (before any later one)."""
         self._watch_lock = threading.Lock()
         """What the watch thread shares with the loop (`loopwatch.py`): the flights' list
         and their claim by a landing, what waits to be submitted, the syncer's reaping."""
@@ -107,7 +107,6 @@ class LoopCommits:
             return None
         engine._events = engine._syncer.events()
         engine._watch_events = engine._syncer.events()
-        loopwatch.watch(engine)
         return engine
 
     @property
@@ -176,7 +175,7 @@ class LoopCommits:
 
     def _lift(self, sid: str, requests: list[Request]) -> bool:
         view = self._logs.peek(sid)
-        if view is None or view.fd is None or not view.mutex.acquire(blocking=False):
+        if view is None or view.fd is None or not view.mutex.acquire_alone():
             return False
         self._thread = threading.get_ident()  # the loop's thread now (a loop may move)
         group = LogGroup(self._logs, view)
@@ -185,6 +184,10 @@ class LoopCommits:
             return False
         flight = Flight.lift(group, requests)
         needs_sync = flight.needs_sync
+        # Held by the flight now, not by this thread: it lands here, or on the watch
+        # thread if this loop is late (`loopwatch.py`), and until then this thread does
+        # not take the log again without waiting.
+        view.mutex.detach()
         with self._watch_lock:
             self._in_flight[sid] = flight
             if needs_sync:
@@ -194,7 +197,7 @@ class LoopCommits:
         if not needs_sync:
             self._land(flight)
             return True
-        loopwatch.poke()
+        loopwatch.poke(self)
         assert self._syncer is not None
         if first and not self._syncer.pending:
             self._submit()  # nothing else syncing: a lone append waits for nothing
@@ -229,7 +232,6 @@ class LoopCommits:
             done.add_done_callback(functools.partial(self._land_after, flight))
 
     def _land_after(self, flight: Flight, _: object) -> None:
-        self._on_threads.pop(flight, None)
         self._land(flight)
 
     def _on_synced(self) -> None:
@@ -238,48 +240,62 @@ class LoopCommits:
         self._synced(self._take_ended(wait=False))
 
     def _take_ended(self, *, wait: bool) -> list[tuple[Flight, OSError | None]]:
-        """What the watch thread took, then the syncs that have ended (`wait`: all)."""
+        """The syncs that have ended (`wait`: every one in flight)."""
         with self._watch_lock:
-            finished, self._handed = self._handed, []
-            if self._syncer is not None:
-                finished += self._syncer.take_ended(self._events, wait=wait)
-        return finished
+            if self._syncer is None:
+                return []
+            return self._syncer.take_ended(self._events, wait=wait)
 
     def release_late(self, written_before: float) -> None:
-        """On the watch thread: the flights written before then (the loop is late to land
-        them) have their syncs submitted and taken as they end, and each synced one its
-        log's lock released (see `loopwatch.py`); the loop is woken to land them."""
+        """On the watch thread: the loop is late to land the flights written before then.
+        Their syncs are submitted if the loop has not, and every flight whose sync has
+        ended is landed here, its answer left to the loop (see `loopwatch.py`)."""
         with self._watch_lock:
             syncer = self._syncer
             late = [sid for sid, at in list(self._written.items()) if at < written_before]
             if syncer is None or not late:
                 return
+            ready: list[tuple[Flight, OSError | None]] = []
             if self._to_submit:  # the loop has not run since they were written
                 flights, self._to_submit = self._to_submit, []
                 for flight in syncer.submit([(f.group.fd, f) for f in flights]):
                     flight.sync()  # refused: synced here
-                    self._handed.append((flight, None))
-            ended = syncer.take_ended(self._watch_events, wait=False)
-            self._handed += ended
-            for sid in late:  # synced on a worker thread: landed by `_land_after`
-                on_thread = self._in_flight.get(sid)
-                if on_thread is None:
-                    continue
-                synced = self._on_threads.get(on_thread)
-                if synced is not None and synced.is_set() and on_thread.error is None:
-                    on_thread.group.unlock_early()
-            for flight, error in self._handed:
-                if error is None and flight.error is None:
-                    flight.group.unlock_early()  # durable: other processes may have the log
-            wake = bool(self._handed)
-        if wake:
-            with contextlib.suppress(RuntimeError):  # closed: `salvage` lands them
-                self.loop.call_soon_threadsafe(self._land_handed)
+                    ready.append((flight, None))
+            ready += syncer.take_ended(self._watch_events, wait=False)
+            for flight, synced in list(self._on_threads.items()):
+                if synced.is_set():  # synced on a worker thread: its outcome in the flight
+                    ready.append((flight, None))
+            for flight, error in ready:
+                if error is not None:
+                    flight.error = error
+                if self._claim(flight):
+                    flight.group.view.mutex.attach()
+                    flight.land()
+                    self._answers.append(flight)
+            answer = bool(self._answers)
+        if answer:
+            with contextlib.suppress(RuntimeError):  # closed: nobody waits for them
+                self.loop.call_soon_threadsafe(self._answer_landed)
 
-    def _land_handed(self) -> None:
+    def _claim(self, flight: Flight) -> bool:
+        """Take a flight out of those in flight, to land it (hold `_watch_lock`); False if
+        it was taken already (landed, or being landed, elsewhere)."""
+        sid = flight.group.view.session_id
+        if self._in_flight.get(sid) is not flight:
+            return False
+        del self._in_flight[sid]
+        self._written.pop(sid, None)
+        self._on_threads.pop(flight, None)
+        return True
+
+    def _answer_landed(self) -> None:
         with self._watch_lock:
-            finished, self._handed = self._handed, []
-        self._synced(finished)
+            answers, self._answers = self._answers, []
+        if not self.loop.is_closed():
+            for flight in answers:
+                resolve(flight.requests)
+        if self._closed and self.idle:
+            self._free()
 
     def _synced(self, finished: list[tuple[Flight, OSError | None]]) -> None:
         for flight, error in finished:
@@ -290,14 +306,15 @@ class LoopCommits:
     def _land(self, flight: Flight) -> None:
         """Commit and answer a synced flight, and release its log (once: a flight that
         `salvage` landed may still come back from a worker thread's sync)."""
-        sid = flight.group.view.session_id
         with self._watch_lock:  # claimed: the watch thread no longer touches it
-            if self._in_flight.get(sid) is not flight:
+            if not self._claim(flight):
                 return
-            del self._in_flight[sid]
-            self._written.pop(sid, None)
-        flight.land()  # on this thread, which holds the log's mutex
+            answers, self._answers = self._answers, []  # landed before it: answered first
+        flight.group.view.mutex.attach()
+        flight.land()
         if not self.loop.is_closed():  # else nobody waits (see `salvage`)
+            for landed in answers:
+                resolve(landed.requests)
             resolve(flight.requests)
         if self._closed and self.idle:
             self._free()
@@ -312,9 +329,9 @@ class LoopCommits:
     def salvage(self) -> bool:
         """Land what is in flight although the loop will not (closed while an append was
         waiting, or stopped while another loop runs on its thread), and stop; True if
-        done. Only on the loop's own thread, which holds those logs' mutexes: elsewhere
-        they stay held (False). A stopped loop's waiting tasks get their answers when it
-        runs again."""
+        done. Only on the loop's own thread, where answers may be given (False elsewhere:
+        the watch thread lands them). A stopped loop's waiting tasks get their answers
+        when it runs again."""
         if not self.land_now():
             return False
         self._closed = True
@@ -323,7 +340,7 @@ class LoopCommits:
 
     def holds(self, session_id: str) -> bool:
         """True when called on the loop's thread while a flight of that log is in flight
-        (this thread holds its mutex: taking it again would not wait for the flight)."""
+        (a blocking call here that takes its mutex would wait for the watch thread)."""
         return session_id in self._in_flight and self.on_this_thread
 
     def land_now(self) -> bool:

@@ -1,18 +1,19 @@
-"""The locks of a loop's flights, released when the loop is late to land them.
+"""Flights of a loop that is late to land them, landed by a thread of their own.
 
-A flight committed on an event loop (`loopcommits.py`) holds its log's `flock` until that
-loop lands it. A loop that a synchronous call blocks (or that stopped with an append in
-flight) lands nothing meanwhile: other processes that need the log wait for it, and a
-process the loop itself waits for (a `subprocess.run` of the CLI on that session) never
-gets it. On the commit thread's path the lock went as soon as the sync ended.
+A flight committed on an event loop (`loopcommits.py`) holds its log's mutex and `flock`
+until it lands, which its loop does when the sync's end wakes it. A loop that a
+synchronous call blocks, that stopped with an append in flight, or whose thread is gone
+without closing it, lands nothing: other threads and processes that need the log waited
+for it, for ever if the loop never ran again or itself waited for one of them (a
+`subprocess.run` of the CLI on that session). On the commit thread's path a flight
+landed as soon as its sync ended.
 
-One thread per process watches the loops' flights, every `LATE_S` while any is in flight
-and not at all otherwise. A flight older than that has its sync submitted if the loop has
-not done it yet, and the syncs that have ended are taken (the kernel's own outcome, as
-the loop would take it); each that succeeded has its lock released at once: its lines are
-durable and whole, so another process reads them as it would any other and appends after
-them. The loop still lands them (commits its view of the log, answers the appends) when
-it runs again. A failed sync keeps its lock until the loop has cut its lines back out.
+One thread per process watches the loops with flights in flight, every `LATE_S` (and
+sleeps while there are none). A flight older than that has its sync submitted if its loop
+has not, and once the sync has ended (the kernel's own outcome, as the loop would take
+it) it is landed there: committed, or cut back out if the sync failed, and its log
+released (the flight's mutex is not its loop thread's: see `mutex.py`). Its answer waits
+for the loop, which gives it before any later one of that loop.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-import weakref
 from typing import Protocol
 
-__all__ = ["LATE_S", "poke", "watch"]
+__all__ = ["LATE_S", "poke"]
 
 LATE_S = 0.05
 """A flight not landed this long after it was written has its lock released once synced."""
@@ -40,13 +40,15 @@ class Watched(Protocol):
         ...
 
     def release_late(self, written_before: float) -> None:
-        """Sync and unlock the flights written before that `time.monotonic()`."""
+        """Land the flights written before that `time.monotonic()` whose syncs ended."""
         ...
 
 
 class _Watch:
     def __init__(self) -> None:
-        self.engines: weakref.WeakSet[Watched] = weakref.WeakSet()
+        self.busy: set[Watched] = set()
+        """Loops' commits with flights in flight (held: landed even if nothing else holds
+        the loop's commits any more)."""
         self.wake = threading.Event()
         self.awake = False
         self.lock = threading.Lock()
@@ -55,7 +57,14 @@ class _Watch:
     def run(self) -> None:
         idle_since: float | None = None
         while True:
-            busy = [engine for engine in list(self.engines) if engine.in_flight]
+            busy = []
+            for engine in list(self.busy):
+                if engine.in_flight:
+                    busy.append(engine)
+                else:
+                    self.busy.discard(engine)
+                    if engine.in_flight:  # a flight written meanwhile
+                        self.busy.add(engine)
             now = time.monotonic()
             if busy:
                 idle_since = None
@@ -68,34 +77,34 @@ class _Watch:
                 # so, for a flight written while this decided.
                 self.awake = False
                 self.wake.clear()
-                if not any(engine.in_flight for engine in list(self.engines)):
+                if not self.busy:
                     self.wake.wait()
                 self.awake = True
                 idle_since = None
                 continue
             time.sleep(LATE_S)
 
+    def start(self) -> None:
+        with self.lock:
+            if self.thread is None:
+                self.awake = True
+                self.thread = threading.Thread(
+                    target=self.run, name="agentstore-loop-watch", daemon=True
+                )
+                self.thread.start()
+
 
 _watch = _Watch()
 
 
-def watch(engine: Watched) -> None:
-    """Watch the flights of `engine` (for as long as it lives)."""
+def poke(engine: Watched) -> None:
+    """A flight of `engine` was written (call after noting it): watch it."""
     watching = _watch
-    with watching.lock:
-        watching.engines.add(engine)
-        if watching.thread is None:
-            watching.awake = True
-            watching.thread = threading.Thread(
-                target=watching.run, name="agentstore-loop-watch", daemon=True
-            )
-            watching.thread.start()
-
-
-def poke() -> None:
-    """A flight was written: wake the watch if it sleeps (call after noting the flight)."""
-    if not _watch.awake:
-        _watch.wake.set()
+    watching.busy.add(engine)
+    if watching.thread is None:
+        watching.start()
+    elif not watching.awake:
+        watching.wake.set()
 
 
 def _after_fork() -> None:
