@@ -33,6 +33,7 @@ from agentstore import (
 from agentstore.server.errors import ServerBusyError
 from agentstore.server.inputs import decode_cursor, encode_cursor, event_from_json, is_after_cursor
 from agentstore.stats import SessionStats, collect_stats, stats_json
+from agentstore.store.lifecycle_ops import check_same_session
 
 __all__ = ["AgentStoreService", "Limits", "SessionPage", "SessionSummary"]
 
@@ -329,13 +330,19 @@ class AgentStoreService:
 
     # --- live follow ------------------------------------------------------------------------
 
-    async def _follow_events(self, sid: str, from_seq: int) -> AsyncGenerator[Event, None]:
+    async def _follow_events(self, session: Session, from_seq: int) -> AsyncGenerator[Event, None]:
         # A follower holds at most one small page while its client is slow: catch up 64
         # events at a time, and use the store's stream only to wait for the next event
         # (it wakes on an append, no polling), letting go of its page before yielding.
+        # Each read is one of its own: after each, the session must still be the one the
+        # follow began with (its creation time), or one deleted and made again under its
+        # id meanwhile would go on from the next sequence number with the other's events.
+        sid = session.id
         next_seq = max(from_seq, 1)
         while True:
             page = await self.store.replay(sid, from_seq=next_seq, limit=_FOLLOW_PAGE)
+            if page:
+                await check_same_session(self.store.get_session, session)
             for event in page:
                 yield event
             if page:
@@ -350,6 +357,7 @@ class AgentStoreService:
                     break
             if first is None:
                 return  # the store was closed
+            await check_same_session(self.store.get_session, session)
             yield first
             next_seq = first.sequence_number + 1
 
@@ -374,9 +382,9 @@ class AgentStoreService:
                 f"this client has {self.limits.max_streams_per_client} live follows open; "
                 "close one first"
             )
-        await self.store.get_session(session_id)  # an unknown session fails here
+        session = await self.store.get_session(session_id)  # an unknown session fails here
         self._streams[client] = self._streams.get(client, 0) + 1
-        events = self._follow_events(session_id, from_seq)
+        events = self._follow_events(session, from_seq)
         try:
             yield events
         finally:
