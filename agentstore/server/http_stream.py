@@ -62,8 +62,9 @@ async def jsonl_chunks(pages: AsyncIterator[list[Event]]) -> AsyncIterator[bytes
 
 
 class ReadResponse(StreamingResponse):
-    """A streamed read (events, export), cut off when the server begins to stop or when
-    its client leaves a chunk unread for `send_timeout` seconds.
+    """A streamed read (events, export), cut off when the server begins to stop, when
+    its client leaves a chunk unread for `send_timeout` seconds, or when a later page
+    fails (the session was deleted, or made again: `SessionNotFoundError`).
 
     A read is no acknowledged write: a client that stopped reading must not hold the
     shutdown for uvicorn's whole graceful timeout, nor keep its place among the requests
@@ -99,6 +100,11 @@ class ReadResponse(StreamingResponse):
                 tg.cancel_scope.cancel()
         except* _Dropped:
             _log.warning("dropped a read of %s: it did not read in time", scope.get("client"))
+        except* AgentStoreError as failed:
+            # Too late for problem JSON (the answer has begun): the body ends unfinished,
+            # so the client cannot take what it got for the whole read. Not a bug of ours
+            # (the session was deleted, made again, ...): one line, no traceback.
+            _log.warning("cut a read of %s short: %s", scope.get("client"), failed.exceptions[0])
         if not done:
             abort = (scope.get("extensions") or {}).get(ABORT_KEY)
             if abort is not None:

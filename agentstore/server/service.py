@@ -249,12 +249,18 @@ class AgentStoreService:
         from_seq: int | None = None,
         to_seq: int | None = None,
         limit: int | None = None,
+        session: Session | None = None,
     ) -> AsyncIterator[list[Event]]:
         """Yield the matching events in pages, so a long session never sits in memory whole.
 
         The first page is read before this returns, so a bad filter or an unknown session
-        raises here, before a door has started its response.
+        raises here, before a door has started its response. Each page is a read of its
+        own: after each, the session must still be `session` (default: the one found at
+        the start), or `SessionNotFoundError` is raised: one deleted and made again under
+        its id meanwhile would give the later pages of the other.
         """
+        if session is None:
+            session = await self.store.get_session(session_id)
         type_list = list(types) if types is not None else None
         size = _READ_PAGE if limit is None else min(limit, _READ_PAGE)
         first = await self.store.replay(
@@ -266,11 +272,12 @@ class AgentStoreService:
             to_seq=to_seq,
             limit=size,
         )
-        return self._more_events(session_id, first, type_list, since, until, to_seq, limit, size)
+        await check_same_session(self.store.get_session, session)
+        return self._more_events(session, first, type_list, since, until, to_seq, limit, size)
 
     async def _more_events(
         self,
-        sid: str,
+        session: Session,
         page: list[Event],
         types: list[str] | None,
         since: datetime | None,
@@ -289,7 +296,7 @@ class AgentStoreService:
             if len(page) < size:
                 return
             page = await self.store.replay(
-                sid,
+                session.id,
                 types=types,
                 since=since,
                 until=until,
@@ -297,6 +304,7 @@ class AgentStoreService:
                 to_seq=to_seq,
                 limit=size if left is None else min(left, size),
             )
+            await check_same_session(self.store.get_session, session)
 
     async def get_state(self, session_id: str, *, at_seq: int | None = None) -> State:
         """Return the session's state, or as of event `at_seq`."""
@@ -316,7 +324,8 @@ class AgentStoreService:
     async def export(self, session_id: str) -> tuple[Session, AsyncIterator[list[Event]]]:
         """Return a session and its events in pages: what `agentstore export` writes."""
         info = await self.store.get_session(session_id)
-        return info, await self.read_events(session_id, to_seq=info.event_count or None)
+        pages = await self.read_events(session_id, to_seq=info.event_count or None, session=info)
+        return info, pages
 
     async def stats(self, session_id: str, *, at_seq: int | None = None) -> dict[str, Any]:
         """Return the `agentstore stats --format json` object of a session."""
