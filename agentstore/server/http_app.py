@@ -33,6 +33,7 @@ from agentstore.server.http_middleware import (
     BodyLimitMiddleware,
     ConcurrencyLimitMiddleware,
     ConnectionAbortMiddleware,
+    HeadMiddleware,
     LoopbackHostMiddleware,
     SecurityHeadersMiddleware,
     problem_body,
@@ -169,7 +170,7 @@ def create_app(
 
     # Outermost last. CORS sits outside the token check: a browser's preflight carries
     # no Authorization header, and an error must carry CORS headers to be readable.
-    asgi: Any = app
+    asgi: Any = HeadMiddleware(app)
     if token is not None:
         asgi = AuthMiddleware(asgi, token)
     else:

@@ -34,6 +34,8 @@ __all__ = [
     "BodyLimitMiddleware",
     "ConcurrencyLimitMiddleware",
     "ConnectionAbortMiddleware",
+    "HEAD_KEY",
+    "HeadMiddleware",
     "LoopbackHostMiddleware",
     "SecurityHeadersMiddleware",
     "problem_body",
@@ -285,6 +287,29 @@ class ConcurrencyLimitMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.running -= 1
+
+
+HEAD_KEY = "agentstore.head"
+"""Key in the scope of a HEAD request that the app sees as GET (see `HeadMiddleware`)."""
+
+
+class HeadMiddleware:
+    """Answer HEAD as GET without the body (RFC 9110: a server that has GET has HEAD).
+
+    The routes take GET only: a HEAD went on to the web UI's files and was 404, even for
+    a session that exists (a client checking one with HEAD was told it did not) and for
+    /healthz. uvicorn leaves out the body of a HEAD's answer; a streamed answer (a read,
+    a live follow) sees `HEAD_KEY` and sends its headers alone, reading nothing more.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a HEAD request on as a GET marked with `HEAD_KEY`."""
+        if scope["type"] == "http" and scope.get("method") == "HEAD":
+            scope = {**scope, "method": "GET", HEAD_KEY: True}
+        await self.app(scope, receive, send)
 
 
 ABORT_KEY = "agentstore.abort_connection"

@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from agentstore import AgentStoreError, Event, Session
 from agentstore.server.http_middleware import (
     ABORT_KEY,
+    HEAD_KEY,
     Message,
     Receive,
     Scope,
@@ -82,6 +83,16 @@ class ReadResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream the body; on shutdown or a stalled client, drop the connection at once."""
+        if scope.get(HEAD_KEY):  # the headers alone: the first page was read, no more
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         timeout = self.service.limits.send_timeout
 
         async def timed_send(message: Message) -> None:
@@ -165,6 +176,9 @@ class SseResponse(Response):
                     ],
                 }
             )
+            if scope.get(HEAD_KEY):  # the session and the limits were checked: that is all
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             queue_in, queue_out = anyio.create_memory_object_stream[bytes](self.limits.stream_queue)
             dropped = False
             try:
