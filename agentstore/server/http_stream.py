@@ -161,6 +161,10 @@ class SseResponse(Response):
         self.events = events
         self.exit_stack = exit_stack
         self.limits = service.limits
+        # Bytes in the queue, not only events: 64 events of 3 MB each were 192 MB a
+        # follower that does not read. One event is let in whatever its size.
+        self._queued = 0
+        self._room = anyio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream until the client leaves, the server stops, or the client is too slow."""
@@ -219,8 +223,13 @@ class SseResponse(Response):
                 return  # the writer is gone (the client left or was dropped)
 
     async def _enqueue(self, queue: MemoryObjectSendStream[bytes], chunk: bytes) -> None:
+        limit = self.limits.stream_queue_bytes
         try:
             with anyio.fail_after(self.limits.send_timeout):
+                while self._queued and self._queued + len(chunk) > limit:
+                    self._room = anyio.Event()
+                    await self._room.wait()
+                self._queued += len(chunk)
                 await queue.send(chunk)
         except TimeoutError:
             raise _Dropped from None
@@ -235,6 +244,8 @@ class SseResponse(Response):
                         chunk = await queue.receive()
                     except anyio.EndOfStream:
                         return
+                    self._queued -= len(chunk)
+                    self._room.set()
                 await self._send(send, chunk if chunk is not None else b": keep-alive\n\n")
 
     async def _send(self, send: Send, body: bytes) -> None:

@@ -39,7 +39,9 @@ __all__ = ["AgentStoreService", "Limits", "SessionPage", "SessionSummary"]
 
 _READ_PAGE = 500  # events per backend read while streaming a long replay
 _LIST_PAGE = 500  # sessions per backend read while filtering the session list
-_FOLLOW_PAGE = 64  # events per read while a live follow catches up
+_FOLLOW_PAGE = 64  # events per read while a live follow catches up, at most
+_FOLLOW_FIRST = 1  # events in its first read (their size sets the next reads')
+_FOLLOW_BYTES = 1024 * 1024  # bytes of events a follow's read aims at
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class Limits:
     """Most appends in flight on one `AppendStream` call (beyond it the call is not read)."""
     stream_queue: int = 64
     """Events queued for a follower's connection (bounded memory per follower)."""
+    stream_queue_bytes: int = 4 * 1024 * 1024
+    """Bytes queued for a follower's connection: fewer events when they are large (one
+    is always let in)."""
     send_timeout: float = 30.0
     """Seconds a follower, or a streamed read's client, may leave what was sent unread
     before it is dropped."""
@@ -346,17 +351,26 @@ class AgentStoreService:
         # Each read is one of its own: after each, the session must still be the one the
         # follow began with (its creation time), or one deleted and made again under its
         # id meanwhile would go on from the next sequence number with the other's events.
+        # A page is held until its last event is taken: its size follows the events' own
+        # (_FOLLOW_BYTES a page, from a small first page), or a follower that does not read
+        # would hold 64 events of megabytes each.
         sid = session.id
         next_seq = max(from_seq, 1)
+        size = _FOLLOW_FIRST
         while True:
-            page = await self.store.replay(sid, from_seq=next_seq, limit=_FOLLOW_PAGE)
+            page = await self.store.replay(sid, from_seq=next_seq, limit=size)
             if page:
                 await check_same_session(self.store.get_session, session)
+                held = sum(len(event.to_json()) for event in page)
+                full = len(page) == size
+                size = max(1, min(_FOLLOW_PAGE, _FOLLOW_BYTES * len(page) // max(held, 1)))
+            else:
+                full = False
             for event in page:
                 yield event
             if page:
                 next_seq = page[-1].sequence_number + 1
-            if len(page) == _FOLLOW_PAGE:
+            if full:
                 continue
             live = self.store.stream(sid, from_seq=next_seq, follow=True)
             first: Event | None = None
