@@ -37,7 +37,9 @@ from agentstore.store.lifecycle_ops import check_same_session
 
 __all__ = ["AgentStoreService", "Limits", "SessionPage", "SessionSummary"]
 
-_READ_PAGE = 500  # events per backend read while streaming a long replay
+_READ_PAGE = 500  # events per backend read while streaming a long replay, at most
+_READ_FIRST = 8  # events in its first read (their size sets the next reads')
+_READ_BYTES = 4 * 1024 * 1024  # bytes of events a read's page aims at
 _LIST_PAGE = 500  # sessions per backend read while filtering the session list
 _FOLLOW_PAGE = 64  # events per read while a live follow catches up, at most
 _FOLLOW_FIRST = 1  # events in its first read (their size sets the next reads')
@@ -87,6 +89,19 @@ class SessionSummary:
     errors: int
     open_calls: int
     last_activity: datetime | None
+
+
+@dataclass(frozen=True)
+class _ReadPages:
+    """What the later pages of a read ask for (see `AgentStoreService.read_events`)."""
+
+    session: Session
+    types: list[str] | None
+    since: datetime | None
+    until: datetime | None
+    to_seq: int | None
+    limit: int | None
+    size: int
 
 
 @dataclass
@@ -268,6 +283,7 @@ class AgentStoreService:
             session = await self.store.get_session(session_id)
         type_list = list(types) if types is not None else None
         size = _READ_PAGE if limit is None else min(limit, _READ_PAGE)
+        asked = min(size, _READ_FIRST)
         first = await self.store.replay(
             session_id,
             types=type_list,
@@ -275,41 +291,40 @@ class AgentStoreService:
             until=until,
             from_seq=from_seq,
             to_seq=to_seq,
-            limit=size,
+            limit=asked,
         )
         await check_same_session(self.store.get_session, session)
-        return self._more_events(session, first, type_list, since, until, to_seq, limit, size)
+        pages = _ReadPages(session, type_list, since, until, to_seq, limit, size)
+        return self._more_events(pages, first, asked)
 
     async def _more_events(
-        self,
-        session: Session,
-        page: list[Event],
-        types: list[str] | None,
-        since: datetime | None,
-        until: datetime | None,
-        to_seq: int | None,
-        limit: int | None,
-        size: int,
+        self, how: _ReadPages, page: list[Event], asked: int
     ) -> AsyncIterator[list[Event]]:
-        left = limit
+        # A page is held whole (and encoded whole by a door): its size follows the events'
+        # own, _READ_BYTES a page, from a small first one. 500 events of 3 MB were a page
+        # of 1.5 GB, and a read of a 240 MB session took the server to 1.2 GB.
+        left = how.limit
         while page:
+            held = sum(len(event.to_json()) for event in page)
             yield page
             if left is not None:
                 left -= len(page)
                 if left <= 0:
                     return
-            if len(page) < size:
+            if len(page) < asked:
                 return
+            size = max(1, min(how.size, _READ_BYTES * len(page) // max(held, 1)))
+            asked = size if left is None else min(left, size)
             page = await self.store.replay(
-                session.id,
-                types=types,
-                since=since,
-                until=until,
+                how.session.id,
+                types=how.types,
+                since=how.since,
+                until=how.until,
                 from_seq=page[-1].sequence_number + 1,
-                to_seq=to_seq,
-                limit=size if left is None else min(left, size),
+                to_seq=how.to_seq,
+                limit=asked,
             )
-            await check_same_session(self.store.get_session, session)
+            await check_same_session(self.store.get_session, how.session)
 
     async def get_state(self, session_id: str, *, at_seq: int | None = None) -> State:
         """Return the session's state, or as of event `at_seq`."""
