@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 
 import agentstore
-from agentstore import Event, EventType, Metadata, Store, new_event
+from agentstore import Event, EventType, Metadata, new_event
 
 WRITER = textwrap.dedent(
     """
@@ -92,7 +92,9 @@ async def test_three_processes_writing_one_session(tmp_path: Path) -> None:
                 assert child.stdout is not None
                 line = await anyio.to_thread.run_sync(child.stdout.readline)
                 assert line == "done\n"
-            async with Store(store._backend, snapshot_interval=0, cache_size=0) as fresh:
+            # Another store of the directory (closing a Store closes its backend: one
+            # made over `store`'s own would leave `store` closed).
+            async with agentstore.open(tmp_path, snapshot_interval=0, cache_size=0) as fresh:
                 truth = await fresh.get_state(sid)
             assert (await store.get_state(sid)).model_dump() == truth.model_dump()
             for child in children:
