@@ -105,7 +105,8 @@ def serve(
             "--body-timeout",
             min=0.1,
             metavar="SECONDS",
-            help="Refuse (408) an HTTP request whose body stalls this long.",
+            help="Drop an HTTP request whose headers, or refuse (408) one whose body, "
+            "stall this long.",
         ),
     ] = 30.0,
     heartbeat: Annotated[
