@@ -188,7 +188,12 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    asgi = BodyLimitMiddleware(asgi, service.limits.max_body_bytes, service.limits.body_timeout)
+    body_limit = BodyLimitMiddleware(
+        asgi, service.limits.max_body_bytes, service.limits.body_timeout
+    )
+    # A stalled body must not hold a shutdown for the whole --body-timeout.
+    service.on_stopping(body_limit.stop_waiting)
+    asgi = body_limit
     asgi = SecurityHeadersMiddleware(asgi)
     asgi = AccessLogMiddleware(asgi, json_format=json_logs)
     return ConnectionAbortMiddleware(asgi)

@@ -205,6 +205,18 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self._waiting: set[anyio.CancelScope] = set()
+
+    def stop_waiting(self, grace: float = 1.0) -> None:
+        """The server begins to stop: a body that stalls `grace` seconds from now is refused.
+
+        Nothing of it is acknowledged, and its wait would hold the shutdown for the whole
+        `timeout`; a body still arriving is not cut.
+        """
+        self.timeout = min(self.timeout, grace)
+        deadline = anyio.current_time() + grace
+        for scope in self._waiting:
+            scope.deadline = min(scope.deadline, deadline)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse at once on a large Content-Length; count and time the body's parts."""
@@ -235,8 +247,12 @@ class BodyLimitMiddleware:
             # answer's own send timeout watches the client, not this one.
             if whole or answering:
                 return await receive()
-            with anyio.move_on_after(self.timeout):
-                message = await receive()
+            with anyio.move_on_after(self.timeout) as waiting:
+                self._waiting.add(waiting)
+                try:
+                    message = await receive()
+                finally:
+                    self._waiting.discard(waiting)
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     whole = not message.get("more_body", False)

@@ -15,7 +15,14 @@ stored = await service.append(session.id, [{"type": "user_message", "payload": "
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -126,6 +133,7 @@ class AgentStoreService:
         self.limits = limits if limits is not None else Limits()
         self._streams: dict[str, int] = {}
         self._stopping = anyio.Event()
+        self._on_stopping: list[Callable[[], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -136,7 +144,15 @@ class AgentStoreService:
 
     def begin_shutdown(self) -> None:
         """Tell live follows to end; appends in flight finish normally."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        for callback in self._on_stopping:
+            callback()
+
+    def on_stopping(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the event loop) when the server begins to shut down."""
+        self._on_stopping.append(callback)
 
     async def wait_stopping(self) -> None:
         """Return once `begin_shutdown()` was called."""

@@ -10,7 +10,8 @@ every other request, for good. A read whose client leaves a chunk unread for
 for --body-timeout is refused (408 problem JSON `request_timeout`) and nothing is written.
 And a connection whose request headers do not come whole within --body-timeout (none at
 all, or half) is closed: before the app, and so the token check, sees a request, such
-connections stayed open for good.
+connections stayed open for good. And a stalled body no longer holds a SIGTERM for the
+whole --body-timeout.
 
 A real server process (--max-streams 1: at most 4 requests in flight), real sockets.
 """
@@ -18,6 +19,7 @@ A real server process (--max-streams 1: at most 4 requests in flight), real sock
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -29,7 +31,7 @@ import orjson
 import pytest
 
 import agentstore
-from tests.server.http_helpers import ServerProcess, running
+from tests.server.http_helpers import ServerProcess, running, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -219,3 +221,40 @@ def token_file(tmp_path: Path) -> Path:
     path = tmp_path / "token"
     path.write_text("t" * 32 + "\n")
     return path
+
+
+def test_sigterm_does_not_wait_for_a_stalled_body(tmp_path: Path) -> None:
+    # A body that stalls held the shutdown for the whole --body-timeout (29.6 s of 30):
+    # nothing of it is acknowledged, so once the server stops a stall of 1 s refuses it.
+    # A body still arriving is not cut: its append finishes and is stored.
+    srv = start_server(tmp_path / "data")
+    try:
+        with srv.client() as http:
+            assert http.post("/v1/sessions", json={"id": "s"}).status_code == 201
+        body = b'[{"type": "custom", "payload": 1}, {"type": "custom", "payload": 2}]'
+        head = (
+            b"POST /v1/sessions/s/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        with _sockets(srv, 2) as (stalled, arriving):
+            for sock in (stalled, arriving):
+                sock.sendall(head)
+                # uvicorn says 100 Continue once the app waits for the body: in flight.
+                assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+                sock.sendall(body[:10])
+            started = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            arriving.sendall(body[10:])
+            assert _response(arriving).startswith(b"HTTP/1.1 201")
+            assert _drain(stalled).startswith(b"HTTP/1.1 408")
+            assert srv.proc.wait(30) == 0
+            took = time.monotonic() - started
+    finally:
+        srv.stop()
+    assert took < 10, f"SIGTERM took {took:.1f} s with a stalled body in flight"
+    with agentstore.open_sync(tmp_path / "data") as store:
+        assert [e.payload for e in store.replay("s")] == [1, 2]
+    log = srv.log.read_text()
+    assert "the store is closed" in log
+    assert "Traceback" not in log
