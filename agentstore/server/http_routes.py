@@ -273,11 +273,21 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
         request: Request,
         from_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
         last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+        created_at: Annotated[
+            datetime | None,
+            Query(description="The session's created_at as the client knows it"),
+        ] = None,
     ) -> Any:
         """Follow a session live as Server-Sent Events (`id:` is the sequence number).
 
-        A reconnecting client sends `Last-Event-ID` and resumes after that event.
+        A reconnecting client sends `Last-Event-ID` and resumes after that event; with
+        `created_at` it is refused (404) if the session was deleted and made again under
+        its id since, instead of resuming in the other session's events.
         """
+        if created_at is not None:
+            if created_at.tzinfo is None:
+                raise InvalidInputError("created_at needs a zone, e.g. 2026-01-02T03:04:05Z")
+            created_at = in_utc(created_at, "created_at")
         start = from_seq or 0
         if last_event_id is not None:
             # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
@@ -290,7 +300,7 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
         stack = contextlib.AsyncExitStack()
         try:
             events = await stack.enter_async_context(
-                service.follow(session_id, from_seq=start, client=client)
+                service.follow(session_id, from_seq=start, client=client, created_at=created_at)
             )
         except BaseException:
             await stack.aclose()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Callable,
     Iterable,
@@ -34,23 +33,19 @@ from agentstore import (
     Event,
     InvalidInputError,
     Session,
+    SessionNotFoundError,
     State,
     Store,
 )
 from agentstore.server.errors import ServerBusyError
 from agentstore.server.inputs import decode_cursor, encode_cursor, event_from_json, is_after_cursor
+from agentstore.server.paging import READ_FIRST, READ_PAGE, ReadPages, follow_events, more_pages
 from agentstore.stats import SessionStats, collect_stats, stats_json
 from agentstore.store.lifecycle_ops import check_same_session
 
 __all__ = ["AgentStoreService", "Limits", "SessionPage", "SessionSummary"]
 
-_READ_PAGE = 500  # events per backend read while streaming a long replay, at most
-_READ_FIRST = 8  # events in its first read (their size sets the next reads')
-_READ_BYTES = 4 * 1024 * 1024  # bytes of events a read's page aims at
 _LIST_PAGE = 500  # sessions per backend read while filtering the session list
-_FOLLOW_PAGE = 64  # events per read while a live follow catches up, at most
-_FOLLOW_FIRST = 1  # events in its first read (their size sets the next reads')
-_FOLLOW_BYTES = 1024 * 1024  # bytes of events a follow's read aims at
 
 
 @dataclass(frozen=True)
@@ -96,19 +91,6 @@ class SessionSummary:
     errors: int
     open_calls: int
     last_activity: datetime | None
-
-
-@dataclass(frozen=True)
-class _ReadPages:
-    """What the later pages of a read ask for (see `AgentStoreService.read_events`)."""
-
-    session: Session
-    types: list[str] | None
-    since: datetime | None
-    until: datetime | None
-    to_seq: int | None
-    limit: int | None
-    size: int
 
 
 @dataclass
@@ -298,8 +280,8 @@ class AgentStoreService:
         if session is None:
             session = await self.store.get_session(session_id)
         type_list = list(types) if types is not None else None
-        size = _READ_PAGE if limit is None else min(limit, _READ_PAGE)
-        asked = min(size, _READ_FIRST)
+        size = READ_PAGE if limit is None else min(limit, READ_PAGE)
+        asked = min(size, READ_FIRST)
         first = await self.store.replay(
             session_id,
             types=type_list,
@@ -310,37 +292,8 @@ class AgentStoreService:
             limit=asked,
         )
         await check_same_session(self.store.get_session, session)
-        pages = _ReadPages(session, type_list, since, until, to_seq, limit, size)
-        return self._more_events(pages, first, asked)
-
-    async def _more_events(
-        self, how: _ReadPages, page: list[Event], asked: int
-    ) -> AsyncIterator[list[Event]]:
-        # A page is held whole (and encoded whole by a door): its size follows the events'
-        # own, _READ_BYTES a page, from a small first one. 500 events of 3 MB were a page
-        # of 1.5 GB, and a read of a 240 MB session took the server to 1.2 GB.
-        left = how.limit
-        while page:
-            held = sum(len(event.to_json()) for event in page)
-            yield page
-            if left is not None:
-                left -= len(page)
-                if left <= 0:
-                    return
-            if len(page) < asked:
-                return
-            size = max(1, min(how.size, _READ_BYTES * len(page) // max(held, 1)))
-            asked = size if left is None else min(left, size)
-            page = await self.store.replay(
-                how.session.id,
-                types=how.types,
-                since=how.since,
-                until=how.until,
-                from_seq=page[-1].sequence_number + 1,
-                to_seq=how.to_seq,
-                limit=asked,
-            )
-            await check_same_session(self.store.get_session, how.session)
+        pages = ReadPages(session, type_list, since, until, to_seq, limit, size)
+        return more_pages(self.store, pages, first, asked)
 
     async def get_state(self, session_id: str, *, at_seq: int | None = None) -> State:
         """Return the session's state, or as of event `at_seq`."""
@@ -375,54 +328,20 @@ class AgentStoreService:
 
     # --- live follow ------------------------------------------------------------------------
 
-    async def _follow_events(self, session: Session, from_seq: int) -> AsyncGenerator[Event, None]:
-        # A follower holds at most one small page while its client is slow: catch up 64
-        # events at a time, and use the store's stream only to wait for the next event
-        # (it wakes on an append, no polling), letting go of its page before yielding.
-        # Each read is one of its own: after each, the session must still be the one the
-        # follow began with (its creation time), or one deleted and made again under its
-        # id meanwhile would go on from the next sequence number with the other's events.
-        # A page is held until its last event is taken: its size follows the events' own
-        # (_FOLLOW_BYTES a page, from a small first page), or a follower that does not read
-        # would hold 64 events of megabytes each.
-        sid = session.id
-        next_seq = max(from_seq, 1)
-        size = _FOLLOW_FIRST
-        while True:
-            page = await self.store.replay(sid, from_seq=next_seq, limit=size)
-            if page:
-                await check_same_session(self.store.get_session, session)
-                held = sum(len(event.to_json()) for event in page)
-                full = len(page) == size
-                size = max(1, min(_FOLLOW_PAGE, _FOLLOW_BYTES * len(page) // max(held, 1)))
-            else:
-                full = False
-            for event in page:
-                yield event
-            if page:
-                next_seq = page[-1].sequence_number + 1
-            if full:
-                continue
-            live = self.store.stream(sid, from_seq=next_seq, follow=True)
-            first: Event | None = None
-            async with contextlib.aclosing(live):  # type: ignore[type-var]
-                async for event in live:
-                    first = event
-                    break
-            if first is None:
-                return  # the store was closed
-            await check_same_session(self.store.get_session, session)
-            yield first
-            next_seq = first.sequence_number + 1
-
     @contextlib.asynccontextmanager
     async def follow(
-        self, session_id: str, *, from_seq: int = 0, client: str = "?"
+        self,
+        session_id: str,
+        *,
+        from_seq: int = 0,
+        client: str = "?",
+        created_at: datetime | None = None,
     ) -> AsyncIterator[AsyncIterator[Event]]:
         """Hold one live-follow slot and yield the session's events from `from_seq` on.
 
         Raises `ServerBusyError` past the stream limits, and the store's errors for an
-        unknown session, before anything is yielded. The iterator ends when the server
+        unknown session (or, given `created_at`, another session made under its id since
+        the client read it), before anything is yielded. The iterator ends when the server
         shuts down.
         """
         if self.stopping:
@@ -437,8 +356,10 @@ class AgentStoreService:
                 "close one first"
             )
         session = await self.store.get_session(session_id)  # an unknown session fails here
+        if created_at is not None and session.created_at != created_at:
+            raise SessionNotFoundError(session_id)  # the one the client knew is gone
         self._streams[client] = self._streams.get(client, 0) + 1
-        events = self._follow_events(session, from_seq)
+        events = follow_events(self.store, session, from_seq)
         try:
             yield events
         finally:

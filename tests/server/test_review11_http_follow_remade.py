@@ -84,3 +84,22 @@ def test_a_session_made_again_while_followed_ends_the_follow(server: ServerProce
                         break
         assert ids == [100, 101, 102, 103, 104]
     assert "Traceback" not in server.log.read_text()
+
+
+def test_a_follow_that_names_the_creation_time_is_refused_for_another_session(
+    server: ServerProcess,
+) -> None:
+    # A client that resumes (after a restart) sends the session's created_at as it read
+    # it: another session made under that id since is refused, not resumed into.
+    with server.client() as http:
+        first = http.post("/v1/sessions", json={"id": "s"}).json()["created_at"]
+        assert http.delete("/v1/sessions/s").status_code == 204
+        now = http.post("/v1/sessions", json={"id": "s"}).json()["created_at"]
+        refused = http.get("/v1/sessions/s/stream", params={"created_at": first, "from_seq": 3})
+        assert refused.status_code == 404
+        assert refused.json()["code"] == "session_not_found"
+        naive = http.get("/v1/sessions/s/stream", params={"created_at": "2026-01-02T03:04:05"})
+        assert naive.status_code == 400
+        assert "zone" in naive.json()["detail"]
+        with http.stream("GET", "/v1/sessions/s/stream", params={"created_at": now}) as response:
+            assert response.status_code == 200

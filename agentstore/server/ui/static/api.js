@@ -121,8 +121,10 @@ export function exportUrl(id, { bare = false } = {}) {
  * connection it reconnects every 2 s from the event after the last one received.
  * Calls onEvent(event), onStatus("open" | "reconnecting") and, when the server ends the
  * stream for good (the session was deleted), onEnd(detail). Returns {close()}.
+ * `createdAt` (the session's created_at as read) is sent on every connection: a session
+ * deleted and made again under its id meanwhile is refused, not resumed in the other's events.
  */
-export function follow(id, fromSeq, { onEvent, onStatus, onEnd }) {
+export function follow(id, fromSeq, { onEvent, onStatus, onEnd, createdAt }) {
   let next = fromSeq;
   let stopped = false;
   let controller = null;
@@ -164,7 +166,8 @@ export function follow(id, fromSeq, { onEvent, onStatus, onEnd }) {
     while (!stopped) {
       controller = new AbortController();
       try {
-        const response = await fetch(url(`/v1/sessions/${enc(id)}/stream`, { from_seq: next }), {
+        const params = { from_seq: next, created_at: createdAt };
+        const response = await fetch(url(`/v1/sessions/${enc(id)}/stream`, params), {
           headers: authHeaders({ Accept: "text/event-stream" }),
           signal: controller.signal,
           cache: "no-store",

@@ -186,6 +186,7 @@ export async function renderSession(root, crumbs, idOrPrefix) {
   };
   let pending = 0;
   const source = follow(id, last + 1, {
+    createdAt: session.created_at,
     onEvent: (event) => {
       if (!analysis.add(event)) return;
       // Many events at once are drawn once per frame, not once each.
