@@ -17,30 +17,19 @@ Run in a child process, so that a hang fails the test instead of blocking the su
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from tests.loop_scripts import STOP_AFTER_LIFT, run_script
 
-_SCRIPT = """
+_SCRIPT = (
+    """
 import asyncio, errno, sys
 import agentstore
 from agentstore import new_event
 from agentstore.backends.file import FileBackend, loopcommits
-
-# Stop loop1 in the turn its flight is written and its sync submitted: no later turn
-# (no `select`) can see the sync end and land it.
-lift = loopcommits.LoopCommits._lift
-stop_after_lift = False
-
-def lift_then_stop(self, sid, requests):
-    taken = lift(self, sid, requests)
-    if taken and stop_after_lift:
-        self.loop.stop()
-    return taken
-
-loopcommits.LoopCommits._lift = lift_then_stop
+"""
+    + STOP_AFTER_LIFT
+    + """
 # The kernel's answer for loop1's next sync reaped is an I/O error (AIO's event res < 0).
 failures = []
 synced = loopcommits.LoopCommits._synced
@@ -110,22 +99,11 @@ loop1.close()
 loop2.close()
 asyncio.run(reread())
 """
+)
 
 
 def _run(tmp_path: Path, mode: str) -> list[str]:
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _SCRIPT, str(tmp_path / "data"), mode],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"hung: {exc.stdout!r}") from None
-    assert done.returncode == 0, done.stderr
-    if done.stdout.startswith("no loop commits"):
-        pytest.skip("no Linux AIO with eventfd here")
-    return done.stdout.splitlines()
+    return run_script(_SCRIPT, str(tmp_path / "data"), mode)
 
 
 def test_a_second_loop_on_the_thread_lands_the_stopped_loops_flights(tmp_path: Path) -> None:
