@@ -3,8 +3,9 @@
 A real `agentstore serve` (its own process, a file store with durability `fsync`, the gRPC
 door only) on loopback, and 16 then 64 concurrent clients in this process, each with its
 own channel (its own HTTP/2 connection) and its own session, appending one event per call
-in a loop for a fixed time. Throughput is appends per second over the run; latency is
-each append's, client side. Three client kinds:
+in a loop for a fixed time, three times (new clients each time; the best run is the
+row's, as the in-process row is the best of three). Throughput is appends per second over
+the run; latency is each append's, client side. Three client kinds:
 
 - `AgentStore.Append`: one unary call per event, what an agent in any language does with
   the plainest client (the server's `Store` validates, prices and folds the event);
@@ -312,26 +313,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+TRIES = 3
+"""Runs per row, the best kept: as the in-process row is the best of three, so that one
+stall of the shared machine spoils neither side's figure alone."""
+
+
 async def grpc_rows(
     target: str, pid: int, seconds: float, kinds: list[str], sizes: tuple[int, ...] = (16, 64)
 ) -> list[Row]:
-    """Measure each client kind at each number of clients against the server at `target`."""
+    """Measure each client kind at each number of clients against the server at `target`:
+    the best of `TRIES` runs, each with new clients (new channels and sessions)."""
     rows = []
     for kind in kinds:
         clients_of = {"api": _api_clients, "stream": _stream_clients, "echo": _echo_clients}.get(
             kind, _remote_clients
         )
         for clients in sizes:
-            async with clients_of(target) as make:
-                cpu, mine = cpu_seconds(pid), time.process_time()
-                lat, wall = await _drive(clients, seconds, make)  # type: ignore[arg-type]
-                cpu, mine = cpu_seconds(pid) - cpu, time.process_time() - mine
-            label = _LABELS[kind]
-            row = result(f"gRPC, {label}", latencies_ns=lat, wall_ns=wall, clients=clients)
-            # Includes the warm-up calls: a close upper bound of the server's cost per append.
-            row["server_cpu_us"] = cpu / max(len(lat), 1) * 1e6
-            row["client_cpu_us"] = mine / max(len(lat), 1) * 1e6
-            rows.append(row)
+            tries = []
+            for _ in range(TRIES):
+                async with clients_of(target) as make:
+                    cpu, mine = cpu_seconds(pid), time.process_time()
+                    lat, wall = await _drive(clients, seconds, make)  # type: ignore[arg-type]
+                    cpu, mine = cpu_seconds(pid) - cpu, time.process_time() - mine
+                label = _LABELS[kind]
+                row = result(f"gRPC, {label}", latencies_ns=lat, wall_ns=wall, clients=clients)
+                # Includes the warm-up calls: a close upper bound of the server's cost per
+                # append.
+                row["server_cpu_us"] = cpu / max(len(lat), 1) * 1e6
+                row["client_cpu_us"] = mine / max(len(lat), 1) * 1e6
+                tries.append(row)
+            rows.append(max(tries, key=lambda r: r["ops_per_s"]))
     return rows
 
 
@@ -346,7 +357,8 @@ def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
         f"{info['python']}, load {info['load']}. One `agentstore serve` process (file store, "
         "durability `fsync`, gRPC door only); the clients run in one other process on the "
         "same cores, each with its own channel (HTTP/2 connection) and session, appending one "
-        f"event at a time for {info['seconds']} s: one unary call per event (`Append`), or "
+        f"event at a time for {info['seconds']} s (each row the best of three such runs, "
+        "as the in-process row is): one unary call per event (`Append`), or "
         "one message per event on a call kept open (`AppendStream`; the remote backend "
         "sends its appends that way). The in-process row is scenario 3's shape in this run: "
         "16 tasks, 16 sessions, one store in one process (the best of three runs; 40 "
@@ -476,7 +488,8 @@ def main() -> None:
         for _ in range(3)
     ]
     in_process = max(tries, key=lambda row: row["ops_per_s"])
-    rows = [asyncio.run(same_driver_row(base, seconds))]
+    driven = [asyncio.run(same_driver_row(base, seconds)) for _ in range(TRIES)]
+    rows = [max(driven, key=lambda row: row["ops_per_s"])]
     rows += asyncio.run(server_rows(base, seconds, opts.kinds.split(",")))
     info = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
