@@ -72,10 +72,14 @@ class SessionAppender:
         store refuses it (closed, unreachable), the failure is logged, so the exception
         the caller is about to re-raise is never hidden behind ours.
         """
+        await self.record(session_id, error(exc), "the error of")
+
+    async def record(self, session_id: str, event: Event, what: str) -> None:
+        """Append `event` on a run's way out (see `record_error`): shielded from the run's
+        cancellation, and a failure logged ("could not record <what> a run ..."), never
+        raised."""
         try:
             with anyio.CancelScope(shield=True):
-                await self.append(session_id, error(exc))
+                await self.append(session_id, event)
         except Exception as failure:
-            logger.warning(
-                "could not record the error of a run in session %s: %r", session_id, failure
-            )
+            logger.warning("could not record %s a run in session %s: %r", what, session_id, failure)

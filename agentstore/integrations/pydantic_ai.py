@@ -214,25 +214,23 @@ class AgentStoreCapability(AbstractCapability[Any]):
         """
         recorded = exc is None or getattr(exc, _RECORDED, False)
         cut = self._cut.pop(run_id, [])
-        for index, (tracker, llm, before) in enumerate(cut):
+        for tracker, llm, before in cut:
             if recorded:  # recorded already (or the run went on): the call was cancelled
                 cancelled = anyio.get_cancelled_exc_class()()
                 await tracker.__aexit__(type(cancelled), cancelled, None)
                 continue
             assert exc is not None
-            used = _used_since(before, usage) if index == len(cut) - 1 else None
-            if used is not None:  # the request that was streaming when the run failed
-                await self._appender.append(
-                    llm.session_id,
-                    llm_response(
-                        llm.model,
-                        None,
-                        call_id=llm.call_id,
-                        provider=llm.provider,
-                        finish_reason="error",
-                        **used,
-                    ),
+            used = _used_since(before, usage)  # since the first cut: counted once
+            if used is not None:
+                response = llm_response(
+                    llm.model,
+                    None,
+                    call_id=llm.call_id,
+                    provider=llm.provider,
+                    finish_reason="error",
+                    **used,
                 )
+                await self._appender.record(llm.session_id, response, "the tokens of")
             await tracker.__aexit__(type(exc), exc, exc.__traceback__)
             _mark(exc)
             recorded = True
