@@ -82,7 +82,12 @@ def serve(
         int, typer.Option("--max-batch", min=1, help="Most events in one append.")
     ] = 1000,
     max_streams: Annotated[
-        int, typer.Option("--max-streams", min=1, help="Most live follows open at once.")
+        int,
+        typer.Option(
+            "--max-streams",
+            min=1,
+            help="Most live follows open at once; HTTP requests in flight: 4 times this.",
+        ),
     ] = 256,
     max_streams_per_client: Annotated[
         int,
