@@ -45,14 +45,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# The clients run with the grpc settings of agentstore's server and remote backend (see
-# agentstore/server/__init__.py), set before grpc loads; GRPC_EXPERIMENTS="" runs both
-# the clients and the server with grpc's defaults instead.
-os.environ.setdefault(
-    "GRPC_EXPERIMENTS",
-    "-event_engine_client,-event_engine_listener,-event_engine_for_all_other_endpoints",
-)
+# The clients run with the grpc settings of agentstore's server and remote backend, which
+# importing the server package sets before grpc loads (see agentstore/server/__init__.py);
+# GRPC_EXPERIMENTS="" runs both the clients and the server with grpc's defaults instead.
+import agentstore.server
 
+# isort: split
 import grpc
 import orjson
 

@@ -34,14 +34,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# Before grpc is imported (it reads its environment as it loads): the settings of
-# agentstore/server/__init__.py, which says why.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-os.environ.setdefault(
-    "GRPC_EXPERIMENTS",
-    "-event_engine_client,-event_engine_listener,-event_engine_for_all_other_endpoints",
-)
+# Before grpc: importing the server package sets grpc's environment, which grpc reads as
+# it loads (see agentstore/server/__init__.py).
+import agentstore.server  # noqa: F401
 
+# isort: split
 import grpc
 import orjson
 

@@ -5,7 +5,7 @@ import os
 # grpc's core logs to stderr on its own (a failed TLS handshake at INFO, say) unless
 # GRPC_VERBOSITY says otherwise, beside our one-line error; ERROR is its documented
 # default. Read as grpc loads, so this precedes any import of it in this package (the
-# remote backend, which imports grpc before this package, sets both itself).
+# remote backend and bench.server_grpc import this package before grpc).
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 # grpcio 1.85 does a connection's socket I/O on EventEngine threads, which hand each
