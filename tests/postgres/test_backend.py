@@ -50,7 +50,7 @@ async def test_payload_text_is_kept_exactly_and_jsonb_is_queryable(
     try:
         row = await conn.fetchrow(
             f"SELECT payload_json, payload->>'z' AS z, metadata->>'model' AS model "
-            f'FROM "{pg_schema}".events'
+            f'FROM "{pg_schema}".events_jsonb'
         )
     finally:
         await conn.close()

@@ -1,16 +1,23 @@
 """Shared flights: concurrent appends to different sessions in one statement keep every
-per-append promise (1..N, expected_seq, idempotent retries, refused JSON) of a lone append."""
+per-append promise (1..N, expected_seq, idempotent retries, refused JSON, a statement the
+server refuses) of a lone append."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 import agentstore
 from agentstore import new_event
 from agentstore.backends.postgres import PostgresBackend
-from agentstore.errors import ConcurrencyError, InvalidEventError, SessionNotFoundError
+from agentstore.errors import (
+    ConcurrencyError,
+    InvalidEventError,
+    SessionNotFoundError,
+    StorageError,
+)
 
 
 def _flights(store: agentstore.Store) -> int:
@@ -43,9 +50,27 @@ async def test_many_writers_on_many_sessions_number_each_session_1_to_n(pg_url: 
             assert stamps == sorted(stamps)
 
 
-async def test_each_append_of_a_flight_gets_its_own_outcome(pg_url: str) -> None:
+async def _refuse_by_trigger(database_url: str, schema: str) -> None:
+    """Make the server refuse any statement inserting an event whose payload has "refuse"."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            f'CREATE FUNCTION "{schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$ '
+            "BEGIN IF NEW.payload_json LIKE '%\"refuse\"%' THEN "
+            "RAISE EXCEPTION 'refused by a trigger'; END IF; RETURN NEW; END $$; "
+            f'CREATE TRIGGER refuse BEFORE INSERT ON "{schema}".events '
+            f'FOR EACH ROW EXECUTE FUNCTION "{schema}".refuse()'
+        )
+    finally:
+        await conn.close()
+
+
+async def test_each_append_of_a_flight_gets_its_own_outcome(
+    pg_url: str, pg_database_url: str, pg_schema: str
+) -> None:
     async with agentstore.open(pg_url, snapshot_interval=0) as store:
         ids = [(await store.create_session()).id for _ in range(6)]
+        await _refuse_by_trigger(pg_database_url, pg_schema)
         first = new_event("custom", {"n": 0})
         await store.append(ids[1], first)
         await store.append(ids[2], new_event("custom", {"n": 0}))
@@ -57,9 +82,10 @@ async def test_each_append_of_a_flight_gets_its_own_outcome(pg_url: str) -> None
             store.append(ids[0], new_event("custom", {"n": 2})),
             store.append(ids[1], first),  # a retry: the stored event, nothing written
             store.append(ids[2], new_event("custom", {"n": 1}), expected_seq=0),  # lost race
-            store.append(ids[3], new_event("custom", {"bad": "a\u0000b"})),  # jsonb refuses
+            store.append(ids[3], new_event("custom", {"bad": "a\u0000b"})),  # jsonb would refuse
             store.append(ids[4], new_event("custom", {"n": 1}), expected_seq=0),
             store.append(ids[5], new_event("custom", {"n": 1})),  # deleted
+            store.append(ids[3], new_event("custom", {"refuse": 1})),  # the server refuses
             return_exceptions=True,
         )
         assert _flights(store) > before
@@ -69,6 +95,7 @@ async def test_each_append_of_a_flight_gets_its_own_outcome(pg_url: str) -> None
         assert isinstance(results[4], InvalidEventError)
         assert results[5].sequence_number == 1  # type: ignore[union-attr]
         assert isinstance(results[6], SessionNotFoundError)
+        assert isinstance(results[7], StorageError) and "refused by a trigger" in str(results[7])
         assert [len(await store.get_events(sid)) for sid in ids[:5]] == [2, 1, 1, 0, 1]
         # A flight that succeeds while some of its appends match no session row.
         before = _flights(store)

@@ -31,6 +31,7 @@ from agentstore.backends.base import (
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.append import Appender
 from agentstore.backends.postgres.imports import Importer
+from agentstore.backends.postgres.jsontext import refuse_nul
 from agentstore.backends.postgres.notifications import (
     Leases,
     Listener,
@@ -193,6 +194,7 @@ class PostgresBackend(Backend):
     async def create_session(
         self, session: Session, events: Sequence[PendingEvent] = ()
     ) -> AppendResult:
+        refuse_nul(events, f"creating session {session.id!r}")
         result = await self._appender.create(self._writable(), session, events, datetime.now(UTC))
         # A session row that did not exist holds no follower lease: nobody to notify.
         self._ryw.wrote(session.id, result.written, session)
@@ -258,6 +260,7 @@ class PostgresBackend(Backend):
         db = self._writable()
         if not batch:
             return AppendResult([], 0, *await self.head(session_id))
+        refuse_nul(batch, f"appending to session {session_id!r}")
         result, followed = await self._appender.append(db, session_id, batch, expected_seq)
         if self._replica is not None:
             self._ryw.appended(session_id, max(e.sequence_number for e in result.events))

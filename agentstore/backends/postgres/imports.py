@@ -18,6 +18,7 @@ from typing import Any
 from agentstore.backends.base import PendingEvent, plan_append
 from agentstore.backends.postgres import append_sql as sql_text
 from agentstore.backends.postgres._driver import translated
+from agentstore.backends.postgres.jsontext import refuse_nul
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import session_values
 from agentstore.backends.types import check_batch_marks
@@ -75,6 +76,7 @@ class Importer:
         try:
             async with translated(what), pool.acquire() as conn, conn.transaction():
                 while (page := await _next(pages)) is not None:
+                    refuse_nul(page, what)
                     plan = plan_append(
                         session.id,
                         page,

@@ -1,0 +1,53 @@
+"""What the jsonb view would refuse in an event's JSON text, refused before anything is written.
+
+The events table keeps the exact JSON text of every event; the view `events_jsonb` parses
+it as jsonb when a query reads it (schema step 5). jsonb cannot hold the NUL character
+(`\\u0000`) in a string or a key, so a row holding one would fail every query through the
+view that reads it. Such an event is refused with `InvalidEventError`, as it was when the
+jsonb was stored and the server refused the statement; now before the statement is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from agentstore.backends.base import PendingEvent
+from agentstore.errors import InvalidEventError
+
+__all__ = ["refuse_nul"]
+
+# How JSON text spells NUL (orjson writes it so). The text can also hold it after an
+# escaped backslash (`"\\u0000"`, six characters of a string, no NUL): a hit is checked
+# against the parsed value, which only texts holding those six characters pay.
+_NUL = b"\\u0000"
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string or key anywhere in `value` holds NUL (iterative: nesting is the
+    JSON parser's limit, deeper than Python's recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def refuse_nul(batch: Iterable[PendingEvent], what: str) -> None:
+    """Raise `InvalidEventError` if an event's payload or metadata holds NUL in a string."""
+    for event in batch:
+        for part, text in (("payload", event.payload_json), ("metadata", event.metadata_json)):
+            if _NUL in text and _holds_nul(orjson.loads(text)):
+                raise InvalidEventError(
+                    f"{what}: event {event.id!r}: PostgreSQL cannot store this JSON value: "
+                    f"its {part} holds the NUL character (\\u0000), which jsonb refuses"
+                )
