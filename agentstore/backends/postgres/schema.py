@@ -129,7 +129,7 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
                     'agentstore migrate again', found;
             END IF;
         END $$;
-        ALTER TABLE {s}.events DROP COLUMN payload, DROP COLUMN metadata;
+        ALTER TABLE {s}.events DROP COLUMN IF EXISTS payload, DROP COLUMN IF EXISTS metadata;
         CREATE VIEW {s}.events_jsonb AS
             SELECT session_id, seq, id, type, ts, payload_json::jsonb AS payload,
                 metadata_json::jsonb AS metadata, payload_json, metadata_json, batch_end
