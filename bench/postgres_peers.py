@@ -225,8 +225,6 @@ CREATE TABLE IF NOT EXISTS drv_sessions (id text PRIMARY KEY, last_seq bigint NO
     last_ts timestamptz, prev_ts timestamptz);
 CREATE TABLE IF NOT EXISTS drv_events (session_id text NOT NULL, seq bigint NOT NULL, id text NOT NULL,
     type text NOT NULL, ts timestamptz NOT NULL, payload_json text NOT NULL, metadata_json text NOT NULL,
-    payload jsonb GENERATED ALWAYS AS (payload_json::jsonb) STORED,
-    metadata jsonb GENERATED ALWAYS AS (metadata_json::jsonb) STORED,
     PRIMARY KEY (session_id, seq), UNIQUE (session_id, id));
 """
 _APPEND = """
