@@ -162,3 +162,26 @@ async def test_an_import_with_nul_creates_nothing(pg_url: str, pool: int) -> Non
         with pytest.raises(InvalidEventError, match="cannot store"):
             await target.import_session(session, await source.replay(session.id))
         assert await target.list_sessions() == []
+
+
+async def test_a_store_open_before_the_step_keeps_appending_and_reading_after_it(
+    pg_url: str, pg_schema: str, admin: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as old:
+        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
+        before = await agentstore.open(pg_url, snapshot_interval=0)
+    try:
+        session = await before.create_session()
+        await before.append(session.id, new_event("custom", {"n": 1}))
+        await before.append_many(session.id, [new_event("custom", {"n": n}) for n in (2, 3)])
+        assert len(await before.replay(session.id)) == 3  # its statements are prepared
+        async with agentstore.open(pg_url) as after:  # migrates to step 5 meanwhile
+            await after.append(session.id, new_event("custom", {"n": 4}))
+        assert "payload" not in await _columns(admin, pg_schema)
+        await before.append(session.id, new_event("custom", {"n": 5}))
+        await before.append_many(session.id, [new_event("custom", {"n": n}) for n in (6, 7)])
+        events = await before.replay(session.id)
+        assert [e.payload["n"] for e in events] == [1, 2, 3, 4, 5, 6, 7]
+        assert [e.sequence_number for e in events] == list(range(1, 8))
+    finally:
+        await before.close()
