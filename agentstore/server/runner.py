@@ -200,7 +200,7 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
         import uvicorn
 
         from agentstore.server.http_app import create_app
-        from agentstore.server.http_protocol import protocol_with_header_timeout
+        from agentstore.server.http_protocol import http_protocol_class
     except ImportError as exc:
         raise ServerExtraMissingError(
             f"agentstore serve needs the server extra ({exc.name} is missing): "
@@ -232,7 +232,7 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 ui_dir=config.ui_dir,
                 allowed_hosts=config.allowed_hosts,
             )
-            protocol = protocol_with_header_timeout(config.limits.body_timeout)
+            protocol = http_protocol_class(config.limits.body_timeout, config.limits.max_body_bytes)
             uv_config = uvicorn.Config(
                 app,
                 http=protocol if protocol is not None else "auto",
