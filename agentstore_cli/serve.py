@@ -72,6 +72,16 @@ def serve(
             help="Without a token, also answer requests for this host name (repeatable).",
         ),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            metavar="IPS",
+            help="Believe X-Forwarded-For/-Proto from these proxies (comma-separated "
+            "addresses or networks, or '*'); from nobody otherwise.",
+            show_default=False,
+        ),
+    ] = None,
     log_format: Annotated[
         str, typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON.")
     ] = "text",
@@ -159,6 +169,9 @@ def serve(
         tls_key=tls_key,
         cors_origins=list(cors_origin or []),
         allowed_hosts=list(allowed_host or []),
+        forwarded_allow_ips=None
+        if forwarded_allow_ips is None
+        else [ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
         json_logs=log_format == "json",
         limits=Limits(
             max_body_bytes=max_body_bytes,

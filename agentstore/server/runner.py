@@ -32,7 +32,7 @@ from agentstore import InvalidInputError, Store
 from agentstore.errors import BackendUnavailableError
 from agentstore.server.service import AgentStoreService, Limits
 
-__all__ = ["ServerConfig", "is_loopback", "load_token", "serve"]
+__all__ = ["ServerConfig", "check_forwarded_allow_ips", "is_loopback", "load_token", "serve"]
 
 _log = logging.getLogger("agentstore.server")
 
@@ -53,9 +53,12 @@ class ServerConfig:
     cors_origins: list[str] = field(default_factory=list)
     json_logs: bool = False
     ui_dir: Path | None = None
+    """Where the web UI's files are (default: the built-in ones, when installed)."""
     allowed_hosts: list[str] = field(default_factory=list)
     """Host names a server without a token answers besides loopback ones (behind a proxy)."""
-    """Where the web UI's files are (default: the built-in ones, when installed)."""
+    forwarded_allow_ips: list[str] | None = None
+    """Proxies whose `X-Forwarded-For`/`-Proto` are believed (addresses, networks or `*`);
+    None: nobody's, every client is the address it connects from."""
     limits: Limits = field(default_factory=Limits)
     shutdown_timeout: float = 30.0
     """Seconds to let requests in flight finish after SIGTERM before they are cancelled."""
@@ -91,6 +94,32 @@ class ServerConfig:
             raise InvalidInputError(f"no such directory: {self.ui_dir}")
         if self.http_port is None and self.grpc_port is None:
             raise InvalidInputError("nothing to serve: give an HTTP port or a gRPC port")
+        if self.forwarded_allow_ips is not None:
+            check_forwarded_allow_ips(self.forwarded_allow_ips)
+
+
+def check_forwarded_allow_ips(items: list[str]) -> None:
+    """Refuse what uvicorn would take silently as a name that never matches a TCP client.
+
+    uvicorn treats an entry that is not an address or a network (a typo, `10.0.0.1/8`
+    with host bits, a host name) as a literal to compare with the client's address: the
+    proxy would be distrusted without a word, and every client logged as the proxy.
+    """
+    if items == ["*"]:
+        return
+    if not items:
+        raise InvalidInputError("--forwarded-allow-ips needs addresses, networks or '*'")
+    for item in items:
+        try:
+            if "/" in item:
+                ipaddress.ip_network(item)
+            else:
+                ipaddress.ip_address(item)
+        except ValueError:
+            raise InvalidInputError(
+                f"--forwarded-allow-ips takes IP addresses and networks (such as 127.0.0.1 "
+                f"or 10.0.0.0/8, comma-separated) or '*' alone, not {item!r}"
+            ) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -244,6 +273,11 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 ssl_keyfile=str(config.tls_key) if config.tls_key else None,
                 # No limit_concurrency: the app limits requests in flight itself
                 # (ConcurrencyLimitMiddleware), answering with problem JSON.
+                # X-Forwarded-For/-Proto only from the proxies named: uvicorn's default
+                # believed them from 127.0.0.1, so any local process could pose as any
+                # client (the access log, the per-client limit on live follows).
+                proxy_headers=config.forwarded_allow_ips is not None,
+                forwarded_allow_ips=config.forwarded_allow_ips or [],
             )
             server = _uvicorn_server(uv_config, on_signal)
         scheme = "https" if config.tls_cert else "http"
