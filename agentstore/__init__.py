@@ -12,7 +12,7 @@ async with agentstore.open("./agent-data") as store:
 """
 
 from agentstore._open import open
-from agentstore.backends.base import Backend, SessionPage
+from agentstore.backends.base import Backend, SessionPage, SkippedSession
 from agentstore.errors import (
     AgentStoreError,
     AmbiguousSessionError,
@@ -106,6 +106,7 @@ __all__ = [
     "SessionExistsError",
     "SessionNotFoundError",
     "SessionPage",
+    "SkippedSession",
     "State",
     "StateUpdated",
     "StorageError",

@@ -39,6 +39,7 @@ from agentstore.backends.types import (
     SessionChanges,
     SessionPage,
     SessionQuery,
+    SkippedSession,
     SnapshotRecord,
     before_cursor,
     parse_session_cursor,
@@ -61,6 +62,7 @@ __all__ = [
     "SessionChanges",
     "SessionPage",
     "SessionQuery",
+    "SkippedSession",
     "SnapshotRecord",
     "before_cursor",
     "parse_session_cursor",
@@ -173,7 +175,9 @@ class Backend(ABC):
 
         Order by (`created_at`, `id`) descending; the cursor of a page is
         `session_cursor(last session)`, so paging never repeats or skips a session that
-        exists throughout, even while others are created or deleted.
+        exists throughout, even while others are created or deleted. A session that
+        cannot be read is left out and named in `SessionPage.skipped`, so that one bad
+        session never hides the others (nor fails the listing).
         """
 
     @abstractmethod

@@ -51,6 +51,7 @@ from agentstore.backends.base import (
     SessionChanges,
     SessionPage,
     SessionQuery,
+    SkippedSession,
     SnapshotRecord,
 )
 from agentstore.backends.registry import BackendOptions
@@ -68,6 +69,7 @@ from agentstore.server.grpc_wire import (
     parse_time,
     session_from_pb,
     session_to_pb,
+    skipped_from_pb,
 )
 from agentstore.session import Session
 
@@ -275,8 +277,10 @@ class RemoteBackend(Backend):
         return session_from_pb(await self._call("UpdateSession", request))
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
-        """Return a page of sessions (asking the server in pages of at most 1000)."""
+        """Return a page of sessions (asking the server in pages of at most 1000), and the
+        sessions the server's storage passed over (each once)."""
         found: list[Session] = []
+        skipped: dict[SkippedSession, None] = {}  # in order, once each
         cursor = query.cursor
         while True:
             want = min(query.limit - len(found), _PAGE)
@@ -285,9 +289,10 @@ class RemoteBackend(Backend):
             )
             reply = await self._call("ListSessions", request)
             found += [session_from_pb(s) for s in reply.sessions]
+            skipped.update(dict.fromkeys(skipped_from_pb(reply)))
             cursor = reply.next_cursor or None
             if cursor is None or len(found) >= query.limit:
-                return SessionPage(found, cursor)
+                return SessionPage(found, cursor, list(skipped))
 
     async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
         """Return up to `limit` ids starting with `prefix` (an exact match first)."""

@@ -27,6 +27,7 @@ __all__ = [
     "SessionChanges",
     "SessionPage",
     "SessionQuery",
+    "SkippedSession",
     "SnapshotRecord",
     "before_cursor",
     "check_batch_marks",
@@ -149,6 +150,25 @@ class SessionQuery:
     """Only sessions that have every one of these labels."""
 
 
+@dataclass(slots=True, frozen=True)
+class SkippedSession:
+    """A session a listing passed over: its stored record could not be read.
+
+    One bad session never hides the others, so a listing goes on without it and says so
+    here. `agentstore verify` finds what is wrong and where.
+    """
+
+    session_id: str
+    """The session's id, as its storage names it (a file backend: from the file name)."""
+    reason: str
+    """What is wrong, in one line. Files are named relative to the data directory
+    (`sessions/ID.json`): the same text locally and through a server, which tells its
+    clients nothing of its own file system."""
+
+    def __str__(self) -> str:
+        return f"{self.session_id}: {self.reason}"
+
+
 @dataclass(slots=True)
 class SessionPage:
     """One page of a session listing."""
@@ -156,6 +176,11 @@ class SessionPage:
     sessions: list[Session]
     next_cursor: str | None
     """Pass it as `SessionQuery.cursor` for the next page; None when this was the last."""
+    skipped: list[SkippedSession] = field(default_factory=list)
+    """The sessions this page's listing passed over because they could not be read (each
+    once). A session whose place in the order is not known (a file the listing could not
+    read at all) is named on every page; a backend that cannot fail this way leaves it
+    empty."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -32,6 +32,7 @@ from agentstore.server.grpc_wire import (
     event_to_pb,
     fill_event_pb,
     json_value,
+    listing_to_pb,
     parse_time,
     session_to_pb,
 )
@@ -198,10 +199,7 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
                 labels=dict(request.labels) or None,
                 prefix=request.prefix or None,
             )
-            return pb.ListSessionsResponse(
-                sessions=[session_to_pb(s) for s in page.sessions],
-                next_cursor=page.next_cursor or "",
-            )
+            return listing_to_pb(page.sessions, page.next_cursor, page.skipped)
 
     async def CreateSession(
         self, request: pb.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -46,6 +46,7 @@ from agentstore.server.grpc_wire import (
     fill_event_pb,
     format_time,
     json_value,
+    listing_to_pb,
     parse_time,
     session_from_pb,
     session_to_pb,
@@ -241,10 +242,7 @@ class StorageServicer(pb_grpc.StorageServicer):
                 limit=limit, cursor=request.cursor or None, labels=dict(request.labels) or None
             )
             page = await self.backend.list_sessions(query)
-            return pb.ListSessionsResponse(
-                sessions=[session_to_pb(s) for s in page.sessions],
-                next_cursor=page.next_cursor or "",
-            )
+            return listing_to_pb(page.sessions, page.next_cursor, page.skipped)
 
     async def FindSessionIds(
         self, request: pb.FindSessionIdsRequest, context: Context

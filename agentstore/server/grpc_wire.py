@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from agentstore.backends.types import SkippedSession
 from agentstore.errors import InvalidEventError, InvalidInputError
 from agentstore.events import (
     Event,
@@ -37,9 +38,11 @@ __all__ = [
     "fill_event_pb",
     "format_time",
     "json_value",
+    "listing_to_pb",
     "parse_time",
     "session_from_pb",
     "session_to_pb",
+    "skipped_from_pb",
 ]
 
 ERROR_CODE_KEY = "agentstore-error-code"
@@ -204,3 +207,19 @@ def session_from_pb(msg: pb.Session) -> Session:
         return Session(**fields)
     except ValueError as exc:
         raise InvalidInputError(f"invalid session: {exc}") from exc
+
+
+def listing_to_pb(
+    sessions: list[Session], next_cursor: str | None, skipped: list[SkippedSession]
+) -> pb.ListSessionsResponse:
+    """Return a page of a session listing as a message (both services answer with it)."""
+    return pb.ListSessionsResponse(
+        sessions=[session_to_pb(s) for s in sessions],
+        next_cursor=next_cursor or "",
+        skipped=[pb.SkippedSession(session_id=s.session_id, reason=s.reason) for s in skipped],
+    )
+
+
+def skipped_from_pb(msg: pb.ListSessionsResponse) -> list[SkippedSession]:
+    """Return the sessions a listing's page says it passed over (none from an older server)."""
+    return [SkippedSession(s.session_id, s.reason) for s in msg.skipped]

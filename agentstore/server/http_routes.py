@@ -110,6 +110,7 @@ def add_routes(app: FastAPI, service: AgentStoreService) -> None:
         body: dict[str, Any] = {
             "sessions": [_session_json(s) for s in page.sessions],
             "next_cursor": page.next_cursor,
+            "skipped": [{"session_id": s.session_id, "reason": s.reason} for s in page.skipped],
         }
         if summary:
             body["summaries"] = {

@@ -26,6 +26,7 @@ __all__ = [
     "Problem",
     "SessionListOut",
     "SessionSummaryOut",
+    "SkippedSessionOut",
 ]
 
 
@@ -109,12 +110,27 @@ class SessionSummaryOut(BaseModel):
     last_activity: datetime | None
 
 
+class SkippedSessionOut(BaseModel):
+    """A session the listing passed over because it could not be read, and why."""
+
+    session_id: str
+    reason: str = Field(
+        description="One line; files are named relative to the data directory, never by "
+        "the server's own paths."
+    )
+
+
 class SessionListOut(BaseModel):
     """A page of sessions, newest first; pass `next_cursor` as `cursor` for the next one."""
 
     sessions: list[Session]
     next_cursor: str | None = None
     summaries: dict[str, SessionSummaryOut] | None = None
+    skipped: list[SkippedSessionOut] = Field(
+        default_factory=list,
+        description="Sessions left out because they could not be read (a damaged session "
+        "file): one bad session never hides the others. Empty when none was.",
+    )
 
 
 class Health(BaseModel):

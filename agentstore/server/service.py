@@ -37,6 +37,7 @@ from agentstore import (
     State,
     Store,
 )
+from agentstore.backends.types import SkippedSession
 from agentstore.server.errors import ServerBusyError
 from agentstore.server.inputs import decode_cursor, encode_cursor, event_from_json, is_after_cursor
 from agentstore.server.paging import READ_FIRST, READ_PAGE, ReadPages, follow_events, more_pages
@@ -100,6 +101,9 @@ class SessionPage:
     sessions: list[Session]
     next_cursor: str | None
     summaries: dict[str, SessionSummary] = field(default_factory=dict)
+    skipped: list[SkippedSession] = field(default_factory=list)
+    """Sessions the storage passed over while reading this page: they could not be read
+    (see `agentstore.backends.base.SessionPage.skipped`)."""
 
 
 class AgentStoreService:
@@ -196,12 +200,14 @@ class AgentStoreService:
         size = _LIST_PAGE if prefix or query else min(limit + 1, _LIST_PAGE)
         found: list[Session] = []
         found_in: str | None = None  # the store cursor of the page the last one came from
+        skipped: dict[SkippedSession, None] = {}  # in order, once each (several reads)
         has_more = False
         store_cursor = resume
         while not has_more:
             batch = await self.store.list_sessions_page(
                 limit=size, cursor=store_cursor, labels=labels
             )
+            skipped.update(dict.fromkeys(batch.skipped))
             for session in batch.sessions:
                 if after is not None and not is_after_cursor(session, after):
                     continue  # before the cursor, or the cursor's own session
@@ -220,7 +226,7 @@ class AgentStoreService:
                 break
             store_cursor = batch.next_cursor
         next_cursor = encode_cursor(found[-1], found_in) if has_more and found else None
-        page = SessionPage(found, next_cursor)
+        page = SessionPage(found, next_cursor, skipped=list(skipped))
         if summary:
             for session in found:
                 page.summaries[session.id] = _summarise(

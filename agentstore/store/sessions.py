@@ -132,7 +132,9 @@ class StoreSessions:
         """Return sessions newest first; `labels` filters (all must match) before paging.
 
         For paging through many sessions while others come and go, `list_sessions_page`
-        (a cursor) never repeats or skips one.
+        (a cursor) never repeats or skips one. A session that cannot be read (a damaged
+        session file) is left out, and only logged: `list_sessions_page` names it in
+        `SessionPage.skipped`.
         """
         self._check_open()
         check_count("limit", limit)
@@ -166,6 +168,10 @@ class StoreSessions:
         while page.next_cursor:
             page = await store.list_sessions_page(limit=50, cursor=page.next_cursor)
         ```
+
+        A session that cannot be read (a damaged session file) is left out of the page and
+        named in `page.skipped`, with why: one bad session never hides the others. One
+        whose place in the order is not known is named on every page.
         """
         self._check_open()
         check_count("limit", limit)

@@ -8,22 +8,25 @@ are the truth (see `sessions.py`).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Callable
 from itertools import islice
 
 from agentstore._gc import gc_paused
 from agentstore._turns import ThreadTurns
-from agentstore.backends.base import SessionPage, SessionQuery, parse_session_cursor, session_cursor
+from agentstore.backends.base import (
+    SessionPage,
+    SessionQuery,
+    SkippedSession,
+    parse_session_cursor,
+    session_cursor,
+)
 from agentstore.backends.file.layout import Layout, classify
-from agentstore.backends.file.sessions import SessionIndex, sort_key
+from agentstore.backends.file.sessions import SessionIndex, passed_over, sort_key
 from agentstore.errors import SessionNotFoundError, StorageError
 from agentstore.session import Session
 
 __all__ = ["find_ids", "list_page", "matches"]
-
-logger = logging.getLogger("agentstore")
 
 
 def matches(labels: dict[str, str], wanted: dict[str, str] | None) -> bool:
@@ -36,11 +39,12 @@ def list_page(
 ) -> SessionPage:
     """Return a page of sessions newest first, read from their files (see the contract).
 
-    A session file that cannot be read is logged with its path and skipped: one bad file
-    never hides the others. The cyclic collector is paused meanwhile: the listing makes
-    an entry per session (tens of thousands of short-lived objects), and collections
-    while they are alive walk them again and again, and the whole heap now and then (the
-    longest pause of the event loop in a listing of 10,000 sessions: 20 ms).
+    A session file that cannot be read is left out, named in `SessionPage.skipped` and
+    logged: one bad file never hides the others. The cyclic collector is paused
+    meanwhile: the listing makes an entry per session (tens of thousands of short-lived
+    objects), and collections while they are alive walk them again and again, and the
+    whole heap now and then (the longest pause of the event loop in a listing of 10,000
+    sessions: 20 ms).
     """
     with gc_paused():
         return _list_page(index, query, get_session)
@@ -49,7 +53,8 @@ def list_page(
 def _list_page(
     index: SessionIndex, query: SessionQuery, get_session: Callable[[str], Session]
 ) -> SessionPage:
-    ordered = index.newest_first()
+    skipped: list[SkippedSession] = []
+    ordered = index.newest_first(skipped)
     start = 0
     if query.cursor is not None:
         created, after_sid = parse_session_cursor(query.cursor)
@@ -75,12 +80,12 @@ def _list_page(
             continue  # deleted since the scan
         except StorageError as exc:
             # One bad session must not hide the others: say where it is, go on.
-            logger.warning("listing sessions: %s", exc)
+            skipped.append(passed_over(index.layout, sid, str(exc)))
             continue
         # The index is a cache: the file just read has the last word on labels.
         if matches(session.labels, query.labels):
             page.append(session)
-    return SessionPage(page, session_cursor(page[-1]) if more and page else None)
+    return SessionPage(page, session_cursor(page[-1]) if more and page else None, skipped)
 
 
 def find_ids(layout: Layout, prefix: str, limit: int) -> list[str]:

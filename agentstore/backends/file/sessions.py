@@ -36,6 +36,7 @@ import orjson
 from agentstore._turns import ThreadTurns
 from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import Layout, is_valid_id
+from agentstore.backends.types import SkippedSession
 from agentstore.errors import CorruptLogError, SessionNotFoundError, StorageError
 from agentstore.events import parse_timestamp
 from agentstore.session import Session
@@ -44,11 +45,14 @@ __all__ = [
     "IndexEntry",
     "SessionIndex",
     "encode_session",
+    "passed_over",
     "read_session",
     "sort_key",
 ]
 
-logger = logging.getLogger("agentstore")
+# A child of "agentstore": whoever reports `SessionPage.skipped` itself (the CLI) can mute
+# these warnings without muting the others.
+logger = logging.getLogger("agentstore.listing")
 
 HAS_LOG = "has_log"
 # Rewrite the index once it holds this many more lines than there are sessions.
@@ -149,6 +153,18 @@ def read_session(layout: Layout, session_id: str) -> tuple[Session, bool, os.sta
     return session, has_log, st
 
 
+def passed_over(layout: Layout, session_id: str, what: str) -> SkippedSession:
+    """Say why a listing passed over a session, and log it (the server's log, say).
+
+    The log names the file as the store was opened with it; `SkippedSession.reason` names
+    files relative to the data directory (see there).
+    """
+    logger.warning("listing sessions: %s", what)
+    if str(layout.root) != ".":  # the paths are relative already
+        what = what.replace(f"{layout.root}{os.sep}", "")
+    return SkippedSession(session_id, what)
+
+
 def _entry_of(obj: Any) -> tuple[str, dict[str, str]] | None:
     """(sort key, labels) of a decoded session file, or None if it is not one."""
     if not isinstance(obj, dict):
@@ -244,14 +260,14 @@ class SessionIndex:
             os.close(fd)
         return parsed.known, parsed.lines
 
-    def _scan(self) -> tuple[list[IndexEntry], bool]:
+    def _scan(self, skipped: list[SkippedSession]) -> tuple[list[IndexEntry], bool]:
         """Every session's (sort key, id, labels), unsorted, and whether all came from the index.
 
         An entry is taken from the index while the session file has the inode it had (the
         directory scan gives it without a `stat`: 10,000 `stat`s would double the cost of
         a listing). What an edit in place could make stale is checked again by the caller
         from the files it reads (`list_page`). A session file that cannot be read is left
-        out here, with a warning naming it.
+        out here and added to `skipped`.
         """
         known, line_count = self._load()
         from_index = True
@@ -279,6 +295,9 @@ class SessionIndex:
                 found = self._read_entry(session_id)
                 if found is None:
                     continue
+                if isinstance(found, SkippedSession):
+                    skipped.append(found)
+                    continue
                 out.append((found[0], session_id, found[1]))
                 learned.append(self._line(session_id, ino, found[0], found[1]))
         if self._writable and line_count > len(out) * 2 + _COMPACT_SLACK:
@@ -287,8 +306,10 @@ class SessionIndex:
             self._append(learned)
         return out, from_index
 
-    def newest_first(self) -> list[IndexEntry]:
+    def newest_first(self, skipped: list[SkippedSession] | None = None) -> list[IndexEntry]:
         """Every session's entry, newest first (do not change the list: it may be shared).
+
+        The session files that could not be read are left out, and added to `skipped`.
 
         The last scan's result while the sessions directory is unchanged: a scan of
         10,000 session files takes about 20 ms of a worker thread, holding the GIL (and
@@ -311,7 +332,7 @@ class SessionIndex:
         if kept is not None and kept[0] == stamp:
             return kept[1]
         began = time.time_ns()
-        entries, from_index = self._scan()
+        entries, from_index = self._scan(skipped if skipped is not None else [])
         # Sorted by one string per entry (the sort key is fixed-width; "\0" sorts below
         # any character, so this is the order of the (key, id) pairs): the sort is one
         # call that holds the GIL throughout, and strings halve it against tuples.
@@ -326,24 +347,27 @@ class SessionIndex:
             self._scanned = (stamp, ordered)
         return ordered
 
-    def _read_entry(self, session_id: str) -> tuple[str, dict[str, str]] | None:
+    def _read_entry(self, session_id: str) -> tuple[str, dict[str, str]] | SkippedSession | None:
+        """The session's (sort key, labels); why not, if its file cannot be read; None if
+        it is gone."""
         path = self.layout.session_path(session_id)
         try:
             obj = orjson.loads(atomic.read_file(path))
         except FileNotFoundError:
             return None  # deleted since the scan
         except (OSError, ValueError, StorageError) as exc:
-            logger.warning("listing sessions: %s is not a readable session file: %s", path, exc)
-            return None
+            # One bad file must not hide the others: say where it is, and go on.
+            # Ours (a symlink, a directory) name the file already.
+            mine = isinstance(exc, StorageError)
+            what = str(exc) if mine else f"{path} is not a readable session file: {exc}"
+            return passed_over(self.layout, session_id, what)
         entry = _entry_of(obj) if isinstance(obj, dict) and obj.get("id") == session_id else None
         if entry is None:
-            # One bad file must not hide the others: say where it is, and go on.
-            logger.warning(
-                "listing sessions: %s is not a valid session file for id %r; skipped (see "
-                "`agentstore verify`)",
-                path,
-                session_id,
+            what = (
+                f"{path} is not a valid session file for id {session_id!r}; skipped (see "
+                "`agentstore verify`)"
             )
+            return passed_over(self.layout, session_id, what)
         return entry
 
     def _rewrite(
