@@ -33,7 +33,8 @@ import anyio
 import typer
 
 import agentstore
-from agentstore import AmbiguousSessionError, InvalidInputError, Store, StoreLockedError
+from agentstore import AmbiguousSessionError, InvalidInputError, Session, Store, StoreLockedError
+from agentstore.backends.base import SkippedSession
 from agentstore.errors import SessionNotFoundError
 from agentstore_cli.sanitize import clean_json
 
@@ -49,8 +50,8 @@ __all__ = [
     "data_dir_of",
     "global_store",
     "open_store",
+    "listing",
     "parse_labels",
-    "passed_over",
     "resolve_session",
     "run",
     "write_bytes",
@@ -94,6 +95,7 @@ SessionArg = Annotated[str, typer.Argument(metavar="SESSION", help=SESSION_HELP)
 """The SESSION argument of every command that takes one; resolve it with `resolve_session`."""
 
 _NAME_PAGE = 500
+_LIST_PAGE = 1000  # sessions per page read by `listing` (a server's largest page)
 
 
 class CliError(Exception):
@@ -254,15 +256,14 @@ async def resolve_session(store: Store, ref: str) -> str:
     stderr).
     """
     if ref == LATEST:
-        with passed_over() as skipped:
-            newest = await store.list_sessions(limit=1)
+        newest, skipped = await listing(store, limit=1)
         if skipped:
             # The one passed over may be the newest: 'latest' would name another session
             # (and `delete latest` delete it).
             files = "a session file" if len(skipped) == 1 else f"{len(skipped)} session files"
             raise CliError(
                 f"cannot tell which session is the latest: {files} could not be read "
-                f"({next(iter(skipped))}); name the session by its id"
+                f"({skipped[0]}); name the session by its id"
             )
         if not newest:
             raise CliError("there are no sessions yet, so no latest one")
@@ -297,34 +298,48 @@ async def _sessions_named(store: Store, name: str) -> list[str]:
         offset += len(page)
 
 
-_PASSED_OVER = "listing sessions: "
-"""How the file backend's listing begins the warning of a session file it passes over."""
+async def listing(
+    store: Store,
+    *,
+    limit: int,
+    offset: int = 0,
+    labels: dict[str, str] | None = None,
+) -> tuple[list[Session], list[SkippedSession]]:
+    """Return `limit` sessions after the `offset` newest (as `Store.list_sessions`), and
+    the sessions the listing passed over as unreadable, each once, to report.
 
-
-class _PassedOver(logging.Handler):
-    """Collects the listing's warnings of session files it passed over (one bad file
-    must not hide the others); every other record goes where it went without us."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: dict[str, None] = {}  # ordered, once each: a scan may warn per page
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if text.startswith(_PASSED_OVER):
-            self.lines[text.removeprefix(_PASSED_OVER)] = None
-        elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
-            logging.lastResort.handle(record)  # as if this handler were not there
+    The pages say what was passed over, locally and through a server alike; the file
+    backend's log line of each is muted meanwhile, the caller reporting it instead.
+    """
+    found: list[Session] = []
+    skipped: dict[SkippedSession, None] = {}  # in order, once each: named on every page
+    cursor: str | None = None
+    skip = offset
+    with _listing_log_muted():
+        while len(found) < limit:
+            want = min(skip + limit - len(found), _LIST_PAGE)
+            page = await store.list_sessions_page(limit=want, cursor=cursor, labels=labels)
+            skipped.update(dict.fromkeys(page.skipped))
+            taken = page.sessions[skip:]
+            skip = max(skip - len(page.sessions), 0)
+            found.extend(taken[: limit - len(found)])
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return found, list(skipped)
 
 
 @contextlib.contextmanager
-def passed_over() -> Iterator[dict[str, None]]:
-    """Collect, while listing, what the backend says of each session file it passes over
-    as unreadable (the file backend only logs it): one line each, in order."""
-    logger = logging.getLogger("agentstore")
-    handler = _PassedOver()
-    logger.addHandler(handler)
+def _listing_log_muted() -> Iterator[None]:
+    """Keep the file backend's warnings of passed-over sessions off stderr (the caller
+    prints them from the page); every other log record goes where it went."""
+    logger = logging.getLogger("agentstore.listing")
+    muted = logging.NullHandler()
+    propagate = logger.propagate
+    logger.addHandler(muted)
+    logger.propagate = False
     try:
-        yield handler.lines
+        yield
     finally:
-        logger.removeHandler(handler)
+        logger.propagate = propagate
+        logger.removeHandler(muted)

@@ -13,13 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from agentstore import AgentStoreError, Session, State, Store
+from agentstore.backends.base import SkippedSession
 from agentstore_cli.common import (
     CliError,
     DataDirOption,
     LabelOption,
+    listing,
     open_store,
     parse_labels,
-    passed_over,
     run,
     write_bytes,
 )
@@ -81,8 +82,7 @@ def sessions(
 
     async def main() -> None:
         async with open_store(ctx, data_dir) as store:
-            with passed_over() as skipped:
-                found = await store.list_sessions(limit=limit, offset=offset, labels=labels)
+            found, skipped = await listing(store, limit=limit, offset=offset, labels=labels)
             _say_skipped(skipped)
             unreadable = await _show(store, found, fmt)
         _fail_if_incomplete(len(skipped), unreadable)
@@ -90,11 +90,13 @@ def sessions(
     run(main)
 
 
-def _say_skipped(skipped: dict[str, None]) -> None:
-    """Name each session the listing passed over, one line each on stderr."""
+def _say_skipped(skipped: list[SkippedSession]) -> None:
+    """Name each session the listing passed over, and why, one line each on stderr (the
+    same lines whether the store is local or a server)."""
     console = make_console(stderr=True)
-    for line in skipped:
-        console.print(Text("skipped: ", style="bold red").append(clean(line)), soft_wrap=True)
+    for item in skipped:
+        line = Text("skipped: ", style="bold red").append(clean(str(item)))
+        console.print(line, soft_wrap=True)
 
 
 def _fail_if_incomplete(skipped: int, unreadable: int) -> None:
