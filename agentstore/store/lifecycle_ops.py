@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentstore.backends.base import Backend, EventFilter, PendingEvent, SessionQuery
+from agentstore.backends.idset import IdNumbers
 from agentstore.backends.types import check_batch_marks
 from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFoundError
 from agentstore.events import Event
@@ -126,7 +127,9 @@ async def import_pages(
     previous: datetime | None = None
     page: list[PendingEvent] = []
     expected = 0
-    ids: dict[str, int] = {}
+    # Every id so far, to refuse a repeat: a digest of each, not the strings (a copy of tens
+    # of millions of events held GBs of them).
+    ids = IdNumbers()
     async with contextlib.aclosing(_each(events)) as each:
         async for event in each:
             expected += 1
@@ -140,11 +143,11 @@ async def import_pages(
                 )
             if event.session_id not in ("", sid):
                 raise InvalidInputError(f"{where} belongs to session {event.session_id!r}")
-            if event.id in ids:
+            first = ids.setdefault(event.id, expected)
+            if first != expected:
                 # An append skips a repeated id; here that would renumber every event after
                 # it, and an import keeps the numbers it is given.
-                raise InvalidInputError(f"{where} repeats the id of event {ids[event.id]}")
-            ids[event.id] = expected
+                raise InvalidInputError(f"{where} repeats the id of event {first}")
             ts = aware("timestamp", event.timestamp)
             if ts is None or (previous is not None and ts < previous):
                 raise InvalidInputError(f"{where} has no timestamp or goes back in time")

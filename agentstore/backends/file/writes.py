@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import orjson
+
 from agentstore.backends.base import (
     AppendResult,
     PendingEvent,
@@ -22,6 +24,7 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import temp_path
 from agentstore.backends.file.log import Logs
 from agentstore.backends.file.sessions import SessionIndex, encode_session
+from agentstore.backends.idset import SeenIds
 from agentstore.backends.types import check_batch_marks
 from agentstore.codec import encode_line
 from agentstore.errors import InvalidInputError, SessionExistsError, StorageError
@@ -54,18 +57,23 @@ class SessionBuilder:
             raise StorageError(f"cannot create session {session_id!r}: {exc}") from exc
         self.last_seq = 0
         self.last_ts: datetime | None = None
-        self.ids: dict[str, int] = {}
+        # The ids written, as hashes (8 bytes each, not a dict of the strings): a page's
+        # id that may be among them is looked up in the log written so far (`_written`).
+        self.ids = SeenIds()
         self.open_batch: int | None = None  # the end of a batch the marks so far opened
 
     def write(self, events: Sequence[PendingEvent]) -> PlannedAppend:
         """Number and write the next page of events (ids already written are skipped)."""
         sid = self.session_id
+        # Added before the plan: an id the page repeats is a hit too, and found unwritten
+        # (the plan skips it as a repeat within the batch).
+        maybe = [p.id for p in events if self.ids.add(p.id)]
         plan = plan_append(
             sid,
             events,
             last_seq=self.last_seq,
             last_ts=self.last_ts,
-            known_ids=self.ids,
+            known_ids=self._written(maybe) if maybe else {},
             now=datetime.now(UTC),
         )
         self.open_batch = check_batch_marks(plan.new, self.open_batch)
@@ -84,9 +92,30 @@ class SessionBuilder:
                 )
             except OSError as exc:
                 raise StorageError(f"cannot create session {sid!r}: {exc}") from exc
-        self.ids.update(plan.new_ids)
         self.last_seq, self.last_ts = plan.last_seq, plan.last_ts
         return plan
+
+    def _written(self, ids: list[str]) -> dict[str, int]:
+        """Which of `ids` the log written so far has, with their sequence numbers.
+
+        Read from the temp log, line by line: only for the ids whose hash was seen (a
+        repeat, which an import refuses before this, or two ids of one hash: rare).
+        """
+        if not self.last_seq:
+            return {}
+        # A line starts with its id, as JSON, then `,"session_id":` (a quote inside the id
+        # is escaped: the first such comma ends it).
+        wanted = {orjson.dumps(event_id): event_id for event_id in ids}
+        found: dict[str, int] = {}
+        try:
+            with open(self.tmp, "rb") as log:
+                for seq, line in enumerate(log, 1):
+                    key = line[6 : line.find(b',"session_id":')]
+                    if key in wanted:
+                        found[wanted[key]] = seq
+        except OSError as exc:
+            raise StorageError(f"cannot create session {self.session_id!r}: {exc}") from exc
+        return found
 
     def finish(self, index: SessionIndex, session: Session) -> int:
         """Sync the log, rename it into place and link the session file; return its length."""

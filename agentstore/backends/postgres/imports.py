@@ -6,7 +6,8 @@ the first page goes in with the session row (the `CREATE` statement of a one-sta
 the session's head is set at the end. The whole session appears at the commit or not at
 all, and only a page of it is held at a time (a 200,000-event session copied from a data
 directory took 1.4 GB when gathered first). Ids repeated across pages are planned as
-within one (`plan_append`): the rules of `create_session` with every event at once.
+within one (`plan_append`): the rules of `create_session` with every event at once; the
+ids written so far are held as hashes (`SeenIds`), a hit looked up in the rows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from agentstore.backends.base import PendingEvent, plan_append
+from agentstore.backends.idset import SeenIds
 from agentstore.backends.postgres import append_sql as sql_text
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.jsontext import refuse_nul
@@ -54,6 +56,9 @@ class Importer:
         self._create = sql_text.CREATE.format(s=s)
         self._page = sql_text.IMPORT_PAGE.format(s=s)
         self._head = f"UPDATE {s}.sessions SET last_seq = $2, last_ts = $3 WHERE id = $1"
+        self._written = (
+            f"SELECT id, seq FROM {s}.events WHERE session_id = $1 AND id = ANY($2::text[])"
+        )
 
     async def create(
         self,
@@ -68,7 +73,9 @@ class Importer:
         nothing is created (the transaction is rolled back).
         """
         values = session_values(session)
-        known: dict[str, int] = {}
+        # The ids written, as hashes (8 bytes each, not a dict of the strings): a page's id
+        # that may be among them is looked up in the rows written so far.
+        seen = SeenIds()
         last_seq, last_ts, open_end = 0, None, None
         created = False
         what = f"creating session {session.id!r}"
@@ -77,6 +84,13 @@ class Importer:
             async with translated(what), pool.acquire() as conn, conn.transaction():
                 while (page := await _next(pages)) is not None:
                     refuse_nul(page, what)
+                    # A page's repeat of its own ids is a hit too, found unwritten: the
+                    # plan skips it as a repeat within the batch.
+                    maybe = [p.id for p in page if seen.add(p.id)]
+                    known: dict[str, int] = {}
+                    if maybe and created:
+                        rows = await conn.fetch(self._written, session.id, maybe)
+                        known = {row[0]: row[1] for row in rows}
                     plan = plan_append(
                         session.id,
                         page,
@@ -102,7 +116,6 @@ class Importer:
                             [p.metadata_json.decode() for p, _, _ in new],
                             [p.batch_end for p, _, _ in new],
                         )
-                    known.update(plan.new_ids)
                     last_seq, last_ts = plan.last_seq, plan.last_ts
                 if open_end is not None:
                     # Kept as given, a copy back to files would refuse the session.
