@@ -27,13 +27,15 @@ from agentstore import (
     InvalidInputError,
     InvalidSessionIdError,
 )
-from agentstore.server.http_middleware import (
-    AccessLogMiddleware,
-    AuthMiddleware,
+from agentstore.server.http_flow import (
     BodyLimitMiddleware,
     ConcurrencyLimitMiddleware,
     ConnectionAbortMiddleware,
     HeadMiddleware,
+)
+from agentstore.server.http_middleware import (
+    AccessLogMiddleware,
+    AuthMiddleware,
     LoopbackHostMiddleware,
     SecurityHeadersMiddleware,
     problem_body,

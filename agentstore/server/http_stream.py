@@ -20,9 +20,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from starlette.responses import Response, StreamingResponse
 
 from agentstore import AgentStoreError, Event, Session
+from agentstore.server.http_flow import ABORT_KEY, HEAD_KEY
 from agentstore.server.http_middleware import (
-    ABORT_KEY,
-    HEAD_KEY,
     Message,
     Receive,
     Scope,
