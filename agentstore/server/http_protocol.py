@@ -19,8 +19,14 @@ answer says `Connection: close`, and the connection is closed after a lingering 
 (as nginx's `lingering_close`, RFC 9112 section 9.6): the server half-closes its side
 once the answer is out, then reads and throws away what the client still sends, for at
 most `linger_seconds` and `linger_bytes`, or until the client closes. Closing at once
-would be simpler, but a client still sending its body would then get a reset, and most
-(httpx, curl) report the reset instead of the 413 they were sent.
+would be simpler, but a client still sending its body would then get a reset, and a
+client that writes its whole request before reading gets EPIPE instead of the 413.
+
+Stopping: uvicorn closes each idle connection and waits for all to be gone. Over TLS a
+close waits for the client's own close_notify (asyncio: up to 30 s), so one keep-alive
+client that did not answer held SIGTERM for 30 s. Once the server is stopping, a
+connection still there `STOP_GRACE` seconds after its close is dropped (a request in
+flight is not: only the closes that follow an answer, or an idle connection's).
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ import asyncio
 import types
 from typing import Any
 
-__all__ = ["LINGER_BYTES", "LINGER_SECONDS", "http_protocol_class"]
+__all__ = ["LINGER_BYTES", "LINGER_SECONDS", "STOP_GRACE", "http_protocol_class"]
 
 LINGER_SECONDS = 5.0
 """Longest lingering close (nginx's `lingering_timeout` default); `header_timeout` if shorter."""
 LINGER_BYTES = 64 * 1024 * 1024
 """Most bytes thrown away in a lingering close (`--max-body-bytes` if larger)."""
+STOP_GRACE = 1.0
+"""Seconds a closed connection may take to go once the server is stopping."""
 
 
 def http_protocol_class(header_timeout: float, max_body_bytes: int = 0) -> Any:
@@ -72,6 +80,8 @@ def http_protocol_class(header_timeout: float, max_body_bytes: int = 0) -> Any:
         _header_timer: asyncio.TimerHandle | None = None
         _linger_timer: asyncio.TimerHandle | None = None
         _lingering: int | None = None  # bytes thrown away so far, while lingering
+        _stopping = False
+        _lost = False
 
         def _arm(self) -> None:
             self._disarm()
@@ -92,6 +102,7 @@ def http_protocol_class(header_timeout: float, max_body_bytes: int = 0) -> Any:
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self._lost = True
             self._disarm()
             if self._linger_timer is not None:
                 self._linger_timer.cancel()
@@ -122,13 +133,35 @@ def http_protocol_class(header_timeout: float, max_body_bytes: int = 0) -> Any:
                 # (ConnectionAbortMiddleware).
                 self.cycle.send = types.MethodType(send_closing, self.cycle)  # type: ignore[method-assign]
 
+        def shutdown(self) -> None:
+            """The server is stopping: uvicorn closes the connection if it is idle (else
+            once its answer is out); drop it if it is not gone `STOP_GRACE` later."""
+            self._stopping = True
+            # Not closed twice: a second close() of asyncio's TLS transport forgets its
+            # connection, and abort() then does nothing (Python 3.11).
+            if not self.transport.is_closing():
+                super().shutdown()
+            self._drop_later()
+
+        def _drop_later(self) -> None:
+            if self._stopping and self.transport.is_closing():
+                self.loop.call_later(STOP_GRACE, self._drop)
+
+        def _drop(self) -> None:
+            if not self._lost:
+                self.transport.abort()
+
         def on_response_complete(self) -> None:
             cycle = self.cycle
             if cycle is None or not getattr(cycle, "agentstore_linger", False):
                 super().on_response_complete()
+                self._drop_later()
                 return
             self.server_state.total_requests += 1
+            if self._stopping and not self.transport.is_closing():  # no lingering: going
+                self.transport.close()
             if self.transport.is_closing():
+                self._drop_later()
                 return
             if not cycle.more_body:  # the body came whole meanwhile: nothing to wait for
                 self.transport.close()
