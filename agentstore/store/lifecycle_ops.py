@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentstore.backends.base import Backend, EventFilter, PendingEvent, SessionQuery
-from agentstore.backends.idset import IdNumbers
+from agentstore.backends.idset import CheckedPage, IdNumbers
 from agentstore.backends.types import check_batch_marks
 from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFoundError
 from agentstore.events import Event
@@ -125,7 +125,8 @@ async def import_pages(
     """
     marks = _BatchMarks(batch_marks)
     previous: datetime | None = None
-    page: list[PendingEvent] = []
+    # Checked pages: the backend need not remember their ids again to skip a repeat.
+    page = CheckedPage()
     expected = 0
     # Every id so far, to refuse a repeat: a digest of each, not the strings (a copy of tens
     # of millions of events held GBs of them).
@@ -157,7 +158,7 @@ async def import_pages(
             page.append(pending)
             if len(page) == _PAGE:
                 yield page
-                page = []
+                page = CheckedPage()
     marks.finish()
     if page:
         yield page

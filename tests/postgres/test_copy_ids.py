@@ -8,6 +8,7 @@ import pytest
 import agentstore
 from tests.test_review11_copy_ids import (
     check_a_hash_hit_is_looked_up,
+    check_a_plain_page_after_checked_ones,
     check_a_repeat_across_pages_is_skipped,
 )
 
@@ -20,3 +21,8 @@ async def test_a_repeat_across_pages_is_skipped(pg_url: str) -> None:
 async def test_a_hash_hit_is_looked_up(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     async with agentstore.open(pg_url) as store:
         await check_a_hash_hit_is_looked_up(store, monkeypatch)
+
+
+async def test_a_plain_page_after_checked_ones(pg_url: str) -> None:
+    async with agentstore.open(pg_url) as store:
+        await check_a_plain_page_after_checked_ones(store)

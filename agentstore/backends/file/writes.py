@@ -24,7 +24,7 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.layout import temp_path
 from agentstore.backends.file.log import Logs
 from agentstore.backends.file.sessions import SessionIndex, encode_session
-from agentstore.backends.idset import SeenIds
+from agentstore.backends.idset import CheckedPage, SeenIds
 from agentstore.backends.types import check_batch_marks
 from agentstore.codec import encode_line
 from agentstore.errors import InvalidInputError, SessionExistsError, StorageError
@@ -57,17 +57,23 @@ class SessionBuilder:
             raise StorageError(f"cannot create session {session_id!r}: {exc}") from exc
         self.last_seq = 0
         self.last_ts: datetime | None = None
-        # The ids written, as hashes (8 bytes each, not a dict of the strings): a page's
-        # id that may be among them is looked up in the log written so far (`_written`).
-        self.ids = SeenIds()
+        # The ids written, as hashes (not a dict of the strings): a page's id that may be
+        # among them is looked up in the log written so far (`_written`). None once a
+        # checked page came (an import's: its ids need no look-up, nor remembering).
+        self.ids: SeenIds | None = SeenIds()
         self.open_batch: int | None = None  # the end of a batch the marks so far opened
 
     def write(self, events: Sequence[PendingEvent]) -> PlannedAppend:
         """Number and write the next page of events (ids already written are skipped)."""
         sid = self.session_id
-        # Added before the plan: an id the page repeats is a hit too, and found unwritten
-        # (the plan skips it as a repeat within the batch).
-        maybe = [p.id for p in events if self.ids.add(p.id)]
+        if isinstance(events, CheckedPage):
+            self.ids, maybe = None, []
+        elif self.ids is None:
+            maybe = [p.id for p in events]  # after checked pages: look every id up
+        else:
+            # Added before the plan: an id the page repeats is a hit too, and found
+            # unwritten (the plan skips it as a repeat within the batch).
+            maybe = [p.id for p in events if self.ids.add(p.id)]
         plan = plan_append(
             sid,
             events,
@@ -99,7 +105,7 @@ class SessionBuilder:
         """Which of `ids` the log written so far has, with their sequence numbers.
 
         Read from the temp log, line by line: only for the ids whose hash was seen (a
-        repeat, which an import refuses before this, or two ids of one hash: rare).
+        repeat, or two ids of one hash: rare), or a plain page after checked ones.
         """
         if not self.last_seq:
             return {}

@@ -7,7 +7,8 @@ the session's head is set at the end. The whole session appears at the commit or
 all, and only a page of it is held at a time (a 200,000-event session copied from a data
 directory took 1.4 GB when gathered first). Ids repeated across pages are planned as
 within one (`plan_append`): the rules of `create_session` with every event at once; the
-ids written so far are held as hashes (`SeenIds`), a hit looked up in the rows.
+ids written so far are held as hashes (`SeenIds`), a hit looked up in the rows; an
+import's pages (`CheckedPage`) need neither.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from agentstore.backends.base import PendingEvent, plan_append
-from agentstore.backends.idset import SeenIds
+from agentstore.backends.idset import CheckedPage, SeenIds
 from agentstore.backends.postgres import append_sql as sql_text
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.jsontext import refuse_nul
@@ -73,9 +74,10 @@ class Importer:
         nothing is created (the transaction is rolled back).
         """
         values = session_values(session)
-        # The ids written, as hashes (8 bytes each, not a dict of the strings): a page's id
-        # that may be among them is looked up in the rows written so far.
-        seen = SeenIds()
+        # The ids written, as hashes (not a dict of the strings): a page's id that may be
+        # among them is looked up in the rows written so far. None once a checked page
+        # came (an import's: its ids need no look-up, nor remembering).
+        seen: SeenIds | None = SeenIds()
         last_seq, last_ts, open_end = 0, None, None
         created = False
         what = f"creating session {session.id!r}"
@@ -84,9 +86,14 @@ class Importer:
             async with translated(what), pool.acquire() as conn, conn.transaction():
                 while (page := await _next(pages)) is not None:
                     refuse_nul(page, what)
-                    # A page's repeat of its own ids is a hit too, found unwritten: the
-                    # plan skips it as a repeat within the batch.
-                    maybe = [p.id for p in page if seen.add(p.id)]
+                    if isinstance(page, CheckedPage):
+                        seen, maybe = None, []
+                    elif seen is None:
+                        maybe = [p.id for p in page]  # after checked pages: every id
+                    else:
+                        # A page's repeat of its own ids is a hit too, found unwritten:
+                        # the plan skips it as a repeat within the batch.
+                        maybe = [p.id for p in page if seen.add(p.id)]
                     known: dict[str, int] = {}
                     if maybe and created:
                         rows = await conn.fetch(self._written, session.id, maybe)
