@@ -24,7 +24,7 @@ probed with `getattr`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -256,7 +256,7 @@ class Backend(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot append on the caller's thread")
 
-    async def batch_marks(self, session_id: str) -> dict[int, int] | None:
+    async def batch_marks(self, session_id: str) -> Mapping[int, int] | None:
         """Return how the session's events were batched, for a copy to keep it.
 
         `{sequence number: the last sequence number of its batch}` for every event of an
@@ -264,6 +264,8 @@ class Backend(ABC):
         backend marks its lines (`batch_end`). An import given these marks
         (`PendingEvent.batch_end`) stores them, so a copy writes the same lines. The
         default says None: this backend keeps no batch bounds (a copy from it marks none).
+        A backend that keeps them had better give a `MarkRuns` (three numbers a batch) than
+        a dict (an entry an event: GBs for a session of tens of millions of events).
         """
         await self.last_seq(session_id)  # still raise for an unknown session
         return None

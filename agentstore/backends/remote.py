@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from agentstore.backends.base import (
     SkippedSession,
     SnapshotRecord,
 )
+from agentstore.backends.marks import MarkRuns
 from agentstore.backends.registry import BackendOptions
 from agentstore.backends.remote_errors import answer_error, rpc_error, stream_error
 from agentstore.backends.remote_imports import create_parts, nothing
@@ -362,17 +363,27 @@ class RemoteBackend(Backend):
             raise rpc_error(exc, self.address) from None
         return events
 
-    async def batch_marks(self, session_id: str) -> dict[int, int] | None:
-        """The batch marks the server's storage keeps of the session (None: it keeps none)."""
+    async def batch_marks(self, session_id: str) -> Mapping[int, int] | None:
+        """The batch marks the server's storage keeps of the session (None: it keeps none),
+        as runs (`MarkRuns`: a server sends them in order)."""
         call = self.stub.BatchMarks(
             pb.GetSessionRequest(session_id=session_id), metadata=self._metadata
         )
-        marks: dict[int, int] = {}
+        marks: MarkRuns | dict[int, int] = MarkRuns()
         try:
             async for page in call:
                 if not page.kept:
                     return None
-                marks.update(zip(page.seqs, page.ends, strict=True))
+                pairs = zip(page.seqs, page.ends, strict=True)
+                if isinstance(marks, MarkRuns):
+                    try:
+                        for seq, end in pairs:
+                            marks.add(seq, end)
+                        continue
+                    except ValueError:  # out of order: a server of its own kind
+                        marks = dict(marks)
+                        pairs = zip(page.seqs, page.ends, strict=True)
+                marks.update(pairs)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None  # a server older than the call: it passes on no marks

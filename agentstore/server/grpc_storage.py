@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import replace
+from itertools import islice
 from typing import Any, TypeAlias
 
 import anyio
@@ -28,6 +29,7 @@ from agentstore.backends.base import (
     SessionQuery,
     SnapshotRecord,
 )
+from agentstore.backends.marks import MarkRuns
 from agentstore.errors import InvalidEventError, SessionNotFoundError
 from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
@@ -395,16 +397,20 @@ MARKS_PAGE = 50_000
 
 
 async def _marks_pages(
-    marks: dict[int, int] | None,
+    marks: Mapping[int, int] | None,
 ) -> AsyncGenerator[pb.BatchMarksPage, None]:
-    """The pages of `BatchMarks`: one saying no marks are kept (None), or the marks."""
+    """The pages of `BatchMarks`: one saying no marks are kept (None), or the marks (at
+    least one page), in order; runs (`MarkRuns`) a page at a time, never a list of all."""
     if marks is None:
         yield pb.BatchMarksPage(kept=False)
         return
-    items = sorted(marks.items())
-    for at in range(0, max(len(items), 1), MARKS_PAGE):
-        page = items[at : at + MARKS_PAGE]
+    pairs = marks.pairs() if isinstance(marks, MarkRuns) else iter(sorted(marks.items()))
+    page = list(islice(pairs, MARKS_PAGE))
+    while True:
         yield pb.BatchMarksPage(kept=True, seqs=[s for s, _ in page], ends=[e for _, e in page])
+        page = list(islice(pairs, MARKS_PAGE))
+        if not page:
+            return
 
 
 async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[list[Any]]:

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -354,7 +354,7 @@ class FileBackend(Backend):
         """Return the events that pass `flt`; a damaged line in range raises `CorruptLogError`."""
         return await read_events(self._logs, session_id, flt)
 
-    async def batch_marks(self, session_id: str) -> dict[int, int]:
+    async def batch_marks(self, session_id: str) -> Mapping[int, int]:
         """The `batch_end` marks of the session's lines (see `Backend.batch_marks`)."""
         return await anyio.to_thread.run_sync(batch_marks, self._logs, session_id)
 

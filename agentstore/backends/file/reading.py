@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from time import perf_counter
+from typing import TypeVar
 
 import anyio.to_thread
 
@@ -30,8 +31,11 @@ from agentstore.backends.file import atomic
 from agentstore.backends.file.lines import read_lines
 from agentstore.backends.file.log import Logs, LogView
 from agentstore.backends.file.scan import Scan, scan_events, scan_start
+from agentstore.backends.marks import MarkRuns
 from agentstore.errors import StorageError
 from agentstore.events import Event
+
+_Marks = TypeVar("_Marks", MarkRuns, dict[int, int])
 
 __all__ = ["LOOP_PAGE", "batch_marks", "read_events", "read_view"]
 
@@ -221,41 +225,59 @@ def read_view(logs: Logs, view: LogView, flt: EventFilter) -> list[Event]:
     return events
 
 
-def batch_marks(logs: Logs, session_id: str) -> dict[int, int]:
+def batch_marks(logs: Logs, session_id: str) -> Mapping[int, int]:
     """On a worker: `{sequence number: batch_end}` of the lines of a log that carry a mark.
 
     Up to what this process has seen of the log (the view's size), as reads are. A line is
     its event's sequence number (the log holds events 1..N, a line each). Nothing is
-    decoded: the marks are found in 4 MiB at a time by their place at a line's end (JSON
+    decoded: the marks are found a MiB at a time by their place at a line's end (JSON
     escapes every quote and newline inside a string, so only a line's own last field ends
-    with `}` and a newline), and a mark's line is numbered by counting newlines.
+    with `}` and a newline), and a mark's line is numbered by counting newlines. Held as
+    runs (`MarkRuns`: three numbers a batch); a mark past 64 bits (a damaged log's) as a
+    dict, for the import to refuse.
     """
+    try:
+        return _marks(logs, session_id, MarkRuns())
+    except OverflowError:
+        return _marks(logs, session_id, {})
+
+
+def _marks(logs: Logs, session_id: str, marks: _Marks) -> _Marks:
     view = logs.get(session_id)
     opened = _open_view(logs, view)
     if opened is None:
-        return {}
+        return marks
+    add = marks.add if isinstance(marks, MarkRuns) else marks.__setitem__
     fd, size, _ = opened
-    marks: dict[int, int] = {}
-    seq, offset, rest = 0, 0, b""  # lines counted, bytes read, a line begun in the last chunk
+    seq, done, hop = 0, 0, _MARKS_HOP  # lines counted, bytes they take, bytes to read
     try:
-        while offset < size:
-            chunk = os.pread(fd, min(HOP_BYTES, size - offset), offset)
-            if not chunk:
-                break
-            offset += len(chunk)
-            data = rest + chunk
+        while done < size:
+            # Read from the first line not counted (not a chunk's tail joined to the next
+            # chunk): a chunk at a time in memory, never two and their join.
+            data = os.pread(fd, min(hop, size - done), done)
             whole = data.rfind(b"\n") + 1
+            if not whole:
+                if done + len(data) >= size:
+                    break  # a last line without its newline: not one of the log's yet
+                hop *= 2  # a line longer than a hop: read it whole
+                continue
             at = 0
             for found in _MARKED.finditer(data, 0, whole):
                 seq += data.count(b"\n", at, found.start()) + 1
                 at = found.end()
-                marks[seq] = int(found[1])
+                add(seq, int(found[1]))
             seq += data.count(b"\n", at, whole)
-            rest = data[whole:]
+            done += whole
+            hop = _MARKS_HOP
+            del data
     finally:
         os.close(fd)
     return marks
 
+
+_MARKS_HOP = 1024 * 1024
+"""Bytes of a log `batch_marks` reads at once: a read's hop (`HOP_BYTES`) would hold 4 MiB
+for a scan that needs no more than a line at a time (the chunks: as fast)."""
 
 # A line's end with a mark: `,"batch_end":N` then its checksum (none on a line from a
 # writer that leaves it out), `}` and the newline.

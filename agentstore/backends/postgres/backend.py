@@ -28,6 +28,7 @@ from agentstore.backends.base import (
     SessionQuery,
     SnapshotRecord,
 )
+from agentstore.backends.marks import MarkRuns
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.append import Appender
 from agentstore.backends.postgres.imports import Importer
@@ -292,7 +293,7 @@ class PostgresBackend(Backend):
             return events
         return (await self._reader.read(self.db, session_id, flt))[2]
 
-    async def batch_marks(self, session_id: str) -> dict[int, int]:
+    async def batch_marks(self, session_id: str) -> MarkRuns:
         """The session's batch marks (see `Backend.batch_marks`), from the primary."""
         return await self._reader.batch_marks(self.db, session_id)
 

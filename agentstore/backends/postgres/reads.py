@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from agentstore.backends.base import EventFilter
+from agentstore.backends.marks import MarkRuns
 from agentstore.backends.postgres._driver import translated
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import EVENT_COLUMNS, events_from_rows
@@ -68,14 +69,26 @@ class EventReader:
             return head, born, []
         return head, born, events_from_rows(session_id, rows, 1)
 
-    async def batch_marks(self, conn: Database | Any, session_id: str) -> dict[int, int]:
-        """Return the session's batch marks (see `Backend.batch_marks`)."""
+    async def batch_marks(self, conn: Database | Any, session_id: str) -> MarkRuns:
+        """Return the session's batch marks (see `Backend.batch_marks`), as runs.
+
+        A row a run (consecutive events with the same mark: a batch), not a row an event:
+        gaps and islands, the events of a run having `seq - its rank among its mark's`
+        in common.
+        """
         sql = (
-            f"SELECT e.seq, e.batch_end FROM {self._s}.sessions s LEFT JOIN {self._s}.events e "
-            "ON e.session_id = s.id AND e.batch_end IS NOT NULL WHERE s.id = $1 ORDER BY e.seq"
+            f"SELECT r.first, r.last, r.mark FROM {self._s}.sessions s LEFT JOIN ("
+            "SELECT min(seq) AS first, max(seq) AS last, batch_end AS mark FROM ("
+            "SELECT seq, batch_end, seq - row_number() OVER (PARTITION BY batch_end ORDER BY seq) "
+            f"AS island FROM {self._s}.events WHERE session_id = $1 AND batch_end IS NOT NULL"
+            ") e GROUP BY batch_end, island) r ON true WHERE s.id = $1 ORDER BY r.first"
         )
         async with translated(f"reading session {session_id!r}"):
             rows = await conn.fetch(sql, session_id)
         if not rows:
             raise SessionNotFoundError(session_id)
-        return {int(r[0]): int(r[1]) for r in rows if r[0] is not None}
+        runs = MarkRuns()
+        for first, last, mark in rows:
+            if first is not None:
+                runs.add_run(first, last + 1, mark)
+        return runs
