@@ -32,6 +32,8 @@ def test_runs_read_as_the_marks_they_hold() -> None:
     assert runs == expected
     assert dict(runs) == expected and len(runs) == 7 and runs.last() == 10
     assert list(runs.pairs()) == sorted(expected.items())
+    assert [runs.get(seq) for seq in range(12)] == [expected.get(seq) for seq in range(12)]
+    assert runs.get(4, 0) == 0 and runs.get("4") is None  # type: ignore[call-overload]
     assert MarkRuns.of(expected) == expected and MarkRuns.of(runs) is runs
     with pytest.raises(ValueError, match="after event 10"):
         runs.add(4, 5)

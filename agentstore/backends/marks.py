@@ -12,8 +12,11 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
+from typing import TypeVar, overload
 
 __all__ = ["MarkRuns"]
+
+_T = TypeVar("_T")
 
 
 class MarkRuns(Mapping[int, int]):
@@ -76,6 +79,19 @@ class MarkRuns(Mapping[int, int]):
             if i >= 0 and seq < self._stops[i]:
                 return self._ends[i]
         raise KeyError(seq)
+
+    @overload
+    def get(self, seq: int, /) -> int | None: ...
+    @overload
+    def get(self, seq: int, /, default: int | _T) -> int | _T: ...
+    def get(self, seq: int, /, default: object = None) -> object:
+        """The mark of event `seq`, or `default` (as `Mapping.get`, without its KeyError
+        raised and caught for each event not marked: an import asks of every event)."""
+        if type(seq) is int:
+            i = bisect_right(self._starts, seq) - 1
+            if i >= 0 and seq < self._stops[i]:
+                return self._ends[i]
+        return default
 
     def __iter__(self) -> Iterator[int]:
         for start, stop in zip(self._starts, self._stops, strict=True):
