@@ -152,7 +152,9 @@ class Backend(ABC):
         how many events were written. Fork, import and copy use it so that a session of any
         size is never held whole in memory: a backend that can write as it goes (the file
         backend: a temp log renamed into place) overrides it. The default gathers the pages
-        and calls `create_session`. If `pages` raises, nothing is created.
+        and calls `create_session`. If `pages` raises, nothing is created. To skip an id
+        already written without a dict of every id, see `agentstore.backends.idset`: an
+        import's pages come as `CheckedPage` (their ids need no remembering).
         """
         events = [pending async for page in pages for pending in page]
         return (await self.create_session(session, events)).written
