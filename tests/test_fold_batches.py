@@ -77,3 +77,29 @@ async def test_a_created_session_folds_its_appends_without_a_read(tmp_path: Path
         assert hot.version == 8
         assert hot.data[EventType.TOOL_CALLED] == {"n": 3}
         assert _dump(hot) == _dump(await _cold_state(store, sid))
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+async def test_a_folded_batch_keeps_nothing_of_the_callers_payloads(
+    tmp_path: Path, kind: str
+) -> None:
+    # The built-in reducer folds a batch's events that are not the latest of their type
+    # as stored (with the caller's payload, which the latest's private copy overwrites):
+    # once the fold ends, the cached state must share no object with the caller.
+    opened = agentstore.open(in_memory=True) if kind == "memory" else agentstore.open(tmp_path)
+    async with opened as store:
+        sid = (await store.create_session()).id
+        await store.get_state(sid)  # cached from the start
+        payloads = [{"n": n, "items": [n]} for n in range(6)]
+        types = [EventType.TOOL_CALLED, EventType.TOOL_RESULT, EventType.CUSTOM] * 2
+        await store.append_many(
+            sid, [new_event(t, p) for t, p in zip(types, payloads, strict=True)]
+        )
+        for payload in payloads:  # the caller changes what it passed
+            payload["n"] = -1
+            payload["items"].append("changed")  # type: ignore[attr-defined]
+        hot = await store.get_state(sid)
+        assert hot.data[EventType.TOOL_CALLED] == {"n": 3, "items": [3]}
+        assert hot.data[EventType.TOOL_RESULT] == {"n": 4, "items": [4]}
+        assert hot.data[EventType.CUSTOM] == {"n": 5, "items": [5]}
+        assert _dump(hot) == _dump(await _cold_state(store, sid))

@@ -208,20 +208,23 @@ class StateKeeper(SnapshotCapture):
                 if event.sequence_number <= state.version:
                     continue
                 if trusted:
-                    fields = event.__dict__
-                    folded = build_event(
-                        fields["id"],
-                        session_id,
-                        fields["sequence_number"],
-                        fields["type"],
-                        # It keeps only the latest payload of each type: the others of the
-                        # batch are folded without theirs, which it overwrites anyway.
-                        orjson.loads(pending.payload_json)
-                        if latest is None or index in latest
-                        else None,
-                        fields["timestamp"],
-                        fields["metadata"],
-                    )
+                    if latest is None or index in latest:
+                        fields = event.__dict__
+                        folded = build_event(
+                            fields["id"],
+                            session_id,
+                            fields["sequence_number"],
+                            fields["type"],
+                            orjson.loads(pending.payload_json),
+                            fields["timestamp"],
+                            fields["metadata"],
+                        )
+                    else:
+                        # It keeps only the latest payload of each type (and no other
+                        # object of an event): the others of the batch are folded as
+                        # stored, their payload overwritten by the latest's private copy
+                        # before the fold ends (a copy of each cost 0.5 us an event).
+                        folded = event
                 else:
                     folded = private_copy(event, pending.payload_json)
                 state = self.apply(state, folded)
