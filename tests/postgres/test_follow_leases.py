@@ -20,6 +20,7 @@ from agentstore.backends.postgres import schema as pg_schema_module
 from agentstore.backends.postgres.notifications import Leases, channel_name
 from agentstore.backends.postgres.schema import current_version
 from agentstore.store.validate import prepare
+from tests.postgres.old_rows import insert_one_event_session
 
 
 class ShortLeases(PostgresBackend):
@@ -205,19 +206,7 @@ async def test_schema_of_version_1_is_upgraded_with_its_data(
     # A session with an event, as version 1's code wrote them (today's statements name
     # columns of later steps).
     event = prepare(new_event("custom", {"n": 1}))
-    await admin.execute(
-        f'INSERT INTO "{pg_schema}".sessions (id, created_at, last_seq, last_ts) '
-        "VALUES ('s1', $1, 1, $1)",
-        now,
-    )
-    await admin.execute(
-        f'INSERT INTO "{pg_schema}".events (session_id, seq, id, type, ts, payload_json, '
-        "metadata_json) VALUES ('s1', 1, $1, 'custom', $2, $3, $4)",
-        event.id,
-        now,
-        event.payload_json.decode(),
-        event.metadata_json.decode(),
-    )
+    await insert_one_event_session(admin, pg_schema, "s1", event, now)
     columns = await admin.fetchval(
         "SELECT count(*) FROM information_schema.columns "
         "WHERE table_schema = $1 AND column_name = 'followed_until'",

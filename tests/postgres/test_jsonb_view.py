@@ -17,6 +17,7 @@ from agentstore.backends.postgres import schema as pg_schema_module
 from agentstore.backends.postgres.schema import current_version
 from agentstore.errors import InvalidEventError, StorageError
 from agentstore.store.validate import prepare
+from tests.postgres.old_rows import insert_one_event_session
 
 
 @pytest.fixture
@@ -52,19 +53,7 @@ async def test_version_4_is_upgraded_and_its_events_are_queryable_as_jsonb(
     assert {"payload", "metadata"} <= await _columns(admin, pg_schema)
     now = datetime.now(UTC)
     event = prepare(new_event("tool_called", {"tool": "search", "n": 1.0}))
-    await admin.execute(
-        f'INSERT INTO "{pg_schema}".sessions (id, created_at, last_seq, last_ts) '
-        "VALUES ('s1', $1, 1, $1)",
-        now,
-    )
-    await admin.execute(
-        f'INSERT INTO "{pg_schema}".events (session_id, seq, id, type, ts, payload_json, '
-        "metadata_json) VALUES ('s1', 1, $1, 'tool_called', $2, $3, $4)",
-        event.id,
-        now,
-        event.payload_json.decode(),
-        event.metadata_json.decode(),
-    )
+    await insert_one_event_session(admin, pg_schema, "s1", event, now)
     async with agentstore.open(pg_url) as store:
         await store.append(
             "s1", new_event("tool_called", {"tool": "fetch"}).with_metadata(model="m")
