@@ -95,7 +95,9 @@ def test_import_agentstore_imports_no_backend() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == [
-        "agentstore.backends.base,agentstore.backends.registry,agentstore.backends.types",
+        # The contract (base, types, idset) and the registry: no backend, no file locks.
+        "agentstore.backends.base,agentstore.backends.idset,agentstore.backends.registry,"
+        "agentstore.backends.types",
         "False",
     ]
 
