@@ -13,10 +13,8 @@ A real `agentstore serve --tls-cert --tls-key` (a self-signed certificate from o
 
 from __future__ import annotations
 
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,24 +24,6 @@ import pytest
 from tests.server.http_helpers import start_server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    command = "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-    command += " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
-    subprocess.run(
-        [openssl, *command.split(), "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
 
 
 def _read_answer(sock: ssl.SSLSocket) -> bytes:
