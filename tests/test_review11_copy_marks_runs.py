@@ -15,7 +15,7 @@ import pytest
 
 import agentstore
 from agentstore import new_event
-from agentstore.backends.marks import MarkRuns
+from agentstore.backends.marks import MarkRuns, add_marks
 from agentstore.server import grpc_storage
 from tests.batches_helpers import append_mixed
 from tests.server.grpc_helpers import running_door
@@ -81,3 +81,14 @@ async def test_a_server_sends_runs_a_page_at_a_time(
             marks = await remote.backend.batch_marks(sid)
     assert isinstance(marks, MarkRuns)
     assert marks == {1: 3, 2: 3, 5: 6, 8: 11, 9: 11, 10: 11}
+
+
+def test_marks_paged_out_of_order_are_kept_whole_as_a_dict() -> None:
+    # A server's pages come in order (runs); one of another kind may not: every mark of
+    # every page is still there, as a dict.
+    marks = add_marks(MarkRuns(), [1, 2, 4], [3, 3, 5])
+    assert isinstance(marks, MarkRuns) and dict(marks) == {1: 3, 2: 3, 4: 5}
+    marks = add_marks(marks, [7, 3, 8], [9, 3, 9])
+    assert not isinstance(marks, MarkRuns)
+    assert marks == {1: 3, 2: 3, 3: 3, 4: 5, 7: 9, 8: 9}
+    assert add_marks(marks, [0], [3]) == {**marks, 0: 3}

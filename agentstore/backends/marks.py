@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar, overload
 
-__all__ = ["MarkRuns"]
+__all__ = ["MarkRuns", "add_marks"]
 
 _T = TypeVar("_T")
 
@@ -113,3 +113,20 @@ class MarkRuns(Mapping[int, int]):
     def last(self) -> int:
         """The last marked event (0: none)."""
         return self._stops[-1] - 1 if self._stops else 0
+
+
+def add_marks(
+    marks: MarkRuns | dict[int, int], seqs: Sequence[int], ends: Sequence[int]
+) -> MarkRuns | dict[int, int]:
+    """Add the marks `ends[i]` of events `seqs[i]` to `marks`, and return them: as runs while
+    they come in order of sequence numbers (as a server sends its pages), from the first
+    that does not (a server of another kind) all of them as a dict."""
+    if isinstance(marks, MarkRuns):
+        try:
+            for seq, end in zip(seqs, ends, strict=True):
+                marks.add(seq, end)
+            return marks
+        except ValueError:  # out of order
+            marks = dict(marks)
+    marks.update(zip(seqs, ends, strict=True))
+    return marks

@@ -54,7 +54,7 @@ from agentstore.backends.base import (
     SkippedSession,
     SnapshotRecord,
 )
-from agentstore.backends.marks import MarkRuns
+from agentstore.backends.marks import MarkRuns, add_marks
 from agentstore.backends.registry import BackendOptions
 from agentstore.backends.remote_errors import answer_error, rpc_error, stream_error
 from agentstore.backends.remote_imports import create_parts, nothing
@@ -374,16 +374,7 @@ class RemoteBackend(Backend):
             async for page in call:
                 if not page.kept:
                     return None
-                pairs = zip(page.seqs, page.ends, strict=True)
-                if isinstance(marks, MarkRuns):
-                    try:
-                        for seq, end in pairs:
-                            marks.add(seq, end)
-                        continue
-                    except ValueError:  # out of order: a server of its own kind
-                        marks = dict(marks)
-                        pairs = zip(page.seqs, page.ends, strict=True)
-                marks.update(pairs)
+                marks = add_marks(marks, page.seqs, page.ends)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None  # a server older than the call: it passes on no marks
