@@ -1,4 +1,6 @@
 // The sessions page: newest first, search by name or id prefix, label filter, cursor paging.
+// Sessions the server passed over (a session file it could not read) are named above the
+// table with the server's reason, so a run missing from the list is never missing silently.
 
 import { ApiError, listSessions } from "./api.js";
 import { debounce, h, pageUrl, replace, sessionUrl, showError } from "./dom.js";
@@ -41,6 +43,22 @@ function row(session, summary, selected, onSelect) {
   );
 }
 
+/**
+ * The notice of the sessions this page's listing passed over (`page.skipped`), or null.
+ * Ids and reasons are the server's text, shown as text (h() never parses HTML). Open when
+ * the list is short; a long one stays folded under its count.
+ */
+function skippedNotice(skipped) {
+  if (!skipped.length) return null;
+  const n = skipped.length;
+  const items = skipped.map((s) => h("li", { dataset: { id: s.session_id } },
+    h("span", { class: "mono skipped-id" }, s.session_id), " ",
+    h("span", { class: "muted skipped-reason" }, s.reason)));
+  return h("details", { class: "skipped-notice", id: "skipped-sessions", role: "status", open: n <= 5 },
+    h("summary", {}, `${n} session${n === 1 ? "" : "s"} could not be read and ${n === 1 ? "is" : "are"} not listed`),
+    h("ul", {}, items));
+}
+
 /** Render the sessions page into `root`. */
 export async function renderSessions(root, crumbs) {
   document.title = "Sessions · agentstore";
@@ -73,8 +91,10 @@ export async function renderSessions(root, crumbs) {
   const newer = h("button", { type: "button", id: "page-newer" }, "← Newer");
   const older = h("button", { type: "button", id: "page-older" }, "Older →");
   const status = h("span", { class: "muted", id: "page-status" });
+  const notice = h("div", { id: "skipped-slot" });
   replace(root,
     h("div", { class: "toolbar" }, search, labelInput, compareBtn),
+    notice,
     table,
     h("div", { class: "pager" }, newer, status, older));
 
@@ -109,6 +129,7 @@ export async function renderSessions(root, crumbs) {
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) throw err; // the page asks for a token
       status.textContent = "";
+      notice.replaceChildren(); // said of the page that was shown, not of this one
       root.querySelector(".error-banner")?.remove();
       showError(root, err);
       return;
@@ -117,9 +138,12 @@ export async function renderSessions(root, crumbs) {
     nextCursor = page.next_cursor;
     const rows = page.sessions.map((s) => row(s, (page.summaries || {})[s.id], selected, onSelect));
     tbody.replaceChildren(...rows);
+    const skipped = Array.isArray(page.skipped) ? page.skipped : []; // older servers: none
+    replace(notice, skippedNotice(skipped));
     if (!rows.length) {
-      tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length, class: "muted empty" },
-        state.q || state.labels.length ? "No session matches." : "No sessions yet.")));
+      const empty = skipped.length ? "No session here could be read."
+        : state.q || state.labels.length ? "No session matches." : "No sessions yet.";
+      tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length, class: "muted empty" }, empty)));
     }
     const pageNo = state.back.length + (state.cursor ? 1 : 0) + 1;
     status.textContent = `Page ${pageNo} · ${rows.length} session${rows.length === 1 ? "" : "s"}`;
