@@ -7,8 +7,7 @@ one clear `BackendUnavailableError` and `import agentstore` never imports asyncp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
 from agentstore.errors import (
     AgentStoreError,
@@ -44,6 +43,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     pgexc.CannotConnectNowError,
     pgexc.InternalClientError,  # a protocol left mid-message by a dropped connection
 )
+_CAUGHT = (asyncpg.PostgresError, *_UNAVAILABLE)
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -97,12 +97,25 @@ def translate(exc: BaseException, what: str) -> AgentStoreError:
     return StorageError(f"{what}: {type(exc).__name__}: {exc}")
 
 
-@asynccontextmanager
-async def translated(what: str) -> AsyncIterator[None]:
-    """Re-raise driver and socket errors in the block as agentstore errors, chained."""
-    try:
-        yield
-    except AgentStoreError:
-        raise
-    except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:
-        raise translate(exc, what) from exc
+class translated:  # lower case: used as `async with translated(...)`, like contextlib's
+    """Re-raise driver and socket errors in the block as agentstore errors, chained.
+
+    `async with translated("reading session 'x'"):` runs its block and turns an asyncpg
+    or socket error into the agentstore error `translate` gives for it. A class rather
+    than an `@asynccontextmanager`: it is on every statement's path, and a generator-based
+    manager costs an async generator (and the loop's bookkeeping of it) per use.
+    """
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> None:
+        # Returns None, never True: an exception of the block always goes on (typed so,
+        # type checkers know the code after the block is reached only without one).
+        if exc is not None and not isinstance(exc, AgentStoreError) and isinstance(exc, _CAUGHT):
+            raise translate(exc, self.what) from exc
