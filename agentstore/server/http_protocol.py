@@ -22,6 +22,11 @@ most `linger_seconds` and `linger_bytes`, or until the client closes. Closing at
 would be simpler, but a client still sending its body would then get a reset, and a
 client that writes its whole request before reading gets EPIPE instead of the 413.
 
+Only httptools: these promises are kept by this subclass of uvicorn's httptools protocol,
+and uvicorn's other one (h11) keeps neither deadline. httptools is a dependency of the
+server extra, so this module does not import without it, and `agentstore serve` refuses
+to start (`ServerExtraMissingError`) instead of serving through h11 unguarded.
+
 Stopping: uvicorn closes each idle connection and waits for all to be gone. Over TLS a
 close waits for the client's own close_notify (asyncio: up to 30 s), so one keep-alive
 client that did not answer held SIGTERM for 30 s. Once the server is stopping, a
@@ -35,6 +40,10 @@ import asyncio
 import types
 from typing import Any
 
+# At import, not when called: without httptools the server must not start at all (see
+# above), and runner.serve turns this ImportError into "needs the server extra".
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
 __all__ = ["LINGER_BYTES", "LINGER_SECONDS", "STOP_GRACE", "http_protocol_class"]
 
 LINGER_SECONDS = 5.0
@@ -47,14 +56,7 @@ STOP_GRACE = 1.0
 
 def http_protocol_class(header_timeout: float, max_body_bytes: int = 0) -> Any:
     """Return uvicorn's httptools protocol class with the header deadline and the lingering
-    close (None without httptools: uvicorn then picks its own)."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import (
-            HttpToolsProtocol,
-            RequestResponseCycle,
-        )
-    except ImportError:
-        return None
+    close, for uvicorn's `Config(http=...)`."""
     linger_seconds = min(LINGER_SECONDS, header_timeout)
     linger_bytes = max(LINGER_BYTES, max_body_bytes)
 

@@ -264,7 +264,9 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
             protocol = http_protocol_class(config.limits.body_timeout, config.limits.max_body_bytes)
             uv_config = uvicorn.Config(
                 app,
-                http=protocol if protocol is not None else "auto",
+                # Always ours: uvicorn's "auto" would fall back to h11, which has neither
+                # the header deadline nor the lingering close (http_protocol.py).
+                http=protocol,
                 log_config=None,
                 access_log=False,  # ours is AccessLogMiddleware
                 lifespan="off",
