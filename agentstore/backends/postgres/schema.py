@@ -111,10 +111,25 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
         # the kept text when a query reads it. Dropping a column rewrites nothing (the
         # space is reused as rows are). An object of one's own on the two columns (an
         # index, a view) would be dropped with them or block the step: refused, named.
+        # So is a trigger on events whose function reads NEW.payload or NEW.metadata:
+        # PostgreSQL records no dependency on a function's body, and the step would
+        # leave it failing every append ("record "new" has no field "payload"").
         """
         DO $$
         DECLARE found text;
         BEGIN
+            SELECT string_agg(format('trigger %I on events (function %s)', t.tgname,
+                t.tgfoid::regprocedure), ', ' ORDER BY t.tgname)
+            INTO found
+            FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+            WHERE t.tgrelid = '{s}.events'::regclass AND NOT t.tgisinternal
+                AND p.prosrc ~* '\\m(new|old)\\s*\\.\\s*"?(payload|metadata)\\M';
+            IF found IS NOT NULL THEN
+                RAISE EXCEPTION 'step 5 replaces the stored columns events.payload and '
+                    'events.metadata with the view events_jsonb, and % reads them: make it '
+                    'read (NEW.payload_json::jsonb) and (NEW.metadata_json::jsonb) instead, '
+                    'and run agentstore migrate again', found;
+            END IF;
             SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
             INTO found
             FROM pg_depend d
