@@ -51,6 +51,7 @@ __all__ = [
     "global_store",
     "open_store",
     "listing",
+    "listing_log_muted",
     "parse_labels",
     "resolve_session",
     "run",
@@ -315,7 +316,7 @@ async def listing(
     skipped: dict[SkippedSession, None] = {}  # in order, once each: named on every page
     cursor: str | None = None
     skip = offset
-    with _listing_log_muted():
+    with listing_log_muted():
         while len(found) < limit:
             want = min(skip + limit - len(found), _LIST_PAGE)
             page = await store.list_sessions_page(limit=want, cursor=cursor, labels=labels)
@@ -330,7 +331,7 @@ async def listing(
 
 
 @contextlib.contextmanager
-def _listing_log_muted() -> Iterator[None]:
+def listing_log_muted() -> Iterator[None]:
     """Keep the file backend's warnings of passed-over sessions off stderr (the caller
     prints them from the page); every other log record goes where it went."""
     logger = logging.getLogger("agentstore.listing")

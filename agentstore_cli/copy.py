@@ -32,7 +32,7 @@ from agentstore.errors import (
 )
 from agentstore.store.lifecycle_ops import check_same_session
 from agentstore.store.validate import pending_from_stored
-from agentstore_cli.common import CliError, UsageError, resolve_session, run
+from agentstore_cli.common import CliError, UsageError, listing_log_muted, resolve_session, run
 from agentstore_cli.copymarks import compact_marks
 from agentstore_cli.sanitize import clean
 
@@ -57,18 +57,28 @@ async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
     if wanted:  # as every command names a session: id, prefix, name or latest; once each
         return list(dict.fromkeys([await resolve_session(src, ref) for ref in wanted]))
     ids: list[str] = []
+    skipped: dict[str, None] = {}  # in order, once each: named on every page
     cursor: str | None = None
-    while True:
-        page = await src.list_sessions_page(limit=_PAGE, cursor=cursor)
-        ids.extend(s.id for s in page.sessions)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    # The copy names each session it cannot read itself (reading it fails it): the
+    # listing's log line of each, once a page, would say it again.
+    with listing_log_muted():
+        while True:
+            page = await src.list_sessions_page(limit=_PAGE, cursor=cursor)
+            ids.extend(s.id for s in page.sessions)
+            skipped.update(dict.fromkeys(s.session_id for s in page.skipped))
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
     ids.reverse()  # oldest first: a resumed copy redoes the newest
-    # A listing leaves out (with a warning) a session whose file it cannot read, so that
-    # one bad file does not hide the others; a copy must not: the ids the listing lacks
-    # come last, where reading them fails the copy after everything else is copied.
+    # A listing leaves out a session whose file it cannot read, so that one bad file does
+    # not hide the others; a copy must not: the ids the listing lacks come last, where
+    # reading them fails the copy after everything else is copied. The pages name them
+    # (through a server too, whose FindSessionIds gives at most 1000 ids: one past those
+    # was copied by nobody, the copy exiting 0); find_session_ids adds what a backend (an
+    # older server) does not name.
     listed = set(ids)
+    ids.extend(sid for sid in skipped if sid not in listed)
+    listed.update(skipped)
     ids.extend(sid for sid in await src.backend.find_session_ids("", _ALL) if sid not in listed)
     return ids
 
