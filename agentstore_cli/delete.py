@@ -10,6 +10,7 @@ from rich.text import Text
 
 from agentstore_cli.common import DataDirOption, SessionArg, open_store, resolve_session, run
 from agentstore_cli.render import fmt_int, make_console, print_line
+from agentstore_cli.sanitize import clean
 
 __all__ = ["delete"]
 
@@ -39,7 +40,9 @@ def delete(
         async with open_store(ctx, data_dir, writable=True) as store:
             sid = await resolve_session(store, session)
             info = await store.get_session(sid)
-            what = f"session {sid}" + (f" ({info.name})" if info.name else "")
+            # The name is the session's own text (an agent's, an LLM's): shown escaped, in
+            # the prompt too, never as the terminal sequences it may hold.
+            what = f"session {sid}" + (f" ({clean(info.name)})" if info.name else "")
             events = f"{fmt_int(info.event_count)} event{'s' if info.event_count != 1 else ''}"
             if ask and not typer.confirm(f"Delete {what} and its {events}?", default=False):
                 console.print(Text("Nothing deleted.", style="dim"))
