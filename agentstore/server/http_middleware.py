@@ -53,7 +53,34 @@ CONTENT_SECURITY_POLICY = (
 )
 
 _access = logging.getLogger("agentstore.server.access")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What a terminal or a log viewer acts on (as `agentstore_cli.sanitize`): C0 and C1
+# controls and DEL, the bidi controls, the line and paragraph separators (a new line to
+# many viewers), and the invisible format characters (zero-width space, BOM, tags).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e"
+    "\u2066-\u206f\ufeff\U000e0000-\U000e007f]"
+)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _shown(text: str) -> str:
+    """`text` with each unsafe character as a visible escape (`\\x1b`, `\\u202e`)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    """An unsafe character as JSON's `\\uXXXX` (a surrogate pair past the BMP)."""
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def problem_body(exc: BaseException, instance: str | None) -> tuple[int, bytes]:
@@ -264,9 +291,12 @@ class AccessLogMiddleware:
                     "duration_ms": round(ms, 3),
                 }
             ).decode()
+            # orjson escapes C0 controls only: the rest as \\uXXXX, the same JSON.
+            line = _UNSAFE.sub(_json_escaped, line)
         else:
-            # The path arrives percent-decoded: a control character in it (a %0a) must not
-            # start a log line of the client's choosing, nor reach a terminal (%1b).
-            shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
-            line = f'{addr} "{scope.get("method")} {shown}" {status} {sent}B {ms:.1f}ms'
+            # The path arrives percent-decoded: a control character in it (a %0a, a %e2%80%a8)
+            # must not start a log line of the client's choosing, nor reach a terminal (%1b,
+            # %c2%9b). Nor may the address: behind a proxy, X-Forwarded-For's (latin-1).
+            shown = _shown(path)
+            line = f'{_shown(addr)} "{scope.get("method")} {shown}" {status} {sent}B {ms:.1f}ms'
         _access.info(line)
