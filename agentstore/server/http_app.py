@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 import agentstore
 from agentstore import (
@@ -138,10 +139,17 @@ def create_app(
             "code": code,
             "instance": request.url.path,
         }
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only
+            # (PUT /v1/sessions was told GET, HEAD): RFC 9110 wants all the path takes.
+            allowed = _allowed(app, request)
+            if allowed:  # (the UI's static files name none)
+                headers = {**(headers or {}), "Allow": allowed}
         return Response(
             orjson.dumps(body),
             exc.status_code,
-            exc.headers,
+            headers,
             media_type="application/problem+json",
         )
 
@@ -231,3 +239,19 @@ def _add_openapi(app: FastAPI) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(app: FastAPI, request: Request) -> str:
+    """The `Allow` of a 405: the methods of every route whose path matches the request's."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")  # served as GET (http_flow's HEAD middleware)
+    ordered = [m for m in _METHOD_ORDER if m in methods]
+    return ", ".join(ordered + sorted(methods - set(_METHOD_ORDER)))
