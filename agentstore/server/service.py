@@ -207,7 +207,11 @@ class AgentStoreService:
             batch = await self.store.list_sessions_page(
                 limit=size, cursor=store_cursor, labels=labels
             )
-            skipped.update(dict.fromkeys(batch.skipped))
+            # Those an id prefix leaves out are not this listing's to name (a text query
+            # may match an unreadable session's name: those stay).
+            skipped.update(
+                dict.fromkeys(s for s in batch.skipped if s.session_id.startswith(prefix or ""))
+            )
             for session in batch.sessions:
                 if after is not None and not is_after_cursor(session, after):
                     continue  # before the cursor, or the cursor's own session
