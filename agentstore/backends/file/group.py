@@ -30,6 +30,8 @@ from agentstore.backends.base import (
     plan_append,
 )
 from agentstore.backends.file import atomic
+from agentstore.backends.file.idindex import BLOCK_BITS, HINT_PERIOD
+from agentstore.backends.file.lines import read_lines
 from agentstore.backends.file.log import (
     Logs,
     LogView,
@@ -37,7 +39,7 @@ from agentstore.backends.file.log import (
     unlock_if_open,
 )
 from agentstore.backends.file.reading import read_view
-from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_ids
+from agentstore.backends.file.scan import CHECKPOINT_EVERY, build_index, line_id, scan_start
 from agentstore.backends.file.tail import committed_end
 from agentstore.codec import encode_line
 from agentstore.errors import CorruptLogError, StorageError
@@ -102,7 +104,7 @@ class LogGroup:
             if st.st_size != view.size:
                 _repair_or_catch_up(self.logs, view)
             if view.ids is None:
-                view.ids = build_ids(fd, view.path, view.session_id, view.size)
+                view.ids = build_index(fd, view.path, view.session_id, view.size, view.checkpoints)
         except BaseException:
             self.unlock()
             raise
@@ -149,26 +151,101 @@ class LogGroup:
         A failed append (its `expected_seq`, say) adds nothing; the group goes on.
         """
         view = self.view
-        assert view.ids is not None
-        plan = plan_append(
-            view.session_id,
-            batch,
-            last_seq=self.last_seq,
-            last_ts=self.last_ts,
-            known_ids=view.ids,
-            now=datetime.now(UTC),
-            expected_seq=expected_seq,
-        )
+        index = view.ids
+        assert index is not None
+        ids = [pending.id for pending in batch]
+        last_seq = self.last_seq
+        if expected_seq is not None and expected_seq != last_seq:
+            # It fails unless every event is a repeat: look its ids up, add none.
+            hits: list[int] | None = index.hits(ids)
+            admitted = False
+        else:
+            # Each id with no entry is new: added at once, numbered as the plan will number
+            # it (seen by the group's later appends; if the write fails the whole view,
+            # index included, is dropped). The others are looked up in the log.
+            hits = index.admit(ids, last_seq)
+            admitted = True
+        try:
+            known = self._stored(ids, hits) if hits else {}
+            plan = plan_append(
+                view.session_id,
+                batch,
+                last_seq=last_seq,
+                last_ts=self.last_ts,
+                known_ids=known,
+                now=datetime.now(UTC),
+                expected_seq=expected_seq,
+            )
+        except BaseException:
+            if admitted:
+                index.undo(ids, last_seq, hits)
+            raise
+        if hits and len(plan.new) != (len(ids) - len(hits) if admitted else 0):
+            # An id with an entry that was not stored (two ids of one hash): new after all,
+            # and the numbers `admit` gave the ids after it are off. Renumber (seldom).
+            if admitted:
+                index.undo(ids, last_seq, hits)
+            for pending, seq, _ in plan.new:
+                index.add(pending.id, seq)
         if plan.new:
-            # Seen at once by the group's later appends; if the write fails the whole view
-            # (ids included) is dropped, so nothing stale survives.
-            view.ids.update(plan.new_ids)
             self._lines += encode_batch(view.session_id, plan.new)
             for event in plan.events:
                 if event is not None:
                     self._new[event.sequence_number] = event
             self.last_seq, self.last_ts = plan.last_seq, plan.last_ts
         return plan
+
+    def _stored(self, ids: list[str], hits: list[int]) -> dict[str, int]:
+        """Which of the ids at `hits` the log (or the group) has: id -> sequence number.
+
+        An index hit names the block its id may be in: read there (at most `BLOCK` lines
+        from a checkpoint) and compared, id by id. An id only this batch has (a repeat
+        within it) is found in neither: `plan_append` skips its repeat.
+        """
+        index = self.view.ids
+        assert index is not None
+        found: dict[str, int] = {}
+        for at in hits:
+            event_id = ids[at]
+            if event_id in found:
+                continue
+            for hint in dict.fromkeys(index.hints(event_id)):  # each block read once
+                seq = self._find(event_id, hint)
+                if seq:
+                    found[event_id] = seq
+                    break
+        return found
+
+    def _find(self, event_id: str, hint: int) -> int:
+        """The sequence number of `event_id` in the blocks `hint` names, or 0."""
+        block = hint
+        while block << BLOCK_BITS <= self.last_seq:
+            # The block and the next (see `IdIndex.admit`).
+            first = max(block << BLOCK_BITS, 1)
+            last = min(((block + 2) << BLOCK_BITS) - 1, self.last_seq)
+            # The group's own appends are not written yet: their events are in `_new`.
+            for seq in range(max(first, self.previous + 1), last + 1):
+                if self._new[seq].id == event_id:
+                    return seq
+            if first <= self.previous:
+                found = self._find_written(event_id, first, min(last, self.previous))
+                if found:
+                    return found
+            block += HINT_PERIOD
+        return 0
+
+    def _find_written(self, event_id: str, first: int, last: int) -> int:
+        """The sequence number of `event_id` in lines `first..last` of the log, or 0."""
+        view = self.view
+        seq, offset = scan_start(self.fd, EventFilter(from_seq=first), view.checkpoints)
+        for _, lines in read_lines(self.fd, offset, view.size):
+            for line in lines:
+                if seq > last:
+                    return 0
+                if seq >= first and line_id(line, view.path, view.session_id, seq) == event_id:
+                    return seq
+                seq += 1
+        return 0
 
     @property
     def pending(self) -> bool:

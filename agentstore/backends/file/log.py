@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from agentstore.backends.file import atomic
+from agentstore.backends.file.idindex import IdIndex
 from agentstore.backends.file.layout import Layout
 from agentstore.backends.file.lines import iter_lines
 from agentstore.backends.file.mutex import ViewMutex
@@ -72,8 +73,9 @@ class LogView:
     """End of the last complete line (or batch) this process has read."""
     last_seq: int = 0
     last_ts: datetime | None = None
-    ids: dict[str, int] | None = None
-    """Event id -> sequence number, built on the first append (for idempotent retries)."""
+    ids: IdIndex | None = None
+    """Which ids the log has, near which line (`idindex.py`): built on the first append,
+    for idempotent retries."""
     checkpoints: dict[int, int] = field(default_factory=dict)
     """Sequence number -> byte offset of its line, every `CHECKPOINT_EVERY` lines."""
     named_ctime: int = 0
@@ -381,7 +383,8 @@ class Logs:
             # Everything up to here is whole: commit it to this process's view.
             view.last_seq, view.last_ts = seq, ts
             if view.ids is not None:
-                view.ids.update(new_ids)
+                for event_id, new_seq in new_ids:
+                    view.ids.add(event_id, new_seq)
             view.checkpoints.update(new_checkpoints)
             new_ids.clear()
             new_checkpoints.clear()
