@@ -95,7 +95,7 @@ SESSION_HELP = "Session: its id, a unique id prefix, its name (if unique), or la
 SessionArg = Annotated[str, typer.Argument(metavar="SESSION", help=SESSION_HELP)]
 """The SESSION argument of every command that takes one; resolve it with `resolve_session`."""
 
-_NAME_PAGE = 500
+_NAME_PAGE = 1000  # sessions a page when a name is looked up (a server's largest page)
 _LIST_PAGE = 1000  # sessions per page read by `listing` (a server's largest page)
 
 
@@ -288,15 +288,20 @@ async def resolve_session(store: Store, ref: str) -> str:
 
 
 async def _sessions_named(store: Store, name: str) -> list[str]:
-    """The ids of the sessions called `name`, newest first (a scan of the listing)."""
+    """The ids of the sessions called `name`, newest first (a scan of the listing).
+
+    Paged by cursor, each session read once: by offset, each page read every session
+    before it again (the oldest of 5,000 sessions took 21 s to name), and a session
+    created meanwhile shifted the pages (one named twice: "2 sessions are named").
+    """
     found: list[str] = []
-    offset = 0
+    cursor: str | None = None
     while True:
-        page = await store.list_sessions(limit=_NAME_PAGE, offset=offset)
-        found.extend(s.id for s in page if s.name == name)
-        if len(page) < _NAME_PAGE:
+        page = await store.list_sessions_page(limit=_NAME_PAGE, cursor=cursor)
+        found.extend(s.id for s in page.sessions if s.name == name)
+        if page.next_cursor is None:
             return found
-        offset += len(page)
+        cursor = page.next_cursor
 
 
 async def listing(
