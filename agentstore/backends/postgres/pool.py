@@ -23,6 +23,12 @@ Rules that keep it safe:
   statement, yet does not look closed) is dropped when the statement fails to start; the
   statement then runs on another connection, as nothing was sent.
 - Connections idle for longer than five minutes beyond `pool_min_size` are closed.
+- A statement the client gives up on (its task cancelled, the client's timeout passed) is
+  cancelled on the server: asyncpg sends a cancel request then, and its connection is
+  closed only once that request went out (`_discard`). Closed at once, it cancelled the
+  request with it, and the statement ran on: an append waiting for a row lock committed
+  when it got it, after its caller was told it failed (measured: still waiting 10 s
+  later, applied once the lock was released).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ __all__ = ["Database", "connect", "create_database"]
 _CLIENT_GRACE = 2.0
 # Idle connections beyond the minimum are closed after this many seconds.
 _IDLE_LIFETIME = 300.0
+# At most this many seconds more than connect_timeout for a cancel request to go out.
+_CANCEL_GRACE = 5.0
 
 
 def _connect_kwargs(options: PostgresOptions) -> dict[str, Any]:
@@ -108,6 +116,9 @@ class Database:
         self._size = 0  # connections open or being opened
         self._waiters: deque[asyncio.Future[Any]] = deque()
         self._closed = False
+        # Connections closed once their statement's cancel request went out (`_discard`).
+        self._cancelling: set[asyncio.Task[None]] = set()
+        self._cancel_wait = options.connect_timeout + _CANCEL_GRACE
 
     @property
     def size(self) -> int:
@@ -194,7 +205,19 @@ class Database:
             self._discard(self._idle.pop(0))
 
     def _discard(self, conn: Any) -> None:
-        conn.terminate()
+        # asyncpg's cancel requests of the statement `conn` was running (a task cancelled
+        # or timed out in it): terminate() would cancel them before they go out, and
+        # the statement would run on on the server. (A private set of asyncpg's; without
+        # it, as in an asyncpg that renamed it, the connection closes at once as before.)
+        cancels = getattr(conn, "_cancellations", None)
+        if cancels:
+            task = asyncio.get_running_loop().create_task(
+                _terminate_once_sent(conn, set(cancels), self._cancel_wait)
+            )
+            self._cancelling.add(task)
+            task.add_done_callback(self._cancelling.discard)
+        else:
+            conn.terminate()
         self._free_slot()
 
     def _free_slot(self) -> None:
@@ -283,6 +306,17 @@ class Database:
         for conn, result in zip(idle, results, strict=True):
             if isinstance(result, BaseException):
                 conn.terminate()
+        if self._cancelling:  # bounded by `_cancel_wait`
+            await asyncio.gather(*self._cancelling, return_exceptions=True)
+
+
+async def _terminate_once_sent(conn: Any, cancels: set[Any], within: float) -> None:
+    """Close `conn` once asyncpg's cancel requests of its statement are sent (or after
+    `within` seconds: a server that does not answer them gets the connection closed)."""
+    try:
+        await asyncio.wait(cancels, timeout=within)
+    finally:
+        conn.terminate()
 
 
 def _expire(fut: asyncio.Future[Any]) -> None:
