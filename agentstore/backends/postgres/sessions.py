@@ -94,6 +94,10 @@ class SessionRows:
         """`Backend.list_sessions`: newest first, one index scan from the cursor."""
         where: list[str] = []
         args: list[Any] = []
+        if query.labels and any("\x00" in k or "\x00" in v for k, v in query.labels.items()):
+            # No label here can hold NUL (jsonb refuses it: such a session is refused at
+            # creation), so nothing matches; sent, the filter would fail the listing.
+            return SessionPage([], None)
         if query.labels:
             args.append(orjson.dumps(query.labels).decode())
             where.append(f"labels @> ${len(args)}::jsonb")
