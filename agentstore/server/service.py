@@ -41,6 +41,7 @@ from agentstore.backends.types import SkippedSession
 from agentstore.server.errors import ServerBusyError
 from agentstore.server.inputs import decode_cursor, encode_cursor, event_from_json, is_after_cursor
 from agentstore.server.paging import READ_FIRST, READ_PAGE, ReadPages, follow_events, more_pages
+from agentstore.server.summaries import SessionSummary, summarise
 from agentstore.stats import SessionStats, collect_stats, stats_json
 from agentstore.store.lifecycle_ops import check_same_session
 
@@ -79,19 +80,6 @@ class Limits:
     """Seconds an HTTP request body may stall (no byte arriving) before it is refused."""
     heartbeat: float = 15.0
     """Seconds between keep-alive messages on an idle live follow."""
-
-
-@dataclass
-class SessionSummary:
-    """Per-session figures for a session list (the web UI's table)."""
-
-    events: int
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    errors: int
-    open_calls: int
-    last_activity: datetime | None
 
 
 @dataclass
@@ -232,10 +220,10 @@ class AgentStoreService:
         next_cursor = encode_cursor(found[-1], found_in) if has_more and found else None
         page = SessionPage(found, next_cursor, skipped=list(skipped))
         if summary:
-            for session in found:
-                page.summaries[session.id] = _summarise(
-                    session, await self.store.get_state(session.id)
-                )
+            # A session whose events cannot be read is passed over as one whose file
+            # cannot be: it does not fail the page (the next cursor stays where it was).
+            page.sessions, page.summaries, unread = await summarise(self.store, found)
+            page.skipped += [s for s in unread if s not in skipped]
         return page
 
     # --- events ---------------------------------------------------------------------------
@@ -386,15 +374,3 @@ async def _flatten(pages: AsyncIterator[list[Event]]) -> AsyncIterator[Event]:
     async for page in pages:
         for event in page:
             yield event
-
-
-def _summarise(session: Session, state: State) -> SessionSummary:
-    return SessionSummary(
-        events=state.event_count,
-        tokens_in=state.tokens.input,
-        tokens_out=state.tokens.output,
-        cost_usd=state.tokens.cost_usd,
-        errors=state.errors,
-        open_calls=len(state.open_calls),
-        last_activity=state.last_event_at or session.updated_at,
-    )
