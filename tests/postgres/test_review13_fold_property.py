@@ -125,3 +125,39 @@ async def test_the_hot_state_after_random_batches_is_the_cold_fold(
         assert snapshot is not None and snapshot.version > 0
         at = await _cold(store, sid, snapshot.version, url)
         assert State.model_validate(snapshot.state).model_dump(mode="json") == _dump(at)
+
+
+@pytest.mark.parametrize("kind", ["file", "postgres"])
+@pytest.mark.parametrize("seed", [3, 4])
+async def test_a_writing_store_snapshots_the_cold_fold(
+    tmp_path: Path, pg_url: str, kind: str, seed: int
+) -> None:
+    # A store that only appends to a session it did not create (nothing cached): its
+    # snapshots are folded from the log behind the appends and adopted into the cache.
+    rng = random.Random(seed)
+    url = pg_url if kind == "postgres" else ""
+    async with _open(kind, tmp_path, pg_url) as first:
+        sid = (await first.create_session()).id
+        await first.append_many(sid, [_event(rng, n) for n in range(3)])
+    sent: list[Event] = []
+    n = 3
+    async with _open(kind, tmp_path, pg_url, snapshot_interval=5) as store:
+        for _ in range(20):
+            batch: list[Event] = []
+            for _ in range(rng.randrange(1, 9)):
+                if sent and rng.random() < 0.15:
+                    batch.append(rng.choice(sent))
+                else:
+                    n += 1
+                    batch.append(_event(rng, n))
+            await store.append_many(sid, batch)
+            sent.extend(batch)
+            for event in batch:
+                event.payload["n"] = -1
+        hot = await store.get_state(sid)
+        assert _dump(hot) == _dump(await _cold(store, sid, url=url))
+    async with _open(kind, tmp_path, pg_url, snapshot_interval=5) as reader:
+        snapshot = await reader.backend.load_snapshot(sid, reader._states.reducer_id)
+        assert snapshot is not None and snapshot.version > 3
+        at = await _cold(reader, sid, snapshot.version, url)
+        assert State.model_validate(snapshot.state).model_dump(mode="json") == _dump(at)
