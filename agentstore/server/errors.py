@@ -7,6 +7,7 @@ and sent as `internal_error` with no detail, never as a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -121,4 +122,17 @@ def describe_error(exc: BaseException) -> ErrorInfo:
     http_status, grpc_status = status or _STATUS["agentstore_error"]
     wire = exc.wire_details() if hasattr(exc, "wire_details") else {}
     details = {k: v for k, v in wire.items() if k not in _PRIVATE_DETAILS}
-    return ErrorInfo(code, http_status, grpc_status, str(exc), details)
+    return ErrorInfo(code, http_status, grpc_status, _without_root(exc), details)
+
+
+def _without_root(exc: AgentStoreError) -> str:
+    """The message, with a file it names (`path`: `DIR/events/ID.jsonl`) named relative to
+    the data directory (`events/ID.jsonl`), as a listing's `skipped` names them: the
+    `path` field is left out, and the message must not give it away either."""
+    message = str(exc)
+    path = getattr(exc, "path", None)
+    if isinstance(path, str) and path:
+        root = os.path.dirname(os.path.dirname(path))  # DIR of DIR/events/ID.jsonl
+        if root not in ("", "."):
+            message = message.replace(f"{root}{os.sep}", "")
+    return message
