@@ -149,6 +149,20 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
             SELECT session_id, seq, id, type, ts, payload_json::jsonb AS payload,
                 metadata_json::jsonb AS metadata, payload_json, metadata_json, batch_end
             FROM {s}.events;
+        -- Who may read events may read the view: a role given SELECT on the tables at
+        -- set-up (docs/postgres.md) read events.payload until now.
+        DO $$
+        DECLARE r record;
+        BEGIN
+            FOR r IN
+                SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+                WHERE c.oid = '{s}.events'::regclass AND a.privilege_type = 'SELECT'
+                    AND a.grantee <> c.relowner
+            LOOP
+                EXECUTE format('GRANT SELECT ON {s}.events_jsonb TO %s', CASE
+                    WHEN r.grantee = 0 THEN 'PUBLIC' ELSE r.grantee::regrole::text END);
+            END LOOP;
+        END $$;
         """,
     ),
 )

@@ -1,0 +1,75 @@
+"""Schema step 5 and the roles that could read `events`: a reporting role given `SELECT` on
+the tables (docs/postgres.md's GRANT, run once at set-up) read `events.payload` before the
+step; after it, the view `events_jsonb` is where payloads are, and such a role must be able
+to read it (it was refused: "permission denied for view events_jsonb")."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+import agentstore
+from agentstore import new_event
+from agentstore.backends.postgres import PostgresBackend
+from agentstore.backends.postgres import schema as pg_schema_module
+
+
+@pytest.fixture
+async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(pg_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def reporter(admin: asyncpg.Connection) -> AsyncIterator[str]:
+    role = f"reporter_{secrets.token_hex(4)}"
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        yield role
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+
+
+async def test_a_role_that_could_read_events_reads_the_view_after_the_step(
+    pg_url: str,
+    pg_database_url: str,
+    pg_schema: str,
+    admin: asyncpg.Connection,
+    reporter: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with monkeypatch.context() as old:
+        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
+        before = PostgresBackend(pg_url)
+        await before.open()
+        await before.close()
+    # docs/postgres.md, set-up: a role that may only read.
+    await admin.execute(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{reporter}"')
+    await admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_schema}" TO "{reporter}"')
+    async with agentstore.open(pg_url) as store:  # runs step 5
+        session = await store.create_session()
+        await store.append(session.id, new_event("tool_called", {"tool": "search"}))
+    parts = urlsplit(pg_database_url)
+    as_reporter = urlunsplit(parts._replace(netloc=f"{reporter}@{parts.hostname}:{parts.port}"))
+    conn = await asyncpg.connect(as_reporter)
+    try:
+        tools = await conn.fetch(f"""SELECT payload->>'tool' FROM "{pg_schema}".events_jsonb""")
+    finally:
+        await conn.close()
+    assert [r[0] for r in tools] == ["search"]
+    # A role that could not read events cannot read the view either.
+    grants = await admin.fetch(
+        "SELECT grantee FROM information_schema.role_table_grants "
+        "WHERE table_schema = $1 AND table_name = 'events_jsonb' AND privilege_type = 'SELECT'",
+        pg_schema,
+    )
+    assert reporter in {r["grantee"] for r in grants}
+    assert "PUBLIC" not in {r["grantee"] for r in grants}
