@@ -32,7 +32,14 @@ from agentstore import InvalidInputError, Store
 from agentstore.errors import BackendUnavailableError
 from agentstore.server.service import AgentStoreService, Limits
 
-__all__ = ["ServerConfig", "check_forwarded_allow_ips", "is_loopback", "load_token", "serve"]
+__all__ = [
+    "ServerConfig",
+    "check_forwarded_allow_ips",
+    "is_loopback",
+    "load_token",
+    "mapped_forwarded_allow_ips",
+    "serve",
+]
 
 _log = logging.getLogger("agentstore.server")
 
@@ -120,6 +127,24 @@ def check_forwarded_allow_ips(items: list[str]) -> None:
                 f"--forwarded-allow-ips takes IP addresses and networks (such as 127.0.0.1 "
                 f"or 10.0.0.0/8, comma-separated) or '*' alone, not {item!r}"
             ) from None
+
+
+def mapped_forwarded_allow_ips(items: list[str]) -> list[str]:
+    """`items` (checked), and the IPv4-mapped IPv6 form of each IPv4 address or network.
+
+    On a dual-stack listener (`--host ::`) a proxy that connects over IPv4 has the address
+    `::ffff:10.0.0.5`, which uvicorn does not match with `10.0.0.5`: the proxy would be
+    distrusted without a word (every client logged, and limited, as the proxy).
+    """
+    mapped: list[str] = []
+    for item in items:
+        if item == "*":
+            continue
+        net = ipaddress.ip_network(item)
+        if isinstance(net, ipaddress.IPv4Network):
+            form = f"::ffff:{net.network_address}"
+            mapped.append(form if "/" not in item else f"{form}/{96 + net.prefixlen}")
+    return items + mapped
 
 
 def is_loopback(host: str) -> bool:
@@ -279,7 +304,7 @@ async def serve(config: ServerConfig, *, announce: Any = print) -> None:
                 # believed them from 127.0.0.1, so any local process could pose as any
                 # client (the access log, the per-client limit on live follows).
                 proxy_headers=config.forwarded_allow_ips is not None,
-                forwarded_allow_ips=config.forwarded_allow_ips or [],
+                forwarded_allow_ips=mapped_forwarded_allow_ips(config.forwarded_allow_ips or []),
             )
             server = _uvicorn_server(uv_config, on_signal)
         scheme = "https" if config.tls_cert else "http"
