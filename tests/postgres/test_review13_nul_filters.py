@@ -11,7 +11,7 @@ import pytest
 
 import agentstore
 from agentstore import Store, new_event
-from agentstore.errors import InvalidInputError
+from agentstore.errors import InvalidEventError, InvalidInputError
 
 
 def _open(kind: str, tmp_path: Path, pg_url: str) -> Store:
@@ -65,3 +65,19 @@ async def test_nul_in_a_session_or_an_event_is_kept_or_refused_whole(
                 {"k\x00": "v"},
             ]
         assert len(await store.list_sessions()) == kept
+
+
+async def test_nul_in_labels_is_refused_naming_them(pg_url: str) -> None:
+    # Not "PostgreSQL cannot store this JSON value: unsupported Unicode escape sequence"
+    # as an InvalidEventError (no event is involved).
+    async with agentstore.open(pg_url) as store:
+        for labels in ({"k": "a\x00b"}, {"k\x00": "v"}):
+            with pytest.raises(InvalidInputError, match=r"NUL .*in its labels") as caught:
+                await store.create_session(labels=labels)
+            assert not isinstance(caught.value, InvalidEventError)
+            session = await store.create_session()
+            with pytest.raises(InvalidInputError, match=r"NUL .*in its labels"):
+                await store.update_session(session.id, labels=labels)
+            with pytest.raises(InvalidInputError, match=r"NUL .*in its labels"):
+                await store.fork(session.id, at_seq=0, labels=labels)
+        assert all(s.labels == {} for s in await store.list_sessions())

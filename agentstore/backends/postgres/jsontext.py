@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 
 from agentstore.backends.base import PendingEvent
-from agentstore.errors import InvalidEventError
+from agentstore.errors import InvalidEventError, InvalidInputError
 
-__all__ = ["refuse_nul"]
+__all__ = ["refuse_nul", "refuse_nul_in_session"]
 
 # How JSON text spells NUL (orjson writes it so). The text can also hold it after an
 # escaped backslash (`"\\u0000"`, six characters of a string, no NUL): a hit is checked
@@ -57,3 +57,17 @@ def refuse_nul(batch: Sequence[PendingEvent], what: str) -> None:
                     f"{what}: event {event.id!r}: PostgreSQL cannot store this JSON value: "
                     f"its {part} holds the NUL character (\\u0000), which jsonb refuses"
                 )
+
+
+def refuse_nul_in_session(
+    session_id: str, labels: Any = None, extra: Any = None, what: str = "creating"
+) -> None:
+    """Raise `InvalidInputError` if a session's labels or extra fields (jsonb columns) hold
+    NUL in a string: named, before the server refuses the statement with "unsupported
+    Unicode escape sequence"."""
+    for part, value in (("labels", labels), ("extra fields", extra)):
+        if value and _holds_nul(value):
+            raise InvalidInputError(
+                f"{what} session {session_id!r}: PostgreSQL cannot store the NUL character "
+                f"(\\u0000) in its {part}"
+            )

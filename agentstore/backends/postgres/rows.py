@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from agentstore._gc import gc_paused
+from agentstore.backends.postgres.jsontext import refuse_nul_in_session
 from agentstore.errors import CorruptLogError
 from agentstore.events import Event, build_event, decode_metadata, empty_metadata
 from agentstore.session import Session
@@ -49,6 +50,7 @@ def session_from_row(row: Mapping[str, Any]) -> Session:
 def session_values(session: Session) -> tuple[Any, ...]:
     """Return the values of a new session's row, in the order of `SESSION_COLUMNS`[:8]."""
     extra = session.model_extra
+    refuse_nul_in_session(session.id, session.labels, extra)
     return (
         session.id,
         session.name,

@@ -16,6 +16,7 @@ from agentstore.backends.base import (
     session_cursor,
 )
 from agentstore.backends.postgres._driver import translated
+from agentstore.backends.postgres.jsontext import refuse_nul_in_session
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import SESSION_COLUMNS, session_from_row
 from agentstore.errors import ConcurrencyError, SessionNotFoundError
@@ -72,6 +73,7 @@ class SessionRows:
             args.append(changes.name)
             sets.append(f"name = ${len(args)}")
         if changes.labels is not UNSET:
+            refuse_nul_in_session(session_id, changes.labels, what="updating")
             args.append(orjson.dumps(changes.labels).decode())
             sets.append(f"labels = ${len(args)}::jsonb")
         if changes.budget is not UNSET:
