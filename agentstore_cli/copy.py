@@ -322,7 +322,7 @@ async def _copy_all(
                 # session under its id): say so, and copy the others.
                 counts["failed"] += 1
                 reason = exc.message if isinstance(exc, CliError) else str(exc)
-                line = Text(f"session {sid} not copied: ", style="bold red")
+                line = Text(f"session {clean(sid)} not copied: ", style="bold red")
                 progress.console.print(line.append(clean(reason)), soft_wrap=True)
             progress.advance(task)
 
