@@ -73,3 +73,43 @@ async def test_a_role_that_could_read_events_reads_the_view_after_the_step(
     )
     assert reporter in {r["grantee"] for r in grants}
     assert "PUBLIC" not in {r["grantee"] for r in grants}
+
+
+async def test_row_level_security_on_events_holds_through_the_view(
+    pg_url: str,
+    pg_database_url: str,
+    pg_schema: str,
+    admin: asyncpg.Connection,
+    reporter: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A reporting role that may read the events of one session only (a policy on events)
+    # must not read every session's payloads through events_jsonb.
+    with monkeypatch.context() as old:
+        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
+        before = PostgresBackend(pg_url)
+        await before.open()
+        await before.close()
+    await admin.execute(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{reporter}"')
+    await admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_schema}" TO "{reporter}"')
+    await admin.execute(f'ALTER TABLE "{pg_schema}".events ENABLE ROW LEVEL SECURITY')
+    await admin.execute(
+        f'CREATE POLICY own ON "{pg_schema}".events FOR SELECT TO "{reporter}" '
+        "USING (session_id = 'theirs')"
+    )
+    async with agentstore.open(pg_url) as store:  # runs step 5
+        for sid in ("theirs", "others"):
+            await store.create_session(session_id=sid)
+            await store.append(sid, new_event("tool_called", {"tool": sid}))
+    parts = urlsplit(pg_database_url)
+    as_reporter = urlunsplit(parts._replace(netloc=f"{reporter}@{parts.hostname}:{parts.port}"))
+    conn = await asyncpg.connect(as_reporter)
+    try:
+        direct = await conn.fetch(f'SELECT session_id FROM "{pg_schema}".events')
+        through_view = await conn.fetch(
+            f"""SELECT payload->>'tool' FROM "{pg_schema}".events_jsonb"""
+        )
+    finally:
+        await conn.close()
+    assert [r[0] for r in direct] == ["theirs"]
+    assert [r[0] for r in through_view] == ["theirs"]

@@ -150,10 +150,17 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
                 metadata_json::jsonb AS metadata, payload_json, metadata_json, batch_end
             FROM {s}.events;
         -- Who may read events may read the view: a role given SELECT on the tables at
-        -- set-up (docs/postgres.md) read events.payload until now.
+        -- set-up (docs/postgres.md) read events.payload until now. The view reads events
+        -- as its reader (PostgreSQL 15+), so row-level security on events holds through
+        -- it; before 15 a view reads as its owner, past those policies: no grants then.
         DO $$
         DECLARE r record;
         BEGIN
+            IF current_setting('server_version_num')::int >= 150000 THEN
+                EXECUTE 'ALTER VIEW {s}.events_jsonb SET (security_invoker = true)';
+            ELSIF (SELECT relrowsecurity FROM pg_class WHERE oid = '{s}.events'::regclass) THEN
+                RETURN;
+            END IF;
             FOR r IN
                 SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
                 WHERE c.oid = '{s}.events'::regclass AND a.privilege_type = 'SELECT'
