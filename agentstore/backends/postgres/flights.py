@@ -18,9 +18,10 @@ session's events: `base + 1 ..`, all at `ts`; `followed`: notify its followers).
 What each append sees is what its own statement would have given: its rows, or no rows
 when its session row did not match (the session is gone or `expected_seq` was lost; the
 caller then resolves it alone). A server error in a flight (an id already stored in one of
-the appends, JSON PostgreSQL refuses, a statement cancelled by a deadlock) rolls all of it
-back, and each of its appends then runs alone; a lost connection or a timeout fails them
-all (none or all of the flight was committed, and a retry is safe either way).
+the appends, a trigger of the user's that refuses a row, a statement cancelled by a
+deadlock) rolls all of it back, and each of its appends then runs alone; a lost connection
+or a timeout fails them all (none or all of the flight was committed, and a retry is safe
+either way).
 """
 
 from __future__ import annotations
