@@ -1,0 +1,70 @@
+"""A schema left at each older step, holding events written as that step's agentstore wrote
+them, is migrated to the current one by opening a store: its events replay exactly, the
+log goes on from them, and `events_jsonb` reads old and new rows alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+import agentstore
+from agentstore import new_event
+from agentstore.backends.postgres import PostgresBackend
+from agentstore.backends.postgres import schema as pg_schema_module
+from agentstore.backends.postgres.schema import current_version
+from agentstore.store.validate import prepare
+from tests.postgres.old_rows import insert_one_event_session
+
+
+@pytest.fixture
+async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(pg_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("step", range(1, current_version()))
+async def test_a_schema_at_an_older_step_migrates_with_its_events(
+    pg_url: str,
+    pg_schema: str,
+    admin: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    step: int,
+) -> None:
+    with monkeypatch.context() as old:
+        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:step])
+        before = PostgresBackend(pg_url)
+        await before.open()
+        await before.close()
+    written = prepare(
+        new_event("tool_called", {"tool": "search", "q": "é \\u0000"}).with_metadata(model="m")
+    )
+    await insert_one_event_session(admin, pg_schema, "old", written, datetime.now(UTC))
+    async with agentstore.open(pg_url, snapshot_interval=2) as store:
+        first = await store.replay("old")
+        assert [(e.id, e.payload) for e in first] == [
+            (written.id, {"tool": "search", "q": "é \\u0000"})
+        ]
+        await store.append_many("old", [new_event("tool_called", {"tool": "fetch"})] * 1)
+        await store.append("old", new_event("custom", {"n": 3}))
+        events = await store.replay("old")
+        assert [e.sequence_number for e in events] == [1, 2, 3]
+        state = await store.get_state("old")
+        assert state.version == 3 and state.tool_calls == 2
+    rows = await admin.fetch(
+        f"SELECT seq, payload->>'tool' AS tool, metadata->>'model' AS model "
+        f'FROM "{pg_schema}".events_jsonb WHERE session_id = $1 ORDER BY seq',
+        "old",
+    )
+    assert [(r["seq"], r["tool"], r["model"]) for r in rows] == [
+        (1, "search", "m"),
+        (2, "fetch", None),
+        (3, None, None),
+    ]
+    version = await admin.fetchval(f'SELECT max(version) FROM "{pg_schema}".schema_migrations')
+    assert version == current_version()
