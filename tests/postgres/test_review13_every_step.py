@@ -4,6 +4,7 @@ log goes on from them, and `events_jsonb` reads old and new rows alike."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -68,3 +69,47 @@ async def test_a_schema_at_an_older_step_migrates_with_its_events(
     ]
     version = await admin.fetchval(f'SELECT max(version) FROM "{pg_schema}".schema_migrations')
     assert version == current_version()
+
+
+async def test_four_hosts_migrate_step_5_at_once_while_an_older_store_appends(
+    pg_url: str, pg_schema: str, admin: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as old:
+        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
+        older = await agentstore.open(pg_url, snapshot_interval=0)
+    try:
+        sid = (await older.create_session()).id
+        stop = asyncio.Event()
+        going = asyncio.Event()  # set once the older store has appended a few batches
+        appended = 0
+
+        async def write() -> None:
+            nonlocal appended
+            while not stop.is_set():
+                batch = [new_event("custom", {"n": appended + k}) for k in (0, 1)]
+                await older.append_many(sid, batch)
+                appended += 2
+                if appended >= 10:
+                    going.set()
+
+        writer = asyncio.create_task(write())
+        await going.wait()
+        hosts = [PostgresBackend(pg_url) for _ in range(4)]
+        try:
+            await asyncio.gather(*(host.open() for host in hosts))
+        finally:
+            for host in hosts:
+                await host.close()
+        async with agentstore.open(pg_url) as newer:
+            for _ in range(5):
+                await newer.append(sid, new_event("custom", {"n": -1}))
+        stop.set()
+        await writer
+        events = await older.replay(sid)
+        assert [e.sequence_number for e in events] == list(range(1, appended + 6))
+    finally:
+        await older.close()
+    versions = await admin.fetch(f'SELECT version FROM "{pg_schema}".schema_migrations')
+    assert sorted(r["version"] for r in versions) == list(range(1, current_version() + 1))
+    count = await admin.fetchval(f'SELECT count(*) FROM "{pg_schema}".events_jsonb')
+    assert count == appended + 5
