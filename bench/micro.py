@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import time
 from pathlib import Path
@@ -143,44 +142,37 @@ async def hops(base: Path, line: bytes, n: int = 1000) -> list[dict[str, Any]]:
 async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
     """Where one durable append's time goes: median µs per stage (instrumented run).
 
-    Wraps the commit queue's `append` (on the loop), its commit-thread work for a round
-    (`_take_off`: for a lone append, lock, plan, write, sync and answer) and the sync with
-    timestamps (bench-only instrumentation, removed afterwards).
+    A lone append to an open, idle log is committed on the loop's own thread
+    (`agentstore.backends.file.loopcommits`): planned and written at once, its
+    `fdatasync` handed to the kernel by AIO, and landed when the loop sees the sync end.
+    The stages are timed by wrapping `LoopCommits.take`, `_submit` and `_on_synced`
+    (bench-only instrumentation, removed afterwards) and the caller's own `await`.
     """
     import statistics
 
     import agentstore
     from agentstore import EventType, new_event
-    from agentstore.backends.file import atomic as file_atomic
-    from agentstore.backends.file import commits
+    from agentstore.backends.file import loopcommits
 
     marks: list[dict[str, int]] = []
     clock = time.perf_counter_ns
-    orig_call = commits.CommitQueue._take_off
-    orig_run = commits.CommitQueue.append
-    orig_sync = file_atomic.sync
+    cls = loopcommits.LoopCommits
+    orig = {name: getattr(cls, name) for name in ("take", "_submit", "_on_synced")}
 
-    def call(self: Any, *args: Any) -> Any:
-        marks[-1]["start"] = clock()
-        try:
-            return orig_call(self, *args)
-        finally:
-            marks[-1]["end"] = clock()
+    def timed(name: str) -> Any:
+        def wrapper(self: Any, *args: Any) -> Any:
+            if marks:
+                marks[-1].setdefault(f"{name} start", clock())
+            try:
+                return orig[name](self, *args)
+            finally:
+                if marks:
+                    marks[-1].setdefault(f"{name} end", clock())
 
-    async def run(self: Any, *args: Any) -> Any:
-        marks.append({"submit": clock()})
-        value = await orig_run(self, *args)
-        marks[-1]["resume"] = clock()
-        return value
+        return wrapper
 
-    def sync(fd: int) -> None:
-        t0 = clock()
-        orig_sync(fd)
-        marks[-1]["sync"] = clock() - t0
-
-    commits.CommitQueue._take_off = call  # type: ignore[method-assign]
-    commits.CommitQueue.append = run  # type: ignore[method-assign]
-    file_atomic.sync = sync
+    for name in orig:
+        setattr(cls, name, timed(name))
     try:
         root = base / "breakdown"
         async with agentstore.open(root) as store:
@@ -188,32 +180,36 @@ async def append_breakdown(base: Path, n: int = 800) -> dict[str, float]:
             payload = {"tool": "search_flights", "query": "BER -> MUC", "step": 1}
             for _ in range(20):
                 await store.append(sid, new_event(EventType.TOOL_CALLED, payload))
-            marks.clear()
             start = clock()
             for _ in range(n):
+                marks.append({"call": clock()})
                 await store.append(sid, new_event(EventType.TOOL_CALLED, payload))
+                marks[-1]["resume"] = clock()
             wall = clock() - start
     finally:
-        commits.CommitQueue._take_off = orig_call  # type: ignore[method-assign]
-        commits.CommitQueue.append = orig_run  # type: ignore[method-assign]
-        file_atomic.sync = orig_sync
+        for name, method in orig.items():
+            setattr(cls, name, method)
         import shutil
 
         shutil.rmtree(base / "breakdown", ignore_errors=True)
-    done = [m for m in marks if {"start", "end", "resume", "sync"} <= m.keys()]
+    stages = ("call", "take start", "_submit start", "_submit end", "_on_synced start")
+    stages += ("_on_synced end", "resume")
+    done = [m for m in marks if set(stages) <= m.keys()]
 
-    def med(values: list[int]) -> float:
+    def med(first: str, then: str) -> float:
+        values = [m[then] - m[first] for m in done]
         return statistics.median(values) / 1000 if values else float("nan")
 
     return {
         "per append (wall / n)": wall / n / 1000,
-        "loop -> commit thread wake-up": med([m["start"] - m["submit"] for m in done]),
-        "on the commit thread: fdatasync": med([m["sync"] for m in done]),
-        "on the commit thread: everything else (flock, stat, plan, encode, write)": med(
-            [m["end"] - m["start"] - m["sync"] for m in done]
+        "on the loop before the backend (new_event, validate, the session's lock)": med(
+            "call", "take start"
         ),
-        "commit thread -> event loop wake-up": med([m["resume"] - m["end"] for m in done]),
-        "on the loop between appends (new_event, validate, lock, fold, snapshot)": med(
-            [b["submit"] - a["resume"] for a, b in itertools.pairwise(done)]
+        "on the loop: the log's locks, plan, encode, write": med("take start", "_submit start"),
+        "on the loop: io_submit of the fdatasync (AIO)": med("_submit start", "_submit end"),
+        "the kernel's fdatasync until the loop sees it end (eventfd)": med(
+            "_submit end", "_on_synced start"
         ),
+        "on the loop: land the flight and answer": med("_on_synced start", "_on_synced end"),
+        "on the loop: back to the caller (fold, snapshot, result)": med("_on_synced end", "resume"),
     }

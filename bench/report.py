@@ -649,7 +649,8 @@ def write_report(
     out += [
         "",
         "Where a durable append's time goes (one session, sequential, default settings; "
-        "median µs per stage, from an instrumented run):",
+        "median µs per stage, from an instrumented run; medians, so they need not add up "
+        "to the mean per append):",
         "",
         "| stage | µs |",
         "|---|---|",
