@@ -123,6 +123,10 @@ class Appender:
         holds a lease on the session (then notify it)."""
         what = f"appending to session {session_id!r}"
         async with translated(what):
+            if expected_seq is not None and not 0 <= expected_seq < 2**63:
+                # No session row can be there (bigint): the general append compares it in
+                # Python (ConcurrencyError, or a retry's stored events), as memory does.
+                return await self._locked(pool, session_id, batch, expected_seq)
             if len(batch) == 1 or len({p.id for p in batch}) == len(batch):
                 stamped = any(p.timestamp for p in batch)
                 rows = await self._try_fast(pool, session_id, batch, expected_seq, stamped)

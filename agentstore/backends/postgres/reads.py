@@ -16,6 +16,15 @@ from agentstore.events import Event
 __all__ = ["EventReader"]
 
 
+# bigint's bounds: a number past them is sent as the bound (an event number never gets
+# there), not refused by the driver ("value out of int64 range") as a storage error.
+_BIGINT = (-(2**63), 2**63 - 1)
+
+
+def _bigint(value: int) -> int:
+    return min(max(value, _BIGINT[0]), _BIGINT[1])
+
+
 class EventReader:
     """The read statement of one schema, shaped by the filter (each shape is prepared once)."""
 
@@ -23,7 +32,7 @@ class EventReader:
         self._s = f'"{schema}"'
 
     def _sql(self, flt: EventFilter) -> tuple[str, list[Any]]:
-        args: list[Any] = [max(flt.from_seq, 1)]
+        args: list[Any] = [_bigint(max(flt.from_seq, 1))]
         where = ["e.session_id = s.id", "e.seq >= $2"]
 
         def add(condition: str, value: Any) -> None:
@@ -31,7 +40,7 @@ class EventReader:
             where.append(condition.replace("?", f"${len(args) + 1}"))
 
         if flt.to_seq is not None:
-            add("e.seq <= ?", flt.to_seq)
+            add("e.seq <= ?", _bigint(flt.to_seq))
         if flt.types is not None:
             add("e.type = ANY(?::text[])", sorted(flt.types))
         if flt.since is not None:
@@ -40,7 +49,7 @@ class EventReader:
             add("e.ts <= ?", flt.until)
         limit = ""
         if flt.limit is not None:
-            args.append(flt.limit)
+            args.append(_bigint(flt.limit))
             limit = f"LIMIT ${len(args) + 1}"
         cols = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
         # The session row comes along (LEFT JOIN): an unknown session is told apart from an
