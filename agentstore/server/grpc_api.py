@@ -36,6 +36,7 @@ from agentstore.server.grpc_wire import (
     parse_time,
     session_to_pb,
 )
+from agentstore.server.inputs import encode_cursor
 from agentstore.server.service import AgentStoreService
 
 __all__ = [
@@ -199,7 +200,15 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
                 labels=dict(request.labels) or None,
                 prefix=request.prefix or None,
             )
-            return listing_to_pb(page.sessions, page.next_cursor, page.skipped)
+            # A page cut to fit its message resumes after its last session, the store's
+            # listing read from the start again (the cursor of its page is not known).
+            return listing_to_pb(
+                page.sessions,
+                page.next_cursor,
+                page.skipped,
+                max_bytes=2 * self.service.limits.max_body_bytes,
+                cursor_of=lambda session: encode_cursor(session, None),
+            )
 
     async def CreateSession(
         self, request: pb.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]

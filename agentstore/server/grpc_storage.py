@@ -28,6 +28,7 @@ from agentstore.backends.base import (
     SessionChanges,
     SessionQuery,
     SnapshotRecord,
+    session_cursor,
 )
 from agentstore.backends.marks import MarkRuns
 from agentstore.errors import InvalidEventError, SessionNotFoundError
@@ -244,7 +245,13 @@ class StorageServicer(pb_grpc.StorageServicer):
                 limit=limit, cursor=request.cursor or None, labels=dict(request.labels) or None
             )
             page = await self.backend.list_sessions(query)
-            return listing_to_pb(page.sessions, page.next_cursor, page.skipped)
+            return listing_to_pb(
+                page.sessions,
+                page.next_cursor,
+                page.skipped,
+                max_bytes=2 * self.limits.max_body_bytes,  # what the door sends at most
+                cursor_of=session_cursor,
+            )
 
     async def FindSessionIds(
         self, request: pb.FindSessionIdsRequest, context: Context

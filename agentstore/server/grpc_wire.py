@@ -8,7 +8,7 @@ bytes exactly as stored; errors travel as a status code plus two trailing metada
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -210,14 +210,41 @@ def session_from_pb(msg: pb.Session) -> Session:
 
 
 def listing_to_pb(
-    sessions: list[Session], next_cursor: str | None, skipped: list[SkippedSession]
+    sessions: list[Session],
+    next_cursor: str | None,
+    skipped: list[SkippedSession],
+    *,
+    max_bytes: int,
+    cursor_of: Callable[[Session], str],
 ) -> pb.ListSessionsResponse:
-    """Return a page of a session listing as a message (both services answer with it)."""
-    return pb.ListSessionsResponse(
-        sessions=[session_to_pb(s) for s in sessions],
+    """Return a page of a session listing as a message (both services answer with it).
+
+    The message stays within `max_bytes` (what the door sends at most): the page ends
+    before the session that would not fit, `next_cursor` then `cursor_of` the last one
+    sent. Labels have no size limit, and a page of up to 1000 sessions was one message:
+    a few sessions with large labels failed every listing ("Sent message larger than
+    max"). A first session past the limit alone is sent all the same (and refused).
+    """
+    reply = pb.ListSessionsResponse(
         next_cursor=next_cursor or "",
         skipped=[pb.SkippedSession(session_id=s.session_id, reason=s.reason) for s in skipped],
     )
+    room = max_bytes - reply.ByteSize() - _CURSOR_ROOM
+    for at, session in enumerate(sessions):
+        msg = session_to_pb(session)
+        size = msg.ByteSize() + _FIELD_ROOM
+        if size > room and at:
+            reply.next_cursor = cursor_of(sessions[at - 1])
+            break
+        room -= size
+        reply.sessions.append(msg)
+    return reply
+
+
+_CURSOR_ROOM = 1024
+"""Bytes kept for a `next_cursor` set when a page ends early."""
+_FIELD_ROOM = 8
+"""Bytes a session takes in the message beyond its own: its tag and length."""
 
 
 def skipped_from_pb(msg: pb.ListSessionsResponse) -> list[SkippedSession]:
