@@ -29,6 +29,7 @@ from agentstore.server.grpc_wire import (
     ERROR_CODE_KEY,
     ERROR_DETAILS_KEY,
     budget_from_pb,
+    event_batches,
     event_to_pb,
     fill_event_pb,
     json_value,
@@ -175,10 +176,6 @@ def _opt(msg: Any, name: str) -> Any:
     return getattr(msg, name) if msg.HasField(name) else None
 
 
-def _events_to_pb(events: list[Event]) -> list[pb.Event]:
-    return [event_to_pb(e) for e in events]
-
-
 class AgentStoreServicer(pb_grpc.AgentStoreServicer):
     """The API for agents in any language, over one `AgentStoreService`."""
 
@@ -306,7 +303,7 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
                 to_seq=_opt(request, "to_seq"),
                 limit=_opt(request, "limit"),
             )
-            batches = (pb.EventBatch(events=_events_to_pb(page)) async for page in pages)
+            batches = event_batches(pages, 2 * self.service.limits.max_body_bytes)
             await write_until_stopping(self.service, context, batches)
 
     # Written with `context.write` (not `yield`) so that each send can time out.

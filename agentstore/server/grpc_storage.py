@@ -45,7 +45,7 @@ from agentstore.server.grpc_api import (
 from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     budget_from_pb,
-    event_to_pb,
+    event_batches,
     fill_event_pb,
     format_time,
     json_value,
@@ -330,10 +330,8 @@ class StorageServicer(pb_grpc.StorageServicer):
                 until=parse_time(until, "until") if until is not None else None,
                 limit=_opt(request, "limit"),
             )
-            batches = (
-                pb.EventBatch(events=[event_to_pb(e) for e in page])
-                async for page in _pages(self.backend, sid, flt)
-            )
+            pages = _pages(self.backend, sid, flt)
+            batches = event_batches(pages, 2 * self.limits.max_body_bytes)
             await write_until_stopping(self.service, context, batches)
 
     # Written with `context.write` (not `yield`) so that the wait ends at once when the

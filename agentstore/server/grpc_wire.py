@@ -8,7 +8,7 @@ bytes exactly as stored; errors travel as a status code plus two trailing metada
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "ERROR_DETAILS_KEY",
     "budget_from_pb",
     "budget_to_pb",
+    "event_batches",
     "event_from_pb",
     "event_to_pb",
     "fill_event_pb",
@@ -250,3 +251,30 @@ _FIELD_ROOM = 8
 def skipped_from_pb(msg: pb.ListSessionsResponse) -> list[SkippedSession]:
     """Return the sessions a listing's page says it passed over (none from an older server)."""
     return [SkippedSession(s.session_id, s.reason) for s in msg.skipped]
+
+
+async def event_batches(
+    pages: AsyncIterator[list[Event]], max_bytes: int
+) -> AsyncGenerator[pb.EventBatch, None]:
+    """The messages of a read: each page of events as one `EventBatch`, or several where
+    one would pass `max_bytes` (what the door sends at most).
+
+    Pages are counted in events (500), and one event may be as large as a request body
+    (4 MiB by default): three events of 3.5 MB made a message of 10.5 MB, and the session
+    could not be read through gRPC at all (replay, state, copy: "Sent message larger than
+    max"). An event past the limit alone is sent all the same (and refused).
+    """
+    async for page in pages:
+        batch = pb.EventBatch()
+        size = 0
+        for event in page:
+            msg = event_to_pb(event)
+            n = msg.ByteSize() + _FIELD_ROOM
+            if size + n > max_bytes and batch.events:
+                yield batch
+                batch = pb.EventBatch()
+                size = 0
+            batch.events.append(msg)
+            size += n
+        if batch.events or not page:
+            yield batch
