@@ -5,7 +5,9 @@ events (`Backend.batch_marks`) are kept, so a data directory copied into Postgre
 gives byte-identical event lines. Each session is copied in one atomic step
 (`Store.import_session`), so an interrupted copy leaves every session whole or absent, and
 running the same command again resumes: sessions already complete in DST are skipped, and
-one that grew in SRC since gets only its new events, appended batch by batch as in SRC.
+one that grew in SRC since gets only its new events, appended batch by batch as in SRC
+(a batch larger than a server DST takes in one request is appended in parts, which DST
+then marks as batches of their own).
 """
 
 from __future__ import annotations
@@ -138,10 +140,25 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
     written = 0
     async with contextlib.aclosing(_events(src, session, upto, have + 1)) as stream:
         async for batch in _batches(stream, marks):
-            pending = [pending_from_stored(event) for event in batch]
-            await dst.backend.append(session.id, pending, batch[0].sequence_number - 1)
-            written += len(batch)
+            written += await _append_batch(dst, session.id, batch)
     return "extended", written
+
+
+async def _append_batch(dst: Store, session_id: str, batch: list[Event]) -> int:
+    """Append one of SRC's batches to DST whole; one too large for DST's requests (a
+    server's --max-body-bytes: append_many has no such limit in a process) in halves,
+    each whole. Refused whole, the copy could never extend the session (a new session
+    is imported in parts); split, DST marks the halves as two batches."""
+    pending = [pending_from_stored(event) for event in batch]
+    try:
+        await dst.backend.append(session_id, pending, batch[0].sequence_number - 1)
+    except AgentStoreError as exc:
+        if getattr(exc, "code", None) != "payload_too_large" or len(batch) == 1:
+            raise
+        half = len(batch) // 2
+        await _append_batch(dst, session_id, batch[:half])
+        await _append_batch(dst, session_id, batch[half:])
+    return len(batch)
 
 
 async def _events(
