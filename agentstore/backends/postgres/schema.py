@@ -113,11 +113,18 @@ MIGRATIONS: Final[tuple[tuple[str, str], ...]] = (
         # index, a view) would be dropped with them or block the step: refused, named.
         # So is a trigger on events whose function reads NEW.payload or NEW.metadata:
         # PostgreSQL records no dependency on a function's body, and the step would
-        # leave it failing every append ("record "new" has no field "payload"").
+        # leave it failing every append ("record "new" has no field "payload""). And a
+        # relation of one's own already named events_jsonb: PostgreSQL's "relation
+        # already exists" would say neither which step nor what to do.
         """
         DO $$
         DECLARE found text;
         BEGIN
+            IF to_regclass('{s}.events_jsonb') IS NOT NULL THEN
+                RAISE EXCEPTION 'step 5 creates the view %.events_jsonb, and a relation of '
+                    'that name exists already: rename or drop it and run agentstore migrate '
+                    'again', '{s}';
+            END IF;
             SELECT string_agg(format('trigger %I on events (function %s)', t.tgname,
                 t.tgfoid::regprocedure), ', ' ORDER BY t.tgname)
             INTO found
