@@ -14,6 +14,12 @@ the run; latency is each append's, client side. Three client kinds:
 - `agentstore.open("grpc://...")`: the Python remote backend (the client's `Store` does
   that work; the server's `Storage.AppendStream` only stores).
 
+Each client of the first two kinds has its own TCP connection, as agents in separate
+processes would: grpc gives channels of one process with the same settings one shared
+connection unless told otherwise (`_OWN_CONNECTION`; measured on the 2026-11-30 machine,
+16 AppendStream clients on one shared connection or on 16: the same within noise). The
+remote backend's stores, all in this process, share one, as any process's stores do.
+
 Server CPU is the server process's user + system time per append (all its threads);
 client CPU is this process's (all 16 or 64 clients, grpcio's threads included): both
 share the machine's cores, so what the clients cost is not left to the server.
@@ -72,6 +78,8 @@ _LABELS = {
     "echo": "bare grpc.aio echo, no store",
 }
 _ECHO_METHOD = "/bench.Echo/Stream"
+_OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
+"""Channel settings that give a client a connection of its own (not grpc's shared one)."""
 
 
 @contextlib.contextmanager
@@ -134,7 +142,7 @@ async def _api_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[A
     channels: list[grpc.aio.Channel] = []
 
     async def make(_: int) -> Callable[[int], Awaitable[Any]]:
-        channel = grpc.aio.insecure_channel(target)
+        channel = grpc.aio.insecure_channel(target, _OWN_CONNECTION)
         channels.append(channel)
         stub = pb_grpc.AgentStoreStub(channel)
         sid = (await stub.CreateSession(pb.CreateSessionRequest(name="bench"))).id
@@ -167,7 +175,7 @@ async def _stream_calls(
     calls: list[Any] = []
 
     async def make(_: int) -> Op:
-        channel = grpc.aio.insecure_channel(target)
+        channel = grpc.aio.insecure_channel(target, _OWN_CONNECTION)
         channels.append(channel)
         return await open_op(channel, calls)
 
