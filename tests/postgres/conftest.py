@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -68,6 +69,18 @@ def pg_schema() -> str:
 def pg_url(pg_database_url: str, pg_schema: str) -> str:
     """A store URL on this run's database, in this test's own schema."""
     return f"{pg_database_url}?schema={pg_schema}"
+
+
+@pytest.fixture
+async def admin(pg_database_url: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection to this run's database, for looking behind the store."""
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
+import pytest
 
 from agentstore.backends.base import PendingEvent
+from agentstore.backends.postgres import PostgresBackend
+from agentstore.backends.postgres import schema as pg_schema_module
 
 
 async def insert_one_event_session(
@@ -30,3 +33,13 @@ async def insert_one_event_session(
         event.payload_json.decode(),
         event.metadata_json.decode(),
     )
+
+
+async def schema_at_version(pg_url: str, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
+    """Create the store's schema at `pg_url` as it stood after step `version` (what an
+    older agentstore left), for a test of the later steps."""
+    with monkeypatch.context() as old:
+        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:version])
+        before = PostgresBackend(pg_url)
+        await before.open()
+        await before.close()

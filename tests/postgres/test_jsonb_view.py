@@ -4,7 +4,6 @@ the step with its name; what jsonb cannot hold is still refused before anything 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,29 +11,11 @@ import pytest
 
 import agentstore
 from agentstore import new_event
-from agentstore.backends.postgres import PostgresBackend
 from agentstore.backends.postgres import schema as pg_schema_module
 from agentstore.backends.postgres.schema import current_version
 from agentstore.errors import InvalidEventError, StorageError
 from agentstore.store.validate import prepare
-from tests.postgres.old_rows import insert_one_event_session
-
-
-@pytest.fixture
-async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def _at_version_4(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as old:
-        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
-        before = PostgresBackend(pg_url)
-        await before.open()
-        await before.close()
+from tests.postgres.old_rows import insert_one_event_session, schema_at_version
 
 
 async def _columns(admin: asyncpg.Connection, schema: str) -> set[str]:
@@ -49,7 +30,7 @@ async def _columns(admin: asyncpg.Connection, schema: str) -> set[str]:
 async def test_version_4_is_upgraded_and_its_events_are_queryable_as_jsonb(
     pg_url: str, pg_schema: str, admin: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _at_version_4(pg_url, monkeypatch)
+    await schema_at_version(pg_url, monkeypatch, 4)
     assert {"payload", "metadata"} <= await _columns(admin, pg_schema)
     now = datetime.now(UTC)
     event = prepare(new_event("tool_called", {"tool": "search", "n": 1.0}))
@@ -94,7 +75,7 @@ async def test_version_4_is_upgraded_and_its_events_are_queryable_as_jsonb(
 async def test_an_index_of_ones_own_on_the_old_column_stops_the_step_with_its_name(
     pg_url: str, pg_schema: str, admin: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _at_version_4(pg_url, monkeypatch)
+    await schema_at_version(pg_url, monkeypatch, 4)
     await admin.execute(
         f'CREATE INDEX my_tools ON "{pg_schema}".events USING gin (payload jsonb_path_ops)'
     )

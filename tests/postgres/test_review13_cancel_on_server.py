@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -21,15 +20,6 @@ import pytest
 import agentstore
 from agentstore import new_event
 from agentstore.errors import StorageUnavailableError
-
-
-@pytest.fixture
-async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _waiting_appends(admin: asyncpg.Connection, schema: str) -> int:

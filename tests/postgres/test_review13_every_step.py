@@ -5,7 +5,6 @@ log goes on from them, and `events_jsonb` reads old and new rows alike."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -17,16 +16,7 @@ from agentstore.backends.postgres import PostgresBackend
 from agentstore.backends.postgres import schema as pg_schema_module
 from agentstore.backends.postgres.schema import current_version
 from agentstore.store.validate import prepare
-from tests.postgres.old_rows import insert_one_event_session
-
-
-@pytest.fixture
-async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+from tests.postgres.old_rows import insert_one_event_session, schema_at_version
 
 
 @pytest.mark.parametrize("step", range(1, current_version()))
@@ -37,11 +27,7 @@ async def test_a_schema_at_an_older_step_migrates_with_its_events(
     monkeypatch: pytest.MonkeyPatch,
     step: int,
 ) -> None:
-    with monkeypatch.context() as old:
-        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:step])
-        before = PostgresBackend(pg_url)
-        await before.open()
-        await before.close()
+    await schema_at_version(pg_url, monkeypatch, step)
     written = prepare(
         new_event("tool_called", {"tool": "search", "q": "é \\u0000"}).with_metadata(model="m")
     )

@@ -14,17 +14,7 @@ import pytest
 
 import agentstore
 from agentstore import new_event
-from agentstore.backends.postgres import PostgresBackend
-from agentstore.backends.postgres import schema as pg_schema_module
-
-
-@pytest.fixture
-async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+from tests.postgres.old_rows import schema_at_version
 
 
 @pytest.fixture
@@ -46,11 +36,7 @@ async def test_a_role_that_could_read_events_reads_the_view_after_the_step(
     reporter: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with monkeypatch.context() as old:
-        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
-        before = PostgresBackend(pg_url)
-        await before.open()
-        await before.close()
+    await schema_at_version(pg_url, monkeypatch, 4)
     # docs/postgres.md, set-up: a role that may only read.
     await admin.execute(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{reporter}"')
     await admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_schema}" TO "{reporter}"')
@@ -85,11 +71,7 @@ async def test_row_level_security_on_events_holds_through_the_view(
 ) -> None:
     # A reporting role that may read the events of one session only (a policy on events)
     # must not read every session's payloads through events_jsonb.
-    with monkeypatch.context() as old:
-        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
-        before = PostgresBackend(pg_url)
-        await before.open()
-        await before.close()
+    await schema_at_version(pg_url, monkeypatch, 4)
     await admin.execute(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{reporter}"')
     await admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{pg_schema}" TO "{reporter}"')
     await admin.execute(f'ALTER TABLE "{pg_schema}".events ENABLE ROW LEVEL SECURITY')

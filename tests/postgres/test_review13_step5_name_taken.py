@@ -5,35 +5,19 @@ free."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 import agentstore
 from agentstore import new_event
-from agentstore.backends.postgres import PostgresBackend
-from agentstore.backends.postgres import schema as pg_schema_module
 from agentstore.errors import StorageError
-
-
-@pytest.fixture
-async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+from tests.postgres.old_rows import schema_at_version
 
 
 async def test_a_relation_named_events_jsonb_stops_the_step_until_it_is_renamed(
     pg_url: str, pg_schema: str, admin: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with monkeypatch.context() as old:
-        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
-        before = PostgresBackend(pg_url)
-        await before.open()
-        await before.close()
+    await schema_at_version(pg_url, monkeypatch, 4)
     await admin.execute(f'CREATE TABLE "{pg_schema}".events_jsonb (note text)')
     with pytest.raises(StorageError, match=r"events_jsonb, and a relation of that name exists"):
         async with agentstore.open(pg_url):

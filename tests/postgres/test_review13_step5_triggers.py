@@ -6,33 +6,13 @@ does an index or a view on the columns."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 import agentstore
 from agentstore import new_event
-from agentstore.backends.postgres import PostgresBackend
-from agentstore.backends.postgres import schema as pg_schema_module
 from agentstore.errors import StorageError
-
-
-@pytest.fixture
-async def admin(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def _at_version_4(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as old:
-        old.setattr(pg_schema_module, "MIGRATIONS", pg_schema_module.MIGRATIONS[:4])
-        before = PostgresBackend(pg_url)
-        await before.open()
-        await before.close()
+from tests.postgres.old_rows import schema_at_version
 
 
 async def _version(admin: asyncpg.Connection, schema: str) -> int:
@@ -69,7 +49,7 @@ async def test_a_trigger_reading_the_old_columns_stops_the_step_with_its_name(
     column: str,
     fixed: str,
 ) -> None:
-    await _at_version_4(pg_url, monkeypatch)
+    await schema_at_version(pg_url, monkeypatch, 4)
     await admin.execute(_AUDIT.format(s=pg_schema, column=column))
     with pytest.raises(StorageError, match=r"trigger audit_tools .*audit_tools.*payload_json"):
         async with agentstore.open(pg_url):
@@ -94,7 +74,7 @@ async def test_a_trigger_reading_the_old_columns_stops_the_step_with_its_name(
 async def test_a_trigger_reading_only_the_kept_text_does_not_stop_the_step(
     pg_url: str, pg_schema: str, admin: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _at_version_4(pg_url, monkeypatch)
+    await schema_at_version(pg_url, monkeypatch, 4)
     await admin.execute(_AUDIT.format(s=pg_schema, column="(NEW.payload_json::jsonb)"))
     async with agentstore.open(pg_url) as store:
         session = await store.create_session()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -18,20 +18,11 @@ from agentstore import Store, new_event
 from agentstore.errors import StorageUnavailableError
 
 
-@pytest.fixture
-async def watcher(pg_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def _waiting_pid(watcher: asyncpg.Connection, within: float = 10.0) -> int:
+async def _waiting_pid(admin: asyncpg.Connection, within: float = 10.0) -> int:
     """The store's backend that waits for a lock (polled: the server has no event)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        pid = await watcher.fetchval(
+        pid = await admin.fetchval(
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'agentstore' "
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() LIMIT 1"
         )
@@ -41,11 +32,11 @@ async def _waiting_pid(watcher: asyncpg.Connection, within: float = 10.0) -> int
     raise AssertionError("no statement of the store waited for the lock")
 
 
-async def _gone(watcher: asyncpg.Connection, pid: int, within: float = 10.0) -> bool:
+async def _gone(admin: asyncpg.Connection, pid: int, within: float = 10.0) -> bool:
     """Whether backend `pid` stops waiting for its lock within `within` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        waiting = await watcher.fetchval(
+        waiting = await admin.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
             pid,
         )
@@ -81,7 +72,7 @@ async def test_a_call_ended_under_its_statement_writes_nothing_and_says_so(
     pg_url: str,
     pg_database_url: str,
     pg_schema: str,
-    watcher: asyncpg.Connection,
+    admin: asyncpg.Connection,
     call: str,
     ending: str,
 ) -> None:
@@ -97,9 +88,9 @@ async def test_a_call_ended_under_its_statement_writes_nothing_and_says_so(
                     "IN ACCESS EXCLUSIVE MODE"
                 )
                 task = asyncio.create_task(_CALLS[call](store, sid))
-                pid = await _waiting_pid(watcher)
+                pid = await _waiting_pid(admin)
                 if ending == "terminated":
-                    await watcher.execute("SELECT pg_terminate_backend($1)", pid)
+                    await admin.execute("SELECT pg_terminate_backend($1)", pid)
                     with pytest.raises(StorageUnavailableError, match="retrying is safe"):
                         await task
                 else:
@@ -108,7 +99,7 @@ async def test_a_call_ended_under_its_statement_writes_nothing_and_says_so(
                         await task
                     # The server gets a cancel request (sent as the caller's cancellation
                     # goes on): the statement ends without the lock it waited for.
-                    assert await _gone(watcher, pid)
+                    assert await _gone(admin, pid)
         finally:
             await holder.close()
         assert await _picture(store, sid) == before  # nothing of it was written

@@ -59,6 +59,29 @@ def serve_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "agentstore_cli", "serve", *args]
 
 
+@contextlib.contextmanager
+def serving_grpc(data_dir: Path, *args: str) -> Iterator[str]:
+    """Run `agentstore serve --data-dir DATA_DIR --grpc-port 0 --no-http ARGS` in a process
+    of its own; yield the `host:port` it listens on; stop it (SIGTERM) at the end."""
+    proc = subprocess.Popen(
+        serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http", *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            assert sel.select(60), "the server printed nothing"
+        yield orjson.loads(proc.stdout.readline())["listening"]["grpc"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def start_server(
     data_dir: Path, *args: str, log: Path | None = None, timeout: float = 30
 ) -> ServerProcess:

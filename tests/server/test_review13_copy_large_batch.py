@@ -14,40 +14,11 @@ A real data directory, a real `agentstore serve` over another, the CLI as a proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import selectors
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import orjson
 
 import agentstore
 from tests.cli_process import agentstore_cli
-from tests.server.http_helpers import serve_command
-
-
-@contextlib.contextmanager
-def _serving(data_dir: Path) -> Iterator[str]:
-    data_dir.mkdir()
-    proc = subprocess.Popen(
-        serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(60), "the server printed nothing"
-        yield orjson.loads(proc.stdout.readline())["listening"]["grpc"]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+from tests.server.http_helpers import serving_grpc
 
 
 async def _append(src: Path, events: list[agentstore.Event]) -> None:
@@ -67,7 +38,8 @@ async def _events(where: str | Path) -> list[str]:
 def test_a_batch_over_the_server_s_limit_extends_the_session(tmp_path: Path) -> None:
     src = tmp_path / "src"
     asyncio.run(_append(src, [agentstore.new_event("custom", {"first": True})]))
-    with _serving(tmp_path / "server") as where:
+    (tmp_path / "server").mkdir()
+    with serving_grpc(tmp_path / "server") as where:
         first = agentstore_cli("copy", src, f"grpc://{where}")
         assert first.returncode == 0, first.stderr
         large = [agentstore.new_event("custom", {"i": i, "b": "z" * 600_000}) for i in range(10)]

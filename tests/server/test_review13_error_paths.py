@@ -13,17 +13,13 @@ A real data directory damaged on disk, a real `agentstore serve` with both doors
 from __future__ import annotations
 
 import asyncio
-import os
-import selectors
-import subprocess
 from pathlib import Path
 
-import orjson
 import pytest
 
 import agentstore
 from agentstore.errors import CorruptLogError
-from tests.server.http_helpers import problem, running, serve_command
+from tests.server.http_helpers import problem, running, serving_grpc
 
 
 async def _seed(data_dir: Path) -> None:
@@ -53,25 +49,9 @@ def test_http_names_the_file_relative_to_the_data_directory(tmp_path: Path) -> N
 async def test_grpc_names_it_relative_too(tmp_path: Path) -> None:
     data_dir = (tmp_path / "data").resolve()
     await _seed(data_dir)
-    proc = subprocess.Popen(
-        serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(60), "the server printed nothing"
-        where = orjson.loads(proc.stdout.readline())["listening"]["grpc"]
+    with serving_grpc(data_dir) as where:
         async with agentstore.open(f"grpc://{where}") as store:
             with pytest.raises(CorruptLogError) as caught:
                 await store.get_events("s-bad")
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
     assert "events/s-bad.jsonl:2: checksum mismatch" in str(caught.value)
     assert str(tmp_path) not in str(caught.value)

@@ -16,11 +16,6 @@ the AgentStore service through the generated stub.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import selectors
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -30,7 +25,7 @@ import agentstore
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from tests.cli_process import agentstore_cli
-from tests.server.http_helpers import serve_command
+from tests.server.http_helpers import serving_grpc
 
 _BIG = 12
 
@@ -42,30 +37,9 @@ async def _seed(data_dir: Path) -> None:
         await store.create_session(session_id="small")
 
 
-@contextlib.contextmanager
-def _serving(data_dir: Path) -> Iterator[str]:
-    proc = subprocess.Popen(
-        serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(60), "the server printed nothing"
-        yield orjson.loads(proc.stdout.readline())["listening"]["grpc"]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
 def test_the_cli_lists_and_copies_sessions_whose_labels_fill_a_message(tmp_path: Path) -> None:
     asyncio.run(_seed(tmp_path / "data"))
-    with _serving(tmp_path / "data") as where:
+    with serving_grpc(tmp_path / "data") as where:
         listed = agentstore_cli("--store", f"grpc://{where}", "sessions", "--format", "json")
         latest = agentstore_cli("--store", f"grpc://{where}", "stats", "latest", "--format", "json")
         copied = agentstore_cli("copy", f"grpc://{where}", tmp_path / "copy")
@@ -94,7 +68,7 @@ async def _agentstore_pages(target: str) -> list[list[str]]:
 
 def test_the_agentstore_service_pages_them_too(tmp_path: Path) -> None:
     asyncio.run(_seed(tmp_path / "data"))
-    with _serving(tmp_path / "data") as where:
+    with serving_grpc(tmp_path / "data") as where:
         pages = asyncio.run(_agentstore_pages(where))
     ids = [sid for page in pages for sid in page]
     assert sorted(ids) == sorted([f"big-{i:02d}" for i in range(_BIG)] + ["small"])

@@ -15,11 +15,6 @@ service through the generated stub.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import selectors
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -29,7 +24,7 @@ import agentstore
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from tests.cli_process import agentstore_cli
-from tests.server.http_helpers import serve_command
+from tests.server.http_helpers import serving_grpc
 
 _BLOB = "y" * 3_500_000
 
@@ -39,27 +34,6 @@ async def _seed(data_dir: Path) -> None:
         await store.create_session(session_id="large")
         for i in range(3):
             await store.append("large", agentstore.new_event("custom", {"i": i, "blob": _BLOB}))
-
-
-@contextlib.contextmanager
-def _serving(data_dir: Path) -> Iterator[str]:
-    proc = subprocess.Popen(
-        serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(60), "the server printed nothing"
-        yield orjson.loads(proc.stdout.readline())["listening"]["grpc"]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 async def _read_events(target: str) -> list[int]:
@@ -75,7 +49,7 @@ async def _read_events(target: str) -> list[int]:
 
 def test_a_session_of_large_events_replays_and_copies_through_grpc(tmp_path: Path) -> None:
     asyncio.run(_seed(tmp_path / "data"))
-    with _serving(tmp_path / "data") as where:
+    with serving_grpc(tmp_path / "data") as where:
         replayed = agentstore_cli(
             "--store", f"grpc://{where}", "replay", "large", "--format", "jsonl"
         )
