@@ -62,19 +62,24 @@ def serve_command(*args: str) -> list[str]:
 @contextlib.contextmanager
 def serving_grpc(data_dir: Path, *args: str) -> Iterator[str]:
     """Run `agentstore serve --data-dir DATA_DIR --grpc-port 0 --no-http ARGS` in a process
-    of its own; yield the `host:port` it listens on; stop it (SIGTERM) at the end."""
-    proc = subprocess.Popen(
-        serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http", *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    of its own; yield the `host:port` it listens on; stop it (SIGTERM) at the end. Its
+    stderr goes to `server.log` beside DATA_DIR, shown if it does not start."""
+    log = data_dir.parent / "server.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http", *args),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
         assert proc.stdout is not None
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(60), "the server printed nothing"
-        yield orjson.loads(proc.stdout.readline())["listening"]["grpc"]
+            assert sel.select(60), f"the server printed nothing: {log.read_text()}"
+        line = proc.stdout.readline()
+        assert line, f"the server did not start: {log.read_text()}"
+        yield orjson.loads(line)["listening"]["grpc"]
     finally:
         proc.terminate()
         proc.wait(30)

@@ -15,18 +15,13 @@ a real process. DST already holds the readable sessions, so the copy only looks 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import selectors
 import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
 from tests.cli_process import agentstore_cli
-from tests.server.http_helpers import serve_command
+from tests.server.http_helpers import serving_grpc
 
 _COUNT = 1001  # past the 1000 ids FindSessionIds answers with
 _BROKEN = "zz-broken"  # sorts after every s-NNNNN
@@ -42,31 +37,6 @@ def _seed(data_dir: Path) -> None:
         (sessions / f"{sid}.json").write_bytes(orjson.dumps(doc))
 
 
-@contextlib.contextmanager
-def _grpc_server(data_dir: Path) -> Iterator[str]:
-    log = data_dir.parent / "server.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http"),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(60), f"the server printed nothing: {log.read_text()}"
-        line = proc.stdout.readline()
-        assert line, f"the server did not start: {log.read_text()}"
-        yield orjson.loads(line)["listening"]["grpc"]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
 def test_a_copy_from_a_server_names_an_unreadable_session_past_the_first_thousand(
     tmp_path: Path,
 ) -> None:
@@ -74,7 +44,7 @@ def test_a_copy_from_a_server_names_an_unreadable_session_past_the_first_thousan
     _seed(src)
     shutil.copytree(src, dst)  # every readable session is there already
     (src / "sessions" / f"{_BROKEN}.json").write_bytes(b'{"id": "zz-bro')  # cut short
-    with _grpc_server(src) as where:
+    with serving_grpc(src) as where:
         done = agentstore_cli("copy", f"grpc://{where}", dst)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"session {_BROKEN} not copied" in done.stderr
