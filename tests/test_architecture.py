@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("agentstore", "agentstore_cli")
 MODEL = {
     "agentstore.events",
+    "agentstore.event_types",
+    "agentstore.event_model",
+    "agentstore.event_factory",
     "agentstore.eventjson",
     "agentstore.event_ids",
     "agentstore.session",
