@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from datetime import datetime
 from itertools import islice
 
 from agentstore._gc import gc_paused
@@ -58,7 +59,7 @@ def _list_page(
     start = 0
     if query.cursor is not None:
         created, after_sid = parse_session_cursor(query.cursor)
-        after = (sort_key(created), after_sid)
+        after = (_cursor_key(created), after_sid)
         start = len(ordered)
         for at, (key, sid, _) in enumerate(ordered):
             if (key, sid) < after:
@@ -86,6 +87,18 @@ def _list_page(
         if matches(session.labels, query.labels):
             page.append(session)
     return SessionPage(page, session_cursor(page[-1]) if more and page else None, skipped)
+
+
+def _cursor_key(created: datetime) -> str:
+    """The sort key of a cursor's time, which a client may have written.
+
+    A time with no UTC form (year 1 at +14:00, 9999 at -14:00: `astimezone` overflows)
+    sorts before, or after, every session's key, as memory and PostgreSQL compare it.
+    """
+    try:
+        return sort_key(created)
+    except OverflowError:
+        return "" if created.year == 1 else "~"  # "~" sorts after every digit
 
 
 def find_ids(layout: Layout, prefix: str, limit: int) -> list[str]:
