@@ -38,26 +38,25 @@ model is called. Needs `pip install 'agentstore[langchain]'`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from agentstore.errors import BudgetExceededError, InvalidInputError, SessionNotFoundError
-from agentstore.events import Event
+from agentstore.errors import BudgetExceededError
 from agentstore.helpers import error as error_event
 from agentstore.helpers import llm_request, llm_response, tool_called, tool_result
 from agentstore.integrations._appender import check_async_store
 from agentstore.integrations._langchain_runs import (
     Run,
+    RunTree,
     is_control_flow,
     message_json,
     model_of,
     run_name,
 )
-from agentstore.integrations._threads import ensure_session, thread_session_id
+from agentstore.integrations._langchain_sessions import SessionWriter
+from agentstore.integrations._threads import thread_session_id
 from agentstore.session import validate_session_id
 from agentstore.store import Store
 from agentstore.tracking import to_json_value
@@ -88,16 +87,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         self.session_id = validate_session_id(session_id) if session_id is not None else None
         """The one session every run is recorded in, or None: one per thread."""
         self._raise_error = raise_error
-        self._runs: dict[UUID, Run] = {}
-        # Sessions made or found so far, with the name and labels to make them again.
-        self._ready: dict[str, tuple[str, dict[str, str]]] = {}
-        # Exceptions already recorded, by identity, per outermost run, so an error
-        # climbing through nested chains (and out of the tool or model that raised it) is
-        # recorded once, and a run ending never forgets what another run recorded.
-        self._recorded: dict[object, dict[int, BaseException]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        with contextlib.suppress(RuntimeError):  # no running loop: set on first use
-            self._loop = asyncio.get_running_loop()
+        self._runs = RunTree()
+        self._writer = SessionWriter(store)
 
     @property
     def raise_error(self) -> bool:
@@ -119,9 +110,9 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> str:
         if self.session_id is not None:
             sid, labels, name = self.session_id, {"framework": "langchain"}, "langchain"
-            await self._ensure(sid, name, labels)
+            await self._writer.ensure(sid, name, labels)
             return sid
-        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        parent = self._runs.get(parent_run_id)
         thread_id = (metadata or {}).get("thread_id")
         if thread_id is not None:
             sid = thread_session_id(thread_id)
@@ -131,43 +122,8 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
             return parent.session_id
         else:
             sid, labels, name = str(run_id), {"framework": "langchain"}, f"langchain run {run_id}"
-        await self._ensure(sid, name, labels)
+        await self._writer.ensure(sid, name, labels)
         return sid
-
-    async def _ensure(self, sid: str, name: str, labels: dict[str, str]) -> None:
-        if sid not in self._ready:
-            await self._on_home(lambda: ensure_session(self.store, sid, name=name, labels=labels))
-            self._ready[sid] = (name, labels)
-
-    async def _append(self, session_id: str, event: Event) -> None:
-        try:
-            await self._on_home(lambda: self.store.append(session_id, event))
-        except SessionNotFoundError:
-            # Deleted since first use (e.g. `AgentStoreSaver.adelete_thread`): start it again.
-            name, labels = self._ready.pop(session_id, ("langchain", {"framework": "langchain"}))
-            await self._ensure(session_id, name, labels)
-            await self._on_home(lambda: self.store.append(session_id, event))
-
-    async def _on_home(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        # LangChain runs the callbacks of a sync tool (ToolNode runs those in a worker
-        # thread) in a fresh event loop of that thread; the store belongs to the loop the
-        # run started in, so the store call is sent back there.
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        if loop is self._loop:
-            return await call()
-        home = self._loop
-        if home.is_closed() or not home.is_running():
-            raise InvalidInputError(
-                "AgentStoreCallbackHandler records async runs: use ainvoke/astream, in the "
-                "event loop the store was opened in"
-            )
-
-        async def run() -> Any:
-            return await call()
-
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), home))
 
     # --- chains: the run tree and chain errors --------------------------------------------
 
@@ -184,14 +140,14 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
     ) -> None:
         """Remember the chain's session, for its children and its errors."""
         sid = await self._session(run_id, parent_run_id, metadata)
-        root = self._root(run_id, parent_run_id)
-        self._runs[run_id] = Run(sid, root=root, name=run_name(serialized, kwargs, "chain"))
+        root = self._runs.root(run_id, parent_run_id)
+        self._runs.add(run_id, Run(sid, root=root, name=run_name(serialized, kwargs, "chain")))
 
     async def on_chain_end(
         self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
         """Forget the chain (and, at the root, the errors recorded under it)."""
-        self._forget(run_id, parent_run_id)
+        self._runs.forget(run_id)
 
     async def on_chain_error(
         self,
@@ -204,34 +160,12 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         """Record the exception unless it was already recorded deeper in the run."""
         run = self._runs.get(run_id)
         try:
-            if run is not None and not self._seen(error, run) and not is_control_flow(error):
+            if run is not None and not self._runs.seen(error, run) and not is_control_flow(error):
                 event = error_event(error)
                 event.payload["chain"] = run.name
-                await self._append(run.session_id, event)
+                await self._writer.append(run.session_id, event)
         finally:
-            self._forget(run_id, parent_run_id)
-
-    def _root(self, run_id: UUID, parent_run_id: UUID | None) -> object:
-        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
-        return parent.root if parent is not None else run_id
-
-    def _seen(self, exc: BaseException, run: Run) -> bool:
-        recorded = self._recorded.setdefault(run.root, {})
-        if id(exc) in recorded:
-            return True
-        recorded[id(exc)] = exc
-        return False
-
-    def _forget(self, run_id: UUID, parent_run_id: UUID | None) -> None:
-        self._settle(self._runs.pop(run_id, None), run_id)
-
-    def _settle(self, run: Run | None, run_id: UUID) -> None:
-        # Once its outermost run is over, no chain can see a run's exceptions again: drop
-        # them (they hold their tracebacks and frames).
-        if run is not None and run.root == run_id:
-            self._recorded.pop(run_id, None)
-        if not self._runs:
-            self._recorded.clear()
+            self._runs.forget(run_id)
 
     # --- chat models ---------------------------------------------------------------------
 
@@ -252,10 +186,10 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         call_id = run_id.hex
         batch = messages[0] if len(messages) == 1 else [m for ms in messages for m in ms]
         sent = [message_json(m) for m in batch]
-        await self._append(sid, llm_request(model, sent, call_id=call_id, provider=provider))
+        await self._writer.append(sid, llm_request(model, sent, call_id=call_id, provider=provider))
         # Only a stored request is answered: a refused one (a budget) records no response.
-        root = self._root(run_id, parent_run_id)
-        self._runs[run_id] = Run(sid, root=root, call_id=call_id, model=model, provider=provider)
+        root = self._runs.root(run_id, parent_run_id)
+        self._runs.add(run_id, Run(sid, root=root, call_id=call_id, model=model, provider=provider))
 
     async def on_llm_start(
         self,
@@ -272,11 +206,13 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         sid = await self._session(run_id, parent_run_id, metadata)
         model, provider = model_of(serialized, metadata, kwargs)
         prompt = "\n\n".join(prompts)
-        await self._append(
+        await self._writer.append(
             sid, llm_request(model, prompt=prompt, call_id=run_id.hex, provider=provider)
         )
-        root = self._root(run_id, parent_run_id)
-        self._runs[run_id] = Run(sid, root=root, call_id=run_id.hex, model=model, provider=provider)
+        root = self._runs.root(run_id, parent_run_id)
+        self._runs.add(
+            run_id, Run(sid, root=root, call_id=run_id.hex, model=model, provider=provider)
+        )
 
     async def on_llm_end(
         self,
@@ -287,7 +223,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Append `llm_response` with the text, tool calls, tokens and duration."""
-        run = self._runs.pop(run_id, None)
+        run = self._runs.pop(run_id)
         if run is None or run.model is None:
             return
         generation = response.generations[0][0] if response.generations else None
@@ -323,7 +259,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
                 {"id": c.get("id"), "name": c.get("name"), "args": to_json_value(c.get("args"))}
                 for c in tool_calls
             ]
-        await self._append(run.session_id, event)
+        await self._writer.append(run.session_id, event)
 
     async def on_llm_error(
         self,
@@ -356,15 +292,15 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         tool_call_id = kwargs.get("tool_call_id")
         call_id = str(tool_call_id) if tool_call_id else run_id.hex
         args = to_json_value(inputs) if isinstance(inputs, Mapping) else {"input": input_str}
-        await self._append(sid, tool_called(name, args, call_id=call_id))
-        root = self._root(run_id, parent_run_id)
-        self._runs[run_id] = Run(sid, root=root, name=name, call_id=call_id)
+        await self._writer.append(sid, tool_called(name, args, call_id=call_id))
+        root = self._runs.root(run_id, parent_run_id)
+        self._runs.add(run_id, Run(sid, root=root, name=name, call_id=call_id))
 
     async def on_tool_end(
         self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
         """Append `tool_result` with the output (a `ToolMessage`'s content and status)."""
-        run = self._runs.pop(run_id, None)
+        run = self._runs.pop(run_id)
         if run is None:
             return
         failed = None
@@ -372,7 +308,7 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
             if output.status == "error":
                 failed = output.text
             output = output.content
-        await self._append(
+        await self._writer.append(
             run.session_id,
             tool_result(
                 run.name,
@@ -398,17 +334,17 @@ class AgentStoreCallbackHandler(AsyncCallbackHandler):
         self, error: BaseException, run_id: UUID, parent_run_id: UUID | None, *, kind: str
     ) -> None:
         """Close an open model or tool run with an `error` event linked to its call."""
-        run = self._runs.pop(run_id, None)
+        run = self._runs.pop(run_id)
         if run is None:
             return
-        self._seen(error, run)
-        self._settle(run, run_id)
+        self._runs.seen(error, run)
+        self._runs.settle(run, run_id)
         if kind == "tool" and is_control_flow(error):
             # The graph paused inside the tool (`interrupt()`, e.g. for a human's approval):
             # no failure. LangGraph runs the tool again on resume, as a new call.
             paused = tool_result(run.name, call_id=run.call_id, duration_ms=run.elapsed_ms())
             paused.payload["interrupted"] = True
-            await self._append(run.session_id, paused)
+            await self._writer.append(run.session_id, paused)
             return
         named = {"model": run.model} if kind == "llm" else {"tool": run.name}
-        await self._append(run.session_id, error_event(error, call_id=run.call_id, **named))
+        await self._writer.append(run.session_id, error_event(error, call_id=run.call_id, **named))
