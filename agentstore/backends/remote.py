@@ -23,6 +23,10 @@ service of `agentstore/server/agentstore.proto`.
   both sides about a third of the CPU of one call per append.
 
 Needs `pip install 'agentstore[server]'` (grpcio).
+
+Beside this module: `remote_channel` (the channel), `remote_wire` (the contract's values as
+messages and back), `remote_errors` (a call's failure as agentstore's error) and
+`remote_imports` (the parts of a session created a page at a time).
 """
 
 from __future__ import annotations
@@ -40,10 +44,8 @@ import agentstore.server  # noqa: F401
 
 # isort: split
 import grpc
-import orjson
 
 from agentstore.backends.base import (
-    UNSET,
     AppendResult,
     Backend,
     EventFilter,
@@ -56,17 +58,24 @@ from agentstore.backends.base import (
 )
 from agentstore.backends.marks import MarkRuns, add_marks
 from agentstore.backends.registry import BackendOptions
+from agentstore.backends.remote_channel import open_channel
 from agentstore.backends.remote_errors import answer_error, rpc_error, stream_error
 from agentstore.backends.remote_imports import create_parts, nothing
+from agentstore.backends.remote_wire import (
+    pending_to_pb,
+    read_request,
+    result_from_pb,
+    snapshot_from_pb,
+    snapshot_to_pb,
+    update_request,
+)
 from agentstore.errors import InvalidInputError, StorageError, StorageUnavailableError
 from agentstore.events import Event
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from agentstore.server.grpc_appends import AppendStreamClient
 from agentstore.server.grpc_wire import (
-    budget_to_pb,
     event_from_pb,
-    format_time,
     parse_time,
     session_from_pb,
     session_to_pb,
@@ -77,15 +86,6 @@ from agentstore.session import Session
 __all__ = ["RemoteBackend", "open_backend"]
 
 _PAGE = 1000  # the server's largest session page
-_CHANNEL_OPTIONS = [
-    # Reconnect quickly once a restarted server is back (the default backs off to 2 min).
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-]
 
 
 def open_backend(target: str, options: BackendOptions) -> RemoteBackend:
@@ -103,25 +103,6 @@ def open_backend(target: str, options: BackendOptions) -> RemoteBackend:
         timeout=float(options.extra.get("timeout", 30.0)),
         read_only=options.read_only,
     )
-
-
-def _pending_to_pb(pending: PendingEvent) -> pb.PendingEvent:
-    msg = pb.PendingEvent(
-        id=pending.id,
-        type=pending.type,
-        payload_json=pending.payload_json,
-        metadata_json=pending.metadata_json,
-    )
-    if pending.timestamp is not None:
-        msg.timestamp = format_time(pending.timestamp)
-    if pending.batch_end is not None:
-        msg.batch_end = pending.batch_end
-    return msg
-
-
-def _result_from_pb(msg: pb.AppendResult) -> AppendResult:
-    born = parse_time(msg.session_created_at) if msg.session_created_at else None
-    return AppendResult([event_from_pb(e) for e in msg.events], msg.written, msg.previous_seq, born)
 
 
 class RemoteBackend(Backend):
@@ -154,12 +135,7 @@ class RemoteBackend(Backend):
 
     async def open(self) -> None:
         """Create the channel (it connects on the first call, and reconnects by itself)."""
-        if self._tls:
-            roots = self._tls_ca.read_bytes() if self._tls_ca is not None else None
-            creds = grpc.ssl_channel_credentials(root_certificates=roots)
-            self._channel = grpc.aio.secure_channel(self.address, creds, _CHANNEL_OPTIONS)
-        else:
-            self._channel = grpc.aio.insecure_channel(self.address, _CHANNEL_OPTIONS)
+        self._channel = open_channel(self.address, tls=self._tls, tls_ca=self._tls_ca)
         stub = self._stub = pb_grpc.StorageStub(self._channel)
         # Appends ride one long-lived call (a third of the CPU of a unary call each).
         self._appends = AppendStreamClient(
@@ -205,9 +181,9 @@ class RemoteBackend(Backend):
         """Create the session with its first events, atomically, on the server."""
         self._refuse_writes()
         request = pb.StorageCreateSessionRequest(
-            session=session_to_pb(session), events=[_pending_to_pb(p) for p in events]
+            session=session_to_pb(session), events=[pending_to_pb(p) for p in events]
         )
-        return _result_from_pb(await self._call("CreateSession", request))
+        return result_from_pb(await self._call("CreateSession", request))
 
     async def create_session_from_pages(
         self, session: Session, pages: AsyncIterator[Sequence[PendingEvent]]
@@ -219,7 +195,7 @@ class RemoteBackend(Backend):
         if not await self._creates_from_pages():
             return await super().create_session_from_pages(session, pages)
         theirs: list[Exception] = []  # the pages' own error, raised as it is
-        parts = create_parts(session_to_pb(session), pages, _pending_to_pb, theirs)
+        parts = create_parts(session_to_pb(session), pages, pending_to_pb, theirs)
         call = self.stub.CreateSessionFromPages(parts, metadata=self._metadata)
         try:
             reply = await call
@@ -263,18 +239,7 @@ class RemoteBackend(Backend):
     async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
         """Change the session's name, labels or budget on the server."""
         self._refuse_writes()
-        request = pb.UpdateSessionRequest(session_id=session_id)
-        if changes.name is not UNSET:
-            request.set_name = True
-            if changes.name is not None:
-                request.name = changes.name
-        if changes.labels is not UNSET:
-            request.set_labels = True
-            request.labels.update(changes.labels)
-        if changes.budget is not UNSET:
-            request.set_budget = True
-            if changes.budget is not None:
-                request.budget.CopyFrom(budget_to_pb(changes.budget))
+        request = update_request(session_id, changes)
         return session_from_pb(await self._call("UpdateSession", request))
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
@@ -331,31 +296,20 @@ class RemoteBackend(Backend):
         """Append on the server, which applies every rule of `Backend.append`."""
         self._refuse_writes()
         request = pb.StorageAppendRequest(
-            session_id=session_id, events=[_pending_to_pb(p) for p in batch]
+            session_id=session_id, events=[pending_to_pb(p) for p in batch]
         )
         if expected_seq is not None:
             request.expected_seq = expected_seq
         if self._appends is None:
             raise StorageUnavailableError("the remote backend is not open")
-        return _result_from_pb(await self._appends.append(request))
+        return result_from_pb(await self._appends.append(request))
 
     async def read(self, session_id: str, flt: EventFilter) -> list[Event]:
         """Return the events that pass `flt`, streamed from the server in pages."""
         if flt.types is not None and not flt.types:
             return []  # an empty type set matches nothing (on the wire, empty means "any")
-        request = pb.ReadEventsRequest(
-            session_id=session_id, from_seq=flt.from_seq, types=sorted(flt.types or ())
-        )
-        for name in ("to_seq", "limit"):
-            value = getattr(flt, name)
-            if value is not None:
-                setattr(request, name, value)
-        if flt.since is not None:
-            request.since = format_time(flt.since)
-        if flt.until is not None:
-            request.until = format_time(flt.until)
         events: list[Event] = []
-        call = self.stub.Read(request, metadata=self._metadata)
+        call = self.stub.Read(read_request(session_id, flt), metadata=self._metadata)
         try:
             async for batch in call:
                 events += [event_from_pb(e) for e in batch.events]
@@ -403,15 +357,7 @@ class RemoteBackend(Backend):
         """Store the snapshot on the server (a cache: the log stays the truth)."""
         if self.read_only:
             return
-        msg = pb.Snapshot(
-            session_id=snapshot.session_id,
-            version=snapshot.version,
-            state_json=orjson.dumps(snapshot.state),
-            created_at=format_time(snapshot.created_at),
-        )
-        if snapshot.reducer is not None:
-            msg.reducer = snapshot.reducer
-        await self._call("SaveSnapshot", msg)
+        await self._call("SaveSnapshot", snapshot_to_pb(snapshot))
 
     async def load_snapshot(self, session_id: str, reducer: str | None) -> SnapshotRecord | None:
         """Return the snapshot `reducer` made of the session, or None."""
@@ -425,15 +371,5 @@ class RemoteBackend(Backend):
         if reducer is not None:
             request.reducer = reducer
         reply = await self._call("LoadSessionAndSnapshot", request)
-        snap = None
-        if reply.HasField("snapshot"):
-            s = reply.snapshot
-            state = orjson.loads(s.state_json) if s.state_json else {}
-            snap = SnapshotRecord(
-                s.session_id,
-                s.version,
-                state,
-                s.reducer if s.HasField("reducer") else None,
-                parse_time(s.created_at, "snapshot created_at"),
-            )
+        snap = snapshot_from_pb(reply.snapshot) if reply.HasField("snapshot") else None
         return session_from_pb(reply.session), snap
