@@ -18,7 +18,7 @@ import anyio
 import grpc
 import orjson
 
-from agentstore import InvalidInputError, Metadata
+from agentstore import Event, InvalidInputError, Metadata, Session
 from agentstore.backends.base import (
     UNSET,
     AppendResult,
@@ -56,6 +56,7 @@ from agentstore.server.grpc_wire import (
 )
 from agentstore.server.service import AgentStoreService
 from agentstore.session import validate_session_id
+from agentstore.store.lifecycle_ops import check_same_session
 
 __all__ = ["StorageServicer"]
 
@@ -419,12 +420,23 @@ async def _marks_pages(
 
 
 async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[list[Any]]:
-    """Read `flt` in pages of at most `_READ_PAGE` events, so no message grows unbounded."""
+    """Read `flt` in pages of at most `_READ_PAGE` events, so no message grows unbounded.
+
+    Each page is a backend read of its own, but the client takes the call as one read of
+    one session (`RemoteBackend.read`): once a second page is due, the session is pinned
+    (`_pin`) and checked after each later page (`check_same_session`). One deleted and
+    made again under its id meanwhile fails the read (not_found), as the AgentStore
+    service's do (`paging.more_pages`); the answer was the old session's first page and
+    the new one's rest. A read of one page costs nothing more.
+    """
     left = flt.limit
     start = flt.from_seq
+    session: Session | None = None
     while True:
         size = _READ_PAGE if left is None else min(left, _READ_PAGE)
         page = await backend.read(sid, replace(flt, from_seq=start, limit=size))
+        if session is not None:
+            await check_same_session(backend.get_session, session)
         if page:
             yield page
         if len(page) < size:
@@ -436,3 +448,16 @@ async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[
         start = page[-1].sequence_number + 1
         if flt.to_seq is not None and start > flt.to_seq:
             return
+        if session is None:
+            session = await _pin(backend, sid, page[-1])
+
+
+async def _pin(backend: Backend, sid: str, last: Event) -> Session:
+    """The session a read's first page came from, `last` its last event: looked up, then
+    that event read again (a session made again under its id since has another there, or
+    none: then the read fails, not_found)."""
+    session = await backend.get_session(sid)
+    seq = last.sequence_number
+    if await backend.read(sid, EventFilter(from_seq=seq, to_seq=seq)) != [last]:
+        raise SessionNotFoundError(sid)
+    return session
