@@ -245,6 +245,10 @@ class RemoteBackend(Backend):
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         """Return a page of sessions (asking the server in pages of at most 1000), and the
         sessions the server's storage passed over (each once)."""
+        if query.limit <= 0:
+            # The server reads a limit of 0 as "not given" (proto3) and would answer its
+            # default page: a page of no sessions is answered here, as every backend does.
+            return SessionPage([], None, [])
         found: list[Session] = []
         skipped: dict[SkippedSession, None] = {}  # in order, once each
         cursor = query.cursor

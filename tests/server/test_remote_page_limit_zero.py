@@ -3,23 +3,17 @@
 `Store.list_sessions_page(limit=0)` is accepted (a count >= 0) and answers an empty page
 on memory, files and PostgreSQL. The remote backend sends `limit=0` to the Storage
 service, whose ListSessions reads a limit of 0 as "not given" (proto3's default) and
-answers its default page of 100: the caller gets sessions it did not ask for.
+answered its default page of 100: the caller got sessions it did not ask for. The backend
+now answers a page of 0 itself.
 """
 
 from __future__ import annotations
-
-import pytest
 
 import agentstore
 from agentstore.server.grpc_door import start_grpc_server
 from agentstore.server.service import AgentStoreService
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the remote backend sends limit=0, which the Storage service reads as its "
-    "default page (100), so list_sessions_page(limit=0) returns sessions",
-)
 async def test_a_page_of_zero_sessions_is_empty_through_the_remote_backend() -> None:
     server_store = await agentstore.open("memory://", pricing=False)
     handle = await start_grpc_server(AgentStoreService(server_store), "127.0.0.1", 0)
