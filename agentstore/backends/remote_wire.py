@@ -16,7 +16,13 @@ from agentstore.backends.base import (
     SnapshotRecord,
 )
 from agentstore.server import agentstore_pb2 as pb
-from agentstore.server.grpc_wire import budget_to_pb, event_from_pb, format_time, parse_time
+from agentstore.server.grpc_wire import (
+    budget_to_pb,
+    event_from_pb,
+    format_time,
+    parse_time,
+    snapshot_to_pb,
+)
 
 __all__ = [
     "pending_to_pb",
@@ -80,19 +86,6 @@ def read_request(session_id: str, flt: EventFilter) -> pb.ReadEventsRequest:
     if flt.until is not None:
         request.until = format_time(flt.until)
     return request
-
-
-def snapshot_to_pb(snapshot: SnapshotRecord) -> pb.Snapshot:
-    """A snapshot to store, as its message (the state as JSON bytes)."""
-    msg = pb.Snapshot(
-        session_id=snapshot.session_id,
-        version=snapshot.version,
-        state_json=orjson.dumps(snapshot.state),
-        created_at=format_time(snapshot.created_at),
-    )
-    if snapshot.reducer is not None:
-        msg.reducer = snapshot.reducer
-    return msg
 
 
 def snapshot_from_pb(s: pb.Snapshot) -> SnapshotRecord:

@@ -16,7 +16,6 @@ from typing import Any, TypeAlias
 
 import anyio
 import grpc
-import orjson
 
 from agentstore import Event, InvalidInputError, Metadata, Session
 from agentstore.backends.base import (
@@ -53,6 +52,7 @@ from agentstore.server.grpc_wire import (
     parse_time,
     session_from_pb,
     session_to_pb,
+    snapshot_to_pb,
 )
 from agentstore.server.service import AgentStoreService
 from agentstore.session import validate_session_id
@@ -111,19 +111,6 @@ def fill_result_pb(msg: pb.AppendResult, result: AppendResult) -> None:
     msg.previous_seq = result.previous_seq
     if result.session_created_at is not None:
         msg.session_created_at = format_time(result.session_created_at)
-
-
-def snapshot_to_pb(snap: SnapshotRecord) -> pb.Snapshot:
-    """Return a snapshot record as a message (its state as JSON)."""
-    msg = pb.Snapshot(
-        session_id=snap.session_id,
-        version=snap.version,
-        state_json=orjson.dumps(snap.state),
-        created_at=format_time(snap.created_at),
-    )
-    if snap.reducer is not None:
-        msg.reducer = snap.reducer
-    return msg
 
 
 def snapshot_from_pb(msg: pb.Snapshot) -> SnapshotRecord:

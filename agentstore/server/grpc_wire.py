@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from agentstore.backends.types import SkippedSession
+from agentstore.backends.types import SkippedSession, SnapshotRecord
 from agentstore.errors import InvalidEventError, InvalidInputError
 from agentstore.events import (
     Event,
@@ -44,6 +44,7 @@ __all__ = [
     "session_from_pb",
     "session_to_pb",
     "skipped_from_pb",
+    "snapshot_to_pb",
 ]
 
 ERROR_CODE_KEY = "agentstore-error-code"
@@ -141,6 +142,20 @@ def event_from_pb(msg: pb.Event) -> Event:
         parse_time(msg.timestamp, "timestamp"),
         decode_metadata(raw_meta) if raw_meta else empty_metadata(),
     )
+
+
+def snapshot_to_pb(snapshot: SnapshotRecord) -> pb.Snapshot:
+    """Return a snapshot record as a message (its state as JSON bytes): what the remote
+    backend sends to store and what the Storage service answers with."""
+    msg = pb.Snapshot(
+        session_id=snapshot.session_id,
+        version=snapshot.version,
+        state_json=orjson.dumps(snapshot.state),
+        created_at=format_time(snapshot.created_at),
+    )
+    if snapshot.reducer is not None:
+        msg.reducer = snapshot.reducer
+    return msg
 
 
 def budget_to_pb(budget: Budget) -> pb.Budget:
