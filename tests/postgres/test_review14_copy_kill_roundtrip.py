@@ -14,9 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import agentstore
 from agentstore import new_event
 from tests.cli_process import agentstore_cli
+
+pytestmark = pytest.mark.slow
 
 _SESSIONS = 6
 _SIZES = (1, 7, 300, 1, 1025, 2, 400)  # 1736 events a round
