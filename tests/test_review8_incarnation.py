@@ -239,7 +239,10 @@ def _sync_append_folded_after_made_anew(tmp_path: Path, *, closing_logs: int) ->
     close this process's view of the log past 256 open ones) and another process makes
     the session anew with 4 events. A cold reader must see the new session's state."""
     data = tmp_path / "data"
-    _gate.clear()
+    # The gate stays open through the set-up: the calls through the loop fold what was
+    # appended before them (`after_drain`), and a closed gate there held the loop for its
+    # whole 30 s timeout before the scenario began (the loop was then no longer held at 4).
+    _gate.set()
     _entered.clear()
     a = agentstore.open_sync(data, snapshot_interval=4, reducer=_holding_reducer)
     try:
@@ -250,7 +253,9 @@ def _sync_append_folded_after_made_anew(tmp_path: Path, *, closing_logs: int) ->
         a.create_session(session_id=sid)
         for _ in range(3):
             a.append(sid, llm(tokens_in=100, cost=0.5))
-        assert a.get_state(sid).tokens.input == 300  # cached at 3
+        assert a.get_state(sid).tokens.input == 300  # cached at 3, "held" folded at 1
+        _gate.clear()
+        a.append("held", new_event("custom", {}))  # folded by the holder's call: held there
         holder = threading.Thread(target=a.get_state, args=("held",))
         holder.start()
         try:
