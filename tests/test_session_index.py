@@ -9,6 +9,7 @@ from pathlib import Path
 
 import agentstore
 from agentstore.backends.file.layout import INDEX_NAME
+from agentstore.backends.file.sessions import _COMPACT_SLACK
 
 
 async def _ids(path: Path, **filters: object) -> list[str]:
@@ -66,8 +67,13 @@ async def test_garbage_or_missing_index(tmp_path: Path) -> None:
 async def test_deleted_sessions_leave_the_list_and_the_index_is_compacted(
     tmp_path: Path,
 ) -> None:
+    # A listing compacts the index once its lines pass twice the live sessions plus
+    # _COMPACT_SLACK: 600 sessions, 598 deleted, are 1,198 lines (1,100 sessions did the
+    # same at twice the cost: each create and delete is a durable file operation).
+    count = _COMPACT_SLACK // 2 + 100
+    assert 2 * count - 2 > 2 * 2 + _COMPACT_SLACK
     async with agentstore.open(tmp_path) as store:
-        ids = [(await store.create_session()).id for _ in range(1100)]
+        ids = [(await store.create_session()).id for _ in range(count)]
         for sid in ids[:-2]:
             await store.delete_session(sid)
         assert [s.id for s in await store.list_sessions()] == ids[:-3:-1]
