@@ -20,12 +20,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 import agentstore
 from agentstore import new_event
+from agentstore.codec import encode_line
 from agentstore.events import Event
 from tests.cli_process import agentstore_cli
 
@@ -93,6 +95,7 @@ _WRITER = """
 import asyncio, sys
 import agentstore
 from agentstore import new_event
+from agentstore.codec import encode_line
 
 async def main(data, total, size):
     async with agentstore.open(data) as store:
@@ -163,3 +166,25 @@ def test_writers_with_other_hash_seeds_and_a_sigkill_store_each_event_once(
     got = asyncio.run(ids())
     assert sorted(got, key=lambda i: int(i[2:])) == [f"e-{i}" for i in range(_TOTAL)]
     assert len(set(got)) == _TOTAL
+
+
+async def test_an_id_written_twice_by_hand_is_answered_with_its_first_line(
+    tmp_path: Path,
+) -> None:
+    events = _events(3000)
+    async with agentstore.open(tmp_path) as store:
+        sid = (await store.create_session()).id
+        await store.append_many(sid, events)
+        stored = await store.get_events(sid)
+    log = tmp_path / "events" / f"{sid}.jsonl"
+    # Line 3001 repeats the id of line 5, with another payload (a hand edit).
+    with log.open("ab") as out:
+        now = datetime.now(UTC)
+        out.write(encode_line(events[4].id, sid, 3001, "custom", b'"hand"', now, b"{}"))
+    before = log.read_bytes()
+    async with agentstore.open(tmp_path) as store:
+        # Another stored id from the later line's block first: the blocks are searched
+        # in order all the same.
+        got = await store.append_many(sid, [events[2990], events[4]])
+        assert got == [stored[2990], stored[4]]
+        assert log.read_bytes() == before

@@ -216,7 +216,7 @@ class LogGroup:
             for hint in index.hints(event_id):
                 wanted.setdefault(hint, set()).add(event_id)
         found: dict[str, int] = {}
-        for hint, want in wanted.items():
+        for hint, want in sorted(wanted.items()):  # the earliest blocks first
             want.difference_update(found)
             if want:
                 self._find(want, hint, found)
