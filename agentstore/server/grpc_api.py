@@ -37,7 +37,7 @@ from agentstore.server.grpc_wire import (
     parse_time,
     session_to_pb,
 )
-from agentstore.server.inputs import encode_cursor
+from agentstore.server.inputs import encode_cursor, event_from_fields
 from agentstore.server.service import AgentStoreService
 
 __all__ = [
@@ -271,19 +271,23 @@ class AgentStoreServicer(pb_grpc.AgentStoreServicer):
 
     async def _append(self, request: pb.AppendRequest, out: pb.AppendResponse) -> None:
         """Append what `request` carries; write the stored events into `out`."""
-        events = []
-        for index, msg in enumerate(request.events):
-            raw: dict[str, Any] = {
-                "type": msg.type,
-                "payload": json_value(msg.payload_json, f"event {index}: payload"),
-            }
-            if msg.id:
-                raw["id"] = msg.id
-            if msg.metadata_json:
-                raw["metadata"] = json_value(msg.metadata_json, f"event {index}: metadata")
-            events.append(raw)
-        stored = await self.service.append(
-            request.session_id, events, expected_seq=_opt(request, "expected_seq")
+        self.service.check_batch_size(len(request.events))
+        batch = [
+            event_from_fields(
+                msg.type,
+                json_value(msg.payload_json, f"event {index}: payload"),
+                msg.id or None,
+                (
+                    json_value(msg.metadata_json, f"event {index}: metadata")
+                    if msg.metadata_json
+                    else None
+                ),
+                index,
+            )
+            for index, msg in enumerate(request.events)
+        ]
+        stored = await self.service.append_events(
+            request.session_id, batch, expected_seq=_opt(request, "expected_seq")
         )
         for event in stored:
             fill_event_pb(out.events.add(), event)

@@ -21,6 +21,7 @@ from agentstore.events import (
     build_event,
     decode_metadata,
     empty_metadata,
+    encode_metadata,
     format_timestamp,
 )
 from agentstore.server import agentstore_pb2 as pb
@@ -125,9 +126,9 @@ def fill_event_pb(msg: pb.Event, event: Event, payload_json: bytes | None = None
     msg.payload_json = payload_json if payload_json is not None else orjson.dumps(event.payload)
     if event.timestamp is not None:
         msg.timestamp = format_time(event.timestamp)
-    meta = event.metadata.to_dict()
-    if meta:
-        msg.metadata_json = orjson.dumps(meta)
+    meta = encode_metadata(event.metadata)  # no dict built for the usual empty metadata
+    if meta != b"{}":
+        msg.metadata_json = meta
 
 
 def event_from_pb(msg: pb.Event) -> Event:

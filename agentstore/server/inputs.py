@@ -11,6 +11,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -20,6 +21,7 @@ from agentstore.eventjson import off_calendar
 __all__ = [
     "decode_cursor",
     "encode_cursor",
+    "event_from_fields",
     "event_from_json",
     "in_utc",
     "integer_beyond_64_bits",
@@ -31,35 +33,46 @@ _EVENT_FIELDS = frozenset(("id", "type", "payload", "metadata"))
 
 def event_from_json(raw: object, index: int) -> Event:
     """Build an `Event` from a decoded JSON object (`index` names it in errors)."""
-    where = f"event {index}"
     if not isinstance(raw, Mapping):
-        raise InvalidInputError(f"{where}: an event must be a JSON object")
+        raise InvalidInputError(f"event {index}: an event must be a JSON object")
     unknown = set(raw) - _EVENT_FIELDS
     if unknown:
         raise InvalidInputError(
-            f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; an event "
-            "has type, payload, metadata and an optional id (the store sets the rest)"
+            f"event {index}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; an "
+            "event has type, payload, metadata and an optional id (the store sets the rest)"
         )
     if "type" not in raw:
-        raise InvalidInputError(f"{where}: the event type is missing")
-    event_id = raw.get("id")
+        raise InvalidInputError(f"event {index}: the event type is missing")
+    return event_from_fields(
+        raw["type"], raw.get("payload"), raw.get("id"), raw.get("metadata"), index
+    )
+
+
+def event_from_fields(
+    type_name: object, payload: Any, event_id: object, metadata: object, index: int
+) -> Event:
+    """Build an `Event` from the four fields a client may send (`index` names it in errors).
+
+    `event_id` and `metadata` are None when not sent. The gRPC door calls this with its
+    message's fields directly (no JSON object built to be taken apart again); HTTP's JSON
+    objects come through `event_from_json`.
+    """
     if event_id is not None and not (isinstance(event_id, str) and 0 < len(event_id) <= 128):
-        raise InvalidEventError(f"{where}: the id must be a string of 1 to 128 characters")
-    metadata = raw.get("metadata")
+        raise InvalidEventError(f"event {index}: the id must be a string of 1 to 128 characters")
     meta: Metadata | None = None
     if metadata is not None:
         if not isinstance(metadata, Mapping):
-            raise InvalidInputError(f"{where}: metadata must be a JSON object")
+            raise InvalidInputError(f"event {index}: metadata must be a JSON object")
         try:
             meta = Metadata(**metadata)
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-            raise InvalidInputError(f"{where}: invalid metadata: {exc}") from exc
+            raise InvalidInputError(f"event {index}: invalid metadata: {exc}") from exc
     try:
         # `new_event`, not `Event(...)`: the type is checked the same way and the payload
         # when it is appended, without a pydantic validation of the whole model per event.
-        event = new_event(raw["type"], raw.get("payload"), meta)
+        event = new_event(type_name, payload, meta)  # type: ignore[arg-type]
     except InvalidEventError as exc:
-        raise InvalidEventError(f"{where}: {exc}") from None
+        raise InvalidEventError(f"event {index}: {exc}") from None
     if event_id is not None:
         event.id = event_id
     return event

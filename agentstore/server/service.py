@@ -243,17 +243,30 @@ class AgentStoreService:
         """
         if not isinstance(events, Sequence) or isinstance(events, str | bytes):
             raise InvalidInputError("events must be a list of event objects")
-        if not events:
-            raise InvalidInputError("an append needs at least one event")
-        if len(events) > self.limits.max_batch:
-            raise InvalidInputError(
-                f"too many events in one append ({len(events)}); "
-                f"the limit is {self.limits.max_batch}: split the batch"
-            )
+        self.check_batch_size(len(events))
         batch = [event_from_json(raw, index) for index, raw in enumerate(events)]
+        return await self.append_events(session_id, batch, expected_seq=expected_seq)
+
+    async def append_events(
+        self, session_id: str, batch: list[Event], *, expected_seq: int | None = None
+    ) -> list[Event]:
+        """Append events already built from a client's fields (`inputs.event_from_fields`),
+        atomically; return them stored. The gRPC door's path: no JSON objects between."""
+        self.check_batch_size(len(batch))
         if len(batch) == 1:
             return [await self.store.append(session_id, batch[0], expected_seq=expected_seq)]
         return await self.store.append_many(session_id, batch, expected_seq=expected_seq)
+
+    def check_batch_size(self, count: int) -> None:
+        """Refuse an append of no event or of more than `Limits.max_batch` (before any of
+        its events is decoded)."""
+        if not count:
+            raise InvalidInputError("an append needs at least one event")
+        if count > self.limits.max_batch:
+            raise InvalidInputError(
+                f"too many events in one append ({count}); "
+                f"the limit is {self.limits.max_batch}: split the batch"
+            )
 
     async def read_events(
         self,
