@@ -12,7 +12,6 @@ A real server process and data directory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,9 +19,13 @@ import pytest
 from tests.server.http_helpers import running
 
 
-@pytest.fixture
-def http(tmp_path: Path) -> Iterator[httpx.Client]:
-    with running(tmp_path / "data") as srv, srv.client() as client:
+# One server for the module: every test only reads (HEAD, and GET to compare), and each
+# checks that no follow slot is left held, which a shared server tells as well (a slot
+# leaked by any earlier test would show). A server per test cost 1.6-2 s of start-up each.
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    data = tmp_path_factory.mktemp("head") / "data"
+    with running(data) as srv, srv.client() as client:
         assert client.post("/v1/sessions", json={"id": "s"}).status_code == 201
         body = [{"type": "custom", "payload": n} for n in range(3)]
         assert client.post("/v1/sessions/s/events", json=body).status_code == 201
