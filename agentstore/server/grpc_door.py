@@ -34,7 +34,8 @@ from grpc_reflection.v1alpha import reflection
 
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
-from agentstore.server.grpc_api import AgentStoreServicer, Handlers, decode_checked
+from agentstore.server.grpc_api import AgentStoreServicer
+from agentstore.server.grpc_calls import Handlers, decode_checked
 from agentstore.server.grpc_storage import StorageServicer
 from agentstore.server.grpc_wire import ERROR_CODE_KEY
 from agentstore.server.service import AgentStoreService

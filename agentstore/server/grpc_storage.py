@@ -35,12 +35,7 @@ from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from agentstore.server.errors import PayloadTooLargeError
-from agentstore.server.grpc_api import (
-    Handlers,
-    RpcErrors,
-    cancel_when_stopping,
-    write_until_stopping,
-)
+from agentstore.server.grpc_calls import Handlers, RpcErrors
 from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     budget_from_pb,
@@ -54,6 +49,7 @@ from agentstore.server.grpc_wire import (
     session_to_pb,
     snapshot_to_pb,
 )
+from agentstore.server.grpc_writes import cancel_when_stopping, write_until_stopping
 from agentstore.server.service import AgentStoreService
 from agentstore.session import validate_session_id
 from agentstore.store.lifecycle_ops import check_same_session
