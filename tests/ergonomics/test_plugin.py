@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from importlib.metadata import entry_points
 
 import pytest
@@ -77,14 +79,54 @@ async def test_wrong_order_fails(agent_store):
 """
 
 
-def test_plugin_fixtures_and_assert_events(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user_agent=USER_TESTS)
-    pytester.makeini(
+def _outcomes(result: pytest.RunResult, module: str) -> dict[str, str]:
+    """The outcome of each test of `module` in a `-rA` run: {test name: PASSED|FAILED|...}."""
+    found = {}
+    for line in result.outlines:
+        outcome, _, rest = line.partition(" ")
+        if rest.startswith(f"{module}.py::"):
+            found[rest.split("::")[1].split()[0]] = outcome
+    return found
+
+
+@pytest.fixture(scope="module")
+def users_run(tmp_path_factory: pytest.TempPathFactory) -> pytest.RunResult:
+    """USER_TESTS and FORGETFUL_TESTS run by one fresh pytest process with the plugin, as
+    pytester's runpytest_subprocess does (its own directory, ini, HOME and basetemp; no
+    PYTEST_ADDOPTS). One start-up (several seconds: every installed plugin loads) instead
+    of one per test; each test reads the outcomes of its own module's tests."""
+    where = tmp_path_factory.mktemp("users")
+    # As pytester's makepyfile, without the blank first line (the line numbers checked).
+    (where / "test_user_agent.py").write_text(USER_TESTS.strip("\n") + "\n")
+    (where / "test_forgetful.py").write_text(FORGETFUL_TESTS.strip("\n") + "\n")
+    (where / "pytest.ini").write_text(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     )
-    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    env["HOME"] = str(where)
+    command = [sys.executable, "-m", "pytest", f"--basetemp={where / 'basetemp'}", "-rA"]
+    began = time.monotonic()
+    done = subprocess.run(
+        [*command, *_plugin_args(), "-p", "no:cacheprovider"],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    took = time.monotonic() - began
+    return pytest.RunResult(done.returncode, done.stdout.splitlines(), [], took)
+
+
+def test_plugin_fixtures_and_assert_events(users_run: pytest.RunResult) -> None:
+    users_run.assert_outcomes(passed=4, failed=3)  # both modules: no error, none left out
+    assert _outcomes(users_run, "test_user_agent") == {
+        "test_in_memory": "PASSED",
+        "test_on_files": "PASSED",
+        "test_sync": "PASSED",
+        "test_wrong_order_fails": "FAILED",
+    }
+    users_run.stdout.fnmatch_lines(
         [
             "*test_wrong_order_fails*",
             "*recorded events differ: event 2 is tool_called, expected llm_request*",
@@ -150,20 +192,20 @@ async def test_awaited_is_fine(agent_store):
 """
 
 
-def test_an_unawaited_assert_events_fails_the_test(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_forgetful=FORGETFUL_TESTS)
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
-    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=2)
-    result.stdout.fnmatch_lines(
+def test_an_unawaited_assert_events_fails_the_test(users_run: pytest.RunResult) -> None:
+    users_run.assert_outcomes(passed=4, failed=3)  # both modules: no error, none left out
+    assert _outcomes(users_run, "test_forgetful") == {
+        "test_forgot_await": "FAILED",
+        "test_kept_but_never_awaited": "FAILED",
+        "test_awaited_is_fine": "PASSED",
+    }
+    users_run.stdout.fnmatch_lines(
         [
             "*assert_events(...) was never awaited at *test_forgetful.py:9, so it checked "
             "nothing: write `await assert_events(store, session_id, ?...?)`*",
         ]
     )
-    result.stdout.fnmatch_lines(["*never awaited at *test_forgetful.py:14*"])
+    users_run.stdout.fnmatch_lines(["*never awaited at *test_forgetful.py:14*"])
 
 
 def test_outside_pytest_an_unawaited_check_warns() -> None:
