@@ -11,11 +11,21 @@ A real `agentstore serve` over loopback.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.server.http_helpers import problem, running
+
+
+# One server for the module: every request here is refused (405) before anything is read
+# or written, so no test sees another's; a server per test cost most of each test's time.
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    data = tmp_path_factory.mktemp("allow") / "data"
+    with running(data) as srv, srv.client() as http:
+        yield http
 
 
 @pytest.mark.parametrize(
@@ -29,19 +39,17 @@ from tests.server.http_helpers import problem, running
     ],
 )
 def test_a_405_names_every_method_of_the_path(
-    tmp_path: Path, method: str, path: str, allowed: set[str]
+    client: httpx.Client, method: str, path: str, allowed: set[str]
 ) -> None:
-    with running(tmp_path / "data") as srv, srv.client() as client:
-        response = client.request(method, path)
+    response = client.request(method, path)
     assert response.status_code == 405, response.text
     assert problem(response)["code"] == "method_not_allowed"
     assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
 
 
-def test_a_405_of_the_web_ui_s_files_names_no_empty_allow(tmp_path: Path) -> None:
+def test_a_405_of_the_web_ui_s_files_names_no_empty_allow(client: httpx.Client) -> None:
     """The UI's static files (mounted at /) refuse POST with their own 405: no route of
     the API matches, and the answer keeps no `Allow: ` of nothing."""
-    with running(tmp_path / "data") as srv, srv.client() as client:
-        response = client.post("/index.html")
+    response = client.post("/index.html")
     assert response.status_code == 405
     assert response.headers.get("allow", "GET") != ""
