@@ -36,16 +36,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from asyncio import get_running_loop
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 from agentstore.backends.postgres._driver import CONNECTION_ERRORS, asyncpg, pgexc, translated
+from agentstore.backends.postgres.deadlines import Deadlines, task_of, untimed_config
 from agentstore.backends.postgres.options import PostgresOptions, redact
 from agentstore.backends.postgres.times import use_exact_times
 
 __all__ = ["Database", "connect", "create_database"]
+
+_FETCH = asyncpg.Connection.fetch
+_FETCHROW = asyncpg.Connection.fetchrow
+_FETCHVAL = asyncpg.Connection.fetchval
+_EXECUTE = asyncpg.Connection.execute
 
 # How much longer than the server's statement_timeout the client waits before it cancels.
 _CLIENT_GRACE = 2.0
@@ -119,6 +126,11 @@ class Database:
         # Connections closed once their statement's cancel request went out (`_discard`).
         self._cancelling: set[asyncio.Task[None]] = set()
         self._cancel_wait = options.connect_timeout + _CANCEL_GRACE
+        # The client's timeout on one-statement helpers (`deadlines.py`), and asyncpg's
+        # configuration of a connection without its own timer (from the first one opened).
+        timeout = self._kwargs["command_timeout"]
+        self._deadlines = Deadlines(timeout) if timeout else None
+        self._untimed: Any = None
 
     @property
     def size(self) -> int:
@@ -149,18 +161,27 @@ class Database:
                 except BaseException:
                     conn.terminate()
                     raise
+                if self._untimed is None and self._deadlines is not None:
+                    self._untimed = untimed_config(conn)
                 return conn
         except BaseException:
             self._free_slot()
             raise
 
-    async def _checkout(self) -> Any:
+    def _take_idle(self) -> Any:
+        """The most recently returned idle connection that is still open, or None."""
         while self._idle:
             self._idle_since.pop()
             conn = self._idle.pop()
             if not conn.is_closed():
                 return conn
             self._discard(conn)  # ended by the server while idle (a restart, a kill)
+        return None
+
+    async def _checkout(self) -> Any:
+        conn = self._take_idle()
+        if conn is not None:
+            return conn
         if self._closed:
             raise asyncpg.InterfaceError("the connection pool is closed")
         if self._size < self.max_size:
@@ -253,16 +274,62 @@ class Database:
         else:
             self._checkin(conn)
 
-    async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
-        """Run `conn.<method>(sql, *args)` on a pooled connection.
+    async def _run(self, method: Any, sql: str, args: tuple[Any, ...]) -> Any:
+        """Run `method(conn, sql, *args)` (an asyncpg `Connection` method) on a pooled
+        connection.
 
         A connection that turns out unable to start a statement (`_unsent`) is dropped
         and the statement runs on another: nothing had been sent, so this is no retry.
         """
+        deadlines = self._deadlines
         for _ in range(self.max_size + 1):
-            conn = await self._checkout()
+            # An idle connection, without a call of its own (`_take_idle`) when the one on
+            # top is open: on every statement's path.
+            idle = self._idle
+            if idle and not idle[-1].is_closed():
+                self._idle_since.pop()
+                conn = idle.pop()
+            else:
+                conn = await self._checkout()
+            untimed = self._untimed
+            if untimed is not None and deadlines is not None:
+                # Timed by the pool's deadlines rather than a timer of asyncpg's own; the
+                # connection gets its configuration back before anything else sees it
+                # (a cancel request asyncpg sends reads its timeout from there).
+                timed = conn._config
+                conn._config = untimed
+                loop = get_running_loop()
+                task = task_of(loop)
+                running, expired = deadlines.running, deadlines.expired
+                running[conn] = (task, deadlines.tick)  # type: ignore[assignment]
+                if deadlines.handle is None:
+                    deadlines.arm(loop)
+                try:
+                    result = await method(conn, sql, *args)
+                except BaseException as exc:
+                    conn._config = timed
+                    del running[conn]
+                    if expired and conn in expired:
+                        expired.discard(conn)
+                        if task.uncancel() == 0:  # type: ignore[union-attr]
+                            # Cancelled by the deadline alone: asyncpg's own timeout
+                            # would have raised this.
+                            self._after(conn, exc)
+                            raise TimeoutError("no answer within the client's timeout") from exc
+                    self._after(conn, exc)
+                    if _unsent(exc):
+                        last = exc
+                        continue
+                    raise
+                conn._config = timed
+                del running[conn]
+                if expired and conn in expired:  # never: a cancelled task ends in `except`
+                    expired.discard(conn)
+                    task.uncancel()  # type: ignore[union-attr]
+                self._checkin(conn)
+                return result
             try:
-                result = await getattr(conn, method)(sql, *args)
+                result = await method(conn, sql, *args)
             except BaseException as exc:
                 self._after(conn, exc)
                 if _unsent(exc):
@@ -273,27 +340,30 @@ class Database:
             return result
         raise last
 
-    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+    # The helpers hand back `_run`'s coroutine rather than awaiting it in one of their
+    # own: a coroutine less to make and resume on every statement.
+
+    def fetch(self, sql: str, *args: Any) -> Coroutine[Any, Any, list[Any]]:
         """Run a query and return all its rows."""
-        rows: list[Any] = await self._run("fetch", sql, args)
-        return rows
+        return self._run(_FETCH, sql, args)
 
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
+    def fetchrow(self, sql: str, *args: Any) -> Coroutine[Any, Any, Any]:
         """Run a query and return its first row, or None."""
-        return await self._run("fetchrow", sql, args)
+        return self._run(_FETCHROW, sql, args)
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
+    def fetchval(self, sql: str, *args: Any) -> Coroutine[Any, Any, Any]:
         """Run a query and return the first column of its first row, or None."""
-        return await self._run("fetchval", sql, args)
+        return self._run(_FETCHVAL, sql, args)
 
-    async def execute(self, sql: str, *args: Any) -> str:
+    def execute(self, sql: str, *args: Any) -> Coroutine[Any, Any, str]:
         """Run a statement; return its status tag."""
-        status: str = await self._run("execute", sql, args)
-        return status
+        return self._run(_EXECUTE, sql, args)
 
     async def close(self) -> None:
         """Close the idle connections (in-use ones close as they come back); fail waiters."""
         self._closed = True
+        if self._deadlines is not None:
+            self._deadlines.close()
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
