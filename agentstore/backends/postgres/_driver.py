@@ -27,7 +27,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
         "the PostgreSQL backend needs asyncpg: pip install 'agentstore[postgres]'"
     ) from exc
 
-__all__ = ["CONNECTION_ERRORS", "asyncpg", "pgexc", "refused", "translate", "translated"]
+__all__ = [
+    "CAUGHT",
+    "CONNECTION_ERRORS",
+    "asyncpg",
+    "pgexc",
+    "refused",
+    "translate",
+    "translated",
+]
 
 # Errors after which the connection (or the server behind it) is gone or refusing work for
 # now: the statement may or may not have been applied, and a retry with the same event ids
@@ -44,6 +52,11 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     pgexc.InternalClientError,  # a protocol left mid-message by a dropped connection
 )
 _CAUGHT = (asyncpg.PostgresError, *_UNAVAILABLE)
+
+CAUGHT: tuple[type[BaseException], ...] = _CAUGHT
+"""The errors `translated` turns into agentstore's (with `translate`): for a hot path that
+catches them itself (`except CAUGHT as exc:`; an `AgentStoreError` among them goes on as
+it is)."""
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

@@ -14,19 +14,21 @@ writer, 2.8x with eight writers on one session (docs/postgres.md, bench/RESULTS.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from agentstore.backends.base import AppendResult, PendingEvent, plan_append
 from agentstore.backends.postgres import append_sql as sql_text
-from agentstore.backends.postgres._driver import pgexc, refused, translated
+from agentstore.backends.postgres._driver import CAUGHT, pgexc, refused, translate, translated
 from agentstore.backends.postgres.flights import Flights
 from agentstore.backends.postgres.pool import Database
 from agentstore.backends.postgres.rows import EVENT_COLUMNS, event_from_row, session_values
 from agentstore.backends.postgres.snapshots import SnapshotRows, carried_values
 from agentstore.backends.types import check_batch_marks
 from agentstore.errors import (
+    AgentStoreError,
     ConcurrencyError,
     InvalidInputError,
     SessionExistsError,
@@ -39,6 +41,9 @@ from agentstore.session import Session
 log = logging.getLogger("agentstore.postgres")
 
 __all__ = ["Appender"]
+
+
+_timestamp = attrgetter("timestamp")
 
 
 def _first(row: Any) -> Any:
@@ -67,16 +72,20 @@ class Appender:
         self._fast_expected = sql_text.FAST.format(
             s=s, expected="AND last_seq = $7", batch=sql_text.BATCH, mark=mark
         )
-        # By (one event, expected_seq given, a snapshot carried); the carried snapshot's
-        # values come before expected_seq.
+        # By (shape, expected_seq given, a snapshot carried); the carried snapshot's values
+        # come before expected_seq. Shapes: ONE (one event, scalars), LINES (types,
+        # payloads and metadata each one text, a line per event), ARRAYS (text arrays).
         self._now = {
-            (one, expected, carry): (sql_text.ONE_NOW if one else sql_text.FAST_NOW).format(
+            (shape, expected, carry): (
+                sql_text.ONE_NOW if shape == ONE else sql_text.FAST_NOW
+            ).format(
                 s=s,
                 expected=f"AND last_seq = ${10 if carry else 6}" if expected else "",
                 snap=sql_text.CARRY.format(s=s) if carry else "",
                 mark=mark,
+                columns=sql_text.LINES if shape == LINES else sql_text.ARRAYS,
             )
-            for one in (False, True)
+            for shape in (ONE, LINES, ARRAYS)
             for expected in (False, True)
             for carry in (False, True)
         }
@@ -120,16 +129,30 @@ class Appender:
         expected_seq: int | None,
     ) -> tuple[AppendResult, bool]:
         """`Backend.append` (see its rules; the batch is not empty), and whether a follower
-        holds a lease on the session (then notify it)."""
-        what = f"appending to session {session_id!r}"
-        async with translated(what):
+        holds a lease on the session (then notify it).
+
+        Driver errors are translated here (as `translated` does) by a plain `except`: on
+        every append's path, where a context manager cost two coroutines and the message
+        an f-string, made for the rare failure."""
+        try:
             if expected_seq is not None and not 0 <= expected_seq < 2**63:
                 # No session row can be there (bigint): the general append compares it in
                 # Python (ConcurrencyError, or a retry's stored events), as memory does.
                 return await self._locked(pool, session_id, batch, expected_seq)
             if len(batch) == 1 or len({p.id for p in batch}) == len(batch):
-                stamped = any(p.timestamp for p in batch)
-                rows = await self._try_fast(pool, session_id, batch, expected_seq, stamped)
+                # The one-statement append (shared with concurrent appends to other
+                # sessions when none brings its own timestamp): rows as `_written` takes
+                # them (a third column tells whether the session is followed), [] (nothing
+                # written) or None (an id is already stored).
+                stamped = (
+                    batch[0].timestamp is not None
+                    if len(batch) == 1
+                    else any(map(_timestamp, batch))  # no Python frame per event
+                )
+                if stamped:
+                    rows = await self._stamped(pool, session_id, batch, expected_seq)
+                else:
+                    rows = await self._flights.run(pool, session_id, batch, expected_seq)
                 if rows:
                     return _written(session_id, batch, rows, stamped), bool(rows[0][2])
                 if rows is not None:  # nothing written: look at what is stored
@@ -137,27 +160,26 @@ class Appender:
                     if done is not None:
                         return done, False
             return await self._locked(pool, session_id, batch, expected_seq)
+        except CAUGHT as exc:
+            if isinstance(exc, AgentStoreError):
+                raise
+            raise translate(exc, f"appending to session {session_id!r}") from exc
 
-    async def _try_fast(
+    def _stamped(
         self,
         pool: Database,
         session_id: str,
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
-        stamped: bool,
-    ) -> list[Any] | None:
-        """Run the one-statement append (shared with concurrent appends to other sessions
-        when none brings its own timestamp): rows as `_written` takes them (a third column
-        tells whether the session is followed), [] (nothing written) or None (an id is
-        already stored)."""
-        if stamped:
-            ids, stamps, types, payloads, metas = _columns(batch)
-            sql = self._fast if expected_seq is None else self._fast_expected
-            args: tuple[Any, ...] = (session_id, ids, stamps, types, payloads, metas)
-            if expected_seq is not None:
-                args += (expected_seq,)
-            return await _fetch_unless_stored(pool, sql, *args)
-        return await self._flights.run(pool, session_id, batch, expected_seq)
+    ) -> Awaitable[list[Any] | None]:
+        """The one-statement append of a batch whose events bring timestamps of their own:
+        a `(seq, ts, followed, created_at)` row per event, [] or None (see `append`)."""
+        ids, stamps, types, payloads, metas = _columns(batch)
+        sql = self._fast if expected_seq is None else self._fast_expected
+        args: tuple[Any, ...] = (session_id, ids, stamps, types, payloads, metas)
+        if expected_seq is not None:
+            args += (expected_seq,)
+        return _fetch_unless_stored(pool, sql, *args)
 
     async def _alone(
         self,
@@ -170,30 +192,29 @@ class Appender:
         `(base, ts, followed)` (its events are `base + 1 ..` at `ts`), [] or None as
         `_try_fast`. It carries a snapshot of the session that waits to be written."""
         events: tuple[Any, ...]
-        one = len(batch) == 1
-        if one:
+        if len(batch) == 1:
+            shape = ONE
             p = batch[0]
             events = (p.id, p.type, p.payload_json.decode(), p.metadata_json.decode())
         else:
-            events = (
-                [p.id for p in batch],
-                [p.type for p in batch],
-                [p.payload_json.decode() for p in batch],
-                [p.metadata_json.decode() for p in batch],
-            )
+            shape, events = _lines(batch)
         expected = () if expected_seq is None else (expected_seq,)
-        plain = self._now[one, expected_seq is not None, False]
+        plain = self._now[shape, expected_seq is not None, False]
         carried = self._snapshots.take(session_id)
-        if carried is None:
-            return await _fetch_unless_stored(pool, plain, session_id, *events, *expected)
-        sql = self._now[one, expected_seq is not None, True]
+        if carried is None:  # `_fetch_unless_stored` inline: a coroutine less per append
+            try:
+                rows: list[Any] = await pool.fetch(plain, session_id, *events, *expected)
+            except pgexc.UniqueViolationError:
+                return None
+            return rows
+        sql = self._now[shape, expected_seq is not None, True]
         again = True  # not written (cancelled, the connection lost): it waits again
         try:
-            rows = await _fetch_unless_stored(
+            got = await _fetch_unless_stored(
                 pool, sql, session_id, *events, *carried_values(carried), *expected
             )
-            again = not rows  # no row (expected_seq lost, an id stored): not written
-            return rows
+            again = not got  # no row (expected_seq lost, an id stored): not written
+            return got
         except Exception as exc:
             if not refused(exc):
                 raise
@@ -317,6 +338,32 @@ class Appender:
         return AppendResult(out, len(plan.new), 0, session.created_at)
 
 
+ONE, LINES, ARRAYS = 0, 1, 2  # the shapes of a batch's columns in `FAST_NOW`, `ONE_NOW`
+
+
+def _lines(batch: Sequence[PendingEvent]) -> tuple[int, tuple[Any, ...]]:
+    """The columns of a batch of several events for `FAST_NOW`: ids as an array, and the
+    types, payloads and metadata each as one text, a line per event (LINES), which the
+    server splits. A text array cost the client about a tenth of an append_many of 100
+    (asyncpg checks every element of an array against two abstract classes in Python,
+    and each payload was decoded to a str of its own). JSON text as agentstore writes it
+    (orjson, compact) holds no line break, nor does a type; a batch where one does (a
+    backend's caller of its own) goes as text arrays (ARRAYS)."""
+    types = "\n".join([p.type for p in batch])
+    payloads = b"\n".join([p.payload_json for p in batch])
+    metas = b"\n".join([p.metadata_json for p in batch])
+    ids = [p.id for p in batch]
+    breaks = types.count("\n") + payloads.count(b"\n") + metas.count(b"\n")
+    if breaks == 3 * (len(batch) - 1):
+        return LINES, (ids, types, payloads.decode(), metas.decode())
+    return ARRAYS, (
+        ids,
+        [p.type for p in batch],
+        [p.payload_json.decode() for p in batch],
+        [p.metadata_json.decode() for p in batch],
+    )
+
+
 def _written(
     session_id: str, batch: Sequence[PendingEvent], rows: list[Any], stamped: bool
 ) -> AppendResult:
@@ -325,10 +372,14 @@ def _written(
     row."""
     if not stamped:
         base, ts = rows[0][0], rows[0][1]
-        events = [
-            build_event(p.id, session_id, base + k, p.type, p.payload, ts, p.metadata)
-            for k, p in enumerate(batch, start=1)
-        ]
+        if len(batch) == 1:
+            p = batch[0]
+            events = [build_event(p.id, session_id, base + 1, p.type, p.payload, ts, p.metadata)]
+        else:
+            events = [
+                build_event(p.id, session_id, base + k, p.type, p.payload, ts, p.metadata)
+                for k, p in enumerate(batch, start=1)
+            ]
         return AppendResult(events, len(events), base, rows[0][3])
     if len(rows) != len(batch):  # never partial: one statement
         raise StorageError(f"appending to session {session_id!r}: {len(rows)} rows back")

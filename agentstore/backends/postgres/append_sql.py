@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BATCH", "CARRY", "CREATE", "FAST", "FAST_NOW", "MARK", "ONE_NOW"]
+__all__ = ["ARRAYS", "BATCH", "CARRY", "CREATE", "FAST", "FAST_NOW", "LINES", "MARK", "ONE_NOW"]
 
 # The batch mark of a batch's event `u` (`batch_end`, see `Backend.batch_marks`): on every
 # event but the last, the batch's last sequence number (none on an event appended alone).
@@ -59,11 +59,18 @@ WITH s AS (
     INSERT INTO {s}.events
         (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
     SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m, {mark}
-    FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[])
-        WITH ORDINALITY AS u(id, type, p, m, ord)
+    FROM s, unnest($2::text[], {columns}) WITH ORDINALITY AS u(id, type, p, m, ord)
 ){snap}
 SELECT base, last_ts, followed, created_at FROM s
 """
+
+# The types, payloads and metadata of `FAST_NOW`'s events: text arrays, or one text each
+# with a line per event (see `append._lines`).
+ARRAYS = "$3::text[], $4::text[], $5::text[]"
+LINES = (
+    "string_to_array($3::text, E'\\n'), string_to_array($4::text, E'\\n'), "
+    "string_to_array($5::text, E'\\n')"
+)
 
 # `FAST_NOW` for one event: scalar parameters instead of one-element arrays (no array to
 # build, send and unnest).

@@ -117,7 +117,10 @@ class Flights:
             try:
                 return await self._alone(pool, session_id, batch, expected_seq)
             finally:
-                self._landed(pool, shared=False)
+                # `_landed(pool, shared=False)`, without its call (a lone writer's path).
+                self._flying -= 1
+                if self._queue:
+                    self._schedule(pool)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(_Entry(session_id, batch, expected_seq, fut))
         self._schedule(pool)

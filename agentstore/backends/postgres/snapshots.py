@@ -110,6 +110,8 @@ class SnapshotRows:
     def take(self, session_id: str) -> Carried | None:
         """A snapshot of `session_id` for an append statement to carry, or None; the
         caller hands it back with `landed`."""
+        if session_id not in self._waiting:  # most appends: nothing waits
+            return None
         return self._take(session_id, RIDE_MAX)
 
     def _take(self, session_id: str, longest: int | None) -> Carried | None:
