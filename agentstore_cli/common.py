@@ -34,7 +34,7 @@ import typer
 
 import agentstore
 from agentstore import AmbiguousSessionError, InvalidInputError, Session, Store, StoreLockedError
-from agentstore.backends.base import SkippedSession
+from agentstore.backends.base import SessionPage, SkippedSession
 from agentstore.errors import SessionNotFoundError
 from agentstore_cli.sanitize import clean_json
 
@@ -52,6 +52,7 @@ __all__ = [
     "open_store",
     "listing",
     "listing_log_muted",
+    "next_page_cursor",
     "parse_labels",
     "resolve_session",
     "run",
@@ -296,12 +297,13 @@ async def _sessions_named(store: Store, name: str) -> list[str]:
     """
     found: list[str] = []
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         page = await store.list_sessions_page(limit=_NAME_PAGE, cursor=cursor)
         found.extend(s.id for s in page.sessions if s.name == name)
-        if page.next_cursor is None:
+        cursor = next_page_cursor(page, seen)
+        if cursor is None:
             return found
-        cursor = page.next_cursor
 
 
 async def listing(
@@ -320,6 +322,7 @@ async def listing(
     found: list[Session] = []
     skipped: dict[SkippedSession, None] = {}  # in order, once each: named on every page
     cursor: str | None = None
+    seen: set[str] = set()
     skip = offset
     with listing_log_muted():
         while len(found) < limit:
@@ -329,10 +332,28 @@ async def listing(
             taken = page.sessions[skip:]
             skip = max(skip - len(page.sessions), 0)
             found.extend(taken[: limit - len(found)])
-            if page.next_cursor is None:
+            cursor = next_page_cursor(page, seen)
+            if cursor is None:
                 break
-            cursor = page.next_cursor
     return found, list(skipped)
+
+
+def next_page_cursor(page: SessionPage, seen: set[str]) -> str | None:
+    """The cursor of the listing's page after `page` (None: it was the last).
+
+    Raises `CliError` if that cursor came before (`seen` holds those of the pages read so
+    far): a listing that goes round (a server's bug, or a hostile one) was read forever,
+    holding more on every page. A store's cursors only go on (newest first).
+    """
+    cursor = page.next_cursor
+    if cursor is not None:
+        if cursor in seen:
+            raise CliError(
+                "the store's listing does not advance (a page's next cursor came back): "
+                "the store or its server is not listing sessions right"
+            )
+        seen.add(cursor)
+    return cursor
 
 
 @contextlib.contextmanager

@@ -34,7 +34,14 @@ from agentstore.errors import (
 )
 from agentstore.store.lifecycle_ops import check_same_session
 from agentstore.store.validate import pending_from_stored
-from agentstore_cli.common import CliError, UsageError, listing_log_muted, resolve_session, run
+from agentstore_cli.common import (
+    CliError,
+    UsageError,
+    listing_log_muted,
+    next_page_cursor,
+    resolve_session,
+    run,
+)
 from agentstore_cli.copymarks import compact_marks
 from agentstore_cli.sanitize import clean
 
@@ -61,6 +68,7 @@ async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
     ids: list[str] = []
     skipped: dict[str, None] = {}  # in order, once each: named on every page
     cursor: str | None = None
+    seen: set[str] = set()
     # The copy names each session it cannot read itself (reading it fails it): the
     # listing's log line of each, once a page, would say it again.
     with listing_log_muted():
@@ -68,9 +76,9 @@ async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
             page = await src.list_sessions_page(limit=_PAGE, cursor=cursor)
             ids.extend(s.id for s in page.sessions)
             skipped.update(dict.fromkeys(s.session_id for s in page.skipped))
-            if page.next_cursor is None:
+            cursor = next_page_cursor(page, seen)
+            if cursor is None:
                 break
-            cursor = page.next_cursor
     ids.reverse()  # oldest first: a resumed copy redoes the newest
     # A listing leaves out a session whose file it cannot read, so that one bad file does
     # not hide the others; a copy must not: the ids the listing lacks come last, where
