@@ -252,6 +252,7 @@ class RemoteBackend(Backend):
         found: list[Session] = []
         skipped: dict[SkippedSession, None] = {}  # in order, once each
         cursor = query.cursor
+        given: set[str] = set()  # a cursor answered twice would ask again for ever
         while True:
             want = min(query.limit - len(found), _PAGE)
             request = pb.ListSessionsRequest(
@@ -263,6 +264,12 @@ class RemoteBackend(Backend):
             cursor = reply.next_cursor or None
             if cursor is None or len(found) >= query.limit:
                 return SessionPage(found, cursor, list(skipped))
+            if cursor in given:
+                raise StorageError(
+                    f"the agentstore server at {self.address} answered a listing cursor it "
+                    "had given before: its listing does not advance"
+                )
+            given.add(cursor)
 
     async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
         """Return up to `limit` ids starting with `prefix` (an exact match first)."""
