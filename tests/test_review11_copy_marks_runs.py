@@ -16,7 +16,7 @@ import pytest
 import agentstore
 from agentstore import new_event
 from agentstore.backends.marks import MarkRuns, add_marks
-from agentstore.server import grpc_storage
+from agentstore.server import grpc_storage_reads
 from tests.batches_helpers import append_mixed
 from tests.server.grpc_helpers import running_door
 
@@ -69,7 +69,7 @@ async def test_a_mark_past_64_bits_is_given_as_it_is(tmp_path: Path) -> None:
 async def test_a_server_sends_runs_a_page_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(grpc_storage, "MARKS_PAGE", 2)  # the marks span several pages
+    monkeypatch.setattr(grpc_storage_reads, "MARKS_PAGE", 2)  # the marks span several pages
     async with (
         await agentstore.open(tmp_path / "data", pricing=False) as served,
         running_door(served) as door,

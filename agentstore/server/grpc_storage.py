@@ -9,15 +9,13 @@ encoded again here, so what reaches the log is exactly what an in-process append
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import replace
-from itertools import islice
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeAlias
 
 import anyio
 import grpc
 
-from agentstore import Event, InvalidInputError, Metadata, Session
+from agentstore import InvalidInputError, Metadata
 from agentstore.backends.base import (
     UNSET,
     AppendResult,
@@ -29,13 +27,13 @@ from agentstore.backends.base import (
     SnapshotRecord,
     session_cursor,
 )
-from agentstore.backends.marks import MarkRuns
 from agentstore.errors import InvalidEventError, SessionNotFoundError
 from agentstore.events import check_event_type, encode_metadata, encode_payload
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from agentstore.server.errors import PayloadTooLargeError
 from agentstore.server.grpc_calls import Handlers, RpcErrors
+from agentstore.server.grpc_storage_reads import marks_pages, read_pages
 from agentstore.server.grpc_stream import serve_append_stream
 from agentstore.server.grpc_wire import (
     budget_from_pb,
@@ -52,11 +50,9 @@ from agentstore.server.grpc_wire import (
 from agentstore.server.grpc_writes import cancel_when_stopping, write_until_stopping
 from agentstore.server.service import AgentStoreService
 from agentstore.session import validate_session_id
-from agentstore.store.lifecycle_ops import check_same_session
 
 __all__ = ["StorageServicer"]
 
-_READ_PAGE = 500  # events per message of a long read
 _FIND_LIMIT = 1000
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -314,7 +310,7 @@ class StorageServicer(pb_grpc.StorageServicer):
                 until=parse_time(until, "until") if until is not None else None,
                 limit=_opt(request, "limit"),
             )
-            pages = _pages(self.backend, sid, flt)
+            pages = read_pages(self.backend, sid, flt)
             batches = event_batches(pages, 2 * self.limits.max_body_bytes)
             await write_until_stopping(self.service, context, batches)
 
@@ -365,7 +361,7 @@ class StorageServicer(pb_grpc.StorageServicer):
         async with self._guard(context, request):
             sid = validate_session_id(request.session_id)
             marks = await self.backend.batch_marks(sid)
-            await write_until_stopping(self.service, context, _marks_pages(marks))
+            await write_until_stopping(self.service, context, marks_pages(marks))
 
     async def LoadSessionAndSnapshot(
         self, request: pb.LoadSnapshotRequest, context: Context
@@ -379,68 +375,3 @@ class StorageServicer(pb_grpc.StorageServicer):
             if snap is not None:
                 out.snapshot.CopyFrom(snapshot_to_pb(snap))
             return out
-
-
-MARKS_PAGE = 50_000
-"""Batch marks per `BatchMarksPage` (about 0.5 MB: under grpc's 4 MB default limit)."""
-
-
-async def _marks_pages(
-    marks: Mapping[int, int] | None,
-) -> AsyncGenerator[pb.BatchMarksPage, None]:
-    """The pages of `BatchMarks`: one saying no marks are kept (None), or the marks (at
-    least one page), in order; runs (`MarkRuns`) a page at a time, never a list of all."""
-    if marks is None:
-        yield pb.BatchMarksPage(kept=False)
-        return
-    pairs = marks.pairs() if isinstance(marks, MarkRuns) else iter(sorted(marks.items()))
-    page = list(islice(pairs, MARKS_PAGE))
-    while True:
-        yield pb.BatchMarksPage(kept=True, seqs=[s for s, _ in page], ends=[e for _, e in page])
-        page = list(islice(pairs, MARKS_PAGE))
-        if not page:
-            return
-
-
-async def _pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncIterator[list[Any]]:
-    """Read `flt` in pages of at most `_READ_PAGE` events, so no message grows unbounded.
-
-    Each page is a backend read of its own, but the client takes the call as one read of
-    one session (`RemoteBackend.read`): once a second page is due, the session is pinned
-    (`_pin`) and checked after each later page (`check_same_session`). One deleted and
-    made again under its id meanwhile fails the read (not_found), as the AgentStore
-    service's do (`paging.more_pages`); the answer was the old session's first page and
-    the new one's rest. A read of one page costs nothing more.
-    """
-    left = flt.limit
-    start = flt.from_seq
-    session: Session | None = None
-    while True:
-        size = _READ_PAGE if left is None else min(left, _READ_PAGE)
-        page = await backend.read(sid, replace(flt, from_seq=start, limit=size))
-        if session is not None:
-            await check_same_session(backend.get_session, session)
-        if page:
-            yield page
-        if len(page) < size:
-            return
-        if left is not None:
-            left -= len(page)
-            if left <= 0:
-                return
-        start = page[-1].sequence_number + 1
-        if flt.to_seq is not None and start > flt.to_seq:
-            return
-        if session is None:
-            session = await _pin(backend, sid, page[-1])
-
-
-async def _pin(backend: Backend, sid: str, last: Event) -> Session:
-    """The session a read's first page came from, `last` its last event: looked up, then
-    that event read again (a session made again under its id since has another there, or
-    none: then the read fails, not_found)."""
-    session = await backend.get_session(sid)
-    seq = last.sequence_number
-    if await backend.read(sid, EventFilter(from_seq=seq, to_seq=seq)) != [last]:
-        raise SessionNotFoundError(sid)
-    return session
