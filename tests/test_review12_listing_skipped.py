@@ -116,15 +116,24 @@ async def test_a_store_that_passes_nothing_over_says_none() -> None:
         assert page.skipped == []
 
 
+@pytest.fixture(scope="module")
+def mid_damaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, _Server]]:
+    """The three sessions with s-mid's file cut short, and a server over them: shared by
+    the tests that only list them (a server start is most of such a test's time)."""
+    data = tmp_path_factory.mktemp("mid") / "data"
+    _three(data)
+    with _serving(data) as server:
+        yield data, server
+
+
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_the_cli_warns_and_exits_the_same_locally_and_through_a_grpc_server(
-    tmp_path: Path, fmt: str
+    mid_damaged: tuple[Path, _Server], fmt: str
 ) -> None:
-    data = tmp_path / "data"
-    _three(data)
+    data, server = mid_damaged
     local = agentstore_cli("--data-dir", data, "sessions", "--format", fmt)
-    with _serving(data) as server:
-        remote = agentstore_cli("--store", f"grpc://{server.grpc}", "sessions", "--format", fmt)
+    logged = len(server.log.read_bytes())
+    remote = agentstore_cli("--store", f"grpc://{server.grpc}", "sessions", "--format", fmt)
     assert local.returncode == 1, local
     # Before, through the server: s-mid left out, nothing said, exit 0.
     assert remote.returncode == local.returncode, remote
@@ -140,8 +149,10 @@ def test_the_cli_warns_and_exits_the_same_locally_and_through_a_grpc_server(
     else:
         assert "s-new" in remote.stdout and "s-old" in remote.stdout
         assert "s-mid" not in remote.stdout
-    # The server's operator still finds it, with its path, in the server's log.
-    assert f"{data}/sessions/s-mid.json is not a valid session file" in server.log.read_text()
+    # The server's operator still finds it, with its path, in the server's log (logged as
+    # the listing is read, so there before the answer: this listing's own lines).
+    added = server.log.read_bytes()[logged:].decode()
+    assert f"{data}/sessions/s-mid.json is not a valid session file" in added
 
 
 def test_latest_is_refused_through_a_server_when_the_newest_may_be_unreadable(
@@ -163,36 +174,34 @@ def test_latest_is_refused_through_a_server_when_the_newest_may_be_unreadable(
 
 
 def test_the_http_listing_and_the_agentstore_grpc_service_carry_the_skipped(
-    tmp_path: Path,
+    mid_damaged: tuple[Path, _Server],
 ) -> None:
-    data = tmp_path / "data"
-    _three(data)
-    with _serving(data) as server:
-        answer = httpx.get(f"{server.http}/v1/sessions", params={"label": "env=prod"}, timeout=30)
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert [s["id"] for s in body["sessions"]] == ["s-new", "s-old"]
-        [skipped] = body["skipped"]
-        assert skipped["session_id"] == "s-mid"
-        assert skipped["reason"].startswith(_REASON)
-        assert str(data) not in answer.text
-        # With summaries too (the web UI's table).
-        summarised = httpx.get(f"{server.http}/v1/sessions?summary=1", timeout=30).json()
-        assert summarised["skipped"] == [skipped]
-        schema = httpx.get(f"{server.http}/openapi.json", timeout=30).json()
-        listing = schema["components"]["schemas"]["SessionListOut"]["properties"]
-        assert listing["skipped"]["type"] == "array"
+    data, server = mid_damaged
+    answer = httpx.get(f"{server.http}/v1/sessions", params={"label": "env=prod"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [s["id"] for s in body["sessions"]] == ["s-new", "s-old"]
+    [skipped] = body["skipped"]
+    assert skipped["session_id"] == "s-mid"
+    assert skipped["reason"].startswith(_REASON)
+    assert str(data) not in answer.text
+    # With summaries too (the web UI's table).
+    summarised = httpx.get(f"{server.http}/v1/sessions?summary=1", timeout=30).json()
+    assert summarised["skipped"] == [skipped]
+    schema = httpx.get(f"{server.http}/openapi.json", timeout=30).json()
+    listing = schema["components"]["schemas"]["SessionListOut"]["properties"]
+    assert listing["skipped"]["type"] == "array"
 
-        # The API for agents in other languages (agentstore.v1.AgentStore) says the same.
-        async def over_grpc() -> pb.ListSessionsResponse:
-            async with grpc.aio.insecure_channel(server.grpc) as channel:
-                stub = pb_grpc.AgentStoreStub(channel)
-                reply: pb.ListSessionsResponse = await stub.ListSessions(
-                    pb.ListSessionsRequest(limit=10)
-                )
-                return reply
+    # The API for agents in other languages (agentstore.v1.AgentStore) says the same.
+    async def over_grpc() -> pb.ListSessionsResponse:
+        async with grpc.aio.insecure_channel(server.grpc) as channel:
+            stub = pb_grpc.AgentStoreStub(channel)
+            reply: pb.ListSessionsResponse = await stub.ListSessions(
+                pb.ListSessionsRequest(limit=10)
+            )
+            return reply
 
-        reply = asyncio.run(over_grpc())
+    reply = asyncio.run(over_grpc())
     assert [s.id for s in reply.sessions] == ["s-new", "s-old"]
     assert [(s.session_id, s.reason) for s in reply.skipped] == [("s-mid", skipped["reason"])]
 
