@@ -16,10 +16,12 @@ the AgentStore service through the generated stub.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import orjson
+import pytest
 
 import agentstore
 from agentstore.server import agentstore_pb2 as pb
@@ -37,12 +39,22 @@ async def _seed(data_dir: Path) -> None:
         await store.create_session(session_id="small")
 
 
-def test_the_cli_lists_and_copies_sessions_whose_labels_fill_a_message(tmp_path: Path) -> None:
-    asyncio.run(_seed(tmp_path / "data"))
-    with serving_grpc(tmp_path / "data") as where:
-        listed = agentstore_cli("--store", f"grpc://{where}", "sessions", "--format", "json")
-        latest = agentstore_cli("--store", f"grpc://{where}", "stats", "latest", "--format", "json")
-        copied = agentstore_cli("copy", f"grpc://{where}", tmp_path / "copy")
+@pytest.fixture(scope="module")
+def where(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server over the seeded sessions, for both tests: they only read them (seeding
+    12 MB of labels and a server start were most of each test's time)."""
+    data = tmp_path_factory.mktemp("labels") / "data"
+    asyncio.run(_seed(data))
+    with serving_grpc(data) as target:
+        yield target
+
+
+def test_the_cli_lists_and_copies_sessions_whose_labels_fill_a_message(
+    where: str, tmp_path: Path
+) -> None:
+    listed = agentstore_cli("--store", f"grpc://{where}", "sessions", "--format", "json")
+    latest = agentstore_cli("--store", f"grpc://{where}", "stats", "latest", "--format", "json")
+    copied = agentstore_cli("copy", f"grpc://{where}", tmp_path / "copy")
     assert listed.returncode == 0, listed.stderr
     assert len(orjson.loads(listed.stdout)) == _BIG + 1
     assert latest.returncode == 0, latest.stderr
@@ -66,10 +78,8 @@ async def _agentstore_pages(target: str) -> list[list[str]]:
                 return pages
 
 
-def test_the_agentstore_service_pages_them_too(tmp_path: Path) -> None:
-    asyncio.run(_seed(tmp_path / "data"))
-    with serving_grpc(tmp_path / "data") as where:
-        pages = asyncio.run(_agentstore_pages(where))
+def test_the_agentstore_service_pages_them_too(where: str) -> None:
+    pages = asyncio.run(_agentstore_pages(where))
     ids = [sid for page in pages for sid in page]
     assert sorted(ids) == sorted([f"big-{i:02d}" for i in range(_BIG)] + ["small"])
     assert len(ids) == len(set(ids))  # none twice
