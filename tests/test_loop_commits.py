@@ -143,3 +143,55 @@ async def test_a_full_aio_context_syncs_the_rest_on_threads_and_keeps_going(
     async with agentstore.open(tmp_path, snapshot_interval=0) as store:
         for sid in sids:
             assert [e.payload["i"] for e in await store.get_events(sid)] == list(range(-1, 5))
+
+
+async def test_flights_written_while_syncs_run_wait_for_one_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While syncs are in flight, the flights written meanwhile wait for one of them to end
+    # and then go together (one `io_submit`, from `_on_synced`): appends spread over the
+    # loop's turns (the gRPC server's clients) share rounds as tasks of one turn do. A
+    # round per turn cost the server a tenth of its appends a second.
+    ending: list[bool] = [False]
+    real_synced = loopcommits.LoopCommits._on_synced
+
+    def on_synced(self: Any) -> None:
+        ending[0] = True
+        try:
+            real_synced(self)
+        finally:
+            ending[0] = False
+
+    rounds: list[tuple[int, bool, int]] = []  # (syncs in flight, after one ended, flights)
+    real_submit = aiosync.AioSyncer.submit
+
+    def submit(self: Any, items: Any) -> Any:
+        rounds.append((len(self._pending), ending[0], len(items)))
+        return real_submit(self, items)
+
+    monkeypatch.setattr(loopcommits.LoopCommits, "_on_synced", on_synced)
+    monkeypatch.setattr(aiosync.AioSyncer, "submit", submit)
+    async with agentstore.open(tmp_path, snapshot_interval=0) as store:
+        sids = [(await store.create_session()).id for _ in range(8)]
+        for sid in sids:  # open every log
+            await store.append(sid, new_event("custom", {"i": -1}))
+        backend = store.backend
+        assert isinstance(backend, FileBackend)
+        if backend._commits._here is None:
+            pytest.skip("no Linux AIO with eventfd here")
+        rounds.clear()
+
+        async def task(sid: str, turn: int) -> None:
+            for _ in range(turn):  # start in different turns of the loop
+                await asyncio.sleep(0)
+            for i in range(20):
+                await store.append(sid, new_event("custom", {"i": i}))
+
+        await asyncio.gather(*(task(sid, turn) for turn, sid in enumerate(sids)))
+        assert rounds
+        # A round beside syncs in flight goes only once one of them ended.
+        assert [r for r in rounds if r[0] and not r[1]] == []
+        assert max(flights for *_, flights in rounds) > 1  # and rounds are shared
+    async with agentstore.open(tmp_path, snapshot_interval=0) as store:
+        for sid in sids:
+            assert [e.payload["i"] for e in await store.get_events(sid)] == list(range(-1, 20))
