@@ -26,6 +26,19 @@ def _landed_on_loop(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return landed
 
 
+async def _sessions_committing_on_the_loop(store: agentstore.Store, count: int) -> list[str]:
+    """`count` new sessions with their logs open (an append each), so that their next
+    appends commit on the loop; skips the test where they cannot (no Linux AIO)."""
+    sids = [(await store.create_session()).id for _ in range(count)]
+    for sid in sids:
+        await store.append(sid, new_event("custom", {"i": -1}))
+    backend = store.backend
+    assert isinstance(backend, FileBackend)
+    if backend._commits._here is None:
+        pytest.skip("no Linux AIO with eventfd here")
+    return sids
+
+
 async def test_concurrent_sessions_commit_on_the_loop_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,13 +136,9 @@ async def test_a_full_aio_context_syncs_the_rest_on_threads_and_keeps_going(
 
     monkeypatch.setattr(loopcommits.LoopCommits, "_land_after", land_after)
     async with agentstore.open(tmp_path, snapshot_interval=0) as store:
-        sids = [(await store.create_session()).id for _ in range(200)]
-        for sid in sids:  # open every log
-            await store.append(sid, new_event("custom", {"i": -1}))
+        sids = await _sessions_committing_on_the_loop(store, 200)
         backend = store.backend
         assert isinstance(backend, FileBackend)
-        if backend._commits._here is None:
-            pytest.skip("no Linux AIO with eventfd here")
 
         async def task(sid: str) -> None:
             for i in range(5):
@@ -172,13 +181,7 @@ async def test_flights_written_while_syncs_run_wait_for_one_to_end(
     monkeypatch.setattr(loopcommits.LoopCommits, "_on_synced", on_synced)
     monkeypatch.setattr(aiosync.AioSyncer, "submit", submit)
     async with agentstore.open(tmp_path, snapshot_interval=0) as store:
-        sids = [(await store.create_session()).id for _ in range(8)]
-        for sid in sids:  # open every log
-            await store.append(sid, new_event("custom", {"i": -1}))
-        backend = store.backend
-        assert isinstance(backend, FileBackend)
-        if backend._commits._here is None:
-            pytest.skip("no Linux AIO with eventfd here")
+        sids = await _sessions_committing_on_the_loop(store, 8)
         rounds.clear()
 
         async def task(sid: str, turn: int) -> None:
