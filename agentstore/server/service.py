@@ -251,8 +251,11 @@ class AgentStoreService:
         self, session_id: str, batch: list[Event], *, expected_seq: int | None = None
     ) -> list[Event]:
         """Append events already built from a client's fields (`inputs.event_from_fields`),
-        atomically; return them stored. The gRPC door's path: no JSON objects between."""
-        self.check_batch_size(len(batch))
+        atomically; return them stored. The gRPC door's path: no JSON objects between.
+
+        The caller checked the batch's size (`check_batch_size`) before it decoded them, as
+        `append` does, so that a batch too large is refused before any event is looked at.
+        """
         if len(batch) == 1:
             return [await self.store.append(session_id, batch[0], expected_seq=expected_seq)]
         return await self.store.append_many(session_id, batch, expected_seq=expected_seq)
