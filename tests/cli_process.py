@@ -1,11 +1,13 @@
 """`agentstore` run as a real process (`python -m agentstore_cli`), for tests that need one:
-PostgreSQL URLs, SIGKILL, exit codes and stderr as a shell sees them; and the smallest export
-document such tests import."""
+PostgreSQL URLs, SIGKILL, exit codes and stderr as a shell sees them (a copy killed mid-way
+and run again); and the smallest export document such tests import."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,27 @@ def agentstore_cli(*args: str | Path, timeout: float = 120) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
+
+
+async def copy_killed_then_rerun(
+    src: str, dst: str, progressed: Callable[[], Awaitable[bool]]
+) -> None:
+    """Run `agentstore copy SRC DST`, SIGKILL it once `await progressed()` says so (it must
+    not have finished by then), then run it again to the end (it must succeed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentstore_cli", "copy", src, dst],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while proc.poll() is None and not await progressed():
+            pass  # each look is a query or a look at files: the copy runs meanwhile
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the copy finished before it was killed"
+    again = agentstore_cli("copy", src, dst, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
 
 
 def one_event_export(

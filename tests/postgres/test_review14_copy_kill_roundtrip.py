@@ -8,9 +8,6 @@ come back are the source's, byte for byte (batch marks included).
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,7 @@ import pytest
 
 import agentstore
 from agentstore import new_event
-from tests.cli_process import agentstore_cli
+from tests.cli_process import copy_killed_then_rerun
 
 pytestmark = pytest.mark.slow
 
@@ -58,25 +55,6 @@ def _file_count(data: Path) -> int:
     return sum(p.stat().st_size for p in (data / "events").glob("*.jsonl"))
 
 
-async def _copy_killed(src: str, dst: str, progressed: Any) -> None:
-    """Run `agentstore copy SRC DST`, SIGKILL it once `await progressed()` says so, then run
-    it again to the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agentstore_cli", "copy", src, dst],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while proc.poll() is None and not await progressed():
-            pass  # each look is a query or a directory listing: the copy runs meanwhile
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the copy finished before it was killed"
-    again = agentstore_cli("copy", src, dst, timeout=300)
-    assert again.returncode == 0, again.stdout + again.stderr
-
-
 def _logs(data: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((data / "events").glob("*.jsonl"))}
 
@@ -94,8 +72,8 @@ async def test_a_killed_copy_there_and_back_gives_every_line_once(
     async def back_half() -> bool:
         return _file_count(back) >= sum(map(len, _logs(src).values())) // 2
 
-    await _copy_killed(str(src), pg_url, pg_half)
-    await _copy_killed(pg_url, str(back), back_half)
+    await copy_killed_then_rerun(str(src), pg_url, pg_half)
+    await copy_killed_then_rerun(pg_url, str(back), back_half)
     assert _logs(back) == _logs(src)
     # Every session grows by as much again; the copies extend them, killed mid-way too.
     await _grow(src, 1)
@@ -108,8 +86,8 @@ async def test_a_killed_copy_there_and_back_gives_every_line_once(
     async def back_more() -> bool:
         return _file_count(back) >= before_back + (before_back // 2)
 
-    await _copy_killed(str(src), pg_url, pg_more)
-    await _copy_killed(pg_url, str(back), back_more)
+    await copy_killed_then_rerun(str(src), pg_url, pg_more)
+    await copy_killed_then_rerun(pg_url, str(back), back_more)
     assert _logs(back) == _logs(src)
     assert await _count(admin, pg_schema) == 2 * total
     async with agentstore.open(back) as store:

@@ -11,16 +11,14 @@ they will.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 import agentstore
 from agentstore import new_event
-from tests.cli_process import agentstore_cli
+from tests.cli_process import agentstore_cli, copy_killed_then_rerun
 from tests.server.http_helpers import serving_grpc
 
 pytestmark = pytest.mark.slow
@@ -53,23 +51,13 @@ def _size(data: Path) -> int:
         return 0
 
 
-def _copy_killed(src: str, dst: str, watch: Path, at: int) -> None:
-    """Run `agentstore copy SRC DST`, SIGKILL it once `watch`'s logs hold `at` bytes, then
-    run it again to the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agentstore_cli", "copy", src, dst],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while proc.poll() is None and _size(watch) < at:
-            pass  # watching the file system: the copy writes as fast as it can
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the copy finished before it was killed"
-    again = agentstore_cli("copy", src, dst, timeout=300)
-    assert again.returncode == 0, again.stdout + again.stderr
+def _holds(data: Path, at: int) -> Callable[[], Awaitable[bool]]:
+    """Whether `data`'s logs hold `at` bytes yet (the copy writes as fast as it can)."""
+
+    async def holds() -> bool:
+        return _size(data) >= at
+
+    return holds
 
 
 def test_a_killed_copy_through_a_server_and_back_gives_every_line_once(tmp_path: Path) -> None:
@@ -78,14 +66,14 @@ def test_a_killed_copy_through_a_server_and_back_gives_every_line_once(tmp_path:
     first = sum(map(len, _logs(src).values()))
     with serving_grpc(served) as where:
         server = f"grpc://{where}"
-        _copy_killed(str(src), server, served, first // 2)
-        _copy_killed(server, str(back), back, first // 2)
+        asyncio.run(copy_killed_then_rerun(str(src), server, _holds(served, first // 2)))
+        asyncio.run(copy_killed_then_rerun(server, str(back), _holds(back, first // 2)))
         assert _logs(served) == _logs(src)
         assert _logs(back) == _logs(src)
         asyncio.run(_grow(src, 1))
         grown = sum(map(len, _logs(src).values()))
-        _copy_killed(str(src), server, served, (first + grown) // 2)
-        _copy_killed(server, str(back), back, (first + grown) // 2)
+        asyncio.run(copy_killed_then_rerun(str(src), server, _holds(served, (first + grown) // 2)))
+        asyncio.run(copy_killed_then_rerun(server, str(back), _holds(back, (first + grown) // 2)))
         assert _logs(served) == _logs(src)
         assert _logs(back) == _logs(src)
     verified = agentstore_cli("verify", "--data-dir", back)
