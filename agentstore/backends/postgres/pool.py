@@ -292,6 +292,7 @@ class Database:
             else:
                 conn = await self._checkout()
             untimed = self._untimed
+            timed: Any = None  # the connection's own configuration, while the pool times it
             if untimed is not None and deadlines is not None:
                 # Timed by the pool's deadlines rather than a timer of asyncpg's own; the
                 # connection gets its configuration back before anything else sees it
@@ -300,15 +301,17 @@ class Database:
                 conn._config = untimed
                 loop = get_running_loop()
                 task = task_of(loop)
-                running, expired = deadlines.running, deadlines.expired
-                running[conn] = (task, deadlines.tick)  # type: ignore[assignment]
+                deadlines.running[conn] = (task, deadlines.tick)  # type: ignore[assignment]
                 if deadlines.handle is None:
                     deadlines.arm(loop)
-                try:
-                    result = await method(conn, sql, *args)
-                except BaseException as exc:
+            try:
+                result = await method(conn, sql, *args)
+            except BaseException as exc:
+                if timed is not None:
+                    assert deadlines is not None
                     conn._config = timed
-                    del running[conn]
+                    del deadlines.running[conn]
+                    expired = deadlines.expired
                     if expired and conn in expired:
                         expired.discard(conn)
                         if task.uncancel() == 0:  # type: ignore[union-attr]
@@ -316,26 +319,19 @@ class Database:
                             # would have raised this.
                             self._after(conn, exc)
                             raise TimeoutError("no answer within the client's timeout") from exc
-                    self._after(conn, exc)
-                    if _unsent(exc):
-                        last = exc
-                        continue
-                    raise
-                conn._config = timed
-                del running[conn]
-                if expired and conn in expired:  # never: a cancelled task ends in `except`
-                    expired.discard(conn)
-                    task.uncancel()  # type: ignore[union-attr]
-                self._checkin(conn)
-                return result
-            try:
-                result = await method(conn, sql, *args)
-            except BaseException as exc:
                 self._after(conn, exc)
                 if _unsent(exc):
                     last = exc
                     continue
                 raise
+            if timed is not None:
+                assert deadlines is not None
+                conn._config = timed
+                del deadlines.running[conn]
+                expired = deadlines.expired
+                if expired and conn in expired:  # never: a cancelled task ends in `except`
+                    expired.discard(conn)
+                    task.uncancel()  # type: ignore[union-attr]
             self._checkin(conn)
             return result
         raise last
