@@ -19,32 +19,28 @@ import errno
 import fcntl
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NoReturn
 
 from agentstore.backends.base import (
     AppendResult,
-    EventFilter,
     PendingEvent,
     PlannedAppend,
     plan_append,
 )
 from agentstore.backends.file import atomic
-from agentstore.backends.file.idindex import BLOCK, BLOCK_BITS, HINT_PERIOD
-from agentstore.backends.file.lines import read_lines
+from agentstore.backends.file.idindex import BLOCK_BITS, HINT_PERIOD
 from agentstore.backends.file.log import (
     Logs,
     LogView,
     lock_for_writing,
     unlock_if_open,
 )
+from agentstore.backends.file.retries import find_written, read_stored
 from agentstore.backends.file.scan import (
     CHECKPOINT_EVERY,
     build_index,
-    decode_at,
-    line_id,
-    scan_start,
 )
 from agentstore.backends.file.tail import committed_end
 from agentstore.codec import encode_line
@@ -232,7 +228,7 @@ class LogGroup:
             first = max(block << BLOCK_BITS, 1)
             last = min(((block + 2) << BLOCK_BITS) - 1, self.last_seq)
             if first <= self.previous:
-                self._find_written(want, first, min(last, self.previous), found)
+                find_written(self.fd, self.view, want, first, min(last, self.previous), found)
             # The group's own appends are not written yet: their events are in `_new`.
             for seq in range(max(first, self.previous + 1), last + 1):
                 if not want:
@@ -242,22 +238,6 @@ class LogGroup:
                     want.discard(event_id)
                     found[event_id] = seq
             block += HINT_PERIOD
-
-    def _find_written(self, want: set[str], first: int, last: int, found: dict[str, int]) -> None:
-        """Put in `found` the ids of `want` on lines `first..last` of the log (taking them
-        out of `want`): one pass over those lines, however many ids are wanted."""
-        view = self.view
-        seq, offset = scan_start(self.fd, EventFilter(from_seq=first), view.checkpoints)
-        for _, lines in read_lines(self.fd, offset, view.size):
-            for line in lines:
-                if seq > last or not want:
-                    return
-                if seq >= first:
-                    event_id = line_id(line, view.path, view.session_id, seq)
-                    if event_id in want:
-                        want.discard(event_id)
-                        found[event_id] = seq
-                seq += 1
 
     @property
     def pending(self) -> bool:
@@ -303,7 +283,9 @@ class LogGroup:
 
     def result(self, plan: PlannedAppend) -> AppendResult:
         """The result of one append of the group, once committed (duplicates filled in)."""
-        stored = self._read_stored(seq for seq in plan.duplicates.values() if seq not in self._new)
+        stored = read_stored(
+            self.fd, self.view, (seq for seq in plan.duplicates.values() if seq not in self._new)
+        )
         events: list[Event] = []
         for index, event in enumerate(plan.events):
             if event is None:
@@ -345,37 +327,6 @@ class LogGroup:
             logger.exception("%s: could not cut back a failed append", view.path)
         # Closing the descriptor (in `forget`) releases the flock too.
         self.logs.forget(view.session_id, only=view)
-
-    def _read_stored(self, seqs: Iterable[int]) -> dict[int, Event]:
-        """The stored events numbered `seqs` (a retry's), in one pass over their lines.
-
-        Only those lines are decoded; the scan goes on from one to the next when it is
-        less than a block (`BLOCK` lines) ahead, else starts again at the checkpoint
-        before it. A read of its own for each event (from its checkpoint, up to `BLOCK`
-        lines before it) answered a retried batch of 5,000 events in 6 s.
-        """
-        view = self.view
-        wanted = sorted(set(seqs))
-        found: dict[int, Event] = {}
-        at = 0
-        while at < len(wanted):
-            target = wanted[at]
-            seq, offset = scan_start(self.fd, EventFilter(from_seq=target), view.checkpoints)
-            for _, lines in read_lines(self.fd, offset, view.size):
-                for line in lines:
-                    if seq == target:
-                        found[seq] = decode_at(line, view.path, seq)
-                        at += 1
-                        if at == len(wanted) or wanted[at] - seq > BLOCK:
-                            break  # the next one from its own checkpoint
-                        target = wanted[at]
-                    seq += 1
-                else:
-                    continue
-                break
-            else:
-                return found  # the log ends before `target`: missing (`_missing` says so)
-        return found
 
     def _missing(self, seq: int) -> NoReturn:
         raise CorruptLogError(f"event {seq} is missing", path=str(self.view.path), line=seq)
