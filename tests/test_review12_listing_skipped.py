@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import selectors
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +31,7 @@ from agentstore.backends.base import SkippedSession
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server import agentstore_pb2_grpc as pb_grpc
 from tests.cli_process import agentstore_cli
-from tests.server.http_helpers import serve_command
+from tests.server.http_helpers import serving
 
 _REASON = "sessions/s-mid.json is not a valid session file ("
 
@@ -63,28 +60,8 @@ class _Server:
 @contextlib.contextmanager
 def _serving(data_dir: Path) -> Iterator[_Server]:
     """`agentstore serve` over `data_dir`, both doors on free loopback ports."""
-    log = data_dir.parent / "server.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            serve_command("--data-dir", str(data_dir), "--http-port", "0", "--grpc-port", "0"),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(60), f"the server printed nothing: {log.read_text()}"
-        line = proc.stdout.readline()
-        assert line, f"the server did not start: {log.read_text()}"
-        where = orjson.loads(line)["listening"]
-        yield _Server(where["http"], where["grpc"], log)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serving(data_dir, "--http-port", "0", "--grpc-port", "0") as where:
+        yield _Server(where["http"], where["grpc"], data_dir.parent / "server.log")
 
 
 async def test_a_page_names_the_sessions_it_passed_over_relative_to_the_data_dir(

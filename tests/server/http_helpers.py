@@ -60,14 +60,14 @@ def serve_command(*args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def serving_grpc(data_dir: Path, *args: str) -> Iterator[str]:
-    """Run `agentstore serve --data-dir DATA_DIR --grpc-port 0 --no-http ARGS` in a process
-    of its own; yield the `host:port` it listens on; stop it (SIGTERM) at the end. Its
-    stderr goes to `server.log` beside DATA_DIR, shown if it does not start."""
+def serving(data_dir: Path, *args: str) -> Iterator[dict[str, str]]:
+    """Run `agentstore serve --data-dir DATA_DIR ARGS` in a process of its own; yield where
+    it listens (its start-up line's `listening`: door -> `host:port`); stop it (SIGTERM) at
+    the end. Its stderr goes to `server.log` beside DATA_DIR, shown if it does not start."""
     log = data_dir.parent / "server.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            serve_command("--data-dir", str(data_dir), "--grpc-port", "0", "--no-http", *args),
+            serve_command("--data-dir", str(data_dir), *args),
             stdout=subprocess.PIPE,
             stderr=err,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -79,12 +79,19 @@ def serving_grpc(data_dir: Path, *args: str) -> Iterator[str]:
             assert sel.select(60), f"the server printed nothing: {log.read_text()}"
         line = proc.stdout.readline()
         assert line, f"the server did not start: {log.read_text()}"
-        yield orjson.loads(line)["listening"]["grpc"]
+        yield orjson.loads(line)["listening"]
     finally:
         proc.terminate()
         proc.wait(30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def serving_grpc(data_dir: Path, *args: str) -> Iterator[str]:
+    """`serving` with the gRPC door alone, on a free port: yield its `host:port`."""
+    with serving(data_dir, "--grpc-port", "0", "--no-http", *args) as where:
+        yield where["grpc"]
 
 
 def start_server(
