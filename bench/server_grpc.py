@@ -5,14 +5,19 @@ door only) on loopback, and 16 then 64 concurrent clients in this process, each 
 own channel (its own HTTP/2 connection) and its own session, appending one event per call
 in a loop for a fixed time, three times (new clients each time; the best run is the
 row's, as the in-process row is the best of three). Throughput is appends per second over
-the run; latency is each append's, client side. Three client kinds:
+the run; latency is each append's, client side. Four client kinds:
 
 - `AgentStore.Append`: one unary call per event, what an agent in any language does with
   the plainest client (the server's `Store` validates, prices and folds the event);
 - `AgentStore.AppendStream`: the same appends as messages of one long-lived call per
   client (an agent that appends often; about half the server's CPU per append);
 - `agentstore.open("grpc://...")`: the Python remote backend (the client's `Store` does
-  that work; the server's `Storage.AppendStream` only stores).
+  that work; the server's `Storage.AppendStream` only stores);
+- one `agentstore.open("grpc://...")` shared by the clients: the in-process row's program
+  (16 tasks, 16 sessions, one `Store`) with its store opened at the server's address.
+  Each task still waits for its own answer; the store sends their appends on its one
+  call, several in flight at once. A separate row, not the goal's: the goal's clients
+  are separate programs, each with a connection of its own.
 
 Each client of the first two kinds has its own TCP connection, as agents in separate
 processes would: grpc gives channels of one process with the same settings one shared
@@ -75,6 +80,7 @@ _LABELS = {
     "api": "AgentStore.Append",
     "stream": "AgentStore.AppendStream",
     "remote": 'open("grpc://...")',
+    "shared": 'one open("grpc://...") shared by the clients',
     "echo": "bare grpc.aio echo, no store",
 }
 _ECHO_METHOD = "/bench.Echo/Stream"
@@ -234,6 +240,28 @@ async def _remote_clients(target: str) -> AsyncIterator[Callable[[int], Awaitabl
             await store.close()
 
 
+@contextlib.asynccontextmanager
+async def _shared_remote_clients(target: str) -> AsyncIterator[Callable[[int], Awaitable[Any]]]:
+    """Clients that are tasks of one program sharing one remote `Store`, as the in-process
+    row's 16 tasks share one store: each still waits for its own answer, but their appends
+    ride one `AppendStream` call on one connection, several in flight at once."""
+    store = await agentstore.open(f"grpc://{target}", pricing=False)
+
+    async def make(_: int) -> Callable[[int], Awaitable[Any]]:
+        sid = (await store.create_session(name="bench")).id
+
+        async def op(i: int) -> Any:
+            event = agentstore.new_event(agentstore.EventType.TOOL_CALLED, scenarios.payload(i))
+            return await store.append(sid, event)
+
+        return op
+
+    try:
+        yield make  # type: ignore[misc]
+    finally:
+        await store.close()
+
+
 async def serve_echo() -> None:
     """A bare grpc.aio server: each message of a bidirectional call is sent straight back.
 
@@ -331,9 +359,12 @@ async def grpc_rows(
     the best of `TRIES` runs, each with new clients (new channels and sessions)."""
     rows = []
     for kind in kinds:
-        clients_of = {"api": _api_clients, "stream": _stream_clients, "echo": _echo_clients}.get(
-            kind, _remote_clients
-        )
+        clients_of = {
+            "api": _api_clients,
+            "stream": _stream_clients,
+            "echo": _echo_clients,
+            "shared": _shared_remote_clients,
+        }.get(kind, _remote_clients)
         for clients in sizes:
             tries = []
             for _ in range(TRIES):
@@ -366,7 +397,11 @@ def table(in_process: Row, rows: list[Row], info: dict[str, str]) -> str:
         f"event at a time for {info['seconds']} s (each row the best of three such runs, "
         "as the in-process row is): one unary call per event (`Append`), or "
         "one message per event on a call kept open (`AppendStream`; the remote backend "
-        "sends its appends that way). The in-process row is scenario 3's shape in this run: "
+        'sends its appends that way). The row of one `open("grpc://...")` shared by the '
+        "clients is the in-process row's program with its store opened at the server's "
+        "address: 16 tasks of one process, each waiting for its own answer, their appends "
+        "on one call of one connection (several in flight at once); not the goal's clients, "
+        "which are separate programs. The in-process row is scenario 3's shape in this run: "
         "16 tasks, 16 sessions, one store in one process (the best of three runs; 40 "
         "appends per session with --quick, 200 without). The next row is the same store "
         "driven as the gRPC clients are: for the same time, so its sessions grow as theirs "
@@ -476,7 +511,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 s per row instead of 5 s")
     parser.add_argument("--write", type=Path, help="write the section into this RESULTS.md")
     parser.add_argument(
-        "--kinds", default="api,stream,remote", help="comma-separated: api, stream, remote"
+        "--kinds",
+        default="api,stream,remote,shared",
+        help="comma-separated: api, stream, remote, shared",
     )
     parser.add_argument("--echo-server", action="store_true", help="run the bare echo server")
     opts = parser.parse_args()
