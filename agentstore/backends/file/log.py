@@ -1,4 +1,7 @@
-"""Open logs: this process's view of each, catching up with other processes, and locks.
+"""Open logs: this process's view of each, catching up with other processes.
+
+What a view holds is `LogView` (logview.py); the `flock`s taken here and by writers are
+in flocks.py.
 
 A session's last sequence number and timestamp are read from the tail of its log once, when
 the session is first touched, and kept (appends are O(1)). Writers hold an advisory
@@ -16,23 +19,25 @@ it has one is corruption, never an empty session.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
 from agentstore.backends.file import atomic
-from agentstore.backends.file.idindex import IdIndex
+from agentstore.backends.file.flocks import (
+    flocked,
+    lock_for_writing,
+    unlock_if_open,
+    write_locked,
+)
 from agentstore.backends.file.layout import Layout
 from agentstore.backends.file.lines import iter_lines
-from agentstore.backends.file.mutex import ViewMutex
+from agentstore.backends.file.logview import LogView
 from agentstore.backends.file.scan import CHECKPOINT_EVERY, decode_at
 from agentstore.backends.file.sessions import read_session
 from agentstore.backends.file.tail import committed_end, quarantine_tail, read_tail
@@ -45,6 +50,8 @@ from agentstore.errors import (
     StoreClosedError,
 )
 
+# `LogView` (logview.py) and the locks (flocks.py) are re-exported: their users import
+# them from here, as before they had modules of their own.
 __all__ = [
     "LogView",
     "Logs",
@@ -57,92 +64,6 @@ __all__ = [
 logger = logging.getLogger("agentstore")
 
 MAX_OPEN_LOGS = 256
-
-
-@dataclass(slots=True)
-class LogView:
-    """What this process knows of one session's log."""
-
-    session_id: str
-    path: Path
-    fd: int | None
-    ino: int
-    created_at: datetime
-    """The session's creation time: tells a session created again from the one we saw."""
-    size: int = 0
-    """End of the last complete line (or batch) this process has read."""
-    last_seq: int = 0
-    last_ts: datetime | None = None
-    ids: IdIndex | None = None
-    """Which ids the log has, near which line (`idindex.py`): built on the first append,
-    for idempotent retries."""
-    checkpoints: dict[int, int] = field(default_factory=dict)
-    """Sequence number -> byte offset of its line, every `CHECKPOINT_EVERY` lines."""
-    named_ctime: int = 0
-    """The file's ctime (ns) when its name was last seen leading to it (`head`)."""
-    mutex: ViewMutex = field(default_factory=ViewMutex)
-    """Held by a worker thread while it reads or changes the fields above (reentrant), or
-    by a flight from its write to its landing (see `mutex.py`)."""
-
-    def close(self) -> None:
-        """Close the file (and so release any flock this process holds on it)."""
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = None
-
-
-@contextlib.contextmanager
-def flocked(fd: int, *, exclusive: bool) -> Iterator[None]:
-    """Hold the advisory lock of a log (exclusive: writers; shared: readers).
-
-    A reader whose file system has no `flock` (some network mounts) reads unlocked.
-    """
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-    except OSError as exc:
-        if exclusive:
-            raise StorageError(f"cannot lock a log for writing: {exc}") from exc
-        yield
-        return
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def lock_for_writing(view: LogView) -> int:
-    """Take a log's lock exclusively, as writers do; return its descriptor."""
-    fd = view.fd
-    assert fd is not None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError as exc:
-        raise StorageError(f"cannot lock {view.path} for writing: {exc}") from exc
-    return fd
-
-
-def unlock_if_open(view: LogView, fd: int) -> None:
-    """Release the lock taken by `lock_for_writing`, unless the view was dropped since.
-
-    Dropping a view (its file gone or damaged, a failed write) closes the descriptor and
-    so releases the lock: then nothing is unlocked, since that number may already belong
-    to another file opened by another thread.
-    """
-    if view.fd == fd:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def write_locked(view: LogView) -> Iterator[int]:
-    """Hold a log's lock exclusively, as writers do; yield its descriptor."""
-    fd = lock_for_writing(view)
-    try:
-        yield fd
-    finally:
-        unlock_if_open(view, fd)
 
 
 class Logs:
