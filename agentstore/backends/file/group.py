@@ -73,7 +73,17 @@ def encode_batch(session_id: str, new: list[tuple[PendingEvent, int, datetime]])
 class LogGroup:
     """The appends of one round to one log (hold `view.mutex` from `lock` to `result`)."""
 
-    __slots__ = ("_lines", "_locked", "_new", "last_seq", "last_ts", "logs", "previous", "view")
+    __slots__ = (
+        "_answers_stored",
+        "_lines",
+        "_locked",
+        "_new",
+        "last_seq",
+        "last_ts",
+        "logs",
+        "previous",
+        "view",
+    )
 
     def __init__(self, logs: Logs, view: LogView) -> None:
         self.logs = logs
@@ -86,6 +96,8 @@ class LogGroup:
         """The log's last sequence number before this group."""
         self.last_seq = 0
         self.last_ts: datetime | None = None
+        self._answers_stored = False
+        """An append is answered with lines the log held before the group (see `add`)."""
 
     # --- under the log's lock ---------------------------------------------------------
 
@@ -189,6 +201,12 @@ class LogGroup:
                 index.undo(ids, last_seq, hits)
             for pending, seq, _ in plan.new:
                 index.add(pending.id, seq)
+        if not self._answers_stored and plan.duplicates:
+            # A retry answered with lines already in the log: they may be a writer's that
+            # was killed between its write and its sync (never acknowledged, whole in the
+            # page cache, not durable), so the answer waits for a sync like a write's.
+            previous = self.previous
+            self._answers_stored = any(seq <= previous for seq in plan.duplicates.values())
         if plan.new:
             self._lines += encode_batch(view.session_id, plan.new)
             for event in plan.events:
@@ -241,12 +259,15 @@ class LogGroup:
 
     @property
     def pending(self) -> bool:
-        """True when the group has lines to write."""
-        return bool(self._lines)
+        """True when the group has lines to write, or answers an append with lines the
+        log held before it: either is synced before it is acknowledged."""
+        return bool(self._lines) or self._answers_stored
 
     def write(self) -> None:
         """Write every line of the group with one `write` (raises `StorageError`)."""
         lines = self._lines
+        if not lines:  # only stored lines to answer with: nothing to write, a sync to make
+            return
         try:
             atomic.write_all(self.fd, b"".join(lines) if len(lines) > 1 else lines[0])
         except OSError as exc:
