@@ -15,7 +15,6 @@ import anyio
 
 from agentstore.backends._wakeups import AppendRegistry
 from agentstore.backends.base import (
-    UNSET,
     AppendResult,
     Backend,
     EventFilter,
@@ -26,18 +25,19 @@ from agentstore.backends.base import (
     SnapshotRecord,
 )
 from agentstore.backends.file import atomic
+from agentstore.backends.file.changes import delete_session_files, update_session_file
 from agentstore.backends.file.commits import CommitQueue
 from agentstore.backends.file.group import append_alone
+from agentstore.backends.file.head import head_sync, session_with_head, unchanged_head
 from agentstore.backends.file.layout import Layout
 from agentstore.backends.file.listing import find_ids, list_page
-from agentstore.backends.file.log import Logs, write_locked
+from agentstore.backends.file.log import Logs
 from agentstore.backends.file.opening import prepare_directory
 from agentstore.backends.file.reading import batch_marks, read_events
-from agentstore.backends.file.sessions import SessionIndex, encode_session, read_session
+from agentstore.backends.file.sessions import SessionIndex
 from agentstore.backends.file.snapshots import default_fingerprint, encode_snapshot, read_snapshot
 from agentstore.backends.file.writes import SessionBuilder, create_session_files
 from agentstore.errors import (
-    ConcurrencyError,
     InvalidInputError,
     SessionNotFoundError,
     StorageError,
@@ -161,44 +161,15 @@ class FileBackend(Backend):
         return await anyio.to_thread.run_sync(self._get_session_sync, session_id)
 
     def _get_session_sync(self, session_id: str) -> Session:
-        session, _, _ = read_session(self.layout, session_id)
-        try:
-            view = self._logs.get(session_id)
-        except SessionNotFoundError:
-            # This process's view was of a session deleted since: look at the new one.
-            session, _, _ = read_session(self.layout, session_id)
-            view = self._logs.get(session_id)
-        with view.mutex:
-            last_seq, last_ts = view.last_seq, view.last_ts
-        session.event_count = last_seq
-        created = session.created_at
-        session.updated_at = last_ts if last_ts is not None and last_ts > created else created
-        return session
+        return session_with_head(self._logs, session_id)
 
     async def update_session(self, session_id: str, changes: SessionChanges) -> Session:
         """Change a session's name, labels or budget (its file is replaced atomically)."""
         self._writable()
-        await anyio.to_thread.run_sync(self._update_sync, session_id, changes)
+        await anyio.to_thread.run_sync(
+            update_session_file, self._logs, self._index, session_id, changes
+        )
         return await self.get_session(session_id)
-
-    def _update_sync(self, session_id: str, changes: SessionChanges) -> None:
-        with self._logs.directory_lock(exclusive=True):
-            session, has_log, _ = read_session(self.layout, session_id)
-            # A Go session without events has no log yet: do not promise one it lacks.
-            has_log = has_log or os.path.lexists(self.layout.log_path(session_id))
-            if changes.name is not UNSET:
-                session.name = changes.name
-            if changes.labels is not UNSET:
-                session.labels = dict(changes.labels)
-            if changes.budget is not UNSET:
-                session.budget = changes.budget
-            path = self.layout.session_path(session_id)
-            try:
-                data = encode_session(session, has_log=has_log)
-                atomic.write_file_atomic(path, data, exclusive=False)
-            except OSError as exc:
-                raise StorageError(f"cannot update {path}: {exc}") from exc
-        self._index.record(session)
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         """Return a page of sessions, newest first (see the contract)."""
@@ -211,37 +182,9 @@ class FileBackend(Backend):
     async def delete_session(self, session_id: str, *, expected_seq: int | None = None) -> None:
         """Remove a session, its log and its snapshots (see the contract)."""
         self._writable()
-        await anyio.to_thread.run_sync(self._delete_sync, session_id, expected_seq)
-
-    def _delete_sync(self, session_id: str, expected_seq: int | None) -> None:
-        view = self._logs.get(session_id) if expected_seq is not None else None
-        layout = self.layout
-        with contextlib.ExitStack() as held:
-            held.enter_context(self._logs.directory_lock(exclusive=True))
-            if view is not None and view.fd is not None:
-                # The check and the deletion under the log's lock, as appends take it:
-                # an append by any process lands either before the check or never.
-                held.enter_context(view.mutex)
-                held.enter_context(write_locked(view))
-                self._logs.check_not_replaced(view)
-                self._logs.catch_up_locked(view)
-                if view.last_seq != expected_seq:
-                    raise ConcurrencyError(session_id, expected_seq or 0, view.last_seq)
-            try:
-                # The session file goes first: once it is gone the session is gone, and a
-                # crash before the rest is cleaned up leaves only invisible files behind.
-                os.unlink(layout.session_path(session_id))
-            except FileNotFoundError as exc:
-                raise SessionNotFoundError(session_id) from exc
-            except OSError as exc:
-                raise StorageError(f"cannot delete session {session_id!r}: {exc}") from exc
-            self._index.forget(session_id)
-            for path in (layout.log_path(session_id), *layout.snapshot_paths(session_id)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-            for directory in (layout.sessions_dir, layout.events_dir):
-                atomic.fsync_dir(directory)
-        self._logs.forget(session_id)
+        await anyio.to_thread.run_sync(
+            delete_session_files, self._logs, self._index, session_id, expected_seq
+        )
 
     async def storage_size(self, session_id: str) -> int | None:
         """Return the bytes of a session's file, log and snapshots."""
@@ -266,37 +209,10 @@ class FileBackend(Backend):
 
     async def head(self, session_id: str) -> tuple[int, datetime | None]:
         """The last sequence number and the session's creation time (see `Backend.head`)."""
-        view = self._logs.peek(session_id)
-        fd = view.fd if view is not None else None
-        if view is not None and fd is not None:
-            # Unchanged size and still linked: nothing was appended (by anyone). The
-            # descriptor may be closed by a worker thread meanwhile (and its number
-            # reused: hence the inode): then take the slow path. Still linked is not
-            # enough: a deleted log may keep a link elsewhere (a backup tool's hard link),
-            # and a session made again with this id has another file. A link or unlink
-            # changes the file's ctime and not its mtime (a write sets both alike): if they
-            # differ, the log's name must still lead to this file (one stat more), unless
-            # it did at this very ctime already (a log copied with its mtime kept, then
-            # only read, has them differ for good: one stat, not one per call).
-            try:
-                st = os.fstat(fd)
-                if st.st_nlink and st.st_size == view.size and st.st_ino == view.ino:
-                    ctime = st.st_ctime_ns
-                    if ctime == st.st_mtime_ns or ctime == view.named_ctime:
-                        return view.last_seq, view.created_at
-                    if os.stat(view.path, follow_symlinks=False).st_ino == view.ino:
-                        view.named_ctime = ctime
-                        return view.last_seq, view.created_at
-            except OSError:
-                pass
-        return await anyio.to_thread.run_sync(self._head_sync, session_id)
-
-    def _head_sync(self, session_id: str) -> tuple[int, datetime | None]:
-        view = self._logs.get(session_id)
-        with view.mutex:
-            if view.fd is not None:
-                self._logs.check_not_replaced(view)  # see `head`: the name, not the file
-            return view.last_seq, view.created_at
+        head = unchanged_head(self._logs.peek(session_id))
+        if head is not None:
+            return head
+        return await anyio.to_thread.run_sync(head_sync, self._logs, session_id)
 
     async def append(
         self, session_id: str, batch: Sequence[PendingEvent], expected_seq: int | None

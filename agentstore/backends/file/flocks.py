@@ -4,7 +4,7 @@ A log's lock is held exclusively by a writer from its write to its sync, and sha
 reader that needs to know where the committed part of a log ends; the `events/`
 directory's lock (taken through `flocked` by `Logs.directory_lock`) orders the creation
 and deletion of sessions against a writer's first open of a log. Kept apart from `log.py`
-because the append path (`group.py`, deletion in `backend.py`) takes a log's lock
+because the append path (`group.py`, deletion in `changes.py`) takes a log's lock
 without needing anything else of how logs are opened.
 """
 
