@@ -53,7 +53,6 @@ from agentstore.backends.base import (
     SessionChanges,
     SessionPage,
     SessionQuery,
-    SkippedSession,
     SnapshotRecord,
 )
 from agentstore.backends.marks import MarkRuns, add_marks
@@ -61,6 +60,7 @@ from agentstore.backends.registry import BackendOptions
 from agentstore.backends.remote_channel import open_channel
 from agentstore.backends.remote_errors import answer_error, rpc_error, stream_error
 from agentstore.backends.remote_imports import create_parts, nothing
+from agentstore.backends.remote_listing import list_sessions
 from agentstore.backends.remote_wire import (
     pending_to_pb,
     read_request,
@@ -79,13 +79,10 @@ from agentstore.server.grpc_wire import (
     parse_time,
     session_from_pb,
     session_to_pb,
-    skipped_from_pb,
 )
 from agentstore.session import Session
 
 __all__ = ["RemoteBackend", "open_backend"]
-
-_PAGE = 1000  # the server's largest session page
 
 
 def open_backend(target: str, options: BackendOptions) -> RemoteBackend:
@@ -244,32 +241,9 @@ class RemoteBackend(Backend):
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         """Return a page of sessions (asking the server in pages of at most 1000), and the
-        sessions the server's storage passed over (each once)."""
-        if query.limit <= 0:
-            # The server reads a limit of 0 as "not given" (proto3) and would answer its
-            # default page: a page of no sessions is answered here, as every backend does.
-            return SessionPage([], None, [])
-        found: list[Session] = []
-        skipped: dict[SkippedSession, None] = {}  # in order, once each
-        cursor = query.cursor
-        given: set[str] = set()  # a cursor answered twice would ask again for ever
-        while True:
-            want = min(query.limit - len(found), _PAGE)
-            request = pb.ListSessionsRequest(
-                limit=want, cursor=cursor or "", labels=query.labels or {}
-            )
-            reply = await self._call("ListSessions", request)
-            found += [session_from_pb(s) for s in reply.sessions]
-            skipped.update(dict.fromkeys(skipped_from_pb(reply)))
-            cursor = reply.next_cursor or None
-            if cursor is None or len(found) >= query.limit:
-                return SessionPage(found, cursor, list(skipped))
-            if cursor in given:
-                raise StorageError(
-                    f"the agentstore server at {self.address} answered a listing cursor it "
-                    "had given before: its listing does not advance"
-                )
-            given.add(cursor)
+        sessions the server's storage passed over (each once); `StorageError` if the
+        server's listing does not advance (`remote_listing.py`)."""
+        return await list_sessions(self._call, self.address, query)
 
     async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
         """Return up to `limit` ids starting with `prefix` (an exact match first)."""
