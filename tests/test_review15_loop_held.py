@@ -1,0 +1,154 @@
+"""Review 15 (loop commits, c1ab011): flights held for the next sync round always go.
+
+Since c1ab011 a flight written on the loop while syncs are in flight is held (written,
+its log's mutex and `flock` taken, its sync not submitted) until one of those syncs ends,
+and then goes with every flight held meanwhile. A held flight that nobody submits keeps
+its log locked: other processes wait on it for ever. These tests hold flights for real
+(tasks of one turn of the loop: the first one's sync goes at once, the others wait) and
+then take away what submits them: the store closed at once, the loop closed abruptly,
+the loop blocked by a synchronous call while another process needs the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentstore
+from agentstore import StoreClosedError, new_event
+from agentstore.backends.file import FileBackend
+
+_SESSIONS = 8
+
+_APPEND = textwrap.dedent(
+    """
+    import asyncio, sys
+    import agentstore
+    from agentstore import new_event
+
+    async def main():
+        async with agentstore.open(sys.argv[1], snapshot_interval=0) as store:
+            await store.append(sys.argv[2], new_event("custom", {"from": "elsewhere"}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def _other_process_appends(data: Path, sid: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _APPEND, str(data), sid],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _engine(store: agentstore.Store) -> Any:
+    backend = store.backend
+    assert isinstance(backend, FileBackend)
+    return backend._commits._here
+
+
+async def _opened(store: agentstore.Store) -> list[str]:
+    sids = [f"s-{k}" for k in range(_SESSIONS)]
+    for sid in sids:
+        await store.create_session(session_id=sid)
+        await store.append(sid, new_event("custom", {"i": 0}))  # its log open here
+    return sids
+
+
+async def _read(data: Path, sid: str) -> list[dict[str, Any]]:
+    async with agentstore.open(data, snapshot_interval=0) as store:
+        return [e.payload for e in await store.get_events(sid)]
+
+
+def _payloads(data: Path, sid: str) -> list[dict[str, Any]]:
+    return asyncio.run(_read(data, sid))
+
+
+def test_flights_held_when_their_loop_is_closed_abruptly_still_land(tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    store = loop.run_until_complete(agentstore.open(tmp_path, snapshot_interval=0))
+    sids = loop.run_until_complete(_opened(store))
+    here = _engine(store)
+    if here is None:
+        loop.run_until_complete(store.close())
+        loop.close()
+        pytest.skip("no Linux AIO with eventfd here")
+    tasks = [loop.create_task(store.append(sid, new_event("custom", {"i": 1}))) for sid in sids]
+    loop.run_until_complete(asyncio.sleep(0))  # every task written its flight
+    held = len(here._to_submit)
+    assert held >= 1, "no flight was held for the next round"
+    loop.set_exception_handler(lambda *_: None)  # "Task was destroyed but it is pending!"
+    loop.close()  # abruptly: nothing on it will ever submit the held syncs
+    del tasks
+    # Another process appends to the last session, whose flight was held: it needs the
+    # log's lock, which only a landing releases.
+    other = _other_process_appends(tmp_path, sids[-1])
+    try:
+        _, err = other.communicate(timeout=30)
+    finally:
+        other.kill()
+    assert other.returncode == 0, err.decode()
+    for sid in sids[:-1]:
+        assert _payloads(tmp_path, sid) == [{"i": 0}, {"i": 1}]
+    assert _payloads(tmp_path, sids[-1]) == [{"i": 0}, {"i": 1}, {"from": "elsewhere"}]
+
+
+async def test_a_store_closed_while_flights_are_held_answers_every_append(
+    tmp_path: Path,
+) -> None:
+    store = await agentstore.open(tmp_path, snapshot_interval=0)
+    sids = await _opened(store)
+    here = _engine(store)
+    if here is None:
+        await store.close()
+        pytest.skip("no Linux AIO with eventfd here")
+    tasks = [
+        asyncio.ensure_future(store.append(sid, new_event("custom", {"i": 1}))) for sid in sids
+    ]
+    await asyncio.sleep(0)
+    assert here._to_submit, "no flight was held for the next round"
+    closing = asyncio.ensure_future(store.close())
+    outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    await asyncio.wait_for(closing, 30)
+    for sid, outcome in zip(sids, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            assert isinstance(outcome, StoreClosedError), outcome
+            assert await _read(tmp_path, sid) == [{"i": 0}]
+        else:
+            assert outcome.sequence_number == 2
+            assert await _read(tmp_path, sid) == [{"i": 0}, {"i": 1}]
+
+
+async def test_a_held_flight_is_released_while_its_loop_is_blocked(tmp_path: Path) -> None:
+    async with agentstore.open(tmp_path, snapshot_interval=0) as store:
+        sids = await _opened(store)
+        here = _engine(store)
+        if here is None:
+            pytest.skip("no Linux AIO with eventfd here")
+        tasks = [
+            asyncio.ensure_future(store.append(sid, new_event("custom", {"i": 1}))) for sid in sids
+        ]
+        await asyncio.sleep(0)
+        assert here._to_submit, "no flight was held for the next round"
+        # The loop blocked (a synchronous call) with flights held: another process's
+        # append to one of their logs goes through while it stays blocked.
+        other = _other_process_appends(tmp_path, sids[-1])
+        try:
+            # The loop's thread blocked in this wait, on purpose.
+            done = other.wait(timeout=30)
+        finally:
+            other.kill()
+            _, err = other.communicate()
+        assert done == 0, err.decode()
+        results = await asyncio.gather(*tasks)
+        assert [r.sequence_number for r in results] == [2] * _SESSIONS
+        events = await store.get_events(sids[-1])
+        assert [e.payload for e in events] == [{"i": 0}, {"i": 1}, {"from": "elsewhere"}]
