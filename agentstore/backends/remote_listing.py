@@ -1,9 +1,10 @@
 """The remote backend's session listing: the server's pages until the caller's is full.
 
-A listing goes newest first, so each page the server answers (with a cursor to read on)
-must bring sessions older than every one listed before it. A page that does not (no
-session at all, or only those already listed, whatever its cursor says) means the
-server's listing does not advance: a bug, or a hostile server. Asked again, it was asked
+Each page the server answers with a cursor to read on must bring a session this listing
+has not listed yet. A page that does not (no session at all, or only those already
+listed, whatever its cursor says) means the server's listing does not advance: a bug,
+or a hostile server. (Not "older than the last": a file store lists a session of the
+years 1-999 first, and its later pages are right all the same.) Asked again, it was asked
 for ever: a server answering empty pages, each with a new cursor, hung the listing, and
 one answering the same sessions again filled a listing of 5,000 with its 20 sessions 250
 times. It raises `StorageError` instead.
@@ -12,7 +13,6 @@ times. It raises `StorageError` instead.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from agentstore.backends.base import SessionPage, SessionQuery, SkippedSession, session_cursor
@@ -39,7 +39,7 @@ async def list_sessions(
     found: list[Session] = []
     skipped: dict[SkippedSession, None] = {}  # in order, once each
     cursor = query.cursor
-    oldest: tuple[datetime, str] | None = None  # of the sessions found so far
+    listed: set[str] = set()
     while True:
         want = min(query.limit - len(found), PAGE)
         request = pb.ListSessionsRequest(limit=want, cursor=cursor or "", labels=query.labels or {})
@@ -54,11 +54,10 @@ async def list_sessions(
         found += page
         if cursor is None or len(found) >= query.limit:
             return SessionPage(found, cursor, list(skipped))
-        page_oldest = min(((s.created_at, s.id) for s in page), default=None)
-        if page_oldest is None or (oldest is not None and page_oldest >= oldest):
+        if listed.issuperset(s.id for s in page):  # nothing new (or nothing at all)
             raise StorageError(
                 f"the agentstore server at {address} answered a listing page with no "
                 "session past those listed before, and a cursor to read on: its listing "
                 "does not advance"
             )
-        oldest = page_oldest
+        listed.update(s.id for s in page)

@@ -67,9 +67,22 @@ class _TooMany(StorageServicer):
         return await super().ListSessions(request, context)
 
 
+class _SmallPages(StorageServicer):
+    """Honest pages of 2 sessions at most, whatever the limit asked for."""
+
+    async def ListSessions(self, request: pb.ListSessionsRequest, context: Any) -> Any:
+        request.limit = min(request.limit, 2)
+        return await super().ListSessions(request, context)
+
+
 @asynccontextmanager
-async def _remote(servicer: type[StorageServicer]) -> AsyncIterator[agentstore.Store]:
-    store = await agentstore.open(in_memory=True, pricing=False)
+async def _remote(
+    servicer: type[StorageServicer], data: Path | None = None
+) -> AsyncIterator[agentstore.Store]:
+    if data is None:
+        store = await agentstore.open(in_memory=True, pricing=False)
+    else:
+        store = await agentstore.open(data, pricing=False)
     for i in range(20):
         await store.create_session(session_id=f"s-{i:02d}")
     server = grpc.aio.server()
@@ -119,6 +132,22 @@ async def test_an_honest_server_is_listed_whole_in_pages() -> None:
                 break
             cursor = page.next_cursor
         assert seen == [f"s-{i:02d}" for i in range(19, -1, -1)]
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+async def test_a_listing_in_small_pages_of_the_server_is_listed_whole(
+    tmp_path: Path, kind: str
+) -> None:
+    # Over a file store with a session of the year 500 too, which it lists first (see
+    # test_review15_listing_years.py): its pages are not in time order, and still whole.
+    async with _remote(_SmallPages, tmp_path if kind == "file" else None) as remote:
+        old = {"id": "s-old", "created_at": "0500-06-01T00:00:00+00:00"}
+        await remote.import_session(old, [])
+        listed = [s.id for s in await remote.list_sessions(limit=5000)]
+        assert sorted(listed) == sorted([f"s-{i:02d}" for i in range(20)] + ["s-old"])
+        assert listed[1:] == [f"s-{i:02d}" for i in range(19, -1, -1)] or listed[:-1] == [
+            f"s-{i:02d}" for i in range(19, -1, -1)
+        ]
 
 
 @pytest.mark.parametrize("args", _CLI_COMMANDS)
