@@ -52,6 +52,7 @@ __all__ = [
     "open_store",
     "listing",
     "listing_log_muted",
+    "PageWalk",
     "next_page_cursor",
     "parse_labels",
     "resolve_session",
@@ -297,7 +298,7 @@ async def _sessions_named(store: Store, name: str) -> list[str]:
     """
     found: list[str] = []
     cursor: str | None = None
-    seen: set[str] = set()
+    seen = PageWalk()
     while True:
         page = await store.list_sessions_page(limit=_NAME_PAGE, cursor=cursor)
         found.extend(s.id for s in page.sessions if s.name == name)
@@ -322,7 +323,7 @@ async def listing(
     found: list[Session] = []
     skipped: dict[SkippedSession, None] = {}  # in order, once each: named on every page
     cursor: str | None = None
-    seen: set[str] = set()
+    seen = PageWalk()
     skip = offset
     with listing_log_muted():
         while len(found) < limit:
@@ -338,21 +339,37 @@ async def listing(
     return found, list(skipped)
 
 
-def next_page_cursor(page: SessionPage, seen: set[str]) -> str | None:
+class PageWalk:
+    """The pages of one listing read so far: the cursors they gave, the sessions they
+    listed (see `next_page_cursor`)."""
+
+    __slots__ = ("cursors", "ids")
+
+    def __init__(self) -> None:
+        self.cursors: set[str] = set()
+        self.ids: set[str] = set()
+
+
+def next_page_cursor(page: SessionPage, seen: PageWalk) -> str | None:
     """The cursor of the listing's page after `page` (None: it was the last).
 
-    Raises `CliError` if that cursor came before (`seen` holds those of the pages read so
-    far): a listing that goes round (a server's bug, or a hostile one) was read forever,
-    holding more on every page. A store's cursors only go on (newest first).
+    Raises `CliError` if that cursor came before, or if `page` lists no session the pages
+    before it did not (`seen` holds what they gave): a listing that goes round (a server's
+    bug, or a hostile one) was read forever, holding more on every page, and a server
+    that makes up a new cursor each time goes round all the same. A store's cursors only
+    go on (newest first), and each of its pages with one lists sessions of its own.
     """
     cursor = page.next_cursor
     if cursor is not None:
-        if cursor in seen:
+        ids = [s.id for s in page.sessions]
+        if cursor in seen.cursors or seen.ids.issuperset(ids):
             raise CliError(
-                "the store's listing does not advance (a page's next cursor came back): "
-                "the store or its server is not listing sessions right"
+                "the store's listing does not advance (a page's next cursor came back, or "
+                "a page listed no session but those before it): the store or its server "
+                "is not listing sessions right"
             )
-        seen.add(cursor)
+        seen.cursors.add(cursor)
+        seen.ids.update(ids)
     return cursor
 
 

@@ -36,6 +36,7 @@ from agentstore.store.lifecycle_ops import check_same_session
 from agentstore.store.validate import pending_from_stored
 from agentstore_cli.common import (
     CliError,
+    PageWalk,
     UsageError,
     listing_log_muted,
     next_page_cursor,
@@ -68,7 +69,7 @@ async def _session_ids(src: Store, wanted: list[str] | None) -> list[str]:
     ids: list[str] = []
     skipped: dict[str, None] = {}  # in order, once each: named on every page
     cursor: str | None = None
-    seen: set[str] = set()
+    seen = PageWalk()
     # The copy names each session it cannot read itself (reading it fails it): the
     # listing's log line of each, once a page, would say it again.
     with listing_log_muted():
