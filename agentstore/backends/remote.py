@@ -60,7 +60,7 @@ from agentstore.backends.registry import BackendOptions
 from agentstore.backends.remote_channel import open_channel
 from agentstore.backends.remote_errors import answer_error, rpc_error, stream_error
 from agentstore.backends.remote_imports import create_parts, nothing
-from agentstore.backends.remote_listing import list_sessions
+from agentstore.backends.remote_listing import Listings
 from agentstore.backends.remote_wire import (
     pending_to_pb,
     read_request,
@@ -127,6 +127,7 @@ class RemoteBackend(Backend):
         self._stub: pb_grpc.StorageStub | None = None
         self._appends: AppendStreamClient | None = None
         self._paged: bool | None = None  # the server takes CreateSessionFromPages
+        self._listings = Listings(self._call, self.address)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -243,7 +244,7 @@ class RemoteBackend(Backend):
         """Return a page of sessions (asking the server in pages of at most 1000), and the
         sessions the server's storage passed over (each once); `StorageError` if the
         server's listing does not advance (`remote_listing.py`)."""
-        return await list_sessions(self._call, self.address, query)
+        return await self._listings.page(query)
 
     async def find_session_ids(self, prefix: str, limit: int) -> list[str]:
         """Return up to `limit` ids starting with `prefix` (an exact match first)."""

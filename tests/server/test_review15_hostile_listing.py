@@ -18,6 +18,7 @@ import itertools
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,13 @@ class _SmallPages(StorageServicer):
 
 @asynccontextmanager
 async def _remote(
-    servicer: type[StorageServicer], data: Path | None = None
+    servicer: type[StorageServicer], data: Path | None = None, count: int = 20
 ) -> AsyncIterator[agentstore.Store]:
     if data is None:
         store = await agentstore.open(in_memory=True, pricing=False)
     else:
         store = await agentstore.open(data, pricing=False)
-    for i in range(20):
+    for i in range(count):
         await store.create_session(session_id=f"s-{i:02d}")
     server = grpc.aio.server()
     pb_grpc.add_StorageServicer_to_server(servicer(AgentStoreService(store, Limits())), server)
@@ -107,6 +108,30 @@ async def test_a_listing_that_brings_nothing_new_stops_whatever_its_cursor(
             await remote.list_sessions_page(limit=5000)
         with anyio.fail_after(10), pytest.raises(StorageError, match="does not advance"):
             await remote.list_sessions(limit=5000)
+
+
+async def test_a_library_walk_of_full_pages_stops_too() -> None:
+    # 1,200 sessions: each page asked for (1,000 by prune, by list_sessions with an
+    # offset; 5 here) is full at the server's first answer, so each call returns at
+    # once; the next call, with the cursor it returned, gets the same sessions again.
+    # prune went on for ever; the pages of a walk repeated.
+    async with _remote(_FreshSame, count=1200) as remote:
+        with anyio.fail_after(30), pytest.raises(StorageError, match="does not advance"):
+            await remote.prune(older_than=timedelta(0), dry_run=True)
+        page = await remote.list_sessions_page(limit=5)
+        with pytest.raises(StorageError, match="does not advance"):
+            await remote.list_sessions_page(limit=5, cursor=page.next_cursor)
+
+
+async def test_a_page_after_the_last_may_be_empty() -> None:
+    # An honest listing's cursor whose sessions were all deleted since: no session, no
+    # cursor, no error.
+    async with _remote(StorageServicer, count=3) as remote:
+        page = await remote.list_sessions_page(limit=2)
+        assert page.next_cursor is not None
+        await remote.delete_session("s-00")
+        rest = await remote.list_sessions_page(limit=2, cursor=page.next_cursor)
+        assert (rest.sessions, rest.next_cursor) == ([], None)
 
 
 async def test_a_page_is_no_longer_than_its_limit_whatever_the_server_answers() -> None:
