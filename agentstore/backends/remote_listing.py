@@ -32,8 +32,9 @@ __all__ = ["PAGE", "Listings"]
 PAGE = 1000
 """The server's largest session page."""
 
-_RECENT = 64
-"""Cursors handed to callers whose pages' sessions are kept (listings under way at once)."""
+_RECENT = 16
+"""Cursors handed to callers whose pages' sessions are kept (listings under way at once;
+at most 16,000 ids, about a megabyte)."""
 
 
 class Listings:
