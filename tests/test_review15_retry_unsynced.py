@@ -141,3 +141,45 @@ async def test_a_retry_answered_from_a_killed_writers_lines_waits_for_them_to_be
         # Acknowledged: the stored lines it answered with are durable by now.
         assert _dirty_pages(log) == 0
         assert len(await store.get_events("s")) == first + 39
+
+
+_FLUSH_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import agentstore
+    from agentstore import new_event
+
+    async def main():
+        data = sys.argv[1]
+        async with agentstore.open(data, snapshot_interval=0, durability="flush") as store:
+            batch = [
+                new_event("custom", {"i": i, "pad": "x" * 200}).model_copy(update={"id": f"r-{i}"})
+                for i in range(40)
+            ]
+            await store.append_many("s", batch)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_retry_of_a_flush_writers_batch_is_durable_when_answered(tmp_path: Path) -> None:
+    # A store opened with durability="flush" returns once the OS has the lines; another
+    # opened with "fsync" promises they are on disk when it answers, its retries too.
+    async with agentstore.open(tmp_path, snapshot_interval=0) as store:
+        await store.create_session(session_id="s")
+        await store.append("s", new_event("custom", {"i": -1}))
+    done = subprocess.run(
+        [sys.executable, "-c", _FLUSH_WRITER, str(tmp_path)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    log = tmp_path / "events" / "s.jsonl"
+    if not _dirty_pages(log):
+        pytest.skip("the page cache's dirty bits cannot be read here (or were written back)")
+    async with agentstore.open(tmp_path, snapshot_interval=0) as store:
+        again = await store.append_many("s", _batch())
+        assert [e.sequence_number for e in again] == list(range(2, 42))
+        assert _dirty_pages(log) == 0
