@@ -47,13 +47,16 @@ def refuse_nul(batch: Sequence[PendingEvent], what: str) -> None:
     # One search over the batch's texts joined (a loop of two searches an event cost 0.7 us
     # an event, a tenth of the client's time on an append_many of 100); the events are
     # looked at one by one only when it finds the six characters.
+    # `find`, not `in`: `bytes in bytes` first tries the right side as an integer (a byte
+    # value), and the TypeError it raises and clears (its message formatted) cost ~1,800
+    # instructions a search, 1.3% of a lone append's client instructions.
     if len(batch) == 1:  # a lone append: two searches, no list to join
         one = batch[0]
-        if _NUL not in one.payload_json and _NUL not in one.metadata_json:
+        if one.payload_json.find(_NUL) < 0 and one.metadata_json.find(_NUL) < 0:
             return
     else:
         texts = [e.payload_json for e in batch] + [e.metadata_json for e in batch]
-        if _NUL not in b"".join(texts):
+        if b"".join(texts).find(_NUL) < 0:
             return
     for event in batch:
         for part, text in (("payload", event.payload_json), ("metadata", event.metadata_json)):

@@ -37,7 +37,11 @@ def _decode(value: tuple[int]) -> datetime:
     if micros == _MINUS_INFINITY:
         return _FIRST
     try:
-        return _EPOCH + timedelta(microseconds=micros)
+        # `_MICRO * micros` rather than `timedelta(microseconds=micros)`: the same value
+        # (integer arithmetic) without parsing a keyword argument into a float-checked
+        # accumulation: 3.7k instructions a value instead of 6.7k (callgrind), paid for
+        # every timestamp read (two on every append, one for every event replayed).
+        return _EPOCH + _MICRO * micros
     except OverflowError:  # a year past 9999 (PostgreSQL's go to 294276), written by others
         return _LAST if micros > 0 else _FIRST
 
