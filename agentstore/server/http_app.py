@@ -130,25 +130,29 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        status = exc.status_code
+        allowed = _allowed(app, request) if status in (404, 405) else ""
+        if status == 404 and allowed:
+            # The web UI's files (mounted at /) take every GET no route took, and answered
+            # 404 for GET or HEAD of a POST-only path (.../fork): it exists, not for GET.
+            status = 405
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
         body = {
             "type": f"urn:agentstore:error:{code}",
             "title": code.replace("_", " "),
-            "status": exc.status_code,
-            "detail": str(exc.detail),
+            "status": status,
+            "detail": str(exc.detail) if status == exc.status_code else "Method Not Allowed",
             "code": code,
             "instance": request.url.path,
         }
         headers = exc.headers
-        if exc.status_code == 405:
+        if status == 405 and allowed:  # (the UI's static files name none)
             # Starlette names the methods of the first route that matched the path only
             # (PUT /v1/sessions was told GET, HEAD): RFC 9110 wants all the path takes.
-            allowed = _allowed(app, request)
-            if allowed:  # (the UI's static files name none)
-                headers = {**(headers or {}), "Allow": allowed}
+            headers = {**(headers or {}), "Allow": allowed}
         return Response(
             orjson.dumps(body),
-            exc.status_code,
+            status,
             headers,
             media_type="application/problem+json",
         )

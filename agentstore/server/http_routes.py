@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from agentstore import Event, InvalidInputError, Session, State
+from agentstore.server.http_body import decode_json_body
 from agentstore.server.http_schemas import (
     MAX_SEQ,
     AppendBatch,
@@ -35,7 +36,7 @@ from agentstore.server.http_stream import (
     json_array_chunks,
     jsonl_chunks,
 )
-from agentstore.server.inputs import in_utc, integer_beyond_64_bits
+from agentstore.server.inputs import in_utc
 from agentstore.server.service import AgentStoreService
 
 __all__ = ["APPEND_BODY", "add_routes"]
@@ -63,18 +64,8 @@ def _session_json(session: Session) -> dict[str, Any]:
 
 
 async def _read_body(request: Request) -> Any:
-    """Decode the body with orjson: no NaN or infinity, nesting depth capped, 64-bit ints."""
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
-    too_big = integer_beyond_64_bits(raw)
-    if too_big is not None:
-        raise InvalidInputError(
-            f"the integer {too_big[:30].decode()} does not fit in 64 bits; send it as a string"
-        )
-    return data
+    """Decode the body: no NaN or infinity, 64-bit integers, nesting capped, keys once."""
+    return decode_json_body(await request.body())
 
 
 def add_routes(app: FastAPI, service: AgentStoreService) -> None:

@@ -70,6 +70,7 @@ class AppendBatch(BaseModel):
         default=None,
         ge=0,
         le=MAX_SEQ,
+        strict=True,  # a JSON integer: not true (1), "3" nor 3.0, as /openapi.json says
         description="Fail with 409 concurrency_conflict unless the last sequence number is this.",
     )
 
@@ -93,7 +94,7 @@ class ForkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    at_seq: int = Field(ge=0, le=MAX_SEQ)
+    at_seq: int = Field(ge=0, le=MAX_SEQ, strict=True)  # not true, "1" nor 1.0
     name: str | None = None
     labels: dict[str, str] | None = None
 
