@@ -26,6 +26,13 @@ __all__ = [
 
 _DUMPS_OPTIONS = orjson.OPT_UTC_Z
 
+# orjson writes at most 254 levels of nesting (it reads 1,024). An event's JSON holds its
+# payload one level down and a state's JSON (`state.data[type]`) two: a payload may be
+# nested 252 levels deep, its metadata 253, or the event could be stored and then never
+# written out again (every replay, export or `get_state` of its session would fail).
+MAX_PAYLOAD_DEPTH = 252
+_MAX_METADATA_DEPTH = 253
+
 
 def format_timestamp(ts: datetime) -> str:
     """Format a UTC timestamp as RFC 3339 with a `Z`, as written on disk."""
@@ -73,17 +80,43 @@ def encode_payload(payload: Any) -> bytes:
     """Serialise a payload to JSON bytes, or raise `InvalidEventError`.
 
     NaN and Infinity are refused: JSON has no such numbers and orjson would silently
-    write them as `null`, which loses data.
+    write them as `null`, which loses data. So is a payload nested more than
+    `MAX_PAYLOAD_DEPTH` levels deep, which the event's own JSON could not hold.
     """
     try:
         blob = orjson.dumps(payload)
     except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
+        if "Recursion limit" in str(exc):
+            raise _too_deep("payload", MAX_PAYLOAD_DEPTH) from None
         raise InvalidEventError(f"payload is not JSON-serialisable: {exc}") from exc
     # orjson writes NaN/Infinity as null, so only a payload whose JSON has a null can
     # hold one: a cheap scan spares the walk for almost every payload.
     if b"null" in blob and _has_non_finite(payload):
         raise InvalidEventError("payload holds NaN or Infinity, which JSON cannot represent")
+    _check_depth(blob, payload, MAX_PAYLOAD_DEPTH, "payload")
     return blob
+
+
+def _check_depth(blob: bytes, value: Any, most: int, what: str) -> None:
+    """Refuse `value` (whose JSON is `blob`) if it is nested more than `most` levels deep."""
+    # A JSON text nested deeper than `most` has more than `most` opening brackets: the
+    # length and two C counts spare the exact test for almost every value.
+    if len(blob) <= 2 * most or blob.count(b"[") + blob.count(b"{") <= most:
+        return
+    wrapped: Any = value
+    for _ in range(254 - most):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except TypeError:  # only the depth can fail here: the value itself was written
+        raise _too_deep(what, most) from None
+
+
+def _too_deep(what: str, most: int) -> InvalidEventError:
+    return InvalidEventError(
+        f"{what} is nested more than {most} levels deep; an event's JSON could not hold "
+        "it: flatten it, or store the deep part as a string"
+    )
 
 
 def encode_metadata(metadata: Metadata) -> bytes:
@@ -94,9 +127,12 @@ def encode_metadata(metadata: Metadata) -> bytes:
         try:
             blob = orjson.dumps(fields)
         except TypeError as exc:
+            if "Recursion limit" in str(exc):
+                raise _too_deep("metadata", _MAX_METADATA_DEPTH) from None
             raise InvalidEventError(f"metadata is not JSON-serialisable: {exc}") from exc
         if b"null" in blob and _has_non_finite(fields):  # see encode_payload
             raise InvalidEventError("metadata holds NaN or Infinity, which JSON cannot represent")
+        _check_depth(blob, fields, _MAX_METADATA_DEPTH, "metadata")
         return blob
     return b"{}"
 

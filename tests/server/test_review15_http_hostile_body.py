@@ -201,13 +201,6 @@ def _nest(depth: int) -> object:
     return value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="eventjson.encode_payload takes a payload nested 254 deep (orjson writes 254 "
-    "levels) but the stored event's to_json (one level more) and its state's JSON (two "
-    "more) then fail with 'Recursion limit reached': over gRPC or in a process, such a "
-    "session can no longer be read or exported; the store should refuse it (InvalidEventError)",
-)
 def test_the_store_refuses_a_payload_its_event_json_cannot_hold() -> None:
     async def run() -> None:
         async with agentstore.open(in_memory=True) as store:
