@@ -58,17 +58,25 @@ class AgentStoreSession:
         """The agentstore session id (also the SDK's session id)."""
         self._items: list[tuple[int, Any]] = []  # (sequence number, item), in order
         self._seen = 0  # the last sequence number folded into _items
+        self._seen_id: str | None = None  # and the id of that event
 
     async def _catch_up(self) -> None:
         """Fold the events appended since the last read into the item view."""
+        seen, seen_id = self._seen, self._seen_id
         try:
-            events = await self.store.get_events(self.session_id, from_seq=self._seen + 1)
+            # From the last event folded (again): if it is gone or another, the session was
+            # deleted (and perhaps made again) since, and what was folded is no more.
+            events = await self.store.get_events(self.session_id, from_seq=max(seen, 1))
+            if seen and (not events or events[0].id != seen_id):
+                self._items, self._seen, self._seen_id = [], 0, None
+                events = await self.store.get_events(self.session_id)
         except SessionNotFoundError:
+            self._items, self._seen, self._seen_id = [], 0, None
             return
         for event in events:
             if event.sequence_number <= self._seen:
                 continue  # folded by a concurrent read of this object meanwhile
-            self._seen = event.sequence_number
+            self._seen, self._seen_id = event.sequence_number, event.id
             if event.type == ITEM_TYPE:
                 self._items.append((event.sequence_number, event.payload))
             elif event.type == POP_TYPE:
