@@ -1,7 +1,7 @@
 """Review of `append._lines` (a batch's types, payloads and metadata as one text each, a
 line per event, split on the server): texts a backend's caller of its own may hand over
 that sit next to the separator. Each event must be stored exactly as given, in order:
-empty types, a type holding a line break (or a carriage return, or Unicode line and
+empty types, an id or a type holding a line break (or a carriage return, or Unicode line and
 paragraph separators, which `string_to_array` must not split on), a JSON string ending
 in a backslash (no escape processing of the split), a batch of two where only one text
 holds a break, and a batch where every text is the shortest JSON there is.
@@ -17,9 +17,11 @@ from agentstore.backends.postgres import PostgresBackend
 from agentstore.backends.types import PendingEvent
 
 
-def _pending(i: int, type_: str, payload_json: bytes, metadata_json: bytes = b"{}") -> PendingEvent:
+def _pending(
+    i: int, type_: str, payload_json: bytes, metadata_json: bytes = b"{}", id_: str = ""
+) -> PendingEvent:
     return PendingEvent(
-        id=f"e{i}",
+        id=id_ or f"e{i}",
         type=type_,
         payload=None,
         payload_json=payload_json,
@@ -38,6 +40,8 @@ _BATCHES = {
     "a type holding a line break": [("custom", b"1"), ("two\nlines", b"2"), ("x", b"3")],
     "metadata holding a line break": [("a", b"1", b'{\n"k":1}'), ("b", b"2")],
     "two, one break": [("a", b"[1,\n2]"), ("b", b"{}")],
+    "an id holding a line break": [("a", b"1", b"{}", "x\ny"), ("b", b"2", b"{}", "y")],
+    "ids beside separators": [("a", b"1", b"{}", "x\u2028"), ("b", b"2", b"{}", "\r")],
     "shortest texts": [("", b"0"), ("", b"0")],
 }
 

@@ -67,14 +67,12 @@ class Appender:
 
     def __init__(self, schema: str, snapshots: SnapshotRows) -> None:
         s = f'"{schema}"'
-        mark = sql_text.MARK
-        self._fast = sql_text.FAST.format(s=s, expected="", batch=sql_text.BATCH, mark=mark)
-        self._fast_expected = sql_text.FAST.format(
-            s=s, expected="AND last_seq = $7", batch=sql_text.BATCH, mark=mark
-        )
+        self._fast = sql_text.FAST.format(s=s, expected="")
+        self._fast_expected = sql_text.FAST.format(s=s, expected="AND last_seq = $7")
         # By (shape, expected_seq given, a snapshot carried); the carried snapshot's values
-        # come before expected_seq. Shapes: ONE (one event, scalars), LINES (types,
-        # payloads and metadata each one text, a line per event), ARRAYS (text arrays).
+        # come before expected_seq. Shapes: ONE (one event, scalars), LINES (ids, types,
+        # payloads and metadata each one text, a line per event; the batch's size last),
+        # ARRAYS (text arrays).
         self._now = {
             (shape, expected, carry): (
                 sql_text.ONE_NOW if shape == ONE else sql_text.FAST_NOW
@@ -82,8 +80,8 @@ class Appender:
                 s=s,
                 expected=f"AND last_seq = ${10 if carry else 6}" if expected else "",
                 snap=sql_text.CARRY.format(s=s) if carry else "",
-                mark=mark,
                 columns=sql_text.LINES if shape == LINES else sql_text.ARRAYS,
+                n=f"${6 + 4 * carry + expected}::int" if shape == LINES else sql_text.ARRAYS_N,
             )
             for shape in (ONE, LINES, ARRAYS)
             for expected in (False, True)
@@ -188,9 +186,8 @@ class Appender:
         batch: Sequence[PendingEvent],
         expected_seq: int | None,
     ) -> list[Any] | None:
-        """The one-statement append of a batch without timestamps of its own: one row
-        `(base, ts, followed)` (its events are `base + 1 ..` at `ts`), [] or None as
-        `_try_fast`. It carries a snapshot of the session that waits to be written."""
+        """The one-statement append of a batch without timestamps of its own, carrying a
+        snapshot of the session that waits to be written: as `flights.Alone` answers."""
         events: tuple[Any, ...]
         if len(batch) == 1:
             shape = ONE
@@ -198,7 +195,9 @@ class Appender:
             events = (p.id, p.type, p.payload_json.decode(), p.metadata_json.decode())
         else:
             shape, events = _lines(batch)
-        expected = () if expected_seq is None else (expected_seq,)
+        expected: tuple[int, ...] = () if expected_seq is None else (expected_seq,)
+        if shape == LINES:  # the parameters after the batch's (and a snapshot's): its size
+            expected += (len(batch),)
         plain = self._now[shape, expected_seq is not None, False]
         carried = self._snapshots.take(session_id)
         if carried is None:  # `_fetch_unless_stored` inline: a coroutine less per append
@@ -342,22 +341,23 @@ ONE, LINES, ARRAYS = 0, 1, 2  # the shapes of a batch's columns in `FAST_NOW`, `
 
 
 def _lines(batch: Sequence[PendingEvent]) -> tuple[int, tuple[Any, ...]]:
-    """The columns of a batch of several events for `FAST_NOW`: ids as an array, and the
-    types, payloads and metadata each as one text, a line per event (LINES), which the
-    server splits. A text array cost the client about a tenth of an append_many of 100
-    (asyncpg checks every element of an array against two abstract classes in Python,
-    and each payload was decoded to a str of its own). JSON text as agentstore writes it
-    (orjson, compact) holds no line break, nor does a type; a batch where one does (a
-    backend's caller of its own) goes as text arrays (ARRAYS)."""
+    """The columns of a batch of several events for `FAST_NOW`: the ids, types, payloads
+    and metadata each as one text, a line per event (LINES), which the server splits. A
+    text array cost the client about a tenth of an append_many of 100 (asyncpg checks
+    every element of an array against two abstract classes in Python, and each payload
+    was decoded to a str of its own). JSON text as agentstore writes it (orjson, compact)
+    holds no line break, nor does a type or an id it makes; a batch where one does (a
+    caller's own ids or types, a backend's caller of its own) goes as text arrays
+    (ARRAYS)."""
+    ids = "\n".join([p.id for p in batch])
     types = "\n".join([p.type for p in batch])
     payloads = b"\n".join([p.payload_json for p in batch])
     metas = b"\n".join([p.metadata_json for p in batch])
-    ids = [p.id for p in batch]
-    breaks = types.count("\n") + payloads.count(b"\n") + metas.count(b"\n")
-    if breaks == 3 * (len(batch) - 1):
+    breaks = ids.count("\n") + types.count("\n") + payloads.count(b"\n") + metas.count(b"\n")
+    if breaks == 4 * (len(batch) - 1):
         return LINES, (ids, types, payloads.decode(), metas.decode())
     return ARRAYS, (
-        ids,
+        [p.id for p in batch],
         [p.type for p in batch],
         [p.payload_json.decode() for p in batch],
         [p.metadata_json.decode() for p in batch],

@@ -1,27 +1,28 @@
 """The append statements of the PostgreSQL backend, as text: `{s}` is the quoted schema,
-`{expected}` the `expected_seq` condition, `{batch}` the unnest of a batch with timestamps,
-`{snap}` a carried snapshot (`CARRY`), `{mark}` an event's batch mark (`MARK`).
-`append.Appender` formats and runs them.
+`{expected}` the `expected_seq` condition, `{snap}` a carried snapshot (`CARRY`), `{n}`
+and `{columns}` a batch's size and columns (`ARRAYS`, `LINES`). `append.Appender` formats
+and runs them.
 """
 
 from __future__ import annotations
 
-__all__ = ["ARRAYS", "BATCH", "CARRY", "CREATE", "FAST", "FAST_NOW", "LINES", "MARK", "ONE_NOW"]
-
-# The batch mark of a batch's event `u` (`batch_end`, see `Backend.batch_marks`): on every
-# event but the last, the batch's last sequence number (none on an event appended alone).
-MARK = """CASE WHEN u.ord < cardinality($2::text[])
-        THEN s.base + cardinality($2::text[]) END"""
-
-# The timestamp rule: each event gets max(its own or now, every earlier one, the log's).
-BATCH = """
-    unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS u(id, ts, type, p, m, ord)
-"""
+__all__ = [
+    "ARRAYS",
+    "ARRAYS_N",
+    "CARRY",
+    "CREATE",
+    "FAST",
+    "FAST_NOW",
+    "LINES",
+    "ONE_NOW",
+]
 
 # `followed`: a follower's lease on the session is live (see notifications.py), read from
 # the row the statement locks anyway; NULL (never followed) counts as no. `created_at`:
-# which session of that id was appended to (`AppendResult.session_created_at`).
+# which session of that id was appended to (`AppendResult.session_created_at`). The
+# timestamp rule: each event gets max(its own or now, every earlier one, the log's). The
+# batch mark of an event (`batch_end`, see `Backend.batch_marks`): on every event but the
+# last, the batch's last sequence number (none on an event appended alone).
 FAST = """
 WITH s AS (
     UPDATE {s}.sessions
@@ -37,8 +38,9 @@ WITH s AS (
         (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
     SELECT $1, s.base + u.ord, u.id, u.type,
            greatest(s.prev_ts, max(coalesce(u.ts, now())) OVER (ORDER BY u.ord)), u.p, u.m,
-           {mark}
-    FROM s, {batch}
+           CASE WHEN u.ord < cardinality($2::text[]) THEN s.base + cardinality($2::text[]) END
+    FROM s, unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+        WITH ORDINALITY AS u(id, ts, type, p, m, ord)
     RETURNING seq, ts
 )
 SELECT i.seq, i.ts, s.followed, s.created_at FROM i, s
@@ -48,28 +50,32 @@ SELECT i.seq, i.ts, s.followed, s.created_at FROM i, s
 # so the events are `base + 1 .. base + n` at one time and one row tells them all (a row
 # per event cost about 7% of a batch of 100 here, in output and decoding). The INSERT runs
 # to completion although nothing reads it (PostgreSQL runs every data-modifying WITH).
+# `{n}`: the batch's size; `{columns}`: its ids, types, payloads and metadata.
 FAST_NOW = """
 WITH s AS (
     UPDATE {s}.sessions
-    SET last_seq = last_seq + cardinality($2::text[]), last_ts = greatest(last_ts, now())
+    SET last_seq = last_seq + {n}, last_ts = greatest(last_ts, now())
     WHERE id = $1 {expected}
-    RETURNING last_seq - cardinality($2::text[]) AS base, last_ts,
+    RETURNING last_seq - {n} AS base, last_ts,
         followed_until > now() AS followed, created_at
 ), i AS (
     INSERT INTO {s}.events
         (session_id, seq, id, type, ts, payload_json, metadata_json, batch_end)
-    SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m, {mark}
-    FROM s, unnest($2::text[], {columns}) WITH ORDINALITY AS u(id, type, p, m, ord)
+    SELECT $1, s.base + u.ord, u.id, u.type, s.last_ts, u.p, u.m,
+        CASE WHEN u.ord < {n} THEN s.base + {n} END
+    FROM s, unnest({columns}) WITH ORDINALITY AS u(id, type, p, m, ord)
 ){snap}
 SELECT base, last_ts, followed, created_at FROM s
 """
 
-# The types, payloads and metadata of `FAST_NOW`'s events: text arrays, or one text each
-# with a line per event (see `append._lines`).
-ARRAYS = "$3::text[], $4::text[], $5::text[]"
+# The ids, types, payloads and metadata of `FAST_NOW`'s events: text arrays (ARRAYS), or
+# one text each with a line per event and the batch's size as the last parameter (LINES,
+# see `append._lines`).
+ARRAYS = "$2::text[], $3::text[], $4::text[], $5::text[]"
+ARRAYS_N = "cardinality($2::text[])"
 LINES = (
-    "string_to_array($3::text, E'\\n'), string_to_array($4::text, E'\\n'), "
-    "string_to_array($5::text, E'\\n')"
+    "string_to_array($2::text, E'\\n'), string_to_array($3::text, E'\\n'), "
+    "string_to_array($4::text, E'\\n'), string_to_array($5::text, E'\\n')"
 )
 
 # `FAST_NOW` for one event: scalar parameters instead of one-element arrays (no array to
