@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
@@ -75,6 +75,23 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_LIST_PARAMETERS = frozenset(("label", "types"))
+"""The query parameters that may be repeated (every other one is a single value)."""
+
+
+async def _each_parameter_once(request: Request) -> None:
+    """Refuse a query that gives a single-valued parameter twice.
+
+    FastAPI takes the last value, other readers the first: `?expected_seq=0&expected_seq=1`
+    was an append conditional on 1 to the server, on 0 to a proxy or a log reader.
+    """
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen and key not in _LIST_PARAMETERS:
+            raise InvalidInputError(f"the query gives {key[:100]!r} twice; give it once")
+        seen.add(key)
+
+
 def _problem(exc: BaseException, request: Request) -> Response:
     # A bug of ours (not an AgentStoreError) is logged with its traceback by the server;
     # the client gets `internal_error` and no detail.
@@ -107,6 +124,7 @@ def create_app(
         docs_url=None,  # the Swagger page loads scripts from a CDN: not under our CSP
         redoc_url=None,
         responses=_ERRORS,
+        dependencies=[Depends(_each_parameter_once)],
     )
 
     @app.exception_handler(AgentStoreError)

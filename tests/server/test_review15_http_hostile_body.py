@@ -8,6 +8,8 @@
   mode): a fork `{"at_seq": true}` forked at event 1.
 - GET or HEAD of `.../fork` (POST only) answered 404 `not_found` (the web UI's files took
   the GET), not 405 with `Allow: POST`.
+- A single-valued query parameter given twice: FastAPI took the last value, so
+  `?expected_seq=0&expected_seq=1` was conditional on 1 to the server, on 0 to a proxy.
 
 A real `agentstore serve` over loopback; each test in sessions of its own.
 """
@@ -222,3 +224,39 @@ def test_orjson_still_writes_254_levels_and_no_more() -> None:
     orjson.dumps(_nest(254))
     with pytest.raises(orjson.JSONEncodeError):
         orjson.dumps(_nest(255))
+
+
+# --- query parameters given twice -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["expected_seq=0&expected_seq=1", "expected_seq=1&expected_seq=0"],
+)
+def test_expected_seq_given_twice_is_a_400_and_writes_nothing(
+    http: httpx.Client, query: str
+) -> None:
+    """FastAPI took the last value, a proxy or log reader the first."""
+    sid = new_session(http)
+    post(http, f"/v1/sessions/{sid}/events", b'{"type": "first"}')
+    response = post(http, f"/v1/sessions/{sid}/events?{query}", b'{"type": "a"}')
+    assert (response.status_code, problem(response)["code"]) == (400, "invalid_input")
+    assert "'expected_seq' twice" in problem(response)["detail"]
+    assert len(events_of(http, sid)) == 1
+
+
+def test_single_valued_parameters_given_twice_are_refused_list_ones_are_not(
+    http: httpx.Client,
+) -> None:
+    sid = new_session(http)
+    post(http, f"/v1/sessions/{sid}/events", b'[{"type": "a"}, {"type": "b"}, {"type": "c"}]')
+    for path in (
+        f"/v1/sessions/{sid}/events?from_seq=3&from_seq=1",
+        f"/v1/sessions/{sid}/state?at_seq=1&at_seq=2",
+        "/v1/sessions?limit=1&limit=2",
+    ):
+        assert problem(http.get(path))["code"] == "invalid_input", path
+    read = http.get(f"/v1/sessions/{sid}/events?types=a&types=c")
+    assert [e["type"] for e in read.json()] == ["a", "c"]
+    listed = http.get("/v1/sessions?label=x=1&label=y=2")
+    assert listed.status_code == 200, listed.text
