@@ -51,19 +51,25 @@ async def read_pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncItera
 
     Each page is a backend read of its own, but the client takes the call as one read of
     one session (`RemoteBackend.read`): once a second page is due, the session is pinned
-    (`_pin`) and checked after each later page (`check_same_session`). One deleted and
-    made again under its id meanwhile fails the read (not_found), as the AgentStore
+    (looked up, the first page's last event read again), and after each later page its
+    creation time is compared and the page before's last event read again. One deleted
+    and made again under its id meanwhile fails the read (not_found), as the AgentStore
     service's do (`paging.more_pages`); the answer was the old session's first page and
     the new one's rest. A read of one page costs nothing more.
     """
     left = flt.limit
     start = flt.from_seq
     session: Session | None = None
+    last: Event | None = None  # of the page before
     while True:
         size = _READ_PAGE if left is None else min(left, _READ_PAGE)
         page = await backend.read(sid, replace(flt, from_seq=start, limit=size))
-        if session is not None:
+        if session is not None and last is not None:
+            # Its creation time, and the last event sent read again: a session imported
+            # under its id keeps the time of its export, and one re-imported after the pin
+            # joined its events to the read (check_same_session alone let it by).
             await check_same_session(backend.get_session, session)
+            await _same_event(backend, sid, last)
         if page:
             yield page
         if len(page) < size:
@@ -75,16 +81,15 @@ async def read_pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncItera
         start = page[-1].sequence_number + 1
         if flt.to_seq is not None and start > flt.to_seq:
             return
+        last = page[-1]
         if session is None:
-            session = await _pin(backend, sid, page[-1])
+            session = await backend.get_session(sid)
+            await _same_event(backend, sid, last)
 
 
-async def _pin(backend: Backend, sid: str, last: Event) -> Session:
-    """The session a read's first page came from, `last` its last event: looked up, then
-    that event read again (a session made again under its id since has another there, or
-    none: then the read fails, not_found)."""
-    session = await backend.get_session(sid)
+async def _same_event(backend: Backend, sid: str, last: Event) -> None:
+    """Read `last` again: a session made again under its id since has another event there,
+    or none, and the read fails (not_found)."""
     seq = last.sequence_number
     if await backend.read(sid, EventFilter(from_seq=seq, to_seq=seq)) != [last]:
         raise SessionNotFoundError(sid)
-    return session
