@@ -56,6 +56,8 @@ class ThreadIndex:
     """What one thread's session holds, folded from its events up to `last_seq`."""
 
     last_seq: int = 0
+    last_id: str | None = None
+    """The id of event `last_seq`: if the session holds another there, it was made again."""
     # (ns, checkpoint id) -> checkpoint without channel values
     checkpoints: dict[tuple[str, str], StoredCheckpoint] = field(default_factory=dict)
     # (ns, channel, version) -> serialized value
@@ -69,7 +71,7 @@ class ThreadIndex:
         """Take in the next event of the thread's session (others are skipped)."""
         if event.sequence_number <= self.last_seq:
             return  # already folded by a concurrent refresh
-        self.last_seq = event.sequence_number
+        self.last_seq, self.last_id = event.sequence_number, event.id
         p = event.payload
         if event.type == CHECKPOINT_EVENT:
             ns, cid = p["checkpoint_ns"], p["checkpoint_id"]

@@ -19,8 +19,9 @@ latest value of each channel version, as LangGraph's own savers do.
 Only the async methods are implemented (`graph.ainvoke`, `astream`, `aget_state`): the
 sync ones raise `NotImplementedError`. `adelete_thread` deletes the whole session,
 including what `AgentStoreCallbackHandler` recorded in it. The saver keeps a per-thread
-index of what it has read and reads only the events appended since; a thread deleted and
-recreated behind its back by another process is not detected.
+index of what it has read and reads only the events appended since (and the last one it
+read again: a thread deleted and made again behind its back, by another saver or
+process, is read anew, never continued from the deleted checkpoints).
 
 Needs `pip install 'agentstore[langchain]'`.
 """
@@ -105,9 +106,16 @@ class AgentStoreSaver(BaseCheckpointSaver[int]):
         """Bring the thread's index up to date; None if the thread has no session."""
         sid = thread_session_id(thread_id)
         index = self._index.get(sid)
-        start = index.last_seq + 1 if index is not None else 1
+        # From the last event folded (again): if it is gone or another, the thread was
+        # deleted since (and made again, by another saver or process): start over, or the
+        # deleted checkpoints would be served, and written on from, again.
+        seen, seen_id = (index.last_seq, index.last_id) if index is not None else (0, None)
         try:
-            events = await self.store.get_events(sid, from_seq=start)
+            events = await self.store.get_events(sid, from_seq=max(seen, 1))
+            if seen and (not events or events[0].id != seen_id):
+                self._index.pop(sid, None)
+                index = None
+                events = await self.store.get_events(sid)
         except SessionNotFoundError:
             self._index.pop(sid, None)
             self._known.discard(sid)
