@@ -16,8 +16,10 @@ when the session is remade (on the previous commit: 1,000 old events, then the n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
+import pytest
 
 import agentstore
 from agentstore import new_event
@@ -27,9 +29,7 @@ from tests.server.grpc_helpers import running_door
 _PAD = "x" * 100_000
 
 
-async def test_a_session_reimported_with_its_time_during_a_read_fails_the_read(
-    tmp_path: Path,
-) -> None:
+async def _read_while_reimported(tmp_path: Path, service: str) -> None:
     async with agentstore.open(tmp_path / "data") as store:
         session = await store.create_session(session_id="s")
         for count in (500, 500, 1):
@@ -44,7 +44,9 @@ async def test_a_session_reimported_with_its_time_during_a_read_fails_the_read(
         ]
         opts = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         async with running_door(store, channel_options=opts) as door:
-            call = door.storage.Read(pb.ReadEventsRequest(session_id="s"))
+            stub: Any = door.storage if service == "Storage" else door.api
+            rpc = stub.Read if service == "Storage" else stub.ReadEvents
+            call = rpc(pb.ReadEventsRequest(session_id="s"))
             seqs: list[int] = []
             tags: set[bool] = set()
             code = None
@@ -65,3 +67,20 @@ async def test_a_session_reimported_with_its_time_during_a_read_fails_the_read(
     # Either the old session's events only, or the read refused: never the new one's.
     assert True not in tags, f"the read joined the re-imported session's events ({seqs[-1]})"
     assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_session_reimported_with_its_time_during_a_storage_read_fails_it(
+    tmp_path: Path,
+) -> None:
+    await _read_while_reimported(tmp_path, "Storage")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="paging.more_pages (the AgentStore service's and the HTTP door's reads) compares "
+    "only the creation time after each page: server/paging.py, not this review's file",
+)
+async def test_a_session_reimported_with_its_time_during_an_agentstore_read_fails_it(
+    tmp_path: Path,
+) -> None:
+    await _read_while_reimported(tmp_path, "AgentStore")
