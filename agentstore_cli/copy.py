@@ -175,16 +175,24 @@ async def _events(
 ) -> AsyncGenerator[Event, None]:
     """SRC's events `start..upto` of a session, read a page at a time as they are taken
     (fewer if SRC has fewer: a replica that lags)."""
+    last: Event | None = None  # of the page before
     while start <= upto:
         page = await src.replay(session.id, from_seq=start, to_seq=min(start + _READ - 1, upto))
         # Each page is a read of its own: a page read once the session was deleted and
-        # made again (another session imported under its id) is another session's.
+        # made again (another session imported under its id) is another session's. An
+        # import keeps the creation time of its export, so the page before's last event
+        # is read again too.
         await check_same_session(src.get_session, session)
+        if last is not None:
+            seq = last.sequence_number
+            if await src.replay(session.id, from_seq=seq, to_seq=seq) != [last]:
+                raise SessionNotFoundError(session.id)
         if not page:
             return
         for event in page:
             yield event
         start = page[-1].sequence_number + 1
+        last = page[-1]
 
 
 async def _same_ids(src: Store, dst: Store, session_id: str, count: int) -> bool:

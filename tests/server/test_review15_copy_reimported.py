@@ -1,0 +1,79 @@
+"""Review 15: `agentstore copy` never copies two histories as one session.
+
+The copy reads a session a page (1,000 events) at a time and, after each page, checks
+that the session is still the one it began with (`check_same_session`: the same creation
+time). An import keeps the creation time of its export, so a session deleted and
+imported again under its id between two pages, from an export whose events differ,
+passed: DST got SRC's old events 1..1000 and the new session's 1001..2500 as one
+session. The page before's last event is now read again too, and such a copy stops.
+
+SRC is a real gRPC server in this process (the Storage service over a memory store)
+that remakes the session just before it serves the copy's second page; the copy is a
+real `agentstore copy` process into a data directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import grpc
+
+import agentstore
+from agentstore import new_event
+from agentstore.server import agentstore_pb2 as pb
+from agentstore.server import agentstore_pb2_grpc as pb_grpc
+from agentstore.server.grpc_storage import StorageServicer
+from agentstore.server.service import AgentStoreService, Limits
+
+
+async def test_a_session_reimported_between_two_pages_of_a_copy_is_not_copied_mixed(
+    tmp_path: Path,
+) -> None:
+    store = await agentstore.open(in_memory=True, pricing=False)
+    session = await store.create_session(session_id="s")
+    for _ in range(5):
+        await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
+    later = datetime.now(UTC) + timedelta(hours=1)  # after every old event: it imports whole
+    other = [
+        new_event("custom", {"tag": "new"}).model_copy(
+            update={"sequence_number": i, "session_id": "s", "timestamp": later}
+        )
+        for i in range(1, 2501)
+    ]
+    remade: list[bool] = []
+
+    class Remaking(StorageServicer):
+        async def Read(self, request: pb.ReadEventsRequest, context: Any) -> None:
+            if request.session_id == "s" and request.from_seq == 1001 and not remade:
+                remade.append(True)  # deleted and imported again, its time kept
+                await store.delete_session("s")
+                await store.import_session(session, other)
+            await super().Read(request, context)
+
+    server = grpc.aio.server()
+    pb_grpc.add_StorageServicer_to_server(Remaking(AgentStoreService(store, Limits())), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    dst = tmp_path / "dst"
+    try:
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [sys.executable, "-m", "agentstore_cli", "copy", f"grpc://127.0.0.1:{port}", dst],
+                check=False,
+            )
+    finally:
+        await server.stop(grace=None)
+        await store.close()
+    out = done.stdout.decode() + done.stderr.decode()
+    assert remade, out
+    assert "Traceback" not in out
+    async with agentstore.open(dst) as copied:
+        try:
+            tags = {e.payload["tag"] for e in await copied.get_events("s")}
+        except agentstore.SessionNotFoundError:
+            tags = set()
+    assert len(tags) <= 1, f"DST's session joins two histories: {out}"
