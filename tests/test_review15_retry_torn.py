@@ -5,9 +5,10 @@ batch's last sequence number, `batch_end`) and maybe a cut one. Such a tail is n
 committed: the next writer moves it aside and the retried batch is written anew. Here
 the torn tail is made by hand from the lines of the real batch (1,500 events, so it
 spans two of the id index's blocks): cut after 1,200 whole lines, and again in the
-middle of line 1,201. The retry, in a fresh process with its index built from the file,
-answers the whole batch at the numbers after the committed events, stores each id once
-and the directory verifies clean; a second retry answers the same, writing nothing.
+middle of line 1,201; in a fresh store, and in one that had the log open (its ids read)
+before the tear. The retry answers the whole batch at the numbers after the committed
+events, stores each id once and the directory verifies clean; a second retry answers
+the same, writing nothing.
 """
 
 from __future__ import annotations
