@@ -260,3 +260,27 @@ def test_single_valued_parameters_given_twice_are_refused_list_ones_are_not(
     assert [e["type"] for e in read.json()] == ["a", "c"]
     listed = http.get("/v1/sessions?label=x=1&label=y=2")
     assert listed.status_code == 200, listed.text
+
+
+# --- the decoder itself (in process) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "refused"),
+    [
+        (b"[18446744073709551615]", False),  # the largest 64-bit integer orjson keeps
+        (b"[18446744073709551616]", True),
+        (b'{"a": -9223372036854775809}', True),
+        (b'["123456789012345678901234", 1.5e300]', False),  # digits in a string, a float
+        (b'{"a": [1, 2, {"b": 123456789012345678901234}]}', True),
+        (b"[1234567890, 123456789]", False),  # 19 digits, not in a row
+    ],
+)
+def test_integers_beyond_64_bits_are_found_wherever_they_are(raw: bytes, refused: bool) -> None:
+    from agentstore.server.http_body import decode_json_body
+
+    if refused:
+        with pytest.raises(agentstore.InvalidInputError, match="does not fit in 64 bits"):
+            decode_json_body(raw)
+    else:
+        assert decode_json_body(raw) == orjson.loads(raw)
