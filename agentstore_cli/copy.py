@@ -135,7 +135,10 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
         updated = await _bring_details(dst, session, there)
         return ("updated" if updated else "skipped"), 0
     # DST holds the beginning of this session (copied before SRC grew): check it is the same
-    # log, then append the rest with its own sequence numbers and timestamps.
+    # log, then append the rest with its own sequence numbers and timestamps. SRC's event
+    # `have`, read first, is read again with the first page appended (see `_events`).
+    at_have = await src.replay(session.id, from_seq=have, to_seq=have)
+    before = at_have[-1] if at_have else None
     if not await _same_ids(src, dst, session.id, have):
         raise CliError(
             f"session {session.id} differs between the two stores (its events 1..{have} "
@@ -147,7 +150,7 @@ async def _copy_one(src: Store, dst: Store, session: Session) -> tuple[str, int]
     # atomic, and a copy stopped between two resumes as above. From a store that keeps no
     # batch bounds, a page an append: one by one would cost an append (an fsync) per event.
     written = 0
-    async with contextlib.aclosing(_events(src, session, upto, have + 1)) as stream:
+    async with contextlib.aclosing(_events(src, session, upto, have + 1, before)) as stream:
         async for batch in _batches(stream, marks):
             written += await _append_batch(dst, session.id, batch)
     return "extended", written
@@ -171,11 +174,10 @@ async def _append_batch(dst: Store, session_id: str, batch: list[Event]) -> int:
 
 
 async def _events(
-    src: Store, session: Session, upto: int, start: int = 1
+    src: Store, session: Session, upto: int, start: int = 1, last: Event | None = None
 ) -> AsyncGenerator[Event, None]:
     """SRC's events `start..upto` of a session, read a page at a time as they are taken
-    (fewer if SRC has fewer: a replica that lags)."""
-    last: Event | None = None  # of the page before
+    (fewer if SRC has fewer: a replica that lags); `last`: SRC's event before `start`."""
     while start <= upto:
         page = await src.replay(session.id, from_seq=start, to_seq=min(start + _READ - 1, upto))
         # Each page is a read of its own: a page read once the session was deleted and

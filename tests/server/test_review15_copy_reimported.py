@@ -125,3 +125,58 @@ async def test_a_fork_across_a_reimport_between_two_pages_is_refused() -> None:
         await store.close()
     assert remade
     assert len(tags) <= 1, "the fork joins two histories"
+
+
+async def test_a_session_reimported_before_its_extension_is_not_appended_mixed(
+    tmp_path: Path,
+) -> None:
+    # DST holds events 1..1000 (an earlier copy); SRC grew to 2,500 and is remade (its
+    # time kept) after the copy compared the first 1,000 ids and before it reads on: on
+    # the previous commit DST got the other history's 1001..2500 after its own 1..1000.
+    store = await agentstore.open(in_memory=True, pricing=False)
+    session = await store.create_session(session_id="s")
+    for _ in range(2):
+        await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
+    dst = tmp_path / "dst"
+    async with agentstore.open(dst) as copied:
+        await copied.import_session(session, await store.get_events("s"))
+    for _ in range(3):
+        await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    other = [  # another history under its id and time
+        new_event("custom", {"tag": "new"}).model_copy(
+            update={"sequence_number": i, "session_id": "s", "timestamp": later}
+        )
+        for i in range(1, 2501)
+    ]
+    remade: list[bool] = []
+
+    class Remaking(StorageServicer):
+        async def Read(self, request: pb.ReadEventsRequest, context: Any) -> None:
+            if request.session_id == "s" and request.from_seq == 1001 and not remade:
+                remade.append(True)
+                await store.delete_session("s")
+                await store.import_session(session, other)
+            await super().Read(request, context)
+
+    server = grpc.aio.server()
+    pb_grpc.add_StorageServicer_to_server(Remaking(AgentStoreService(store, Limits())), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [sys.executable, "-m", "agentstore_cli", "copy", f"grpc://127.0.0.1:{port}", dst],
+                check=False,
+            )
+    finally:
+        await server.stop(grace=None)
+        await store.close()
+    out = done.stdout.decode() + done.stderr.decode()
+    assert remade, out
+    assert "Traceback" not in out
+    async with agentstore.open(dst) as copied:
+        events = await copied.get_events("s")
+    # Left at the 1,000 events it had (the new history is not theirs), never extended
+    # with the other history's.
+    assert {e.payload["tag"] for e in events} == {"old"}, out
