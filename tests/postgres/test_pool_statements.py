@@ -2,14 +2,20 @@
 must recover where asyncpg's `Connection.fetch` does. A table changed under a prepared
 statement (the server calls the cached plan invalid) answers with the new columns; a
 statement asyncpg closed (evicted from its cache) is prepared again; behind pgbouncer
-(no statement cache) asyncpg's own path runs, and nothing is kept.
+(no statement cache) asyncpg's own path runs, and nothing is kept; the pool's deadlines
+end a statement run this way as they end one run through asyncpg.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import asyncpg
+import pytest
 
 from agentstore.backends.postgres import PostgresBackend
+from agentstore.backends.postgres.deadlines import TICK
 
 
 async def _open(url: str) -> PostgresBackend:
@@ -78,3 +84,32 @@ async def test_a_closed_connections_statements_are_dropped(pg_url: str) -> None:
     finally:
         await backend.close()
     assert not db._prepared
+
+
+async def test_the_pools_deadline_ends_a_statement_run_this_way(
+    pg_url: str, admin: asyncpg.Connection
+) -> None:
+    # The server's statement_timeout switched off on the pool's only connection: only the
+    # client's timeout (0.5 + 2 s, the pool's deadlines) can end the statement, which is
+    # then cancelled on the server, and the connection is not used again.
+    backend = PostgresBackend(f"{pg_url}&statement_timeout=0.5&pool_max_size=1", notify=False)
+    await backend.open()
+    db = backend.db
+    try:
+        await db.fetch("SELECT set_config('statement_timeout', '0', false)")
+        (conn,) = db._prepared
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await db.fetch("SELECT pg_sleep(30)")
+        assert 2.5 <= time.monotonic() - start < 2.5 + TICK + 2.0
+        assert conn not in db._prepared
+        assert [tuple(r) for r in await db.fetch("SELECT 3")] == [(3,)]
+        deadline = time.monotonic() + 5.0
+        while await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' "
+            "AND state = 'active'"
+        ):
+            assert time.monotonic() < deadline, "the statement still runs on the server"
+            await asyncio.sleep(0.05)  # the server has no event to wait for
+    finally:
+        await backend.close()
