@@ -274,7 +274,7 @@ class PostgresBackend(Backend):
             db = self._writable()
         if not batch:
             return AppendResult([], 0, *await self.head(session_id))
-        refuse_nul(batch, f"appending to session {session_id!r}")
+        refuse_nul(batch, "appending to session", session_id)
         result, followed = await self._appender.append(db, session_id, batch, expected_seq)
         if self._replica is not None:
             self._ryw.appended(session_id, max(e.sequence_number for e in result.events))
