@@ -8,15 +8,13 @@ cursor of such a time (3e61162 made cursors with no UTC form sort before or afte
 session, as memory and PostgreSQL do) lands on the wrong side of every session: year 5
 lists them all where memory lists none.
 
-The memory backend is the reference; the file backend's fix is in `sessions.py` (its
-keys, and the index files already written with them), not a file of this review.
+The memory backend is the reference; `sessions.sort_key` now writes the year with four
+digits (index lines written before keep their old keys until the index is rebuilt).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 import agentstore
 from agentstore.backends.base import SessionQuery
@@ -53,10 +51,6 @@ async def test_memory_lists_an_early_session_last() -> None:
         assert await _listings(store) == (["s-new", "s-old"], [], ["s-old"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="file backend: sessions.sort_key does not pad years before 1000 (glibc %Y)",
-)
 async def test_the_file_backend_lists_an_early_session_last(tmp_path: Path) -> None:
     async with agentstore.open(tmp_path) as store:
         assert await _listings(store) == (["s-new", "s-old"], [], ["s-old"])

@@ -99,7 +99,10 @@ def _parse_lines(known: _Known, data: bytes) -> int:
 
 def sort_key(created: datetime) -> str:
     """A string that sorts like the time: RFC 3339 UTC, always with 6 fraction digits."""
-    return created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = created.astimezone(UTC)
+    # The year by hand: glibc's %Y does not pad years before 1000 to four digits, and
+    # "500-..." sorted after "2026-..." (an imported session of year 500 listed newest).
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.%fZ")
 
 
 def encode_session(session: Session, *, has_log: bool = True) -> bytes:
