@@ -161,13 +161,22 @@ async def test_flights_written_while_syncs_run_wait_for_one_to_end(
     # and then go together (one `io_submit`, from `_on_synced`): appends spread over the
     # loop's turns (the gRPC server's clients) share rounds as tasks of one turn do. A
     # round per turn cost the server a tenth of its appends a second.
+    # (Or `HOLD_S` after the first was held, if none has ended: `_held_long`.)
     ending: list[bool] = [False]
     real_synced = loopcommits.LoopCommits._on_synced
+    real_held_long = loopcommits.LoopCommits._held_long
 
     def on_synced(self: Any) -> None:
         ending[0] = True
         try:
             real_synced(self)
+        finally:
+            ending[0] = False
+
+    def held_long(self: Any) -> None:
+        ending[0] = True
+        try:
+            real_held_long(self)
         finally:
             ending[0] = False
 
@@ -179,6 +188,7 @@ async def test_flights_written_while_syncs_run_wait_for_one_to_end(
         return real_submit(self, items)
 
     monkeypatch.setattr(loopcommits.LoopCommits, "_on_synced", on_synced)
+    monkeypatch.setattr(loopcommits.LoopCommits, "_held_long", held_long)
     monkeypatch.setattr(aiosync.AioSyncer, "submit", submit)
     async with agentstore.open(tmp_path, snapshot_interval=0) as store:
         sids = await _sessions_committing_on_the_loop(store, 8)
@@ -192,7 +202,8 @@ async def test_flights_written_while_syncs_run_wait_for_one_to_end(
 
         await asyncio.gather(*(task(sid, turn) for turn, sid in enumerate(sids)))
         assert rounds
-        # A round beside syncs in flight goes only once one of them ended.
+        # A round beside syncs in flight goes only once one of them ended (or once held
+        # `HOLD_S`), never straight from the append.
         assert [r for r in rounds if r[0] and not r[1]] == []
         assert max(flights for *_, flights in rounds) > 1  # and rounds are shared
     async with agentstore.open(tmp_path, snapshot_interval=0) as store:

@@ -1,4 +1,4 @@
-"""Review 15 (loop commits, c1ab011): a slow sync holds other logs' appends (xfail).
+"""Review 15 (loop commits, c1ab011): a slow sync of one log holds no other log's appends.
 
 Since c1ab011 a flight written on the loop while syncs are in flight waits for one of
 them to end, then goes with every flight held meanwhile. A sync that takes long (a log
@@ -6,15 +6,13 @@ with megabytes to write: 16 MB here, 10-20 ms) held every other log's flights un
 ended (at most the watch thread's backstop, `loopwatch.LATE_S`, 50 ms): here a median
 of 11 ms from write to submit; and beside a session writing 8 MB payloads, a small
 session's append took 50-67 ms (median) instead of 6.6-7.0 (its sync then also waited
-for the big log's next write, in the file system's journal). With a held flight sent
-once `HOLD_S` (2 ms, a timer) has passed with no sync ended: 2.2 ms, and 7.5-8.4 ms. That
-fix is not in: test_loop_commits.py asserts that a round beside syncs in flight goes
-only once one ended (the lead's to weigh: helper 51's report has the patch). Skipped
-where the disk syncs 16 MB in under 10 ms (the hold is then too short to tell).
+for the big log's next write, in the file system's journal). Now a held flight goes once
+`loopcommits.HOLD_S` (2 ms, a timer) has passed with no sync ended: 2.2 ms, and 7.5-8.4
+ms. Skipped where the disk syncs 16 MB in under 10 ms (the hold is then too short to
+tell).
 
 The hold is measured where it happens: from the flight's write (the time the loop notes
-for the watch thread) to the `io_submit` that takes its sync.
-"""
+for the watch thread) to the `io_submit` that takes its sync."""
 
 from __future__ import annotations
 
@@ -47,12 +45,6 @@ def _sync_of_16_mb(path: Path) -> float:
     return min(took)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loopcommits.py: a flight held beside a slow sync waits for it to end (no bound "
-    "but loopwatch.LATE_S); the fix (a HOLD_S timer) breaks test_loop_commits.py's "
-    "test_flights_written_while_syncs_run_wait_for_one_to_end, not this review's file",
-)
 async def test_a_slow_sync_holds_no_other_logs_flight_for_long(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +91,5 @@ async def test_a_slow_sync_holds_no_other_logs_flight_for_long(
         await writer
     holds.sort()
     assert len(holds) >= 18, holds
-    # Held until the large sync ended: a median of 11 ms (8-18). With a bound of 2 ms on
-    # the hold (a timer, `loopcommits.HOLD_S` in the patch of the report): 2.2.
+    # Held until the large sync ended: a median of 11 ms (8-18). With `HOLD_S`: 2.2.
     assert holds[len(holds) // 2] < 0.005, [round(h * 1000, 1) for h in holds]
