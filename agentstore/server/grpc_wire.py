@@ -25,7 +25,7 @@ from agentstore.events import (
     format_timestamp,
 )
 from agentstore.server import agentstore_pb2 as pb
-from agentstore.server.inputs import in_utc, integer_beyond_64_bits
+from agentstore.server.inputs import in_utc, integer_beyond_64_bits, refuse_duplicate_keys
 from agentstore.session import Session
 from agentstore.state import Budget
 
@@ -90,7 +90,8 @@ def json_value(blob: bytes, what: str) -> Any:
 
     orjson refuses NaN, infinity and nesting deeper than 1024, but reads an integer beyond
     64 bits as a float without a word: that would store another number than the one sent,
-    so such an integer is refused too.
+    so such an integer is refused too; and it keeps the last value of a key given twice,
+    where other readers of the same bytes keep the first: refused too, as over HTTP.
     """
     if not blob:
         return None
@@ -103,6 +104,12 @@ def json_value(blob: bytes, what: str) -> Any:
         raise InvalidEventError(
             f"{what}: the integer {too_big[:30].decode()} does not fit in 64 bits"
         )
+    if blob.find(b":") >= 0:  # an object somewhere (or a colon in a string)
+        try:
+            written = orjson.dumps(value)
+        except orjson.JSONEncodeError:  # too deep to write: the store says so, by name
+            return value
+        refuse_duplicate_keys(blob, written, what, InvalidEventError)
     return value
 
 

@@ -1,14 +1,12 @@
-"""Review 15 (HTTP door): what the HTTP door now refuses, still taken elsewhere.
+"""Review 15 (HTTP door): what the HTTP door refuses, refused elsewhere too.
 
-Strict xfails: the fixes are in files of other people (the gRPC door, `server/inputs.py`).
-
-- The gRPC door reads `payload_json` with orjson, which keeps the last value of a key
-  given twice: a payload is stored other than what a first-wins reader of the same bytes
-  sees (HTTP refuses such a body with 400 `invalid_input` since review 15).
-- A listing cursor naming its last session with a JSON array instead of an id is taken
-  (`str()` of it) and answers an empty last page, not 400: a tampered cursor should be
-  refused as every other one is.
-"""
+- The gRPC door read `payload_json` with orjson, which keeps the last value of a key
+  given twice: a payload was stored other than what a first-wins reader of the same bytes
+  sees (HTTP refuses such a body with 400 `invalid_input` since review 15). Now refused
+  (`invalid_event`, as every payload the gRPC door cannot take).
+- A listing cursor naming its last session with a JSON array instead of an id was taken
+  (`str()` of it) and answered an empty last page: now 400 `invalid_input`, as every
+  other tampered cursor."""
 
 from __future__ import annotations
 
@@ -25,11 +23,6 @@ from tests.server.grpc_helpers import error_of, running_door
 from tests.server.http_helpers import ServerProcess, problem, running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpc door: payload_json with a key given twice is stored last-wins (orjson), "
-    "where HTTP answers 400 invalid_input",
-)
 async def test_grpc_refuses_a_payload_that_gives_a_key_twice() -> None:
     async with running_door() as door:
         session = await door.api.CreateSession(pb.CreateSessionRequest(name="dup"))
@@ -37,7 +30,10 @@ async def test_grpc_refuses_a_payload_that_gives_a_key_twice() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await door.api.Append(pb.AppendRequest(session_id=session.id, events=[event]))
         code, agentstore_code, _ = error_of(refused.value)
-        assert (code, agentstore_code) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_input")
+        # invalid_event: as every other payload the gRPC door cannot take.
+        assert (code, agentstore_code) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_event")
+        assert "'amount' twice" in (refused.value.details() or "")
+        assert await door.service.store.replay(session.id) == []
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +53,6 @@ def test_a_cursor_with_a_tampered_time_is_refused(http: httpx.Client) -> None:
     assert problem(response)["code"] == "invalid_input"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/inputs.decode_cursor takes str() of a cursor's session id, so one naming "
-    "a JSON array is read as the id \"['x']\" and answers a page, not 400 invalid_input",
-)
 def test_a_cursor_whose_session_id_is_not_a_string_is_refused(http: httpx.Client) -> None:
     http.post("/v1/sessions", json={"name": "listed"})
     tampered = cursor(["2026-01-01T00:00:00Z", ["x"], None])
