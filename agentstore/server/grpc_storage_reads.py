@@ -16,9 +16,8 @@ from typing import Any
 from agentstore import Event, Session
 from agentstore.backends.base import Backend, EventFilter
 from agentstore.backends.marks import MarkRuns
-from agentstore.errors import SessionNotFoundError
 from agentstore.server import agentstore_pb2 as pb
-from agentstore.store.lifecycle_ops import check_same_session
+from agentstore.store.lifecycle_ops import backend_reader, check_same_event, check_same_session
 
 __all__ = ["MARKS_PAGE", "marks_pages", "read_pages"]
 
@@ -69,7 +68,7 @@ async def read_pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncItera
             # under its id keeps the time of its export, and one re-imported after the pin
             # joined its events to the read (check_same_session alone let it by).
             await check_same_session(backend.get_session, session)
-            await _same_event(backend, sid, last)
+            await check_same_event(backend_reader(backend, sid), sid, last)
         if page:
             yield page
         if len(page) < size:
@@ -84,12 +83,4 @@ async def read_pages(backend: Backend, sid: str, flt: EventFilter) -> AsyncItera
         last = page[-1]
         if session is None:
             session = await backend.get_session(sid)
-            await _same_event(backend, sid, last)
-
-
-async def _same_event(backend: Backend, sid: str, last: Event) -> None:
-    """Read `last` again: a session made again under its id since has another event there,
-    or none, and the read fails (not_found)."""
-    seq = last.sequence_number
-    if await backend.read(sid, EventFilter(from_seq=seq, to_seq=seq)) != [last]:
-        raise SessionNotFoundError(sid)
+            await check_same_event(backend_reader(backend, sid), sid, last)

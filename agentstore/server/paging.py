@@ -2,8 +2,9 @@
 
 Each page is a read of its own, so two rules hold for every page after the first:
 
-- the session must still be the one the read began with (its creation time): one deleted
-  and made again under its id meanwhile would give the later pages of the other;
+- the session must still be the one the read began with (its creation time, and the last
+  event sent read again, since an import keeps its export's time): one deleted and made
+  again under its id meanwhile would give the later pages of the other;
 - a page is held whole (and encoded whole by a door), so its size follows the events' own
   bytes, from a small first page: 500 events of 3 MB were a page of 1.5 GB.
 """
@@ -11,12 +12,12 @@ Each page is a read of its own, so two rules hold for every page after the first
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from agentstore import Event, Session, Store
-from agentstore.store.lifecycle_ops import check_same_session
+from agentstore.store.lifecycle_ops import check_same_event, check_same_session
 
 __all__ = ["READ_FIRST", "READ_PAGE", "ReadPages", "follow_events", "more_pages"]
 
@@ -61,16 +62,27 @@ async def more_pages(
         if len(page) < asked:
             return
         asked = size if left is None else min(left, size)
+        last = page[-1]
         page = await store.replay(
             how.session.id,
             types=how.types,
             since=how.since,
             until=how.until,
-            from_seq=page[-1].sequence_number + 1,
+            from_seq=last.sequence_number + 1,
             to_seq=how.to_seq,
             limit=asked,
         )
+        # The same session: its creation time, and (an import keeps its export's time)
+        # the last event sent, read again.
         await check_same_session(store.get_session, how.session)
+        await check_same_event(_reader(store, how.session.id), how.session.id, last)
+
+
+def _reader(store: Store, session_id: str) -> Callable[[int], Awaitable[list[Event]]]:
+    def read(seq: int) -> Awaitable[list[Event]]:
+        return store.replay(session_id, from_seq=seq, to_seq=seq)
+
+    return read
 
 
 async def follow_events(

@@ -34,7 +34,9 @@ from agentstore.session import PrunedSession, Session, validate_session_id
 from agentstore.store.validate import aware, check_labels, pending_from_stored
 
 __all__ = [
+    "backend_reader",
     "check_not_spent",
+    "check_same_event",
     "check_same_session",
     "fork_pages",
     "import_pages",
@@ -56,9 +58,12 @@ async def fork_pages(
     source is not the session `source` by the last page (see `check_same_session`).
     """
     start = 1
+    last: Event | None = None  # of the page before
     while start <= at_seq:
         stop = min(start + _PAGE - 1, at_seq)
         page = await backend.read(source.id, EventFilter(from_seq=start, to_seq=stop))
+        if last is not None:
+            await check_same_event(backend_reader(backend, source.id), source.id, last)
         yield [
             pending_from_stored(
                 event, event_id=str(uuid.uuid5(_FORK_NAMESPACE, f"{new_id}/{event.id}"))
@@ -66,7 +71,10 @@ async def fork_pages(
             for event in page
         ]
         start = stop + 1
+        last = page[-1] if page else last
     await check_same_session(backend.get_session, source)
+    if last is not None and at_seq > _PAGE:  # one page is one read: nothing to join
+        await check_same_event(backend_reader(backend, source.id), source.id, last)
 
 
 async def check_same_session(get: Callable[[str], Awaitable[Session]], session: Session) -> None:
@@ -79,6 +87,30 @@ async def check_same_session(get: Callable[[str], Awaitable[Session]], session: 
     """
     if (await get(session.id)).created_at != session.created_at:
         raise SessionNotFoundError(session.id)
+
+
+async def check_same_event(
+    read: Callable[[int], Awaitable[list[Event]]], session_id: str, last: Event
+) -> None:
+    """Raise `SessionNotFoundError` unless `read(seq)` (the session's events from `seq` to
+    `seq`) gives `last` again.
+
+    An import keeps the creation time of its export, so a session deleted and imported
+    again under its id passes `check_same_session`; its events differ (or end sooner),
+    and a read or copy of several pages would join the two histories. The last event of
+    the page before, read again, tells them apart (ids are unique per session).
+    """
+    if await read(last.sequence_number) != [last]:
+        raise SessionNotFoundError(session_id)
+
+
+def backend_reader(backend: Backend, session_id: str) -> Callable[[int], Awaitable[list[Event]]]:
+    """`read` for `check_same_event`: the backend's events of a session at one number."""
+
+    def read(seq: int) -> Awaitable[list[Event]]:
+        return backend.read(session_id, EventFilter(from_seq=seq, to_seq=seq))
+
+    return read
 
 
 def import_session_of(session: Session | Mapping[str, Any]) -> Session:

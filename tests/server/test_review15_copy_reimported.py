@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 import grpc
-import pytest
 
 import agentstore
 from agentstore import new_event
@@ -80,12 +79,6 @@ async def test_a_session_reimported_between_two_pages_of_a_copy_is_not_copied_mi
     assert len(tags) <= 1, f"DST's session joins two histories: {out}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/lifecycle_ops.fork_pages compares only the creation time, after the last "
-    "page: a fork joins a session re-imported with its time between two pages (not this "
-    "review's file)",
-)
 async def test_a_fork_across_a_reimport_between_two_pages_is_refused() -> None:
     store = await agentstore.open(in_memory=True, pricing=False)
     session = await store.create_session(session_id="s")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 
 import agentstore
 from agentstore import new_event
@@ -75,11 +74,6 @@ async def test_a_session_reimported_with_its_time_during_a_storage_read_fails_it
     await _read_while_reimported(tmp_path, "Storage")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="paging.more_pages (the AgentStore service's and the HTTP door's reads) compares "
-    "only the creation time after each page: server/paging.py, not this review's file",
-)
 async def test_a_session_reimported_with_its_time_during_an_agentstore_read_fails_it(
     tmp_path: Path,
 ) -> None:
