@@ -90,8 +90,9 @@ def encode_payload(payload: Any) -> bytes:
             raise _too_deep("payload", MAX_PAYLOAD_DEPTH) from None
         raise InvalidEventError(f"payload is not JSON-serialisable: {exc}") from exc
     # orjson writes NaN/Infinity as null, so only a payload whose JSON has a null can
-    # hold one: a cheap scan spares the walk for almost every payload.
-    if b"null" in blob and _has_non_finite(payload):
+    # hold one: a cheap scan spares the walk for almost every payload (`find`, not `in`:
+    # bytes-in-bytes first tries the needle as an integer and raises and clears a TypeError).
+    if blob.find(b"null") >= 0 and _has_non_finite(payload):
         raise InvalidEventError("payload holds NaN or Infinity, which JSON cannot represent")
     _check_depth(blob, payload, MAX_PAYLOAD_DEPTH, "payload")
     return blob
@@ -130,7 +131,7 @@ def encode_metadata(metadata: Metadata) -> bytes:
             if "Recursion limit" in str(exc):
                 raise _too_deep("metadata", _MAX_METADATA_DEPTH) from None
             raise InvalidEventError(f"metadata is not JSON-serialisable: {exc}") from exc
-        if b"null" in blob and _has_non_finite(fields):  # see encode_payload
+        if blob.find(b"null") >= 0 and _has_non_finite(fields):  # see encode_payload
             raise InvalidEventError("metadata holds NaN or Infinity, which JSON cannot represent")
         _check_depth(blob, fields, _MAX_METADATA_DEPTH, "metadata")
         return blob
