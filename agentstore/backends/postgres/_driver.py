@@ -33,10 +33,8 @@ __all__ = [
     "asyncpg",
     "pgexc",
     "refused",
-    "reusable",
     "translate",
     "translated",
-    "unsent",
 ]
 
 # Errors after which the connection (or the server behind it) is gone or refusing work for
@@ -134,23 +132,3 @@ class translated:  # lower case: used as `async with translated(...)`, like cont
         # type checkers know the code after the block is reached only without one).
         if exc is not None and not isinstance(exc, AgentStoreError) and isinstance(exc, _CAUGHT):
             raise translate(exc, self.what) from exc
-
-
-def unsent(exc: BaseException) -> bool:
-    """Tell whether `exc` was raised before the statement was sent: asyncpg's protocol was
-    not idle, as after it read the goodbye of a server that ended the connection (a
-    restart, pg_terminate_backend) but not yet the end of the stream, so the connection
-    did not look closed. Nothing reached the server: the statement may run elsewhere."""
-    return isinstance(exc, pgexc.InternalClientError) and str(exc).startswith(
-        "cannot switch to state"
-    )
-
-
-def reusable(conn: Any, exc: BaseException) -> bool:
-    """Tell whether `conn` may serve the next caller after `exc` ended its statement."""
-    # QueryCanceledError (statement_timeout) is in CONNECTION_ERRORS' class 57, but the
-    # connection is fine after it.
-    server_side = isinstance(exc, asyncpg.PostgresError) and (
-        isinstance(exc, pgexc.QueryCanceledError) or not isinstance(exc, CONNECTION_ERRORS)
-    )
-    return server_side and not (conn.is_closed() or conn.is_in_transaction())

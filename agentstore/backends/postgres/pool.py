@@ -42,10 +42,9 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agentstore.backends.postgres._driver import asyncpg, reusable, translated, unsent
+from agentstore.backends.postgres._driver import CONNECTION_ERRORS, asyncpg, pgexc, translated
 from agentstore.backends.postgres.deadlines import Deadlines, task_of, untimed_config
 from agentstore.backends.postgres.options import PostgresOptions, redact
-from agentstore.backends.postgres.statements import fetch, usable
 from agentstore.backends.postgres.times import use_exact_times
 
 __all__ = ["Database", "connect", "create_database"]
@@ -86,6 +85,26 @@ async def connect(options: PostgresOptions, dsn: str | None = None) -> Any:
         return conn
 
 
+def _unsent(exc: BaseException) -> bool:
+    """Tell whether `exc` was raised before the statement was sent: asyncpg's protocol was
+    not idle, as after it read the goodbye of a server that ended the connection (a
+    restart, pg_terminate_backend) but not yet the end of the stream, so the connection
+    did not look closed. Nothing reached the server: the statement may run elsewhere."""
+    return isinstance(exc, pgexc.InternalClientError) and str(exc).startswith(
+        "cannot switch to state"
+    )
+
+
+def _reusable(conn: Any, exc: BaseException) -> bool:
+    """Tell whether `conn` may serve the next caller after `exc` ended its statement."""
+    # QueryCanceledError (statement_timeout) is in CONNECTION_ERRORS' class 57, but the
+    # connection is fine after it.
+    server_side = isinstance(exc, asyncpg.PostgresError) and (
+        isinstance(exc, pgexc.QueryCanceledError) or not isinstance(exc, CONNECTION_ERRORS)
+    )
+    return server_side and not (conn.is_closed() or conn.is_in_transaction())
+
+
 class Database:
     """A pool of connections to one server, with one-statement helpers.
 
@@ -112,11 +131,6 @@ class Database:
         timeout = self._kwargs["command_timeout"]
         self._deadlines = Deadlines(timeout) if timeout else None
         self._untimed: Any = None
-        # Each connection's prepared statements by SQL for `fetch` (statements.py); None:
-        # asyncpg's `fetch` runs them (no statement cache: pgbouncer).
-        self._prepared: dict[Any, dict[str, Any]] | None = (
-            {} if self._kwargs["statement_cache_size"] else None
-        )
 
     @property
     def size(self) -> int:
@@ -149,8 +163,6 @@ class Database:
                     raise
                 if self._untimed is None and self._deadlines is not None:
                     self._untimed = untimed_config(conn)
-                if self._prepared is not None and not usable(conn):
-                    self._prepared = None
                 return conn
         except BaseException:
             self._free_slot()
@@ -214,8 +226,6 @@ class Database:
             self._discard(self._idle.pop(0))
 
     def _discard(self, conn: Any) -> None:
-        if self._prepared:
-            self._prepared.pop(conn, None)
         # asyncpg's cancel requests of the statement `conn` was running (a task cancelled
         # or timed out in it): terminate() would cancel them before they go out, and
         # the statement would run on on the server. (A private set of asyncpg's; without
@@ -240,7 +250,7 @@ class Database:
         self._size -= 1
 
     def _after(self, conn: Any, exc: BaseException) -> None:
-        if reusable(conn, exc):
+        if _reusable(conn, exc):
             self._checkin(conn)
         else:
             self._discard(conn)
@@ -268,7 +278,7 @@ class Database:
         """Run `method(conn, sql, *args)` (an asyncpg `Connection` method) on a pooled
         connection.
 
-        A connection that turns out unable to start a statement (`unsent`) is dropped
+        A connection that turns out unable to start a statement (`_unsent`) is dropped
         and the statement runs on another: nothing had been sent, so this is no retry.
         """
         deadlines = self._deadlines
@@ -295,11 +305,7 @@ class Database:
                 if deadlines.handle is None:
                     deadlines.arm(loop)
             try:
-                prepared = self._prepared
-                if method is _FETCH and prepared is not None:
-                    result = await fetch(conn, prepared, sql, args)
-                else:
-                    result = await method(conn, sql, *args)
+                result = await method(conn, sql, *args)
             except BaseException as exc:
                 if timed is not None:
                     assert deadlines is not None
@@ -314,7 +320,7 @@ class Database:
                             self._after(conn, exc)
                             raise TimeoutError("no answer within the client's timeout") from exc
                 self._after(conn, exc)
-                if unsent(exc):
+                if _unsent(exc):
                     last = exc
                     continue
                 raise
@@ -359,8 +365,6 @@ class Database:
             if not fut.done():
                 fut.set_exception(asyncpg.InterfaceError("the connection pool is closed"))
         idle, self._idle, self._idle_since = self._idle, [], []
-        if self._prepared:
-            self._prepared.clear()
         self._size -= len(idle)
         results = await asyncio.gather(
             *(asyncio.wait_for(c.close(), 5.0) for c in idle), return_exceptions=True
