@@ -225,13 +225,7 @@ async def _remote_clients(target: str) -> AsyncIterator[Callable[[int], Awaitabl
     async def make(_: int) -> Callable[[int], Awaitable[Any]]:
         store = await agentstore.open(f"grpc://{target}", pricing=False)
         stores.append(store)
-        sid = (await store.create_session(name="bench")).id
-
-        async def op(i: int) -> Any:
-            event = agentstore.new_event(agentstore.EventType.TOOL_CALLED, scenarios.payload(i))
-            return await store.append(sid, event)
-
-        return op
+        return await _appender(store)
 
     try:
         yield make  # type: ignore[misc]
@@ -248,18 +242,23 @@ async def _shared_remote_clients(target: str) -> AsyncIterator[Callable[[int], A
     store = await agentstore.open(f"grpc://{target}", pricing=False)
 
     async def make(_: int) -> Callable[[int], Awaitable[Any]]:
-        sid = (await store.create_session(name="bench")).id
-
-        async def op(i: int) -> Any:
-            event = agentstore.new_event(agentstore.EventType.TOOL_CALLED, scenarios.payload(i))
-            return await store.append(sid, event)
-
-        return op
+        return await _appender(store)
 
     try:
         yield make  # type: ignore[misc]
     finally:
         await store.close()
+
+
+async def _appender(store: agentstore.Store) -> Callable[[int], Awaitable[Any]]:
+    """A new session of `store` and an op that appends the bench's event `i` to it."""
+    sid = (await store.create_session(name="bench")).id
+
+    async def op(i: int) -> Any:
+        event = agentstore.new_event(agentstore.EventType.TOOL_CALLED, scenarios.payload(i))
+        return await store.append(sid, event)
+
+    return op
 
 
 async def serve_echo() -> None:

@@ -163,22 +163,16 @@ async def test_flights_written_while_syncs_run_wait_for_one_to_end(
     # round per turn cost the server a tenth of its appends a second.
     # (Or `HOLD_S` after the first was held, if none has ended: `_held_long`.)
     ending: list[bool] = [False]
-    real_synced = loopcommits.LoopCommits._on_synced
-    real_held_long = loopcommits.LoopCommits._held_long
 
-    def on_synced(self: Any) -> None:
-        ending[0] = True
-        try:
-            real_synced(self)
-        finally:
-            ending[0] = False
+    def marking(real: Any) -> Any:
+        def wrapped(self: Any) -> None:
+            ending[0] = True
+            try:
+                real(self)
+            finally:
+                ending[0] = False
 
-    def held_long(self: Any) -> None:
-        ending[0] = True
-        try:
-            real_held_long(self)
-        finally:
-            ending[0] = False
+        return wrapped
 
     rounds: list[tuple[int, bool, int]] = []  # (syncs in flight, after one ended, flights)
     real_submit = aiosync.AioSyncer.submit
@@ -187,8 +181,9 @@ async def test_flights_written_while_syncs_run_wait_for_one_to_end(
         rounds.append((len(self._pending), ending[0], len(items)))
         return real_submit(self, items)
 
-    monkeypatch.setattr(loopcommits.LoopCommits, "_on_synced", on_synced)
-    monkeypatch.setattr(loopcommits.LoopCommits, "_held_long", held_long)
+    engine = loopcommits.LoopCommits
+    for name in ("_on_synced", "_held_long"):
+        monkeypatch.setattr(engine, name, marking(getattr(engine, name)))
     monkeypatch.setattr(aiosync.AioSyncer, "submit", submit)
     async with agentstore.open(tmp_path, snapshot_interval=0) as store:
         sids = await _sessions_committing_on_the_loop(store, 8)

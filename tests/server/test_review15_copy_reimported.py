@@ -14,7 +14,9 @@ real `agentstore copy` process into a data directory.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,20 +32,25 @@ from agentstore.server.grpc_storage import StorageServicer
 from agentstore.server.service import AgentStoreService, Limits
 
 
-async def test_a_session_reimported_between_two_pages_of_a_copy_is_not_copied_mixed(
-    tmp_path: Path,
-) -> None:
-    store = await agentstore.open(in_memory=True, pricing=False)
-    session = await store.create_session(session_id="s")
-    for _ in range(5):
-        await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
-    later = datetime.now(UTC) + timedelta(hours=1)  # after every old event: it imports whole
-    other = [
+def _other_history(count: int) -> list[agentstore.Event]:
+    """Another history for session "s", dated after every old event (it imports whole)."""
+    later = datetime.now(UTC) + timedelta(hours=1)
+    return [
         new_event("custom", {"tag": "new"}).model_copy(
             update={"sequence_number": i, "session_id": "s", "timestamp": later}
         )
-        for i in range(1, 2501)
+        for i in range(1, count + 1)
     ]
+
+
+@contextlib.asynccontextmanager
+async def _remaking_server(
+    store: agentstore.Store, session: agentstore.Session
+) -> AsyncIterator[tuple[int, list[bool]]]:
+    """The Storage service over `store`, which deletes session "s" and imports another
+    history under its id and time just before it serves a read from event 1001; yields
+    its port and whether that happened. Closes `store` at the end."""
+    other = _other_history(2500)
     remade: list[bool] = []
 
     class Remaking(StorageServicer):
@@ -58,17 +65,38 @@ async def test_a_session_reimported_between_two_pages_of_a_copy_is_not_copied_mi
     pb_grpc.add_StorageServicer_to_server(Remaking(AgentStoreService(store, Limits())), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    dst = tmp_path / "dst"
     try:
-        with anyio.fail_after(60):
-            done = await anyio.run_process(
-                [sys.executable, "-m", "agentstore_cli", "copy", f"grpc://127.0.0.1:{port}", dst],
-                check=False,
-            )
+        yield port, remade
     finally:
         await server.stop(grace=None)
         await store.close()
-    out = done.stdout.decode() + done.stderr.decode()
+
+
+async def _old_session(events: int) -> tuple[agentstore.Store, agentstore.Session]:
+    store = await agentstore.open(in_memory=True, pricing=False)
+    session = await store.create_session(session_id="s")
+    for _ in range(events // 500):
+        await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
+    return store, session
+
+
+async def _copy(port: int, dst: Path) -> str:
+    """Run `agentstore copy` from the server into `dst`; return what it printed."""
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "agentstore_cli", "copy", f"grpc://127.0.0.1:{port}", dst],
+            check=False,
+        )
+    return done.stdout.decode() + done.stderr.decode()
+
+
+async def test_a_session_reimported_between_two_pages_of_a_copy_is_not_copied_mixed(
+    tmp_path: Path,
+) -> None:
+    store, session = await _old_session(2500)
+    dst = tmp_path / "dst"
+    async with _remaking_server(store, session) as (port, remade):
+        out = await _copy(port, dst)
     assert remade, out
     assert "Traceback" not in out
     async with agentstore.open(dst) as copied:
@@ -80,42 +108,17 @@ async def test_a_session_reimported_between_two_pages_of_a_copy_is_not_copied_mi
 
 
 async def test_a_fork_across_a_reimport_between_two_pages_is_refused() -> None:
-    store = await agentstore.open(in_memory=True, pricing=False)
-    session = await store.create_session(session_id="s")
-    for _ in range(5):
-        await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
-    later = datetime.now(UTC) + timedelta(hours=1)
-    other = [
-        new_event("custom", {"tag": "new"}).model_copy(
-            update={"sequence_number": i, "session_id": "s", "timestamp": later}
-        )
-        for i in range(1, 2501)
-    ]
-    remade: list[bool] = []
-
-    class Remaking(StorageServicer):
-        async def Read(self, request: pb.ReadEventsRequest, context: Any) -> None:
-            if request.session_id == "s" and request.from_seq == 1001 and not remade:
-                remade.append(True)
-                await store.delete_session("s")
-                await store.import_session(session, other)
-            await super().Read(request, context)
-
-    server = grpc.aio.server()
-    pb_grpc.add_StorageServicer_to_server(Remaking(AgentStoreService(store, Limits())), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with agentstore.open(f"grpc://127.0.0.1:{port}", pricing=False) as remote:
-            try:
-                fork = await remote.fork("s", at_seq=2500)
-            except agentstore.SessionNotFoundError:
-                tags: set[str] = set()  # refused: as a remade session should be
-            else:
-                tags = {e.payload["tag"] for e in await remote.get_events(fork.id)}
-    finally:
-        await server.stop(grace=None)
-        await store.close()
+    store, session = await _old_session(2500)
+    async with (
+        _remaking_server(store, session) as (port, remade),
+        agentstore.open(f"grpc://127.0.0.1:{port}", pricing=False) as remote,
+    ):
+        try:
+            fork = await remote.fork("s", at_seq=2500)
+        except agentstore.SessionNotFoundError:
+            tags: set[str] = set()  # refused: as a remade session should be
+        else:
+            tags = {e.payload["tag"] for e in await remote.get_events(fork.id)}
     assert remade
     assert len(tags) <= 1, "the fork joins two histories"
 
@@ -126,46 +129,14 @@ async def test_a_session_reimported_before_its_extension_is_not_appended_mixed(
     # DST holds events 1..1000 (an earlier copy); SRC grew to 2,500 and is remade (its
     # time kept) after the copy compared the first 1,000 ids and before it reads on: on
     # the previous commit DST got the other history's 1001..2500 after its own 1..1000.
-    store = await agentstore.open(in_memory=True, pricing=False)
-    session = await store.create_session(session_id="s")
-    for _ in range(2):
-        await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
+    store, session = await _old_session(1000)
     dst = tmp_path / "dst"
     async with agentstore.open(dst) as copied:
         await copied.import_session(session, await store.get_events("s"))
     for _ in range(3):
         await store.append_many("s", [new_event("custom", {"tag": "old"}) for _ in range(500)])
-    later = datetime.now(UTC) + timedelta(hours=1)
-    other = [  # another history under its id and time
-        new_event("custom", {"tag": "new"}).model_copy(
-            update={"sequence_number": i, "session_id": "s", "timestamp": later}
-        )
-        for i in range(1, 2501)
-    ]
-    remade: list[bool] = []
-
-    class Remaking(StorageServicer):
-        async def Read(self, request: pb.ReadEventsRequest, context: Any) -> None:
-            if request.session_id == "s" and request.from_seq == 1001 and not remade:
-                remade.append(True)
-                await store.delete_session("s")
-                await store.import_session(session, other)
-            await super().Read(request, context)
-
-    server = grpc.aio.server()
-    pb_grpc.add_StorageServicer_to_server(Remaking(AgentStoreService(store, Limits())), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        with anyio.fail_after(60):
-            done = await anyio.run_process(
-                [sys.executable, "-m", "agentstore_cli", "copy", f"grpc://127.0.0.1:{port}", dst],
-                check=False,
-            )
-    finally:
-        await server.stop(grace=None)
-        await store.close()
-    out = done.stdout.decode() + done.stderr.decode()
+    async with _remaking_server(store, session) as (port, remade):
+        out = await _copy(port, dst)
     assert remade, out
     assert "Traceback" not in out
     async with agentstore.open(dst) as copied:
