@@ -50,10 +50,14 @@ class _Empty(StorageServicer):
         return pb.ListSessionsResponse(next_cursor=_AGAIN)
 
 
-async def _run(servicer: type[StorageServicer], args: list[str], dst: Path) -> tuple[int, str]:
+async def _run(
+    servicer: type[StorageServicer], args: list[str], dst: Path, count: int = 20
+) -> tuple[int, str]:
+    """Run the CLI with `args` ({url}, {dst} filled in) against `servicer` over a memory
+    store of `count` sessions; return its exit code and what it printed."""
     store = await agentstore.open(in_memory=True, pricing=False)
-    for i in range(20):
-        await store.create_session(session_id=f"s-{i}", name=f"name {i}")
+    for i in range(count):
+        await store.create_session(session_id=f"s-{i:04d}", name=f"name {i}")
     server = grpc.aio.server()
     pb_grpc.add_StorageServicer_to_server(servicer(AgentStoreService(store, Limits())), server)
     port = server.add_insecure_port("127.0.0.1:0")

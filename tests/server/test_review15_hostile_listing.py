@@ -15,7 +15,6 @@ listing changed as each case says), the remote backend a real client of it.
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -186,28 +185,6 @@ async def test_the_cli_stops_with_one_line_on_a_listing_of_new_cursors(
     assert "does not advance" in out, out
 
 
-async def _cli_against(
-    servicer: type[StorageServicer], count: int, args: list[str], dst: Path
-) -> tuple[int, str]:
-    store = await agentstore.open(in_memory=True, pricing=False)
-    for i in range(count):
-        await store.create_session(session_id=f"s-{i:04d}", name=f"name {i}")
-    server = grpc.aio.server()
-    pb_grpc.add_StorageServicer_to_server(servicer(AgentStoreService(store, Limits())), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        command = [a.format(url=f"grpc://127.0.0.1:{port}", dst=dst) for a in args]
-        with anyio.fail_after(60):
-            done = await anyio.run_process(
-                [sys.executable, "-m", "agentstore_cli", *command], check=False
-            )
-    finally:
-        await server.stop(grace=None)
-        await store.close()
-    return done.returncode, done.stdout.decode() + done.stderr.decode()
-
-
 @pytest.mark.parametrize("args", _CLI_COMMANDS)
 async def test_the_cli_stops_on_full_pages_of_the_same_sessions_with_new_cursors(
     tmp_path: Path, args: list[str]
@@ -215,7 +192,7 @@ async def test_the_cli_stops_on_full_pages_of_the_same_sessions_with_new_cursors
     # 1,200 sessions: every page the CLI asks for (500 for copy, 1,000 otherwise) is full
     # on the first answer, so the remote backend does not ask again and cannot tell; the
     # CLI's walk sees the same sessions come back under a new cursor.
-    code, out = await _cli_against(_FreshSame, 1200, args, tmp_path / "dst")
+    code, out = await run_cli_against(_FreshSame, args, tmp_path / "dst", count=1200)
     assert code == 1, out
     assert "Traceback" not in out
     assert "does not advance" in out, out
