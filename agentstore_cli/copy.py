@@ -32,7 +32,7 @@ from agentstore.errors import (
     StoreClosedError,
     StoreLockedError,
 )
-from agentstore.store.lifecycle_ops import check_same_session
+from agentstore.store.lifecycle_ops import check_same_event, check_same_session, replay_reader
 from agentstore.store.validate import pending_from_stored
 from agentstore_cli.common import (
     CliError,
@@ -186,9 +186,7 @@ async def _events(
         # is read again too.
         await check_same_session(src.get_session, session)
         if last is not None:
-            seq = last.sequence_number
-            if await src.replay(session.id, from_seq=seq, to_seq=seq) != [last]:
-                raise SessionNotFoundError(session.id)
+            await check_same_event(replay_reader(src.replay, session.id), session.id, last)
         if not page:
             return
         for event in page:

@@ -12,12 +12,12 @@ Each page is a read of its own, so two rules hold for every page after the first
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from agentstore import Event, Session, Store
-from agentstore.store.lifecycle_ops import check_same_event, check_same_session
+from agentstore.store.lifecycle_ops import check_same_event, check_same_session, replay_reader
 
 __all__ = ["READ_FIRST", "READ_PAGE", "ReadPages", "follow_events", "more_pages"]
 
@@ -75,14 +75,7 @@ async def more_pages(
         # The same session: its creation time, and (an import keeps its export's time)
         # the last event sent, read again.
         await check_same_session(store.get_session, how.session)
-        await check_same_event(_reader(store, how.session.id), how.session.id, last)
-
-
-def _reader(store: Store, session_id: str) -> Callable[[int], Awaitable[list[Event]]]:
-    def read(seq: int) -> Awaitable[list[Event]]:
-        return store.replay(session_id, from_seq=seq, to_seq=seq)
-
-    return read
+        await check_same_event(replay_reader(store.replay, how.session.id), how.session.id, last)
 
 
 async def follow_events(

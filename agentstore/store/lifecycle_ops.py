@@ -42,6 +42,7 @@ __all__ = [
     "import_pages",
     "import_session_of",
     "prune_sessions",
+    "replay_reader",
 ]
 
 _FORK_NAMESPACE = uuid.UUID("6f1c2d4e-8a4b-4d59-9a63-2f3c1b7e5a10")
@@ -109,6 +110,17 @@ def backend_reader(backend: Backend, session_id: str) -> Callable[[int], Awaitab
 
     def read(seq: int) -> Awaitable[list[Event]]:
         return backend.read(session_id, EventFilter(from_seq=seq, to_seq=seq))
+
+    return read
+
+
+def replay_reader(
+    replay: Callable[..., Awaitable[list[Event]]], session_id: str
+) -> Callable[[int], Awaitable[list[Event]]]:
+    """`read` for `check_same_event` through a store's `replay` (`Store.replay`)."""
+
+    def read(seq: int) -> Awaitable[list[Event]]:
+        return replay(session_id, from_seq=seq, to_seq=seq)
 
     return read
 
