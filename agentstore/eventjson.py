@@ -18,6 +18,7 @@ from agentstore.metadata import NO_METADATA, Metadata
 
 __all__ = [
     "aware_utc",
+    "dumps_within",
     "encode_metadata",
     "encode_payload",
     "format_timestamp",
@@ -32,6 +33,7 @@ _DUMPS_OPTIONS = orjson.OPT_UTC_Z
 # written out again (every replay, export or `get_state` of its session would fail).
 MAX_PAYLOAD_DEPTH = 252
 _MAX_METADATA_DEPTH = 253
+_ORJSON_WRITE_DEPTH = 254  # past it, orjson.dumps raises "Recursion limit reached"
 
 
 def format_timestamp(ts: datetime) -> str:
@@ -104,13 +106,19 @@ def _check_depth(blob: bytes, value: Any, most: int, what: str) -> None:
     # length and two C counts spare the exact test for almost every value.
     if len(blob) <= 2 * most or blob.count(b"[") + blob.count(b"{") <= most:
         return
-    wrapped: Any = value
-    for _ in range(254 - most):
-        wrapped = [wrapped]
     try:
-        orjson.dumps(wrapped)
+        dumps_within(value, most)
     except TypeError:  # only the depth can fail here: the value itself was written
         raise _too_deep(what, most) from None
+
+
+def dumps_within(value: Any, most: int) -> bytes:
+    """`orjson.dumps` of `value` inside `254 - most` lists: raises `orjson.JSONEncodeError`
+    (a `TypeError`) when `value` is nested more than `most` levels deep."""
+    wrapped: Any = value
+    for _ in range(_ORJSON_WRITE_DEPTH - most):
+        wrapped = [wrapped]
+    return orjson.dumps(wrapped)
 
 
 def _too_deep(what: str, most: int) -> InvalidEventError:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from agentstore import InvalidInputError
+from agentstore.eventjson import dumps_within
 from agentstore.server.inputs import integer_beyond_64_bits, refuse_duplicate_keys
 
 __all__ = ["MAX_DEPTH", "decode_json_body"]
@@ -28,10 +29,6 @@ __all__ = ["MAX_DEPTH", "decode_json_body"]
 MAX_DEPTH = 250
 """Most levels of arrays and objects in a request body (an event's payload sits one to three
 levels down: the state keeps it two levels deeper again, within what orjson writes)."""
-
-_ORJSON_WRITE_DEPTH = 254
-"""The deepest nesting `orjson.dumps` writes (it raises "Recursion limit reached" past it)."""
-_WRAPS = _ORJSON_WRITE_DEPTH - MAX_DEPTH
 
 
 def decode_json_body(raw: bytes) -> Any:
@@ -49,17 +46,10 @@ def decode_json_body(raw: bytes) -> Any:
     if opened <= MAX_DEPTH and raw.find(b":") < 0:
         return data  # neither too deep nor any object key: nothing more to look at
     try:
-        # Wrapped so that orjson's own limit stops at MAX_DEPTH levels of the body.
-        written = orjson.dumps(_wrapped(data))
+        written = dumps_within(data, MAX_DEPTH)  # orjson's own limit, at MAX_DEPTH levels
     except orjson.JSONEncodeError:
         raise InvalidInputError(
             f"the request body is nested more than {MAX_DEPTH} levels deep"
         ) from None
     refuse_duplicate_keys(raw, written, "the request body")
-    return data
-
-
-def _wrapped(data: Any) -> Any:
-    for _ in range(_WRAPS):
-        data = [data]
     return data
