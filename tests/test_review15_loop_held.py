@@ -76,6 +76,20 @@ _APPENDS = 40
 _TURNS = 20_000
 
 
+async def _appending_until_held(
+    store: agentstore.Store, sids: list[str], here: Any
+) -> tuple[dict[str, list[int]], list[asyncio.Future[None]]]:
+    """Start `_appending` on each session, and run the loop a turn at a time until the
+    engine `here` holds flights for the next round (or `_TURNS` turns have passed)."""
+    acked: dict[str, list[int]] = {sid: [] for sid in sids}
+    tasks = [asyncio.ensure_future(_appending(store, sid, acked[sid])) for sid in sids]
+    for _ in range(_TURNS):
+        await asyncio.sleep(0)
+        if here._to_submit:
+            break
+    return acked, tasks
+
+
 async def _appending(store: agentstore.Store, sid: str, acked: list[int]) -> None:
     """Append i = 1, 2, ... to `sid` one after another, noting each acknowledged."""
     for i in range(1, _APPENDS + 1):
@@ -134,12 +148,7 @@ async def test_a_store_closed_while_flights_are_held_answers_every_append(
     if here is None:
         await store.close()
         pytest.skip("no Linux AIO with eventfd here")
-    acked: dict[str, list[int]] = {sid: [] for sid in sids}
-    tasks = [asyncio.ensure_future(_appending(store, sid, acked[sid])) for sid in sids]
-    for _ in range(_TURNS):
-        await asyncio.sleep(0)
-        if here._to_submit:
-            break
+    acked, tasks = await _appending_until_held(store, sids, here)
     assert here._to_submit, "no flight was held for the next round"
     closing = asyncio.ensure_future(store.close())
     outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
@@ -156,12 +165,7 @@ async def test_a_held_flight_is_released_while_its_loop_is_blocked(tmp_path: Pat
         here = _engine(store)
         if here is None:
             pytest.skip("no Linux AIO with eventfd here")
-        acked: dict[str, list[int]] = {sid: [] for sid in sids}
-        tasks = [asyncio.ensure_future(_appending(store, sid, acked[sid])) for sid in sids]
-        for _ in range(_TURNS):
-            await asyncio.sleep(0)
-            if here._to_submit:
-                break
+        _, tasks = await _appending_until_held(store, sids, here)
         held = [flight.group.view.session_id for flight in here._to_submit]
         assert held, "no flight was held for the next round"
         # The loop blocked (a synchronous call) with flights held: another process's
