@@ -1,4 +1,5 @@
-"""The snapshot half of the state cache: when a snapshot is due, how it is captured.
+"""The snapshot half of the state cache: when a snapshot is due, how it is captured, and
+whether one read back is of the events the log holds.
 
 A mixin of `StateKeeper` (which provides the attributes below). An append that crosses
 the snapshot interval captures the state's JSON from the cache, in order with the
@@ -14,21 +15,28 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from agentstore.backends.base import AppendResult, Backend
 from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import ReducerError
 from agentstore.eventjson import aware_utc
-from agentstore.state import State
+from agentstore.state import Reducer, State, default_reducer
 from agentstore.store.adoption import Adoption
+from agentstore.store.budgets import BudgetBook
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from agentstore.events import Event
 
-__all__ = ["SnapshotCapture", "appended_as_of"]
+__all__ = ["SnapshotCapture", "SnapshotDisowned", "appended_as_of"]
 
 logger = logging.getLogger("agentstore")
+
+
+class SnapshotDisowned(Exception):
+    """A snapshot's last event is not in the log (see `SnapshotCapture._from_snapshot`)."""
 
 
 class SnapshotCapture:
@@ -39,6 +47,8 @@ class SnapshotCapture:
     _adopting: dict[str, Adoption]
     _adopts: bool
     _born: dict[str, datetime]
+    _budgets: BudgetBook
+    reducer: Reducer
     reducer_id: str
     snapshot_interval: int
 
@@ -49,6 +59,10 @@ class SnapshotCapture:
         def fold(self, state: State, events: Iterable[Event]) -> State: ...
 
         def _keep(self, session_id: str, state: State) -> None: ...
+
+        async def _fold_range(
+            self, session_id: str, state: State, stop_at: int, *, check: bool = False
+        ) -> State: ...
 
     def snapshot_due(self, result: AppendResult) -> bool:
         """Tell whether an append crossed a multiple of the snapshot interval."""
@@ -114,6 +128,68 @@ class SnapshotCapture:
         except Exception as exc:
             self._drop_adoption(session_id, version)
             logger.warning("no snapshot of session %s at %d: %r", session_id, version, exc)
+
+    async def _from_snapshot(self, session_id: str, stop_at: int) -> State:
+        """Fold the state at `stop_at` from the session's snapshot (if any) and the events
+        after it.
+
+        The snapshot's own last event is read again and must be the one it folded (same
+        timestamp; with the default reducer, the payload it keeps): else the snapshot is
+        of a history the log no longer holds, and the state is folded from the first
+        event. A machine crash can lose the unsynced tail of a log written with
+        durability "flush" after a snapshot past it was synced; a log can be restored from
+        a backup older than its snapshot. New events then take the lost ones' numbers.
+        """
+        base = await self._base_from_snapshot(session_id, stop_at)
+        if base.version and base.last_event_at is not None:
+            try:
+                return await self._fold_range(session_id, base, stop_at, check=True)
+            except SnapshotDisowned:
+                logger.warning(
+                    "the snapshot of session %s at %d is not of the events its log holds; "
+                    "folding from the first event",
+                    session_id,
+                    base.version,
+                )
+                base = State(session_id=session_id, budget=base.budget)
+        return await self._fold_range(session_id, base, stop_at)
+
+    def _folded(self, state: State, event: Event) -> bool:
+        """Tell whether `event` can be the last event folded into `state`."""
+        stamp = event.timestamp
+        if event.sequence_number != state.version or stamp is None or state.last_event_at is None:
+            return False
+        if aware_utc(stamp) != aware_utc(state.last_event_at):
+            return False
+        # The default reducer keeps the latest payload of each type: the last event's.
+        return self.reducer is not default_reducer or state.data.get(event.type) == event.payload
+
+    async def _base_from_snapshot(self, session_id: str, max_version: int) -> State:
+        if self.snapshot_interval:
+            session, snap = await self._backend.load_session_and_snapshot(
+                session_id, self.reducer_id
+            )
+            budget = self._budgets.remember(session_id, session.budget)
+        else:
+            budget, snap = await self._budgets.get(session_id), None
+        empty = State(session_id=session_id, budget=budget)
+        if snap is None or snap.reducer != self.reducer_id:
+            return empty
+        if not 0 < snap.version <= max_version:
+            return empty
+        if self.snapshot_interval and aware_utc(snap.created_at) < aware_utc(session.created_at):
+            # Of another session of this id (deleted and made again elsewhere while this
+            # snapshot was written behind an append of the old one).
+            return empty
+        try:
+            state = State.model_validate(snap.state)
+        except ValidationError as exc:
+            logger.warning("snapshot of session %s is invalid (%s); rebuilding", session_id, exc)
+            return empty
+        if state.session_id != session_id or state.version != snap.version:
+            return empty
+        state.budget = empty.budget
+        return state
 
     def _adopt(self, session_id: str, state: State) -> None:
         """Cache `state`, folded for a snapshot, with the events appended since folded in.

@@ -25,7 +25,6 @@ from datetime import datetime
 import anyio
 import anyio.lowlevel
 import orjson
-from pydantic import ValidationError
 
 from agentstore._gc import full_collections_deferred, gc_paused
 from agentstore._turns import Turns
@@ -36,7 +35,6 @@ from agentstore.errors import (
     SessionChangedError,
     SessionNotFoundError,
 )
-from agentstore.eventjson import aware_utc
 from agentstore.events import Event, build_event
 from agentstore.state import (
     Budget,
@@ -48,7 +46,7 @@ from agentstore.state import (
 )
 from agentstore.store.adoption import Adoption
 from agentstore.store.budgets import BudgetBook
-from agentstore.store.state_snapshots import SnapshotCapture
+from agentstore.store.state_snapshots import SnapshotCapture, SnapshotDisowned
 from agentstore.store.validate import private_copy
 
 __all__ = ["LOST_VIEW", "StateKeeper"]
@@ -265,12 +263,11 @@ class StateKeeper(SnapshotCapture):
             if cached is not None and cached.version == head:
                 return cached
             known = self._born.get(session_id)
-            if cached is not None and cached.version < head:
-                base = cached
-            else:
-                base = await self._base_from_snapshot(session_id, head)
             self._cache.pop(session_id, None)  # folded in place below: not valid until done
-            state = await self._fold_range(session_id, base, head)
+            if cached is not None and cached.version < head:
+                state = await self._fold_range(session_id, cached, head)
+            else:
+                state = await self._from_snapshot(session_id, head)
             if self._born.get(session_id) is known:
                 self._keep(session_id, state)
                 return state
@@ -288,22 +285,26 @@ class StateKeeper(SnapshotCapture):
         """Return the state right after event `at_seq` (below the head)."""
         cached = self._cache.get(session_id)
         if cached is not None and cached.version <= at_seq:
-            base = copy_state(cached)
-        else:
-            base = await self._base_from_snapshot(session_id, at_seq)
-        return await self._fold_range(session_id, base, at_seq)
+            return await self._fold_range(session_id, copy_state(cached), at_seq)
+        return await self._from_snapshot(session_id, at_seq)
 
-    async def _fold_range(self, session_id: str, state: State, stop_at: int) -> State:
+    async def _fold_range(
+        self, session_id: str, state: State, stop_at: int, *, check: bool = False
+    ) -> State:
         if stop_at - state.version <= _FOLD_SLICE:
-            return await self._fold_pages(session_id, state, stop_at)
+            return await self._fold_pages(session_id, state, stop_at, check)
         with full_collections_deferred():  # see _gc: a full collection is one long stall
-            return await self._fold_pages(session_id, state, stop_at)
+            return await self._fold_pages(session_id, state, stop_at, check)
 
-    async def _fold_pages(self, session_id: str, state: State, stop_at: int) -> State:
+    async def _fold_pages(
+        self, session_id: str, state: State, stop_at: int, check: bool = False
+    ) -> State:
         # A page at a time, and within a page a turn of the loop once the fold has held it
         # for `TURN` (`Turns`): folding a cold session of 10,000 events must not hold the
         # event loop (the heartbeat of `make bench` asks for no stall over 5 ms).
-        start = state.version + 1
+        # `check`: the state's own last event is read first, and must be the one it folded
+        # (`SnapshotDisowned` if not; see `_from_snapshot`).
+        start = state.version + (not check)
         turns = Turns()
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
@@ -315,7 +316,12 @@ class StateKeeper(SnapshotCapture):
             if turns.due():
                 await turns.take()
             events = await self._backend.read(session_id, EventFilter(from_seq=start, to_seq=stop))
-            for at in range(0, len(events), _FOLD_SLICE):
+            first = 0
+            if check:
+                if not events or not self._folded(state, events[0]):
+                    raise SnapshotDisowned
+                check, first = False, 1
+            for at in range(first, len(events), _FOLD_SLICE):
                 if turns.due():
                     await turns.take()
                 with gc_paused():
@@ -323,33 +329,6 @@ class StateKeeper(SnapshotCapture):
             del events
             start = stop + 1
         await turns.last()
-        return state
-
-    async def _base_from_snapshot(self, session_id: str, max_version: int) -> State:
-        if self.snapshot_interval:
-            session, snap = await self._backend.load_session_and_snapshot(
-                session_id, self.reducer_id
-            )
-            budget = self._budgets.remember(session_id, session.budget)
-        else:
-            budget, snap = await self._budgets.get(session_id), None
-        empty = State(session_id=session_id, budget=budget)
-        if snap is None or snap.reducer != self.reducer_id:
-            return empty
-        if not 0 < snap.version <= max_version:
-            return empty
-        if self.snapshot_interval and aware_utc(snap.created_at) < aware_utc(session.created_at):
-            # Of another session of this id (deleted and made again elsewhere while this
-            # snapshot was written behind an append of the old one).
-            return empty
-        try:
-            state = State.model_validate(snap.state)
-        except ValidationError as exc:
-            logger.warning("snapshot of session %s is invalid (%s); rebuilding", session_id, exc)
-            return empty
-        if state.session_id != session_id or state.version != snap.version:
-            return empty
-        state.budget = empty.budget
         return state
 
 
