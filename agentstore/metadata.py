@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from typing import Any, SupportsIndex
+from typing import Annotated, Any, SupportsIndex
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from agentstore.errors import InvalidEventError
 
@@ -30,32 +30,50 @@ __all__ = [
 ]
 
 
+def _a_number(value: Any) -> Any:
+    """Refuse what pydantic's lax mode would turn into a number: `True` would count as one
+    token or one dollar, `"5"` is a caller's bug (an integral float such as `5.0` is kept:
+    token counts are often computed)."""
+    if isinstance(value, bool | str | bytes | bytearray):
+        raise ValueError(f"must be a number, not {type(value).__name__}")
+    return value
+
+
+_Count = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_a_number)]
+_Dollars = Annotated[
+    Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_a_number)
+]
+
+
 class Metadata(BaseModel):
-    """Optional observability data attached to an event. Every field may be left unset."""
+    """Optional observability data attached to an event. Every field may be left unset.
+
+    Counts and `cost_usd` must be numbers (not booleans or strings), at least zero.
+    """
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     worker_id: str | None = None
     """Which worker or process produced the event."""
-    tokens_in: int | None = Field(default=None, ge=0)
+    tokens_in: _Count = None
     """Input (prompt) tokens of an LLM call."""
-    tokens_out: int | None = Field(default=None, ge=0)
+    tokens_out: _Count = None
     """Output (completion) tokens of an LLM call."""
     model: str | None = None
     """Model name, e.g. `"gpt-4o"`."""
     tool_name: str | None = None
     """Tool name for `tool_called` / `tool_result`."""
-    duration_ms: int | None = Field(default=None, ge=0)
+    duration_ms: _Count = None
     """How long the operation took, in milliseconds."""
-    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cost_usd: _Dollars = None
     """Cost of the call in US dollars."""
     call_id: str | None = None
     """Pairs a call (`tool_called`, `llm_request`) with its result."""
-    cache_read_tokens: int | None = Field(default=None, ge=0)
+    cache_read_tokens: _Count = None
     """Input tokens served from the provider's prompt cache."""
-    cache_write_tokens: int | None = Field(default=None, ge=0)
+    cache_write_tokens: _Count = None
     """Input tokens written to the provider's prompt cache."""
-    reasoning_tokens: int | None = Field(default=None, ge=0)
+    reasoning_tokens: _Count = None
     """Output tokens spent on reasoning."""
     provider: str | None = None
     """Model provider, e.g. `"openai"`."""
@@ -71,7 +89,10 @@ class Metadata(BaseModel):
     def __setattr__(self, name: str, value: Any) -> None:
         if self is SHARED_EMPTY:  # never handed to users (see `SHARED_EMPTY`): a bug here
             raise InvalidEventError("the shared empty Metadata of stored events is read-only")
-        super().__setattr__(name, value)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise InvalidEventError(f"invalid metadata: {exc}") from exc
 
     def __delattr__(self, name: str) -> None:
         if self is SHARED_EMPTY:

@@ -73,6 +73,31 @@ def test_metadata_omits_unset_fields_and_checks_values() -> None:
         new_event("custom").with_metadata(cost_usd=float("nan"))
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"tokens_in": True},  # lax validation made it 1 token
+        {"cost_usd": True},  # and this one dollar, against a budget
+        {"tokens_out": "5"},
+        {"cost_usd": "0.1"},
+        {"duration_ms": b"5"},
+    ],
+)
+def test_metadata_numbers_must_be_numbers(given: dict[str, object]) -> None:
+    with pytest.raises(InvalidEventError, match="must be a number"):
+        Metadata(**given)  # type: ignore[arg-type]
+    meta = Metadata(tokens_in=3)
+    with pytest.raises(InvalidEventError, match="must be a number"):
+        meta.tokens_in = True  # type: ignore[assignment]
+    assert meta.tokens_in == 3
+    with pytest.raises(InvalidEventError, match="must be a number"):
+        new_event("custom").with_metadata(**given)  # type: ignore[arg-type]
+
+
+def test_metadata_counts_computed_as_whole_floats_are_kept() -> None:
+    assert Metadata(tokens_in=5.0, cost_usd=1).to_dict() == {"tokens_in": 5, "cost_usd": 1.0}  # type: ignore[arg-type]
+
+
 def test_event_json_round_trip() -> None:
     event = new_event("custom", {"a": [1, "€"]}, Metadata(model="m"))
     again = Event.from_json(event.to_json())

@@ -18,12 +18,12 @@ CASES: list[dict[str, Any]] = [
     {"cost_usd": 1},  # an int cost becomes a float
     {"extra": {"k": "v"}, "worker_id": "w1", "call_id": "c", "provider": "openai"},
     {"cache_read_tokens": 5, "cache_write_tokens": 0, "reasoning_tokens": 7, "duration_ms": 1},
-    {"tokens_in": True},  # bool: validated the slow way
+    {"tokens_in": True},  # bool: validated the slow way (and refused: not a number)
     {"future_field": "kept"},  # unknown key: kept in the extras
     {"extra": {"k": 1}},  # not a string: validated (and refused)
     {"tokens_in": -1},  # refused
     {"model": 5},  # refused
-    {"cost_usd": "0.1"},  # lax validation accepts a numeric string
+    {"cost_usd": "0.1"},  # a numeric string: refused as the API refuses it
 ]
 
 

@@ -40,6 +40,8 @@ async def test_hostile_events_are_refused_and_nothing_is_written(tmp_path: Path)
             "long id": pending(b"1", id="x" * 129),
             "metadata not an object": pending(b"1", metadata_json=b"[1]"),
             "metadata of the wrong type": pending(b"1", metadata_json=b'{"tokens_in": "many"}'),
+            "a count as a string": pending(b"1", metadata_json=b'{"tokens_in": "5"}'),
+            "a cost as a boolean": pending(b"1", metadata_json=b'{"cost_usd": true}'),
             "naive timestamp": pending(b"1", timestamp="2026-01-01T00:00:00"),
             "year 10000 in UTC": pending(b"1", timestamp=BEYOND_UTC),
         }

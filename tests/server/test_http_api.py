@@ -349,6 +349,8 @@ HOSTILE = [
     b'{"type": {"$where": "1"}}',
     b'{"events": "not a list"}',
     b'{"type": "a", "metadata": {"tokens_in": -5}}',
+    b'{"type": "a", "metadata": {"cost_usd": true}}',  # was taken for one dollar
+    b'{"type": "a", "metadata": {"tokens_in": "5"}}',
     b'{"type": "a", "metadata": [1, 2]}',
     # nesting orjson reads but Python's json module does not, and a long digit run
     b'{"type": "a", "payload": %s123456789012345678901234567890%s}' % (b"[" * 1000, b"]" * 1000),
