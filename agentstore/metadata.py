@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def _a_number(value: Any) -> Any:
+def number_only(value: Any) -> Any:
     """Refuse what pydantic's lax mode would turn into a number: `True` would count as one
     token or one dollar, `"5"` is a caller's bug (an integral float such as `5.0` is kept:
     token counts are often computed)."""
@@ -39,9 +39,9 @@ def _a_number(value: Any) -> Any:
     return value
 
 
-_Count = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_a_number)]
+_Count = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(number_only)]
 _Dollars = Annotated[
-    Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_a_number)
+    Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(number_only)
 ]
 
 

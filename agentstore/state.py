@@ -7,18 +7,22 @@ import hashlib
 import types
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializationInfo,
+    ValidationError,
     computed_field,
     field_serializer,
 )
 
+from agentstore.errors import InvalidInputError
 from agentstore.events import Event, EventType, StoredEvent
+from agentstore.metadata import number_only
 
 __all__ = [
     "Budget",
@@ -32,14 +36,36 @@ __all__ = [
 
 
 class Budget(BaseModel):
-    """Spending limits of a session, checked before each `llm_request` is recorded."""
+    """Spending limits of a session, checked before each `llm_request` is recorded.
 
-    max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    Each limit is a number of at least zero (not a boolean or a string); a bad one raises
+    `InvalidInputError`, given or assigned.
+    """
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    max_cost_usd: Annotated[
+        Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(number_only)
+    ] = None
     """Refuse new LLM requests once the session has cost this many dollars."""
-    max_tokens: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    max_tokens: Annotated[
+        Annotated[int, Field(ge=0, le=2**63 - 1)] | None, BeforeValidator(number_only)
+    ] = None
     """Refuse new LLM requests once the session has used this many tokens (in + out).
     At most 2**63 - 1: no store keeps a larger integer (PostgreSQL's jsonb would keep it,
     and read it back as a float that no session could be read with)."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidInputError(f"invalid budget: {exc}") from exc
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise InvalidInputError(f"invalid budget: {exc}") from exc
 
 
 class BudgetRemaining(BaseModel):

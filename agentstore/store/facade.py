@@ -298,7 +298,7 @@ class Store(StoreSessions, StoreReads):
         sid = validate_session_id(session_id)
         check_count("at_seq", at_seq)
         if budget is not UNSET:
-            check_budget(budget)
+            budget = check_budget(budget)
         source = await self._backend.get_session(sid)
         if at_seq > source.event_count:
             raise InvalidInputError(

@@ -55,7 +55,7 @@ class StoreSessions:
         """
         self._check_open()
         sid = validate_session_id(session_id) if session_id is not None else str(uuid.uuid4())
-        check_budget(budget)
+        budget = check_budget(budget)
         warn_if_cost_budget_unpriced(budget, self._pricer)
         session = self._new_session(sid, name=name, labels=labels, budget=budget)
         await self._backend.create_session(session)
@@ -111,7 +111,7 @@ class StoreSessions:
         if name is not UNSET and name is not None and not isinstance(name, str):
             raise InvalidInputError("name must be a string or None")
         if budget is not UNSET:
-            check_budget(budget)
+            budget = check_budget(budget)
             warn_if_cost_budget_unpriced(budget, self._pricer)
         changes = SessionChanges(name=name, labels=UNSET, budget=budget)
         if labels is not UNSET:

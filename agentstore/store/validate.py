@@ -162,7 +162,16 @@ def make_filter(
     )
 
 
-def check_budget(budget: object) -> None:
-    """Raise `InvalidInputError` unless `budget` is a `Budget` or None."""
-    if budget is not None and not isinstance(budget, Budget):
+def check_budget(budget: object) -> Budget | None:
+    """Return a private copy of `budget` (a `Budget` or None), its limits checked again.
+
+    Raises `InvalidInputError` for anything else. Checked again: one built with
+    `model_construct` or changed through its `__dict__` skipped validation, and a bad
+    limit stored would make the session unreadable. A copy: the caller's object changed
+    later must not change the budget the store holds for the session.
+    """
+    if budget is None:
+        return None
+    if not isinstance(budget, Budget):
         raise InvalidInputError("budget must be an agentstore.Budget (or None)")
+    return Budget(**budget.__dict__)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from pydantic import ValidationError
 from typer.testing import Result
 
-from agentstore import Budget
+from agentstore import Budget, InvalidInputError
 from tests.cli.conftest import BIN, FLIGHT_ID
 from tests.cli_process import one_event_export
 
@@ -77,7 +76,7 @@ def test_a_token_budget_beyond_64_bits_is_a_usage_error(cli: Cli, flight: str) -
 
 def test_a_budget_refuses_a_token_limit_beyond_64_bits() -> None:
     """No store keeps an integer beyond 64 bits (the file's JSON, PostgreSQL's jsonb)."""
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidInputError):
         Budget(max_tokens=2**63)
     assert Budget(max_tokens=2**63 - 1).max_tokens == 2**63 - 1
 

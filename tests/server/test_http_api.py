@@ -68,6 +68,17 @@ def test_create_with_an_id_twice_is_a_conflict(http: httpx.Client) -> None:
     assert (again["status"], again["code"]) == (409, "session_exists")
 
 
+@pytest.mark.parametrize(
+    "budget", [{"max_tokens": True}, {"max_cost_usd": "5"}, {"max_tokens": -1}]
+)
+def test_a_budget_of_no_number_is_a_400_and_creates_nothing(
+    http: httpx.Client, budget: dict[str, Any]
+) -> None:
+    refused = problem(http.post("/v1/sessions", json={"id": "budgeted", "budget": budget}))
+    assert (refused["status"], refused["code"]) == (400, "invalid_input")
+    assert http.get("/v1/sessions/budgeted").status_code == 404
+
+
 def test_append_one_then_a_batch_numbers_them_in_order(http: httpx.Client) -> None:
     sid = new_session(http)
     one = append(http, sid, {"type": "user_message", "payload": {"content": "hi"}})
