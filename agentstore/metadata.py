@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from typing import Annotated, Any, SupportsIndex
+from collections.abc import Mapping
+from typing import Annotated, Any, Self, SupportsIndex
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -105,6 +106,27 @@ class Metadata(BaseModel):
             # pickle of many events would otherwise give them one ordinary copy to share.
             return (_shared_empty, ())
         return super().__reduce_ex__(protocol)
+
+    @classmethod
+    # pydantic's mypy plugin gives the subclass a signature with the fields as keywords.
+    def model_construct(  # type: ignore[override]
+        cls, _fields_set: set[str] | None = None, **values: Any
+    ) -> Self:
+        """Build a `Metadata`, checked as `Metadata(...)` is.
+
+        pydantic's `model_construct` skips validation: a value it let through was written
+        as it was, and the line could not be read back (`CorruptLogError` on every replay
+        of its session).
+        """
+        return cls(**values)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Return a copy, with the fields in `update` checked as an assignment is (pydantic's
+        copy does not check them; see `model_construct`)."""
+        copied = super().model_copy(deep=deep)
+        for name, value in (update or {}).items():
+            setattr(copied, name, value)
+        return copied
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Metadata:
         if self is SHARED_EMPTY:

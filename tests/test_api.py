@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -85,17 +86,48 @@ def test_metadata_omits_unset_fields_and_checks_values() -> None:
 )
 def test_metadata_numbers_must_be_numbers(given: dict[str, object]) -> None:
     with pytest.raises(InvalidEventError, match="must be a number"):
-        Metadata(**given)  # type: ignore[arg-type]
+        Metadata(**given)
     meta = Metadata(tokens_in=3)
     with pytest.raises(InvalidEventError, match="must be a number"):
-        meta.tokens_in = True  # type: ignore[assignment]
+        meta.tokens_in = True
     assert meta.tokens_in == 3
     with pytest.raises(InvalidEventError, match="must be a number"):
         new_event("custom").with_metadata(**given)  # type: ignore[arg-type]
 
 
+async def test_metadata_made_past_validation_is_checked_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    # pydantic's model_construct and model_copy(update=...) do not validate; a value they
+    # let through was written as it was, and every replay of the session then failed
+    # (CorruptLogError: the line's metadata cannot be read back).
+    makers = {
+        "model_construct": lambda: Metadata.model_construct(tokens_in="x"),  # type: ignore[arg-type]
+        "model_copy": lambda: Metadata(model="m").model_copy(update={"cost_usd": True}),
+        "with_metadata": lambda: new_event("custom").with_metadata(Metadata(), tokens_in=-1),
+    }
+    async with agentstore.open(tmp_path) as store:
+        sid = (await store.create_session()).id
+
+        async def append_made(make: Callable[[], object]) -> None:
+            meta = make()
+            event = meta if isinstance(meta, Event) else new_event("custom", {}, meta)  # type: ignore[arg-type]
+            await store.append(sid, event)
+
+        for make in makers.values():
+            with pytest.raises(InvalidEventError):
+                await append_made(make)
+        assert await store.replay(sid) == []
+        good = Metadata(model="m").model_copy(update={"tokens_in": 5, "note": {"any": "json"}})
+        await store.append(sid, new_event("custom", {}, good))
+        assert Metadata.model_construct(tokens_in=3).to_dict() == {"tokens_in": 3}
+    async with agentstore.open(tmp_path) as store:
+        (stored,) = await store.replay(sid)
+        assert stored.metadata.to_dict() == {"model": "m", "tokens_in": 5, "note": {"any": "json"}}
+
+
 def test_metadata_counts_computed_as_whole_floats_are_kept() -> None:
-    assert Metadata(tokens_in=5.0, cost_usd=1).to_dict() == {"tokens_in": 5, "cost_usd": 1.0}  # type: ignore[arg-type]
+    assert Metadata(tokens_in=5.0, cost_usd=1).to_dict() == {"tokens_in": 5, "cost_usd": 1.0}
 
 
 def test_event_json_round_trip() -> None:
