@@ -35,7 +35,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from agentstore.errors import AgentStoreError, InvalidInputError
+from agentstore.errors import AgentStoreError, InvalidEventError, InvalidInputError
 from agentstore.events import Event, EventType, Metadata
 
 if TYPE_CHECKING:
@@ -282,7 +282,13 @@ def apply_price(type_name: str, metadata: Metadata, pricer: Pricer) -> Metadata:
     update: dict[str, Any] = {"extra": extra}
     if price.cost_usd is not None:
         update["cost_usd"] = price.cost_usd
-    return metadata.model_copy(update=update)
+    try:
+        return metadata.model_copy(update=update)
+    except InvalidEventError as exc:
+        # A pricer's cost below zero or not a number, a source that is not a string: the
+        # event is kept, unpriced (written as given, it could not have been read back).
+        logger.warning("pricer %r gave %r for model %s: %s", pricer, price, metadata.model, exc)
+        return metadata.model_copy(update={"extra": {**(metadata.extra or {}), "price": "error"}})
 
 
 # --- repricing --------------------------------------------------------------------------

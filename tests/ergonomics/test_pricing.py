@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,6 +189,23 @@ async def test_a_custom_pricer_and_a_failing_one() -> None:
         session = await store.create_session()
         stored = await store.append(session.id, agentstore.llm_response("gpt-4o", "x", tokens_in=5))
     assert stored.metadata.extra == {"price": "error"}
+
+
+@pytest.mark.parametrize(
+    "price", [Price(-0.5, "mine"), Price(True, "mine"), Price(0.5, 7), Price(0.5, "mine", model=3)]
+)
+async def test_a_price_that_could_not_be_read_back_leaves_the_event_unpriced(
+    tmp_path: Path, price: Price
+) -> None:
+    # Written as given, such a cost or source made the line unreadable: every replay of
+    # the session failed. The event is kept, flagged as a pricing error.
+    async with agentstore.open(tmp_path, pricing=lambda meta, at: price) as store:
+        sid = (await store.create_session()).id
+        stored = await store.append(sid, agentstore.llm_response("gpt-4o", "x", tokens_in=5))
+    assert (stored.metadata.cost_usd, stored.metadata.extra) == (None, {"price": "error"})
+    async with agentstore.open(tmp_path, pricing=False) as store:
+        (read,) = await store.replay(sid)
+    assert read.metadata.extra == {"price": "error"}
 
 
 def test_bad_pricing_argument() -> None:
