@@ -31,6 +31,7 @@ from agentstore.backends.types import check_batch_marks
 from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFoundError
 from agentstore.events import Event
 from agentstore.session import PrunedSession, Session, validate_session_id
+from agentstore.state import Budget
 from agentstore.store.validate import aware, check_labels, pending_from_stored
 
 __all__ = [
@@ -126,9 +127,21 @@ def replay_reader(
 
 
 def import_session_of(session: Session | Mapping[str, Any]) -> Session:
-    """Check an exported session and return it as a new, empty session to create."""
+    """Check an exported session and return it as a new, empty session to create.
+
+    A `Session` (and a `Budget` in it) is checked again from its fields: pydantic takes a
+    model instance as it is, and its fields can be changed past validation (its labels
+    dict, an assigned budget, `model_construct`). A session file written with a bad one
+    could not be read back, and the import left it behind.
+    """
+    fields = dict(session.__dict__) if isinstance(session, Session) else dict(session)
+    if isinstance(session, Session) and session.__pydantic_extra__:
+        fields.update(session.__pydantic_extra__)
+    budget = fields.get("budget")
+    if isinstance(budget, Budget):
+        fields["budget"] = dict(budget.__dict__)
     try:
-        target = session if isinstance(session, Session) else Session.model_validate(session)
+        target = Session.model_validate(fields)
     except ValidationError as exc:
         raise InvalidInputError(f"not a valid session: {exc}") from exc
     validate_session_id(target.id)
