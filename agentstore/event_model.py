@@ -60,6 +60,12 @@ class Event(BaseModel):
         except ValidationError as exc:
             raise InvalidEventError(f"invalid event: {exc}") from exc
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:  # agentstore's own error, as for a bad `Event(...)`
+            raise InvalidEventError(f"invalid event: {exc}") from exc
+
     @field_validator("type", mode="before")
     @classmethod
     def _check_type(cls, value: object) -> str:

@@ -23,6 +23,7 @@ from collections.abc import (
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from agentstore.backends.base import Backend, EventFilter, PendingEvent, SessionQuery
@@ -32,7 +33,7 @@ from agentstore.errors import ConcurrencyError, InvalidInputError, SessionNotFou
 from agentstore.events import Event
 from agentstore.session import PrunedSession, Session, validate_session_id
 from agentstore.state import Budget
-from agentstore.store.validate import aware, check_labels, pending_from_stored
+from agentstore.store.validate import aware, check_labels, check_text, pending_from_stored
 
 __all__ = [
     "backend_reader",
@@ -145,6 +146,15 @@ def import_session_of(session: Session | Mapping[str, Any]) -> Session:
     except ValidationError as exc:
         raise InvalidInputError(f"not a valid session: {exc}") from exc
     validate_session_id(target.id)
+    for what, text in (("name", target.name), ("parent_id", target.parent_id)):
+        if text is not None:
+            check_text(what, text)
+    check_labels(target.labels)
+    if target.__pydantic_extra__:
+        try:
+            orjson.dumps(target.__pydantic_extra__)
+        except TypeError as exc:
+            raise InvalidInputError(f"not a valid session: {exc}") from None
     return target.model_copy(update={"event_count": 0, "updated_at": target.created_at})
 
 

@@ -17,7 +17,7 @@ from agentstore.state import Budget
 from agentstore.store.budgets import BudgetBook
 from agentstore.store.snapshots import SnapshotWriter
 from agentstore.store.states import StateKeeper
-from agentstore.store.validate import check_budget, check_count, check_labels
+from agentstore.store.validate import check_budget, check_count, check_labels, check_text
 
 __all__ = ["StoreSessions"]
 
@@ -72,6 +72,8 @@ class StoreSessions:
     ) -> Session:
         if name is not None and not isinstance(name, str):
             raise InvalidInputError("name must be a string")
+        if name is not None:
+            check_text("name", name)
         clean_labels = check_labels(labels)
         now = datetime.now(UTC)
         # Strictly increasing creation times keep "newest first" exact within a process.
@@ -110,6 +112,8 @@ class StoreSessions:
         sid = validate_session_id(session_id)
         if name is not UNSET and name is not None and not isinstance(name, str):
             raise InvalidInputError("name must be a string or None")
+        if isinstance(name, str):
+            check_text("name", name)
         if budget is not UNSET:
             budget = check_budget(budget)
             warn_if_cost_budget_unpriced(budget, self._pricer)

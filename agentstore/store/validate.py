@@ -28,6 +28,7 @@ __all__ = [
     "check_budget",
     "check_count",
     "check_labels",
+    "check_text",
     "make_filter",
     "pending_from_stored",
     "prepare",
@@ -109,7 +110,26 @@ def check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidInputError(
                 f"labels must map non-empty strings to strings; got {key!r}: {value!r}"
             )
+        check_text("a label", key)
+        check_text("a label", value)
     return dict(labels)
+
+
+def check_text(what: str, value: str) -> str:
+    """Return `value` unless it cannot be written as UTF-8 (a lone surrogate such as
+    `"\\ud800"`, which Python strings can hold): then raise `InvalidInputError`.
+
+    Every store writes text as UTF-8: caught here, before anything is written (the file
+    backend wrote the session file, then failed on its index line with a `TypeError`).
+    """
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"{what} is not valid Unicode text: {exc.reason} at {exc.start} in {value!r}"
+            ) from None
+    return value
 
 
 def aware(name: str, value: datetime | None) -> datetime | None:
