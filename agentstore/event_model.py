@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.main import TupleGenerator
 
+from agentstore.checked_model import CheckedModel
 from agentstore.errors import CorruptLogError, InvalidEventError
 from agentstore.event_ids import legacy_event_id, new_event_id
 from agentstore.event_types import KNOWN_TYPES, TYPE_NAME, check_event_type
@@ -30,7 +31,7 @@ from agentstore.metadata import (
 __all__ = ["STORED_FIELDS_SET", "Event", "StoredEvent", "decode_event"]
 
 
-class Event(BaseModel):
+class Event(CheckedModel):
     """One immutable record in a session's log.
 
     Build one with `new_event()`; the store assigns `session_id`, `sequence_number` and
@@ -54,17 +55,8 @@ class Event(BaseModel):
     metadata: Metadata = Field(default_factory=lambda: empty_metadata())
     """Tokens, cost, model, tool name, timing."""
 
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidEventError(f"invalid event: {exc}") from exc
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        try:
-            super().__setattr__(name, value)
-        except ValidationError as exc:  # agentstore's own error, as for a bad `Event(...)`
-            raise InvalidEventError(f"invalid event: {exc}") from exc
+    invalid_error = InvalidEventError
+    invalid_what = "event"
 
     @field_validator("type", mode="before")
     @classmethod

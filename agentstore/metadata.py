@@ -15,8 +15,9 @@ import threading
 from collections.abc import Mapping
 from typing import Annotated, Any, Self, SupportsIndex
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from agentstore.checked_model import CheckedModel
 from agentstore.errors import InvalidEventError
 
 __all__ = [
@@ -46,7 +47,7 @@ _Dollars = Annotated[
 ]
 
 
-class Metadata(BaseModel):
+class Metadata(CheckedModel):
     """Optional observability data attached to an event. Every field may be left unset.
 
     Counts and `cost_usd` must be numbers (not booleans or strings), at least zero.
@@ -81,19 +82,13 @@ class Metadata(BaseModel):
     extra: dict[str, str] | None = None
     """Free-form string key/value pairs."""
 
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidEventError(f"invalid metadata: {exc}") from exc
+    invalid_error = InvalidEventError
+    invalid_what = "metadata"
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self is SHARED_EMPTY:  # never handed to users (see `SHARED_EMPTY`): a bug here
             raise InvalidEventError("the shared empty Metadata of stored events is read-only")
-        try:
-            super().__setattr__(name, value)
-        except ValidationError as exc:
-            raise InvalidEventError(f"invalid metadata: {exc}") from exc
+        super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
         if self is SHARED_EMPTY:

@@ -15,12 +15,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializationInfo,
-    ValidationError,
     computed_field,
     field_serializer,
 )
 
-from agentstore.errors import InvalidInputError
+from agentstore.checked_model import CheckedModel
 from agentstore.events import Event, EventType, StoredEvent
 from agentstore.metadata import number_only
 
@@ -35,7 +34,7 @@ __all__ = [
 ]
 
 
-class Budget(BaseModel):
+class Budget(CheckedModel):
     """Spending limits of a session, checked before each `llm_request` is recorded.
 
     Each limit is a number of at least zero (not a boolean or a string); a bad one raises
@@ -43,6 +42,7 @@ class Budget(BaseModel):
     """
 
     model_config = ConfigDict(validate_assignment=True)
+    invalid_what = "budget"
 
     max_cost_usd: Annotated[
         Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(number_only)
@@ -54,18 +54,6 @@ class Budget(BaseModel):
     """Refuse new LLM requests once the session has used this many tokens (in + out).
     At most 2**63 - 1: no store keeps a larger integer (PostgreSQL's jsonb would keep it,
     and read it back as a float that no session could be read with)."""
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise InvalidInputError(f"invalid budget: {exc}") from exc
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        try:
-            super().__setattr__(name, value)
-        except ValidationError as exc:
-            raise InvalidInputError(f"invalid budget: {exc}") from exc
 
 
 class BudgetRemaining(BaseModel):
