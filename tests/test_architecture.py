@@ -28,6 +28,7 @@ MODEL = {
     "agentstore.payloads",
     "agentstore.codec",
     "agentstore.metadata",
+    "agentstore.checked_model",
 }
 
 
