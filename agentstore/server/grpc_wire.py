@@ -178,13 +178,10 @@ def budget_to_pb(budget: Budget) -> pb.Budget:
 
 def budget_from_pb(msg: pb.Budget) -> Budget:
     """Return the `Budget` a message describes; raise `InvalidInputError` if it is invalid."""
-    try:
-        return Budget(
-            max_cost_usd=msg.max_cost_usd if msg.HasField("max_cost_usd") else None,
-            max_tokens=msg.max_tokens if msg.HasField("max_tokens") else None,
-        )
-    except ValueError as exc:  # pydantic's ValidationError
-        raise InvalidInputError(f"invalid budget: {exc}") from exc
+    return Budget(
+        max_cost_usd=msg.max_cost_usd if msg.HasField("max_cost_usd") else None,
+        max_tokens=msg.max_tokens if msg.HasField("max_tokens") else None,
+    )
 
 
 def session_to_pb(session: Session) -> pb.Session:
