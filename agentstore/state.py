@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from agentstore.checked_model import CheckedModel
+from agentstore.eventjson import aware_utc
 from agentstore.events import Event, EventType, StoredEvent
 from agentstore.metadata import number_only
 
@@ -31,6 +32,7 @@ __all__ = [
     "State",
     "TokenUsage",
     "default_reducer",
+    "last_folded",
 ]
 
 
@@ -215,6 +217,21 @@ def default_reducer(state: State, event: Event) -> State:
         _track_call(state, event, kind, call_id)
     fields["data"][kind] = ev["payload"]
     return state
+
+
+def last_folded(state: State, event: Event, reducer: Reducer) -> bool:
+    """Tell whether `event` can be the last event folded into `state` (a snapshot's).
+
+    Its number and time must be the state's `version` and `last_event_at`; with the
+    default reducer, its payload the one the state keeps for its type. A state that keeps
+    no `last_event_at` (a custom reducer's) cannot be told apart: False.
+    """
+    stamp, last = event.timestamp, state.last_event_at
+    if event.sequence_number != state.version or stamp is None or last is None:
+        return False
+    if aware_utc(stamp) != aware_utc(last):
+        return False
+    return reducer is not default_reducer or state.data.get(event.type) == event.payload
 
 
 _FOLDED = ("version", "last_event_at", "event_count")

@@ -21,7 +21,7 @@ from agentstore.backends.base import AppendResult, Backend
 from agentstore.backends.base import SnapshotRecord as _Snapshot
 from agentstore.errors import ReducerError
 from agentstore.eventjson import aware_utc
-from agentstore.state import Reducer, State, default_reducer
+from agentstore.state import Reducer, State, last_folded
 from agentstore.store.adoption import Adoption
 from agentstore.store.budgets import BudgetBook
 
@@ -156,13 +156,7 @@ class SnapshotCapture:
 
     def _folded(self, state: State, event: Event) -> bool:
         """Tell whether `event` can be the last event folded into `state`."""
-        stamp = event.timestamp
-        if event.sequence_number != state.version or stamp is None or state.last_event_at is None:
-            return False
-        if aware_utc(stamp) != aware_utc(state.last_event_at):
-            return False
-        # The default reducer keeps the latest payload of each type: the last event's.
-        return self.reducer is not default_reducer or state.data.get(event.type) == event.payload
+        return last_folded(state, event, self.reducer)
 
     async def _base_from_snapshot(self, session_id: str, max_version: int) -> State:
         if self.snapshot_interval:

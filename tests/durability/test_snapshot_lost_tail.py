@@ -81,3 +81,17 @@ async def test_a_snapshot_whose_last_event_the_log_holds_still_serves_cold_reads
     async with agentstore.open(tmp_path, pricing=False) as store:
         assert (await store.get_state(sid)).tool_calls == 1000
         assert (await store.get_state(sid, at_seq=100)).tool_calls == 1000
+
+
+async def test_verify_says_the_store_ignores_a_snapshot_of_lost_events(tmp_path: Path) -> None:
+    sid, log = await _session_of(tmp_path, 150)
+    _cut_to(log, 90)
+    # Appended to by a store that takes no snapshots: the stale one at 100 stays.
+    async with agentstore.open(tmp_path, snapshot_interval=0, pricing=False) as store:
+        for i in range(20):
+            await store.append(sid, new_event("error", {"j": i}))
+    async with agentstore.open(tmp_path, pricing=False) as store:
+        (problem,) = (await store.verify(sid)).problems
+        assert problem.kind == "snapshot"
+        assert "other events than the log holds; the store ignores it" in problem.message
+        assert (await store.get_state(sid)).errors == 20  # from the log, not the snapshot
