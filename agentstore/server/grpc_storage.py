@@ -73,8 +73,8 @@ def pending_from_pb(msg: pb.PendingEvent, index: int) -> PendingEvent:
         raise InvalidEventError(f"{where}: metadata must be a JSON object")
     try:
         metadata = Metadata(**raw_meta)
-    except (ValueError, TypeError) as exc:
-        raise InvalidEventError(f"{where}: invalid metadata: {exc}") from exc
+    except (ValueError, TypeError) as exc:  # Metadata's own error says "invalid metadata"
+        raise InvalidEventError(f"{where}: {exc}") from exc
     stamp = _opt(msg, "timestamp")
     return PendingEvent(
         id=msg.id,

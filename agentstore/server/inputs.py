@@ -67,8 +67,8 @@ def event_from_fields(
             raise InvalidInputError(f"event {index}: metadata must be a JSON object")
         try:
             meta = Metadata(**metadata)
-        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-            raise InvalidInputError(f"event {index}: invalid metadata: {exc}") from exc
+        except (ValueError, TypeError) as exc:  # Metadata's own error says "invalid metadata"
+            raise InvalidInputError(f"event {index}: {exc}") from exc
     try:
         # `new_event`, not `Event(...)`: the type is checked the same way and the payload
         # when it is appended, without a pydantic validation of the whole model per event.
