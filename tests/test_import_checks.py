@@ -56,3 +56,11 @@ async def test_an_unchanged_export_imports_with_its_labels_and_budget(tmp_path: 
         await store.delete_session(made.id)
         again = await store.import_session(exported, [])
     assert (again.labels, again.budget) == ({"team": "a"}, Budget(max_tokens=9))
+
+
+@pytest.mark.parametrize("given", [None, 5, "session", ["id", "s"]])
+async def test_an_export_that_is_no_session_is_agentstores_error(given: Any) -> None:
+    async with agentstore.open("memory://") as store:
+        with pytest.raises(InvalidInputError, match="not a valid session"):
+            await store.import_session(given, [])
+        assert await store.list_sessions() == []

@@ -135,6 +135,8 @@ def import_session_of(session: Session | Mapping[str, Any]) -> Session:
     dict, an assigned budget, `model_construct`). A session file written with a bad one
     could not be read back, and the import left it behind.
     """
+    if not isinstance(session, Session | Mapping):
+        raise InvalidInputError(f"not a valid session: a {type(session).__name__}")
     fields = dict(session.__dict__) if isinstance(session, Session) else dict(session)
     if isinstance(session, Session) and session.__pydantic_extra__:
         fields.update(session.__pydantic_extra__)

@@ -304,7 +304,7 @@ class StateKeeper(SnapshotCapture):
         # event loop (the heartbeat of `make bench` asks for no stall over 5 ms).
         # `check`: the state's own last event is read first, and must be the one it folded
         # (`SnapshotDisowned` if not; see `_from_snapshot`).
-        start = state.version + (not check)
+        start = state.version if check else state.version + 1
         turns = Turns()
         while start <= stop_at:
             stop = min(start + _FOLD_PAGE - 1, stop_at)
