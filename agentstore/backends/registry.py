@@ -135,6 +135,8 @@ def _open_file(target: str, options: BackendOptions) -> Backend:
     path = target[len("file://") :] if target.lower().startswith("file://") else target
     if not path:
         raise InvalidInputError("file:// needs a path, e.g. file:///srv/agent-data")
+    if "\x00" in path:
+        raise InvalidInputError(f"a data directory's path cannot hold a NUL character: {path!r}")
     if options.durability not in ("fsync", "flush"):
         raise InvalidInputError(
             f"durability must be 'fsync' or 'flush', not {options.durability!r}"

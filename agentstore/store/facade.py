@@ -74,10 +74,15 @@ class Store(StoreSessions, StoreReads):
     ) -> None:
         if not isinstance(backend, Backend):
             raise InvalidInputError(f"expected an agentstore Backend, not {type(backend).__name__}")
-        if not isinstance(snapshot_interval, int) or snapshot_interval < 0:
+        # `bool` is an `int`: True would be an interval of one event, a cache of one.
+        if type(snapshot_interval) is not int or snapshot_interval < 0:
             raise InvalidInputError("snapshot_interval must be an integer >= 0 (0 disables)")
-        if not isinstance(cache_size, int) or cache_size < 0:
+        if type(cache_size) is not int or cache_size < 0:
             raise InvalidInputError("cache_size must be an integer >= 0")
+        if reducer is not None and not callable(reducer):
+            raise InvalidInputError(
+                f"reducer must be a function (state, event) -> State, not {reducer!r}"
+            )
         self._backend = backend
         self._budgets = BudgetBook(backend, cache_size)
         self._states = StateKeeper(

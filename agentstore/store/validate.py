@@ -171,6 +171,8 @@ def make_filter(
             check_count(name, value)
     if isinstance(types, str):
         types = [types]
+    elif types is not None and not isinstance(types, Iterable):
+        raise InvalidInputError(f"types must be an event type or several, not {types!r}")
     type_set = frozenset(check_event_type(t) for t in types) if types is not None else None
     return EventFilter(
         from_seq=max(from_seq or 1, 1),
