@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentstore.errors import InvalidInputError
 
-__all__ = ["CheckedModel"]
+__all__ = ["CheckedModel", "brief"]
 
 
 class CheckedModel(BaseModel):
@@ -29,10 +29,21 @@ class CheckedModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise self.invalid_error(f"invalid {self.invalid_what}: {exc}") from exc
+            raise self.invalid_error(f"invalid {self.invalid_what}: {brief(exc)}") from exc
 
     def __setattr__(self, name: str, value: Any) -> None:
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
-            raise self.invalid_error(f"invalid {self.invalid_what}: {exc}") from exc
+            raise self.invalid_error(f"invalid {self.invalid_what}: {brief(exc)}") from exc
+
+
+def brief(exc: ValidationError) -> str:
+    """A pydantic error on one line: `where: what` for each problem, without the links
+    and the repeated "N validation errors for ..." headers of nested models."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        what = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {what}" if where else what)
+    return "; ".join(parts)

@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.main import TupleGenerator
 
-from agentstore.checked_model import CheckedModel
+from agentstore.checked_model import CheckedModel, brief
 from agentstore.errors import CorruptLogError, InvalidEventError
 from agentstore.event_ids import legacy_event_id, new_event_id
 from agentstore.event_types import KNOWN_TYPES, TYPE_NAME, check_event_type
@@ -227,7 +227,9 @@ def decode_event(obj: dict[str, Any]) -> Event:
         event_id = obj.get("id") or legacy_event_id(session_id, seq)
         if type(event_id) is not str and not isinstance(event_id, str):
             raise ValueError("id must be a string")
-    except (KeyError, ValueError, TypeError, ValidationError) as exc:
+    except ValidationError as exc:
+        raise CorruptLogError(f"not a valid event: {brief(exc)}") from exc
+    except (KeyError, ValueError, TypeError) as exc:
         raise CorruptLogError(f"not a valid event: {exc}") from exc
     event = _new_model(StoredEvent)
     _set_dict(

@@ -154,7 +154,8 @@ def parse_export(data: bytes, source: str) -> tuple[dict[str, Any], Iterator[Eve
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
-        raise UsageError(f"{source}: session {where}: {problem['msg']}") from None
+        why = problem["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{source}: session {where}: {why}") from None
     return session, _events(raw_events, source)
 
 

@@ -96,12 +96,23 @@ def test_import_bad_files(cli: Cli, tmp_path: Path) -> None:
             "event 1: not a valid event: invalid type 'X'",
         ),
         ('{"session": {"id": "s"}, "events": []}', "session created_at: Field required"),
+        (
+            '[{"session_id": "s", "sequence_number": 1, "type": "x", '
+            '"timestamp": "2026-01-01T00:00:00Z", "metadata": {"cost_usd": true}}]',
+            "event 1: not a valid event: invalid metadata: cost_usd: must be a number, not bool",
+        ),
+        (
+            '{"session": {"id": "s", "created_at": "2026-01-01T00:00:00Z", '
+            '"budget": {"max_tokens": "5"}}, "events": []}',
+            "session budget: invalid budget: max_tokens: must be a number, not str",
+        ),
     ):
         bad.write_text(content)
         result = cli("import", str(bad))
         assert result.exit_code == 2, content
         assert message in result.stderr
         assert result.stderr.count("\n") == 1
+        assert "errors.pydantic.dev" not in result.stderr
     missing = cli("import", str(tmp_path / "missing.json"))
     assert missing.exit_code == 1
     assert "cannot read" in missing.stderr
