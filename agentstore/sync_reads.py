@@ -51,7 +51,11 @@ class SyncReads:
         return self._call(
             self._store.replay,
             session_id,
-            types=list(types) if types is not None and not isinstance(types, str) else types,
+            # Read here, on the caller's thread (a generator); the store refuses what is
+            # no type nor iterable of them.
+            types=list(types)
+            if isinstance(types, Iterable) and not isinstance(types, str)
+            else types,
             since=since,
             until=until,
             from_seq=from_seq,

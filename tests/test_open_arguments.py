@@ -48,3 +48,11 @@ async def test_a_read_refuses_types_that_are_no_event_types(types: Any) -> None:
         with pytest.raises(InvalidInputError, match="types must be"):
             await store.replay(sid, types=types)
         assert len(await store.replay(sid, types="custom")) == 1
+
+
+def test_the_sync_store_refuses_types_that_are_no_event_types() -> None:
+    with agentstore.open_sync("memory://") as store:
+        sid = store.create_session().id
+        with pytest.raises(InvalidInputError, match="types must be"):
+            store.replay(sid, types=5)  # type: ignore[arg-type]
+        assert store.replay(sid, types=(t for t in ["custom"])) == []
