@@ -35,7 +35,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from agentstore.errors import AgentStoreError, InvalidEventError, InvalidInputError
+from agentstore.errors import AgentStoreError, InvalidInputError
 from agentstore.events import Event, EventType, Metadata
 
 if TYPE_CHECKING:
@@ -270,11 +270,16 @@ def apply_price(type_name: str, metadata: Metadata, pricer: Pricer) -> Metadata:
         price = pricer(metadata, None)
         if not isinstance(price, Price):
             raise TypeError(f"a pricer must return agentstore.Price, not {type(price).__name__}")
+        # `model_copy` checks the price: a cost < 0 written could not be read back.
+        return metadata.model_copy(update=_priced(metadata, price))
     except Exception as exc:  # a user's pricer must not lose the event
         logger.warning("pricer %r failed on model %s: %r", pricer, metadata.model, exc)
-        price = Price(None, "error")
-    extra = dict(metadata.extra or {})
-    extra["price"] = price.source
+    return metadata.model_copy(update=_priced(metadata, Price(None, "error")))
+
+
+def _priced(metadata: Metadata, price: Price) -> dict[str, Any]:
+    """The fields a price sets: the cost, if any, and the source in `extra`."""
+    extra = {**(metadata.extra or {}), "price": price.source}
     if price.model is not None:
         extra["price_model"] = price.model
     if price.provider is not None:
@@ -282,13 +287,7 @@ def apply_price(type_name: str, metadata: Metadata, pricer: Pricer) -> Metadata:
     update: dict[str, Any] = {"extra": extra}
     if price.cost_usd is not None:
         update["cost_usd"] = price.cost_usd
-    try:
-        return metadata.model_copy(update=update)
-    except InvalidEventError as exc:
-        # A pricer's cost below zero or not a number, a source that is not a string: the
-        # event is kept, unpriced (written as given, it could not have been read back).
-        logger.warning("pricer %r gave %r for model %s: %s", pricer, price, metadata.model, exc)
-        return metadata.model_copy(update={"extra": {**(metadata.extra or {}), "price": "error"}})
+    return update
 
 
 # --- repricing --------------------------------------------------------------------------
