@@ -25,7 +25,7 @@ from agentstore.events import (
     format_timestamp,
 )
 from agentstore.server import agentstore_pb2 as pb
-from agentstore.server.inputs import in_utc, integer_beyond_64_bits, refuse_duplicate_keys
+from agentstore.server.inputs import in_utc, loads_exact, refuse_duplicate_keys
 from agentstore.session import Session
 from agentstore.state import Budget
 
@@ -95,15 +95,7 @@ def json_value(blob: bytes, what: str) -> Any:
     """
     if not blob:
         return None
-    try:
-        value = orjson.loads(blob)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEventError(f"{what} is not valid JSON: {exc}") from exc
-    too_big = integer_beyond_64_bits(blob)
-    if too_big is not None:
-        raise InvalidEventError(
-            f"{what}: the integer {too_big[:30].decode()} does not fit in 64 bits"
-        )
+    value = loads_exact(blob, what, InvalidEventError)
     if blob.find(b":") >= 0:  # an object somewhere (or a colon in a string)
         try:
             written = orjson.dumps(value)

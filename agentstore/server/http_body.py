@@ -11,7 +11,8 @@ orjson reads what it is given, but three kinds of valid JSON would still hurt la
   server while a proxy or a log reader saw a conditional one, and a payload was stored
   other than what its sender's own tools showed. RFC 8259 leaves the meaning open, so
   such a body is refused, naming the key.
-- Integers beyond 64 bits, which orjson turns into floats (`inputs.integer_beyond_64_bits`).
+- Integers beyond 64 bits, which orjson turns into floats (`inputs.loads_exact`, as the gRPC
+  door decodes too).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import orjson
 
 from agentstore import InvalidInputError
 from agentstore.eventjson import dumps_within
-from agentstore.server.inputs import integer_beyond_64_bits, refuse_duplicate_keys
+from agentstore.server.inputs import loads_exact, refuse_duplicate_keys
 
 __all__ = ["MAX_DEPTH", "decode_json_body"]
 
@@ -33,15 +34,7 @@ levels down: the state keeps it two levels deeper again, within what orjson writ
 
 def decode_json_body(raw: bytes) -> Any:
     """Return the JSON value of a request body, or raise `InvalidInputError` saying why."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
-    too_big = integer_beyond_64_bits(raw)
-    if too_big is not None:
-        raise InvalidInputError(
-            f"the integer {too_big[:30].decode()} does not fit in 64 bits; send it as a string"
-        )
+    data = loads_exact(raw, "the request body")
     opened = raw.count(b"[") + raw.count(b"{")  # brackets in strings too: an upper bound
     if opened <= MAX_DEPTH and raw.find(b":") < 0:
         return data  # neither too deep nor any object key: nothing more to look at

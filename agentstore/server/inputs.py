@@ -27,6 +27,7 @@ __all__ = [
     "in_utc",
     "integer_beyond_64_bits",
     "is_after_cursor",
+    "loads_exact",
     "refuse_duplicate_keys",
 ]
 
@@ -119,6 +120,23 @@ def integer_beyond_64_bits(raw: bytes) -> bytes | None:
         if len(token.lstrip(b"-")) > 20 or not -(2**63) <= int(token) < 2**64:
             return token
     return None
+
+
+def loads_exact(raw: bytes, where: str, error: type[InvalidInputError] = InvalidInputError) -> Any:
+    """Decode a JSON document; raise `error` naming `where` ("the request body", "event 0:
+    payload") if it is not JSON, or if it holds an integer beyond 64 bits (orjson would
+    read it as a float: another number than the one sent). Both doors decode this way."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"{where} is not valid JSON: {exc}") from None
+    too_big = integer_beyond_64_bits(raw)
+    if too_big is not None:
+        raise error(
+            f"{where}: the integer {too_big[:30].decode()} does not fit in 64 bits; "
+            "send it as a string"
+        )
+    return value
 
 
 # A key given twice in one object: orjson keeps the last value, other parsers the first,
