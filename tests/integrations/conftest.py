@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 @pytest.fixture(autouse=True)
-def _offline_frameworks(monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline_frameworks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No framework may trace to a vendor's cloud or send telemetry from a test."""
     for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING_V2"):
         monkeypatch.setenv(name, "false")
@@ -37,3 +38,12 @@ def _offline_frameworks(monkeypatch: pytest.MonkeyPatch) -> None:
         "GOOGLE_CLOUD_AGENT_ENGINE_ENABLE_TELEMETRY",
     ):
         monkeypatch.delenv(name, raising=False)
+    # The OpenAI Agents SDK would export traces to OpenAI: off while its tests run (its
+    # switch is a function, not a variable; the SDK is loaded once a test module used it).
+    agents = sys.modules.get("agents")
+    if agents is None:
+        yield
+        return
+    agents.set_tracing_disabled(True)
+    yield
+    agents.set_tracing_disabled(False)

@@ -10,7 +10,7 @@ import asyncio
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("agents")
 
-from agents import Agent, Runner, function_tool, set_tracing_disabled
+from agents import Agent, Runner, function_tool
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from agents.usage import Usage
 
@@ -31,14 +31,6 @@ from agentstore.integrations.openai_agents import (
     AgentStoreRunHooks,
     AgentStoreSession,
 )
-
-
-@pytest.fixture(autouse=True)
-def no_tracing() -> Iterator[None]:
-    # The SDK would try to export traces to OpenAI; nothing may leave this machine.
-    set_tracing_disabled(True)
-    yield
-    set_tracing_disabled(False)
 
 
 @pytest.fixture

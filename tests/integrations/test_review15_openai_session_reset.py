@@ -13,26 +13,19 @@ The SDK's own `Runner` on its own `agents.testing.ScriptedModel`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("agents")
 
-from agents import Agent, Runner, set_tracing_disabled
+from agents import Agent, Runner
 from agents.testing import ScriptedModel, assistant_message
 
 import agentstore
 from agentstore import Store
 from agentstore.integrations.openai_agents import AgentStoreSession
-
-
-@pytest.fixture(autouse=True)
-def no_tracing() -> Iterator[None]:
-    set_tracing_disabled(True)
-    yield
-    set_tracing_disabled(False)
 
 
 @pytest.fixture
