@@ -10,6 +10,12 @@ The rules are the unary call's (the same function appends), plus:
 
 - Appends to one session run in the order they were read; appends to different sessions
   run concurrently (their syncs overlap), so answers may come back in another order.
+- While a call has carried appends to one session only (an agent appending to its own
+  session, the usual call), the task reading the call makes each append itself and
+  answers it before it reads the next: they would wait for each other anyway, and a task
+  per append (with its lock, slot and ordering event) cost the server 7% more CPU per
+  append, 16 clients on a file store. The first append to another session turns the call
+  into the concurrent one above for good; it waits for the append in progress at most.
 - A failed append is answered with its error (status name, stable code, message,
   details), and the call goes on. A message that does not parse has no tag to answer:
   the server reads no more, answers what it read, and ends the call with
@@ -76,6 +82,28 @@ async def serve_append_stream(
     writing = asyncio.Lock()
     # The last append read for each session: the next one to it waits for it to finish.
     tails: dict[str, asyncio.Event] = {}
+    # While the call has carried one session, the reader makes each append itself (see the
+    # module docstring); from the first append to another session on, each gets a task.
+    solo: str | None = None
+    alone = True
+    busy = False  # the reader is making an append (not reading): let it finish, then stop
+    stop = False
+
+    async def settle(request: Any) -> Any:
+        """Make one append; return its answer (its result, or its error: the call goes on)."""
+        try:
+            size = request.ByteSize()
+            if size > max_bytes:
+                raise PayloadTooLargeError(
+                    f"the append is {size} bytes; the limit is {max_bytes}: split the batch"
+                )
+            message = reply(tag=request.tag)
+            out = message.ok
+            out.SetInParent()  # an empty result is still an `ok` answer
+            await append(request.append, out)
+        except Exception as exc:  # this append's error is its answer; the call goes on
+            message = reply(tag=request.tag, error=stream_error(exc))
+        return message
 
     async def answer(message: Any) -> None:
         # No send timeout (unlike a live follow): a client that does not read its answers
@@ -88,18 +116,7 @@ async def serve_append_stream(
         try:
             if after is not None:
                 await after.wait()
-            try:
-                size = request.ByteSize()
-                if size > max_bytes:
-                    raise PayloadTooLargeError(
-                        f"the append is {size} bytes; the limit is {max_bytes}: split the batch"
-                    )
-                message = reply(tag=request.tag)
-                out = message.ok
-                out.SetInParent()  # an empty result is still an `ok` answer
-                await append(request.append, out)
-            except Exception as exc:  # this append's error is its answer; the call goes on
-                message = reply(tag=request.tag, error=stream_error(exc))
+            message = await settle(request)
         finally:
             done.set()
             if tails.get(sid) is done:
@@ -110,8 +127,10 @@ async def serve_append_stream(
     refused: list[InvalidInputError] = []
 
     async def read_all(appends: asyncio.TaskGroup) -> None:
-        while True:
-            await slots.acquire()
+        nonlocal solo, alone, busy
+        while not stop:
+            if not alone:
+                await slots.acquire()
             try:
                 request = await context.read()
             except InvalidInputError as exc:  # a message that does not parse (no tag)
@@ -120,6 +139,17 @@ async def serve_append_stream(
             if request is grpc.aio.EOF:
                 return
             sid = request.append.session_id
+            if alone:
+                if solo is None:
+                    solo = sid
+                if sid == solo:
+                    # Nothing else of this call is in flight: no task, no lock, no slot.
+                    busy = True
+                    await context.write(await settle(request))
+                    busy = False
+                    continue
+                alone = False
+                await slots.acquire()
             done = asyncio.Event()
             appends.create_task(one(request, sid, tails.get(sid), done))
             tails[sid] = done
@@ -130,7 +160,9 @@ async def serve_append_stream(
         # Whichever comes first: the client is done sending, or the server begins to stop
         # (then it reads no more; the appends it read are answered before the call ends).
         await asyncio.wait((reader, stopping), return_when=asyncio.FIRST_COMPLETED)
-        reader.cancel()
+        stop = True
+        if not busy:  # reading or waiting for a slot; else it answers its append, then stops
+            reader.cancel()
         stopping.cancel()
     if refused:
         raise refused[0]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -9,10 +14,11 @@ import grpc
 import orjson
 import pytest
 
+import agentstore
 from agentstore.server import agentstore_pb2 as pb
 from agentstore.server.service import Limits
 
-from .grpc_helpers import error_of, new_event, read_to_end, running_door
+from .grpc_helpers import error_of, eventually, new_event, read_to_end, running_door
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -33,6 +39,25 @@ async def _answers(call: Any, count: int) -> dict[int, pb.AppendStreamResponse]:
     return out
 
 
+@contextlib.contextmanager
+def _locked_log(data_dir: Path, sid: str) -> Iterator[None]:
+    """Hold a session's log lock as another process's writer would, until the block ends."""
+    fd = os.open(data_dir / "events" / f"{sid}.jsonl", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _waiting_for_lock(data_dir: Path, sid: str) -> bool:
+    """True once some writer waits for the log lock `_locked_log` holds (/proc/locks lists
+    a blocked request with "->")."""
+    inode = (data_dir / "events" / f"{sid}.jsonl").stat().st_ino
+    lines = Path("/proc/locks").read_text().splitlines()
+    return any("->" in line and line.split()[-3].endswith(f":{inode}") for line in lines)
+
+
 async def test_pipelined_appends_to_one_session_land_in_the_order_sent() -> None:
     async with running_door() as door:
         sids = [(await door.api.CreateSession(pb.CreateSessionRequest())).id for _ in range(3)]
@@ -51,6 +76,30 @@ async def test_pipelined_appends_to_one_session_land_in_the_order_sent() -> None
             mine = [answers[i + 1].ok.events[0] for i in range(k, 30, 3)]
             assert [e.sequence_number for e in mine] == list(range(1, 11))
             assert [e.id for e in mine] == [e.id for e in stored]
+
+
+async def test_an_append_waiting_for_its_log_does_not_hold_back_another_session(
+    tmp_path: Path,
+) -> None:
+    # A call that has carried one session makes its appends one after another (they would
+    # wait for each other anyway); from its first append to another session on, appends to
+    # different sessions run concurrently. Here another writer holds one session's log.
+    async with agentstore.open(tmp_path) as store, running_door(store) as door:
+        for sid in ("first", "slow", "fast"):
+            await store.create_session(session_id=sid)
+            await store.append(sid, agentstore.new_event("custom", 0))
+        call = door.api.AppendStream()
+        await call.write(_append(1, "first", new_event("custom", 1)))
+        assert (await _answers(call, 1))[1].ok.events[0].sequence_number == 2
+        with _locked_log(tmp_path, "slow"):
+            await call.write(_append(2, "slow", new_event("custom", 2)))
+            await eventually(lambda: _waiting_for_lock(tmp_path, "slow"))
+            await call.write(_append(3, "fast", new_event("custom", 3)))
+            assert list(await _answers(call, 1)) == [3]  # while "slow" still waits
+        assert (await _answers(call, 1))[2].ok.events[0].sequence_number == 2
+        await call.done_writing()
+        assert await read_to_end(call) == []
+        assert await call.code() == grpc.StatusCode.OK
 
 
 async def test_a_failed_append_is_answered_with_its_error_and_the_call_goes_on() -> None:
@@ -135,6 +184,27 @@ async def test_stopping_the_server_answers_what_it_read_and_ends_the_call() -> N
             assert await read_to_end(call) == []
         assert await call.code() == grpc.StatusCode.OK
         assert len(await door.service.store.replay(sid)) == 1
+
+
+async def test_stopping_the_server_mid_append_answers_that_append(tmp_path: Path) -> None:
+    # The append the server is making when it begins to stop is finished and answered (it
+    # is stored: an unanswered append must be one the server never read).
+    async with agentstore.open(tmp_path) as store, running_door(store) as door:
+        await store.create_session(session_id="s")
+        await store.append("s", agentstore.new_event("custom", 0))
+        call = door.api.AppendStream()
+        async with anyio.create_task_group() as tg:
+            with _locked_log(tmp_path, "s"):
+                await call.write(_append(1, "s", new_event("custom", 1)))
+                await eventually(lambda: _waiting_for_lock(tmp_path, "s"))
+                tg.start_soon(door.handle.stop, 5)
+                await eventually(lambda: door.service.stopping)
+            # The lock is released: the append lands, is answered, and the call ends.
+            with anyio.fail_after(10):
+                answers = await read_to_end(call)
+        assert [a.ok.events[0].sequence_number for a in answers] == [2]
+        assert await call.code() == grpc.StatusCode.OK
+        assert len(await store.replay("s")) == 2
 
 
 async def test_a_client_that_does_not_read_its_answers_is_held_back() -> None:
