@@ -102,6 +102,26 @@ async def test_an_append_waiting_for_its_log_does_not_hold_back_another_session(
         assert await call.code() == grpc.StatusCode.OK
 
 
+async def test_a_client_that_pipelines_to_one_session_is_read_ahead(tmp_path: Path) -> None:
+    # Appends sent before the one in progress is answered make the call concurrent: the
+    # server reads on while "s" waits for its log, and so answers "t" meanwhile.
+    async with agentstore.open(tmp_path) as store, running_door(store) as door:
+        for sid in ("s", "t"):
+            await store.create_session(session_id=sid)
+            await store.append(sid, agentstore.new_event("custom", 0))
+        call = door.api.AppendStream()
+        with _locked_log(tmp_path, "s"):
+            for tag in (1, 2):
+                await call.write(_append(tag, "s", new_event("custom", tag)))
+            await eventually(lambda: _waiting_for_lock(tmp_path, "s"))
+            await call.write(_append(3, "t", new_event("custom", 3)))
+            assert list(await _answers(call, 1)) == [3]
+        answers = await _answers(call, 2)
+        assert [answers[tag].ok.events[0].sequence_number for tag in (1, 2)] == [2, 3]
+        await call.done_writing()
+        assert await read_to_end(call) == []
+
+
 async def test_a_failed_append_is_answered_with_its_error_and_the_call_goes_on() -> None:
     limits = Limits(max_body_bytes=64 * 1024, max_batch=10)
     async with running_door(limits=limits) as door:
@@ -193,18 +213,22 @@ async def test_stopping_the_server_mid_append_answers_that_append(tmp_path: Path
         await store.create_session(session_id="s")
         await store.append("s", agentstore.new_event("custom", 0))
         call = door.api.AppendStream()
+        # The call's first append is a probe (made by a task); the next ones of a client
+        # that waits for each answer are made by the task reading the call: this one.
+        await call.write(_append(1, "s", new_event("custom", 1)))
+        assert (await _answers(call, 1))[1].ok.events[0].sequence_number == 2
         async with anyio.create_task_group() as tg:
             with _locked_log(tmp_path, "s"):
-                await call.write(_append(1, "s", new_event("custom", 1)))
+                await call.write(_append(2, "s", new_event("custom", 2)))
                 await eventually(lambda: _waiting_for_lock(tmp_path, "s"))
                 tg.start_soon(door.handle.stop, 5)
                 await eventually(lambda: door.service.stopping)
             # The lock is released: the append lands, is answered, and the call ends.
             with anyio.fail_after(10):
                 answers = await read_to_end(call)
-        assert [a.ok.events[0].sequence_number for a in answers] == [2]
+        assert [a.ok.events[0].sequence_number for a in answers] == [3]
         assert await call.code() == grpc.StatusCode.OK
-        assert len(await store.replay("s")) == 2
+        assert len(await store.replay("s")) == 3
 
 
 async def test_a_client_that_does_not_read_its_answers_is_held_back() -> None:
