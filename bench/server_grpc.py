@@ -30,7 +30,8 @@ client CPU is this process's (all 16 or 64 clients, grpcio's threads included): 
 share the machine's cores, so what the clients cost is not left to the server.
 
 The in-process figure of the same run is scenario 3 of `make bench`: 16 tasks appending to
-16 sessions of one file store in this process (fsync), the best of three runs. The goal:
+16 sessions of one file store in this process (fsync), the best of three runs, each run
+just before one of the 16 `AppendStream` clients' three (`goal_rows`). The goal:
 16 gRPC clients reach at least half of it. The last row is the transport's own ceiling
 on this machine: a bare grpc.aio server (`--echo-server`, no store, no protobuf) that
 sends each message of a bidirectional call straight back, driven by the same 16 clients
