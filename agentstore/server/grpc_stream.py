@@ -94,7 +94,6 @@ async def serve_append_stream(
     # most appends itself (see the module docstring); else each append gets a task.
     solo: str | None = None  # the one session of a sequential call
     sequential = True
-    in_flight = 0  # appends handed to tasks and not yet made
     since_probe = PROBE_EVERY  # the first append is a probe
     busy = False  # the reader is making an append (not reading): let it finish, then stop
     stop = False
@@ -123,15 +122,13 @@ async def serve_append_stream(
             await context.write(message)
 
     async def one(request: Any, sid: str, after: asyncio.Event | None, done: asyncio.Event) -> None:
-        nonlocal in_flight
         try:
             if after is not None:
                 await after.wait()
             message = await settle(request)
         finally:
-            # Made (before it is answered: a client that waits for the answer cannot have
-            # sent its next append yet, which `read_all` then finds with none in flight).
-            in_flight -= 1
+            # Out of `tails` once made, before it is answered: a client that waits for the
+            # answer cannot have sent its next append yet, so `read_all` finds it made.
             done.set()
             if tails.get(sid) is done:
                 del tails[sid]
@@ -141,7 +138,7 @@ async def serve_append_stream(
     refused: list[InvalidInputError] = []
 
     async def read_all(appends: asyncio.TaskGroup) -> None:
-        nonlocal solo, sequential, in_flight, since_probe, busy
+        nonlocal solo, sequential, since_probe, busy
         while not stop:
             if not sequential:
                 await slots.acquire()
@@ -156,7 +153,9 @@ async def serve_append_stream(
             if sequential:
                 if solo is None:
                     solo = sid
-                if sid != solo or in_flight:  # another session, or sent before an answer
+                # Another session, or sent while a probe of this one is being made (in
+                # `tails` until made): the client pipelines.
+                if sid != solo or sid in tails:
                     sequential = False
                 elif since_probe < PROBE_EVERY:
                     since_probe += 1
@@ -167,7 +166,6 @@ async def serve_append_stream(
                 else:
                     since_probe = 0  # a probe: read on while a task makes this append
                 await slots.acquire()
-            in_flight += 1
             done = asyncio.Event()
             appends.create_task(one(request, sid, tails.get(sid), done))
             tails[sid] = done
